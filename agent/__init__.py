@@ -1,0 +1,1 @@
+"""The HubSync agent: configuration, CLI, watcher, control API and services."""

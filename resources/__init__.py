@@ -1,0 +1,1 @@
+"""Icons, SQL migrations and desktop files shipped with HubSync."""

@@ -1,0 +1,62 @@
+"""Error kinds the engine tells apart.
+
+Every failure that reaches the engine is one of these, so that it can decide
+between retrying soon (transient), asking the user to sign in (auth), giving up
+on one file until it changes (permanent), or telling the user about a limit
+(quota). Messages never contain secrets.
+"""
+
+from __future__ import annotations
+
+
+class SyncError(Exception):
+    """Base class; ``kind`` is stored in the journal next to the message."""
+
+    kind = "error"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class TransientError(SyncError):
+    """Network trouble, 5xx, 429, timeouts: retry with backoff."""
+
+    kind = "transient"
+
+
+class AuthError(SyncError):
+    """The session expired or was revoked: pause the remote until sign-in."""
+
+    kind = "auth"
+
+
+class PermanentError(SyncError):
+    """This one file cannot be synced as it is (bad name, rejected type...)."""
+
+    kind = "permanent"
+
+
+class QuotaError(PermanentError):
+    """Too large for the bucket or over the project's quota."""
+
+    kind = "quota"
+
+
+class FileChangedError(SyncError):
+    """The file changed while we read it: send it back to 'seen'."""
+
+    kind = "changed"
+
+
+class LocalFileError(SyncError):
+    """The local file cannot be read (permissions, vanished, I/O error)."""
+
+    kind = "local"
+
+
+class IntegrityError(SyncError):
+    """Bytes read back do not match their SHA-256."""
+
+    kind = "integrity"

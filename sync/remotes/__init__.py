@@ -1,0 +1,1 @@
+"""Hub back ends. Only ``supabase*`` modules here may import supabase-py."""

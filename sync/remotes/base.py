@@ -1,0 +1,154 @@
+"""The small interface every hub implements (local folder, Supabase).
+
+The engine only ever talks to a hub through :class:`Remote`. All calls are
+async; they raise the kinds in :mod:`sync.errors` and nothing else, so the
+engine can decide what to retry. Every method that writes is idempotent: a
+repeated call after a crash does no harm (the order of truth is: blob, then
+rows, then the journal).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+BUCKET_FILES = "user-files"
+BUCKET_RESULTS = "results"
+BUCKET_GENERATED = "generated-files"
+
+ProgressFn = Callable[[int], None]
+"""Called with the number of bytes moved since the previous call."""
+
+
+def guess_content_type(filename: str) -> str:
+    kind, _ = mimetypes.guess_type(filename, strict=False)
+    return kind or "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One version of one mirrored file, as the hub records it.
+
+    ``version`` grows by one for every change of (device, root_id, relpath);
+    a deletion is a version too (``deleted=True``, sha256 of the last content),
+    which is what makes deletions restorable.
+    """
+
+    device: str
+    root_id: str
+    root_path: str
+    relpath: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    version: int
+    key: str
+    deleted: bool = False
+    content_type: str = "application/octet-stream"
+    recorded_at: str = ""
+
+    @property
+    def filename(self) -> str:
+        return self.relpath.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """A row of ``file_operations``: upload/download/delete/process/generate."""
+
+    operation: str
+    status: str
+    key: str | None = None
+    sha256: str | None = None
+    bytes: int = 0
+    started_at: str = ""
+    finished_at: str = ""
+    duration_ms: int = 0
+    error: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Remote(Protocol):
+    """A hub: blobs addressed by SHA-256 plus metadata tables."""
+
+    kind: str
+    """"local" or "supabase"."""
+
+    user_id: str
+    """First segment of every key (auth uid on Supabase)."""
+
+    def describe(self) -> str:
+        """Where the hub is, for status lines (a path or a URL, never a secret)."""
+        ...
+
+    async def ping(self) -> float:
+        """Round-trip to the hub in seconds; raises a SyncError when unreachable."""
+        ...
+
+    async def find_blobs(
+        self, hashes: Collection[str], bucket: str = BUCKET_FILES
+    ) -> dict[str, str]:
+        """Of ``hashes``, the ones the hub already holds, each with its key (one batch)."""
+        ...
+
+    async def put_blob(
+        self,
+        source: Path,
+        sha256: str,
+        size: int,
+        filename: str,
+        content_type: str,
+        progress: ProgressFn | None = None,
+        bucket: str = BUCKET_FILES,
+    ) -> str:
+        """Store ``source`` under its content key and return the key.
+
+        Raises FileChangedError when the bytes read do not hash to ``sha256``
+        (the file changed since it was hashed); nothing is left behind then.
+        """
+        ...
+
+    async def get_blob(
+        self,
+        key: str,
+        sha256: str,
+        dest: Path,
+        progress: ProgressFn | None = None,
+        bucket: str = BUCKET_FILES,
+    ) -> None:
+        """Download ``key`` to ``dest`` (a temp path of the caller), verifying its hash."""
+        ...
+
+    async def record(self, entries: Sequence[ManifestEntry]) -> None:
+        """Upsert manifest versions and file_metadata rows for them (one batch)."""
+        ...
+
+    async def log_operations(self, operations: Sequence[Operation]) -> None:
+        """Append file_operations rows (one batch)."""
+        ...
+
+    async def history(self, device: str, root_id: str, relpath: str) -> list[ManifestEntry]:
+        """Every recorded version of one path, oldest first."""
+        ...
+
+    async def signed_url(self, key: str, expires_in: int, bucket: str = BUCKET_FILES) -> str:
+        """A link to one blob (a file path on the local hub)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and file handles."""
+        ...
+
+
+class ResumeStore(Protocol):
+    """Where resumable uploads keep their upload URL across restarts (the journal)."""
+
+    def get_item(self, key: str) -> str | None: ...
+
+    def set_item(self, key: str, value: str) -> None: ...
+
+    def remove_item(self, key: str) -> None: ...

@@ -1,0 +1,5 @@
+"""Shared fixtures. Fixture modules of each area live in tests/fixtures/."""
+
+from __future__ import annotations
+
+pytest_plugins: list[str] = []
