@@ -1,0 +1,1 @@
+"""Supabase SQL migrations, named the way the Supabase CLI expects."""
