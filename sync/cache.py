@@ -1,0 +1,206 @@
+"""The download cache every read from a hub goes through.
+
+Content-addressed by SHA-256, so one cached copy serves every path and every
+version with that content. Entries expire after a TTL (checked on read and by
+:meth:`BlobCache.sweep`) and the least recently used go first when the cache
+is over its size limit. A download lands in a temp file and enters the cache
+only after its hash was verified, so a partial download is never served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sync.remotes.base import BUCKET_FILES, Remote
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    entries: int
+    size_bytes: int
+    limit_bytes: int
+    hits: int
+    misses: int
+    bytes_served: int
+    bytes_fetched: int
+
+    @property
+    def hit_rate(self) -> float:
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+
+class BlobCache:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        size_limit: int = 1024**3,
+        ttl: float = 24 * 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.dir = directory
+        self.size_limit = size_limit
+        self.ttl = ttl
+        self._clock = clock
+        directory.mkdir(parents=True, exist_ok=True)
+        self._tmp = directory / "tmp"
+        self._tmp.mkdir(exist_ok=True)
+        for stale in self._tmp.iterdir():
+            stale.unlink(missing_ok=True)
+        self._db = sqlite3.connect(
+            directory / "index.sqlite3", isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS entries (sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL,"
+            " created REAL NOT NULL, last_access REAL NOT NULL)"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+        )
+        self._lock = threading.Lock()
+        self._fetching: dict[str, asyncio.Future[Path]] = {}
+
+    def _path(self, sha256: str) -> Path:
+        return self.dir / sha256[:2] / sha256
+
+    def _bump(self, **counters: int) -> None:
+        self._db.executemany(
+            "INSERT INTO counters(name, value) VALUES(?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            counters.items(),
+        )
+
+    def lookup(self, sha256: str) -> Path | None:
+        """The cached file for ``sha256`` if present and fresh; counts a hit or a miss."""
+        now = self._clock()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT size, created FROM entries WHERE sha256=?", (sha256,)
+            ).fetchone()
+            path = self._path(sha256)
+            if row is not None and now - row[1] > self.ttl:
+                self._drop(sha256)
+                row = None
+            if row is None or not path.exists():
+                if row is not None:
+                    self._db.execute("DELETE FROM entries WHERE sha256=?", (sha256,))
+                self._bump(misses=1)
+                return None
+            self._db.execute("UPDATE entries SET last_access=? WHERE sha256=?", (now, sha256))
+            self._bump(hits=1, bytes_served=row[0])
+            return path
+
+    def _drop(self, sha256: str) -> None:
+        self._path(sha256).unlink(missing_ok=True)
+        self._db.execute("DELETE FROM entries WHERE sha256=?", (sha256,))
+
+    def admit(self, temp: Path, sha256: str) -> Path:
+        """Move a verified download into the cache and evict what no longer fits."""
+        size = temp.stat().st_size
+        final = self._path(sha256)
+        final.parent.mkdir(exist_ok=True)
+        os.replace(temp, final)
+        now = self._clock()
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO entries(sha256, size, created, last_access)"
+                " VALUES(?, ?, ?, ?)",
+                (sha256, size, now, now),
+            )
+            self._bump(bytes_fetched=size)
+            self._evict(keep=sha256)
+        return final
+
+    def _evict(self, keep: str) -> None:
+        total = self._db.execute("SELECT coalesce(sum(size), 0) FROM entries").fetchone()[0]
+        if total <= self.size_limit:
+            return
+        for sha, size in self._db.execute(
+            "SELECT sha256, size FROM entries WHERE sha256 != ? ORDER BY last_access", (keep,)
+        ).fetchall():
+            self._drop(sha)
+            total -= size
+            if total <= self.size_limit:
+                break
+
+    def sweep(self) -> int:
+        """Remove expired entries and files the index does not know; returns how many went."""
+        cutoff = self._clock() - self.ttl
+        with self._lock:
+            expired = [
+                r[0]
+                for r in self._db.execute("SELECT sha256 FROM entries WHERE created < ?", (cutoff,))
+            ]
+            for sha in expired:
+                self._drop(sha)
+            known = {r[0] for r in self._db.execute("SELECT sha256 FROM entries")}
+        orphans = 0
+        for sub in self.dir.iterdir():
+            if sub.is_dir() and len(sub.name) == 2:
+                for f in sub.iterdir():
+                    if f.name not in known:
+                        f.unlink(missing_ok=True)
+                        orphans += 1
+        return len(expired) + orphans
+
+    def stats(self) -> CacheStats:
+        with self._lock:
+            entries, size = self._db.execute(
+                "SELECT count(*), coalesce(sum(size), 0) FROM entries"
+            ).fetchone()
+            counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+        return CacheStats(
+            entries=entries,
+            size_bytes=size,
+            limit_bytes=self.size_limit,
+            hits=counters.get("hits", 0),
+            misses=counters.get("misses", 0),
+            bytes_served=counters.get("bytes_served", 0),
+            bytes_fetched=counters.get("bytes_fetched", 0),
+        )
+
+    async def fetch(
+        self, remote: Remote, key: str, sha256: str, bucket: str = BUCKET_FILES
+    ) -> Path:
+        """The verified local copy of a blob, downloading it only on a miss.
+
+        Concurrent fetches of the same content share one download.
+        """
+        hit = self.lookup(sha256)
+        if hit is not None:
+            return hit
+        running = self._fetching.get(sha256)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Path] = asyncio.get_running_loop().create_future()
+        self._fetching[sha256] = future
+        temp = self._tmp / f"{uuid.uuid4().hex}.part"
+        try:
+            await remote.get_blob(key, sha256, temp, bucket=bucket)  # verifies the hash
+            path = self.admit(temp, sha256)
+        except BaseException as exc:
+            temp.unlink(missing_ok=True)
+            if not future.done():
+                future.set_exception(exc)
+                future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        else:
+            future.set_result(path)
+            return path
+        finally:
+            self._fetching.pop(sha256, None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,492 @@
+"""One sync pass of a root: walk → compare → hash → dedup → upload → record → commit.
+
+Work is done in chunks (a few hundred files or a few hundred MB): inside a
+chunk files are hashed and uploaded concurrently, then the chunk's manifest
+rows go to the hub in one batch and the journal commits them in one
+transaction. The order of truth is blob → hub rows → journal, and every step
+is idempotent, so a crash at any point is repaired by the next pass without
+repeating an upload that finished (the hub is asked which hashes it has).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from sync.errors import AuthError, LocalFileError, SyncError
+from sync.hashing import Hashed, hash_file
+from sync.journal import DELETED, ERROR, FileRow, Journal, Root
+from sync.remotes.base import ManifestEntry, Remote, guess_content_type
+from sync.scan import Diff, Stat, WalkResult, diff, walk, walk_paths
+from sync.transfer import RetryPolicy, bounded_map, retry_delay, with_retries
+
+CHUNK_FILES = 512
+CHUNK_BYTES = 256 * 1024 * 1024
+FIND_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class MassDeletePolicy:
+    """Hold a pass's deletions for confirmation when they look like an accident."""
+
+    ratio: float = 0.5
+    count: int = 1000
+    min_files: int = 10
+    """The ratio rule only applies from this many deletions on (a 3-file folder may lose 2)."""
+
+    def holds(self, deleting: int, tracked: int) -> bool:
+        if deleting > self.count:
+            return True
+        return deleting >= self.min_files and deleting > self.ratio * tracked
+
+
+@dataclass
+class Progress:
+    phase: str
+    root: str
+    files_done: int = 0
+    files_total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+    current: str = ""
+
+
+ProgressSink = Callable[[Progress], None]
+
+
+@dataclass
+class PassReport:
+    root: Root
+    scanned: int = 0
+    unchanged: int = 0
+    hashed: int = 0
+    uploaded: int = 0
+    uploaded_bytes: int = 0
+    deduplicated: int = 0
+    dedup_bytes: int = 0
+    renamed: int = 0
+    recorded: int = 0
+    deleted: int = 0
+    held_deletes: list[str] = field(default_factory=list)
+    errors: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """relpath → (kind, reason) for files that are not in the hub as they are."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """relpath → why it is not mirrored by design (links, FIFOs...)."""
+    ignored: int = 0
+    auth_needed: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors and not self.held_deletes and not self.auth_needed
+
+
+@dataclass
+class _Item:
+    """A file on its way through a chunk."""
+
+    relpath: str
+    stat: Stat
+    hashed: Hashed | None = None
+    key: str | None = None
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        journal: Journal,
+        remotes: Mapping[str, Remote],
+        *,
+        hash_threads: int = 2,
+        workers: int = 4,
+        mass_delete: MassDeletePolicy | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.journal = journal
+        self.remotes = remotes
+        self.workers = workers
+        self.mass_delete = mass_delete or MassDeletePolicy()
+        self.retry = retry or RetryPolicy()
+        self.clock = clock
+        self._hash_pool = ThreadPoolExecutor(hash_threads, thread_name_prefix="hubsync-hash")
+        self._hash_threads = hash_threads
+
+    def close(self) -> None:
+        self._hash_pool.shutdown(wait=True, cancel_futures=True)
+
+    def remote_for(self, root: Root) -> Remote:
+        try:
+            return self.remotes[root.hub]
+        except KeyError:
+            raise AuthError(
+                f"the {root.hub} hub is not available (not configured or signed out)"
+            ) from None
+
+    # -- entry points -------------------------------------------------------------------
+
+    async def sync_root(
+        self,
+        root: Root,
+        *,
+        paths: Iterable[str] | None = None,
+        confirm_deletes: bool = False,
+        progress: ProgressSink | None = None,
+    ) -> PassReport:
+        """Bring the hub up to date with ``root`` (all of it, or only ``paths`` and below)."""
+        report = PassReport(root)
+        if not root.path.is_dir():
+            report.errors["."] = ("local", f"folder {root.path} is not reachable")
+            return report
+        emit = progress or (lambda _p: None)
+        emit(Progress("scanning", str(root.path)))
+        loop = asyncio.get_running_loop()
+        if paths is None:
+            walked = await loop.run_in_executor(self._hash_pool, walk, root.path)
+            known = self.journal.stat_index(root.id)
+        else:
+            wanted = sorted(set(paths))
+            walked = await loop.run_in_executor(self._hash_pool, walk_paths, root.path, wanted)
+            known = _restrict(self.journal.stat_index(root.id), wanted)
+        report.scanned = len(walked.files)
+        report.skipped = walked.skipped
+        report.ignored = walked.ignored
+        now = self.clock()
+        rows = self.journal.files(root.id) if known else {}
+        retry_due = {
+            rel for rel, row in rows.items() if row.state == ERROR and (row.next_retry or 0) <= now
+        }
+        d = diff(walked.files, known, retry_due)
+        report.unchanged = d.unchanged
+        for rel, row in rows.items():
+            if row.state == ERROR and rel not in d.to_hash and rel in walked.files:
+                report.errors[rel] = (row.error_kind or "error", row.last_error or "failed")
+        if d.revived:
+            with self.journal.transaction():
+                self.journal.conn.executemany(
+                    "UPDATE files SET state='synced' WHERE root_id=? AND relpath=?",
+                    ((root.id, rel) for rel in d.revived),
+                )
+        remote = self.remote_for(root)
+        try:
+            await self._run_pass(root, remote, walked, d, rows, report, confirm_deletes, emit)
+        except AuthError as exc:
+            report.auth_needed = True
+            report.errors.setdefault(".", ("auth", exc.message))
+        emit(Progress("done", str(root.path)))
+        return report
+
+    # -- the pass -----------------------------------------------------------------------------
+
+    async def _run_pass(
+        self,
+        root: Root,
+        remote: Remote,
+        walked: WalkResult,
+        d: Diff,
+        rows: dict[str, FileRow],
+        report: PassReport,
+        confirm_deletes: bool,
+        emit: ProgressSink,
+    ) -> None:
+        new_items = [_Item(rel, st) for rel, st in d.to_hash.items()]
+        with self.journal.transaction():
+            self.journal.mark_seen(root.id, ((i.relpath, *i.stat) for i in new_items))
+        for item in new_items:
+            old = d.renamed.get(item.relpath)
+            old_row = rows.get(old) if old else None
+            if old_row is not None and old_row.sha256:
+                size, mtime_ns, inode = item.stat
+                item.hashed = Hashed(old_row.sha256, size, mtime_ns, inode)
+                item.key = old_row.remote_key
+                report.renamed += 1
+        total_bytes = sum(i.stat[0] for i in new_items)
+        state = Progress(
+            "syncing", str(root.path), files_total=len(new_items), bytes_total=total_bytes
+        )
+        emit(state)
+        deleting = list(d.deleted)
+        for chunk in _chunks(new_items):
+            vanished = await self._sync_chunk(root, remote, chunk, rows, report, state, emit)
+            deleting.extend(v for v in vanished if v in rows and rows[v].state != DELETED)
+            if vanished:
+                with self.journal.transaction():
+                    self.journal.forget(
+                        root.id, (v for v in vanished if v not in rows or not rows[v].sha256)
+                    )
+        await self._apply_deletions(root, remote, deleting, rows, report, confirm_deletes)
+
+    async def _sync_chunk(
+        self,
+        root: Root,
+        remote: Remote,
+        chunk: list[_Item],
+        rows: dict[str, FileRow],
+        report: PassReport,
+        state: Progress,
+        emit: ProgressSink,
+    ) -> list[str]:
+        """Hash, dedup, upload and record one chunk; returns paths that vanished meanwhile."""
+        vanished: list[str] = []
+        failed: dict[str, SyncError] = {}
+        loop = asyncio.get_running_loop()
+
+        async def hash_one(item: _Item) -> Hashed:
+            state.current = item.relpath
+            return await loop.run_in_executor(self._hash_pool, hash_file, root.path / item.relpath)
+
+        to_hash = [i for i in chunk if i.hashed is None]
+        async with contextlib.aclosing(
+            bounded_map(to_hash, hash_one, self._hash_threads * 2)
+        ) as results:
+            async for item, outcome in results:
+                if isinstance(outcome, Hashed):
+                    item.hashed = outcome
+                    report.hashed += 1
+                elif _is_vanished(outcome):
+                    vanished.append(item.relpath)
+                else:
+                    failed[item.relpath] = outcome
+
+        hashed = [i for i in chunk if i.hashed is not None]
+        hub_keys = await self._dedup(root, remote, hashed)
+        uploads: dict[str, _Item] = {}
+        for item in hashed:
+            assert item.hashed is not None
+            sha = item.hashed.sha256
+            if sha in hub_keys:
+                if item.key is None:
+                    report.deduplicated += 1
+                    report.dedup_bytes += item.hashed.size
+                item.key = hub_keys[sha]
+            elif sha not in uploads:
+                uploads[sha] = item
+
+        async def upload(item: _Item) -> str:
+            assert item.hashed is not None
+            h = item.hashed
+            name = item.relpath.rsplit("/", 1)[-1]
+            state.current = item.relpath
+
+            def moved(n: int) -> None:
+                state.bytes_done += n
+
+            return await with_retries(
+                lambda: remote.put_blob(
+                    root.path / item.relpath,
+                    h.sha256,
+                    h.size,
+                    name,
+                    guess_content_type(name),
+                    moved,
+                ),
+                self.retry,
+            )
+
+        new_blobs: list[tuple[str, int, str]] = []
+        async with contextlib.aclosing(
+            bounded_map(uploads.values(), upload, self.workers)
+        ) as uploaded:
+            async for owner, result in uploaded:
+                assert owner.hashed is not None
+                if isinstance(result, str):
+                    hub_keys[owner.hashed.sha256] = result
+                    new_blobs.append((owner.hashed.sha256, owner.hashed.size, result))
+                    report.uploaded += 1
+                    report.uploaded_bytes += owner.hashed.size
+                elif isinstance(result, AuthError):
+                    raise result
+                elif _is_vanished(result):
+                    vanished.append(owner.relpath)
+                else:
+                    failed[owner.relpath] = result
+        if new_blobs:
+            with self.journal.transaction():
+                self.journal.add_blobs(root.hub, new_blobs)
+
+        # Equal content elsewhere in the chunk rides on the uploaded blob.
+        recordable: list[_Item] = []
+        for item in hashed:
+            assert item.hashed is not None
+            key = hub_keys.get(item.hashed.sha256)
+            if key is None:
+                owner = uploads.get(item.hashed.sha256)
+                if owner is not None and owner.relpath in failed and owner is not item:
+                    failed.setdefault(item.relpath, failed[owner.relpath])
+                continue
+            if item.relpath in failed or item.relpath in vanished:
+                continue
+            item.key = key
+            recordable.append(item)
+        await self._record(root, remote, recordable, rows, report)
+        self._record_failures(root, failed, report)
+        state.files_done += len(chunk)
+        emit(state)
+        return vanished
+
+    async def _dedup(self, root: Root, remote: Remote, items: Sequence[_Item]) -> dict[str, str]:
+        """sha → key for every hash of ``items`` the hub already has (journal first, then hub)."""
+        hashes = {i.hashed.sha256 for i in items if i.hashed is not None}
+        known = self.journal.known_blobs(root.hub, hashes)
+        unknown = sorted(hashes - known.keys())
+        found: dict[str, str] = {}
+        for start in range(0, len(unknown), FIND_BATCH):
+            batch = unknown[start : start + FIND_BATCH]
+            found.update(await with_retries(lambda b=batch: remote.find_blobs(b), self.retry))  # type: ignore[misc]
+        if found:
+            sizes = {i.hashed.sha256: i.hashed.size for i in items if i.hashed is not None}
+            with self.journal.transaction():
+                self.journal.add_blobs(root.hub, ((s, sizes[s], k) for s, k in found.items()))
+        return {**known, **found}
+
+    async def _record(
+        self,
+        root: Root,
+        remote: Remote,
+        items: Sequence[_Item],
+        rows: Mapping[str, FileRow],
+        report: PassReport,
+    ) -> None:
+        if not items:
+            return
+        device = self.journal.device_id
+        entries: list[ManifestEntry] = []
+        synced: list[tuple[str, int, int, int, str, int, str]] = []
+        for item in items:
+            h = item.hashed
+            assert h is not None and item.key is not None
+            row = rows.get(item.relpath)
+            version = (row.version if row else 0) + 1
+            entries.append(
+                ManifestEntry(
+                    device=device,
+                    root_id=root.id,
+                    root_path=str(root.path),
+                    relpath=item.relpath,
+                    sha256=h.sha256,
+                    size=h.size,
+                    mtime_ns=h.mtime_ns,
+                    version=version,
+                    key=item.key,
+                    content_type=guess_content_type(item.relpath.rsplit("/", 1)[-1]),
+                )
+            )
+            synced.append((item.relpath, h.size, h.mtime_ns, h.inode, h.sha256, version, item.key))
+        await with_retries(lambda: remote.record(entries), self.retry)
+        now = self.clock()
+        with self.journal.transaction():
+            self.journal.mark_synced(root.id, synced, now)
+            self.journal.log_many(
+                (("upload", root.id, s[0], s[4], s[1], None) for s in synced), now
+            )
+        report.recorded += len(synced)
+
+    def _record_failures(
+        self, root: Root, failed: Mapping[str, SyncError], report: PassReport
+    ) -> None:
+        if not failed:
+            return
+        now = self.clock()
+        rows = self.journal.files(root.id)
+        with self.journal.transaction():
+            for rel, exc in failed.items():
+                attempts = rows[rel].attempts if rel in rows else 0
+                self.journal.mark_error(
+                    root.id, rel, exc.kind, exc.message, retry_delay(attempts, exc.kind), now
+                )
+                report.errors[rel] = (exc.kind, exc.message)
+
+    async def _apply_deletions(
+        self,
+        root: Root,
+        remote: Remote,
+        deleting: list[str],
+        rows: Mapping[str, FileRow],
+        report: PassReport,
+        confirm: bool,
+    ) -> None:
+        """Tombstone deleted files (never their blobs), unless it looks like an accident."""
+        tombstones = [rel for rel in deleting if rows.get(rel) and rows[rel].sha256]
+        never_synced = [rel for rel in deleting if rel not in tombstones]
+        if never_synced:
+            with self.journal.transaction():
+                self.journal.forget(root.id, never_synced)
+        if not tombstones:
+            return
+        moved_shas = {
+            r[0]
+            for r in self.journal.conn.execute(
+                "SELECT sha256 FROM files WHERE root_id=? AND state='synced'", (root.id,)
+            )
+        }
+        real = [rel for rel in tombstones if rows[rel].sha256 not in moved_shas]
+        tracked = sum(1 for r in rows.values() if r.state != DELETED)
+        if real and not confirm and self.mass_delete.holds(len(real), tracked):
+            with self.journal.transaction():
+                self.journal.mark_held(root.id, tombstones)
+            report.held_deletes = sorted(tombstones)
+            return
+        device = self.journal.device_id
+        entries = []
+        marks: list[tuple[str, int, str, int, int, str]] = []
+        for rel in tombstones:
+            row = rows[rel]
+            assert row.sha256 is not None and row.remote_key is not None
+            version = row.version + 1
+            entries.append(
+                ManifestEntry(
+                    device=device,
+                    root_id=root.id,
+                    root_path=str(root.path),
+                    relpath=rel,
+                    sha256=row.sha256,
+                    size=row.size,
+                    mtime_ns=row.mtime_ns,
+                    version=version,
+                    key=row.remote_key,
+                    deleted=True,
+                )
+            )
+            marks.append((rel, version, row.sha256, row.size, row.mtime_ns, row.remote_key))
+        for start in range(0, len(entries), CHUNK_FILES):
+            batch = entries[start : start + CHUNK_FILES]
+            await with_retries(lambda b=batch: remote.record(b), self.retry)  # type: ignore[misc]
+            now = self.clock()
+            with self.journal.transaction():
+                self.journal.mark_deleted(root.id, marks[start : start + CHUNK_FILES], now)
+                self.journal.log_many(
+                    (
+                        ("delete", root.id, m[0], m[2], m[3], None)
+                        for m in marks[start : start + CHUNK_FILES]
+                    ),
+                    now,
+                )
+        report.deleted += len(entries)
+
+
+def _chunks(items: list[_Item]) -> Iterable[list[_Item]]:
+    chunk: list[_Item] = []
+    size = 0
+    for item in items:
+        chunk.append(item)
+        size += item.stat[0]
+        if len(chunk) >= CHUNK_FILES or size >= CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def _is_vanished(exc: SyncError) -> bool:
+    return isinstance(exc, LocalFileError) and "vanished" in exc.message
+
+
+def _restrict(
+    known: Mapping[str, tuple[int, int, int, str]], wanted: Sequence[str]
+) -> dict[str, tuple[int, int, int, str]]:
+    exact = set(wanted)
+    prefixes = tuple(w + "/" for w in wanted)
+    return {rel: v for rel, v in known.items() if rel in exact or rel.startswith(prefixes)}

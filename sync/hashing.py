@@ -1,0 +1,74 @@
+"""Streaming SHA-256 of files, done in worker threads.
+
+hashlib releases the GIL while it digests large buffers, so a small thread
+pool keeps every core busy when several files wait. A file is hashed only
+when its size, mtime and inode are the same before and after the read; a file
+still being written raises :class:`FileChangedError` and is retried later,
+never uploaded half-written.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from sync.errors import FileChangedError, LocalFileError
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Hashed:
+    sha256: str
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+def _describe(exc: OSError) -> str:
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.ENOENT:
+        return "vanished before it could be read"
+    return exc.strerror or str(exc)
+
+
+def hash_file(path: Path, chunk: int = CHUNK) -> Hashed:
+    """Hash ``path``; raises LocalFileError or FileChangedError with a clear reason."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise LocalFileError(f"cannot read: {_describe(exc)}") from None
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise LocalFileError("not a regular file")
+        digest = hashlib.sha256()
+        buf = bytearray(chunk)
+        view = memoryview(buf)
+        total = 0
+        with os.fdopen(fd, "rb", buffering=0, closefd=False) as f:
+            while n := f.readinto(buf):
+                digest.update(view[:n])
+                total += n
+        after = os.stat(path, follow_symlinks=False)
+    except OSError as exc:
+        raise LocalFileError(f"cannot read: {_describe(exc)}") from None
+    finally:
+        os.close(fd)
+    if (
+        total != before.st_size
+        or after.st_size != before.st_size
+        or after.st_mtime_ns != before.st_mtime_ns
+        or after.st_ino != before.st_ino
+    ):
+        raise FileChangedError("still being written (changed while hashing)")
+    return Hashed(digest.hexdigest(), total, before.st_mtime_ns, before.st_ino)
+
+
+def hash_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

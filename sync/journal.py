@@ -1,0 +1,467 @@
+"""The local SQLite journal: what HubSync knows about every mirrored file.
+
+One writer connection, owned by the engine; WAL with ``synchronous=NORMAL``.
+Changes are grouped into transactions per batch (never one fsync per file), and
+every batch is applied after the hub accepted it, so a crash anywhere leaves a
+journal that the next pass repairs by repeating idempotent steps.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+
+# File states, in the order of a file's life.
+SEEN = "seen"
+SYNCED = "synced"
+ERROR = "error"
+DELETED = "deleted"
+HELD = "held"  # a deletion waiting for --confirm-deletes
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    id: str
+    path: Path
+    hub: str
+    paused: bool
+    degraded: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    relpath: str
+    size: int
+    mtime_ns: int
+    inode: int
+    sha256: str | None
+    state: str
+    version: int
+    remote_key: str | None
+    error_kind: str | None
+    last_error: str | None
+    attempts: int
+    next_retry: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    version: int
+    sha256: str
+    size: int
+    mtime_ns: int
+    deleted: bool
+    remote_key: str
+    recorded_at: float
+
+
+_FILE_COLUMNS = (
+    "relpath, size, mtime_ns, inode, sha256, state, version, remote_key,"
+    " error_kind, last_error, attempts, next_retry"
+)
+
+
+def _migrate_v1(db: sqlite_utils.Database) -> None:
+    db["roots"].create(  # type: ignore[union-attr]
+        {"id": str, "path": str, "hub": str, "added_at": float, "paused": int, "degraded": str},
+        pk="id",
+        not_null={"path", "hub"},
+        defaults={"paused": 0},
+    )
+    db["roots"].create_index(["path"], unique=True)  # type: ignore[union-attr]
+    db.execute(
+        """CREATE TABLE files (
+            root_id TEXT NOT NULL, relpath TEXT NOT NULL,
+            size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
+            sha256 TEXT, state TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 0,
+            remote_key TEXT, error_kind TEXT, last_error TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0, next_retry REAL, synced_at REAL,
+            PRIMARY KEY (root_id, relpath)) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX files_state ON files(root_id, state)")
+    db.execute(
+        """CREATE TABLE blobs (
+            hub TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+            remote_key TEXT NOT NULL, PRIMARY KEY (hub, sha256)) WITHOUT ROWID"""
+    )
+    db.execute(
+        """CREATE TABLE versions (
+            root_id TEXT NOT NULL, relpath TEXT NOT NULL, version INTEGER NOT NULL,
+            sha256 TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+            deleted INTEGER NOT NULL, remote_key TEXT NOT NULL, recorded_at REAL NOT NULL,
+            PRIMARY KEY (root_id, relpath, version)) WITHOUT ROWID"""
+    )
+    db.execute(
+        """CREATE TABLE operations (
+            id INTEGER PRIMARY KEY, ts REAL NOT NULL, kind TEXT NOT NULL,
+            root_id TEXT, relpath TEXT, sha256 TEXT, bytes INTEGER NOT NULL DEFAULT 0,
+            detail TEXT)"""
+    )
+    db.execute("CREATE INDEX operations_ts ON operations(ts)")
+    db.execute("CREATE TABLE resume (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("CREATE TABLE metrics (ts REAL NOT NULL, name TEXT NOT NULL, value REAL NOT NULL)")
+    db.execute("CREATE INDEX metrics_name_ts ON metrics(name, ts)")
+
+
+_MIGRATIONS = {1: _migrate_v1}
+
+
+class Journal:
+    """All reads and writes of the journal go through here."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+        self.conn = conn
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self._in_tx = False
+        self._lock = threading.RLock()
+        self._migrate()
+
+    # -- plumbing -----------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            current = int(self.get_meta("schema_version") or 0)
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"journal {self.path} has schema {current}, newer than this HubSync "
+                    f"({SCHEMA_VERSION}); upgrade HubSync"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                _MIGRATIONS[version](self.db)
+                self.set_meta("schema_version", str(version))
+            if self.get_meta("device_id") is None:
+                self.set_meta("device_id", uuid.uuid4().hex)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit; nested calls join the outer transaction.
+
+        Never hold one across an ``await``: the lock only guards against the
+        few calls made from worker threads (resumable-upload state).
+        """
+        with self._lock:
+            if self._in_tx:
+                yield
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+            finally:
+                self._in_tx = False
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES(?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
+
+    @property
+    def device_id(self) -> str:
+        value = self.get_meta("device_id")
+        assert value is not None
+        return value
+
+    def integrity_check(self) -> str:
+        return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+    # -- roots ----------------------------------------------------------------------
+
+    def add_root(self, path: Path, hub: str) -> Root:
+        resolved = path.resolve()
+        existing = self.root_by_path(resolved)
+        if existing is not None:
+            return existing
+        for other in self.roots():
+            if resolved.is_relative_to(other.path) or other.path.is_relative_to(resolved):
+                raise ValueError(f"{resolved} overlaps the mirrored folder {other.path}")
+        root = Root(uuid.uuid4().hex, resolved, hub, False, None)
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO roots(id, path, hub, added_at, paused) VALUES(?, ?, ?, ?, 0)",
+                (root.id, str(resolved), hub, time.time()),
+            )
+        return root
+
+    def remove_root(self, root_id: str) -> None:
+        """Forget a folder locally; its versions stay in the hub."""
+        with self.transaction():
+            for table in ("files", "versions"):
+                self.conn.execute(f"DELETE FROM {table} WHERE root_id=?", (root_id,))
+            self.conn.execute("DELETE FROM roots WHERE id=?", (root_id,))
+
+    def roots(self) -> list[Root]:
+        rows = self.conn.execute(
+            "SELECT id, path, hub, paused, degraded FROM roots ORDER BY path"
+        ).fetchall()
+        return [Root(r[0], Path(r[1]), r[2], bool(r[3]), r[4]) for r in rows]
+
+    def root_by_path(self, path: Path) -> Root | None:
+        for root in self.roots():
+            if root.path == path:
+                return root
+        return None
+
+    def root_for(self, path: Path) -> tuple[Root, str] | None:
+        """The root holding ``path`` and the path's relative form inside it."""
+        resolved = path.absolute()
+        for root in self.roots():
+            if resolved == root.path or resolved.is_relative_to(root.path):
+                return root, resolved.relative_to(root.path).as_posix()
+        return None
+
+    def set_root_flags(
+        self, root_id: str, *, paused: bool | None = None, degraded: str | bool | None = False
+    ) -> None:
+        with self.transaction():
+            if paused is not None:
+                self.conn.execute("UPDATE roots SET paused=? WHERE id=?", (int(paused), root_id))
+            if degraded is not False:
+                self.conn.execute("UPDATE roots SET degraded=? WHERE id=?", (degraded, root_id))
+
+    # -- files ------------------------------------------------------------------------
+
+    def files(self, root_id: str) -> dict[str, FileRow]:
+        cur = self.conn.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE root_id=?", (root_id,))
+        return {r[0]: FileRow(*r) for r in cur}
+
+    def stat_index(self, root_id: str) -> dict[str, tuple[int, int, int, str]]:
+        """relpath → (size, mtime_ns, inode, state): the compact form a rescan compares."""
+        cur = self.conn.execute(
+            "SELECT relpath, size, mtime_ns, inode, state FROM files WHERE root_id=?", (root_id,)
+        )
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in cur}
+
+    def file(self, root_id: str, relpath: str) -> FileRow | None:
+        row = self.conn.execute(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE root_id=? AND relpath=?", (root_id, relpath)
+        ).fetchone()
+        return None if row is None else FileRow(*row)
+
+    def count_states(self, root_id: str | None = None) -> dict[str, int]:
+        if root_id is None:
+            cur = self.conn.execute("SELECT state, count(*) FROM files GROUP BY state")
+        else:
+            cur = self.conn.execute(
+                "SELECT state, count(*) FROM files WHERE root_id=? GROUP BY state", (root_id,)
+            )
+        return {r[0]: r[1] for r in cur}
+
+    def problems(self, root_id: str | None = None) -> list[tuple[str, FileRow]]:
+        """Files not in the hub as they are: errors, held deletions, unsynced."""
+        sql = f"SELECT root_id, {_FILE_COLUMNS} FROM files WHERE state NOT IN (?, ?)"
+        args: list[Any] = [SYNCED, DELETED]
+        if root_id is not None:
+            sql += " AND root_id=?"
+            args.append(root_id)
+        return [(r[0], FileRow(*r[1:])) for r in self.conn.execute(sql + " ORDER BY relpath", args)]
+
+    def mark_seen(self, root_id: str, items: Iterable[tuple[str, int, int, int]]) -> None:
+        """New or changed files (relpath, size, mtime_ns, inode) waiting to be hashed."""
+        self.conn.executemany(
+            """INSERT INTO files(root_id, relpath, size, mtime_ns, inode, state)
+               VALUES(?, ?, ?, ?, ?, 'seen')
+               ON CONFLICT(root_id, relpath) DO UPDATE SET size=excluded.size,
+                 mtime_ns=excluded.mtime_ns, inode=excluded.inode, state='seen',
+                 error_kind=NULL, last_error=NULL, attempts=0, next_retry=NULL""",
+            ((root_id, *item) for item in items),
+        )
+
+    def mark_synced(
+        self,
+        root_id: str,
+        items: Sequence[tuple[str, int, int, int, str, int, str]],
+        now: float,
+    ) -> None:
+        """(relpath, size, mtime_ns, inode, sha256, version, key) recorded in the hub."""
+        self.conn.executemany(
+            """INSERT INTO files(root_id, relpath, size, mtime_ns, inode, sha256, state,
+                 version, remote_key, synced_at)
+               VALUES(?, ?, ?, ?, ?, ?, 'synced', ?, ?, ?)
+               ON CONFLICT(root_id, relpath) DO UPDATE SET size=excluded.size,
+                 mtime_ns=excluded.mtime_ns, inode=excluded.inode, sha256=excluded.sha256,
+                 state='synced', version=excluded.version, remote_key=excluded.remote_key,
+                 synced_at=excluded.synced_at, error_kind=NULL, last_error=NULL, attempts=0,
+                 next_retry=NULL""",
+            ((root_id, *item[:5], item[5], item[6], now) for item in items),
+        )
+        self.conn.executemany(
+            """INSERT OR REPLACE INTO versions(root_id, relpath, version, sha256, size, mtime_ns,
+                 deleted, remote_key, recorded_at) VALUES(?, ?, ?, ?, ?, ?, 0, ?, ?)""",
+            ((root_id, i[0], i[5], i[4], i[1], i[2], i[6], now) for i in items),
+        )
+
+    def mark_deleted(
+        self, root_id: str, items: Sequence[tuple[str, int, str, int, int, str]], now: float
+    ) -> None:
+        """Tombstones (relpath, version, sha256, size, mtime_ns, key) recorded in the hub."""
+        self.conn.executemany(
+            """UPDATE files SET state='deleted', version=?, synced_at=?, error_kind=NULL,
+                 last_error=NULL, attempts=0, next_retry=NULL WHERE root_id=? AND relpath=?""",
+            ((i[1], now, root_id, i[0]) for i in items),
+        )
+        self.conn.executemany(
+            """INSERT OR REPLACE INTO versions(root_id, relpath, version, sha256, size, mtime_ns,
+                 deleted, remote_key, recorded_at) VALUES(?, ?, ?, ?, ?, ?, 1, ?, ?)""",
+            ((root_id, i[0], i[1], i[2], i[3], i[4], i[5], now) for i in items),
+        )
+
+    def mark_held(self, root_id: str, relpaths: Iterable[str]) -> None:
+        self.conn.executemany(
+            "UPDATE files SET state='held' WHERE root_id=? AND relpath=? AND state != 'deleted'",
+            ((root_id, p) for p in relpaths),
+        )
+
+    def mark_error(
+        self, root_id: str, relpath: str, kind: str, message: str, retry_in: float, now: float
+    ) -> None:
+        self.conn.execute(
+            """UPDATE files SET state='error', error_kind=?, last_error=?,
+                 attempts=attempts+1, next_retry=? WHERE root_id=? AND relpath=?""",
+            (kind, message, now + retry_in, root_id, relpath),
+        )
+
+    def forget(self, root_id: str, relpaths: Iterable[str]) -> None:
+        """Drop rows of files that vanished before they were ever recorded in the hub."""
+        self.conn.executemany(
+            "DELETE FROM files WHERE root_id=? AND relpath=?", ((root_id, p) for p in relpaths)
+        )
+
+    def retry_now(self, root_id: str | None = None) -> int:
+        sql = "UPDATE files SET next_retry=NULL WHERE state='error'"
+        args: tuple[str, ...] = ()
+        if root_id is not None:
+            sql += " AND root_id=?"
+            args = (root_id,)
+        return self.conn.execute(sql, args).rowcount
+
+    # -- blobs ------------------------------------------------------------------------
+
+    def known_blobs(self, hub: str, hashes: Iterable[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        batch = list(hashes)
+        for start in range(0, len(batch), 500):
+            chunk = batch[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            cur = self.conn.execute(
+                f"SELECT sha256, remote_key FROM blobs WHERE hub=? AND sha256 IN ({marks})",
+                (hub, *chunk),
+            )
+            found.update({r[0]: r[1] for r in cur})
+        return found
+
+    def add_blobs(self, hub: str, blobs: Iterable[tuple[str, int, str]]) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO blobs(hub, sha256, size, remote_key) VALUES(?, ?, ?, ?)",
+            ((hub, *b) for b in blobs),
+        )
+
+    # -- versions and operations ------------------------------------------------------
+
+    def versions(self, root_id: str, relpath: str) -> list[VersionRow]:
+        cur = self.conn.execute(
+            """SELECT version, sha256, size, mtime_ns, deleted, remote_key, recorded_at
+               FROM versions WHERE root_id=? AND relpath=? ORDER BY version""",
+            (root_id, relpath),
+        )
+        return [VersionRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in cur]
+
+    def deleted_under(self, root_id: str, prefix: str) -> list[str]:
+        """Tombstoned paths at or below ``prefix`` (for restoring a deleted folder)."""
+        like = prefix.rstrip("/") + "/%"
+        cur = self.conn.execute(
+            "SELECT relpath FROM files WHERE root_id=? AND state='deleted'"
+            " AND (relpath=? OR relpath LIKE ?) ORDER BY relpath",
+            (root_id, prefix, like),
+        )
+        return [r[0] for r in cur]
+
+    def log(
+        self,
+        kind: str,
+        *,
+        root_id: str | None = None,
+        relpath: str | None = None,
+        sha256: str | None = None,
+        size: int = 0,
+        detail: str | None = None,
+        now: float | None = None,
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO operations(ts, kind, root_id, relpath, sha256, bytes, detail)"
+            " VALUES(?, ?, ?, ?, ?, ?, ?)",
+            (now or time.time(), kind, root_id, relpath, sha256, size, detail),
+        )
+
+    def log_many(
+        self,
+        rows: Iterable[tuple[str, str | None, str | None, str | None, int, str | None]],
+        now: float,
+    ) -> None:
+        self.conn.executemany(
+            "INSERT INTO operations(ts, kind, root_id, relpath, sha256, bytes, detail)"
+            " VALUES(?, ?, ?, ?, ?, ?, ?)",
+            ((now, *r) for r in rows),
+        )
+
+    def recent_operations(self, limit: int = 50) -> list[dict[str, Any]]:
+        cur = self.conn.execute(
+            "SELECT ts, kind, root_id, relpath, sha256, bytes, detail FROM operations"
+            " ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        keys = ("ts", "kind", "root_id", "relpath", "sha256", "bytes", "detail")
+        return [dict(zip(keys, r, strict=True)) for r in cur]
+
+
+class JournalResumeStore:
+    """Resumable-upload state (TUS URL and offset) kept in the journal across restarts."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+
+    def get_item(self, key: str) -> str | None:
+        row = self._journal.conn.execute("SELECT value FROM resume WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_item(self, key: str, value: str) -> None:
+        with self._journal.transaction():
+            self._journal.conn.execute(
+                "INSERT OR REPLACE INTO resume(key, value) VALUES(?, ?)", (key, value)
+            )
+
+    def remove_item(self, key: str) -> None:
+        with self._journal.transaction():
+            self._journal.conn.execute("DELETE FROM resume WHERE key=?", (key,))

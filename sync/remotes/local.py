@@ -1,0 +1,384 @@
+"""The embedded default hub: a folder with the Supabase layout plus a SQLite file.
+
+Blobs live at ``<hub>/<bucket>/<user>/<sha[:2]>/<sha>/<ascii_safe_name>``, the
+same keys the Supabase remote uses, and ``hub.sqlite3`` holds the same tables
+(``file_metadata``, ``file_operations``, ``hubsync_manifest``,
+``hubsync_devices``). It is a real target — a NAS or an external drive works.
+
+Writes go to a temp file while the bytes are hashed, so a file that changed
+since it was hashed is caught here and never stored under a wrong hash; then
+the temp file is renamed into place. Blobs are made durable in one batch right
+before the rows that point at them are committed (see :mod:`sync.durable`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from sync.durable import make_durable
+from sync.errors import (
+    FileChangedError,
+    IntegrityError,
+    LocalFileError,
+    PermanentError,
+    TransientError,
+)
+from sync.keys import is_sha256, object_key
+from sync.remotes.base import (
+    BUCKET_FILES,
+    BUCKET_GENERATED,
+    BUCKET_RESULTS,
+    ManifestEntry,
+    Operation,
+    ProgressFn,
+)
+
+T = TypeVar("T")
+CHUNK = 1024 * 1024
+LOCAL_USER = "local"
+BUCKETS = (BUCKET_FILES, BUCKET_RESULTS, BUCKET_GENERATED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS file_metadata (
+    file_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, filename TEXT, file_size INTEGER,
+    content_type TEXT, bucket_id TEXT NOT NULL, path TEXT, sha256_hash TEXT,
+    tags TEXT NOT NULL DEFAULT '[]', access_count INTEGER NOT NULL DEFAULT 0,
+    last_accessed TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS file_metadata_sha ON file_metadata(user_id, sha256_hash);
+CREATE TABLE IF NOT EXISTS file_operations (
+    id TEXT PRIMARY KEY, user_id TEXT NOT NULL, file_id TEXT, operation_type TEXT NOT NULL,
+    status TEXT NOT NULL, started_at TEXT, completed_at TEXT, duration_ms INTEGER,
+    bytes INTEGER, error_message TEXT, metadata TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hubsync_manifest (
+    user_id TEXT NOT NULL, device_id TEXT NOT NULL, root_id TEXT NOT NULL,
+    root_path TEXT NOT NULL, rel_path TEXT NOT NULL, sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, version INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0, storage_key TEXT NOT NULL, content_type TEXT,
+    recorded_at TEXT NOT NULL,
+    PRIMARY KEY (user_id, device_id, root_id, rel_path, version));
+CREATE INDEX IF NOT EXISTS hubsync_manifest_sha ON hubsync_manifest(user_id, sha256);
+CREATE TABLE IF NOT EXISTS hubsync_devices (
+    user_id TEXT NOT NULL, device_id TEXT NOT NULL, name TEXT, last_seen TEXT,
+    PRIMARY KEY (user_id, device_id));
+"""
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _copy_verified(
+    src: Path, dst: Path, sha256: str, size: int, progress: ProgressFn | None, src_kind: str
+) -> None:
+    """Copy ``src`` to a new file ``dst`` while hashing; raise if the bytes are not ``sha256``."""
+    digest = hashlib.sha256()
+    total = 0
+    try:
+        fin = open(src, "rb", buffering=0)  # noqa: SIM115 - closed below on every path
+    except FileNotFoundError:
+        if src_kind == "blob":
+            raise IntegrityError("blob missing from the hub") from None
+        raise LocalFileError("cannot read: vanished before it could be read") from None
+    except OSError as exc:
+        raise LocalFileError(f"cannot read: {exc.strerror or exc}") from None
+    try:
+        with fin, open(dst, "xb") as fout:
+            buf = bytearray(CHUNK)
+            view = memoryview(buf)
+            while n := fin.readinto(buf):
+                chunk = view[:n]
+                digest.update(chunk)
+                fout.write(chunk)
+                total += n
+                if progress is not None:
+                    progress(n)
+    except BaseException:
+        dst.unlink(missing_ok=True)
+        raise
+    if digest.hexdigest() != sha256 or total != size:
+        dst.unlink(missing_ok=True)
+        if src_kind == "blob":
+            raise IntegrityError("blob in the hub does not match its SHA-256")
+        raise FileChangedError("changed since it was hashed")
+
+
+class LocalHub:
+    """A hub in a local (or mounted) folder."""
+
+    kind = "local"
+
+    def __init__(self, root: Path, *, user_id: str = LOCAL_USER, io_threads: int = 4) -> None:
+        self.root = root
+        self.user_id = user_id
+        self._tmp = root / ".tmp"
+        for bucket in BUCKETS:
+            (root / bucket).mkdir(parents=True, exist_ok=True)
+        self._tmp.mkdir(exist_ok=True)
+        self._clean_tmp()
+        self._db = sqlite3.connect(
+            root / "hub.sqlite3", isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+        self._db_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(io_threads, thread_name_prefix="hubsync-localhub")
+        self._unflushed: list[Path] = []
+        self._unflushed_lock = threading.Lock()
+        self._new_blobs: list[tuple[str, str, str, int, str, str]] = []
+
+    def _clean_tmp(self) -> None:
+        """Temp files left by a killed process are never served: remove them."""
+        for stale in self._tmp.iterdir():
+            stale.unlink(missing_ok=True)
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    def _blob_dir(self, bucket: str, sha256: str) -> Path:
+        return self.root / bucket / self.user_id / sha256[:2] / sha256
+
+    def _existing_key(self, bucket: str, sha256: str) -> str | None:
+        try:
+            names = [n for n in os.listdir(self._blob_dir(bucket, sha256)) if not n.startswith(".")]
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not names:
+            return None
+        return f"{self.user_id}/{sha256[:2]}/{sha256}/{min(names)}"
+
+    def _path_of(self, bucket: str, key: str) -> Path:
+        parts = key.split("/")
+        if bucket not in BUCKETS or any(p in ("", ".", "..") for p in parts):
+            raise PermanentError(f"not a hub key: {key!r}")
+        return self.root.joinpath(bucket, *parts)
+
+    # -- Remote -----------------------------------------------------------------------
+
+    async def ping(self) -> float:
+        start = time.perf_counter()
+
+        def probe() -> None:
+            if not self.root.is_dir():
+                raise TransientError(f"hub folder {self.root} is not reachable")
+            with self._db_lock:
+                self._db.execute("SELECT 1").fetchone()
+
+        await self._run(probe)
+        return time.perf_counter() - start
+
+    async def find_blobs(
+        self, hashes: Collection[str], bucket: str = BUCKET_FILES
+    ) -> dict[str, str]:
+        def lookup() -> dict[str, str]:
+            found = {}
+            for sha in hashes:
+                key = self._existing_key(bucket, sha)
+                if key is not None:
+                    found[sha] = key
+            return found
+
+        return await self._run(lookup)
+
+    async def put_blob(
+        self,
+        source: Path,
+        sha256: str,
+        size: int,
+        filename: str,
+        content_type: str,
+        progress: ProgressFn | None = None,
+        bucket: str = BUCKET_FILES,
+    ) -> str:
+        if not is_sha256(sha256):
+            raise PermanentError("not a SHA-256")
+
+        def write() -> str:
+            existing = self._existing_key(bucket, sha256)
+            if existing is not None:
+                return existing
+            key = object_key(self.user_id, sha256, filename)
+            final = self._path_of(bucket, key)
+            tmp = self._tmp / f"{uuid.uuid4().hex}.part"
+            try:
+                _copy_verified(source, tmp, sha256, size, progress, "local")
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, final)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise TransientError(f"cannot write to the hub: {exc.strerror or exc}") from None
+            with self._unflushed_lock:
+                self._unflushed.append(final)
+                self._new_blobs.append((key, bucket, filename, size, content_type, sha256))
+            return key
+
+        return await self._run(write)
+
+    async def get_blob(
+        self,
+        key: str,
+        sha256: str,
+        dest: Path,
+        progress: ProgressFn | None = None,
+        bucket: str = BUCKET_FILES,
+    ) -> None:
+        src = self._path_of(bucket, key)
+
+        def read() -> None:
+            size = src.stat().st_size if src.exists() else -1
+            _copy_verified(src, dest, sha256, size, progress, "blob")
+
+        await self._run(read)
+
+    def _flush_blobs(self) -> list[tuple[str, str, str, int, str, str]]:
+        with self._unflushed_lock:
+            pending, self._unflushed = self._unflushed, []
+            new_blobs, self._new_blobs = self._new_blobs, []
+        make_durable(self.root, pending)
+        return new_blobs
+
+    async def record(self, entries: Sequence[ManifestEntry]) -> None:
+        def write() -> None:
+            new_blobs = self._flush_blobs()
+            now = _now_iso()
+            with self._db_lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany(
+                        """INSERT INTO file_metadata(file_id, user_id, filename, file_size,
+                             content_type, bucket_id, path, sha256_hash, created_at, updated_at)
+                           VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                           ON CONFLICT(file_id) DO NOTHING""",
+                        (
+                            (key, self.user_id, name, size, ctype, bucket, key, sha, now, now)
+                            for key, bucket, name, size, ctype, sha in new_blobs
+                        ),
+                    )
+                    self._db.executemany(
+                        """INSERT INTO hubsync_manifest(user_id, device_id, root_id, root_path,
+                             rel_path, sha256, size, mtime_ns, version, deleted, storage_key,
+                             content_type, recorded_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)
+                           ON CONFLICT DO UPDATE SET sha256=excluded.sha256, size=excluded.size,
+                             mtime_ns=excluded.mtime_ns, deleted=excluded.deleted,
+                             storage_key=excluded.storage_key""",
+                        (
+                            (
+                                self.user_id,
+                                e.device,
+                                e.root_id,
+                                e.root_path,
+                                e.relpath,
+                                e.sha256,
+                                e.size,
+                                e.mtime_ns,
+                                e.version,
+                                int(e.deleted),
+                                e.key,
+                                e.content_type,
+                                e.recorded_at or now,
+                            )
+                            for e in entries
+                        ),
+                    )
+                    devices = {e.device for e in entries}
+                    self._db.executemany(
+                        """INSERT INTO hubsync_devices(user_id, device_id, name, last_seen)
+                           VALUES(?, ?, ?, ?)
+                           ON CONFLICT DO UPDATE SET last_seen=excluded.last_seen""",
+                        ((self.user_id, d, socket.gethostname(), now) for d in devices),
+                    )
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+
+        await self._run(write)
+
+    async def log_operations(self, operations: Sequence[Operation]) -> None:
+        def write() -> None:
+            now = _now_iso()
+            with self._db_lock:
+                self._db.executemany(
+                    """INSERT INTO file_operations(id, user_id, file_id, operation_type, status,
+                         started_at, completed_at, duration_ms, bytes, error_message, metadata,
+                         created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)""",
+                    (
+                        (
+                            uuid.uuid4().hex,
+                            self.user_id,
+                            op.key,
+                            op.operation,
+                            op.status,
+                            op.started_at or None,
+                            op.finished_at or None,
+                            op.duration_ms,
+                            op.bytes,
+                            op.error,
+                            json.dumps(op.metadata),
+                            now,
+                        )
+                        for op in operations
+                    ),
+                )
+
+        await self._run(write)
+
+    async def history(self, device: str, root_id: str, relpath: str) -> list[ManifestEntry]:
+        def read() -> list[ManifestEntry]:
+            with self._db_lock:
+                rows = self._db.execute(
+                    """SELECT device_id, root_id, root_path, rel_path, sha256, size, mtime_ns,
+                         version, storage_key, deleted, content_type, recorded_at
+                       FROM hubsync_manifest WHERE user_id=? AND device_id=? AND root_id=?
+                         AND rel_path=? ORDER BY version""",
+                    (self.user_id, device, root_id, relpath),
+                ).fetchall()
+            return [
+                ManifestEntry(
+                    device=r[0],
+                    root_id=r[1],
+                    root_path=r[2],
+                    relpath=r[3],
+                    sha256=r[4],
+                    size=r[5],
+                    mtime_ns=r[6],
+                    version=r[7],
+                    key=r[8],
+                    deleted=bool(r[9]),
+                    content_type=r[10] or "application/octet-stream",
+                    recorded_at=r[11],
+                )
+                for r in rows
+            ]
+
+        return await self._run(read)
+
+    async def signed_url(self, key: str, expires_in: int, bucket: str = BUCKET_FILES) -> str:
+        path = self._path_of(bucket, key)
+        if not path.exists():
+            raise PermanentError("no such file in the hub")
+        return path.as_uri()
+
+    async def close(self) -> None:
+        await self._run(self._flush_blobs)
+        self._pool.shutdown(wait=True)
+        with self._db_lock:
+            self._db.close()

@@ -1,0 +1,198 @@
+"""Walking a root and comparing it with the journal.
+
+The walk costs one ``lstat`` per file and nothing else; a file whose size,
+mtime_ns and inode match the journal is not opened at all. Symlinks are never
+followed (reported), and sockets, FIFOs and devices are skipped with a reason.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sync.ignore import IgnoreRules, root_rules
+from sync.journal import DELETED, HELD, SYNCED
+
+Stat = tuple[int, int, int]  # size, mtime_ns, inode
+
+
+@dataclass
+class WalkResult:
+    files: dict[str, Stat] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """relpath → why it is not mirrored (symlink, special file, unreadable folder...)."""
+    ignored: int = 0
+
+
+def _special_reason(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "skipped: a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "skipped: a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "skipped: a device file"
+    return "skipped: not a regular file"
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def walk(root: Path) -> WalkResult:
+    """Every regular file below ``root`` that the ignore rules let through."""
+    result = WalkResult()
+    _walk_into(result, os.fspath(root), "", root_rules(root))
+    return result
+
+
+def _walk_into(result: WalkResult, top: str, top_rel: str, top_rules: IgnoreRules) -> None:
+    stack: list[tuple[str, str, IgnoreRules]] = [(top, top_rel, top_rules)]
+    while stack:
+        dir_path, dir_rel, rules = stack.pop()
+        prefix = dir_rel + "/" if dir_rel else ""
+        try:
+            it = os.scandir(dir_path)
+        except OSError as exc:
+            result.skipped[dir_rel or "."] = f"folder cannot be read: {exc.strerror or exc}"
+            continue
+        with it:
+            for entry in it:
+                name = entry.name
+                rel = prefix + name
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if rules.ignored(name, rel, True):
+                            result.ignored += 1
+                        elif not _valid_name(name):
+                            result.skipped[rel] = "name is not valid UTF-8"
+                        else:
+                            stack.append((entry.path, rel, rules.enter(Path(entry.path), rel)))
+                        continue
+                    if rules.ignored(name, rel, False):
+                        result.ignored += 1
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                except OSError as exc:
+                    result.skipped[rel] = f"cannot be read: {exc.strerror or exc}"
+                    continue
+                _classify(result, rel, name, st)
+
+
+def _classify(result: WalkResult, rel: str, name: str, st: os.stat_result) -> None:
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        if _valid_name(name):
+            result.files[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
+        else:
+            result.skipped[rel] = "name is not valid UTF-8"
+    elif stat.S_ISLNK(mode):
+        result.skipped[rel] = "skipped: symbolic link (links are not followed)"
+    else:
+        result.skipped[rel] = _special_reason(mode)
+
+
+def walk_paths(root: Path, relpaths: Iterable[str]) -> WalkResult:
+    """Like :func:`walk`, but only for some paths (files or folders) inside ``root``.
+
+    This is what a file-system event costs: the changed paths, not the tree.
+    """
+    result = WalkResult()
+    for rel in sorted(set(relpaths)):
+        rules: IgnoreRules | None = root_rules(root)
+        parts = rel.split("/")
+        base = ""
+        for part in parts[:-1]:
+            base = f"{base}/{part}" if base else part
+            assert rules is not None
+            if rules.ignored(part, base, True):
+                rules = None
+                break
+            rules = rules.enter(root / base, base)
+        if rules is None:
+            continue
+        try:
+            st = os.stat(root / rel, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                result.skipped[rel] = f"cannot be read: {exc.strerror or exc}"
+            continue
+        name = parts[-1]
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if rules.ignored(name, rel, is_dir):
+            result.ignored += 1
+        elif is_dir:
+            _walk_into(result, os.fspath(root / rel), rel, rules.enter(root / rel, rel))
+        else:
+            _classify(result, rel, name, st)
+    return result
+
+
+@dataclass
+class Diff:
+    """What a pass has to do for one root."""
+
+    to_hash: dict[str, Stat] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)
+    renamed: dict[str, str] = field(default_factory=dict)
+    """new relpath → old relpath, matched by inode (same size and mtime): no hashing."""
+    revived: list[str] = field(default_factory=list)
+    """Files whose deletion was held and that are back, unchanged."""
+    unchanged: int = 0
+
+
+def diff(
+    current: Mapping[str, Stat],
+    known: Mapping[str, tuple[int, int, int, str]],
+    retry_due: set[str] | frozenset[str] = frozenset(),
+) -> Diff:
+    """Compare a walk with the journal's (size, mtime_ns, inode, state) index.
+
+    ``retry_due`` are files in the error state whose retry time has come: they
+    are hashed again even though their stat is unchanged.
+    """
+    d = Diff()
+    to_hash = d.to_hash
+    for rel, st in current.items():
+        row = known.get(rel)
+        if row is None or row[3] == DELETED:
+            to_hash[rel] = st
+            continue
+        state = row[3]
+        if state in (SYNCED, HELD):
+            if row[0] == st[0] and row[1] == st[1] and row[2] == st[2]:
+                d.unchanged += 1
+                if state == HELD:
+                    d.revived.append(rel)
+                continue
+        elif (
+            row[0] == st[0]
+            and row[1] == st[1]
+            and row[2] == st[2]
+            and rel not in retry_due
+            and state != "seen"
+        ):
+            d.unchanged += 1
+            continue
+        to_hash[rel] = st
+    for rel, row in known.items():
+        if row[3] != DELETED and rel not in current:
+            d.deleted.append(rel)
+    if d.deleted and to_hash:
+        by_inode: dict[tuple[int, int, int], str] = {}
+        for rel in d.deleted:
+            row = known[rel]
+            if row[3] == SYNCED:
+                by_inode[(row[2], row[0], row[1])] = rel
+        for rel, st in to_hash.items():
+            old = by_inode.pop((st[2], st[0], st[1]), None)
+            if old is not None:
+                d.renamed[rel] = old
+    return d
