@@ -1,0 +1,28 @@
+"""EXAI processing: the WebSocket client, the processing flow and the ``hubsync exai`` CLI."""
+
+from agent.exai.client import ExaiClient, ToolInfo, ToolResult
+from agent.exai.errors import (
+    ExaiAuthError,
+    ExaiError,
+    ExaiOverCapacity,
+    ExaiProtocolError,
+    ExaiTimeout,
+    ExaiToolError,
+    ExaiUnavailable,
+)
+from agent.exai.settings import ExaiSettings, read_token
+
+__all__ = [
+    "ExaiAuthError",
+    "ExaiClient",
+    "ExaiError",
+    "ExaiOverCapacity",
+    "ExaiProtocolError",
+    "ExaiSettings",
+    "ExaiTimeout",
+    "ExaiToolError",
+    "ExaiUnavailable",
+    "ToolInfo",
+    "ToolResult",
+    "read_token",
+]
