@@ -90,7 +90,11 @@ class Config:
         return "supabase" if self.supabase_configured else "local"
 
     def local_hub_path(self, paths: Paths) -> Path:
-        return Path(self.hub.local_path).expanduser() if self.hub.local_path else paths.default_local_hub
+        return (
+            Path(self.hub.local_path).expanduser()
+            if self.hub.local_path
+            else paths.default_local_hub
+        )
 
 
 class ConfigError(ValueError):
@@ -118,7 +122,9 @@ def load_config(paths: Paths) -> Config:
     sections = {f.name: f.type for f in fields(Config)}
     unknown = set(raw) - set(sections)
     if unknown:
-        raise ConfigError(f"unknown section(s) in {paths.config_file}: {', '.join(sorted(unknown))}")
+        raise ConfigError(
+            f"unknown section(s) in {paths.config_file}: {', '.join(sorted(unknown))}"
+        )
     defaults = Config()
     kwargs = {
         name: _section(type(getattr(defaults, name)), raw.get(name, {}), name) for name in sections
