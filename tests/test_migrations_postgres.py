@@ -15,15 +15,18 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
 from psycopg import errors, sql
 
 from sync.remotes.supabase_schema import migration_files, schema_sql
-from tests.fixtures.postgres import PostgresCluster
 
+if TYPE_CHECKING:
+    from tests.fixtures.postgres import PostgresCluster
+
+pytest_plugins = ["tests.fixtures.postgres"]
 pytestmark = pytest.mark.postgres
 
 BUCKETS = ("user-files", "results", "generated-files")
