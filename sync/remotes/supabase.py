@@ -1,0 +1,342 @@
+"""The Supabase hub: Storage for blobs, PostgREST tables for what they mean.
+
+Implements :class:`sync.remotes.base.Remote` on one signed-in
+:class:`~sync.remotes.supabase_session.SupabaseSession`. Blobs live under
+``{uid}/{sha[:2]}/{sha}/{ascii_name}``; small ones go up in one request,
+large ones through resumable TUS uploads (:mod:`.supabase_tus`). Every write is
+idempotent (uploads use ``x-upsert``, rows are upserts on their natural keys),
+so a step repeated after a crash does no harm. The remote never retries on its
+own beyond one token refresh: failures leave as :mod:`sync.errors` kinds and the
+engine's transfer layer decides when to try again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
+from typing import Any
+
+from postgrest.types import ReturnMethod
+from storage3.types import FileOptions
+from yarl import URL
+
+from sync.errors import FileChangedError, IntegrityError, LocalFileError, PermanentError
+from sync.keys import is_sha256, object_key
+from sync.remotes.base import (
+    BUCKET_FILES,
+    ManifestEntry,
+    Operation,
+    ProgressFn,
+    ResumeStore,
+)
+from sync.remotes.supabase_errors import NotFound
+from sync.remotes.supabase_rows import (
+    DEVICES_CONFLICT,
+    MANIFEST_COLUMNS,
+    MANIFEST_CONFLICT,
+    METADATA_CONFLICT,
+    chunks,
+    manifest_entry,
+    manifest_row,
+    metadata_row,
+    metadata_rows_for,
+    now_iso,
+    operation_row,
+)
+from sync.remotes.supabase_session import SupabaseSession
+from sync.remotes.supabase_tus import upload_resumable
+
+HASH_BATCH = 200
+ROW_BATCH = 500
+DOWNLOAD_BLOCK = 1024 * 1024
+
+
+class MemoryResumeStore:
+    """A ResumeStore for one process (tests, one-shot CLI uploads)."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, str] = {}
+
+    def get_item(self, key: str) -> str | None:
+        return self.items.get(key)
+
+    def set_item(self, key: str, value: str) -> None:
+        self.items[key] = value
+
+    def remove_item(self, key: str) -> None:
+        self.items.pop(key, None)
+
+
+class SupabaseRemote:
+    """A Supabase project as a HubSync hub."""
+
+    kind = "supabase"
+
+    def __init__(
+        self,
+        session: SupabaseSession,
+        *,
+        resume_store: ResumeStore | None = None,
+        tus_threshold: int | None = None,
+        probe_limit: int = 32,
+    ) -> None:
+        self.session = session
+        self.user_id = session.user_id
+        self.resume_store: ResumeStore = resume_store or MemoryResumeStore()
+        self.tus_threshold = (
+            tus_threshold if tus_threshold is not None else session.settings.tus_threshold
+        )
+        self.probe_limit = probe_limit
+        self._devices_seen: set[str] = set()
+
+    def describe(self) -> str:
+        return session_description(self.session)
+
+    # -- health ------------------------------------------------------------
+
+    async def ping(self) -> float:
+        """One authenticated PostgREST request (an empty page of file_metadata)."""
+        started = time.perf_counter()
+        await self.session.call(
+            "pinging the hub",
+            lambda: self.session.client.table("file_metadata").select("file_id").limit(1).execute(),
+        )
+        return time.perf_counter() - started
+
+    # -- blobs -------------------------------------------------------------
+
+    async def find_blobs(
+        self, hashes: Collection[str], bucket: str = BUCKET_FILES
+    ) -> dict[str, str]:
+        wanted = sorted({h for h in hashes if is_sha256(h)})
+        found: dict[str, str] = {}
+        prefix = f"{self.user_id}/"
+        for batch in chunks(wanted, HASH_BATCH):
+            rows = await self._select_metadata(list(batch), bucket)
+            for row in rows:
+                sha, key = row.get("sha256_hash"), row.get("file_id")
+                if isinstance(sha, str) and isinstance(key, str) and key.startswith(prefix):
+                    found.setdefault(sha, key)
+        missing = [h for h in wanted if h not in found][: self.probe_limit]
+        if missing:
+            probes = await asyncio.gather(*(self._probe(h, bucket) for h in missing))
+            found.update({h: key for h, key in zip(missing, probes, strict=True) if key})
+        return found
+
+    async def _select_metadata(self, hashes: list[str], bucket: str) -> list[dict[str, Any]]:
+        def query() -> Any:
+            return (
+                self.session.client.table("file_metadata")
+                .select("file_id,sha256_hash")
+                .in_("sha256_hash", hashes)
+                .eq("bucket_id", bucket)
+                .eq("user_id", self.user_id)
+                .execute()
+            )
+
+        response = await self.session.call("looking up hashes", query)
+        return list(response.data or [])
+
+    async def _probe(self, sha256: str, bucket: str) -> str | None:
+        """The key of an object stored without a file_metadata row (one list request)."""
+        folder = f"{self.user_id}/{sha256[:2]}/{sha256}"
+        entries = await self.session.call(
+            "looking for a stored blob",
+            lambda: self.session.client.storage.from_(bucket).list(folder, {"limit": 2}),
+        )
+        for entry in entries:
+            name = entry.get("name")
+            if entry.get("id") and isinstance(name, str) and name:
+                return f"{folder}/{name}"
+        return None
+
+    async def put_blob(
+        self,
+        source: Path,
+        sha256: str,
+        size: int,
+        filename: str,
+        content_type: str,
+        progress: ProgressFn | None = None,
+        bucket: str = BUCKET_FILES,
+    ) -> str:
+        key = object_key(self.user_id, sha256, filename)
+        if size >= self.tus_threshold and size > 0:
+            await upload_resumable(
+                self.session,
+                self.resume_store,
+                source,
+                sha256=sha256,
+                size=size,
+                bucket=bucket,
+                key=key,
+                content_type=content_type,
+                progress=progress,
+            )
+            await self._verify_size(bucket, key, size)
+        else:
+            data = await asyncio.to_thread(_read_verified, source, sha256, size)
+            options: FileOptions = {
+                "content-type": content_type,
+                "cache-control": "3600",
+                "x-upsert": "true",
+            }
+            await self.session.call(
+                "uploading",
+                lambda: self.session.client.storage.from_(bucket).upload(key, data, options),
+            )
+            if progress is not None:
+                progress(size)
+        row = metadata_row(self.user_id, bucket, key, filename, size, content_type, sha256)
+        await self._upsert("file_metadata", [row], METADATA_CONFLICT, "recording file metadata")
+        return key
+
+    async def _verify_size(self, bucket: str, key: str, size: int) -> None:
+        info = await self.session.call(
+            "checking an upload", lambda: self.session.client.storage.from_(bucket).info(key)
+        )
+        stored = _info_size(info)
+        if stored != size:
+            raise IntegrityError(f"the hub stored {stored} bytes of {size} for {key}")
+
+    async def get_blob(
+        self,
+        key: str,
+        sha256: str,
+        dest: Path,
+        progress: ProgressFn | None = None,
+        bucket: str = BUCKET_FILES,
+    ) -> None:
+        base = URL(self.session.settings.storage_url)
+        url = str(base.joinpath("object", bucket, *key.split("/")))
+
+        async def download() -> None:
+            async with self.session.http.stream("GET", url, headers=self.session.headers()) as r:
+                if not r.is_success:
+                    await r.aread()
+                    r.raise_for_status()
+                digest = hashlib.sha256()
+                handle = await asyncio.to_thread(open, dest, "wb")
+                try:
+                    async for block in r.aiter_bytes(DOWNLOAD_BLOCK):
+                        digest.update(block)
+                        await asyncio.to_thread(handle.write, block)
+                        if progress is not None:
+                            progress(len(block))
+                finally:
+                    await asyncio.to_thread(handle.close)
+            if digest.hexdigest() != sha256:
+                raise IntegrityError(f"downloaded bytes of {key} do not match their SHA-256")
+
+        try:
+            await self.session.call("downloading", download)
+        except BaseException:
+            await asyncio.to_thread(dest.unlink, missing_ok=True)
+            raise
+
+    async def signed_url(self, key: str, expires_in: int, bucket: str = BUCKET_FILES) -> str:
+        response = await self.session.call(
+            "signing a URL",
+            lambda: self.session.client.storage.from_(bucket).create_signed_url(key, expires_in),
+        )
+        url = response.get("signedURL") or response.get("signedUrl")
+        if not url:
+            raise NotFound(f"the hub gave no signed URL for {key}")
+        return str(url)
+
+    # -- rows --------------------------------------------------------------
+
+    async def record(self, entries: Sequence[ManifestEntry]) -> None:
+        if not entries:
+            return
+        await self._register_devices({e.device for e in entries})
+        metadata = metadata_rows_for(self.user_id, BUCKET_FILES, entries)
+        await self._upsert("file_metadata", metadata, METADATA_CONFLICT, "recording file metadata")
+        rows = [manifest_row(self.user_id, e) for e in entries]
+        await self._upsert("hubsync_manifest", rows, MANIFEST_CONFLICT, "recording the manifest")
+
+    async def _register_devices(self, devices: set[str]) -> None:
+        new = sorted(devices - self._devices_seen)
+        if not new:
+            return
+        rows = [{"user_id": self.user_id, "device_id": d, "last_seen": now_iso()} for d in new]
+        await self._upsert("hubsync_devices", rows, DEVICES_CONFLICT, "registering the device")
+        self._devices_seen.update(new)
+
+    async def log_operations(self, operations: Sequence[Operation]) -> None:
+        rows = [operation_row(self.user_id, op) for op in operations]
+        for batch in chunks(rows, ROW_BATCH):
+            await self.session.call(
+                "logging operations",
+                _bind(lambda b: self.session.client.table("file_operations").insert(
+                    list(b), returning=ReturnMethod.minimal
+                ).execute(), batch),
+            )
+
+    async def history(self, device: str, root_id: str, relpath: str) -> list[ManifestEntry]:
+        response = await self.session.call(
+            "reading history",
+            lambda: self.session.client.table("hubsync_manifest")
+            .select(MANIFEST_COLUMNS)
+            .eq("user_id", self.user_id)
+            .eq("device_id", device)
+            .eq("root_id", root_id)
+            .eq("rel_path", relpath)
+            .order("version")
+            .execute(),
+        )
+        return [manifest_entry(row) for row in response.data or [] if isinstance(row, dict)]
+
+    async def _upsert(
+        self, table: str, rows: Sequence[dict[str, Any]], conflict: str, what: str
+    ) -> None:
+        for batch in chunks(rows, ROW_BATCH):
+            await self.session.call(
+                what,
+                _bind(lambda b: self.session.client.table(table).upsert(
+                    list(b), on_conflict=conflict, returning=ReturnMethod.minimal
+                ).execute(), batch),
+            )
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+def _bind(fn: Callable[[Any], Any], arg: Any) -> Callable[[], Any]:
+    return lambda: fn(arg)
+
+
+def session_description(session: SupabaseSession) -> str:
+    mode = " (service role)" if session.identity.service_role else ""
+    return f"{session.settings.base_url}{mode}"
+
+
+def _info_size(info: Any) -> int | None:
+    if not isinstance(info, dict):
+        return None
+    for holder in (info, info.get("metadata") or {}):
+        for name in ("size", "contentLength", "content_length"):
+            value = holder.get(name)
+            if isinstance(value, int):
+                return value
+    return None
+
+
+def _read_verified(source: Path, sha256: str, size: int) -> bytes:
+    """The file's bytes, provided they are still the ones that were hashed."""
+    try:
+        with open(source, "rb") as handle:
+            data = handle.read(size + 1)
+    except FileNotFoundError:
+        raise FileChangedError("the file vanished before it was uploaded") from None
+    except OSError as exc:
+        raise LocalFileError(f"cannot read the file: {exc.strerror or exc}") from None
+    if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+        raise FileChangedError("the file changed since it was hashed")
+    return data
+
+
+__all__ = ["MemoryResumeStore", "PermanentError", "SupabaseRemote"]

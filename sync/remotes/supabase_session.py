@@ -1,0 +1,294 @@
+"""A signed-in supabase-py client: sign-in, session restore, token refresh, service role.
+
+The session (access + refresh token) lives in the storage object handed in
+(the agent passes a keyring-backed one); supabase_auth refreshes it on its own
+shortly before it expires and writes the new one back. A request that still
+fails because its token expired (a clock skew, a server that expired it early)
+is retried once after one shared refresh; a refresh the server refuses means
+the session was revoked, and every caller gets ``AuthError("... sign in
+again")``. Nothing here logs or raises a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+from supabase_auth import AsyncMemoryStorage, AsyncSupportedStorage
+from supabase_auth.errors import AuthApiError
+from supabase_auth.errors import AuthError as GoTrueError
+from supabase_auth.types import Session
+
+from sync.errors import AuthError, SyncError
+from sync.remotes.supabase_errors import (
+    SIGN_IN_AGAIN,
+    auth_error,
+    is_jwt_failure,
+    map_error,
+)
+from sync.remotes.supabase_http import TokenBucket, forget_response, make_http_client
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TUS_CHUNK = 6 * 1024 * 1024
+"""Supabase requires exactly 6 MiB chunks (the last may be shorter)."""
+
+SERVICE_ROLE_WARNING = (
+    "SERVICE-ROLE MODE: HubSync is using the Supabase service_role key, which bypasses "
+    "row level security for the whole project. Every file is recorded under the fixed "
+    "user id {user_id}. Use this only on a trusted headless server."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SupabaseSettings:
+    url: str
+    anon_key: str
+    requests_per_second: float = 20.0
+    tus_threshold: int = 6 * 1024 * 1024
+    timeout: float = 60.0
+    max_connections: int = 16
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError("the Supabase URL must start with http:// or https://")
+        if not self.anon_key:
+            raise ValueError("the Supabase anon key is missing")
+
+    @property
+    def base_url(self) -> str:
+        return self.url.rstrip("/")
+
+    @property
+    def storage_url(self) -> str:
+        return f"{self.base_url}/storage/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user_id: str
+    email: str | None
+    service_role: bool
+    expires_at: int | None
+
+
+class SupabaseSession:
+    """One supabase-py async client, its pooled HTTP client and the signed-in user."""
+
+    def __init__(
+        self,
+        settings: SupabaseSettings,
+        client: AsyncClient,
+        http: httpx.AsyncClient,
+        limiter: TokenBucket,
+        identity: Identity,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.http = http
+        self.limiter = limiter
+        self.identity = identity
+        self._refresh_lock = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def user_id(self) -> str:
+        return self.identity.user_id
+
+    # -- opening -----------------------------------------------------------
+
+    @staticmethod
+    async def _client(
+        settings: SupabaseSettings,
+        key: str,
+        storage: AsyncSupportedStorage,
+        *,
+        auto_refresh: bool = True,
+    ) -> tuple[AsyncClient, httpx.AsyncClient, TokenBucket]:
+        limiter = TokenBucket(settings.requests_per_second)
+        http = make_http_client(
+            limiter, timeout=settings.timeout, max_connections=settings.max_connections
+        )
+        options = AsyncClientOptions(
+            storage=storage,
+            httpx_client=http,
+            auto_refresh_token=auto_refresh,
+            persist_session=True,
+            postgrest_client_retry=False,
+        )
+        try:
+            client = await acreate_client(settings.base_url, key, options=options)
+        except BaseException:
+            await http.aclose()
+            raise
+        return client, http, limiter
+
+    @classmethod
+    async def restore(
+        cls, settings: SupabaseSettings, storage: AsyncSupportedStorage
+    ) -> SupabaseSession:
+        """Resume the session kept in ``storage``; AuthError when there is none (or it is dead)."""
+        client, http, limiter = await cls._client(settings, settings.anon_key, storage)
+        try:
+            await client.auth.initialize_from_storage()
+            session = await client.auth.get_session()
+        except GoTrueError as exc:
+            await _close_client(client, http)
+            raise auth_error(exc, "restoring the Supabase session") from exc
+        except BaseException:
+            await _close_client(client, http)
+            raise
+        if session is None:
+            await _close_client(client, http)
+            raise AuthError("not signed in to Supabase: run hubsync login")
+        return cls(settings, client, http, limiter, _identity(session))
+
+    @classmethod
+    async def sign_in(
+        cls,
+        settings: SupabaseSettings,
+        storage: AsyncSupportedStorage,
+        email: str,
+        password: str,
+    ) -> SupabaseSession:
+        """Sign in with email and password; the session lands in ``storage``."""
+        client, http, limiter = await cls._client(settings, settings.anon_key, storage)
+        try:
+            response = await client.auth.sign_in_with_password(
+                {"email": email, "password": password}
+            )
+        except AuthApiError as exc:
+            await _close_client(client, http)
+            if exc.status in (400, 401, 403, 422):
+                raise AuthError(f"sign-in refused: {exc.message}") from None
+            raise auth_error(exc, "signing in") from None
+        except GoTrueError as exc:
+            await _close_client(client, http)
+            raise auth_error(exc, "signing in") from None
+        except BaseException:
+            await _close_client(client, http)
+            raise
+        if response.session is None:
+            await _close_client(client, http)
+            raise AuthError("sign-in returned no session (is the email confirmed?)")
+        return cls(settings, client, http, limiter, _identity(response.session))
+
+    @classmethod
+    async def service_role(
+        cls, settings: SupabaseSettings, service_role_key: str, user_id: str
+    ) -> SupabaseSession:
+        """Act with the service_role key for the fixed ``user_id`` (bypasses RLS)."""
+        if not service_role_key:
+            raise AuthError("service-role mode needs SUPABASE_SERVICE_ROLE_KEY")
+        if not user_id:
+            raise AuthError("service-role mode needs a fixed --user-id")
+        log.warning(SERVICE_ROLE_WARNING.format(user_id=user_id))
+        client, http, limiter = await cls._client(
+            settings, service_role_key, AsyncMemoryStorage(), auto_refresh=False
+        )
+        return cls(settings, client, http, limiter, Identity(user_id, None, True, None))
+
+    # -- requests ----------------------------------------------------------
+
+    @property
+    def authorization(self) -> str:
+        return self.client.options.headers.get("Authorization", "")
+
+    def headers(self) -> dict[str, str]:
+        """apikey + the current bearer token, for requests HubSync sends itself."""
+        return {"apikey": self.client.supabase_key, "Authorization": self.authorization}
+
+    async def refresh(self, used_authorization: str) -> None:
+        """Refresh once for everyone who failed with ``used_authorization``."""
+        if self.identity.service_role:
+            raise AuthError("the hub refused the service_role key")
+        async with self._refresh_lock:
+            if self.authorization != used_authorization:
+                return
+            try:
+                await self.client.auth.refresh_session()
+            except GoTrueError as exc:
+                error = auth_error(exc, "refreshing the Supabase session")
+                raise error from None
+
+    async def call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run one request; refresh and retry it once when its token was refused.
+
+        Every failure leaves as a :class:`sync.errors.SyncError`.
+        """
+        for attempt in (1, 2):
+            used = self.authorization
+            forget_response()
+            try:
+                return await fn()
+            except SyncError:
+                raise
+            except Exception as exc:
+                if not is_jwt_failure(exc):
+                    raise map_error(exc, what) from exc
+                if attempt == 2:
+                    raise AuthError(SIGN_IN_AGAIN) from None
+            await self.refresh(used)
+        raise AssertionError("unreachable")
+
+    async def current_identity(self) -> Identity:
+        if self.identity.service_role:
+            return self.identity
+        try:
+            session = await self.client.auth.get_session()
+        except GoTrueError as exc:
+            raise auth_error(exc, "reading the Supabase session") from None
+        if session is None:
+            raise AuthError(SIGN_IN_AGAIN)
+        self.identity = _identity(session)
+        return self.identity
+
+    async def sign_out(self) -> None:
+        """Revoke this session on the server (best effort) and forget it locally."""
+        try:
+            await self.client.auth.sign_out({"scope": "local"})
+        except (GoTrueError, httpx.HTTPError) as exc:
+            log.info("server-side sign-out failed (%s); the local one is gone", type(exc).__name__)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await _close_client(self.client, self.http)
+
+
+def _identity(session: Session) -> Identity:
+    user: Any = session.user
+    return Identity(
+        user_id=str(user.id),
+        email=getattr(user, "email", None),
+        service_role=False,
+        expires_at=session.expires_at,
+    )
+
+
+async def _close_client(client: AsyncClient, http: httpx.AsyncClient) -> None:
+    """Stop the auth refresh timer and background tasks, then close the pool."""
+    # supabase_auth offers no public way to stop its refresh timer; without this
+    # a closed remote would keep a sleeping task on the loop until expiry.
+    timer = client.auth._refresh_token_timer
+    if timer is not None:
+        timer.cancel()
+        client.auth._refresh_token_timer = None
+    pending = list(client._background_tasks)
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+    await http.aclose()
+
+
+def seconds_left(identity: Identity) -> float | None:
+    if identity.expires_at is None:
+        return None
+    return identity.expires_at - time.time()
