@@ -264,6 +264,9 @@ class SyncEngine:
                 item.key = hub_keys[sha]
             elif sha not in uploads:
                 uploads[sha] = item
+            else:
+                report.deduplicated += 1
+                report.dedup_bytes += item.hashed.size
 
         async def upload(item: _Item) -> str:
             assert item.hashed is not None
@@ -313,9 +316,9 @@ class SyncEngine:
             assert item.hashed is not None
             key = hub_keys.get(item.hashed.sha256)
             if key is None:
-                owner = uploads.get(item.hashed.sha256)
-                if owner is not None and owner.relpath in failed and owner is not item:
-                    failed.setdefault(item.relpath, failed[owner.relpath])
+                first = uploads.get(item.hashed.sha256)
+                if first is not None and first.relpath in failed and first is not item:
+                    failed.setdefault(item.relpath, failed[first.relpath])
                 continue
             if item.relpath in failed or item.relpath in vanished:
                 continue

@@ -1,0 +1,557 @@
+"""The ``hubsync`` command line.
+
+One-shot work (add, sync --once, history, restore, doctor) runs in-process;
+whatever concerns a running agent goes through its control API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from importlib.metadata import version as dist_version
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from agent.config import ConfigError
+from agent.context import Context
+from sync.engine import PassReport
+from sync.engine import Progress as SyncProgress
+from sync.errors import SyncError
+from sync.journal import Root
+from sync.restore import RestoreError, restore_path
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="hubsync",
+    help="Mirror folders to a Supabase hub (or the embedded local hub).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+class CliError(Exception):
+    """A clear message for the user and an exit code; never a traceback."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        out.print(f"hubsync {dist_version('hubsync')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version."
+        ),
+    ] = False,
+) -> None:
+    """HubSync: mirror folders to a hub, deduplicated by content."""
+
+
+def run_async(body: Callable[[Context], Awaitable[T]]) -> T:
+    """Open the context, run ``body`` and close everything, turning errors into messages."""
+
+    async def main() -> T:
+        try:
+            ctx = Context.open()
+        except ConfigError as exc:
+            raise CliError(f"configuration error: {exc}") from None
+        async with ctx:
+            return await body(ctx)
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        raise CliError(
+            "interrupted; nothing is lost, run the command again to continue", 130
+        ) from None
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _find_root(ctx: Context, path: Path) -> tuple[Root, str]:
+    found = ctx.journal.root_for(path)
+    if found is None:
+        raise CliError(f"{path} is not inside a mirrored folder (see `hubsync list`)")
+    return found
+
+
+# -- roots ----------------------------------------------------------------------------------
+
+
+@app.command()
+def add(
+    path: Annotated[Path, typer.Argument(help="Folder to mirror.")],
+    hub: Annotated[
+        str | None, typer.Option(help="local or supabase (default: Supabase when configured).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Mirror a folder."""
+
+    async def body(ctx: Context) -> Root:
+        folder = path.expanduser()
+        if not folder.is_dir():
+            raise CliError(f"{folder} is not a folder")
+        chosen = hub or ctx.config.default_hub()
+        if chosen not in ("local", "supabase"):
+            raise CliError("--hub must be 'local' or 'supabase'")
+        if chosen in ctx.unavailable and chosen not in ctx.remotes:
+            raise CliError(ctx.unavailable[chosen])
+        try:
+            return ctx.journal.add_root(folder, chosen)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+
+    root = run_async(body)
+    if json_out:
+        _emit_json({"id": root.id, "path": str(root.path), "hub": root.hub})
+    else:
+        out.print(
+            f"Mirroring [bold]{root.path}[/] to the {root.hub} hub. Run `hubsync sync --once`."
+        )
+
+
+@app.command()
+def remove(path: Annotated[Path, typer.Argument(help="A mirrored folder.")]) -> None:
+    """Stop mirroring a folder (its versions stay in the hub)."""
+
+    async def body(ctx: Context) -> Root:
+        root = ctx.journal.root_by_path(path.expanduser().resolve())
+        if root is None:
+            raise CliError(f"{path} is not a mirrored folder")
+        ctx.journal.remove_root(root.id)
+        return root
+
+    root = run_async(body)
+    out.print(f"Stopped mirroring {root.path}. Its files and versions stay in the hub.")
+
+
+@app.command(name="list")
+def list_roots(json_out: JsonOpt = False) -> None:
+    """List mirrored folders."""
+
+    async def body(ctx: Context) -> list[dict[str, Any]]:
+        rows = []
+        for root in ctx.journal.roots():
+            counts = ctx.journal.count_states(root.id)
+            rows.append(
+                {
+                    "path": str(root.path),
+                    "hub": root.hub,
+                    "paused": root.paused,
+                    "degraded": root.degraded,
+                    "files": sum(n for s, n in counts.items() if s != "deleted"),
+                    "synced": counts.get("synced", 0),
+                    "errors": counts.get("error", 0),
+                }
+            )
+        return rows
+
+    rows = run_async(body)
+    if json_out:
+        _emit_json(rows)
+        return
+    if not rows:
+        out.print("No mirrored folders yet. Add one with `hubsync add PATH`.")
+        return
+    table = Table("Folder", "Hub", "Files", "Synced", "Errors", "State")
+    for r in rows:
+        state = "paused" if r["paused"] else (r["degraded"] or "ok")
+        table.add_row(
+            r["path"], r["hub"], str(r["files"]), str(r["synced"]), str(r["errors"]), state
+        )
+    out.print(table)
+
+
+# -- sync ---------------------------------------------------------------------------------------
+
+
+def report_json(report: PassReport) -> dict[str, Any]:
+    return {
+        "root": str(report.root.path),
+        "hub": report.root.hub,
+        "complete": report.complete,
+        "scanned": report.scanned,
+        "unchanged": report.unchanged,
+        "hashed": report.hashed,
+        "uploaded": report.uploaded,
+        "uploaded_bytes": report.uploaded_bytes,
+        "deduplicated": report.deduplicated,
+        "dedup_bytes": report.dedup_bytes,
+        "renamed": report.renamed,
+        "recorded": report.recorded,
+        "deleted": report.deleted,
+        "held_deletes": report.held_deletes,
+        "errors": {k: {"kind": v[0], "reason": v[1]} for k, v in report.errors.items()},
+        "skipped": report.skipped,
+        "ignored": report.ignored,
+    }
+
+
+class _RichProgress:
+    """Turns engine progress into a rich progress bar (files and bytes)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, p: SyncProgress) -> None:
+        task = self.tasks.get(p.root)
+        if task is None:
+            task = self.progress.add_task(Path(p.root).name, total=None, files="")
+            self.tasks[p.root] = task
+        if p.phase == "syncing":
+            self.progress.update(
+                task,
+                total=max(p.bytes_total, 1),
+                completed=min(p.bytes_done, p.bytes_total),
+                files=f"{p.files_done}/{p.files_total} files",
+            )
+        elif p.phase == "done":
+            self.progress.update(task, completed=self.progress.tasks[task].total or 1)
+
+
+@app.command()
+def sync(
+    once: Annotated[
+        bool, typer.Option("--once", help="One pass over every folder, then exit.")
+    ] = False,
+    confirm_deletes: Annotated[
+        bool, typer.Option("--confirm-deletes", help="Apply a large deletion that was held.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Scan every mirrored folder and upload what changed."""
+    if not once:
+        raise CliError("use `hubsync sync --once` for one pass, or `hubsync agent` to keep syncing")
+
+    async def body(ctx: Context) -> list[PassReport]:
+        roots = [r for r in ctx.journal.roots() if not r.paused]
+        if not roots:
+            raise CliError("no mirrored folders; add one with `hubsync add PATH`")
+        reports = []
+        show = not json_out and out.is_terminal
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[files]}"),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=err, disable=not show, transient=False) as bar:
+            sink = _RichProgress(bar)
+            for root in roots:
+                if root.hub not in ctx.remotes:
+                    reports.append(_unavailable_report(root, ctx.unavailable.get(root.hub, "")))
+                    continue
+                reports.append(
+                    await ctx.engine.sync_root(root, confirm_deletes=confirm_deletes, progress=sink)
+                )
+        return reports
+
+    reports = run_async(body)
+    if json_out:
+        _emit_json([report_json(r) for r in reports])
+    else:
+        for r in reports:
+            _print_report(r)
+    if not all(r.complete for r in reports):
+        raise typer.Exit(2)
+
+
+def _unavailable_report(root: Root, why: str) -> PassReport:
+    report = PassReport(root)
+    report.errors["."] = ("auth", why or f"the {root.hub} hub is not available")
+    report.auth_needed = True
+    return report
+
+
+def _print_report(r: PassReport) -> None:
+    out.print(
+        f"[bold]{r.root.path}[/] → {r.root.hub} hub: {r.scanned} files, {r.unchanged} unchanged, "
+        f"{r.uploaded} uploaded ({r.uploaded_bytes:,} bytes), {r.deduplicated} deduplicated, "
+        f"{r.renamed} renamed, {r.deleted} deleted"
+    )
+    for rel, reason in sorted(r.skipped.items()):
+        out.print(f"  [dim]not mirrored[/] {escape(rel)}: {escape(reason)}")
+    if r.held_deletes:
+        out.print(
+            f"  [yellow]held[/] {len(r.held_deletes)} deletions look like an accident; "
+            "nothing was deleted in the hub. Run `hubsync sync --once --confirm-deletes` to apply them."
+        )
+    for rel, (kind, reason) in sorted(r.errors.items()):
+        out.print(f"  [red]not in the hub[/] {escape(rel)}: {escape(reason)} ({kind})")
+    if r.complete:
+        out.print("  [green]every file is in the hub[/]")
+
+
+# -- status, history, restore ---------------------------------------------------------------------
+
+
+@app.command()
+def status(json_out: JsonOpt = False) -> None:
+    """What is synced, what is waiting, and what failed."""
+
+    async def body(ctx: Context) -> dict[str, Any]:
+        roots = []
+        for root in ctx.journal.roots():
+            counts = ctx.journal.count_states(root.id)
+            problems = [
+                {"path": row.relpath, "state": row.state, "kind": row.error_kind, "reason": row.last_error}
+                for _, row in ctx.journal.problems(root.id)[:50]
+            ]
+            roots.append(
+                {
+                    "path": str(root.path),
+                    "hub": root.hub,
+                    "paused": root.paused,
+                    "degraded": root.degraded,
+                    "counts": counts,
+                    "problems": problems,
+                }
+            )
+        stats = ctx.cache.stats()
+        return {
+            "agent": "not running",
+            "roots": roots,
+            "hubs": {name: r.describe() for name, r in ctx.remotes.items()},
+            "unavailable": ctx.unavailable,
+            "cache": {
+                "entries": stats.entries,
+                "bytes": stats.size_bytes,
+                "limit": stats.limit_bytes,
+                "hit_rate": round(stats.hit_rate, 3),
+            },
+        }
+
+    data = run_async(body)
+    if json_out:
+        _emit_json(data)
+        return
+    out.print(f"Agent: {data['agent']}")
+    for root in data["roots"]:
+        c = root["counts"]
+        out.print(
+            f"[bold]{root['path']}[/] ({root['hub']}): {c.get('synced', 0)} synced, "
+            f"{c.get('seen', 0)} waiting, {c.get('error', 0)} failed, {c.get('held', 0)} held, "
+            f"{c.get('deleted', 0)} deleted"
+        )
+        for p in root["problems"]:
+            out.print(f"  {p['state']}: {p['path']} {p['reason'] or ''}")
+    c = data["cache"]
+    out.print(
+        f"Cache: {c['entries']} entries, {c['bytes']:,} of {c['limit']:,} bytes, hit rate {c['hit_rate']:.0%}"
+    )
+
+
+@app.command()
+def history(
+    path: Annotated[Path, typer.Argument(help="A file inside a mirrored folder.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """List every recorded version of a file."""
+
+    async def body(ctx: Context) -> list[dict[str, Any]]:
+        root, rel = _find_root(ctx, path.expanduser())
+        versions = ctx.journal.versions(root.id, rel)
+        if not versions:
+            raise CliError(f"no recorded versions of {rel}")
+        return [
+            {
+                "version": v.version,
+                "sha256": v.sha256,
+                "size": v.size,
+                "deleted": v.deleted,
+                "recorded_at": datetime.fromtimestamp(v.recorded_at)
+                .astimezone()
+                .isoformat(timespec="seconds"),
+                "mtime": datetime.fromtimestamp(v.mtime_ns / 1e9)
+                .astimezone()
+                .isoformat(timespec="seconds"),
+            }
+            for v in versions
+        ]
+
+    rows = run_async(body)
+    if json_out:
+        _emit_json(rows)
+        return
+    table = Table("Version", "Recorded", "Modified", "Size", "SHA-256", "")
+    for r in rows:
+        table.add_row(
+            str(r["version"]),
+            r["recorded_at"],
+            r["mtime"],
+            f"{r['size']:,}",
+            r["sha256"][:12],
+            "deleted" if r["deleted"] else "",
+        )
+    out.print(table)
+
+
+@app.command()
+def restore(
+    path: Annotated[
+        Path, typer.Argument(help="A file (or a deleted folder) inside a mirrored folder.")
+    ],
+    version: Annotated[
+        int | None, typer.Option("--version", help="Version number (see `history`).")
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="The version current at this ISO time.")
+    ] = None,
+    to: Annotated[
+        Path | None, typer.Option("--to", help="Restore into this folder instead.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Bring back a version; never overwrites a different local file (keeps both)."""
+    when = None
+    if at is not None:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            raise CliError(f"--at {at!r} is not an ISO time like 2026-11-26T10:30") from None
+        if when.tzinfo is None:
+            when = when.astimezone()
+    if version is not None and when is not None:
+        raise CliError("give --version or --at, not both")
+
+    async def body(ctx: Context) -> list[dict[str, Any]]:
+        root, rel = _find_root(ctx, path.expanduser())
+        if root.hub not in ctx.remotes:
+            raise CliError(ctx.unavailable.get(root.hub, f"the {root.hub} hub is not available"))
+        try:
+            done = await restore_path(
+                ctx.journal,
+                ctx.remotes[root.hub],
+                ctx.cache,
+                root,
+                rel,
+                version=version,
+                at=when,
+                to_dir=to.expanduser().resolve() if to else None,
+            )
+        except RestoreError as exc:
+            raise CliError(f"{rel}: {exc.message}") from None
+        return [
+            {
+                "path": rel,
+                "version": d.version,
+                "written_to": str(d.path),
+                "identical": d.identical,
+                "kept_both": d.kept_both,
+            }
+            for d in done
+        ]
+
+    rows = run_async(body)
+    if json_out:
+        _emit_json(rows)
+        return
+    for r in rows:
+        if r["identical"]:
+            out.print(f"{r['path']}: already identical to version {r['version']}")
+        elif r["kept_both"]:
+            out.print(
+                f"{r['path']}: a different file is there; version {r['version']} restored beside it as {r['written_to']}"
+            )
+        else:
+            out.print(f"{r['path']}: version {r['version']} restored to {r['written_to']}")
+
+
+@app.command()
+def doctor(json_out: JsonOpt = False) -> None:
+    """Check the config, the journal's integrity and whether the hubs answer."""
+
+    async def body(ctx: Context) -> list[dict[str, Any]]:
+        checks: list[dict[str, Any]] = [
+            {"check": "config", "ok": True, "detail": str(ctx.paths.config_file)},
+        ]
+        integrity = ctx.journal.integrity_check()
+        checks.append(
+            {
+                "check": "journal",
+                "ok": integrity == "ok",
+                "detail": f"{ctx.paths.journal}: {integrity}",
+            }
+        )
+        for name, remote in ctx.remotes.items():
+            try:
+                latency = await remote.ping()
+                checks.append(
+                    {
+                        "check": f"{name} hub",
+                        "ok": True,
+                        "detail": f"{remote.describe()} answered in {latency * 1000:.0f} ms",
+                    }
+                )
+            except SyncError as exc:
+                checks.append({"check": f"{name} hub", "ok": False, "detail": exc.message})
+        for name, why in ctx.unavailable.items():
+            used = any(r.hub == name for r in ctx.journal.roots())
+            checks.append({"check": f"{name} hub", "ok": not used, "detail": why})
+        for root in ctx.journal.roots():
+            checks.append(
+                {
+                    "check": "folder",
+                    "ok": root.path.is_dir(),
+                    "detail": f"{root.path}" + ("" if root.path.is_dir() else " is missing"),
+                }
+            )
+        return checks
+
+    try:
+        checks = run_async(body)
+    except CliError as exc:
+        checks = [{"check": "config", "ok": False, "detail": str(exc)}]
+    if json_out:
+        _emit_json(checks)
+    else:
+        for c in checks:
+            mark = "[green]ok[/]  " if c["ok"] else "[red]FAIL[/]"
+            out.print(f"{mark} {c['check']}: {escape(c['detail'])}")
+    if not all(c["ok"] for c in checks):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except CliError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        sys.exit(exc.code)

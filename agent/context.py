@@ -1,0 +1,93 @@
+"""Everything a command or the agent needs, opened once: paths, config, journal, hubs, cache."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from agent.config import Config, load_config
+from agent.paths import Paths, resolve_paths
+from sync.cache import BlobCache
+from sync.engine import MassDeletePolicy, SyncEngine
+from sync.journal import Journal
+from sync.remotes.base import Remote
+from sync.remotes.local import LocalHub
+
+
+@dataclass
+class Context(AbstractAsyncContextManager["Context"]):
+    paths: Paths
+    config: Config
+    journal: Journal
+    cache: BlobCache
+    remotes: dict[str, Remote] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """hub name → why it cannot be used now (not configured, signed out...)."""
+    _engine: SyncEngine | None = None
+
+    @classmethod
+    def open(cls, paths: Paths | None = None) -> Context:
+        paths = (paths or resolve_paths()).ensure()
+        config = load_config(paths)
+        journal = Journal(paths.journal)
+        cache = BlobCache(
+            paths.blob_cache, size_limit=config.cache.size_limit_bytes, ttl=config.cache.ttl_seconds
+        )
+        return cls(paths, config, journal, cache)
+
+    async def __aenter__(self) -> Context:
+        await self.open_hubs()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def open_hubs(self) -> None:
+        hub_dir = self.config.local_hub_path(self.paths)
+        try:
+            self.remotes["local"] = LocalHub(hub_dir, io_threads=self.config.sync.workers)
+        except OSError as exc:
+            self.unavailable["local"] = (
+                f"local hub {hub_dir} cannot be opened: {exc.strerror or exc}"
+            )
+        if self.config.supabase_configured:
+            from agent.hubs import open_supabase
+
+            remote, problem = await open_supabase(self)
+            if remote is not None:
+                self.remotes["supabase"] = remote
+            else:
+                self.unavailable["supabase"] = problem
+        else:
+            self.unavailable["supabase"] = (
+                "Supabase is not configured (set SUPABASE_URL and SUPABASE_ANON_KEY, "
+                "or [supabase] url/anon_key in the config)"
+            )
+
+    @property
+    def engine(self) -> SyncEngine:
+        if self._engine is None:
+            s = self.config.sync
+            self._engine = SyncEngine(
+                self.journal,
+                self.remotes,
+                hash_threads=s.hash_threads,
+                workers=s.workers,
+                mass_delete=MassDeletePolicy(ratio=s.mass_delete_ratio, count=s.mass_delete_count),
+            )
+        return self._engine
+
+    async def aclose(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+        for remote in self.remotes.values():
+            await remote.close()
+        self.remotes.clear()
+        self.cache.close()
+        self.journal.close()
