@@ -1,0 +1,236 @@
+"""TUS 1.0.0 resumable uploads at ``/storage/v1/upload/resumable``.
+
+Like Supabase: every PATCH but the last carries exactly 6 MiB, a chunk that
+does not arrive whole is discarded (the offset stays), a second client on
+an upload that is being written gets 409, and the object appears only when
+the last byte is in. Upload state lives in the server object, so it
+survives client restarts (and :meth:`SupabaseTestServer.restart`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .auth import Identity
+from .storage import StorageError, StorageService, identify
+
+CHUNK = 6 * 1024 * 1024
+TUS_HEADERS = {"Tus-Resumable": "1.0.0"}
+
+
+@dataclass(slots=True)
+class Upload:
+    id: str
+    bucket_id: str
+    key: str
+    length: int
+    identity: Identity
+    content_type: str
+    cache_control: str
+    metadata: dict[str, Any] | None
+    upsert: bool
+    expires_at: float
+    data: bytearray = field(default_factory=bytearray)
+    offset: int = 0
+    busy: bool = False
+    done: bool = False
+
+
+class TusError(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+def parse_metadata(header: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in header.split(","))):
+        name, _, value = item.partition(" ")
+        try:
+            result[name] = base64.b64decode(value).decode() if value else ""
+        except ValueError as exc:
+            raise TusError(400, "Upload-Metadata is invalid") from exc
+    return result
+
+
+def _storage_to_tus(error: StorageError) -> TusError:
+    return TusError(int(error.status), error.message)
+
+
+class TusService:
+    """Uploads in progress. Thread-safe."""
+
+    def __init__(
+        self, storage: StorageService, *, chunk_size: int = CHUNK, ttl: float = 86400
+    ) -> None:
+        self.storage = storage
+        self.chunk_size = chunk_size
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self.uploads: dict[str, Upload] = {}
+
+    def pending(self) -> list[Upload]:
+        with self._lock:
+            return [u for u in self.uploads.values() if not u.done]
+
+    async def handle(self, request: web.Request, upload_id: str) -> web.StreamResponse:
+        try:
+            if request.method == "OPTIONS":
+                return web.Response(
+                    status=204,
+                    headers={
+                        **TUS_HEADERS,
+                        "Tus-Version": "1.0.0",
+                        "Tus-Extension": "creation,creation-with-upload,termination",
+                        "Tus-Max-Size": str(self.storage.global_limit),
+                    },
+                )
+            try:
+                identity = identify(self.storage.auth, request)
+            except StorageError as error:
+                response = error.response()
+                response.set_status(int(error.status))
+                return response
+            if request.headers.get("Tus-Resumable") != "1.0.0":
+                raise TusError(412, "Unsupported TUS version")
+            if not upload_id:
+                if request.method != "POST":
+                    raise TusError(405, "Method not allowed")
+                return await self._create(request, identity)
+            upload = self._find(upload_id, identity)
+            if request.method == "HEAD":
+                return web.Response(
+                    status=200,
+                    headers={
+                        **TUS_HEADERS,
+                        "Upload-Offset": str(upload.offset),
+                        "Upload-Length": str(upload.length),
+                        "Cache-Control": "no-store",
+                    },
+                )
+            if request.method == "PATCH":
+                return await self._patch(request, upload)
+            if request.method == "DELETE":
+                with self._lock:
+                    if upload.busy:
+                        raise TusError(409, "The upload is locked by another request")
+                    del self.uploads[upload.id]
+                return web.Response(status=204, headers=TUS_HEADERS)
+            raise TusError(405, "Method not allowed")
+        except TusError as error:
+            return web.Response(status=error.status, text=error.text, headers=TUS_HEADERS)
+
+    def _find(self, upload_id: str, identity: Identity) -> Upload:
+        with self._lock:
+            upload = self.uploads.get(upload_id)
+        if upload is None or upload.expires_at < time.time():
+            raise TusError(404, "Upload not found")
+        if upload.identity.sub != identity.sub and not identity.is_service:
+            raise TusError(404, "Upload not found")
+        return upload
+
+    async def _create(self, request: web.Request, identity: Identity) -> web.Response:
+        try:
+            length = int(request.headers["Upload-Length"])
+        except (KeyError, ValueError) as exc:
+            raise TusError(400, "Upload-Length is missing or invalid") from exc
+        meta = parse_metadata(request.headers.get("Upload-Metadata", ""))
+        bucket_id = meta.get("bucketName", "")
+        key = meta.get("objectName", "")
+        content_type = meta.get("contentType") or "application/octet-stream"
+        cache_control = meta.get("cacheControl") or "3600"
+        cache_control = f"max-age={cache_control}" if cache_control.isdigit() else cache_control
+        user_meta = json.loads(meta["metadata"]) if meta.get("metadata") else None
+        upsert = request.headers.get("x-upsert", "").lower() == "true"
+        if not bucket_id or not key:
+            raise TusError(400, "Upload-Metadata must contain bucketName and objectName")
+        try:
+            self.storage.check_upload(identity, bucket_id, key, length, content_type, upsert)
+        except StorageError as error:
+            if error.code == "EntityTooLarge":
+                raise TusError(413, "Maximum size exceeded") from error
+            raise _storage_to_tus(error) from error
+        raw_id = f"{bucket_id}/{key}/{uuid.uuid4()}".encode()
+        upload = Upload(
+            base64.urlsafe_b64encode(raw_id).decode().rstrip("="),
+            bucket_id,
+            key,
+            length,
+            identity,
+            content_type,
+            cache_control,
+            user_meta,
+            upsert,
+            time.time() + self.ttl,
+        )
+        with self._lock:
+            self.uploads[upload.id] = upload
+        if length == 0:
+            self._finish(upload)
+        location = f"{request.url.origin()}/storage/v1/upload/resumable/{upload.id}"
+        return web.Response(
+            status=201, headers={**TUS_HEADERS, "Location": location, "Upload-Offset": "0"}
+        )
+
+    async def _patch(self, request: web.Request, upload: Upload) -> web.Response:
+        if request.content_type != "application/offset+octet-stream":
+            raise TusError(415, "Content-Type must be application/offset+octet-stream")
+        try:
+            offset = int(request.headers["Upload-Offset"])
+        except (KeyError, ValueError) as exc:
+            raise TusError(400, "Upload-Offset is missing or invalid") from exc
+        with self._lock:
+            if upload.busy:
+                raise TusError(409, "The upload is locked by another request")
+            if upload.done:
+                raise TusError(409, "The resource already exists")
+            if offset != upload.offset:
+                raise TusError(409, "Upload-Offset conflict")
+            upload.busy = True
+        try:
+            chunk = await request.read()
+            end = offset + len(chunk)
+            if end > upload.length:
+                raise TusError(413, "Maximum size exceeded")
+            if end != upload.length and len(chunk) != self.chunk_size:
+                raise TusError(
+                    400, f"Chunks must be exactly {self.chunk_size} bytes, except the last one"
+                )
+            upload.data += chunk
+            upload.offset = end
+            if end == upload.length:
+                self._finish(upload)
+        finally:
+            with self._lock:
+                upload.busy = False
+        return web.Response(
+            status=204, headers={**TUS_HEADERS, "Upload-Offset": str(upload.offset)}
+        )
+
+    def _finish(self, upload: Upload) -> None:
+        try:
+            self.storage.store(
+                upload.identity,
+                upload.bucket_id,
+                upload.key,
+                bytes(upload.data),
+                content_type=upload.content_type,
+                cache_control=upload.cache_control,
+                user_metadata=upload.metadata,
+                upsert=upload.upsert,
+            )
+        except StorageError as error:
+            with self._lock:
+                self.uploads.pop(upload.id, None)
+            raise _storage_to_tus(error) from error
+        upload.done = True
+        upload.data = bytearray()  # the object holds the bytes now
