@@ -1,0 +1,1 @@
+"""The agent's local control API: protocol, Unix-socket server and client."""

@@ -1,0 +1,414 @@
+"""The control API server: an asyncio Unix-socket server for same-user clients.
+
+Security: the socket lives in a 0700 runtime directory and is itself 0600, and
+every accepted connection is checked with the kernel's peer credentials; a peer
+running as another uid gets a ``forbidden`` error frame and is closed.
+
+Flow control: each client has one writer task. Responses are bounded by the
+number of requests in flight (reading stops while ``max_inflight`` responses
+are unsent); events are bounded by ``queue_limit`` — a subscriber that falls
+that far behind gets a ``lagged`` event and is disconnected, so publishing never
+waits on a slow client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import socket
+import stat
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from agent.control.peercred import is_same_user
+from agent.control.protocol import (
+    BAD_FRAME,
+    BAD_PARAMS,
+    FORBIDDEN,
+    FRAME_TOO_LARGE,
+    HELLO_EVENT,
+    INTERNAL,
+    LAGGED_EVENT,
+    MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+    UNKNOWN_METHOD,
+    ControlError,
+    Event,
+    Request,
+    Response,
+    decode_frame,
+)
+from sync.errors import SyncError
+
+log = logging.getLogger("hubsync.control")
+
+Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+BUILTIN_METHODS = frozenset({"subscribe", "unsubscribe"})
+# Longest path a sockaddr_un holds on every supported OS (macOS: 104 incl. NUL).
+MAX_SOCKET_PATH = 103
+CLOSE_GRACE_SECONDS = 1.0
+LAGGED_GRACE_SECONDS = 10.0
+"""How long a dropped client has to read its backlog and the ``lagged`` notice."""
+# Kinds of queued frames: replies free an in-flight slot, events count toward the lag limit.
+_REPLY, _EVENT, _NOTICE = 0, 1, 2
+
+
+class _Client:
+    """One accepted connection and its outgoing queue."""
+
+    def __init__(
+        self, cid: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, inflight: int
+    ) -> None:
+        self.cid = cid
+        self.reader = reader
+        self.writer = writer
+        self.out: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
+        self.pending_events = 0
+        self.slots = asyncio.Semaphore(inflight)
+        self.topics: frozenset[str] | None = None
+        """``None``: not subscribed; empty: every event; else only these."""
+        self.lagged = False
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.writer_task: asyncio.Task[None] | None = None
+
+    def wants(self, event: str) -> bool:
+        return self.topics is not None and (not self.topics or event in self.topics)
+
+    def send_reply(self, frame: bytes) -> None:
+        """Queue the answer to one frame read; the caller holds one of ``slots``."""
+        self.out.put_nowait((frame, _REPLY))
+
+    def send_event(self, frame: bytes) -> None:
+        self.pending_events += 1
+        self.out.put_nowait((frame, _EVENT))
+
+    def send_notice(self, frame: bytes) -> None:
+        self.out.put_nowait((frame, _NOTICE))
+
+
+class ControlServer:
+    """Serve registered methods and published events on ``socket_path``.
+
+    Use ``async with ControlServer(path) as server`` or ``await start()`` /
+    ``await close()``. ``register`` and ``publish`` must be called from the
+    event loop's thread.
+    """
+
+    def __init__(
+        self,
+        socket_path: Path,
+        *,
+        queue_limit: int = 1000,
+        max_inflight: int = 16,
+        max_frame: int = MAX_FRAME_BYTES,
+        allowed_uid: int | None = None,
+        server_info: dict[str, Any] | None = None,
+    ) -> None:
+        self.socket_path = Path(socket_path)
+        self.queue_limit = queue_limit
+        self.max_inflight = max_inflight
+        self.max_frame = max_frame
+        self.allowed_uid = os.getuid() if allowed_uid is None else allowed_uid
+        self.server_info = dict(server_info or {})
+        self._handlers: dict[str, Handler] = {}
+        self._clients: set[_Client] = set()
+        self._conn_tasks: set[asyncio.Task[Any]] = set()
+        self._ids = itertools.count(1)
+        self._seq = 0
+        self._server: asyncio.Server | None = None
+        self._socket_ino: int | None = None
+
+    # -- registry and events -------------------------------------------------
+
+    def register(self, name: str, handler: Handler) -> None:
+        """Serve ``name`` with ``await handler(params)``; its return value is the result.
+
+        A handler reports failure by raising ``ControlError(code, message)`` or a
+        ``sync.errors.SyncError`` (its ``kind`` becomes the code); anything else
+        becomes ``internal`` and is logged, never echoed to the client.
+        """
+        if name in BUILTIN_METHODS:
+            raise ValueError(f"{name!r} is built in")
+        if name in self._handlers:
+            raise ValueError(f"method {name!r} is already registered")
+        self._handlers[name] = handler
+
+    @property
+    def methods(self) -> list[str]:
+        return sorted({*self._handlers, *BUILTIN_METHODS})
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    @property
+    def seq(self) -> int:
+        """Sequence number of the last published event."""
+        return self._seq
+
+    def publish(self, event: str, data: Any) -> int:
+        """Queue an event for every subscriber of ``event``; never blocks. Returns its seq."""
+        self._seq += 1
+        frame = Event(event, data, self._seq).encode()
+        for client in list(self._clients):
+            if client.lagged or not client.wants(event):
+                continue
+            if client.pending_events >= self.queue_limit:
+                self._drop_lagged(client)
+            else:
+                client.send_event(frame)
+        return self._seq
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("server already started")
+        sock = self._bind()
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._serve, sock=sock, limit=self.max_frame
+            )
+        except BaseException:
+            sock.close()
+            self._unlink_socket()
+            raise
+        log.info("control API listening on %s", self.socket_path)
+
+    async def close(self) -> None:
+        """Stop accepting, flush what is queued to each client, close them all."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        tasks = list(self._conn_tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.wait_closed()
+        self._unlink_socket()
+        log.info("control API closed")
+
+    async def __aenter__(self) -> ControlServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _bind(self) -> socket.socket:
+        path = self.socket_path
+        if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+            raise ValueError(f"control socket path too long for a Unix socket: {path}")
+        runtime = path.parent
+        runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = runtime.stat()
+        if st.st_uid != os.getuid():
+            raise PermissionError(f"{runtime} belongs to another user")
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            runtime.chmod(0o700)
+        self._remove_stale(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(os.fspath(path))
+            # The directory is 0700, so nobody else can reach the socket between bind and chmod.
+            path.chmod(0o600)
+            self._socket_ino = path.stat().st_ino
+            sock.listen(64)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            self._unlink_socket()
+            raise
+        return sock
+
+    @staticmethod
+    def _remove_stale(path: Path) -> None:
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(st.st_mode):
+            raise FileExistsError(f"{path} exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(os.fspath(path))
+        except OSError:
+            path.unlink(missing_ok=True)  # nobody listens: left over from a crash
+            return
+        finally:
+            probe.close()
+        raise FileExistsError(f"another process is serving on {path}")
+
+    def _unlink_socket(self) -> None:
+        with contextlib.suppress(OSError):
+            if self._socket_ino is not None and self.socket_path.stat().st_ino == self._socket_ino:
+                self.socket_path.unlink()
+        self._socket_ino = None
+
+    # -- one connection ----------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._conn_tasks.add(task)
+        client = _Client(next(self._ids), reader, writer, self.max_inflight)
+        flush = False
+        try:
+            sock = writer.get_extra_info("socket")
+            if sock is None or not is_same_user(sock, self.allowed_uid):
+                log.warning("control API: refused a connection from another user")
+                writer.write(
+                    Response(None, False, error=ControlError(FORBIDDEN, "not the agent's user"))
+                    .encode()
+                )
+                return
+            self._clients.add(client)
+            client.writer_task = asyncio.create_task(self._write_loop(client))
+            hello = {"protocol": PROTOCOL_VERSION, "methods": self.methods, **self.server_info}
+            client.send_notice(Event(HELLO_EVENT, hello, self._seq).encode())
+            await self._read_loop(client)
+        except asyncio.CancelledError:
+            flush = True  # server shutdown: deliver what is queued, then close
+        finally:
+            await self._teardown(client, flush=flush)
+            self._conn_tasks.discard(task)
+
+    async def _read_loop(self, client: _Client) -> None:
+        reader = client.reader
+        while True:
+            try:
+                line = await reader.readuntil(b"\n")
+            except asyncio.LimitOverrunError:
+                line = b""
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return  # peer closed (possibly mid-frame)
+            if client.lagged:
+                return
+            await client.slots.acquire()  # every frame read gets exactly one reply
+            if not line:
+                if not await _skip_line(reader):
+                    return
+                err = ControlError(FRAME_TOO_LARGE, f"frames are limited to {self.max_frame} bytes")
+                client.send_reply(Response(None, False, error=err).encode())
+                continue
+            try:
+                frame = decode_frame(line)
+            except ControlError as exc:
+                client.send_reply(Response(None, False, error=exc).encode())
+                continue
+            if not isinstance(frame, Request):
+                err = ControlError(BAD_FRAME, "clients may only send requests")
+                client.send_reply(Response(None, False, error=err).encode())
+                continue
+            task = asyncio.create_task(self._dispatch(client, frame))
+            client.tasks.add(task)
+            task.add_done_callback(client.tasks.discard)
+
+    async def _write_loop(self, client: _Client) -> None:
+        writer = client.writer
+        while True:
+            frame, kind = await client.out.get()
+            if kind == _EVENT:
+                client.pending_events -= 1
+            writer.write(frame)
+            if kind == _REPLY:
+                client.slots.release()
+            try:
+                await writer.drain()
+            except ConnectionError:
+                return
+
+    async def _dispatch(self, client: _Client, req: Request) -> None:
+        try:
+            if req.method in BUILTIN_METHODS:
+                result = self._subscription(client, req)
+            else:
+                handler = self._handlers.get(req.method)
+                if handler is None:
+                    raise ControlError(UNKNOWN_METHOD, f"no method {req.method!r}")
+                result = await handler(req.params)
+            try:
+                frame = Response(req.id, True, result).encode()
+            except ValueError:
+                log.exception("control API: method %s returned an unencodable result", req.method)
+                raise ControlError(INTERNAL, "the result could not be encoded") from None
+        except ControlError as exc:
+            frame = Response(req.id, False, error=exc).encode()
+        except SyncError as exc:
+            frame = Response(req.id, False, error=ControlError(exc.kind, exc.message)).encode()
+        except Exception:
+            log.exception("control API: method %s failed", req.method)
+            err = ControlError(INTERNAL, "internal error (see the agent log)")
+            frame = Response(req.id, False, error=err).encode()
+        client.send_reply(frame)
+
+    def _subscription(self, client: _Client, req: Request) -> dict[str, Any]:
+        if req.method == "unsubscribe":
+            client.topics = None
+            return {"topics": None, "seq": self._seq}
+        topics = req.params.get("topics") or []
+        if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+            raise ControlError(BAD_PARAMS, "topics must be a list of event names")
+        client.topics = frozenset(topics)
+        return {"topics": sorted(client.topics), "seq": self._seq}
+
+    def _drop_lagged(self, client: _Client) -> None:
+        """Replace the client's backlog with a ``lagged`` notice and disconnect it."""
+        client.lagged = True
+        log.warning(
+            "control API: client %d fell %d events behind; dropped", client.cid, self.queue_limit
+        )
+        if client.writer_task is not None:
+            client.writer_task.cancel()
+        notice = Event(LAGGED_EVENT, {"limit": self.queue_limit, "seq": self._seq}, self._seq)
+        transport = client.writer.transport
+        transport.write(notice.encode())
+        transport.close()  # stops reading; connection_lost (and EOF) once flushed...
+        asyncio.get_running_loop().call_later(LAGGED_GRACE_SECONDS, transport.abort)  # ...or not
+
+    async def _flush_and_stop_writer(self, client: _Client) -> None:
+        """Write whatever is queued without waiting for the peer, then stop the writer."""
+        if client.writer_task is not None:
+            client.writer_task.cancel()
+            await asyncio.gather(client.writer_task, return_exceptions=True)
+            client.writer_task = None
+        transport = client.writer.transport
+        while not client.out.empty() and not transport.is_closing():
+            frame, _ = client.out.get_nowait()
+            transport.write(frame)
+
+    async def _teardown(self, client: _Client, *, flush: bool) -> None:
+        self._clients.discard(client)
+        pending = list(client.tasks)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if flush:
+            await self._flush_and_stop_writer(client)
+        elif client.writer_task is not None:
+            client.writer_task.cancel()
+            await asyncio.gather(client.writer_task, return_exceptions=True)
+        writer = client.writer
+        writer.close()
+        try:
+            await asyncio.wait_for(writer.wait_closed(), CLOSE_GRACE_SECONDS)
+        except (TimeoutError, OSError):
+            writer.transport.abort()
+
+
+async def _skip_line(reader: asyncio.StreamReader) -> bool:
+    """Discard the rest of an oversized frame, up to its newline; False if the peer left."""
+    while True:
+        try:
+            await reader.readuntil(b"\n")
+            return True
+        except asyncio.LimitOverrunError as exc:
+            await reader.readexactly(exc.consumed)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return False
