@@ -145,6 +145,7 @@ class ExaiTestServer:
     _per_ip: Counter[str] = field(default_factory=Counter)
     _in_flight: set[tuple[str, str]] = field(default_factory=set)
     _closed: asyncio.Event = field(default_factory=asyncio.Event)
+    _connections: set[ServerConnection] = field(default_factory=set)
 
     @property
     def url(self) -> str:
@@ -185,6 +186,11 @@ class ExaiTestServer:
                     await self._closed.wait()
         return self.open_connections
 
+    async def drop_all(self, code: int = 1001, reason: str = "going away") -> None:
+        """Close every connection from the server side, as a restart or a proxy would."""
+        for ws in list(self._connections):
+            await ws.close(code, reason)
+
     # -- connections -------------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
@@ -193,6 +199,7 @@ class ExaiTestServer:
         self.open_connections += 1
         self.total_connections += 1
         self.peak_connections = max(self.peak_connections, self.open_connections)
+        self._connections.add(ws)
         tasks: set[asyncio.Task[None]] = set()
         try:
             if self._per_ip[ip] > self.max_connections_per_ip:
@@ -206,6 +213,7 @@ class ExaiTestServer:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self._connections.discard(ws)
             self._per_ip[ip] -= 1
             self.open_connections -= 1
             self._closed.set()

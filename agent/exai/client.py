@@ -209,7 +209,7 @@ class Connection:
         hello = {"op": "hello", "session_id": self.session_id, "token": settings.token}
         try:
             async with asyncio.timeout(settings.hello_timeout):
-                await self.ws.send(json.dumps(hello))
+                await self.send(hello, "during hello")
                 while True:
                     msg = await self.receive("during hello")
                     if msg.get("op") == "hello_ack":

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from agent.config import Config
 from agent.paths import Paths
+from sync.durable import fsync_dir
 from sync.errors import LocalFileError
 
 MAX_NAME_BYTES = 100
@@ -93,7 +94,7 @@ def write_result(
             if final.parent != directory:  # cannot happen with safe parts; refuse if it ever does
                 raise LocalFileError("refusing a result name outside the results folder")
             if _publish(tmp, final):
-                _fsync_dir(directory)
+                fsync_dir(directory)
                 return final
         raise LocalFileError(f"too many results named {stem}.*")
     finally:
@@ -135,13 +136,3 @@ def _publish(tmp: Path, final: Path) -> bool:
     except FileExistsError:
         return False
     return True
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

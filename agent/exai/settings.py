@@ -1,7 +1,9 @@
 """Where the EXAI server is and how hard to try: config, environment and keyring.
 
 ``EXAI_WS_HOST`` / ``EXAI_WS_PORT`` / ``EXAI_WS_TOKEN`` override the config file
-and the keyring, the same variables the EXAI server's own tools read.
+and the keyring, the same variables the EXAI server's own tools read. The
+token is otherwise kept as the secret ``exai-token`` of service ``hubsync`` (the
+keyring, or the opted-in secrets file; see :mod:`agent.secrets`).
 """
 
 from __future__ import annotations
@@ -11,13 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import keyring
-import keyring.errors
-
 from agent.config import ConfigError, ExaiConfig
+from agent.secrets import SecretStoreError, open_secret_store
 
-KEYRING_SERVICE = "hubsync"
-KEYRING_TOKEN_NAME = "exai-token"
+TOKEN_SECRET = "exai-token"
 
 
 def read_token(env: Mapping[str, str] | None = None) -> tuple[str, str]:
@@ -27,8 +26,8 @@ def read_token(env: Mapping[str, str] | None = None) -> tuple[str, str]:
     if token:
         return token, "env"
     try:
-        stored = keyring.get_password(KEYRING_SERVICE, KEYRING_TOKEN_NAME)
-    except (keyring.errors.KeyringError, RuntimeError):
+        stored = open_secret_store(env=env).get(TOKEN_SECRET)
+    except SecretStoreError:
         stored = None
     return (stored, "keyring") if stored else ("", "")
 
