@@ -279,7 +279,9 @@ def sync(
                     reports.append(_unavailable_report(root, ctx.unavailable.get(root.hub, "")))
                     continue
                 reports.append(
-                    await ctx.engine.sync_root(root, confirm_deletes=confirm_deletes, progress=sink)
+                    await ctx.engine.sync_root(
+                        root, confirm_deletes=confirm_deletes, retry_errors=True, progress=sink
+                    )
                 )
         return reports
 
@@ -331,7 +333,12 @@ def status(json_out: JsonOpt = False) -> None:
         for root in ctx.journal.roots():
             counts = ctx.journal.count_states(root.id)
             problems = [
-                {"path": row.relpath, "state": row.state, "kind": row.error_kind, "reason": row.last_error}
+                {
+                    "path": row.relpath,
+                    "state": row.state,
+                    "kind": row.error_kind,
+                    "reason": row.last_error,
+                }
                 for _, row in ctx.journal.problems(root.id)[:50]
             ]
             roots.append(

@@ -134,9 +134,14 @@ class SyncEngine:
         *,
         paths: Iterable[str] | None = None,
         confirm_deletes: bool = False,
+        retry_errors: bool = False,
         progress: ProgressSink | None = None,
     ) -> PassReport:
-        """Bring the hub up to date with ``root`` (all of it, or only ``paths`` and below)."""
+        """Bring the hub up to date with ``root`` (all of it, or only ``paths`` and below).
+
+        Files that failed are tried again when their retry time has come, or
+        at once with ``retry_errors`` (a pass the user asked for).
+        """
         report = PassReport(root)
         if not root.path.is_dir():
             report.errors["."] = ("local", f"folder {root.path} is not reachable")
@@ -157,7 +162,9 @@ class SyncEngine:
         now = self.clock()
         rows = self.journal.files(root.id) if known else {}
         retry_due = {
-            rel for rel, row in rows.items() if row.state == ERROR and (row.next_retry or 0) <= now
+            rel
+            for rel, row in rows.items()
+            if row.state == ERROR and (retry_errors or (row.next_retry or 0) <= now)
         }
         d = diff(walked.files, known, retry_due)
         report.unchanged = d.unchanged
@@ -419,11 +426,13 @@ class SyncEngine:
                 self.journal.forget(root.id, never_synced)
         if not tombstones:
             return
+        going = set(tombstones)
         moved_shas = {
-            r[0]
+            r[1]
             for r in self.journal.conn.execute(
-                "SELECT sha256 FROM files WHERE root_id=? AND state='synced'", (root.id,)
+                "SELECT relpath, sha256 FROM files WHERE root_id=? AND state='synced'", (root.id,)
             )
+            if r[0] not in going
         }
         real = [rel for rel in tombstones if rows[rel].sha256 not in moved_shas]
         tracked = sum(1 for r in rows.values() if r.state != DELETED)

@@ -23,8 +23,10 @@ def ascii_safe_name(name: str, max_bytes: int = MAX_NAME_BYTES) -> str:
     ascii_only = "".join(c for c in decomposed if not unicodedata.combining(c))
     safe = _UNSAFE.sub("_", ascii_only).strip(" .")
     safe = re.sub(r"_{2,}", "_", safe)
-    if not safe or set(safe) <= {"_"}:
-        safe = "file" + _extension(ascii_only)
+    ext = _extension(safe)
+    stem = safe[: len(safe) - len(ext)] if ext else safe
+    if not stem.strip("_ ."):
+        safe = "file" + ext
     if len(safe) > max_bytes:
         ext = _extension(safe)[: max_bytes // 4]
         safe = safe[: max_bytes - len(ext)].rstrip(" .") + ext

@@ -1,0 +1,5 @@
+"""``python -m agent`` is the ``hubsync`` command."""
+
+from agent.cli import main
+
+main()

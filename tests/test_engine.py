@@ -1,0 +1,224 @@
+"""The engine against a real local hub: dedup, renames, versions, deletions, restores."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from sync.restore import restore_path
+from tests.fixtures.engine import Rig, assert_hub_mirrors, blob_files, sha_of
+
+
+def write(path: Path, data: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def blob_bytes(rig: Rig) -> int:
+    return sum(size for _, size in blob_files(rig.hub.root).values())
+
+
+async def test_first_sync_mirrors_every_file(rig: Rig) -> None:
+    docs = rig.folder()
+    for i in range(40):
+        write(docs / f"d{i % 4}" / f"f{i}.txt", f"content {i}\n" * (i + 1))
+    write(docs / "empty.bin", b"")
+    root = rig.add_root(docs)
+    report = await rig.engine.sync_root(root)
+    assert report.complete and report.recorded == 41
+    assert_hub_mirrors(rig.hub.root, root.id, docs)
+    again = await rig.engine.sync_root(root)
+    assert (again.hashed, again.uploaded, again.recorded) == (0, 0, 0)
+    assert again.unchanged == 41
+
+
+async def test_identical_content_anywhere_adds_no_blob_bytes(rig: Rig) -> None:
+    a, b = rig.folder("a"), rig.folder("b")
+    payload = os.urandom(200_000)
+    write(a / "report.pdf", payload)
+    root_a = rig.add_root(a)
+    await rig.engine.sync_root(root_a)
+    before = blob_bytes(rig)
+    write(a / "copy" / "report (1).pdf", payload)  # same root
+    write(b / "elsewhere.bin", payload)  # other root
+    root_b = rig.add_root(b)
+    ra = await rig.engine.sync_root(root_a)
+    rb = await rig.engine.sync_root(root_b)
+    assert blob_bytes(rig) == before
+    assert (ra.uploaded, rb.uploaded) == (0, 0)
+    assert ra.deduplicated == 1 and rb.deduplicated == 1
+    assert_hub_mirrors(rig.hub.root, root_b.id, b)
+
+
+async def test_equal_files_in_one_pass_upload_once(rig: Rig) -> None:
+    docs = rig.folder()
+    for i in range(5):
+        write(docs / f"same{i}.txt", "identical bytes")
+    root = rig.add_root(docs)
+    report = await rig.engine.sync_root(root)
+    assert report.uploaded == 1 and report.deduplicated == 4
+    assert len(blob_files(rig.hub.root)) == 1
+
+
+async def test_rename_and_move_reupload_nothing(rig: Rig) -> None:
+    docs = rig.folder()
+    write(docs / "a.txt", "alpha" * 1000)
+    write(docs / "dir" / "b.txt", "beta" * 1000)
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    blobs = blob_files(rig.hub.root)
+    (docs / "a.txt").rename(docs / "renamed.txt")
+    (docs / "dir").rename(docs / "moved-dir")
+    report = await rig.engine.sync_root(root)
+    assert report.uploaded == 0 and report.hashed == 0
+    assert report.renamed == 2
+    assert report.held_deletes == []
+    assert blob_files(rig.hub.root) == blobs  # same blobs, same inodes: nothing rewritten
+    assert_hub_mirrors(rig.hub.root, root.id, docs)
+
+
+async def test_history_and_restore_every_version_byte_for_byte(rig: Rig) -> None:
+    docs = rig.folder()
+    f = docs / "notes.md"
+    contents = [os.urandom(5000 + i) for i in range(4)]
+    root = rig.add_root(docs)
+    for data in contents:
+        write(f, data)
+        await rig.engine.sync_root(root)
+    versions = rig.journal.versions(root.id, "notes.md")
+    assert [v.version for v in versions] == [1, 2, 3, 4]
+    assert [v.sha256 for v in versions] == [sha_of(write(rig.tmp / "x", c)) for c in contents]
+    hub_versions = await rig.hub.history(rig.journal.device_id, root.id, "notes.md")
+    assert [v.sha256 for v in hub_versions] == [v.sha256 for v in versions]
+    out = rig.tmp / "restored"
+    for n, data in enumerate(contents, start=1):
+        done = await restore_path(
+            rig.journal, rig.hub, rig.cache, root, "notes.md", version=n, to_dir=out / str(n)
+        )
+        assert done[0].path.read_bytes() == data
+
+
+async def test_second_restore_of_same_content_is_a_cache_hit(rig: Rig) -> None:
+    docs = rig.folder()
+    write(docs / "a.txt", "v1")
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    write(docs / "a.txt", "v2")
+    await rig.engine.sync_root(root)
+    await restore_path(
+        rig.journal, rig.hub, rig.cache, root, "a.txt", version=1, to_dir=rig.tmp / "r1"
+    )
+    first = rig.cache.stats()
+    assert (first.hits, first.misses) == (0, 1)
+    await restore_path(
+        rig.journal, rig.hub, rig.cache, root, "a.txt", version=1, to_dir=rig.tmp / "r2"
+    )
+    second = rig.cache.stats()
+    assert (second.hits, second.misses) == (1, 1)
+    assert (rig.tmp / "r2" / "a.txt").read_text() == "v1"
+
+
+async def test_restore_never_overwrites_a_different_file(rig: Rig) -> None:
+    docs = rig.folder()
+    write(docs / "plan.txt", "original")
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    write(docs / "plan.txt", "edited locally")
+    done = (await restore_path(rig.journal, rig.hub, rig.cache, root, "plan.txt", version=1))[0]
+    assert done.kept_both and done.path.name == "plan (restored v1).txt"
+    assert (docs / "plan.txt").read_text() == "edited locally"
+    assert done.path.read_text() == "original"
+    again = (await restore_path(rig.journal, rig.hub, rig.cache, root, "plan.txt", version=1))[0]
+    assert again.identical and again.path == done.path
+
+
+async def test_deletes_are_tombstones_and_restorable(rig: Rig) -> None:
+    docs = rig.folder()
+    write(docs / "keep.txt", "keep")
+    write(docs / "gone" / "one.txt", "one")
+    write(docs / "gone" / "two.txt", "two")
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    blobs = blob_files(rig.hub.root)
+    for p in (docs / "gone").iterdir():
+        p.unlink()
+    (docs / "gone").rmdir()
+    report = await rig.engine.sync_root(root)
+    assert report.deleted == 2
+    assert blob_files(rig.hub.root) == blobs  # tombstones never delete blobs
+    versions = rig.journal.versions(root.id, "gone/one.txt")
+    assert [v.deleted for v in versions] == [False, True]
+    restored = await restore_path(rig.journal, rig.hub, rig.cache, root, "gone")
+    assert sorted(r.relpath for r in restored) == ["gone/one.txt", "gone/two.txt"]
+    assert (docs / "gone" / "two.txt").read_text() == "two"
+    report = await rig.engine.sync_root(root)
+    assert report.uploaded == 0 and report.recorded == 2
+    assert_hub_mirrors(rig.hub.root, root.id, docs)
+
+
+async def test_mass_deletion_is_held_until_confirmed(rig: Rig) -> None:
+    docs = rig.folder()
+    for i in range(30):
+        write(docs / f"f{i}.txt", f"file {i}")
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    for i in range(20):
+        (docs / f"f{i}.txt").unlink()
+    held = await rig.engine.sync_root(root)
+    assert len(held.held_deletes) == 20 and held.deleted == 0 and not held.complete
+    assert rig.journal.count_states(root.id)["held"] == 20
+    still_held = await rig.engine.sync_root(root)
+    assert len(still_held.held_deletes) == 20
+    confirmed = await rig.engine.sync_root(root, confirm_deletes=True)
+    assert confirmed.deleted == 20 and confirmed.complete
+    assert rig.journal.count_states(root.id) == {"synced": 10, "deleted": 20}
+
+
+async def test_held_file_that_comes_back_is_synced_again(rig: Rig) -> None:
+    docs = rig.folder()
+    for i in range(12):
+        write(docs / f"f{i}.txt", f"file {i}")
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    moved = rig.tmp / "aside"
+    docs.rename(moved)
+    docs.mkdir()
+    held = await rig.engine.sync_root(root)
+    assert len(held.held_deletes) == 12
+    docs.rmdir()
+    moved.rename(docs)  # the "unplugged drive" is back
+    report = await rig.engine.sync_root(root)
+    assert report.complete and report.uploaded == 0
+    assert rig.journal.count_states(root.id) == {"synced": 12}
+
+
+async def test_partial_pass_only_looks_at_given_paths(rig: Rig) -> None:
+    docs = rig.folder()
+    write(docs / "a.txt", "a")
+    write(docs / "sub" / "b.txt", "b")
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    write(docs / "a.txt", "a2")
+    write(docs / "sub" / "c.txt", "c")
+    (docs / "sub" / "b.txt").unlink()
+    report = await rig.engine.sync_root(root, paths=["sub"])
+    assert report.recorded == 1 and report.deleted == 1  # c added, b tombstoned, a untouched
+    assert rig.journal.file(root.id, "a.txt").version == 1  # type: ignore[union-attr]
+    report = await rig.engine.sync_root(root, paths=["a.txt", "sub/missing.txt"])
+    assert report.recorded == 1
+    assert_hub_mirrors(rig.hub.root, root.id, docs)
+
+
+async def test_changed_file_keeps_previous_version(rig: Rig) -> None:
+    docs = rig.folder()
+    write(docs / "a.txt", "first")
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    await asyncio.sleep(0.01)
+    write(docs / "a.txt", "second")
+    report = await rig.engine.sync_root(root)
+    assert report.uploaded == 1
+    shas = [v.sha256 for v in rig.journal.versions(root.id, "a.txt")]
+    assert len(shas) == 2 and len(blob_files(rig.hub.root)) == 2
