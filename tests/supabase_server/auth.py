@@ -192,9 +192,10 @@ class AuthService:
             "role": "authenticated",
             "aal": "aal1",
             "amr": [{"method": "password", "timestamp": int(now)}],
-            "session_id": session_id or str(uuid.uuid4()),
             "is_anonymous": False,
         }
+        if session_id is not None:
+            claims["session_id"] = session_id
         return jwt.encode(claims, self.jwt_secret, algorithm="HS256")
 
     # -- admin API used by tests -----------------------------------------
