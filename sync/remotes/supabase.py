@@ -49,7 +49,8 @@ from sync.remotes.supabase_rows import (
 from sync.remotes.supabase_session import SupabaseSession
 from sync.remotes.supabase_tus import upload_resumable
 
-HASH_BATCH = 200
+HASH_BATCH = 100
+"""Hashes per ``in.(...)`` filter: 100 keep the URL under the common 8 KiB line limit."""
 ROW_BATCH = 500
 DOWNLOAD_BLOCK = 1024 * 1024
 

@@ -32,7 +32,7 @@ SIGN_IN_AGAIN = "the Supabase session expired or was revoked: sign in again (hub
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _JWT_FAILURE = re.compile(
-    r"jwt|exp\"? claim|expired|signature verification|invalid token|token is expired",
+    r"jwt|exp\W{0,3} claim|expired|signature verification|invalid token|token is expired",
     re.IGNORECASE,
 )
 
