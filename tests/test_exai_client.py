@@ -34,7 +34,7 @@ ARGS = {"file_id": "user-files/local/ab/abc/notes.txt", "question": "Summarise"}
 
 
 def _others() -> set[asyncio.Task[Any]]:
-    return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+    return {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
 
 
 def _free_port() -> int:
@@ -316,10 +316,9 @@ async def test_health_ok_auth_and_down(
 
 
 class _MemoryKeyring(KeyringBackend):
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self) -> None:
-        super().__init__()
         self.store: dict[tuple[str, str], str] = {}
 
     def get_password(self, service: str, username: str) -> str | None:

@@ -1,0 +1,195 @@
+"""``hubsync exai …``: list EXAI's tools, ask about a file, check the endpoint.
+
+Progress and streamed text go to stderr; stdout carries only the result (the
+result file's path, or JSON with ``--json``) so the commands script well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from agent.config import ConfigError, load_config
+from agent.context import Context
+from agent.exai.client import ExaiClient, ToolInfo
+from agent.exai.flow import ProcessOutcome, process_file
+from agent.exai.health import ExaiHealth, check_health
+from agent.exai.results import default_results_dir
+from agent.exai.settings import ExaiSettings, read_token
+from agent.paths import resolve_paths
+from sync.errors import SyncError
+from sync.remotes.base import BUCKET_FILES
+
+T = TypeVar("T")
+
+exai_app = typer.Typer(
+    name="exai",
+    help="Ask an EXAI server about your files and keep the answers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/] {escape(message)}")
+    raise typer.Exit(code)
+
+
+def _run(body: Callable[[], Awaitable[T]]) -> T:
+    """Run ``body``, turning every expected failure into one clear line."""
+
+    async def main() -> T:
+        return await body()
+
+    try:
+        return asyncio.run(main())
+    except SyncError as exc:
+        _fail(exc.message)
+    except ConfigError as exc:
+        _fail(f"configuration error: {exc}")
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
+def _settings() -> ExaiSettings:
+    try:
+        return ExaiSettings.from_config(load_config(resolve_paths()).exai)
+    except ConfigError as exc:
+        _fail(f"configuration error: {exc}")
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@exai_app.command()
+def tools(json_out: JsonOpt = False) -> None:
+    """List the tools the EXAI server offers, with their arguments."""
+    settings = _settings()
+
+    async def body() -> list[ToolInfo]:
+        async with ExaiClient(settings) as client:
+            return await client.list_tools()
+
+    listed = _run(body)
+    if json_out:
+        _emit_json(
+            [
+                {"name": t.name, "description": t.description, "inputSchema": t.input_schema}
+                for t in listed
+            ]
+        )
+        return
+    table = Table("tool", "arguments (* required)", "description")
+    for t in listed:
+        args = ", ".join(f"{n}{'*' if n in t.required else ''}" for n in t.properties)
+        summary = t.description.strip().splitlines()[0] if t.description.strip() else ""
+        table.add_row(t.name, args, summary)
+    out.print(table)
+
+
+@exai_app.command()
+def ask(
+    file: Annotated[str, typer.Argument(help="A local file, or a hub reference user-files/<key>.")],
+    question: Annotated[str, typer.Argument(help="What to ask about the file.")],
+    tool: Annotated[str, typer.Option(help="EXAI tool to call.")] = "smart_file_query",
+    hub: Annotated[
+        str | None, typer.Option(help="local or supabase (default: the configured hub).")
+    ] = None,
+    time_limit: Annotated[
+        float | None, typer.Option("--timeout", help="Seconds to wait for the answer.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Send FILE to EXAI with QUESTION; save the answer and print its path."""
+    if not file.startswith(BUCKET_FILES + "/") and not Path(file).expanduser().is_file():
+        _fail(f"{file}: no such file")
+
+    def show(text: str) -> None:
+        err.print(f"[dim]… {escape(text)}[/]")
+
+    def stream(chunk: str) -> None:
+        err.file.write(chunk)
+        err.file.flush()
+
+    async def body() -> ProcessOutcome:
+        try:
+            ctx = Context.open()
+        except ConfigError as exc:
+            _fail(f"configuration error: {exc}")
+        async with ctx:
+            chosen = hub or ctx.config.default_hub()
+            remote = ctx.remotes.get(chosen)
+            if remote is None:
+                _fail(ctx.unavailable.get(chosen, f"no hub named {chosen!r}"))
+            settings = ExaiSettings.from_config(ctx.config.exai)
+            async with ExaiClient(settings) as client:
+                return await process_file(
+                    remote,
+                    client,
+                    file,
+                    question,
+                    tool,
+                    default_results_dir(ctx.config, ctx.paths),
+                    path_map=ctx.config.exai.path_map,
+                    on_progress=show,
+                    on_chunk=stream if not json_out else None,
+                    on_stage=show,
+                    time_limit=time_limit,
+                )
+
+    outcome = _run(body)
+    if json_out:
+        _emit_json(
+            {
+                "result_path": str(outcome.result_path),
+                "result_key": outcome.result_key,
+                "file_ref": outcome.file_ref,
+                "sha256": outcome.sha256,
+                "tool": outcome.tool,
+                "op_id": outcome.op_id,
+                "duration_ms": outcome.duration_ms,
+            }
+        )
+        return
+    if outcome.result.streamed:
+        err.print()
+    sys.stdout.write(f"{outcome.result_path}\n")
+
+
+@exai_app.command()
+def status(json_out: JsonOpt = False) -> None:
+    """Check the EXAI endpoint: hello round-trip with the token, and its /health port."""
+    settings = _settings()
+    _, token_source = read_token()
+    health: ExaiHealth = _run(lambda: check_health(settings))
+    if json_out:
+        _emit_json({**health.__dict__, "state": health.state, "token_source": token_source})
+    else:
+        colour = {"ok": "green", "auth": "yellow"}.get(health.state, "red")
+        out.print(f"EXAI {escape(health.url)}: [{colour}]{health.state}[/]")
+        out.print(f"  token: {token_source or 'none (set EXAI_WS_TOKEN or the keyring)'}")
+        if health.round_trip_ms is not None:
+            out.print(f"  hello round-trip: {health.round_trip_ms:.0f} ms")
+        if health.error:
+            out.print(f"  problem: {escape(health.error)}")
+        if health.health is not None:
+            out.print(f"  /health: {escape(str(health.health.get('status', '?')))}")
+        elif health.health_error:
+            out.print(f"  /health: {escape(health.health_error)}")
+    if health.state != "ok":
+        raise typer.Exit(1)
