@@ -476,39 +476,59 @@ def test_tus_create_errors(
     assert create("user-files", "bad#name.bin", 10).status_code == 400
 
 
-async def test_tus_second_client_on_a_busy_upload_gets_409(
+async def wait_until_busy(server: SupabaseTestServer, busy: bool) -> None:
+    for _ in range(250):
+        pending = server.tus.pending()
+        if pending and pending[0].busy == busy:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("upload never reached the expected state")
+
+
+async def test_tus_busy_upload_gets_409_and_a_broken_chunk_is_discarded(
     supabase_server: SupabaseTestServer, supabase_user: SupabaseUser
 ) -> None:
+    data = payload(2 * CHUNK)
     uploader = tus(supabase_server, supabase_user).uploader(
-        file_stream=io.BytesIO(payload(2 * CHUNK)),
+        file_stream=io.BytesIO(data),
         chunk_size=CHUNK,
         metadata=tus_meta(supabase_user, "busy.bin"),
     )
     uploader.set_url(uploader.create_url())
+    url = str(uploader.url)
     h = {
         **user_headers(supabase_server, supabase_user),
         "Tus-Resumable": "1.0.0",
         "Content-Type": "application/offset+octet-stream",
         "Upload-Offset": "0",
     }
-    release = asyncio.Event()
+    never = asyncio.Event()
 
-    async def slow_body() -> AsyncIterator[bytes]:
-        yield b"x" * MiB
-        await release.wait()
-        yield b"x" * (CHUNK - MiB)
+    async def stalled_body() -> AsyncIterator[bytes]:
+        yield data[:MiB]
+        await never.wait()
+        yield data[MiB:CHUNK]
 
     async with httpx.AsyncClient() as http:
-        first = asyncio.create_task(http.patch(str(uploader.url), content=slow_body(), headers=h))
-        for _ in range(250):
-            pending = supabase_server.tus.pending()
-            if pending and pending[0].busy:
-                break
-            await asyncio.sleep(0.02)
-        second = await http.patch(str(uploader.url), content=b"y" * CHUNK, headers=h)
-        release.set()
+        first = asyncio.create_task(http.patch(url, content=stalled_body(), headers=h))
+        await wait_until_busy(supabase_server, True)
+        second = await http.patch(url, content=data[:CHUNK], headers=h)
         assert second.status_code == 409
-        assert (await first).status_code == 204
+        first.cancel()  # the first client dies mid-chunk
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await wait_until_busy(supabase_server, False)
+        head = await http.head(url, headers=h)
+        assert head.headers["Upload-Offset"] == "0"  # the partial chunk was dropped
+        for offset in (0, CHUNK):
+            r = await http.patch(
+                url,
+                content=data[offset : offset + CHUNK],
+                headers={**h, "Upload-Offset": str(offset)},
+            )
+            assert r.status_code == 204
+    stored = supabase_server.storage.get("user-files", f"{supabase_user.uid}/busy.bin")
+    assert stored is not None and stored.data == data
 
 
 # -- PostgREST ---------------------------------------------------------------
@@ -568,6 +588,7 @@ def test_rest_upsert_update_delete(supabase_client: Client, supabase_user: Supab
     row = {"file_id": f"{supabase_user.uid}/aa/x", "filename": "x", "file_size": 1}
     first = records(table.upsert(row, on_conflict="file_id").execute())[0]
     second = records(table.upsert({**row, "file_size": 2}, on_conflict="file_id").execute())[0]
+    assert first["created_at"] == first["updated_at"]  # one now() per statement
     assert second["id"] == first["id"] and second["file_size"] == 2
     assert second["updated_at"] >= first["updated_at"]
     ignored = table.upsert({**row, "file_size": 3}, on_conflict="file_id", ignore_duplicates=True)
@@ -686,6 +707,22 @@ def test_drop_faults_and_latency(
     assert time.monotonic() - started >= 0.2
     faults = [e.fault for e in supabase_server.log.entries(prefix="/storage")]
     assert faults[:2] == ["drop", "drop_after"]
+
+
+def test_stalled_requests_time_out_and_stop_stays_fast(
+    supabase_server: SupabaseTestServer,
+) -> None:
+    url = f"{supabase_server.url}/auth/v1/settings"
+    supabase_server.faults.stall(1, seconds=5)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(url, headers=headers(supabase_server), timeout=0.3)
+    assert httpx.get(url, headers=headers(supabase_server)).status_code == 200
+    supabase_server.faults.stall(1, seconds=30)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(url, headers=headers(supabase_server), timeout=0.3)
+    started = time.monotonic()
+    supabase_server.stop()  # a handler still stalled must not hold up shutdown
+    assert time.monotonic() - started < 3
 
 
 def test_forced_token_expiry_then_refresh(

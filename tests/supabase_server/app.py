@@ -100,9 +100,7 @@ class SupabaseTestServer:
 
     def create_user(self, email: str, password: str) -> str:
         """Create a confirmed email/password user; returns their uid."""
-        uid = self.auth.create_user(email, password)
-        self.auth.issuer = f"{self.url}/auth/v1"
-        return uid
+        return self.auth.create_user(email, password)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -193,7 +191,9 @@ class SupabaseTestServer:
         try:
             if decision.latency:
                 await asyncio.sleep(decision.latency)
-            if decision.action == "drop":
+            if decision.action == "stall":
+                await asyncio.sleep(decision.seconds)
+            if decision.action in ("drop", "stall"):
                 self._drop(request)
                 return web.Response(status=499)
             if decision.action == "status":

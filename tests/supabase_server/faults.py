@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 from typing import Literal
 
-Action = Literal["status", "drop", "drop_after", "throttle"]
+Action = Literal["status", "drop", "drop_after", "throttle", "stall"]
 
 
 @dataclass(slots=True)
@@ -24,6 +24,7 @@ class Rule:
     rate: float
     status: int = 503
     retry_after: int = 1
+    seconds: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         if not path.startswith(self.prefix):
@@ -39,6 +40,7 @@ class Decision:
     action: Action | None = None
     status: int = 0
     retry_after: int = 0
+    seconds: float = 0.0
 
 
 class Faults:
@@ -72,18 +74,15 @@ class Faults:
         rate: float,
         prefix: str,
         methods: tuple[str, ...] | None,
-        **extra: int,
+        *,
+        status: int = 503,
+        retry_after: int = 1,
+        seconds: float = 0.0,
     ) -> None:
         if count is None and not 0.0 < rate <= 1.0:
             raise ValueError("give a count or a rate in (0, 1]")
-        rule = Rule(
-            action,
-            prefix,
-            frozenset(m.upper() for m in methods) if methods else None,
-            count,
-            rate,
-            **extra,
-        )
+        allowed = frozenset(m.upper() for m in methods) if methods else None
+        rule = Rule(action, prefix, allowed, count, rate, status, retry_after, seconds)
         with self._lock:
             self._rules.append(rule)
 
@@ -128,6 +127,21 @@ class Faults:
         """Answer 429 Too Many Requests with a ``Retry-After`` header."""
         self._add("throttle", count, rate, prefix, methods, retry_after=retry_after)
 
+    def stall(
+        self,
+        count: int | None = None,
+        *,
+        rate: float = 0.0,
+        seconds: float = 30.0,
+        prefix: str = "/",
+        methods: tuple[str, ...] | None = None,
+    ) -> None:
+        """Hold matching requests ``seconds`` without answering, then drop them.
+
+        Makes a client's read timeout fire for a chosen share of requests.
+        """
+        self._add("stall", count, rate, prefix, methods, seconds=seconds)
+
     def decide(self, method: str, path: str) -> Decision:
         with self._lock:
             latency = 0.0
@@ -144,7 +158,7 @@ class Faults:
                 elif self._rng.random() >= rule.rate:
                     continue
                 self.injected += 1
-                return Decision(latency, rule.action, rule.status, rule.retry_after)
+                return Decision(latency, rule.action, rule.status, rule.retry_after, rule.seconds)
             return Decision(latency)
 
 

@@ -336,6 +336,7 @@ class RestService:
         self.rows: dict[str, list[Row]] = {name: [] for name in self.tables}
         self._identity_seq: dict[str, int] = {name: 0 for name in self.tables}
         self._lock = threading.RLock()
+        self._now = ""  # now() of the running statement: one value per transaction
 
     def snapshot(self, table: str) -> list[Row]:
         """A copy of every row of a table, ignoring RLS (for assertions)."""
@@ -363,7 +364,7 @@ class RestService:
         if default == "gen_random_uuid":
             return str(uuid.uuid4())
         if default == "now":
-            return datetime.now(UTC).isoformat()
+            return self._now
         if default == "auth.uid":
             return identity.sub
         if default == "identity":
@@ -451,6 +452,7 @@ class RestService:
                 "there is no unique or exclusion constraint matching the ON CONFLICT specification",
             )
         with self._lock:
+            self._now = datetime.now(UTC).isoformat()
             rows = [dict(r) for r in self.rows[table.name]]
             result: list[Row] = []
             touched: set[int] = set()
@@ -492,7 +494,7 @@ class RestService:
                     if name in data or not fill_missing:
                         merged[name] = new[name]
                 if table.touch_updated_at:
-                    merged["updated_at"] = datetime.now(UTC).isoformat()
+                    merged["updated_at"] = self._now
                 self._rls_check(table, identity, merged)
                 self._validate(table, merged)
                 rows[existing] = merged
@@ -522,6 +524,7 @@ class RestService:
                 )
             changes[name] = coerce(column, value)
         with self._lock:
+            self._now = datetime.now(UTC).isoformat()
             rows = [dict(r) for r in self.rows[table.name]]
             result = []
             for i, row in enumerate(rows):
@@ -529,7 +532,7 @@ class RestService:
                     continue
                 row.update(changes)
                 if table.touch_updated_at:
-                    row["updated_at"] = datetime.now(UTC).isoformat()
+                    row["updated_at"] = self._now
                 self._rls_check(table, identity, row)
                 self._validate(table, row)
                 rows[i] = row

@@ -136,9 +136,10 @@ class StoredObject:
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
 
-    @property
-    def etag(self) -> str:
-        return f'"{hashlib.md5(self.data).hexdigest()}"'
+    etag: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        self.etag = f'"{hashlib.md5(self.data).hexdigest()}"'
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -207,7 +208,7 @@ class StorageService:
     def __init__(self, auth: AuthService, *, global_limit: int = 50 * 1024**2) -> None:
         self.auth = auth
         self.global_limit = global_limit
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
         self.buckets: dict[str, Bucket] = {}
         self.objects: dict[tuple[str, str], StoredObject] = {}
 
@@ -221,23 +222,23 @@ class StorageService:
         file_size_limit: int | None = None,
         allowed_mime_types: list[str] | None = None,
     ) -> Bucket:
-        with self._lock:
+        with self.lock:
             bucket = Bucket(bucket_id, public, file_size_limit, allowed_mime_types)
             self.buckets[bucket_id] = bucket
             return bucket
 
     def get(self, bucket_id: str, key: str) -> StoredObject | None:
-        with self._lock:
+        with self.lock:
             return self.objects.get((bucket_id, key))
 
     def keys(self, bucket_id: str) -> list[str]:
-        with self._lock:
+        with self.lock:
             return sorted(k for b, k in self.objects if b == bucket_id)
 
     # -- rules shared with TUS ---------------------------------------------
 
     def bucket(self, bucket_id: str) -> Bucket:
-        with self._lock:
+        with self.lock:
             bucket = self.buckets.get(bucket_id)
         if bucket is None:
             raise no_such_bucket()
@@ -287,7 +288,7 @@ class StorageService:
         user_metadata: dict[str, Any] | None,
         upsert: bool,
     ) -> StoredObject:
-        with self._lock:
+        with self.lock:
             self.check_upload(identity, bucket_id, key, len(data), content_type, upsert)
             previous = self.objects.get((bucket_id, key))
             obj = StoredObject(
@@ -300,7 +301,7 @@ class StorageService:
             return obj
 
     def visible(self, identity: Identity, bucket_id: str, key: str) -> StoredObject:
-        with self._lock:
+        with self.lock:
             obj = self.objects.get((bucket_id, key))
             if obj is None or not can_touch(identity, key):
                 if bucket_id not in self.buckets:
@@ -482,7 +483,7 @@ class StorageHandlers:
             return await self._upload(request, bucket_id, key, method)
         if method == "DELETE":
             identity = identify(self.s.auth, request)
-            with self.s._lock:
+            with self.s.lock:
                 self.s.visible(identity, bucket_id, key)
                 del self.s.objects[(bucket_id, key)]
             return web.json_response({"message": "Successfully deleted"})
@@ -522,7 +523,7 @@ class StorageHandlers:
         descending = str(sort.get("order") or "asc").lower() == "desc"
         folders: set[str] = set()
         files: list[StoredObject] = []
-        with self.s._lock:
+        with self.s.lock:
             candidates = [
                 o for (b, k), o in self.s.objects.items() if b == bucket_id and k.startswith(prefix)
             ]
@@ -568,7 +569,7 @@ class StorageHandlers:
         if len(prefixes) > 1000:
             raise bad_request("body/prefixes must NOT have more than 1000 items")
         removed = []
-        with self.s._lock:
+        with self.s.lock:
             for key in prefixes:
                 obj = self.s.objects.get((bucket_id, str(key)))
                 if obj is not None and can_touch(identity, obj.name):
@@ -584,7 +585,7 @@ class StorageHandlers:
         dest = str(body.get("destinationKey", ""))
         dest_bucket = str(body.get("destinationBucket") or bucket_id)
         check_key(dest)
-        with self.s._lock:
+        with self.s.lock:
             obj = self.s.visible(identity, bucket_id, source)
             self.s.bucket(dest_bucket)
             if not can_touch(identity, dest):
@@ -675,7 +676,7 @@ class StorageHandlers:
         method = request.method
         bucket_id, _, action = rest.partition("/")
         if method == "GET" and not bucket_id:
-            with self.s._lock:
+            with self.s.lock:
                 buckets = [b.to_json() for b in self.s.buckets.values()]
             return web.json_response(buckets if identity.is_service else [])
         if method == "GET":
@@ -689,7 +690,7 @@ class StorageHandlers:
             new_id = str(body.get("id") or body.get("name") or "")
             if not new_id:
                 raise bad_request("body must have required property 'name'")
-            with self.s._lock:
+            with self.s.lock:
                 if new_id in self.s.buckets:
                     raise StorageError(
                         "409", "BucketAlreadyExists", "Duplicate", "The resource already exists"
@@ -704,7 +705,7 @@ class StorageHandlers:
         bucket = self.s.bucket(bucket_id)
         if method == "PUT" and not action:
             body = await _json(request)
-            with self.s._lock:
+            with self.s.lock:
                 if "public" in body:
                     bucket.public = bool(body["public"])
                 if "file_size_limit" in body:
@@ -714,12 +715,12 @@ class StorageHandlers:
                 bucket.updated_at = time.time()
             return web.json_response({"message": "Successfully updated"})
         if method == "POST" and action == "empty":
-            with self.s._lock:
+            with self.s.lock:
                 for k in [k for k in self.s.objects if k[0] == bucket_id]:
                     del self.s.objects[k]
             return web.json_response({"message": "Successfully emptied"})
         if method == "DELETE" and not action:
-            with self.s._lock:
+            with self.s.lock:
                 if any(b == bucket_id for b, _ in self.s.objects):
                     raise StorageError(
                         "409",
