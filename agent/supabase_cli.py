@@ -34,8 +34,9 @@ from agent.supabase_hub import (
     settings_from,
 )
 from sync.errors import SyncError
+from sync.remotes.supabase import SupabaseRemote
 from sync.remotes.supabase_schema import schema_sql
-from sync.remotes.supabase_session import SERVICE_ROLE_WARNING, SupabaseSession
+from sync.remotes.supabase_session import SERVICE_ROLE_WARNING, Identity, SupabaseSession
 
 T = TypeVar("T")
 out = Console()
@@ -122,28 +123,29 @@ def login(
         if not key:
             key = typer.prompt(f"service_role key (or set {SERVICE_ROLE_ENV})", hide_input=True)
         store.set(SERVICE_ROLE_SECRET, key)
-        session = _run(open_session(config, paths, service_role=True, user_id=user_id, store=store))
-        _run(_check_and_close(session))
+        _run(_check_service_role(config, paths, user_id, store))
         out.print(f"Service-role key stored; acting as user {user_id} on {settings.base_url}")
         return
     if email is None:
         email = typer.prompt("E-mail")
     password = _read_password(password_stdin)
 
-    async def sign_in() -> SupabaseSession:
-        return await SupabaseSession.sign_in(
+    async def sign_in() -> Identity:
+        session = await SupabaseSession.sign_in(
             settings, session_storage(settings, store), email, password
         )
+        await session.close()
+        return session.identity
 
-    session = _run(sign_in())
-    identity = session.identity
-    _run(session.close())
+    identity = _run(sign_in())
     out.print(f"Signed in to {settings.base_url} as {identity.email} ({identity.user_id})")
 
 
-async def _check_and_close(session: SupabaseSession) -> None:
-    from sync.remotes.supabase import SupabaseRemote
-
+async def _check_service_role(
+    config: Config, paths: Paths, user_id: str, store: SecretStore
+) -> None:
+    """One authenticated request, so a wrong key is reported now rather than at sync time."""
+    session = await open_session(config, paths, service_role=True, user_id=user_id, store=store)
     remote = SupabaseRemote(session)
     try:
         await remote.ping()

@@ -52,7 +52,9 @@ async def test_round_trip_and_rows(
     data = b"hello hub\n" * 1000
     sha = write_file(tmp_path / "notes.txt", data)
 
-    key = await hub_remote.put_blob(tmp_path / "notes.txt", sha, len(data), "notes.txt", "text/plain")
+    key = await hub_remote.put_blob(
+        tmp_path / "notes.txt", sha, len(data), "notes.txt", "text/plain"
+    )
 
     assert key == f"{hub_remote.user_id}/{sha[:2]}/{sha}/notes.txt"
     stored = supabase_server.storage.get(BUCKET_FILES, key)
@@ -60,13 +62,31 @@ async def test_round_trip_and_rows(
     assert stored.content_type.startswith("text/plain")
     rows = supabase_server.rest.snapshot("file_metadata")
     assert [
-        {k: r[k] for k in ("file_id", "path", "bucket_id", "filename", "file_size",
-                           "content_type", "sha256_hash", "user_id")}
+        {
+            k: r[k]
+            for k in (
+                "file_id",
+                "path",
+                "bucket_id",
+                "filename",
+                "file_size",
+                "content_type",
+                "sha256_hash",
+                "user_id",
+            )
+        }
         for r in rows
     ] == [
-        {"file_id": key, "path": key, "bucket_id": BUCKET_FILES, "filename": "notes.txt",
-         "file_size": len(data), "content_type": "text/plain", "sha256_hash": sha,
-         "user_id": hub_remote.user_id}
+        {
+            "file_id": key,
+            "path": key,
+            "bucket_id": BUCKET_FILES,
+            "filename": "notes.txt",
+            "file_size": len(data),
+            "content_type": "text/plain",
+            "sha256_hash": sha,
+            "user_id": hub_remote.user_id,
+        }
     ]
 
     dest = tmp_path / "back.txt"
@@ -143,7 +163,8 @@ async def test_equal_content_is_uploaded_once(
     assert found == {sha: key}
 
     uploads = [
-        e for e in supabase_server.log.entries(prefix=f"/storage/v1/object/{BUCKET_FILES}/")
+        e
+        for e in supabase_server.log.entries(prefix=f"/storage/v1/object/{BUCKET_FILES}/")
         if e.method in ("POST", "PUT") and sha in e.path
     ]
     assert len(uploads) == 1
@@ -198,8 +219,9 @@ async def test_tus_resumes_after_a_restart(
     size = 20 * MiB
     sha = urandom_file(tmp_path / "big.bin", size)
     store = MemoryResumeStore()  # stands in for the journal that survives the restart
-    first = SupabaseRemote(await sign_in(hub_settings, supabase_user, memory_keyring),
-                           resume_store=store)
+    first = SupabaseRemote(
+        await sign_in(hub_settings, supabase_user, memory_keyring), resume_store=store
+    )
     sent = 0
     two_chunks = asyncio.Event()
 
@@ -220,8 +242,9 @@ async def test_tus_resumes_after_a_restart(
     assert store.items, "the upload URL was kept for the restart"
     mark = len(supabase_server.log)
 
-    second = SupabaseRemote(await sign_in(hub_settings, supabase_user, memory_keyring),
-                            resume_store=store)
+    second = SupabaseRemote(
+        await sign_in(hub_settings, supabase_user, memory_keyring), resume_store=store
+    )
     try:
         key = await second.put_blob(tmp_path / "big.bin", sha, size, "big.bin", "video/mp4")
     finally:
@@ -281,7 +304,8 @@ async def test_bucket_limits_are_permanent_per_file_and_not_retried(
     assert not isinstance(rejected.value, QuotaError)
     assert "content type" in rejected.value.message
     attempts = [
-        e for e in supabase_server.log.entries(prefix="/storage/v1/object/")
+        e
+        for e in supabase_server.log.entries(prefix="/storage/v1/object/")
         if e.method in ("POST", "PUT")
     ]
     assert len(attempts) == 2  # one each: the remote did not retry
@@ -302,8 +326,11 @@ async def test_expired_access_token_is_refreshed_silently(
     big_sha = urandom_file(tmp_path / "big", size)
     await hub_remote.put_blob(tmp_path / "big", big_sha, size, "big.bin", "video/mp4")
 
-    refreshes = [e for e in supabase_server.log.entries("POST", "/auth/v1/token")
-                 if "refresh_token" in e.query]
+    refreshes = [
+        e
+        for e in supabase_server.log.entries("POST", "/auth/v1/token")
+        if "refresh_token" in e.query
+    ]
     assert len(refreshes) == 3
     assert len(supabase_server.rest.snapshot("hubsync_manifest")) == 1
 
@@ -430,7 +457,9 @@ async def test_contract_against_a_real_project(
         data = os.urandom(4096)
         name = "contract 🎉 #%?.bin"
         sha = write_file(tmp_path / "c.bin", data)
-        key = await remote.put_blob(tmp_path / "c.bin", sha, len(data), name, "application/octet-stream")
+        key = await remote.put_blob(
+            tmp_path / "c.bin", sha, len(data), name, "application/octet-stream"
+        )
         assert (await remote.find_blobs([sha])) == {sha: key}
         await remote.get_blob(key, sha, tmp_path / "back.bin")
         assert (tmp_path / "back.bin").read_bytes() == data
@@ -447,8 +476,7 @@ async def test_200_mb_upload_through_tus(tmp_path: Path, memory_keyring: MemoryK
         from tests.fixtures.supabase import make_user
 
         user = make_user(server, "carol")
-        settings = SupabaseSettings(url=server.url, anon_key=server.anon_key,
-                                    requests_per_second=0)
+        settings = SupabaseSettings(url=server.url, anon_key=server.anon_key, requests_per_second=0)
         remote = SupabaseRemote(await sign_in(settings, user, memory_keyring))
         try:
             size = 200 * MiB

@@ -272,22 +272,29 @@ class SupabaseRemote:
         for batch in chunks(rows, ROW_BATCH):
             await self.session.call(
                 "logging operations",
-                _bind(lambda b: self.session.client.table("file_operations").insert(
-                    list(b), returning=ReturnMethod.minimal
-                ).execute(), batch),
+                _bind(
+                    lambda b: (
+                        self.session.client.table("file_operations")
+                        .insert(list(b), returning=ReturnMethod.minimal)
+                        .execute()
+                    ),
+                    batch,
+                ),
             )
 
     async def history(self, device: str, root_id: str, relpath: str) -> list[ManifestEntry]:
         response = await self.session.call(
             "reading history",
-            lambda: self.session.client.table("hubsync_manifest")
-            .select(MANIFEST_COLUMNS)
-            .eq("user_id", self.user_id)
-            .eq("device_id", device)
-            .eq("root_id", root_id)
-            .eq("rel_path", relpath)
-            .order("version")
-            .execute(),
+            lambda: (
+                self.session.client.table("hubsync_manifest")
+                .select(MANIFEST_COLUMNS)
+                .eq("user_id", self.user_id)
+                .eq("device_id", device)
+                .eq("root_id", root_id)
+                .eq("rel_path", relpath)
+                .order("version")
+                .execute()
+            ),
         )
         return [manifest_entry(row) for row in response.data or [] if isinstance(row, dict)]
 
@@ -297,9 +304,14 @@ class SupabaseRemote:
         for batch in chunks(rows, ROW_BATCH):
             await self.session.call(
                 what,
-                _bind(lambda b: self.session.client.table(table).upsert(
-                    list(b), on_conflict=conflict, returning=ReturnMethod.minimal
-                ).execute(), batch),
+                _bind(
+                    lambda b: (
+                        self.session.client.table(table)
+                        .upsert(list(b), on_conflict=conflict, returning=ReturnMethod.minimal)
+                        .execute()
+                    ),
+                    batch,
+                ),
             )
 
     async def close(self) -> None:

@@ -160,9 +160,7 @@ class _HubUploader(_AsyncUploader):
             if response.status_code in (404, 410):
                 raise UploadGone("the resumable upload expired on the server")
             if response.status_code == 409:
-                raise TransientError(
-                    "the hub reports a conflicting upload offset", retry_after=2.0
-                )
+                raise TransientError("the hub reports a conflicting upload offset", retry_after=2.0)
             _raise_for_tus(response)
             return response
 

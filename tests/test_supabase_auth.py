@@ -1,0 +1,251 @@
+"""Sign-in, the keyring-backed session, refresh, revocation and the CLI commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import stat
+from pathlib import Path
+
+import keyring
+import pytest
+import typer
+from keyring.backends import fail
+from storage3.exceptions import StorageApiError
+from typer.testing import CliRunner
+
+from agent.secrets import (
+    FILE_SECRETS_ENV,
+    SERVICE,
+    FileSecrets,
+    SecretStoreError,
+    open_secret_store,
+)
+from agent.supabase_cli import register
+from sync.errors import AuthError
+from sync.remotes.base import BUCKET_FILES
+from sync.remotes.supabase import SupabaseRemote
+from sync.remotes.supabase_errors import map_error
+from sync.remotes.supabase_session import SupabaseSession, SupabaseSettings
+from tests.fixtures.supabase import SupabaseUser
+from tests.fixtures.supabase_remote import (
+    MemoryKeyring,
+    session_storage,
+    sign_in,
+    write_file,
+)
+from tests.supabase_server import SupabaseTestServer
+
+pytest_plugins = ["tests.fixtures.supabase", "tests.fixtures.supabase_remote"]
+
+
+def stored_session(backend: MemoryKeyring) -> dict[str, object]:
+    (value,) = [v for (service, _), v in backend.items.items() if service == SERVICE]
+    data: dict[str, object] = json.loads(value)
+    return data
+
+
+async def test_sign_in_keeps_the_session_in_the_keyring_and_never_the_password(
+    hub_settings: SupabaseSettings, supabase_user: SupabaseUser, memory_keyring: MemoryKeyring
+) -> None:
+    session = await sign_in(hub_settings, supabase_user, memory_keyring)
+    await session.close()
+
+    saved = stored_session(memory_keyring)
+    assert saved["refresh_token"] and saved["access_token"]
+    assert all(supabase_user.password not in v for v in memory_keyring.items.values())
+
+    restored = await SupabaseSession.restore(
+        hub_settings, session_storage(memory_keyring, hub_settings)
+    )
+    try:
+        assert restored.user_id == supabase_user.uid
+        identity = await restored.current_identity()
+        assert identity.email == supabase_user.email
+    finally:
+        await restored.close()
+
+
+async def test_wrong_password_and_missing_session(
+    hub_settings: SupabaseSettings, supabase_user: SupabaseUser, memory_keyring: MemoryKeyring
+) -> None:
+    wrong = SupabaseUser(supabase_user.email, "not it", supabase_user.uid)
+    with pytest.raises(AuthError, match="sign-in refused") as refused:
+        await sign_in(hub_settings, wrong, memory_keyring)
+    assert "not it" not in str(refused.value)
+    with pytest.raises(AuthError, match="hubsync login"):
+        await SupabaseSession.restore(hub_settings, session_storage(memory_keyring, hub_settings))
+
+
+async def test_restore_after_revocation_asks_to_sign_in_again(
+    hub_settings: SupabaseSettings,
+    supabase_user: SupabaseUser,
+    memory_keyring: MemoryKeyring,
+    supabase_server: SupabaseTestServer,
+) -> None:
+    await (await sign_in(hub_settings, supabase_user, memory_keyring)).close()
+    supabase_server.auth.revoke_refresh_tokens(supabase_user.uid)
+    supabase_server.auth.expire_access_tokens()
+    storage = session_storage(memory_keyring, hub_settings)
+    # The stored token still looks valid to the client; the server refuses it.
+    session = await SupabaseSession.restore(hub_settings, storage)
+    remote = SupabaseRemote(session)
+    try:
+        with pytest.raises(AuthError, match="sign in again"):
+            await remote.ping()
+    finally:
+        await remote.close()
+
+
+async def test_tokens_refresh_on_their_own_and_land_in_the_keyring(
+    hub_settings: SupabaseSettings,
+    supabase_user: SupabaseUser,
+    memory_keyring: MemoryKeyring,
+    supabase_server: SupabaseTestServer,
+    tmp_path: Path,
+) -> None:
+    supabase_server.auth.set_access_token_ttl(12)  # refreshed 10 s before expiry: after ~2 s
+    session = await sign_in(hub_settings, supabase_user, memory_keyring)
+    remote = SupabaseRemote(session)
+    try:
+        first = stored_session(memory_keyring)["access_token"]
+        sha = write_file(tmp_path / "a", b"abc")
+        for _ in range(30):
+            await remote.put_blob(tmp_path / "a", sha, 3, "a.txt", "text/plain")
+            await asyncio.sleep(0.1)
+        assert stored_session(memory_keyring)["access_token"] != first
+        refreshes = [
+            e
+            for e in supabase_server.log.entries("POST", "/auth/v1/token")
+            if "refresh_token" in e.query
+        ]
+        assert refreshes and all(e.status == 200 for e in refreshes)
+        failed = [e for e in supabase_server.log.entries(prefix="/storage/") if e.status >= 400]
+        assert failed == []
+    finally:
+        await remote.close()
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+
+async def test_service_role_mode_acts_for_a_fixed_user_loudly(
+    hub_settings: SupabaseSettings,
+    supabase_server: SupabaseTestServer,
+    supabase_user: SupabaseUser,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        session = await SupabaseSession.service_role(
+            hub_settings, supabase_server.service_key, supabase_user.uid
+        )
+    assert "SERVICE-ROLE MODE" in caplog.text and supabase_user.uid in caplog.text
+    remote = SupabaseRemote(session)
+    try:
+        sha = write_file(tmp_path / "a", b"from the server")
+        key = await remote.put_blob(tmp_path / "a", sha, 15, "a.txt", "text/plain")
+        assert key.startswith(f"{supabase_user.uid}/")
+        (row,) = supabase_server.rest.snapshot("file_metadata")
+        assert row["user_id"] == supabase_user.uid
+        assert remote.describe().endswith("(service role)")
+    finally:
+        await remote.close()
+    with pytest.raises(AuthError, match="user-id"):
+        await SupabaseSession.service_role(hub_settings, supabase_server.service_key, "")
+
+
+def test_no_keyring_is_an_explicit_choice(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        env = {"HUBSYNC_HOME": str(tmp_path)}
+        with pytest.raises(SecretStoreError, match=FILE_SECRETS_ENV):
+            open_secret_store(env=env)
+        with caplog.at_level(logging.WARNING):
+            store = open_secret_store(env={**env, FILE_SECRETS_ENV: "1"})
+        assert isinstance(store, FileSecrets) and "plain text" in caplog.text
+        store.set("token", "s3cret")
+        assert store.get("token") == "s3cret"
+        assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+        store.delete("token")
+        assert store.get("token") is None
+    finally:
+        keyring.set_keyring(previous)
+
+
+def test_error_messages_never_carry_tokens() -> None:
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl"
+    exc = StorageApiError(f"bad token {token}", "InvalidRequest", "400")
+    message = map_error(exc, "uploading").message
+    assert token not in message and "<token>" in message
+
+
+@pytest.fixture
+def cli(
+    supabase_server: SupabaseTestServer,
+    memory_keyring: MemoryKeyring,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> typer.Typer:
+    monkeypatch.setenv("HUBSYNC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SUPABASE_URL", supabase_server.url)
+    monkeypatch.setenv("SUPABASE_ANON_KEY", supabase_server.anon_key)
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:
+        """Test root."""
+
+    register(app)
+    return app
+
+
+def test_login_whoami_logout(
+    cli: typer.Typer, supabase_user: SupabaseUser, memory_keyring: MemoryKeyring
+) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        cli,
+        ["login", "--email", supabase_user.email, "--password-stdin"],
+        input=supabase_user.password + "\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert supabase_user.uid in result.output
+    assert supabase_user.password not in result.output
+    assert memory_keyring.items
+
+    result = runner.invoke(cli, ["whoami"])
+    assert result.exit_code == 0, result.output
+    assert supabase_user.email in result.output and supabase_user.uid in result.output
+
+    result = runner.invoke(cli, ["logout"])
+    assert result.exit_code == 0, result.output
+    assert memory_keyring.items == {}
+
+    result = runner.invoke(cli, ["whoami"])
+    assert result.exit_code == 1
+    assert "hubsync login" in result.output
+
+
+def test_login_with_a_wrong_password_fails_cleanly(
+    cli: typer.Typer, supabase_user: SupabaseUser, memory_keyring: MemoryKeyring
+) -> None:
+    result = CliRunner().invoke(
+        cli, ["login", "--email", supabase_user.email, "--password-stdin"], input="nope\n"
+    )
+    assert result.exit_code == 1
+    assert "sign-in refused" in result.output and "Traceback" not in result.output
+    assert memory_keyring.items == {}
+
+
+def test_schema_command_prints_the_migrations(cli: typer.Typer) -> None:
+    result = CliRunner().invoke(cli, ["supabase", "schema"])
+    assert result.exit_code == 0
+    for table in ("file_metadata", "file_operations", "hubsync_manifest", "hubsync_devices"):
+        assert f"public.{table}" in result.output
+
+
+def test_files_are_in_the_user_files_bucket_by_default() -> None:
+    assert BUCKET_FILES == "user-files"
