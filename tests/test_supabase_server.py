@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
-import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, cast
 
 import httpx
+import jwt
 import pytest
 from postgrest import APIResponse, CountMethod
 from postgrest.exceptions import APIError
@@ -148,8 +150,6 @@ def test_api_key_is_required(supabase_server: SupabaseTestServer) -> None:
 
 
 def test_keys_are_hs256_jwts_with_roles(supabase_server: SupabaseTestServer) -> None:
-    import jwt
-
     for key, role in (
         (supabase_server.anon_key, "anon"),
         (supabase_server.service_key, "service_role"),
@@ -171,8 +171,6 @@ def test_expired_and_forged_tokens_get_the_real_error_shapes(
         f"{supabase_server.url}/rest/v1/file_metadata", headers=headers(supabase_server, expired)
     )
     assert rest.status_code == 401 and rest.json()["code"] == "PGRST303"
-    import jwt
-
     forged = jwt.encode(
         {"sub": supabase_user.uid, "role": "authenticated"},
         "not-the-project-secret-0123456789abcdef",
@@ -206,7 +204,7 @@ def test_upload_download_upsert_and_duplicate(
     info = bucket.info(key)
     assert info["size"] == 5
     assert info["content_type"] == "text/markdown"
-    assert info["metadata"]["eTag"] == '"' + __import__("hashlib").md5(b"three").hexdigest() + '"'
+    assert info["metadata"]["eTag"] == '"' + hashlib.md5(b"three").hexdigest() + '"'
     assert bucket.exists(key)
     assert not bucket.exists(f"{supabase_user.uid}/docs/missing.txt")
     stored = supabase_server.storage.get("user-files", key)
@@ -760,8 +758,8 @@ def test_standalone_command_prints_url_and_keys() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.Popen(
+    root = Path(__file__).resolve().parents[1]
+    with subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -774,23 +772,21 @@ def test_standalone_command_prints_url_and_keys() -> None:
         cwd=root,
         stdout=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        lines = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(3))
-        assert lines["SUPABASE_URL"] == f"http://127.0.0.1:{port}"
-        import jwt
-
-        claims = jwt.decode(lines["SUPABASE_ANON_KEY"], SECRET, algorithms=["HS256"])
-        assert claims["role"] == "anon"
-        r = httpx.get(
-            f"{lines['SUPABASE_URL']}/storage/v1/bucket",
-            headers={
-                "apikey": lines["SUPABASE_ANON_KEY"],
-                "Authorization": f"Bearer {lines['SUPABASE_SERVICE_ROLE_KEY']}",
-            },
-        )
-        assert {b["id"] for b in r.json()} == {"user-files", "results", "generated-files"}
-    finally:
-        proc.terminate()
-        assert proc.wait(timeout=10) == 0
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            lines = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(3))
+            assert lines["SUPABASE_URL"] == f"http://127.0.0.1:{port}"
+            claims = jwt.decode(lines["SUPABASE_ANON_KEY"], SECRET, algorithms=["HS256"])
+            assert claims["role"] == "anon"
+            r = httpx.get(
+                f"{lines['SUPABASE_URL']}/storage/v1/bucket",
+                headers={
+                    "apikey": lines["SUPABASE_ANON_KEY"],
+                    "Authorization": f"Bearer {lines['SUPABASE_SERVICE_ROLE_KEY']}",
+                },
+            )
+            assert {b["id"] for b in r.json()} == {"user-files", "results", "generated-files"}
+        finally:
+            proc.terminate()
+            assert proc.wait(timeout=10) == 0
