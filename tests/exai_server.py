@@ -98,6 +98,13 @@ TOOLS: list[dict[str, Any]] = [
         "inputSchema": _schema(["file_id", "question"], file_id=FILE_ID, question=QUESTION),
     },
     {
+        "name": "huge_answer",
+        "description": "Answers with `size` bytes of text (default 1 MiB).",
+        "inputSchema": _schema(
+            ["file_id", "question"], file_id=FILE_ID, question=QUESTION, size={"type": "integer"}
+        ),
+    },
+    {
         "name": "traversal_query",
         "description": "Answers with metadata naming ../../.bashrc and an absolute path.",
         "inputSchema": _schema(["file_id", "question"], file_id=FILE_ID, question=QUESTION),
@@ -434,6 +441,12 @@ async def _close(
     await ws.close(1011, "worker crashed")
 
 
+async def _huge(
+    server: ExaiTestServer, send: Send, ws: ServerConnection, rid: str, args: dict[str, Any]
+) -> None:
+    await send(_ok(rid, "x" * int(args.get("size", 1024 * 1024))))
+
+
 async def _traversal(
     server: ExaiTestServer, send: Send, ws: ServerConnection, rid: str, args: dict[str, Any]
 ) -> None:
@@ -456,6 +469,7 @@ _BEHAVIOURS: dict[str, Behaviour] = {
     "bare_error_query": _bare,
     "op_error_query": _op_error,
     "closing_query": _close,
+    "huge_answer": _huge,
     "traversal_query": _traversal,
 }
 

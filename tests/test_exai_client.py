@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -62,7 +63,7 @@ async def test_call_relays_progress_and_stream_then_returns_answer(
     result = await exai_client.call_tool(
         "analyze_file", ARGS, on_progress=progress.append, on_chunk=chunks.append
     )
-    assert len(progress) >= 3  # "started" plus one every 20 ms for 100 ms
+    assert progress[0] == "started" and len(progress) >= 2  # then every 20 ms for 100 ms
     assert "".join(chunks) == result.content
     assert result.content.startswith("# Streamed answer")
     assert "Summarise" in result.content
@@ -94,7 +95,7 @@ async def test_wrong_token_is_a_clear_auth_error_and_not_retried(
     exai_server: ExaiTestServer, exai_settings: ExaiSettings
 ) -> None:
     secret = "wrong-secret-token-xyz"
-    settings = ExaiSettings(**{**exai_settings.__dict__, "token": secret})
+    settings = replace(exai_settings, token=secret)
     async with ExaiClient(settings) as client:
         with pytest.raises(ExaiAuthError) as info:
             await client.call_tool("plain_answer", {"file_id": "f", "question": "q"})
@@ -107,7 +108,7 @@ async def test_wrong_token_is_a_clear_auth_error_and_not_retried(
 async def test_server_down_is_unavailable_after_bounded_retries(
     exai_settings: ExaiSettings,
 ) -> None:
-    settings = ExaiSettings(**{**exai_settings.__dict__, "port": _free_port()})
+    settings = replace(exai_settings, port=_free_port())
     started = time.monotonic()
     async with ExaiClient(settings) as client:
         with pytest.raises(ExaiUnavailable) as info:
@@ -184,23 +185,33 @@ async def test_server_side_timeout(exai_server: ExaiTestServer, exai_client: Exa
 
 
 async def test_over_capacity_is_retried_after_the_servers_delay(
-    exai_server: ExaiTestServer, exai_client: ExaiClient
+    exai_server: ExaiTestServer, exai_settings: ExaiSettings
 ) -> None:
     exai_server.tool_delay = 0.15
-    first = asyncio.create_task(exai_client.call_tool("analyze_file", ARGS))
-    await asyncio.sleep(0.05)
-    second = await exai_client.call_tool("analyze_file", ARGS)
+    client = ExaiClient(replace(exai_settings, over_capacity_attempts=100))
+    running = asyncio.Event()
+    first = asyncio.create_task(
+        client.call_tool("analyze_file", ARGS, on_progress=lambda _m: running.set())
+    )
+    await asyncio.wait_for(running.wait(), 2)
+    second = await client.call_tool("analyze_file", ARGS)
+    await client.aclose()
     assert (await first).content == second.content
-    assert len(exai_server.calls) == 2  # the duplicate was refused once, then served
+    assert len(exai_server.calls) == 2  # the duplicate was refused, then served
 
 
 async def test_over_capacity_gives_up_after_bounded_attempts(
     exai_server: ExaiTestServer, exai_settings: ExaiSettings
 ) -> None:
-    settings = ExaiSettings(**{**exai_settings.__dict__, "over_capacity_attempts": 2})
+    settings = replace(exai_settings, over_capacity_attempts=2)
     async with ExaiClient(settings) as client:
-        slow = asyncio.create_task(client.call_tool("slow_query", {**ARGS, "seconds": 30}))
-        await asyncio.sleep(0.1)
+        running = asyncio.Event()
+        slow = asyncio.create_task(
+            client.call_tool(
+                "slow_query", {**ARGS, "seconds": 30}, on_progress=lambda _m: running.set()
+            )
+        )
+        await asyncio.wait_for(running.wait(), 2)
         with pytest.raises(ExaiOverCapacity) as info:
             await client.call_tool("slow_query", {**ARGS, "seconds": 30})
         assert "gave up after 2 attempts" in str(info.value)
@@ -215,8 +226,13 @@ async def test_too_many_connections_1008_is_reported(
     exai_server: ExaiTestServer, exai_client: ExaiClient
 ) -> None:
     exai_server.max_connections_per_ip = 1
-    busy = asyncio.create_task(exai_client.call_tool("slow_query", {**ARGS, "seconds": 30}))
-    await asyncio.sleep(0.1)
+    running = asyncio.Event()
+    busy = asyncio.create_task(
+        exai_client.call_tool(
+            "slow_query", {**ARGS, "seconds": 30}, on_progress=lambda _m: running.set()
+        )
+    )
+    await asyncio.wait_for(running.wait(), 2)
     with pytest.raises(ExaiUnavailable) as info:
         await exai_client.call_tool("plain_answer", ARGS)
     assert "too many connections (1008" in str(info.value)
@@ -287,6 +303,33 @@ async def test_dead_pooled_connection_is_replaced_transparently(
     assert exai_server.total_connections == 2
 
 
+async def test_server_restart_mid_call_is_retried_on_a_new_connection(
+    exai_server: ExaiTestServer, exai_client: ExaiClient
+) -> None:
+    exai_server.tool_delay = 0.2
+    running = asyncio.Event()
+    call = asyncio.create_task(
+        exai_client.call_tool("analyze_file", ARGS, on_progress=lambda _m: running.set())
+    )
+    await asyncio.wait_for(running.wait(), 2)
+    await exai_server.drop_all(1012, "service restart")
+    result = await call
+    assert "Summarise" in result.content
+    assert exai_server.total_connections == 2 and len(exai_server.calls) == 2
+
+
+async def test_answer_over_the_size_limit_is_a_clear_error(
+    exai_server: ExaiTestServer, exai_settings: ExaiSettings
+) -> None:
+    async with ExaiClient(replace(exai_settings, max_message_bytes=64 * 1024)) as client:
+        with pytest.raises(ExaiProtocolError) as info:
+            await client.call_tool("huge_answer", {**ARGS, "size": 100_000})
+        assert "over the size limit (1009)" in str(info.value)
+        assert client.open_connections == 0
+        small = await client.call_tool("huge_answer", {**ARGS, "size": 1000})
+        assert small.content == "x" * 1000
+
+
 async def test_failing_progress_callback_does_not_break_the_call(
     exai_client: ExaiClient,
 ) -> None:
@@ -306,11 +349,9 @@ async def test_health_ok_auth_and_down(
     ok = await check_health(exai_settings)
     assert ok.state == "ok" and ok.round_trip_ms is not None
     assert ok.health is not None and ok.health["status"] == "healthy"
-    bad = await check_health(ExaiSettings(**{**exai_settings.__dict__, "token": "nope"}))
+    bad = await check_health(replace(exai_settings, token="nope"))
     assert bad.state == "auth" and bad.error and "rejected the token" in bad.error
-    down = await check_health(
-        ExaiSettings(**{**exai_settings.__dict__, "port": _free_port(), "health_port": None})
-    )
+    down = await check_health(replace(exai_settings, port=_free_port(), health_port=None))
     assert down.state == "down" and down.error and "cannot reach EXAI" in down.error
     assert _others() == set()
 

@@ -43,6 +43,8 @@ TextCallback = Callable[[str], None]
 
 _MAX_REASON = 300
 _LIST_TIME_LIMIT = 30.0
+_RESTART_CODES = {"1001", "1012", "1013"}
+"""Close codes meaning "going away / restarting / try again later": the call is repeated."""
 
 
 @dataclass(frozen=True)
@@ -147,8 +149,10 @@ def error_from_frame(error: object, tool: str | None) -> ExaiError:
 
 def closed_error(exc: ConnectionClosed, during: str) -> ExaiError:
     """Explain a close code the EXAI daemon uses."""
-    frame = exc.rcvd
+    frame = exc.rcvd if exc.rcvd is not None else exc.sent
     code = frame.code if frame else None
+    if code == 1009:
+        return ExaiProtocolError("EXAI sent a message over the size limit (1009)", code="1009")
     reason = f": {_short(frame.reason)}" if frame and frame.reason else ""
     if code == 4003:
         return ExaiAuthError(f"EXAI rejected the token (close 4003{reason})", code="4003")
@@ -163,7 +167,10 @@ def closed_error(exc: ConnectionClosed, during: str) -> ExaiError:
             f"EXAI refused the connection: too many connections (1008{reason})", code="1008"
         )
     shown = code if code is not None else "none"
-    return ExaiUnavailable(f"EXAI closed the connection {during} (code {shown}{reason})")
+    return ExaiUnavailable(
+        f"EXAI closed the connection {during} (code {shown}{reason})",
+        code=None if code is None else str(code),
+    )
 
 
 class Connection:
@@ -358,7 +365,12 @@ class ExaiClient:
         return len(self._open)
 
     async def list_tools(self) -> list[ToolInfo]:
-        return await self._with_connection(lambda conn: conn.list_tools(), _LIST_TIME_LIMIT)
+        deadline = asyncio.get_running_loop().time() + _LIST_TIME_LIMIT
+        return await self._with_connection(
+            lambda conn: conn.list_tools(),
+            deadline,
+            f"EXAI did not list its tools within {_LIST_TIME_LIMIT:g} s",
+        )
 
     async def call_tool(
         self,
@@ -369,14 +381,22 @@ class ExaiClient:
         on_chunk: TextCallback | None = None,
         time_limit: float | None = None,
     ) -> ToolResult:
-        """Call ``name``; retries only OVER_CAPACITY (after the server's delay) and dead idle
-        connections. Cancelling the awaiting task closes the call's connection."""
+        """Call ``name`` and return its answer within ``time_limit`` seconds overall.
+
+        Retried: OVER_CAPACITY (after the server's ``retry_after_secs``), a pooled
+        connection found dead, and a server going away or restarting mid-call (close
+        1001/1012/1013), each a bounded number of times. Not retried: auth, tool errors,
+        timeouts, a crash mid-call. Cancelling the awaiting task closes the call's connection.
+        """
         limit = time_limit if time_limit is not None else self.settings.call_timeout
-        busy = 0
+        deadline = asyncio.get_running_loop().time() + limit
+        busy = restarts = 0
         while True:
             try:
                 return await self._with_connection(
-                    lambda conn: conn.call(name, arguments, on_progress, on_chunk), limit, name
+                    lambda conn: conn.call(name, arguments, on_progress, on_chunk),
+                    deadline,
+                    f"EXAI did not answer {name} within {limit:g} s",
                 )
             except ExaiOverCapacity as exc:
                 busy += 1
@@ -387,24 +407,28 @@ class ExaiClient:
                         retry_after=exc.retry_after,
                     ) from None
                 wait = exc.retry_after if exc.retry_after is not None else self._backoff(busy)
-                await asyncio.sleep(min(max(wait, 0.0), self.settings.max_retry_after))
+                wait = min(max(wait, 0.0), self.settings.max_retry_after)
+            except ExaiUnavailable as exc:
+                restarts += 1
+                if exc.code not in _RESTART_CODES or restarts >= self.settings.connect_attempts:
+                    raise
+                wait = self._backoff(restarts)
+                log.info("EXAI went away during %s (%s); calling again", name, exc.code)
+            if asyncio.get_running_loop().time() + wait >= deadline:
+                raise ExaiTimeout(f"EXAI did not answer {name} within {limit:g} s")
+            await asyncio.sleep(wait)
 
     async def _with_connection(
-        self,
-        work: Callable[[Connection], Awaitable[T]],
-        time_limit: float,
-        name: str = "list_tools",
+        self, work: Callable[[Connection], Awaitable[T]], deadline: float, timeout_message: str
     ) -> T:
         while True:
             try:
                 async with self._lease() as conn:
                     try:
-                        async with asyncio.timeout(time_limit):
+                        async with asyncio.timeout_at(deadline):
                             return await work(conn)
                     except TimeoutError:
-                        raise ExaiTimeout(
-                            f"EXAI did not answer {name} within {time_limit:g} s"
-                        ) from None
+                        raise ExaiTimeout(timeout_message) from None
                     except ExaiUnavailable as exc:
                         if conn.reused and not conn.answered:
                             raise _Stale(exc) from None
