@@ -1,0 +1,161 @@
+"""``hubsync-tray``: the tray app. A client of the agent's control API that starts the
+agent when none runs; closing the tray leaves the agent running, "Quit HubSync" stops it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import qasync
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QApplication, QWidget
+
+from agent.control.client import AgentUnavailable
+from agent.control.protocol import ControlError
+from agent.paths import Paths, resolve_paths
+from gui.agent_link import AgentLink, default_agent_command
+from gui.drop_window import DropWindow
+from gui.icons import state_icon
+from gui.notify import Notifier
+from gui.prefs import TrayPrefs
+from gui.settings import SettingsDialog
+from gui.state import AgentState
+from gui.status_window import StatusWindow
+from gui.tray import Tray
+
+log = logging.getLogger("hubsync.gui")
+
+
+class TrayApp(QObject):
+    """Wires the link, the state, the tray and the windows together."""
+
+    def __init__(
+        self,
+        paths: Paths,
+        *,
+        agent_command: Sequence[str] | None,
+        system_tray: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.paths = paths
+        self.prefs = TrayPrefs(paths.config_dir)
+        self.state = AgentState(self)
+        self.link = AgentLink(paths.control_socket, agent_command=agent_command, parent=self)
+        self.tray = Tray(self.state, self.link, system_tray=system_tray)
+        self.notifier = Notifier(self.prefs, self.tray.show_message, self)
+        self.status_window = StatusWindow(self.state, self.link)
+        self.drop_window = DropWindow(self.state, self.link)
+        self.settings = SettingsDialog(self.state, self.link, self.prefs)
+        self.finished = asyncio.Event()
+        self._wire()
+
+    def _wire(self) -> None:
+        link, state, notifier, tray = self.link, self.state, self.notifier, self.tray
+        link.connection_changed.connect(state.set_connected)
+        link.status.connect(state.apply_status)
+        link.progress.connect(state.apply_progress)
+        link.activity.connect(state.add_activity)
+        link.activity.connect(notifier.on_activity)
+        link.activity_snapshot.connect(state.apply_activity)
+        link.health.connect(state.apply_health)
+        link.health.connect(notifier.on_health)
+        link.error.connect(state.apply_error)
+        link.error.connect(notifier.on_error)
+        link.metrics.connect(state.apply_metrics)
+        link.call_failed.connect(lambda method, message: tray.show_message(
+            "HubSync", f"That did not work ({method}): {message}"))
+        tray.open_status.connect(lambda: self._raise(self.status_window))
+        tray.open_upload.connect(lambda: self._raise(self.drop_window))
+        tray.open_settings.connect(lambda: self._raise(self.settings))
+        tray.close_tray.connect(self.finished.set)
+        tray.quit_all.connect(lambda: link.spawn(self.quit_all()))
+
+    def windows(self) -> list[QWidget]:
+        windows: list[QWidget] = [self.status_window, self.drop_window, self.settings]
+        if self.tray.window is not None:
+            windows.append(self.tray.window)
+        return windows
+
+    @staticmethod
+    def _raise(window: QWidget) -> None:
+        window.show()
+        window.raise_()
+        window.activateWindow()
+
+    def start(self) -> None:
+        self.tray.show()
+        self.link.start()
+
+    async def quit_all(self) -> None:
+        """Stop the agent, then the tray."""
+        try:
+            await self.link.call("shutdown", timeout=5.0)
+        except (AgentUnavailable, ControlError) as exc:
+            log.info("stopping the agent: %s", exc)
+        self.finished.set()
+
+    async def close(self) -> None:
+        """Close the tray only; the agent keeps syncing."""
+        self.state.blockSignals(True)  # nothing repaints from here on
+        self.tray.hide()
+        for window in self.windows():
+            window.hide()
+        await self.link.close()
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="hubsync-tray", description="The HubSync tray app.")
+    parser.add_argument("--self-test", action="store_true",
+                        help="open and close every window, then exit (packaging smoke test)")
+    parser.add_argument("--no-start-agent", action="store_true",
+                        help="never start the agent; wait for one to appear")
+    return parser.parse_args(argv)
+
+
+async def _self_test(app: TrayApp) -> int:
+    app.tray.show()
+    for window in app.windows():
+        window.show()
+        await asyncio.sleep(0.05)
+        window.close()
+    app.tray.menu.popup(app.tray.menu.pos())
+    await asyncio.sleep(0.05)
+    app.tray.menu.close()
+    await app.close()
+    print(f"hubsync-tray self-test ok ({len(app.windows())} windows, "
+          f"system tray: {'yes' if app.tray.icon is not None else 'no, fallback window'})")
+    return 0
+
+
+async def _run(app: TrayApp) -> int:
+    app.start()
+    await app.finished.wait()
+    await app.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    qt_app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(qt_app, QApplication)
+    qt_app.setApplicationName("HubSync")
+    qt_app.setQuitOnLastWindowClosed(False)
+    qt_app.setWindowIcon(state_icon("idle"))
+    paths = resolve_paths().ensure()
+    command = None if args.no_start_agent or args.self_test else default_agent_command()
+    loop = qasync.QEventLoop(qt_app)
+    asyncio.set_event_loop(loop)
+    try:
+        tray = TrayApp(paths, agent_command=command)
+        code: int = loop.run_until_complete(_self_test(tray) if args.self_test else _run(tray))
+        return code
+    finally:
+        loop.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""Drag-and-drop window: a one-off upload of dropped files or folders to the hub.
+
+Nothing dropped here is mirrored; the agent uploads it once and answers with a
+link (a signed URL on Supabase, a file path on the local hub) to copy.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui import fmt
+from gui.agent_link import AgentLink
+from gui.state import AgentState
+from gui.widgets import FRACTION_ROLE, ProgressDelegate, muted
+
+LINK_LIFETIMES = (("1 hour", 3600), ("1 day", 86400), ("7 days", 7 * 86400), ("30 days", 30 * 86400))
+COL_NAME, COL_PROGRESS, COL_ACTION = 0, 1, 2
+
+
+def unreadable_reason(path: Path) -> str | None:
+    """Why ``path`` cannot be uploaded, in words for the user; ``None`` if it can.
+
+    Only cheap checks (stat and access) so a drop never blocks the window; the
+    agent checks again as it reads.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "it no longer exists (or is a broken link)"
+    except PermissionError:
+        return "permission denied"
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc.__class__.__name__})"
+    if stat.S_ISDIR(st.st_mode):
+        if not os.access(path, os.R_OK | os.X_OK):
+            return "the folder cannot be opened (permission denied)"
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return "it is not a regular file (a device, socket or pipe)"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return None
+
+
+class DropWindow(QWidget):
+    def __init__(self, state: AgentState, link: AgentLink, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.link = link
+        self.setWindowTitle("HubSync — Upload files")
+        self.setAcceptDrops(True)
+        self.resize(620, 420)
+        self._rows: dict[tuple[str, str], QTreeWidgetItem] = {}
+
+        self.zone = QLabel("Drop files or folders here\nto upload them to the hub once")
+        self.zone.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.zone.setMinimumHeight(110)
+        self.zone.setFrameShape(QFrame.Shape.StyledPanel)
+        self.zone.setStyleSheet(
+            "QLabel { border: 2px dashed palette(mid); border-radius: 10px; font-size: 14px; }"
+        )
+        self.choose = QPushButton("Choose files…")
+        self.choose.clicked.connect(self._choose)
+        self.lifetime = QComboBox()
+        for label, seconds in LINK_LIFETIMES:
+            self.lifetime.addItem(f"Links valid for {label}", seconds)
+        self.lifetime.setCurrentIndex(2)
+        self.lifetime.setToolTip("Lifetime of signed links (on a local hub the link is a file path)")
+        controls = QHBoxLayout()
+        controls.addWidget(self.choose)
+        controls.addStretch(1)
+        controls.addWidget(self.lifetime)
+
+        self.items = QTreeWidget()
+        self.items.setHeaderLabels(["Item", "Progress", ""])
+        self.items.setRootIsDecorated(False)
+        self.items.setItemDelegateForColumn(COL_PROGRESS, ProgressDelegate(self.items))
+        header = self.items.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(COL_PROGRESS, QHeaderView.ResizeMode.Fixed)
+        header.setSectionResizeMode(COL_ACTION, QHeaderView.ResizeMode.ResizeToContents)
+        self.items.setColumnWidth(COL_PROGRESS, 210)
+        self.message = muted()
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.zone)
+        layout.addLayout(controls)
+        layout.addWidget(self.items, 1)
+        layout.addWidget(self.message)
+        state.upload_changed.connect(self._on_progress)
+
+    # -- dropping ------------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.upload(paths)
+
+    def _choose(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Upload to the hub")
+        if files:
+            self.upload([Path(f) for f in files])
+
+    def upload(self, paths: list[Path]) -> None:
+        """Reject what cannot be read, hand the rest to the agent."""
+        readable: list[str] = []
+        for path in paths:
+            reason = unreadable_reason(path)
+            if reason is None:
+                readable.append(str(path.absolute()))
+            else:
+                self._rejected_row(str(path), reason)
+        if not readable:
+            if len(paths) > 1:
+                self.message.setText("Nothing was uploaded: none of these items can be read (see why above).")
+            return
+        if not self.state.connected:
+            for item in readable:
+                self._rejected_row(item, "the agent is not running; try again in a moment")
+            return
+        self.message.setText(f"Uploading {len(readable)} item{'s' if len(readable) > 1 else ''}…")
+        params = {"paths": readable, "link_ttl_seconds": int(self.lifetime.currentData())}
+        self.link.fire("upload_paths", params, on_result=self._accepted,
+                       on_error=lambda msg: self._failed(readable, msg))
+
+    def _accepted(self, result: Any) -> None:
+        upload_id = str(result.get("upload_id"))
+        accepted = list(result.get("accepted") or [])
+        for entry in accepted:
+            path = str(entry.get("path"))
+            row = self._row(upload_id, path)
+            row.setText(COL_PROGRESS, "Queued")
+            row.setData(COL_PROGRESS, FRACTION_ROLE, 0.0)
+        self.state.add_upload(upload_id, accepted)
+        for entry in result.get("rejected") or []:
+            self._rejected_row(str(entry.get("path")), str(entry.get("reason")))
+        for path in self.state.uploads.get(upload_id, {}):
+            self._on_progress(upload_id, path)
+
+    def _failed(self, paths: list[str], message: str) -> None:
+        for path in paths:
+            self._rejected_row(path, f"the agent refused the upload: {message}")
+
+    # -- rows ----------------------------------------------------------------------------
+
+    def _row(self, upload_id: str, path: str) -> QTreeWidgetItem:
+        key = (upload_id, path)
+        row = self._rows.get(key)
+        if row is None:
+            row = QTreeWidgetItem([Path(path).name or path, "", ""])
+            row.setToolTip(COL_NAME, path)
+            self.items.insertTopLevelItem(0, row)
+            self._rows[key] = row
+        return row
+
+    def _rejected_row(self, path: str, reason: str) -> None:
+        row = QTreeWidgetItem([Path(path).name or path, "Not uploaded", ""])
+        row.setToolTip(COL_NAME, path)
+        row.setForeground(COL_PROGRESS, Qt.GlobalColor.red)
+        self.items.insertTopLevelItem(0, row)
+        note = QLabel(f"Cannot upload: {reason}")
+        note.setStyleSheet("color: #d64541;")
+        self.items.setItemWidget(row, COL_ACTION, note)
+        self.message.setText(f"“{Path(path).name}” cannot be uploaded: {reason}.")
+
+    def _on_progress(self, upload_id: str, path: str) -> None:
+        key = (upload_id, path)
+        if key not in self._rows:
+            return
+        data = self.state.uploads.get(upload_id, {}).get(path, {})
+        row = self._rows[key]
+        state = data.get("state", "queued")
+        done, total = int(data.get("bytes_done") or 0), int(data.get("bytes_total") or 0)
+        if state == "done":
+            row.setData(COL_PROGRESS, FRACTION_ROLE, 1.0)
+            row.setText(COL_PROGRESS, f"Done · {fmt.size(total)}")
+            if self.items.itemWidget(row, COL_ACTION) is None:
+                self.items.setItemWidget(row, COL_ACTION, self._copy_button(data.get("link")))
+            self._all_done_message()
+        elif state == "error":
+            row.setData(COL_PROGRESS, FRACTION_ROLE, None)
+            row.setText(COL_PROGRESS, "Failed")
+            row.setForeground(COL_PROGRESS, Qt.GlobalColor.red)
+            reason = str(data.get("error") or "unknown error")
+            row.setToolTip(COL_PROGRESS, reason)
+            self.message.setText(f"“{Path(path).name}” failed: {reason}")
+        else:
+            row.setData(COL_PROGRESS, FRACTION_ROLE, done / total if total else 0.0)
+            files = ""
+            if int(data.get("files_total") or 0) > 1:
+                files = f" · {data.get('files_done', 0)}/{data.get('files_total')} files"
+            row.setText(COL_PROGRESS, f"{fmt.size(done)} / {fmt.size(total)}{files}")
+
+    def _copy_button(self, link: Any) -> QPushButton:
+        button = QPushButton("Copy link")
+        if not link:
+            button.setEnabled(False)
+            button.setToolTip("The hub gave no link for this item")
+            return button
+        button.setToolTip(str(link))
+
+        def copy() -> None:
+            QGuiApplication.clipboard().setText(str(link))
+            button.setText("Copied ✓")
+            self.message.setText("Link copied to the clipboard.")
+
+        button.clicked.connect(copy)
+        return button
+
+    def _all_done_message(self) -> None:
+        states = [
+            self.state.uploads.get(uid, {}).get(path, {}).get("state") for uid, path in self._rows
+        ]
+        if states and all(s in ("done", "error") for s in states):
+            self.message.setText("Done. Use “Copy link” to share an item.")
+
+    def copy_buttons(self) -> list[QPushButton]:
+        """The done rows' buttons, newest first (what a user would click)."""
+        buttons = []
+        for i in range(self.items.topLevelItemCount()):
+            row = self.items.topLevelItem(i)
+            widget = self.items.itemWidget(row, COL_ACTION) if row is not None else None
+            if isinstance(widget, QPushButton):
+                buttons.append(widget)
+        return buttons

@@ -1,0 +1,62 @@
+"""Human-readable numbers, sizes, durations and times for the windows."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+NONE = "\u2013"
+"""Shown for a figure that is not known (an en dash)."""
+_UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
+
+
+def size(n: float | None) -> str:
+    if n is None:
+        return NONE
+    value = float(n)
+    for unit in _UNITS:
+        if abs(value) < 1024 or unit == _UNITS[-1]:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def speed(bps: float | None) -> str:
+    return NONE if not bps else f"{size(bps)}/s"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return NONE
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+
+
+def ago(timestamp: float | None, now: float | None = None) -> str:
+    """'just now', '5 min ago', '3 h ago', else the date: calm and short."""
+    if not timestamp:
+        return "never"
+    delta = (time.time() if now is None else now) - timestamp
+    if delta < 45:
+        return "just now"
+    if delta < 3600:
+        return f"{round(delta / 60)} min ago"
+    if delta < 86400:
+        return f"{round(delta / 3600)} h ago"
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d")
+
+
+def clock(timestamp: float | None) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%H:%M:%S") if timestamp else NONE
+
+
+def count(n: int | None) -> str:
+    return NONE if n is None else f"{n:,}"
+
+
+def percent(fraction: float | None) -> str:
+    return NONE if fraction is None else f"{fraction * 100:.0f}%"

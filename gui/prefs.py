@@ -1,0 +1,31 @@
+"""The tray's own preferences (which notifications to show), kept next to the agent's
+config as ``tray.ini``. Everything else is the agent's configuration, reached through
+the control API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+NOTIFY_KEYS = {
+    "notify_errors": "Errors that need me",
+    "notify_signin": "Sign-in needed",
+    "notify_results": "EXAI results ready",
+}
+
+
+class TrayPrefs:
+    def __init__(self, config_dir: Path) -> None:
+        self._settings = QSettings(str(config_dir / "tray.ini"), QSettings.Format.IniFormat)
+
+    def notify(self, key: str) -> bool:
+        if key not in NOTIFY_KEYS:
+            raise KeyError(key)
+        return str(self._settings.value(key, "true")).lower() == "true"
+
+    def set_notify(self, key: str, on: bool) -> None:
+        if key not in NOTIFY_KEYS:
+            raise KeyError(key)
+        self._settings.setValue(key, "true" if on else "false")
+        self._settings.sync()

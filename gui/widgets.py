@@ -1,0 +1,74 @@
+"""Small shared widgets: a progress-bar cell delegate and activity glyphs."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtWidgets import (
+    QApplication,
+    QLabel,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionProgressBar,
+    QStyleOptionViewItem,
+    QWidget,
+)
+
+FRACTION_ROLE = Qt.ItemDataRole.UserRole + 1
+"""Item data (float 0..1, or None for 'not started') drawn as a progress bar."""
+
+ACTIVITY_GLYPHS: dict[str, tuple[str, str]] = {
+    "uploaded": ("↑", "#2f7de1"),
+    "downloaded": ("↓", "#2e9d5b"),
+    "deleted": ("✕", "#7d8590"),
+    "renamed": ("→", "#7d8590"),
+    "restored": ("↺", "#2e9d5b"),
+    "processed": ("✦", "#8e44ad"),
+    "conflict": ("⇄", "#d98b00"),
+    "error": ("!", "#d64541"),
+}
+
+
+def activity_glyph(kind: str) -> tuple[str, QColor]:
+    glyph, colour = ACTIVITY_GLYPHS.get(kind, ("•", "#7d8590"))
+    return glyph, QColor(colour)
+
+
+class ProgressDelegate(QStyledItemDelegate):
+    """Paints FRACTION_ROLE as a native progress bar, with the cell text on it."""
+
+    def paint(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> None:
+        fraction = index.data(FRACTION_ROLE)
+        if fraction is None:
+            super().paint(painter, option, index)
+            return
+        bar = QStyleOptionProgressBar()
+        bar.rect = option.rect.adjusted(2, 3, -2, -3)
+        bar.minimum = 0
+        bar.maximum = 1000
+        bar.progress = round(float(fraction) * 1000)
+        bar.text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
+        bar.textVisible = True
+        bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
+        style = option.widget.style() if option.widget else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter)
+
+
+def heading(text: str, parent: QWidget | None = None) -> QLabel:
+    label = QLabel(text, parent)
+    font = label.font()
+    font.setBold(True)
+    label.setFont(font)
+    return label
+
+
+def muted(text: str = "", parent: QWidget | None = None) -> QLabel:
+    label = QLabel(text, parent)
+    label.setStyleSheet("color: palette(placeholder-text);")
+    label.setWordWrap(True)
+    return label

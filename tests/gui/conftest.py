@@ -1,0 +1,135 @@
+"""Tray tests: offscreen Qt, a qasync loop on pytest-qt's QApplication, a real control
+server in a separate process (the demo agent, or the real one), and the tray app."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import qasync
+from PySide6.QtWidgets import QApplication
+from pytestqt.qtbot import QtBot
+
+from agent.control.client import call_sync
+from agent.paths import Paths, resolve_paths
+from gui.app import TrayApp
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def qt_loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
+    """An asyncio loop that runs whenever Qt processes events (e.g. in qtbot.waitUntil)."""
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(loop)
+    yield loop
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    qapp.processEvents()
+    # Not loop.stop(): that calls QApplication.exit(), after which every nested Qt event
+    # loop (qtbot.wait) returns at once for the rest of the session.
+    loop._QEventLoop__is_running = False  # type: ignore[attr-defined]
+    asyncio.events._set_running_loop(None)
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def short_home() -> Iterator[Path]:
+    """Unix socket paths are limited to ~100 bytes, so keep HUBSYNC_HOME short."""
+    home = Path(tempfile.mkdtemp(prefix="hs-", dir="/tmp"))
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+class DemoAgentProcess:
+    """The demo agent (tests/gui/demo_agent.py) in its own process, on ``paths``' socket."""
+
+    def __init__(self, paths: Paths, hub: Path, extra: list[str]) -> None:
+        self.paths = paths
+        self.hub = hub
+        self.extra = extra
+        self.proc: subprocess.Popen[str] | None = None
+        self._pool = ThreadPoolExecutor(1)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "tests.gui.demo_agent", "--socket", str(self.paths.control_socket),
+                "--hub", str(self.hub), *self.extra]
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.command(), cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.strip() == "ready", f"demo agent did not start: {line!r}"
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """A call from a second client (runs in a thread: the test thread's loop is Qt's)."""
+        future = self._pool.submit(call_sync, method, params, socket_path=self.paths.control_socket)
+        return future.result(15)
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+            self.proc = None
+        self._pool.shutdown()
+
+
+@pytest.fixture
+def paths(short_home: Path) -> Paths:
+    return resolve_paths({"HUBSYNC_HOME": str(short_home)}).ensure()
+
+
+@pytest.fixture
+def demo_agent(paths: Paths, short_home: Path) -> Iterator[DemoAgentProcess]:
+    agent = DemoAgentProcess(paths, short_home / "hub", [])
+    agent.start()
+    yield agent
+    agent.close()
+
+
+def run_to_end(qtbot: QtBot, coro: Any, timeout_ms: int = 10_000) -> Any:
+    """Drive a coroutine on the Qt-hosted loop from a synchronous test."""
+    task = asyncio.ensure_future(coro)
+    qtbot.waitUntil(task.done, timeout=timeout_ms)
+    return task.result()
+
+
+@pytest.fixture
+def tray_app(qtbot: QtBot, qt_loop: qasync.QEventLoop, paths: Paths) -> Iterator[TrayApp]:
+    """The tray app, on the fallback window (offscreen Qt has no system tray); not connected yet."""
+    app = TrayApp(paths, agent_command=None)
+    for window in app.windows():
+        qtbot.addWidget(window)
+    yield app
+    run_to_end(qtbot, app.close())
+
+
+@pytest.fixture
+def connected_tray(qtbot: QtBot, tray_app: TrayApp, demo_agent: DemoAgentProcess) -> TrayApp:
+    tray_app.start()
+    qtbot.waitUntil(lambda: tray_app.state.connected and bool(tray_app.state.status), timeout=10_000)
+    return tray_app

@@ -1,0 +1,118 @@
+"""Drag-and-drop upload: drop → per-item progress → done → link on the clipboard."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtWidgets import QApplication, QLabel
+from pytestqt.qtbot import QtBot
+
+from gui.app import TrayApp
+from gui.drop_window import COL_ACTION, COL_PROGRESS, DropWindow
+from gui.widgets import FRACTION_ROLE
+from tests.gui.conftest import DemoAgentProcess
+
+
+def drop(window: DropWindow, paths: list[Path]) -> None:
+    """Deliver a real drag-enter and drop, as the window system would."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    centre = QPointF(window.rect().center())
+    enter = QDragEnterEvent(centre, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    event = QDropEvent(centre, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, event)
+
+
+def test_drop_file_shows_progress_then_copies_link(
+    qtbot: QtBot, connected_tray: TrayApp, demo_agent: DemoAgentProcess, short_home: Path
+) -> None:
+    source = short_home / "docs" / "report 2026 – final.pdf"
+    source.parent.mkdir()
+    payload = os.urandom(1024 * 1024 + 17)
+    source.write_bytes(payload)
+    window = connected_tray.drop_window
+    window.show()
+    fractions: list[float] = []
+
+    def record(upload_id: str, path: str) -> None:
+        row = window.items.topLevelItem(0)
+        if row is not None:
+            fractions.append(row.data(COL_PROGRESS, FRACTION_ROLE))
+
+    connected_tray.state.upload_changed.connect(record)
+
+    drop(window, [source])
+
+    qtbot.waitUntil(lambda: bool(window.copy_buttons()), timeout=10_000)
+    row = window.items.topLevelItem(0)
+    assert row.text(0) == source.name
+    assert row.text(COL_PROGRESS).startswith("Done")
+    assert any(0 < f < 1 for f in fractions), f"no intermediate progress shown: {fractions}"
+    assert fractions == sorted(fractions)
+
+    button = window.copy_buttons()[0]
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    link = QGuiApplication.clipboard().text()
+    assert button.text() == "Copied ✓"
+    assert Path(link).read_bytes() == payload  # on the local hub the link is the stored file
+    assert Path(link).is_relative_to(demo_agent.hub)
+
+
+def test_drop_folder_uploads_every_file(
+    qtbot: QtBot, connected_tray: TrayApp, short_home: Path
+) -> None:
+    folder = short_home / "album"
+    for i in range(3):
+        (folder / "sub").mkdir(parents=True, exist_ok=True)
+        (folder / "sub" / f"{i}.txt").write_text(f"photo {i}\n" * 1000)
+    window = connected_tray.drop_window
+    window.show()
+    drop(window, [folder])
+    qtbot.waitUntil(lambda: bool(window.copy_buttons()), timeout=10_000)
+    qtbot.mouseClick(window.copy_buttons()[0], Qt.MouseButton.LeftButton)
+    link = Path(QGuiApplication.clipboard().text())
+    assert sorted(p.name for p in (link / "sub").iterdir()) == ["0.txt", "1.txt", "2.txt"]
+
+
+def test_unreadable_items_are_rejected_with_a_reason(
+    qtbot: QtBot, connected_tray: TrayApp, demo_agent: DemoAgentProcess, short_home: Path
+) -> None:
+    broken = short_home / "gone.txt"
+    broken.symlink_to(short_home / "does-not-exist")
+    fifo = short_home / "pipe"
+    os.mkfifo(fifo)
+    window = connected_tray.drop_window
+    window.show()
+
+    drop(window, [broken, fifo])
+
+    reasons = {}
+    for i in range(window.items.topLevelItemCount()):
+        row = window.items.topLevelItem(i)
+        note = window.items.itemWidget(row, COL_ACTION)
+        assert isinstance(note, QLabel)
+        reasons[row.text(0)] = note.text()
+        assert row.text(COL_PROGRESS) == "Not uploaded"
+    assert "no longer exists" in reasons["gone.txt"]
+    assert "not a regular file" in reasons["pipe"]
+    assert "can be read" in window.message.text()
+    assert not window.copy_buttons()
+    assert not (demo_agent.hub / "uploads").exists()  # nothing reached the agent
+
+
+def test_drop_while_agent_down_says_so(qtbot: QtBot, tray_app: TrayApp, short_home: Path) -> None:
+    source = short_home / "a.txt"
+    source.write_text("hello")
+    window = tray_app.drop_window
+    window.show()
+    drop(window, [source])
+    note = window.items.itemWidget(window.items.topLevelItem(0), COL_ACTION)
+    assert isinstance(note, QLabel)
+    assert "agent is not running" in note.text()
