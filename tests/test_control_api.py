@@ -89,7 +89,12 @@ async def test_errors_are_typed_and_do_not_leak_details(control_server: ControlS
     async def unencodable(params: dict[str, Any]) -> object:
         return {"s": {1, 2}}
 
-    for name, fn in [("refuse", refuse), ("expired", expired), ("crash", crash), ("bad", unencodable)]:
+    for name, fn in [
+        ("refuse", refuse),
+        ("expired", expired),
+        ("crash", crash),
+        ("bad", unencodable),
+    ]:
         control_server.register(name, fn)
     with pytest.raises(ValueError, match="already registered"):
         control_server.register("echo", refuse)
@@ -221,9 +226,14 @@ async def test_malformed_frames_get_errors_and_the_connection_survives(
 ) -> None:
     reader, writer, _ = await raw_connect(control_server.socket_path)
     try:
-        for bad in [b"not json\n", b"[1,2]\n", b'{"id": 1.5, "method": "echo"}\n',
-                    b'{"id": 2, "method": "echo", "params": [1]}\n', b"\xff\xfe\n",
-                    b'{"id": 3, "ok": true, "result": 1}\n']:
+        for bad in [
+            b"not json\n",
+            b"[1,2]\n",
+            b'{"id": 1.5, "method": "echo"}\n',
+            b'{"id": 2, "method": "echo", "params": [1]}\n',
+            b"\xff\xfe\n",
+            b'{"id": 3, "ok": true, "result": 1}\n',
+        ]:
             writer.write(bad)
             frame = await read_frame(reader)
             assert frame["ok"] is False and frame["error"]["code"] == protocol.BAD_FRAME, bad
@@ -264,9 +274,7 @@ async def test_slow_subscriber_is_dropped_with_lagged_and_others_keep_up(
         slow = socket.socket(socket.AF_UNIX)
         slow.connect(str(server.socket_path))
         slow.sendall(b'{"id": 1, "method": "subscribe", "params": {"topics": []}}\n')
-        await wait_until(
-            lambda: sum(c.topics is not None for c in server._clients) == 2
-        )
+        await wait_until(lambda: sum(c.topics is not None for c in server._clients) == 2)
         payload = "p" * 4096
         total = 400
         received: list[int] = []
@@ -381,7 +389,9 @@ async def test_agent_link_reconnects_after_agent_restart(short_tmp: Path) -> Non
 
     async def next_event() -> Event:
         ev = await asyncio.wait_for(anext(events), 5)
-        seen.append((ev.event, ev.data.get("connected") if ev.event == CONNECTION_EVENT else ev.data))
+        seen.append(
+            (ev.event, ev.data.get("connected") if ev.event == CONNECTION_EVENT else ev.data)
+        )
         return ev
 
     pending = asyncio.create_task(next_event())  # no agent yet: it keeps retrying
@@ -405,8 +415,11 @@ async def test_agent_link_reconnects_after_agent_restart(short_tmp: Path) -> Non
     server.publish("status", {"n": 2})
     await next_event()
     assert seen == [
-        (CONNECTION_EVENT, True), ("status", {"n": 1}), (CONNECTION_EVENT, False),
-        (CONNECTION_EVENT, True), ("status", {"n": 2}),
+        (CONNECTION_EVENT, True),
+        ("status", {"n": 1}),
+        (CONNECTION_EVENT, False),
+        (CONNECTION_EVENT, True),
+        ("status", {"n": 2}),
     ]
     await events.aclose()
     assert not link.connected

@@ -59,7 +59,10 @@ class ControlClient:
 
     @classmethod
     async def connect(
-        cls, socket_path: Path, *, timeout: float = 5.0  # noqa: ASYNC109 - per-call deadline
+        cls,
+        socket_path: Path,
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109 - per-call deadline
     ) -> ControlClient:
         try:
             reader, writer = await asyncio.wait_for(

@@ -264,8 +264,9 @@ class ControlServer:
             if sock is None or not is_same_user(sock, self.allowed_uid):
                 log.warning("control API: refused a connection from another user")
                 writer.write(
-                    Response(None, False, error=ControlError(FORBIDDEN, "not the agent's user"))
-                    .encode()
+                    Response(
+                        None, False, error=ControlError(FORBIDDEN, "not the agent's user")
+                    ).encode()
                 )
                 return
             self._clients.add(client)
