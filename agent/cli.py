@@ -365,7 +365,9 @@ def status(json_out: JsonOpt = False) -> None:
             },
         }
 
-    data = run_async(body)
+    data = _live_status()
+    if data is None:
+        data = run_async(body)
     if json_out:
         _emit_json(data)
         return
@@ -383,6 +385,18 @@ def status(json_out: JsonOpt = False) -> None:
     out.print(
         f"Cache: {c['entries']} entries, {c['bytes']:,} of {c['limit']:,} bytes, hit rate {c['hit_rate']:.0%}"
     )
+
+
+def _live_status() -> dict[str, Any] | None:
+    """The running agent's view, or None when no agent runs."""
+    from agent.control.client import AgentUnavailable, call_sync
+
+    try:
+        live: dict[str, Any] = call_sync("status", timeout=5)
+    except AgentUnavailable:
+        return None
+    live["agent"] = f"running ({live['state']})"
+    return live
 
 
 @app.command()
@@ -502,8 +516,20 @@ def restore(
 
 
 @app.command()
-def doctor(json_out: JsonOpt = False) -> None:
+def doctor(
+    json_out: JsonOpt = False,
+    bundle: Annotated[
+        Path | None,
+        typer.Option("--bundle", help="Also write a diagnostics zip (no secrets) here."),
+    ] = None,
+) -> None:
     """Check the config, the journal's integrity and whether the hubs answer."""
+    if bundle is not None:
+        from agent.diagnostics import write_bundle
+        from agent.paths import resolve_paths
+
+        written = write_bundle(resolve_paths(), bundle.expanduser())
+        err.print(f"Diagnostics written to {escape(str(written))} (no secrets inside).")
 
     async def body(ctx: Context) -> list[dict[str, Any]]:
         checks: list[dict[str, Any]] = [
@@ -554,6 +580,77 @@ def doctor(json_out: JsonOpt = False) -> None:
             out.print(f"{mark} {c['check']}: {escape(c['detail'])}")
     if not all(c["ok"] for c in checks):
         raise typer.Exit(1)
+
+
+@app.command()
+def agent() -> None:
+    """Run the agent in the foreground (watch folders, serve the tray and CLI)."""
+    from agent.lock import AlreadyRunning
+    from agent.runner import run_agent
+
+    try:
+        run_agent()
+    except AlreadyRunning as exc:
+        raise CliError(str(exc)) from None
+
+
+def _has_display() -> bool:
+    import os
+
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+@app.command()
+def run(
+    path: Annotated[Path | None, typer.Argument(help="A folder to mirror (added if new).")] = None,
+    tray: Annotated[
+        bool | None,
+        typer.Option("--tray/--no-tray", help="Default: the tray when a display exists."),
+    ] = None,
+) -> None:
+    """Mirror PATH and keep it synced: the agent, with the tray when there is a screen."""
+    if path is not None:
+        folder = path.expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+
+        async def body(ctx: Context) -> Root:
+            try:
+                return ctx.journal.add_root(folder, ctx.config.default_hub())
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
+
+        root = run_async(body)
+        out.print(f"Mirroring [bold]{escape(str(root.path))}[/] to the {root.hub} hub.")
+    use_tray = _has_display() if tray is None else tray
+    if use_tray:
+        try:
+            from gui.app import main as tray_main
+        except ImportError:
+            err.print(
+                "The tray needs PySide6 (pip install 'hubsync[gui]'); running the agent only."
+            )
+        else:
+            tray_main([])
+            return
+    out.print(
+        "Agent running; Ctrl-C stops it. Files saved in the folder reach the hub in about a second."
+    )
+    agent()
+
+
+def _register_subcommands() -> None:
+    from agent.agent_cli import register as register_agent_tools
+    from agent.exai.cli import exai_app
+    from agent.supabase_cli import register as register_supabase
+
+    register_agent_tools(app)
+    register_supabase(app)
+    app.add_typer(exai_app, name="exai", help="Send hub files to an EXAI server.")
+
+
+_register_subcommands()
 
 
 def main() -> None:

@@ -57,7 +57,7 @@ class Context(AbstractAsyncContextManager["Context"]):
                 f"local hub {hub_dir} cannot be opened: {exc.strerror or exc}"
             )
         if self.config.supabase_configured:
-            from agent.hubs import open_supabase
+            from agent.supabase_hub import open_supabase
 
             remote, problem = await open_supabase(self)
             if remote is not None:

@@ -77,6 +77,7 @@ class PassReport:
     skipped: dict[str, str] = field(default_factory=dict)
     """relpath → why it is not mirrored by design (links, FIFOs...)."""
     ignored: int = 0
+    folders: int = 0
     auth_needed: bool = False
 
     @property
@@ -159,6 +160,7 @@ class SyncEngine:
         report.scanned = len(walked.files)
         report.skipped = walked.skipped
         report.ignored = walked.ignored
+        report.folders = walked.folders
         now = self.clock()
         rows = self.journal.files(root.id) if known else {}
         retry_due = {

@@ -26,6 +26,8 @@ class WalkResult:
     skipped: dict[str, str] = field(default_factory=dict)
     """relpath → why it is not mirrored (symlink, special file, unreadable folder...)."""
     ignored: int = 0
+    folders: int = 1
+    """Folders walked, the root included."""
 
 
 def _special_reason(mode: int) -> str:
@@ -74,6 +76,7 @@ def _walk_into(result: WalkResult, top: str, top_rel: str, top_rules: IgnoreRule
                         elif not _valid_name(name):
                             result.skipped[rel] = "name is not valid UTF-8"
                         else:
+                            result.folders += 1
                             stack.append((entry.path, rel, rules.enter(Path(entry.path), rel)))
                         continue
                     if rules.ignored(name, rel, False):

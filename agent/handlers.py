@@ -1,0 +1,177 @@
+"""The control API methods the agent serves (documented in docs/control-api.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.control.protocol import BAD_PARAMS, ControlError
+from agent.logs import tail
+from sync.restore import RestoreError, restore_path
+
+if TYPE_CHECKING:
+    from agent.service import AgentService
+
+
+def _path(params: dict[str, Any], key: str = "path") -> Path:
+    value = params.get(key)
+    if not isinstance(value, str) or not value:
+        raise ControlError(BAD_PARAMS, f"'{key}' must be a path")
+    return Path(value).expanduser()
+
+
+def register_handlers(agent: AgentService) -> None:
+    ctx = agent.ctx
+    journal = ctx.journal
+
+    def find(path: Path) -> tuple[Any, str]:
+        found = journal.root_for(path)
+        if found is None:
+            raise ControlError("not_found", f"{path} is not inside a mirrored folder")
+        return found
+
+    def root_id_of(params: dict[str, Any]) -> str | None:
+        if not params.get("root"):
+            return None
+        root = journal.root_by_path(_path(params, "root").resolve())
+        if root is None:
+            raise ControlError("not_found", f"{params['root']} is not a mirrored folder")
+        return root.id
+
+    async def status(params: dict[str, Any]) -> dict[str, Any]:
+        return agent.status()
+
+    async def pause(params: dict[str, Any]) -> dict[str, Any]:
+        agent.set_paused(True, root_id_of(params))
+        return agent.status()
+
+    async def resume(params: dict[str, Any]) -> dict[str, Any]:
+        agent.set_paused(False, root_id_of(params))
+        return agent.status()
+
+    async def add_root(params: dict[str, Any]) -> dict[str, Any]:
+        folder = _path(params)
+        if not folder.is_dir():
+            raise ControlError(BAD_PARAMS, f"{folder} is not a folder")
+        hub = params.get("hub") or ctx.config.default_hub()
+        if hub not in ctx.remotes:
+            raise ControlError("unavailable", ctx.unavailable.get(hub, f"no {hub} hub"))
+        try:
+            root = journal.add_root(folder, hub)
+        except ValueError as exc:
+            raise ControlError(BAD_PARAMS, str(exc)) from None
+        agent.add_root(root)
+        agent.publish_status()
+        return {"id": root.id, "path": str(root.path), "hub": root.hub}
+
+    async def remove_root(params: dict[str, Any]) -> dict[str, Any]:
+        root = journal.root_by_path(_path(params).resolve())
+        if root is None:
+            raise ControlError("not_found", f"{params['path']} is not a mirrored folder")
+        agent.remove_root(root.id)
+        journal.remove_root(root.id)
+        agent.publish_status()
+        return {"removed": str(root.path)}
+
+    async def upload_paths(params: dict[str, Any]) -> dict[str, Any]:
+        raw = params.get("paths")
+        if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+            raise ControlError(BAD_PARAMS, "'paths' must be a list of paths")
+        return {"items": await agent.upload([Path(p) for p in raw], params.get("hub"))}
+
+    async def history(params: dict[str, Any]) -> dict[str, Any]:
+        root, rel = find(_path(params))
+        return {
+            "path": rel,
+            "root": str(root.path),
+            "versions": [
+                {
+                    "version": v.version,
+                    "sha256": v.sha256,
+                    "size": v.size,
+                    "deleted": v.deleted,
+                    "recorded_at": v.recorded_at,
+                    "mtime_ns": v.mtime_ns,
+                }
+                for v in journal.versions(root.id, rel)
+            ],
+        }
+
+    async def restore(params: dict[str, Any]) -> dict[str, Any]:
+        root, rel = find(_path(params))
+        remote = ctx.remotes.get(root.hub)
+        if remote is None:
+            raise ControlError("unavailable", ctx.unavailable.get(root.hub, "hub unavailable"))
+        at = datetime.fromisoformat(params["at"]) if params.get("at") else None
+        to = _path(params, "to") if params.get("to") else None
+        try:
+            done = await restore_path(
+                journal,
+                remote,
+                ctx.cache,
+                root,
+                rel,
+                version=params.get("version"),
+                at=at,
+                to_dir=to,
+            )
+        except RestoreError as exc:
+            raise ControlError("not_found", exc.message) from None
+        return {
+            "restored": [
+                {
+                    "path": d.relpath,
+                    "version": d.version,
+                    "written_to": str(d.path),
+                    "identical": d.identical,
+                    "kept_both": d.kept_both,
+                }
+                for d in done
+            ]
+        }
+
+    async def metrics(params: dict[str, Any]) -> dict[str, Any]:
+        since = float(params.get("since", 0))
+        return {
+            "live": agent.metrics.snapshot(),
+            "totals": agent.metrics_store.totals(since=since),
+            "cache": agent.status()["cache"],
+        }
+
+    async def activity(params: dict[str, Any]) -> dict[str, Any]:
+        limit = int(params.get("limit", 50))
+        return {
+            "passes": list(agent.activity)[:limit],
+            "operations": journal.recent_operations(limit),
+        }
+
+    async def log_tail(params: dict[str, Any]) -> dict[str, Any]:
+        return {"lines": tail(ctx.paths.log_file, int(params.get("n", 100)))}
+
+    async def retry(params: dict[str, Any]) -> dict[str, Any]:
+        with journal.transaction():
+            count = journal.retry_now(root_id_of(params))
+        agent.wake()
+        return {"retrying": count}
+
+    async def quit_agent(params: dict[str, Any]) -> dict[str, Any]:
+        agent.stop()
+        return {"stopping": True}
+
+    for name, handler in {
+        "status": status,
+        "pause": pause,
+        "resume": resume,
+        "add_root": add_root,
+        "remove_root": remove_root,
+        "upload_paths": upload_paths,
+        "history": history,
+        "restore": restore,
+        "metrics": metrics,
+        "activity": activity,
+        "log_tail": log_tail,
+        "retry": retry,
+        "quit": quit_agent,
+    }.items():
+        agent.server.register(name, handler)

@@ -1,0 +1,484 @@
+"""The agent: keeps every root mirrored while the user works.
+
+One scheduler task decides what to sync next — debounced batches from the
+watchers, failed files whose retry time has come, periodic reconciliation
+scans, full scans of degraded roots — and runs one pass at a time (uploads
+inside a pass are concurrent). It sleeps until the next thing is due or a
+watcher wakes it: no polling loop, ~0% CPU when idle. While a hub is offline
+or needs sign-in, its roots' work waits and is picked up when the health
+monitor sees the hub again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from importlib.metadata import version as dist_version
+from pathlib import Path
+from typing import Any
+
+from watchdog.observers import Observer
+
+from agent.context import Context
+from agent.control.server import ControlServer
+from agent.health import HealthMonitor, HealthState, HealthStatus
+from agent.metrics import Metrics, MetricsStore
+from agent.oneoff import upload_paths
+from agent.watcher import Debouncer, ObserverFactory, RootWatcher, coverage_shortfall
+from sync.engine import PassReport, Progress
+from sync.journal import Root
+
+log = logging.getLogger("hubsync.agent")
+
+PROGRESS_INTERVAL = 0.2
+MISSING_ROOT_CHECK = 5.0
+METRICS_FLUSH_INTERVAL = 60.0
+
+
+@dataclass
+class RootRuntime:
+    root: Root
+    watcher: RootWatcher | None = None
+    degraded: str | None = None
+    missing: bool = False
+    needs_full_scan: bool = True
+    last_full_scan: float = 0.0
+    last_report: PassReport | None = None
+    problems: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Timings:
+    debounce: float = 0.6
+    max_delay: float = 8.0
+    rescan_interval: float = 4 * 3600.0
+    degraded_scan_interval: float = 60.0
+    health_interval: float = 30.0
+
+
+class AgentService:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        timings: Timings | None = None,
+        observer_factory: ObserverFactory = Observer,
+    ) -> None:
+        self.ctx = ctx
+        cfg = ctx.config.agent
+        self.timings = timings or Timings(
+            debounce=cfg.debounce_seconds,
+            rescan_interval=cfg.rescan_interval_seconds,
+            health_interval=cfg.health_interval_seconds,
+        )
+        self._observer_factory = observer_factory
+        self.debouncer = Debouncer(self.timings.debounce, self.timings.max_delay)
+        self.server = ControlServer(
+            ctx.paths.control_socket,
+            server_info={"version": dist_version("hubsync"), "pid": os.getpid()},
+        )
+        self.metrics = Metrics()
+        self.metrics_store = MetricsStore(ctx.journal.conn)
+        self.runtimes: dict[str, RootRuntime] = {}
+        self.health: dict[str, HealthMonitor] = {}
+        self.paused = False
+        self.activity: deque[dict[str, Any]] = deque(maxlen=200)
+        self.progress: dict[str, Any] | None = None
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_progress = 0.0
+        self.passes = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until :meth:`stop` (or SIGTERM/SIGINT through the CLI)."""
+        self._loop = asyncio.get_running_loop()
+        from agent.handlers import register_handlers
+
+        register_handlers(self)
+        await self.server.start()
+        for name, remote in self.ctx.remotes.items():
+            monitor = HealthMonitor(
+                remote.ping,
+                interval=self.timings.health_interval,
+                on_change=functools.partial(self._health_changed, name),
+            )
+            self.health[name] = monitor
+            monitor.start()
+        for root in self.ctx.journal.roots():
+            self._start_root(root)
+        log.info("agent started with %d folders", len(self.runtimes))
+        try:
+            await self._schedule()
+        finally:
+            await self._shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    async def _shutdown(self) -> None:
+        for rt in self.runtimes.values():
+            if rt.watcher is not None:
+                rt.watcher.stop()
+        for monitor in self.health.values():
+            await monitor.stop()
+        self.metrics_store.flush(self.metrics)
+        await self.server.close()
+        log.info("agent stopped")
+
+    # -- roots ----------------------------------------------------------------------------
+
+    def _start_root(self, root: Root) -> RootRuntime:
+        rt = RootRuntime(root)
+        self.runtimes[root.id] = rt
+        if not root.path.is_dir():
+            rt.missing = True
+            return rt
+        loop = self._loop
+        assert loop is not None
+
+        def on_path(rel: str, rid: str = root.id) -> None:
+            loop.call_soon_threadsafe(self._changed, rid, rel)
+
+        def on_trouble(reason: str, rid: str = root.id) -> None:
+            loop.call_soon_threadsafe(self._trouble, rid, reason)
+
+        rt.watcher = RootWatcher(root.path, on_path, on_trouble, self._observer_factory)
+        reason = rt.watcher.start()
+        if reason is not None:
+            rt.watcher = None
+            self._set_degraded(rt, reason)
+        return rt
+
+    def add_root(self, root: Root) -> None:
+        if root.id not in self.runtimes:
+            self._start_root(root)
+            self._wake.set()
+
+    def remove_root(self, root_id: str) -> None:
+        rt = self.runtimes.pop(root_id, None)
+        if rt is not None and rt.watcher is not None:
+            rt.watcher.stop()
+        self.debouncer.drop(root_id)
+
+    def _changed(self, root_id: str, rel: str) -> None:
+        if root_id in self.runtimes:
+            self.debouncer.add(root_id, rel)
+            self._wake.set()
+
+    def _trouble(self, root_id: str, reason: str) -> None:
+        rt = self.runtimes.get(root_id)
+        if rt is not None:
+            log.warning("%s: %s", rt.root.path, reason)
+            rt.needs_full_scan = True
+            self._wake.set()
+
+    def _set_degraded(self, rt: RootRuntime, reason: str | None) -> None:
+        if rt.degraded == reason:
+            return
+        rt.degraded = reason
+        self.ctx.journal.set_root_flags(rt.root.id, degraded=reason)
+        if reason:
+            log.warning("%s is degraded: %s", rt.root.path, reason)
+            self.server.publish(
+                "error", {"root": str(rt.root.path), "kind": "degraded", "reason": reason}
+            )
+        self.publish_status()
+
+    def wake(self) -> None:
+        """Look for due work now (after a retry request, a resume, a new root...)."""
+        self._wake.set()
+
+    def set_paused(self, paused: bool, root_id: str | None = None) -> None:
+        if root_id is None:
+            self.paused = paused
+        else:
+            self.ctx.journal.set_root_flags(root_id, paused=paused)
+            rt = self.runtimes.get(root_id)
+            if rt is not None:
+                rt.root = _with_paused(rt.root, paused)
+        if not paused:
+            for rt in self.runtimes.values():
+                if root_id in (None, rt.root.id):
+                    rt.needs_full_scan = True
+        self._wake.set()
+        self.publish_status()
+
+    # -- scheduling -------------------------------------------------------------------------
+
+    def _hub_ready(self, hub: str) -> bool:
+        monitor = self.health.get(hub)
+        if monitor is None:
+            return False
+        return monitor.status.state not in (HealthState.OFFLINE, HealthState.SIGNIN_NEEDED)
+
+    def _due(self) -> list[tuple[RootRuntime, list[str] | None]]:
+        now = time.monotonic()
+        work: list[tuple[RootRuntime, list[str] | None]] = []
+        batches = self.debouncer.ready()
+        for rid, rt in list(self.runtimes.items()):
+            if rt.missing:
+                if rt.root.path.is_dir():
+                    self.remove_root(rid)
+                    rt = self._start_root(rt.root)
+                    log.info("%s is back", rt.root.path)
+                else:
+                    batches.pop(rid, None)
+                    continue
+            interval = (
+                self.timings.degraded_scan_interval if rt.degraded else self.timings.rescan_interval
+            )
+            if now - rt.last_full_scan >= interval:
+                rt.needs_full_scan = True
+            blocked = self.paused or rt.root.paused or not self._hub_ready(rt.root.hub)
+            if blocked:
+                if rid in batches:
+                    rt.needs_full_scan = True  # events are not lost: rescan when unblocked
+                    batches.pop(rid)
+                continue
+            if rt.needs_full_scan:
+                batches.pop(rid, None)
+                work.append((rt, None))
+            elif rid in batches:
+                work.append((rt, sorted(batches.pop(rid))))
+            else:
+                retry = self._retries_due(rt)
+                if retry:
+                    work.append((rt, retry))
+        return work
+
+    def _retries_due(self, rt: RootRuntime) -> list[str]:
+        cur = self.ctx.journal.conn.execute(
+            "SELECT relpath FROM files WHERE root_id=? AND state='error' AND next_retry <= ?",
+            (rt.root.id, time.time()),
+        )
+        return [r[0] for r in cur]
+
+    def _next_wake(self) -> float:
+        delays = [METRICS_FLUSH_INTERVAL]
+        due = self.debouncer.next_due()
+        if due is not None:
+            delays.append(due)
+        now_wall, now = time.time(), time.monotonic()
+        row = self.ctx.journal.conn.execute(
+            "SELECT min(next_retry) FROM files WHERE state='error'"
+        ).fetchone()
+        if row[0] is not None:
+            delays.append(max(0.05, row[0] - now_wall))
+        for rt in self.runtimes.values():
+            if rt.missing:
+                delays.append(MISSING_ROOT_CHECK)
+            else:
+                interval = (
+                    self.timings.degraded_scan_interval
+                    if rt.degraded
+                    else self.timings.rescan_interval
+                )
+                delays.append(max(0.05, rt.last_full_scan + interval - now))
+        return max(0.01, min(delays))
+
+    async def _schedule(self) -> None:
+        last_flush = time.monotonic()
+        while not self._stop.is_set():
+            self._wake.clear()
+            for rt, paths in self._due():
+                if self._stop.is_set():
+                    break
+                await self._sync(rt, paths)
+            self.metrics.set_queue_length(self.debouncer.queued)
+            if time.monotonic() - last_flush >= METRICS_FLUSH_INTERVAL:
+                self.metrics_store.flush(self.metrics)
+                last_flush = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._next_wake())
+
+    async def _sync(self, rt: RootRuntime, paths: list[str] | None) -> None:
+        root = rt.root
+        if paths is None:
+            rt.needs_full_scan = False
+            rt.last_full_scan = time.monotonic()
+        started = time.time()
+        try:
+            report = await self.ctx.engine.sync_root(root, paths=paths, progress=self._on_progress)
+        except Exception as exc:  # never let one pass kill the agent
+            log.exception("sync of %s failed", root.path)
+            self.server.publish(
+                "error", {"root": str(root.path), "kind": "internal", "reason": str(exc)}
+            )
+            rt.needs_full_scan = True
+            return
+        self.passes += 1
+        rt.last_report = report
+        if paths is None and rt.watcher is not None and not rt.degraded:
+            self._set_degraded(rt, coverage_shortfall(report.folders, rt.watcher.watches))
+        if report.errors.get(".", ("", ""))[0] == "local":
+            rt.missing = True
+            if rt.watcher is not None:
+                rt.watcher.stop()
+                rt.watcher = None
+        if report.auth_needed:
+            monitor = self.health.get(root.hub)
+            if monitor is not None:
+                monitor.poke()
+        self._account(rt, report, paths, started)
+
+    def _account(
+        self, rt: RootRuntime, report: PassReport, paths: list[str] | None, started: float
+    ) -> None:
+        m = self.metrics
+        if report.uploaded:
+            m.count("files_uploaded", report.uploaded)
+            m.count("bytes_uploaded", report.uploaded_bytes)
+        if report.deduplicated:
+            m.count("dedup_hits", report.deduplicated)
+            m.count("dedup_bytes_saved", report.dedup_bytes)
+        for kind, _ in report.errors.values():
+            m.error(kind)
+        now = time.time()
+        batch = None if paths is None else set(paths)
+        for key in [k for k in self.debouncer.first_seen if k[0] == rt.root.id]:
+            if batch is not None and key[1] not in batch:
+                continue
+            row = self.ctx.journal.file(rt.root.id, key[1])
+            if row is not None and row.state in ("seen", "error"):
+                continue  # not in the hub yet: measured when it gets there
+            first = self.debouncer.first_seen.pop(key)
+            if row is not None:
+                m.observe_latency(max(0.0, now - first))
+        changes = report.recorded + report.deleted
+        if changes or report.errors or report.held_deletes:
+            item = {
+                "ts": now,
+                "root": str(rt.root.path),
+                "kind": "sync",
+                "recorded": report.recorded,
+                "uploaded": report.uploaded,
+                "uploaded_bytes": report.uploaded_bytes,
+                "deduplicated": report.deduplicated,
+                "deleted": report.deleted,
+                "held_deletes": len(report.held_deletes),
+                "errors": len(report.errors),
+                "duration": round(now - started, 3),
+            }
+            self.activity.appendleft(item)
+            self.server.publish("activity", item)
+        new_problems = {k: v for k, v in report.errors.items() if rt.problems.get(k) != v}
+        rt.problems = dict(report.errors)
+        for rel, (kind, reason) in list(new_problems.items())[:20]:
+            self.server.publish(
+                "error", {"root": str(rt.root.path), "path": rel, "kind": kind, "reason": reason}
+            )
+        self.progress = None
+        self.publish_status()
+
+    def _on_progress(self, p: Progress) -> None:
+        now = time.monotonic()
+        self.progress = {
+            "phase": p.phase,
+            "root": p.root,
+            "files_done": p.files_done,
+            "files_total": p.files_total,
+            "bytes_done": p.bytes_done,
+            "bytes_total": p.bytes_total,
+            "current": p.current,
+        }
+        if p.phase == "done" or now - self._last_progress >= PROGRESS_INTERVAL:
+            self._last_progress = now
+            self.server.publish("progress", self.progress)
+
+    def _health_changed(self, hub: str, status: HealthStatus) -> None:
+        self.server.publish("health", {"hub": hub, **status.to_dict()})
+        if status.state in (HealthState.ONLINE, HealthState.DEGRADED):
+            self._wake.set()
+        self.publish_status()
+
+    # -- status -----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        journal = self.ctx.journal
+        roots = []
+        for rt in self.runtimes.values():
+            counts = journal.count_states(rt.root.id)
+            roots.append(
+                {
+                    "id": rt.root.id,
+                    "path": str(rt.root.path),
+                    "hub": rt.root.hub,
+                    "paused": rt.root.paused,
+                    "degraded": rt.degraded,
+                    "missing": rt.missing,
+                    "watching": rt.watcher is not None,
+                    "counts": counts,
+                    "problems": [
+                        {"path": rel, "kind": kind, "reason": reason}
+                        for rel, (kind, reason) in list(rt.problems.items())[:50]
+                    ],
+                }
+            )
+        stats = self.ctx.cache.stats()
+        return {
+            "state": self._overall_state(),
+            "paused": self.paused,
+            "roots": roots,
+            "queue": self.debouncer.queued,
+            "progress": self.progress,
+            "health": {hub: m.status.to_dict() for hub, m in self.health.items()},
+            "hubs": {name: r.describe() for name, r in self.ctx.remotes.items()},
+            "unavailable": self.ctx.unavailable,
+            "cache": {
+                "entries": stats.entries,
+                "bytes": stats.size_bytes,
+                "limit": stats.limit_bytes,
+                "hits": stats.hits,
+                "misses": stats.misses,
+                "hit_rate": stats.hit_rate,
+            },
+            "metrics": self.metrics.snapshot(),
+        }
+
+    def _overall_state(self) -> str:
+        if self.paused:
+            return "paused"
+        states = {m.status.state for m in self.health.values()}
+        if HealthState.SIGNIN_NEEDED in states:
+            return "signin_needed"
+        if HealthState.OFFLINE in states:
+            return "offline"
+        if self.progress is not None and self.progress.get("phase") != "done":
+            return "syncing"
+        if self.debouncer.queued:
+            return "syncing"
+        if any(rt.problems for rt in self.runtimes.values()):
+            return "error"
+        return "idle"
+
+    def publish_status(self) -> None:
+        self.server.publish("status", self.status())
+
+    async def upload(self, paths: list[Path], hub: str | None) -> list[dict[str, Any]]:
+        chosen = hub or self.ctx.config.default_hub()
+        remote = self.ctx.remotes.get(chosen)
+        if remote is None:
+            from sync.errors import AuthError
+
+            raise AuthError(self.ctx.unavailable.get(chosen, f"the {chosen} hub is not available"))
+        results = await upload_paths(
+            remote, paths, publish=lambda data: self.server.publish("upload", data)
+        )
+        for r in results:
+            if r.get("ok"):
+                self.metrics.count("oneoff_uploads")
+        return results
+
+
+def _with_paused(root: Root, paused: bool) -> Root:
+    return Root(root.id, root.path, root.hub, paused, root.degraded)

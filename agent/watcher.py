@@ -1,0 +1,240 @@
+"""Live watching of a root with watchdog, debounced and coalesced into path batches.
+
+Events arrive on watchdog's thread and are handed to the event loop, where a
+:class:`Debouncer` keeps, per root, the set of changed paths and when they
+changed. A batch is ready when the root has been quiet for ``debounce``
+seconds (so an editor's temp-file-and-rename save, or a ``git checkout`` of
+thousands of files, becomes one pass), or when the oldest change waited
+``max_delay`` (so a file that never stops changing is still looked at).
+
+Watchdog 7 silently skips sub-folders it cannot watch when the inotify watch
+limit is reached, so after start-up the watcher compares the kernel's own
+count of watches (``/proc/self/fdinfo``) with the folders it should cover;
+a shortfall, a queue overflow or a failure to start turn the root "degraded":
+it is then kept in sync by periodic scans, and the status says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+log = logging.getLogger("hubsync.watcher")
+
+
+class ObserverLike(Protocol):
+    def schedule(
+        self, handler: FileSystemEventHandler, path: str, *, recursive: bool
+    ) -> object: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def join(self, timeout: float | None = None) -> None: ...
+
+
+ObserverFactory = Callable[[], ObserverLike]
+
+
+@dataclass
+class PendingRoot:
+    paths: set[str] = field(default_factory=set)
+    first: float = 0.0
+    last: float = 0.0
+
+
+class Debouncer:
+    """Changed paths per root, released in quiet batches. Event-loop thread only."""
+
+    def __init__(
+        self, debounce: float, max_delay: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.debounce = debounce
+        self.max_delay = max_delay
+        self._clock = clock
+        self._pending: dict[str, PendingRoot] = {}
+        self.first_seen: dict[tuple[str, str], float] = {}
+        """(root_id, relpath) → when its first unsynced change was seen (for latency figures)."""
+
+    def add(self, root_id: str, relpath: str) -> None:
+        now = self._clock()
+        pending = self._pending.get(root_id)
+        if pending is None:
+            pending = self._pending[root_id] = PendingRoot(first=now)
+        pending.paths.add(relpath)
+        pending.last = now
+        self.first_seen.setdefault((root_id, relpath), time.time())
+
+    def ready(self) -> dict[str, set[str]]:
+        """Take the batches that are due now."""
+        now = self._clock()
+        due = {
+            rid: p
+            for rid, p in self._pending.items()
+            if now - p.last >= self.debounce or now - p.first >= self.max_delay
+        }
+        for rid in due:
+            del self._pending[rid]
+        return {rid: p.paths for rid, p in due.items()}
+
+    def next_due(self) -> float | None:
+        """Seconds until the next batch is due, or None when nothing waits."""
+        if not self._pending:
+            return None
+        now = self._clock()
+        return max(
+            0.0,
+            min(
+                min(p.last + self.debounce, p.first + self.max_delay) - now
+                for p in self._pending.values()
+            ),
+        )
+
+    def drop(self, root_id: str) -> None:
+        self._pending.pop(root_id, None)
+
+    @property
+    def queued(self) -> int:
+        return sum(len(p.paths) for p in self._pending.values())
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, root: Path, on_path: Callable[[str], None]) -> None:
+        self._root = os.fspath(root)
+        self._prefix = self._root.rstrip(os.sep) + os.sep
+        self._on_path = on_path
+
+    def _rel(self, path: str | bytes) -> str | None:
+        text = os.fsdecode(path)
+        if not text.startswith(self._prefix):
+            return None
+        rel = text[len(self._prefix) :]
+        return rel.replace(os.sep, "/") if os.sep != "/" else rel
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        for path in (event.src_path, getattr(event, "dest_path", "")):
+            if path:
+                rel = self._rel(path)
+                if rel:
+                    self._on_path(rel)
+
+
+class _OverflowSpotter(logging.Handler):
+    """Watchdog only logs a kernel queue overflow; turn that log line into a rescan."""
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        super().__init__(logging.WARNING)
+        self._callback = callback
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self._callback()
+
+
+def inotify_watch_count() -> int | None:
+    """How many inotify watches this process holds, as the kernel counts them (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    total = 0
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:inotify":
+                continue
+            with open(f"/proc/self/fdinfo/{fd}") as info:
+                total += sum(1 for line in info if line.startswith("inotify wd:"))
+        except OSError:
+            continue
+    return total
+
+
+class RootWatcher:
+    """Watches one root; reports changed relative paths and trouble through callbacks."""
+
+    def __init__(
+        self,
+        root: Path,
+        on_path: Callable[[str], None],
+        on_trouble: Callable[[str], None],
+        observer_factory: ObserverFactory = Observer,
+    ) -> None:
+        self.root = root
+        self._on_path = on_path
+        self._on_trouble = on_trouble
+        self._factory = observer_factory
+        self._observer: ObserverLike | None = None
+        self.watches: int | None = None
+        """Kernel watches this root holds (inotify), to compare with its folder count."""
+        self._spotter = _OverflowSpotter(
+            lambda: on_trouble("the change queue overflowed; rescanning")
+        )
+
+    def start(self) -> str | None:
+        """Start watching; returns why the root is degraded, or None when fully watched."""
+        observer = self._factory()
+        before = inotify_watch_count()
+        try:
+            observer.schedule(
+                _Handler(self.root, self._on_path), os.fspath(self.root), recursive=True
+            )
+            observer.start()
+        except OSError as exc:
+            with contextlib.suppress(Exception):
+                observer.stop()
+            return _describe_watch_error(exc)
+        after = inotify_watch_count()
+        self.watches = None if before is None or after is None else after - before
+        self._observer = observer
+        logging.getLogger("watchdog").addHandler(self._spotter)
+        return None
+
+    def stop(self) -> None:
+        logging.getLogger("watchdog").removeHandler(self._spotter)
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join(timeout=5)
+
+    @property
+    def running(self) -> bool:
+        return self._observer is not None
+
+
+def _describe_watch_error(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return (
+            "the system's file-watch limit is reached (fs.inotify.max_user_watches); "
+            "changes are found by periodic scans instead"
+        )
+    if exc.errno == errno.EMFILE:
+        return "too many file watchers open (fs.inotify.max_user_instances); using periodic scans"
+    if exc.errno == errno.ENOENT:
+        return "the folder is gone (unplugged drive?); waiting for it to come back"
+    return f"live watching is unavailable ({exc.strerror or exc}); using periodic scans"
+
+
+def coverage_shortfall(folders: int, watches: int | None) -> str | None:
+    """Why a root is not fully watched: fewer kernel watches than folders (inotify only)."""
+    if watches is None or watches >= folders:
+        return None
+    return (
+        "the system's file-watch limit is reached (fs.inotify.max_user_watches): "
+        f"{folders - watches} folders are not watched; changes are found by periodic scans instead"
+    )
