@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import jwt
@@ -24,23 +24,12 @@ from supabase_auth.errors import AuthApiError
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError
 
-from tests.fixtures.supabase import (
-    SupabaseUser,
-    async_supabase_client,
-    supabase_client,
-    supabase_server,
-    supabase_user,
-    supabase_user_b,
-)
 from tests.supabase_server import CHUNK, SupabaseTestServer
 
-__all__ = [  # the fixtures, imported so pytest finds them before conftest lists the module
-    "async_supabase_client",
-    "supabase_client",
-    "supabase_server",
-    "supabase_user",
-    "supabase_user_b",
-]
+if TYPE_CHECKING:
+    from tests.fixtures.supabase import SupabaseUser
+
+pytest_plugins = ["tests.fixtures.supabase"]
 
 MiB = 1024 * 1024
 SECRET = "standalone-secret-0123456789abcdef0123"
