@@ -70,6 +70,20 @@ def test_password_sign_in_returns_gotrue_session(
     assert user is not None and user.user.id == supabase_user.uid
 
 
+def test_a_stored_session_can_be_restored(
+    supabase_server: SupabaseTestServer, supabase_client: Client, supabase_user: SupabaseUser
+) -> None:
+    session = supabase_client.auth.get_session()
+    assert session is not None
+    with httpx.Client() as http:
+        options = ClientOptions(httpx_client=http, auto_refresh_token=False)
+        fresh = create_client(supabase_server.url, supabase_server.anon_key, options)
+        restored = fresh.auth.set_session(session.access_token, session.refresh_token)
+        assert restored.user is not None and restored.user.id == supabase_user.uid
+        claims = jwt.decode(session.access_token, options={"verify_signature": False})
+        assert isinstance(claims["iat"], int) and claims["session_id"]
+
+
 def test_wrong_password_is_invalid_credentials(
     supabase_server: SupabaseTestServer, supabase_user: SupabaseUser
 ) -> None:
@@ -722,7 +736,6 @@ def test_forced_token_expiry_then_refresh(
     with pytest.raises(StorageApiError) as err:
         supabase_client.storage.from_("user-files").download(key)
     assert err.value.status == "403"
-    time.sleep(0.01)
     supabase_client.auth.refresh_session()
     assert supabase_client.storage.from_("user-files").download(key) == b"t"
 

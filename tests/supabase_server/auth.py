@@ -126,7 +126,8 @@ class AuthService:
         self._by_email: dict[str, str] = {}
         self._refresh: dict[str, RefreshToken] = {}
         self._sessions: dict[str, str] = {}  # session_id -> active refresh token
-        self._not_before = 0.0
+        self._issued: set[str] = set()  # jti of user tokens issued here
+        self._expired: set[str] = set()  # jti of tokens force-expired by tests
         self.anon_key = self._api_key("anon")
         self.service_key = self._api_key("service_role")
 
@@ -150,9 +151,7 @@ class AuthService:
         except jwt.PyJWTError as exc:
             raise JwtError("invalid JWT", expired=False) from exc
         with self._lock:
-            forced = (
-                claims.get("sub") is not None and float(claims.get("iat", 0)) < self._not_before
-            )
+            forced = claims.get("jti") in self._expired
         if forced:
             raise JwtError(EXP_FAILED, expired=True)
         return claims
@@ -184,7 +183,8 @@ class AuthService:
             "sub": user.id,
             "aud": "authenticated",
             "exp": int(now) + lifetime,
-            "iat": now,
+            "iat": int(now),
+            "jti": str(uuid.uuid4()),
             "email": user.email,
             "phone": "",
             "app_metadata": {"provider": "email", "providers": ["email"]},
@@ -196,6 +196,8 @@ class AuthService:
         }
         if session_id is not None:
             claims["session_id"] = session_id
+        with self._lock:
+            self._issued.add(str(claims["jti"]))
         return jwt.encode(claims, self.jwt_secret, algorithm="HS256")
 
     # -- admin API used by tests -----------------------------------------
@@ -226,7 +228,8 @@ class AuthService:
     def expire_access_tokens(self) -> None:
         """Treat every user access token issued so far as expired."""
         with self._lock:
-            self._not_before = time.time()
+            self._expired |= self._issued
+            self._issued = set()
 
     def set_access_token_ttl(self, seconds: int) -> None:
         with self._lock:

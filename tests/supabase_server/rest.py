@@ -343,6 +343,11 @@ class RestService:
         with self._lock:
             return copy.deepcopy(self.rows[table])
 
+    def clear(self, table: str) -> None:
+        """Delete every row of a table, ignoring RLS."""
+        with self._lock:
+            self.rows[table] = []
+
     # -- row rules ------------------------------------------------------
 
     @staticmethod
