@@ -8,10 +8,12 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -22,6 +24,9 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.config import Config
+from agent.control.client import ControlClient
+from agent.control.protocol import ControlError, Event
+from agent.control.server import ControlServer
 from agent.exai.arguments import build_arguments, map_path
 from agent.exai.cli import exai_app
 from agent.exai.client import ExaiClient, ToolInfo
@@ -33,6 +38,7 @@ from agent.exai.errors import (
     ExaiUnavailable,
 )
 from agent.exai.flow import HubRef, process_file
+from agent.exai.jobs import ExaiJobs
 from agent.exai.results import default_results_dir, result_stem, write_result
 from agent.exai.settings import ExaiSettings
 from agent.paths import resolve_paths
@@ -68,6 +74,10 @@ def files_under(root: Path) -> set[Path]:
 
 def snapshot(root: Path) -> dict[Path, bytes]:
     return {p: p.read_bytes() for p in files_under(root) if p.is_file()}
+
+
+def text_of(path: str | Path) -> str:
+    return Path(path).read_text("utf-8")
 
 
 def resolved(path: Path) -> Path:
@@ -531,3 +541,100 @@ def test_cli_ask_tools_and_status(tmp_path: Path, server_process: tuple[int, int
     missing = runner.invoke(exai_app, ["ask", str(tmp_path / "nope.pdf"), QUESTION], env=env)
     assert missing.exit_code == 1 and "no such file" in missing.stderr
     assert os.environ.get("EXAI_WS_TOKEN") != "cli-token"
+
+
+# -- inside the agent: jobs over the control API --------------------------------------------
+
+
+@pytest.fixture
+def socket_dir() -> Iterator[Path]:
+    """A short directory: Unix socket paths are limited to about 100 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="hs-exai-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def _until(
+    events: AsyncIterator[Event], done: Callable[[Event], bool], seen: list[Event]
+) -> Event:
+    async with asyncio.timeout(5):
+        async for event in events:
+            seen.append(event)
+            if done(event):
+                return event
+    raise AssertionError("the event stream ended")
+
+
+async def test_agent_jobs_relay_progress_and_stream_and_can_be_cancelled(
+    hub: LocalHub,
+    exai_server: ExaiTestServer,
+    exai_settings: ExaiSettings,
+    notes: Path,
+    results: Path,
+    socket_dir: Path,
+) -> None:
+    exai_server.tool_delay = 0.05
+    server = ControlServer(socket_dir / "agent.sock")
+    jobs = ExaiJobs(
+        ExaiClient(exai_settings),
+        {"local": hub},
+        default_hub="local",
+        results_dir=results,
+        publish=server.publish,
+    )
+    jobs.register(server)
+    seen: list[Event] = []
+    async with server:
+        watcher = await ControlClient.connect(server.socket_path)
+        caller = await ControlClient.connect(server.socket_path)
+        try:
+            events = await watcher.subscribe(["exai.job", "exai.progress", "exai.chunk"])
+            tools = await caller.call("exai.tools")
+            assert "smart_file_query" in {t["name"] for t in tools}
+            params = {"source": str(notes), "question": QUESTION, "tool": "analyze_file"}
+            job = await caller.call("exai.process", params)
+            final = await _until(
+                events,
+                lambda e: (
+                    e.event == "exai.job"
+                    and e.data["id"] == job["id"]
+                    and e.data["state"] in ("completed", "failed")
+                ),
+                seen,
+            )
+            assert final.data["state"] == "completed", final.data
+            chunks = "".join(e.data["chunk"] for e in seen if e.event == "exai.chunk")
+            assert text_of(final.data["result_path"]) == chunks
+            assert any(e.event == "exai.progress" for e in seen)
+            stages = [e.data["stage"] for e in seen if e.event == "exai.job"]
+            assert "saving the result" in stages
+            past = await caller.call("exai.results")
+            assert [(r["source"], r["tool"]) for r in past] == [("notes.pdf", "analyze_file")]
+
+            slow = await caller.call("exai.process", {**params, "tool": "slow_query"})
+            await _until(
+                events, lambda e: e.event == "exai.progress" and e.data["job"] == slow["id"], seen
+            )
+            assert await caller.call("exai.cancel", {"job": slow["id"]}) == {"cancelled": True}
+            cancelled = await _until(
+                events,
+                lambda e: e.event == "exai.job" and e.data["state"] == "cancelled",
+                seen,
+            )
+            assert cancelled.data["id"] == slow["id"] and jobs.running == 0
+            assert [j["state"] for j in await caller.call("exai.jobs")] == [
+                "cancelled",
+                "completed",
+            ]
+            with pytest.raises(ControlError) as info:
+                await caller.call("exai.process", {**params, "source": "relative.pdf"})
+            assert info.value.code == "bad_params"
+            status = await caller.call("exai.status")
+            assert status["state"] == "ok" and status["running_jobs"] == 0
+        finally:
+            await watcher.close()
+            await caller.close()
+    await jobs.aclose()
+    assert await exai_server.wait_idle() == 0
+    assert process_rows(hub)[-1]["error_message"] == "cancelled"
+    assert _others() == set()

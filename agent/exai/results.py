@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import unicodedata
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -136,3 +137,35 @@ def _publish(tmp: Path, final: Path) -> bool:
     except FileExistsError:
         return False
     return True
+
+
+_RESULT_NAME = re.compile(
+    r"^(?P<source>.+)\.(?P<tool>[A-Za-z0-9_-]+)\.(?P<stamp>\d{8}T\d{6}Z)(?:-\d+)?\.(?P<ext>md|json)$"
+)
+
+
+@dataclass(frozen=True)
+class ResultFile:
+    path: Path
+    source: str
+    tool: str
+    created: datetime
+    size: int
+
+
+def list_results(results_dir: Path, limit: int = 200) -> list[ResultFile]:
+    """Past results in ``results_dir``, newest first (files HubSync named; nothing followed)."""
+    found: list[ResultFile] = []
+    try:
+        entries = list(os.scandir(results_dir))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        match = _RESULT_NAME.match(entry.name)
+        if not match or not entry.is_file(follow_symlinks=False):
+            continue
+        created = datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        size = entry.stat(follow_symlinks=False).st_size
+        found.append(ResultFile(Path(entry.path), match["source"], match["tool"], created, size))
+    found.sort(key=lambda r: (r.created, r.path.name), reverse=True)
+    return found[:limit]
