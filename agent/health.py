@@ -123,7 +123,10 @@ class HealthMonitor:
                 "hub health: %s -> %s (%s)", previous.state, status.state, status.reason or "ok"
             )
             if self.on_change is not None:
-                self.on_change(status)
+                try:
+                    self.on_change(status)
+                except Exception:  # a listener's bug must not stop health checks
+                    log.exception("health change listener failed")
         return status
 
     def _failed(self, previous: HealthStatus, now: float, reason: str) -> HealthStatus:

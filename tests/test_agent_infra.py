@@ -259,6 +259,18 @@ async def test_health_rules() -> None:
     ]
 
 
+async def test_a_failing_listener_does_not_stop_health_checks() -> None:
+    remote = Remote()
+
+    def broken(status: HealthStatus) -> None:
+        raise RuntimeError("listener bug")
+
+    mon = HealthMonitor(remote.probe, interval=30, on_change=broken)
+    assert (await mon.check()).state is HealthState.ONLINE
+    remote.mode = "down"
+    assert (await mon.check()).state is HealthState.DEGRADED
+
+
 async def test_health_notices_outage_and_return_quickly_without_busy_looping() -> None:
     remote = Remote()
     seen: list[HealthStatus] = []

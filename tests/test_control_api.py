@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import socket
@@ -148,6 +149,19 @@ async def test_ten_subscribers_get_the_same_events_in_order(
     await wait_until(lambda: control_server.client_count == 0)
 
 
+async def test_unencodable_event_is_dropped_not_fatal(
+    control_server: ControlServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with await ControlClient.connect(control_server.socket_path) as client:
+        events = await client.subscribe()
+        control_server.publish("status", {"bad": {1, 2}})
+        control_server.publish("status", {"huge": "x" * protocol.MAX_FRAME_BYTES})
+        seq = control_server.publish("status", {"fine": True})
+        ev = await asyncio.wait_for(anext(events), 5)
+        assert (ev.data, ev.seq) == ({"fine": True}, seq)
+    assert caplog.text.count("could not be encoded") == 2
+
+
 async def test_connect_disconnect_cycles_leak_nothing(control_server: ControlServer) -> None:
     started = asyncio.Event()
     cancelled = 0
@@ -167,6 +181,7 @@ async def test_connect_disconnect_cycles_leak_nothing(control_server: ControlSer
     async with await ControlClient.connect(path) as c:
         await c.call("echo")
     await wait_until(lambda: control_server.client_count == 0)
+    gc.collect()  # earlier tests' garbage must not close its fds in the middle of the count
     fds_before = open_fds()
     tasks_before = len(asyncio.all_tasks())
 
@@ -198,6 +213,7 @@ async def test_connect_disconnect_cycles_leak_nothing(control_server: ControlSer
     await wait_until(lambda: control_server.client_count == 0)
     await wait_until(lambda: cancelled == 25)
     await wait_until(lambda: len(asyncio.all_tasks()) == tasks_before)
+    gc.collect()
     assert open_fds() == fds_before
     async with await ControlClient.connect(path) as client:  # still serving
         assert await client.call("echo", {"ok": True}) == {"ok": True}
@@ -365,20 +381,44 @@ async def test_real_other_user_is_refused_by_the_agent(control_server: ControlSe
 
 
 async def test_close_disconnects_clients_and_flushes_queued_events(short_tmp: Path) -> None:
+    gc.collect()
+    fds_before = open_fds()
     server = ControlServer(short_tmp / "agent.sock")
+    started = asyncio.Event()
+
+    async def slow_to_cancel(params: dict[str, Any]) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        finally:
+            await asyncio.sleep(0.2)  # cleanup that outlasts the client
+
+    server.register("slow", slow_to_cancel)
     await server.start()
     client = await ControlClient.connect(server.socket_path)
     stream = await client.subscribe()
+    leaving = await ControlClient.connect(server.socket_path)
+    await wait_until(lambda: server.client_count == 2)
+    server_side = [c.writer.get_extra_info("socket") for c in server._clients]
+    pending = asyncio.create_task(leaving.call("slow"))
+    await started.wait()
     for i in range(5):
         server.publish("status", {"i": i})
+    await leaving.close()  # the agent is still tearing this one down when it shuts down
+    await wait_until(lambda: server.client_count == 1)
     await server.close()
+    assert [s.fileno() for s in server_side] == [-1, -1]  # closed before close() returned
     assert server.client_count == 0 and not server.socket_path.exists()
+    with pytest.raises(AgentUnavailable):
+        await pending
     got = [ev.data["i"] async for ev in stream]
     assert got == [0, 1, 2, 3, 4]
     assert client.closed
     with pytest.raises(AgentUnavailable):
         await client.call("echo")
     await client.close()
+    gc.collect()
+    assert open_fds() == fds_before
 
 
 async def test_agent_link_reconnects_after_agent_restart(short_tmp: Path) -> None:

@@ -118,6 +118,8 @@ class ControlServer:
         self._handlers: dict[str, Handler] = {}
         self._clients: set[_Client] = set()
         self._conn_tasks: set[asyncio.Task[Any]] = set()
+        self._open_writers: set[asyncio.StreamWriter] = set()
+        """Accepted connections whose socket is not closed yet (``close`` waits for them)."""
         self._ids = itertools.count(1)
         self._seq = 0
         self._server: asyncio.Server | None = None
@@ -152,12 +154,21 @@ class ControlServer:
         return self._seq
 
     def publish(self, event: str, data: Any) -> int:
-        """Queue an event for every subscriber of ``event``; never blocks. Returns its seq."""
+        """Queue an event for every subscriber of ``event``; never blocks. Returns its seq.
+
+        An event that cannot be encoded (not JSON, or over the frame limit) is a
+        bug of the caller: it is logged and dropped, the agent carries on.
+        """
         self._seq += 1
-        frame = Event(event, data, self._seq).encode()
-        for client in list(self._clients):
-            if client.lagged or not client.wants(event):
-                continue
+        targets = [c for c in self._clients if not c.lagged and c.wants(event)]
+        if not targets:
+            return self._seq
+        try:
+            frame = Event(event, data, self._seq).encode()
+        except ValueError:
+            log.exception("control API: event %r could not be encoded; dropped", event)
+            return self._seq
+        for client in targets:
             if client.pending_events >= self.queue_limit:
                 self._drop_lagged(client)
             else:
@@ -190,6 +201,10 @@ class ControlServer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for writer in list(self._open_writers):  # teardowns interrupted by the cancellation
+            writer.transport.abort()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
         await server.wait_closed()
         self._unlink_socket()
         log.info("control API closed")
@@ -257,6 +272,7 @@ class ControlServer:
         task = asyncio.current_task()
         assert task is not None
         self._conn_tasks.add(task)
+        self._open_writers.add(writer)
         client = _Client(next(self._ids), reader, writer, self.max_inflight)
         flush = False
         try:
@@ -277,8 +293,10 @@ class ControlServer:
         except asyncio.CancelledError:
             flush = True  # server shutdown: deliver what is queued, then close
         finally:
-            await self._teardown(client, flush=flush)
-            self._conn_tasks.discard(task)
+            try:
+                await self._teardown(client, flush=flush)
+            finally:
+                self._conn_tasks.discard(task)
 
     async def _read_loop(self, client: _Client) -> None:
         reader = client.reader
@@ -401,6 +419,9 @@ class ControlServer:
             await asyncio.wait_for(writer.wait_closed(), CLOSE_GRACE_SECONDS)
         except (TimeoutError, OSError):
             writer.transport.abort()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        self._open_writers.discard(writer)
 
 
 async def _skip_line(reader: asyncio.StreamReader) -> bool:
