@@ -726,6 +726,19 @@ def test_stalled_requests_time_out_and_stop_stays_fast(
     assert time.monotonic() - started < 3
 
 
+def test_open_connections_show_a_closed_pool(supabase_server: SupabaseTestServer) -> None:
+    url = f"{supabase_server.url}/auth/v1/settings"
+    with httpx.Client() as http:
+        for _ in range(3):
+            assert http.get(url, headers=headers(supabase_server)).status_code == 200
+        assert supabase_server.open_connections() == 1  # one kept-alive connection
+    for _ in range(100):
+        if supabase_server.open_connections() == 0:
+            break
+        time.sleep(0.02)
+    assert supabase_server.open_connections() == 0
+
+
 def test_forced_token_expiry_then_refresh(
     supabase_server: SupabaseTestServer, supabase_client: Client, supabase_user: SupabaseUser
 ) -> None:

@@ -152,6 +152,21 @@ class SupabaseTestServer:
         asyncio.run_coroutine_threadsafe(self._unbind(), self._loop).result(30)
         asyncio.run_coroutine_threadsafe(self._bind(), self._loop).result(30)
 
+    def open_connections(self) -> int:
+        """Client connections the server holds open right now (idle keep-alive included).
+
+        Lets a test prove a client closed its pool: after ``aclose()`` this
+        drops to 0 (give the loop a moment to see the FIN).
+        """
+        if self._loop is None:
+            return 0
+
+        async def count() -> int:
+            server = self._runner.server if self._runner is not None else None
+            return len(server.connections) if server is not None else 0
+
+        return asyncio.run_coroutine_threadsafe(count(), self._loop).result(10)
+
     def __enter__(self) -> SupabaseTestServer:
         return self.start()
 

@@ -90,7 +90,7 @@ class TusService:
                     headers={
                         **TUS_HEADERS,
                         "Tus-Version": "1.0.0",
-                        "Tus-Extension": "creation,creation-with-upload,termination",
+                        "Tus-Extension": "creation,termination",
                         "Tus-Max-Size": str(self.storage.global_limit),
                     },
                 )
