@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import re
 import time
 from collections import Counter
@@ -25,6 +26,9 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+
+_frames_log = logging.getLogger(__name__ + ".frames")
+_frames_log.setLevel(logging.INFO)  # frame dumps would show the client's token
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
 MAX_MESSAGE = 32 * 1024 * 1024
@@ -159,7 +163,9 @@ class ExaiTestServer:
         return f"ws://{self.host}:{self.port}"
 
     async def start(self) -> ExaiTestServer:
-        self._server = await serve(self._handle, self.host, self.port, max_size=MAX_MESSAGE)
+        self._server = await serve(
+            self._handle, self.host, self.port, max_size=MAX_MESSAGE, logger=_frames_log
+        )
         self.port = next(iter(self._server.sockets)).getsockname()[1]
         if self.health_port is not None:
             self._health = await asyncio.start_server(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import time
 from dataclasses import replace
@@ -103,6 +104,19 @@ async def test_wrong_token_is_a_clear_auth_error_and_not_retried(
     assert secret not in str(info.value) and secret not in repr(settings)
     assert exai_server.rejected_hellos == 1  # an auth failure is never retried
     assert await exai_server.wait_idle() == 0
+
+
+async def test_the_token_never_reaches_the_logs(
+    exai_server: ExaiTestServer, exai_settings: ExaiSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    exai_server.token = "s3cr3t-tk"  # short enough to survive websockets' frame-dump trimming
+    async with ExaiClient(replace(exai_settings, token="s3cr3t-tk")) as client:
+        await client.call_tool("plain_answer", ARGS)
+    async with ExaiClient(replace(exai_settings, token="wr0ng-tk")) as client:
+        with pytest.raises(ExaiAuthError):
+            await client.list_tools()
+    assert "s3cr3t-tk" not in caplog.text and "wr0ng-tk" not in caplog.text
 
 
 async def test_server_down_is_unavailable_after_bounded_retries(

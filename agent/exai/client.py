@@ -36,6 +36,9 @@ from agent.exai.errors import (
 from agent.exai.settings import ExaiSettings
 
 log = logging.getLogger(__name__)
+_frames_log = logging.getLogger(__name__ + ".frames")
+_frames_log.setLevel(logging.INFO)
+"""websockets logs every frame at DEBUG, our hello (with the token) included: never that."""
 
 T = TypeVar("T")
 TextCallback = Callable[[str], None]
@@ -194,6 +197,7 @@ class Connection:
                 max_size=settings.max_message_bytes,
                 close_timeout=2,
                 proxy=None,
+                logger=_frames_log,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
