@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import io
 import socket
@@ -458,16 +459,16 @@ def test_tus_create_errors(
     base = f"{supabase_server.url}/storage/v1/upload/resumable"
     h = {**user_headers(supabase_server, supabase_user), "Tus-Resumable": "1.0.0"}
 
-    def create(bucket: str, name: str, length: int, upsert: bool = False) -> httpx.Response:
-        import base64
-
+    def create(
+        bucket: str, name: str, length: int, upsert: bool = False, auth: dict[str, str] = h
+    ) -> httpx.Response:
         def enc(v: str) -> str:
             return base64.b64encode(v.encode()).decode()
 
         meta = f"bucketName {enc(bucket)},objectName {enc(f'{supabase_user.uid}/{name}')}"
         extra = {"x-upsert": "true"} if upsert else {}
         return httpx.post(
-            base, headers={**h, **extra, "Upload-Length": str(length), "Upload-Metadata": meta}
+            base, headers={**auth, **extra, "Upload-Length": str(length), "Upload-Metadata": meta}
         )
 
     assert create("user-files", "exists.bin", 10).status_code == 409
@@ -475,6 +476,11 @@ def test_tus_create_errors(
     assert create("nope", "a.bin", 10).status_code == 404
     assert create("user-files", "huge.bin", 51 * MiB).status_code == 413
     assert create("user-files", "bad#name.bin", 10).status_code == 400
+    expired = supabase_server.auth.access_token(supabase_user.uid, ttl=-5)
+    late = {**headers(supabase_server, expired), "Tus-Resumable": "1.0.0"}
+    refused = create("user-files", "late.bin", 10, auth=late)
+    assert refused.status_code == 403
+    assert refused.json()["message"] == '"exp" claim timestamp check failed'
 
 
 async def wait_until_busy(server: SupabaseTestServer, busy: bool) -> None:
@@ -672,6 +678,8 @@ def test_fail_and_throttle_faults(supabase_server: SupabaseTestServer) -> None:
     h = headers(supabase_server)
     supabase_server.faults.fail(2, status=502, prefix="/auth")
     assert [httpx.get(url, headers=h).status_code for _ in range(3)] == [502, 502, 200]
+    supabase_server.faults.fail(1, status=500, methods=("POST",))
+    assert httpx.get(url, headers=h).status_code == 200  # only POSTs match
     supabase_server.faults.throttle(1, retry_after=7)
     throttled = httpx.get(url, headers=h)
     assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "7"
