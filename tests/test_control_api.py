@@ -162,6 +162,19 @@ async def test_unencodable_event_is_dropped_not_fatal(
     assert caplog.text.count("could not be encoded") == 2
 
 
+async def test_client_that_stops_consuming_events_disconnects_itself(
+    control_server: ControlServer,
+) -> None:
+    client = await ControlClient.connect(control_server.socket_path, event_buffer=5)
+    events = await client.subscribe()
+    for i in range(10):
+        control_server.publish("progress", {"i": i})
+    await wait_until(lambda: client.closed)
+    await wait_until(lambda: control_server.client_count == 0)
+    assert [ev.data["i"] async for ev in events] == [0, 1, 2, 3, 4]
+    await client.close()
+
+
 async def test_connect_disconnect_cycles_leak_nothing(control_server: ControlServer) -> None:
     started = asyncio.Event()
     cancelled = 0

@@ -63,7 +63,13 @@ class ControlClient:
         socket_path: Path,
         *,
         timeout: float = 5.0,  # noqa: ASYNC109 - per-call deadline
+        event_buffer: int = 10_000,
     ) -> ControlClient:
+        """Connect and read the agent's ``hello``.
+
+        ``event_buffer``: events received but not yet iterated; a subscriber that
+        lets more pile up is disconnected (as the agent does with slow clients).
+        """
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_unix_connection(socket_path, limit=MAX_FRAME_BYTES), timeout
@@ -77,7 +83,7 @@ class ControlClient:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
             raise
-        return cls(reader, writer, hello)
+        return cls(reader, writer, hello, event_buffer=event_buffer)
 
     @property
     def closed(self) -> bool:
@@ -156,6 +162,7 @@ class ControlClient:
             log.warning("control client: bad frame from the agent: %s", exc.message)
         finally:
             self._closed = True
+            self._writer.close()
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(AgentUnavailable("connection to the agent lost"))
