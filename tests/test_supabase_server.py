@@ -151,6 +151,11 @@ def test_api_key_is_required(supabase_server: SupabaseTestServer) -> None:
     forged = httpx.get(f"{supabase_server.url}/rest/v1/file_metadata", headers={"apikey": "x.y.z"})
     assert forged.status_code == 401
     assert forged.json()["message"] == "Invalid API key"
+    in_query = httpx.get(
+        f"{supabase_server.url}/rest/v1/file_metadata",
+        params={"apikey": supabase_server.service_key, "select": "*"},
+    )
+    assert in_query.status_code == 200 and in_query.json() == []
 
 
 def test_keys_are_hs256_jwts_with_roles(supabase_server: SupabaseTestServer) -> None:

@@ -31,7 +31,7 @@ from .schema import TABLES, Column, Table
 
 Row = dict[str, Any]
 Pred = Callable[[Row], bool | None]
-RESERVED = {"select", "order", "limit", "offset", "on_conflict", "columns"}
+RESERVED = {"select", "order", "limit", "offset", "on_conflict", "columns", "apikey"}
 
 
 class RestError(Exception):
@@ -575,7 +575,7 @@ def _identity(auth: AuthService, request: web.Request) -> Identity:
     token = (
         value[7:].strip()
         if value.lower().startswith("bearer ")
-        else request.headers.get("apikey", "")
+        else request.headers.get("apikey") or request.query.get("apikey", "")
     )
     try:
         return auth.identity(token)
