@@ -190,6 +190,20 @@ async def test_tool_outliving_the_client_timeout(
     assert await exai_server.wait_idle() == 0
 
 
+async def test_time_queued_for_a_connection_does_not_count(
+    exai_server: ExaiTestServer, exai_settings: ExaiSettings
+) -> None:
+    exai_server.tool_delay = 0.2
+    async with ExaiClient(replace(exai_settings, max_connections=1)) as client:
+        calls = [
+            client.call_tool("plain_answer", {"file_id": f"f{i}", "question": "q"}, time_limit=0.5)
+            for i in range(4)
+        ]
+        answers = await asyncio.gather(*calls)  # the last one waited 0.6 s for the connection
+    assert [a.content for a in answers] == [f"Plain answer about f{i}" for i in range(4)]
+    assert exai_server.peak_connections == 1
+
+
 async def test_server_side_timeout(exai_server: ExaiTestServer, exai_client: ExaiClient) -> None:
     exai_server.call_timeout = 0.2
     with pytest.raises(ExaiTimeout) as info:

@@ -340,6 +340,22 @@ def _tool_info(raw: Mapping[str, Any]) -> ToolInfo:
     )
 
 
+class _Deadline:
+    """A time limit whose clock starts on the first :meth:`start` (loop time)."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self._at: float | None = None
+
+    def start(self) -> float:
+        if self._at is None:
+            self._at = asyncio.get_running_loop().time() + self.limit
+        return self._at
+
+    def left(self) -> float:
+        return self.start() - asyncio.get_running_loop().time()
+
+
 class _Stale(Exception):
     """A pooled connection died before the server saw our request: try a fresh one."""
 
@@ -369,10 +385,9 @@ class ExaiClient:
         return len(self._open)
 
     async def list_tools(self) -> list[ToolInfo]:
-        deadline = asyncio.get_running_loop().time() + _LIST_TIME_LIMIT
         return await self._with_connection(
             lambda conn: conn.list_tools(),
-            deadline,
+            _Deadline(_LIST_TIME_LIMIT),
             f"EXAI did not list its tools within {_LIST_TIME_LIMIT:g} s",
         )
 
@@ -385,22 +400,21 @@ class ExaiClient:
         on_chunk: TextCallback | None = None,
         time_limit: float | None = None,
     ) -> ToolResult:
-        """Call ``name`` and return its answer within ``time_limit`` seconds overall.
+        """Call ``name`` and return its answer within ``time_limit`` seconds, counted from
+        the moment a connection is ours (time queued behind other calls does not count).
 
         Retried: OVER_CAPACITY (after the server's ``retry_after_secs``), a pooled
         connection found dead, and a server going away or restarting mid-call (close
         1001/1012/1013), each a bounded number of times. Not retried: auth, tool errors,
         timeouts, a crash mid-call. Cancelling the awaiting task closes the call's connection.
         """
-        limit = time_limit if time_limit is not None else self.settings.call_timeout
-        deadline = asyncio.get_running_loop().time() + limit
+        clock = _Deadline(time_limit if time_limit is not None else self.settings.call_timeout)
+        message = f"EXAI did not answer {name} within {clock.limit:g} s"
         busy = restarts = 0
         while True:
             try:
                 return await self._with_connection(
-                    lambda conn: conn.call(name, arguments, on_progress, on_chunk),
-                    deadline,
-                    f"EXAI did not answer {name} within {limit:g} s",
+                    lambda conn: conn.call(name, arguments, on_progress, on_chunk), clock, message
                 )
             except ExaiOverCapacity as exc:
                 busy += 1
@@ -418,18 +432,18 @@ class ExaiClient:
                     raise
                 wait = self._backoff(restarts)
                 log.info("EXAI went away during %s (%s); calling again", name, exc.code)
-            if asyncio.get_running_loop().time() + wait >= deadline:
-                raise ExaiTimeout(f"EXAI did not answer {name} within {limit:g} s")
+            if clock.left() <= wait:
+                raise ExaiTimeout(message)
             await asyncio.sleep(wait)
 
     async def _with_connection(
-        self, work: Callable[[Connection], Awaitable[T]], deadline: float, timeout_message: str
+        self, work: Callable[[Connection], Awaitable[T]], clock: _Deadline, timeout_message: str
     ) -> T:
         while True:
             try:
                 async with self._lease() as conn:
                     try:
-                        async with asyncio.timeout_at(deadline):
+                        async with asyncio.timeout_at(clock.start()):
                             return await work(conn)
                     except TimeoutError:
                         raise ExaiTimeout(timeout_message) from None
