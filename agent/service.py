@@ -47,6 +47,7 @@ class RootRuntime:
     watcher: RootWatcher | None = None
     degraded: str | None = None
     missing: bool = False
+    inode: int = 0
     needs_full_scan: bool = True
     last_full_scan: float = 0.0
     last_report: PassReport | None = None
@@ -94,6 +95,7 @@ class AgentService:
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_progress = 0.0
+        self._last_root_check = 0.0
         self.passes = 0
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -140,7 +142,9 @@ class AgentService:
     def _start_root(self, root: Root) -> RootRuntime:
         rt = RootRuntime(root)
         self.runtimes[root.id] = rt
-        if not root.path.is_dir():
+        try:
+            rt.inode = root.path.stat().st_ino
+        except OSError:
             rt.missing = True
             return rt
         loop = self._loop
@@ -169,6 +173,15 @@ class AgentService:
         if rt is not None and rt.watcher is not None:
             rt.watcher.stop()
         self.debouncer.drop(root_id)
+
+    def _lose_root(self, rt: RootRuntime) -> None:
+        """The folder is gone: stop watching, keep everything, look again every few seconds."""
+        rt.missing = True
+        if rt.watcher is not None:
+            rt.watcher.stop()
+            rt.watcher = None
+        self.debouncer.drop(rt.root.id)
+        self.publish_status()
 
     def _changed(self, root_id: str, rel: str) -> None:
         if root_id in self.runtimes:
@@ -225,7 +238,13 @@ class AgentService:
         now = time.monotonic()
         work: list[tuple[RootRuntime, list[str] | None]] = []
         batches = self.debouncer.ready()
+        check_roots = now - self._last_root_check >= MISSING_ROOT_CHECK
+        if check_roots:
+            self._last_root_check = now
         for rid, rt in list(self.runtimes.items()):
+            if check_roots and not rt.missing and not _same_folder(rt):
+                log.warning("%s is gone (unplugged or moved); pausing it", rt.root.path)
+                self._lose_root(rt)
             if rt.missing:
                 if rt.root.path.is_dir():
                     self.remove_root(rid)
@@ -274,10 +293,10 @@ class AgentService:
         ).fetchone()
         if row[0] is not None:
             delays.append(max(0.05, row[0] - now_wall))
+        if self.runtimes:
+            delays.append(max(0.05, self._last_root_check + MISSING_ROOT_CHECK - now))
         for rt in self.runtimes.values():
-            if rt.missing:
-                delays.append(MISSING_ROOT_CHECK)
-            else:
+            if not rt.missing:
                 interval = (
                     self.timings.degraded_scan_interval
                     if rt.degraded
@@ -321,10 +340,7 @@ class AgentService:
         if paths is None and rt.watcher is not None and not rt.degraded:
             self._set_degraded(rt, coverage_shortfall(report.folders, rt.watcher.watches))
         if report.errors.get(".", ("", ""))[0] == "local":
-            rt.missing = True
-            if rt.watcher is not None:
-                rt.watcher.stop()
-                rt.watcher = None
+            self._lose_root(rt)
         if report.auth_needed:
             monitor = self.health.get(root.hub)
             if monitor is not None:
@@ -478,6 +494,13 @@ class AgentService:
             if r.get("ok"):
                 self.metrics.count("oneoff_uploads")
         return results
+
+
+def _same_folder(rt: RootRuntime) -> bool:
+    try:
+        return rt.root.path.stat().st_ino == rt.inode
+    except OSError:
+        return False
 
 
 def _with_paused(root: Root, paused: bool) -> Root:

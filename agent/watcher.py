@@ -111,10 +111,13 @@ class Debouncer:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, root: Path, on_path: Callable[[str], None]) -> None:
-        self._root = os.fspath(root)
-        self._prefix = self._root.rstrip(os.sep) + os.sep
+    def __init__(
+        self, root: Path, on_path: Callable[[str], None], on_root: Callable[[str], None]
+    ) -> None:
+        self._root = os.fspath(root).rstrip(os.sep)
+        self._prefix = self._root + os.sep
         self._on_path = on_path
+        self._on_root = on_root
 
     def _rel(self, path: str | bytes) -> str | None:
         text = os.fsdecode(path)
@@ -127,10 +130,15 @@ class _Handler(FileSystemEventHandler):
         if event.event_type in ("opened", "closed_no_write"):
             return
         for path in (event.src_path, getattr(event, "dest_path", "")):
-            if path:
-                rel = self._rel(path)
-                if rel:
-                    self._on_path(rel)
+            if not path:
+                continue
+            if os.fsdecode(path).rstrip(os.sep) == self._root:
+                if event.event_type in ("deleted", "moved"):
+                    self._on_root(f"the folder itself was {event.event_type}")
+                continue
+            rel = self._rel(path)
+            if rel:
+                self._on_path(rel)
 
 
 class _OverflowSpotter(logging.Handler):
@@ -192,7 +200,9 @@ class RootWatcher:
         before = inotify_watch_count()
         try:
             observer.schedule(
-                _Handler(self.root, self._on_path), os.fspath(self.root), recursive=True
+                _Handler(self.root, self._on_path, self._on_trouble),
+                os.fspath(self.root),
+                recursive=True,
             )
             observer.start()
         except OSError as exc:
