@@ -36,7 +36,7 @@ def test_sync_never_imports_agent_gui_or_supabase_outside_its_remote() -> None:
             module = words[1]
             if module.split(".")[0] in ("agent", "gui", "PySide6", "qasync", "watchdog"):
                 offenders.append(f"{path.name}: {stripped}")
-            if module.split(".")[0] in ("supabase", "storage3", "postgrest", "supabase_auth"):
-                if not path.name.startswith("supabase"):
-                    offenders.append(f"{path.name}: {stripped}")
+            supabase_libs = ("supabase", "storage3", "postgrest", "supabase_auth")
+            if module.split(".")[0] in supabase_libs and not path.name.startswith("supabase"):
+                offenders.append(f"{path.name}: {stripped}")
     assert offenders == []
