@@ -27,6 +27,10 @@ from watchdog.observers import Observer
 
 from agent.context import Context
 from agent.control.server import ControlServer
+from agent.exai.client import ExaiClient
+from agent.exai.jobs import ExaiJobs
+from agent.exai.results import default_results_dir
+from agent.exai.settings import ExaiSettings
 from agent.health import HealthMonitor, HealthState, HealthStatus
 from agent.metrics import Metrics, MetricsStore
 from agent.oneoff import upload_paths
@@ -97,6 +101,7 @@ class AgentService:
         self._last_progress = 0.0
         self._last_root_check = 0.0
         self.passes = 0
+        self.exai: ExaiJobs | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -106,6 +111,8 @@ class AgentService:
         from agent.handlers import register_handlers
 
         register_handlers(self)
+        self.exai = self._exai_jobs()
+        self.exai.register(self.server)
         await self.server.start()
         for name, remote in self.ctx.remotes.items():
             monitor = HealthMonitor(
@@ -123,6 +130,17 @@ class AgentService:
         finally:
             await self._shutdown()
 
+    def _exai_jobs(self) -> ExaiJobs:
+        cfg = self.ctx.config
+        return ExaiJobs(
+            ExaiClient(ExaiSettings.from_config(cfg.exai)),
+            self.ctx.remotes,
+            default_hub=cfg.default_hub(),
+            results_dir=default_results_dir(cfg, self.ctx.paths),
+            publish=self.server.publish,
+            path_map=cfg.exai.path_map,
+        )
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
@@ -133,6 +151,8 @@ class AgentService:
                 rt.watcher.stop()
         for monitor in self.health.values():
             await monitor.stop()
+        if self.exai is not None:
+            await self.exai.aclose()
         self.metrics_store.flush(self.metrics)
         await self.server.close()
         log.info("agent stopped")
