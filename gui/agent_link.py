@@ -140,8 +140,9 @@ class AgentLink(QObject):
         try:
             status = await self._link.call("status")
             self.status.emit(status)
-            if isinstance(status.get("health"), dict):
-                self.health.emit(status["health"])
+            for part in ("health", "progress"):
+                if isinstance(status.get(part), dict):
+                    getattr(self, part).emit(status[part])
             activity = await self._link.call("activity", {"limit": ACTIVITY_SNAPSHOT})
             self.activity_snapshot.emit(list(activity.get("items") or []))
             self.metrics.emit(await self._link.call("metrics"))

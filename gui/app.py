@@ -106,6 +106,19 @@ class TrayApp(QObject):
         await self.link.close()
 
 
+def pyside_refcount_defect() -> bool:
+    """True on a PySide6 build that drops a reference to ``None`` on every void call.
+
+    PySide6 6.12.0 on Python 3.11 does (it relies on Python 3.12's immortal singletons):
+    the tray would crash with "none_dealloc" after a few thousand calls. Refuse to start.
+    """
+    probe = QObject()
+    before = sys.getrefcount(None)
+    for _ in range(64):
+        probe.setObjectName("probe")
+    return sys.getrefcount(None) < before - 32
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="hubsync-tray", description="The HubSync tray app.")
     parser.add_argument("--self-test", action="store_true",
@@ -145,6 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     qt_app.setApplicationName("HubSync")
     qt_app.setQuitOnLastWindowClosed(False)
     qt_app.setWindowIcon(state_icon("idle"))
+    if pyside_refcount_defect():
+        print("hubsync-tray: this PySide6 build has a reference-counting defect on this Python "
+              "(PySide6 6.12.0 on Python 3.11) and would crash; install PySide6-Essentials<6.12 "
+              "or use Python 3.12+.", file=sys.stderr)
+        return 2
     paths = resolve_paths().ensure()
     command = None if args.no_start_agent or args.self_test else default_agent_command()
     loop = qasync.QEventLoop(qt_app)

@@ -24,9 +24,15 @@ from pytestqt.qtbot import QtBot
 
 from agent.control.client import call_sync
 from agent.paths import Paths, resolve_paths
-from gui.app import TrayApp
+from gui.app import TrayApp, pyside_refcount_defect
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _working_pyside(qapp: QApplication) -> None:
+    if pyside_refcount_defect():
+        pytest.fail("this PySide6 build corrupts refcounts on this Python: install PySide6-Essentials<6.12")
 
 
 @pytest.fixture
@@ -86,7 +92,8 @@ class DemoAgentProcess:
         future = self._pool.submit(call_sync, method, params, socket_path=self.paths.control_socket)
         return future.result(15)
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Stop the agent gracefully (SIGTERM)."""
         if self.proc is not None:
             self.proc.terminate()
             try:
@@ -95,6 +102,9 @@ class DemoAgentProcess:
                 self.proc.kill()
                 self.proc.wait(10)
             self.proc = None
+
+    def close(self) -> None:
+        self.stop()
         self._pool.shutdown()
 
 
@@ -132,4 +142,5 @@ def tray_app(qtbot: QtBot, qt_loop: qasync.QEventLoop, paths: Paths) -> Iterator
 def connected_tray(qtbot: QtBot, tray_app: TrayApp, demo_agent: DemoAgentProcess) -> TrayApp:
     tray_app.start()
     qtbot.waitUntil(lambda: tray_app.state.connected and bool(tray_app.state.status), timeout=10_000)
+    qtbot.waitUntil(tray_app.tray.menu.pause_action.isEnabled)  # the menu has caught up
     return tray_app

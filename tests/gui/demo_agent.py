@@ -31,8 +31,10 @@ CHUNK = 64 * 1024
 
 
 class DemoAgent:
-    def __init__(self, socket_path: Path, hub: Path, *, chunk_delay: float = 0.02) -> None:
-        self.server = ControlServer(socket_path, server_info={"agent": "demo"})
+    def __init__(
+        self, socket_path: Path, hub: Path, *, chunk_delay: float = 0.02, queue_limit: int = 1000
+    ) -> None:
+        self.server = ControlServer(socket_path, queue_limit=queue_limit, server_info={"agent": "demo"})
         self.hub = hub
         self.chunk_delay = chunk_delay
         self.stopped = asyncio.Event()
@@ -70,6 +72,7 @@ class DemoAgent:
             "errors": list(self.errors.values()),
             "features": [],
             "health": self.health,
+            "progress": self.progress,
         }
 
     def publish_status(self) -> None:
@@ -281,7 +284,7 @@ class DemoAgent:
         started = time.monotonic()
         for done in range(1, files + 1):
             name = f"photos/2026/IMG_{done:05d}.jpg"
-            self.server.publish("progress", {
+            self.progress = {
                 "kind": "sync", "files_done": done, "files_total": files,
                 "bytes_done": done * size, "bytes_total": files * size,
                 "speed_bps": 12_000_000.0, "eta_seconds": (files - done) * 0.004,
@@ -290,7 +293,8 @@ class DemoAgent:
                 "queued": files - done,
                 "queue": [{"path": f"photos/2026/IMG_{n:05d}.jpg", "size": size}
                           for n in range(done + 1, min(done + 6, files + 1))],
-            })
+            }
+            self.server.publish("progress", self.progress)
             self.server.publish("activity", {"time": time.time(), "kind": "uploaded",
                                              "path": name, "root": "/home/ada/Pictures",
                                              "detail": None})
@@ -375,9 +379,10 @@ def main() -> None:
     parser.add_argument("--hub", type=Path, required=True)
     parser.add_argument("--busy", type=Path, help="preset a mid-sync picture under this home")
     parser.add_argument("--chunk-delay", type=float, default=0.02)
+    parser.add_argument("--queue-limit", type=int, default=1000)
     args = parser.parse_args()
     args.hub.mkdir(parents=True, exist_ok=True)
-    agent = DemoAgent(args.socket, args.hub, chunk_delay=args.chunk_delay)
+    agent = DemoAgent(args.socket, args.hub, chunk_delay=args.chunk_delay, queue_limit=args.queue_limit)
     if args.busy:
         agent.make_busy(args.busy)
     asyncio.run(agent.run())

@@ -20,12 +20,12 @@ def drop(window: DropWindow, paths: list[Path]) -> None:
     """Deliver a real drag-enter and drop, as the window system would."""
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    centre = QPointF(window.rect().center())
+    centre = window.rect().center()
     enter = QDragEnterEvent(centre, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                             Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
-    event = QDropEvent(centre, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+    event = QDropEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                        Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(window, event)
 
@@ -33,7 +33,7 @@ def drop(window: DropWindow, paths: list[Path]) -> None:
 def test_drop_file_shows_progress_then_copies_link(
     qtbot: QtBot, connected_tray: TrayApp, demo_agent: DemoAgentProcess, short_home: Path
 ) -> None:
-    source = short_home / "docs" / "report 2026 – final.pdf"
+    source = short_home / "docs" / "rapport 2026 \u00e9t\u00e9 final.pdf"  # a non-ASCII name
     source.parent.mkdir()
     payload = os.urandom(1024 * 1024 + 17)
     source.write_bytes(payload)

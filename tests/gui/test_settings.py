@@ -1,0 +1,131 @@
+"""Settings: a round trip through the agent, folders and ignore patterns, sign-in errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from gui.app import TrayApp
+from gui.prefs import TrayPrefs
+from gui.settings import SettingsDialog
+from tests.gui.conftest import DemoAgentProcess
+from tests.gui.demo_agent import PASSWORD
+
+
+def open_settings(qtbot: QtBot, app: TrayApp) -> SettingsDialog:
+    dialog = SettingsDialog(app.state, app.link, TrayPrefs(app.paths.config_dir))
+    qtbot.addWidget(dialog)
+    with qtbot.waitSignal(dialog.loaded, timeout=5000):
+        dialog.show()
+    return dialog
+
+
+def test_settings_round_trip(
+    qtbot: QtBot, connected_tray: TrayApp, demo_agent: DemoAgentProcess
+) -> None:
+    dialog = open_settings(qtbot, connected_tray)
+    dialog.supabase_url.setText("https://abcd1234.supabase.co")
+    dialog.anon_key.setText("eyJhbGciOiJIUzI1NiJ9.anon")
+    dialog.exai_host.setText("exai.lan")
+    dialog.exai_port.setValue(8443)
+    dialog.exai_token.setText("s3cret-exai-token")
+    dialog.upload_limit.setValue(2048)
+    dialog.download_limit.setValue(0)
+    dialog.cache_size.setValue(5120)
+    dialog.cache_ttl.setValue(48)
+    dialog.autostart.setChecked(True)
+    dialog.notify_boxes["notify_results"].setChecked(False)
+    with qtbot.waitSignal(dialog.saved, timeout=5000):
+        qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert dialog.message.text() == "Saved."
+    assert dialog.exai_token.text() == ""  # the token does not linger in the form
+
+    stored = demo_agent.call("config_get")
+    assert stored["config"]["supabase"]["url"] == "https://abcd1234.supabase.co"
+    assert stored["config"]["exai"]["host"] == "exai.lan" and stored["config"]["exai"]["port"] == 8443
+    assert stored["config"]["agent"]["upload_limit_kbps"] == 2048
+    assert stored["config"]["cache"] == {"size_limit_bytes": 5120 * 1024**2, "ttl_seconds": 48 * 3600}
+    assert stored["autostart"] is True
+    assert stored["secrets"] == {"exai_token": True}
+    assert "s3cret-exai-token" not in repr(stored["config"])  # the token went to set_secret only
+
+    dialog.close()
+    again = open_settings(qtbot, connected_tray)
+    assert again.supabase_url.text() == "https://abcd1234.supabase.co"
+    assert again.anon_key.text() == "eyJhbGciOiJIUzI1NiJ9.anon"
+    assert (again.exai_host.text(), again.exai_port.value()) == ("exai.lan", 8443)
+    assert (again.upload_limit.value(), again.download_limit.value()) == (2048, 0)
+    assert again.download_limit.text() == "unlimited"
+    assert (again.cache_size.value(), again.cache_ttl.value()) == (5120, 48)
+    assert again.autostart.isChecked()
+    assert not again.notify_boxes["notify_results"].isChecked()
+    assert again.notify_boxes["notify_errors"].isChecked()
+    assert again.exai_token.text() == "" and again.exai_token.placeholderText() == "stored in the keyring"
+    assert again.forget_token.isEnabled()
+
+
+def test_folders_add_pause_ignore_remove(
+    qtbot: QtBot, connected_tray: TrayApp, demo_agent: DemoAgentProcess, short_home: Path
+) -> None:
+    folder = short_home / "Documents"
+    folder.mkdir()
+    dialog = open_settings(qtbot, connected_tray)
+    dialog.add_root(str(folder))
+    qtbot.waitUntil(lambda: dialog.roots.count() == 1, timeout=5000)
+    dialog.roots.setCurrentRow(0)
+    dialog.ignore.setPlainText("*.tmp\n\nnode_modules/\n")
+    qtbot.mouseClick(dialog.save_ignore, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.message.text() == "Ignore patterns saved", timeout=5000)
+    assert demo_agent.call("status")["roots"][0]["ignore"] == ["*.tmp", "node_modules/"]
+
+    qtbot.mouseClick(dialog.pause_root, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.pause_root.text() == "Resume", timeout=5000)
+    assert "(paused)" in dialog.roots.item(0).text()
+    assert demo_agent.call("status")["roots"][0]["state"] == "paused"
+
+    qtbot.mouseClick(dialog.remove_root, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.roots.count() == 0, timeout=5000)
+    assert demo_agent.call("status")["roots"] == []
+    assert folder.is_dir()  # removing a folder from sync never deletes it
+
+
+def test_adding_a_missing_folder_shows_the_agents_reason(
+    qtbot: QtBot, connected_tray: TrayApp, short_home: Path
+) -> None:
+    dialog = open_settings(qtbot, connected_tray)
+    dialog.add_root(str(short_home / "nope"))
+    qtbot.waitUntil(lambda: "is not a folder" in dialog.message.text(), timeout=5000)
+    assert "d64541" in dialog.message.styleSheet()
+
+
+def test_sign_in_error_is_shown_and_the_password_never_kept(
+    qtbot: QtBot, connected_tray: TrayApp, demo_agent: DemoAgentProcess
+) -> None:
+    dialog = open_settings(qtbot, connected_tray)
+    dialog.tabs.setCurrentIndex(1)
+    dialog.email.setText("ada@example.com")
+    dialog.password.setText("wrong password")
+    qtbot.mouseClick(dialog.sign_in_button, Qt.MouseButton.LeftButton)
+    assert dialog.password.text() == ""
+    qtbot.waitUntil(lambda: dialog.account_status.text().startswith("Sign-in failed"), timeout=5000)
+    assert "set the Supabase URL and anon key first" in dialog.account_status.text()
+
+    dialog.supabase_url.setText("https://abcd1234.supabase.co")
+    dialog.anon_key.setText("anon")
+    dialog.password.setText("wrong password")
+    qtbot.mouseClick(dialog.sign_in_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Invalid login credentials" in dialog.account_status.text(), timeout=5000)
+    assert "d64541" in dialog.account_status.styleSheet()
+    assert not dialog.sign_out_button.isEnabled()
+
+    dialog.password.setText(PASSWORD)
+    qtbot.mouseClick(dialog.sign_in_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.account_status.text() == "Signed in as ada@example.com", timeout=5000)
+    assert dialog.sign_out_button.isEnabled()
+    qtbot.waitUntil(lambda: connected_tray.state.health.get("user") == "ada@example.com", timeout=5000)
+    assert PASSWORD not in repr(demo_agent.call("config_get"))
+
+    qtbot.mouseClick(dialog.sign_out_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.account_status.text().startswith("Not signed in"), timeout=5000)
