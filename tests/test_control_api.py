@@ -296,14 +296,19 @@ async def test_oversized_frame_is_refused_and_the_connection_recovers(
 async def test_slow_subscriber_is_dropped_with_lagged_and_others_keep_up(
     short_tmp: Path,
 ) -> None:
-    async with ControlServer(short_tmp / "agent.sock", queue_limit=20) as server:
+    loop_errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: loop_errors.append(ctx))
+    server = ControlServer(short_tmp / "agent.sock", queue_limit=20, lagged_grace=0.5)
+    async with server:
         fast = await ControlClient.connect(server.socket_path)
         stream = await fast.subscribe(["progress"])
-        # The slow one subscribes, then reads nothing (a plain socket: no reader buffering).
-        slow = socket.socket(socket.AF_UNIX)
-        slow.connect(str(server.socket_path))
-        slow.sendall(b'{"id": 1, "method": "subscribe", "params": {"topics": []}}\n')
-        await wait_until(lambda: sum(c.topics is not None for c in server._clients) == 2)
+        # Two slow ones subscribe, then read nothing (plain sockets: no reader buffering).
+        # One reads its backlog later; the other never does.
+        slow, stuck = socket.socket(socket.AF_UNIX), socket.socket(socket.AF_UNIX)
+        for s in (slow, stuck):
+            s.connect(str(server.socket_path))
+            s.sendall(b'{"id": 1, "method": "subscribe", "params": {"topics": []}}\n')
+        await wait_until(lambda: sum(c.topics is not None for c in server._clients) == 3)
         payload = "p" * 4096
         total = 400
         received: list[int] = []
@@ -329,10 +334,14 @@ async def test_slow_subscriber_is_dropped_with_lagged_and_others_keep_up(
         assert frames[-1]["event"] == protocol.LAGGED_EVENT
         got = [f["data"]["i"] for f in frames[1:-1]]
         assert got == list(range(len(got))) and len(got) < total
-        await wait_until(lambda: server.client_count == 1)  # slow one dropped, fast one kept
+        # the one that never reads is cut off after the grace period
+        await wait_until(lambda: server.client_count == 1)  # both slow ones gone, fast one kept
+        stuck.close()
         server.publish("progress", {"i": total})
         assert (await anext(stream)).data["i"] == total
+        await asyncio.sleep(0.7)  # past the grace period of the one that did read
         await fast.close()
+    assert loop_errors == []
 
 
 async def test_connection_from_another_uid_is_refused(short_tmp: Path) -> None:

@@ -75,6 +75,7 @@ class _Client:
         self.lagged = False
         self.tasks: set[asyncio.Task[None]] = set()
         self.writer_task: asyncio.Task[None] | None = None
+        self.drop_task: asyncio.Task[None] | None = None
 
     def wants(self, event: str) -> bool:
         return self.topics is not None and (not self.topics or event in self.topics)
@@ -108,6 +109,7 @@ class ControlServer:
         max_frame: int = MAX_FRAME_BYTES,
         allowed_uid: int | None = None,
         server_info: dict[str, Any] | None = None,
+        lagged_grace: float = LAGGED_GRACE_SECONDS,
     ) -> None:
         self.socket_path = Path(socket_path)
         self.queue_limit = queue_limit
@@ -115,6 +117,7 @@ class ControlServer:
         self.max_frame = max_frame
         self.allowed_uid = os.getuid() if allowed_uid is None else allowed_uid
         self.server_info = dict(server_info or {})
+        self.lagged_grace = lagged_grace
         self._handlers: dict[str, Handler] = {}
         self._clients: set[_Client] = set()
         self._conn_tasks: set[asyncio.Task[Any]] = set()
@@ -202,9 +205,7 @@ class ControlServer:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for writer in list(self._open_writers):  # teardowns interrupted by the cancellation
-            writer.transport.abort()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+            await _close_writer(writer, 0)
         await server.wait_closed()
         self._unlink_socket()
         log.info("control API closed")
@@ -386,10 +387,10 @@ class ControlServer:
         if client.writer_task is not None:
             client.writer_task.cancel()
         notice = Event(LAGGED_EVENT, {"limit": self.queue_limit, "seq": self._seq}, self._seq)
-        transport = client.writer.transport
-        transport.write(notice.encode())
-        transport.close()  # stops reading; connection_lost (and EOF) once flushed...
-        asyncio.get_running_loop().call_later(LAGGED_GRACE_SECONDS, transport.abort)  # ...or not
+        client.writer.write(notice.encode())
+        client.writer.close()  # stops reading; connection_lost (and EOF) once flushed...
+        # ...or, if the client does not read its backlog in time, it is cut off.
+        client.drop_task = asyncio.create_task(_close_writer(client.writer, self.lagged_grace))
 
     async def _flush_and_stop_writer(self, client: _Client) -> None:
         """Write whatever is queued without waiting for the peer, then stop the writer."""
@@ -413,15 +414,28 @@ class ControlServer:
         elif client.writer_task is not None:
             client.writer_task.cancel()
             await asyncio.gather(client.writer_task, return_exceptions=True)
-        writer = client.writer
-        writer.close()
-        try:
-            await asyncio.wait_for(writer.wait_closed(), CLOSE_GRACE_SECONDS)
-        except (TimeoutError, OSError):
+        if client.drop_task is not None:  # dropped for lagging: closing already
+            await asyncio.gather(client.drop_task, return_exceptions=True)
+        else:
+            await _close_writer(client.writer, CLOSE_GRACE_SECONDS)
+        self._open_writers.discard(client.writer)
+
+
+async def _close_writer(writer: asyncio.StreamWriter, grace: float) -> None:
+    """Close; give the peer ``grace`` seconds to take what is buffered, then cut it off.
+
+    Returns once the socket is closed. (``asyncio.wait`` rather than ``wait_for``:
+    cancelling ``wait_closed`` would cancel the protocol's own close future.)
+    """
+    writer.close()
+    waiter = asyncio.ensure_future(writer.wait_closed())
+    waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
+    done, _ = await asyncio.wait({waiter}, timeout=grace)
+    if not done:
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.fileno() != -1:  # abort() of a lost transport raises
             writer.transport.abort()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-        self._open_writers.discard(writer)
+        await asyncio.wait({waiter})
 
 
 async def _skip_line(reader: asyncio.StreamReader) -> bool:
