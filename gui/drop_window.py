@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -98,8 +98,9 @@ class DropWindow(QWidget):
         header.setStretchLastSection(False)
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(COL_PROGRESS, QHeaderView.ResizeMode.Fixed)
-        header.setSectionResizeMode(COL_ACTION, QHeaderView.ResizeMode.ResizeToContents)
-        self.items.setColumnWidth(COL_PROGRESS, 210)
+        header.setSectionResizeMode(COL_ACTION, QHeaderView.ResizeMode.Fixed)
+        self.items.setColumnWidth(COL_PROGRESS, 220)
+        self.items.setColumnWidth(COL_ACTION, 110)
         self.message = muted()
 
         layout = QVBoxLayout(self)
@@ -178,15 +179,27 @@ class DropWindow(QWidget):
             self._rows[key] = row
         return row
 
-    def _rejected_row(self, path: str, reason: str) -> None:
-        row = QTreeWidgetItem([Path(path).name or path, "Not uploaded", ""])
+    def _rejected_row(self, path: str, reason: str) -> QTreeWidgetItem:
+        """One full-width row: the name and, in words, why it was not uploaded."""
+        name = Path(path).name or path
+        row = QTreeWidgetItem([f"✕  {name} — not uploaded: {reason}"])
+        row.setData(COL_NAME, Qt.ItemDataRole.UserRole, reason)
         row.setToolTip(COL_NAME, path)
-        row.setForeground(COL_PROGRESS, Qt.GlobalColor.red)
+        row.setForeground(COL_NAME, QColor("#d64541"))
         self.items.insertTopLevelItem(0, row)
-        note = QLabel(f"Cannot upload: {reason}")
-        note.setStyleSheet("color: #d64541;")
-        self.items.setItemWidget(row, COL_ACTION, note)
-        self.message.setText(f"“{Path(path).name}” cannot be uploaded: {reason}.")
+        row.setFirstColumnSpanned(True)
+        self.message.setText(f"“{name}” cannot be uploaded: {reason}.")
+        return row
+
+    def rejected(self) -> dict[str, str]:
+        """Rejected items' names and reasons, as shown."""
+        found = {}
+        for i in range(self.items.topLevelItemCount()):
+            row = self.items.topLevelItem(i)
+            reason = row.data(COL_NAME, Qt.ItemDataRole.UserRole) if row is not None else None
+            if row is not None and reason:
+                found[Path(row.toolTip(COL_NAME)).name] = str(reason)
+        return found
 
     def _on_progress(self, upload_id: str, path: str) -> None:
         key = (upload_id, path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, Qt
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (
     QApplication,
@@ -37,6 +37,14 @@ def activity_glyph(kind: str) -> tuple[str, QColor]:
 class ProgressDelegate(QStyledItemDelegate):
     """Paints FRACTION_ROLE as a native progress bar, with the cell text on it."""
 
+    MIN_HEIGHT = 24
+
+    def sizeHint(
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> QSize:
+        hint = super().sizeHint(option, index)
+        return QSize(hint.width(), max(hint.height(), self.MIN_HEIGHT))
+
     def paint(
         self,
         painter: QPainter,
@@ -48,7 +56,7 @@ class ProgressDelegate(QStyledItemDelegate):
             super().paint(painter, option, index)
             return
         bar = QStyleOptionProgressBar()
-        bar.rect = option.rect.adjusted(2, 3, -2, -3)
+        bar.rect = option.rect.adjusted(2, 2, -2, -2)
         bar.minimum = 0
         bar.maximum = 1000
         bar.progress = round(float(fraction) * 1000)

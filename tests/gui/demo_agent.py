@@ -67,13 +67,19 @@ class DemoAgent:
             "state": "paused" if self.paused else ("syncing" if busy else "idle"),
             "paused": self.paused,
             "last_sync": self.last_sync,
-            "hub": {"kind": "local", "location": str(self.hub), "user": self.user},
+            "hub": self.hub_info(),
             "roots": list(self.roots.values()),
             "errors": list(self.errors.values()),
             "features": [],
             "health": self.health,
             "progress": self.progress,
         }
+
+    def hub_info(self) -> dict[str, Any]:
+        url = self.config["supabase"]["url"]
+        if url and self.user:
+            return {"kind": "supabase", "location": url, "user": self.user}
+        return {"kind": "local", "location": str(self.hub), "user": None}
 
     def publish_status(self) -> None:
         self.server.publish("status", self.status())

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
-from PySide6.QtWidgets import QApplication, QLabel
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from gui.app import TrayApp
-from gui.drop_window import COL_ACTION, COL_PROGRESS, DropWindow
+from gui.drop_window import COL_PROGRESS, DropWindow
 from gui.widgets import FRACTION_ROLE
 from tests.gui.conftest import DemoAgentProcess
 
@@ -93,13 +93,8 @@ def test_unreadable_items_are_rejected_with_a_reason(
 
     drop(window, [broken, fifo])
 
-    reasons = {}
-    for i in range(window.items.topLevelItemCount()):
-        row = window.items.topLevelItem(i)
-        note = window.items.itemWidget(row, COL_ACTION)
-        assert isinstance(note, QLabel)
-        reasons[row.text(0)] = note.text()
-        assert row.text(COL_PROGRESS) == "Not uploaded"
+    reasons = window.rejected()
+    assert set(reasons) == {"gone.txt", "pipe"}
     assert "no longer exists" in reasons["gone.txt"]
     assert "not a regular file" in reasons["pipe"]
     assert "can be read" in window.message.text()
@@ -113,6 +108,6 @@ def test_drop_while_agent_down_says_so(qtbot: QtBot, tray_app: TrayApp, short_ho
     window = tray_app.drop_window
     window.show()
     drop(window, [source])
-    note = window.items.itemWidget(window.items.topLevelItem(0), COL_ACTION)
-    assert isinstance(note, QLabel)
-    assert "agent is not running" in note.text()
+    assert "agent is not running" in window.rejected()["a.txt"]
+    row = window.items.topLevelItem(0)
+    assert row is not None and "a.txt — not uploaded: the agent is not running" in row.text(0)

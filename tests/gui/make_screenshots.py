@@ -1,0 +1,161 @@
+"""Render the tray's windows with realistic data to ``docs/screenshots/*.png``.
+
+A demo agent (the tests' stand-in, on the real control server) serves a mid-sync
+picture; the tray app connects to it exactly as it would to the real agent.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python -m tests.gui.make_screenshots
+    xvfb-run -s "-screen 0 1280x800x24" .venv/bin/python -m tests.gui.make_screenshots
+
+Under X11 with a tray host (stalonetray, trayer) it also captures the real tray icon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import qasync
+from PySide6.QtCore import QPoint
+from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPixmap
+from PySide6.QtWidgets import QApplication, QWidget
+
+from agent.paths import resolve_paths
+from gui.app import TrayApp
+from gui.icons import STATES, render
+
+ROOT = Path(__file__).resolve().parents[2]
+HOME = Path("/home/ada")
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the demo never reached the expected state")
+        await asyncio.sleep(0.05)
+
+
+def save(widget: QWidget | QPixmap, out: Path, name: str) -> None:
+    pixmap = widget if isinstance(widget, QPixmap) else widget.grab()
+    path = out / f"{name}.png"
+    pixmap.save(str(path), "PNG", 9)
+    print(f"{path.relative_to(ROOT)}  {pixmap.width()}x{pixmap.height()}  {path.stat().st_size // 1024} KB")
+
+
+def icon_sheet() -> QPixmap:
+    cell, pad = 72, 8
+    sheet = QPixmap(len(STATES) * cell + pad, 2 * cell + pad)
+    painter = QPainter(sheet)
+    for row, (dark, background) in enumerate(((False, "#f3f4f6"), (True, "#202225"))):
+        painter.fillRect(0, row * cell + (pad if row else 0) // 2, sheet.width(), cell + pad // 2,
+                         QColor(background))
+        for column, state in enumerate(STATES):
+            progress = 0.62 if state == "syncing" else None
+            painter.drawPixmap(pad + column * cell, pad // 2 + row * cell,
+                               render(state, 64, dark=dark, progress=progress))
+    painter.end()
+    return sheet
+
+
+async def shoot(app: TrayApp, out: Path, uploads: list[Path], tray_host: bool) -> None:
+    app.start()
+    await until(lambda: app.state.connected and bool(app.state.metrics))
+    await asyncio.sleep(0.4)  # one throttled repaint
+
+    menu = app.tray.menu
+    menu.refresh()
+    menu.popup(QPoint(40, 40))
+    await asyncio.sleep(0.3)
+    save(menu, out, "tray-menu")
+    menu.close()
+
+    status = app.status_window
+    status.resize(820, 540)
+    status.show()
+    for index, name in enumerate(("status-transfers", "status-activity", "status-errors", "status-health")):
+        status.tabs.setCurrentIndex(index)
+        await asyncio.sleep(0.3)
+        save(status, out, name)
+    status.close()
+
+    drop = app.drop_window
+    drop.resize(640, 400)
+    drop.show()
+    drop.upload(uploads)
+    await until(lambda: bool(drop.copy_buttons()))
+    drop.copy_buttons()[0].click()
+    await asyncio.sleep(0.2)
+    save(drop, out, "drop-window")
+    drop.close()
+
+    settings = app.settings
+    settings.show()
+    await until(lambda: bool(settings.supabase_url.text()))
+    settings.roots.setCurrentRow(2)
+    for index, name in ((0, "settings-folders"), (1, "settings-account"), (3, "settings-limits")):
+        settings.tabs.setCurrentIndex(index)
+        await asyncio.sleep(0.2)
+        save(settings, out, name)
+    settings.close()
+
+    if app.tray.window is not None:
+        app.tray.window.show()
+        app.tray.window.show_message("HubSync needs you", "3 files need attention (see Status → Errors)")
+        await asyncio.sleep(0.3)
+        save(app.tray.window, out, "fallback-window")
+        app.tray.window.hide()
+    elif tray_host:
+        await asyncio.sleep(1.0)
+        screen = QGuiApplication.primaryScreen()
+        save(screen.grabWindow(0), out, "desktop-tray")
+    save(icon_sheet(), out, "icons")
+    await app.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--tray-host", action="store_true", help="a tray host runs: shoot the desktop")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="hs-shot-", dir="/tmp"))
+    paths = resolve_paths({"HUBSYNC_HOME": str(base)}).ensure()
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "tests.gui.demo_agent", "--socket", str(paths.control_socket),
+         "--hub", str(base / "hub"), "--busy", str(HOME), "--chunk-delay", "0.05"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert agent.stdout is not None and agent.stdout.readline().strip() == "ready"
+        files = base / "Desktop"
+        files.mkdir()
+        (files / "Quarterly report.pdf").write_bytes(os.urandom(380_000))
+        (files / "site-recording.mov").write_bytes(os.urandom(14_000_000))
+        (files / "broken-link.txt").symlink_to(files / "moved-away.txt")
+        qt = QApplication.instance() or QApplication(sys.argv[:1])
+        assert isinstance(qt, QApplication)
+        qt.setApplicationName("HubSync")
+        qt.setStyle("Fusion")
+        loop = qasync.QEventLoop(qt)
+        asyncio.set_event_loop(loop)
+        tray = TrayApp(paths, agent_command=None)
+        uploads = [files / "Quarterly report.pdf", files / "site-recording.mov", files / "broken-link.txt"]
+        with loop:
+            loop.run_until_complete(shoot(tray, args.out, uploads, args.tray_host))
+    finally:
+        agent.terminate()
+        agent.wait(10)
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
