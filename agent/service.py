@@ -170,8 +170,8 @@ class AgentService:
         loop = self._loop
         assert loop is not None
 
-        def on_path(rel: str, rid: str = root.id) -> None:
-            loop.call_soon_threadsafe(self._changed, rid, rel)
+        def on_path(rel: str, structural: bool, rid: str = root.id) -> None:
+            loop.call_soon_threadsafe(self._changed, rid, rel, structural)
 
         def on_trouble(reason: str, rid: str = root.id) -> None:
             loop.call_soon_threadsafe(self._trouble, rid, reason)
@@ -203,9 +203,9 @@ class AgentService:
         self.debouncer.drop(rt.root.id)
         self.publish_status()
 
-    def _changed(self, root_id: str, rel: str) -> None:
+    def _changed(self, root_id: str, rel: str, structural: bool) -> None:
         if root_id in self.runtimes:
-            self.debouncer.add(root_id, rel)
+            self.debouncer.add(root_id, rel, structural=structural)
             self._wake.set()
 
     def _trouble(self, root_id: str, reason: str) -> None:

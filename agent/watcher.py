@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import heapq
 import logging
 import os
 import sys
@@ -48,15 +49,30 @@ class ObserverLike(Protocol):
 ObserverFactory = Callable[[], ObserverLike]
 
 
+STRUCTURAL_DELAY_FACTOR = 10
+"""Deletions wait for a quiet root up to this many ``max_delay``s (a long ``rm -rf``)."""
+
+
 @dataclass
-class PendingRoot:
+class _RootQuiet:
+    """Deletions and moves of one root, held until the whole root is quiet."""
+
     paths: set[str] = field(default_factory=set)
     first: float = 0.0
-    last: float = 0.0
+    last_event: float = 0.0
 
 
 class Debouncer:
-    """Changed paths per root, released in quiet batches. Event-loop thread only."""
+    """Changed paths, released in batches when they have settled.
+
+    A changed file is released after it has been quiet for ``debounce``
+    seconds; a file that keeps changing is released anyway after ``max_delay``
+    (a growing log is still looked at; the engine retries it mid-write). Due
+    times live in a heap with lazy invalidation, so a burst of 100k events costs
+    O(log n) each. Deletions and moves wait until the *whole root* is quiet, so
+    an ``rm -rf`` or a folder move reaches the engine as one batch (renames stay
+    paired; a mass deletion is seen whole and held). Event-loop thread only.
+    """
 
     def __init__(
         self, debounce: float, max_delay: float, clock: Callable[[], float] = time.monotonic
@@ -64,55 +80,75 @@ class Debouncer:
         self.debounce = debounce
         self.max_delay = max_delay
         self._clock = clock
-        self._pending: dict[str, PendingRoot] = {}
+        self._pending: dict[tuple[str, str], tuple[float, float]] = {}
+        """(root_id, relpath) → (first change, due time)."""
+        self._heap: list[tuple[float, str, str]] = []
+        self._structural: dict[str, _RootQuiet] = {}
+        self._last_event: dict[str, float] = {}
         self.first_seen: dict[tuple[str, str], float] = {}
-        """(root_id, relpath) → when its first unsynced change was seen (for latency figures)."""
+        """(root_id, relpath) → wall time of its first unsynced change (latency figures)."""
 
-    def add(self, root_id: str, relpath: str) -> None:
+    def add(self, root_id: str, relpath: str, *, structural: bool = False) -> None:
         now = self._clock()
-        pending = self._pending.get(root_id)
-        if pending is None:
-            pending = self._pending[root_id] = PendingRoot(first=now)
-        pending.paths.add(relpath)
-        pending.last = now
+        self._last_event[root_id] = now
         self.first_seen.setdefault((root_id, relpath), time.time())
+        if structural:
+            quiet = self._structural.get(root_id)
+            if quiet is None:
+                quiet = self._structural[root_id] = _RootQuiet(first=now)
+            quiet.paths.add(relpath)
+            return
+        key = (root_id, relpath)
+        first = self._pending[key][0] if key in self._pending else now
+        due = min(now + self.debounce, first + self.max_delay)
+        self._pending[key] = (first, due)
+        heapq.heappush(self._heap, (due, root_id, relpath))
+
+    def _quiet_due(self, root_id: str, quiet: _RootQuiet) -> float:
+        cap = quiet.first + STRUCTURAL_DELAY_FACTOR * self.max_delay
+        return min(self._last_event[root_id] + self.debounce, cap)
 
     def ready(self) -> dict[str, set[str]]:
-        """Take the batches that are due now."""
+        """Take the paths that are due now, by root."""
         now = self._clock()
-        due = {
-            rid: p
-            for rid, p in self._pending.items()
-            if now - p.last >= self.debounce or now - p.first >= self.max_delay
-        }
-        for rid in due:
-            del self._pending[rid]
-        return {rid: p.paths for rid, p in due.items()}
+        out: dict[str, set[str]] = {}
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            due, root_id, relpath = heapq.heappop(heap)
+            entry = self._pending.get((root_id, relpath))
+            if entry is None or entry[1] != due:
+                continue  # superseded by a later change of the same path
+            del self._pending[(root_id, relpath)]
+            out.setdefault(root_id, set()).add(relpath)
+        for root_id, quiet in list(self._structural.items()):
+            if self._quiet_due(root_id, quiet) <= now:
+                del self._structural[root_id]
+                out.setdefault(root_id, set()).update(quiet.paths)
+        return out
 
     def next_due(self) -> float | None:
-        """Seconds until the next batch is due, or None when nothing waits."""
-        if not self._pending:
+        """Seconds until the next batch may be due, or None when nothing waits."""
+        dues = [self._quiet_due(rid, q) for rid, q in self._structural.items()]
+        if self._heap:
+            dues.append(self._heap[0][0])
+        if not dues:
             return None
-        now = self._clock()
-        return max(
-            0.0,
-            min(
-                min(p.last + self.debounce, p.first + self.max_delay) - now
-                for p in self._pending.values()
-            ),
-        )
+        return max(0.0, min(dues) - self._clock())
 
     def drop(self, root_id: str) -> None:
-        self._pending.pop(root_id, None)
+        self._pending = {k: v for k, v in self._pending.items() if k[0] != root_id}
+        self._heap = [e for e in self._heap if e[1] != root_id]
+        heapq.heapify(self._heap)
+        self._structural.pop(root_id, None)
 
     @property
     def queued(self) -> int:
-        return sum(len(p.paths) for p in self._pending.values())
+        return len(self._pending) + sum(len(q.paths) for q in self._structural.values())
 
 
 class _Handler(FileSystemEventHandler):
     def __init__(
-        self, root: Path, on_path: Callable[[str], None], on_root: Callable[[str], None]
+        self, root: Path, on_path: Callable[[str, bool], None], on_root: Callable[[str], None]
     ) -> None:
         self._root = os.fspath(root).rstrip(os.sep)
         self._prefix = self._root + os.sep
@@ -129,6 +165,8 @@ class _Handler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
+        if event.is_directory and event.event_type == "modified":
+            return  # a folder's mtime moves with its entries, whose own events say more
         for path in (event.src_path, getattr(event, "dest_path", "")):
             if not path:
                 continue
@@ -138,7 +176,7 @@ class _Handler(FileSystemEventHandler):
                 continue
             rel = self._rel(path)
             if rel:
-                self._on_path(rel)
+                self._on_path(rel, event.event_type in ("deleted", "moved"))
 
 
 class _OverflowSpotter(logging.Handler):
@@ -179,7 +217,7 @@ class RootWatcher:
     def __init__(
         self,
         root: Path,
-        on_path: Callable[[str], None],
+        on_path: Callable[[str, bool], None],
         on_trouble: Callable[[str], None],
         observer_factory: ObserverFactory = Observer,
     ) -> None:

@@ -37,6 +37,9 @@ class MassDeletePolicy:
     count: int = 1000
     min_files: int = 10
     """The ratio rule only applies from this many deletions on (a 3-file folder may lose 2)."""
+    window: float = 600.0
+    """Deletions applied this many seconds before count too: a slow ``rm -rf`` seen in
+    many small passes is still one mass deletion."""
 
     def holds(self, deleting: int, tracked: int) -> bool:
         if deleting > self.count:
@@ -437,8 +440,14 @@ class SyncEngine:
             if r[0] not in going
         }
         real = [rel for rel in tombstones if rows[rel].sha256 not in moved_shas]
-        tracked = sum(1 for r in rows.values() if r.state != DELETED)
-        if real and not confirm and self.mass_delete.holds(len(real), tracked):
+        recent = self.journal.conn.execute(
+            "SELECT count(*) FROM operations WHERE kind='delete' AND root_id=? AND ts >= ?",
+            (root.id, self.clock() - self.mass_delete.window),
+        ).fetchone()[0]
+        tracked = self.journal.conn.execute(
+            "SELECT count(*) FROM files WHERE root_id=? AND state != 'deleted'", (root.id,)
+        ).fetchone()[0]
+        if real and not confirm and self.mass_delete.holds(len(real) + recent, tracked + recent):
             with self.journal.transaction():
                 self.journal.mark_held(root.id, tombstones)
             report.held_deletes = sorted(tombstones)
