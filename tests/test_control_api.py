@@ -402,6 +402,48 @@ async def test_real_other_user_is_refused_by_the_agent(control_server: ControlSe
         assert await client.call("echo", {"me": 1}) == {"me": 1}
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a server as another uid")
+async def test_client_refuses_a_socket_served_by_another_user(short_tmp: Path) -> None:
+    """An impostor (here: ``nobody``) serving the socket never receives a request."""
+    short_tmp.chmod(0o777)
+    path = short_tmp / "agent.sock"
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: a fake agent as nobody
+        code = 1
+        try:
+            os.close(rfd)
+            os.setgid(65534)
+            os.setuid(65534)
+            srv = socket.socket(socket.AF_UNIX)
+            srv.bind(str(path))
+            path.chmod(0o666)
+            srv.listen(1)
+            os.write(wfd, b"r")
+            srv.settimeout(5)
+            conn, _ = srv.accept()
+            conn.settimeout(5)
+            try:
+                conn.sendall(b'{"event":"hello","data":{"protocol":1,"methods":[]},"seq":0}\n')
+                got = conn.recv(1024)  # b"" when the client hangs up without a request
+            except OSError:  # the client may hang up before the greeting is sent
+                got = b""
+            os.write(wfd, b"got:" + got)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(wfd)
+    loop = asyncio.get_running_loop()
+    assert await loop.run_in_executor(None, os.read, rfd, 1) == b"r"
+    with pytest.raises(ControlError) as err:
+        await ControlClient.connect(path)
+    assert err.value.code == protocol.FORBIDDEN
+    _, status = await loop.run_in_executor(None, os.waitpid, pid, 0)
+    with os.fdopen(rfd, "rb") as f:
+        assert f.read() == b"got:"  # the impostor got nothing
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 async def test_close_disconnects_clients_and_flushes_queued_events(short_tmp: Path) -> None:
     gc.collect()
     fds_before = open_fds()

@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
+from agent.control.peercred import is_same_user
 from agent.control.protocol import (
+    FORBIDDEN,
     HELLO_EVENT,
     LAGGED_EVENT,
     MAX_FRAME_BYTES,
@@ -77,6 +80,10 @@ class ControlClient:
         except (OSError, TimeoutError) as exc:
             raise AgentUnavailable(f"no agent is running (socket {socket_path}): {exc}") from None
         try:
+            sock = writer.get_extra_info("socket")
+            if sock is None or not is_same_user(sock, os.getuid()):
+                # Whoever serves this socket is not us: never send it a request.
+                raise ControlError(FORBIDDEN, f"{socket_path} is served by another user")
             hello = await asyncio.wait_for(_read_hello(reader), timeout)
         except BaseException:
             writer.close()
