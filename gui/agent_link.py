@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from agent.control.client import CONNECTION_EVENT, AgentUnavailable, ControlClient
 from agent.control.client import AgentLink as ControlLink
@@ -27,9 +27,10 @@ from agent.control.protocol import LAGGED_EVENT, ControlError, Event
 
 log = logging.getLogger("hubsync.gui.link")
 
-TOPICS = ("status", "progress", "activity", "health", "error")
 SLICE_SECONDS = 0.01
-ACTIVITY_SNAPSHOT = 50
+ACTIVITY_LIMIT = 50
+ACTIVITY_REFRESH_MS = 500
+"""A finished pass announces itself; its files are fetched at most this often."""
 RESPAWN_AFTER_SECONDS = 5.0
 """Disconnected this long with nobody serving the socket: start the agent again."""
 RESPAWN_MIN_INTERVAL = 30.0
@@ -52,41 +53,57 @@ def default_agent_command() -> list[str]:
 
 class AgentLink(QObject):
     connection_changed = Signal(bool, str)
-    """(connected, one-line explanation for the user)."""
+    """(connected, one-line explanation for the user); ``hello`` is set before it fires."""
     status = Signal(dict)
     progress = Signal(dict)
     activity = Signal(dict)
-    activity_snapshot = Signal(list)
+    """The ``activity`` method's result (recent operations), after connecting and after passes."""
     health = Signal(dict)
     error = Signal(dict)
-    metrics = Signal(dict)
+    upload = Signal(dict)
+    exai_job = Signal(dict)
     call_failed = Signal(str, str)
-    """(method, message) of a user-triggered call that failed."""
+    """(method, message) of a call that failed and had no error handler of its own."""
 
     def __init__(
         self,
         socket_path: Path,
         *,
         agent_command: Sequence[str] | None = None,
-        env: dict[str, str] | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.socket_path = socket_path
         self.agent_command = list(agent_command) if agent_command else None
         """``None``: never start an agent (someone else runs it)."""
-        self.env = env
         self.hello: dict[str, Any] = {}
         self.agent_started_by_us: subprocess.Popen[bytes] | None = None
-        self._link = ControlLink(socket_path, topics=TOPICS, max_backoff=2.0)
+        self._events: dict[str, Callable[[Any], None]] = {
+            "status": self.status.emit,
+            "progress": self.progress.emit,
+            "health": self.health.emit,
+            "error": self.error.emit,
+            "upload": self.upload.emit,
+            "exai.job": self.exai_job.emit,
+            "activity": lambda _: self._activity_timer.start(),
+        }
+        self._link = ControlLink(socket_path, topics=list(self._events), max_backoff=2.0)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._last_spawn = 0.0
         self._down_since: float | None = time.monotonic()
+        self._activity_timer = QTimer(self)
+        self._activity_timer.setSingleShot(True)
+        self._activity_timer.setInterval(ACTIVITY_REFRESH_MS)
+        self._activity_timer.timeout.connect(self.refresh_activity)
 
     @property
     def connected(self) -> bool:
         return self._link.connected
+
+    @property
+    def methods(self) -> frozenset[str]:
+        return frozenset(self.hello.get("methods") or [])
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -96,6 +113,7 @@ class AgentLink(QObject):
 
     async def close(self) -> None:
         """Stop following the agent (the agent itself keeps running)."""
+        self._activity_timer.stop()
         runner, self._runner = self._runner, None
         tasks = [t for t in (runner, *self._tasks) if t is not None]
         for task in tasks:
@@ -132,22 +150,21 @@ class AgentLink(QObject):
                 self.connection_changed.emit(False, "The HubSync agent stopped; reconnecting…")
         elif name == LAGGED_EVENT:
             log.warning("the agent dropped this tray for reading too slowly; resyncing")
-        elif name in TOPICS and isinstance(data, dict):
-            getattr(self, name).emit(data)
+        elif name in self._events and isinstance(data, dict):
+            self._events[name](data)
 
     async def _snapshot(self) -> None:
         """Fetch the full picture; runs after the subscription so no event falls in between."""
         try:
-            status = await self._link.call("status")
-            self.status.emit(status)
-            for part in ("health", "progress"):
-                if isinstance(status.get(part), dict):
-                    getattr(self, part).emit(status[part])
-            activity = await self._link.call("activity", {"limit": ACTIVITY_SNAPSHOT})
-            self.activity_snapshot.emit(list(activity.get("items") or []))
-            self.metrics.emit(await self._link.call("metrics"))
+            self.status.emit(await self._link.call("status"))
+            self.activity.emit(await self._link.call("activity", {"limit": ACTIVITY_LIMIT}))
         except (AgentUnavailable, ControlError) as exc:
             log.info("snapshot after connecting failed: %s", exc)
+
+    def refresh_activity(self) -> None:
+        if self.connected:
+            self.fire("activity", {"limit": ACTIVITY_LIMIT}, on_result=self.activity.emit,
+                      on_error=lambda _: None)
 
     async def _watchdog(self) -> None:
         """Start the agent when nobody serves the socket for a while."""
@@ -177,7 +194,6 @@ class AgentLink(QObject):
         self._last_spawn = now
         log.info("no agent is running; starting %s", " ".join(self.agent_command))
         self.connection_changed.emit(False, "Starting the HubSync agent…")
-        env = {**os.environ, **(self.env or {})}
         # A new session: the agent must survive the tray closing or crashing.
         self.agent_started_by_us = subprocess.Popen(
             self.agent_command,
@@ -186,7 +202,7 @@ class AgentLink(QObject):
             stderr=subprocess.DEVNULL,
             start_new_session=True,
             close_fds=True,
-            env=env,
+            env=dict(os.environ),
         )
 
     # -- calls -------------------------------------------------------------------------------
@@ -213,13 +229,14 @@ class AgentLink(QObject):
         *,
         on_result: Callable[[Any], None] | None = None,
         on_error: Callable[[str], None] | None = None,
+        timeout: float = 30.0,
     ) -> asyncio.Task[Any]:
         """Call without awaiting (from a Qt slot); a failure goes to ``on_error``, or else is
         announced by ``call_failed``."""
 
         async def run() -> None:
             try:
-                result = await self.call(method, params)
+                result = await self.call(method, params, timeout)
             except (AgentUnavailable, ControlError) as exc:
                 message = describe(exc)
             else:
@@ -232,7 +249,3 @@ class AgentLink(QObject):
                 self.call_failed.emit(method, message)
 
         return self.spawn(run())
-
-    def refresh_metrics(self) -> None:
-        if self.connected:
-            self.fire("metrics", on_result=self.metrics.emit, on_error=lambda _: None)

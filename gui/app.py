@@ -54,17 +54,21 @@ class TrayApp(QObject):
 
     def _wire(self) -> None:
         link, state, notifier, tray = self.link, self.state, self.notifier, self.tray
-        link.connection_changed.connect(state.set_connected)
+
+        def connection(up: bool, note: str) -> None:
+            state.set_methods(sorted(link.methods))
+            state.set_connected(up, note)
+
+        link.connection_changed.connect(connection)
         link.status.connect(state.apply_status)
         link.progress.connect(state.apply_progress)
-        link.activity.connect(state.add_activity)
-        link.activity.connect(notifier.on_activity)
-        link.activity_snapshot.connect(state.apply_activity)
+        link.activity.connect(state.apply_activity)
         link.health.connect(state.apply_health)
         link.health.connect(notifier.on_health)
         link.error.connect(state.apply_error)
         link.error.connect(notifier.on_error)
-        link.metrics.connect(state.apply_metrics)
+        link.upload.connect(state.apply_upload)
+        link.exai_job.connect(notifier.on_exai_job)
         link.call_failed.connect(lambda method, message: tray.show_message(
             "HubSync", f"That did not work ({method}): {message}"))
         tray.open_status.connect(lambda: self._raise(self.status_window))
@@ -92,7 +96,7 @@ class TrayApp(QObject):
     async def quit_all(self) -> None:
         """Stop the agent, then the tray."""
         try:
-            await self.link.call("shutdown", timeout=5.0)
+            await self.link.call("quit", timeout=5.0)
         except (AgentUnavailable, ControlError) as exc:
             log.info("stopping the agent: %s", exc)
         self.finished.set()
@@ -100,6 +104,7 @@ class TrayApp(QObject):
     async def close(self) -> None:
         """Close the tray only; the agent keeps syncing."""
         self.state.blockSignals(True)  # nothing repaints from here on
+        self.notifier.close()
         self.tray.hide()
         for window in self.windows():
             window.hide()

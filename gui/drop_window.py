@@ -34,6 +34,8 @@ from gui.widgets import FRACTION_ROLE, ProgressDelegate, muted
 
 LINK_LIFETIMES = (("1 hour", 3600), ("1 day", 86400), ("7 days", 7 * 86400), ("30 days", 30 * 86400))
 COL_NAME, COL_PROGRESS, COL_ACTION = 0, 1, 2
+UPLOAD_CALL_TIMEOUT = 24 * 3600.0
+"""``upload_paths`` answers when every file is in the hub; progress comes as events."""
 
 
 def unreadable_reason(path: Path) -> str | None:
@@ -69,7 +71,8 @@ class DropWindow(QWidget):
         self.setWindowTitle("HubSync — Upload files")
         self.setAcceptDrops(True)
         self.resize(620, 420)
-        self._rows: dict[tuple[str, str], QTreeWidgetItem] = {}
+        self._rows: dict[str, QTreeWidgetItem] = {}
+        """Rows by path: each dropped item, and each file of a dropped folder."""
 
         self.zone = QLabel("Drop files or folders here\nto upload them to the hub once")
         self.zone.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -145,38 +148,45 @@ class DropWindow(QWidget):
                 self._rejected_row(item, "the agent is not running; try again in a moment")
             return
         self.message.setText(f"Uploading {len(readable)} item{'s' if len(readable) > 1 else ''}…")
-        params = {"paths": readable, "link_ttl_seconds": int(self.lifetime.currentData())}
-        self.link.fire("upload_paths", params, on_result=self._accepted,
-                       on_error=lambda msg: self._failed(readable, msg))
-
-    def _accepted(self, result: Any) -> None:
-        upload_id = str(result.get("upload_id"))
-        accepted = list(result.get("accepted") or [])
-        for entry in accepted:
-            path = str(entry.get("path"))
-            row = self._row(upload_id, path)
-            row.setText(COL_PROGRESS, "Queued")
+        for item in readable:
+            row = self._row(item, Path(item).name + ("/" if Path(item).is_dir() else ""))
+            row.setText(COL_PROGRESS, "Waiting")
             row.setData(COL_PROGRESS, FRACTION_ROLE, 0.0)
-        self.state.add_upload(upload_id, accepted)
-        for entry in result.get("rejected") or []:
-            self._rejected_row(str(entry.get("path")), str(entry.get("reason")))
-        for path in self.state.uploads.get(upload_id, {}):
-            self._on_progress(upload_id, path)
+        params = {"paths": readable, "link_ttl_seconds": int(self.lifetime.currentData())}
+        self.link.fire("upload_paths", params, on_result=lambda r: self._finished(readable, r),
+                       on_error=lambda msg: self._failed(readable, msg), timeout=UPLOAD_CALL_TIMEOUT)
+
+    def _finished(self, dropped: list[str], result: Any) -> None:
+        """``upload_paths`` answers once every file is done: one item per file."""
+        items = [i for i in result.get("items") or [] if isinstance(i, dict)]
+        for item in items:
+            self.state.apply_upload(item)
+        for top in dropped:
+            inside = [i for i in items if i.get("path") != top
+                      and str(i.get("path", "")).startswith(top.rstrip("/") + "/")]
+            if inside:  # a folder: its files have rows of their own
+                failed = sum(1 for i in inside if not i.get("ok"))
+                row = self._rows[top]
+                row.setData(COL_PROGRESS, FRACTION_ROLE, 1.0)
+                row.setText(COL_PROGRESS, f"Done · {len(inside)} files" + (f", {failed} failed" if failed else ""))
+        self._all_done_message()
 
     def _failed(self, paths: list[str], message: str) -> None:
         for path in paths:
-            self._rejected_row(path, f"the agent refused the upload: {message}")
+            row = self._rows.pop(path, None)
+            if row is not None:
+                self.items.takeTopLevelItem(self.items.indexOfTopLevelItem(row))
+            self._rejected_row(path, f"the agent could not upload it: {message}")
 
     # -- rows ----------------------------------------------------------------------------
 
-    def _row(self, upload_id: str, path: str) -> QTreeWidgetItem:
-        key = (upload_id, path)
-        row = self._rows.get(key)
+    def _row(self, path: str, name: str) -> QTreeWidgetItem:
+        row = self._rows.get(path)
         if row is None:
-            row = QTreeWidgetItem([Path(path).name or path, "", ""])
+            row = QTreeWidgetItem([name, "", ""])
             row.setToolTip(COL_NAME, path)
             self.items.insertTopLevelItem(0, row)
-            self._rows[key] = row
+            self._rows[path] = row
         return row
 
     def _rejected_row(self, path: str, reason: str) -> QTreeWidgetItem:
@@ -201,35 +211,36 @@ class DropWindow(QWidget):
                 found[Path(row.toolTip(COL_NAME)).name] = str(reason)
         return found
 
-    def _on_progress(self, upload_id: str, path: str) -> None:
-        key = (upload_id, path)
-        if key not in self._rows:
-            return
-        data = self.state.uploads.get(upload_id, {}).get(path, {})
-        row = self._rows[key]
-        state = data.get("state", "queued")
+    def _on_progress(self, path: str) -> None:
+        """An ``upload`` event moved: ``{"path", "name", "state", "bytes_done", "bytes_total", ...}``."""
+        data = self.state.uploads.get(path, {})
+        if path not in self._rows and not any(path.startswith(p.rstrip("/") + "/") for p in self._rows):
+            return  # someone else's upload (another tray, the CLI)
+        row = self._row(path, str(data.get("name") or Path(path).name))
+        state = data.get("state", "hashing")
         done, total = int(data.get("bytes_done") or 0), int(data.get("bytes_total") or 0)
         if state == "done":
             row.setData(COL_PROGRESS, FRACTION_ROLE, 1.0)
-            row.setText(COL_PROGRESS, f"Done · {fmt.size(total)}")
+            row.setText(COL_PROGRESS, f"Done · {fmt.size(data.get('size', total))}"
+                        + (" · already in the hub" if data.get("deduplicated") else ""))
             if self.items.itemWidget(row, COL_ACTION) is None:
                 self.items.setItemWidget(row, COL_ACTION, self._copy_button(data.get("link")))
-            self._all_done_message()
-        elif state == "error":
+        elif state == "failed":
             row.setData(COL_PROGRESS, FRACTION_ROLE, None)
-            row.setText(COL_PROGRESS, "Failed")
-            row.setForeground(COL_PROGRESS, Qt.GlobalColor.red)
             reason = str(data.get("error") or "unknown error")
+            row.setText(COL_PROGRESS, f"Failed: {reason}")
+            row.setForeground(COL_PROGRESS, QColor("#d64541"))
             row.setToolTip(COL_PROGRESS, reason)
-            self.message.setText(f"“{Path(path).name}” failed: {reason}")
+            self.message.setText(f"“{data.get('name') or Path(path).name}” failed: {reason}")
+        elif state == "hashing":
+            row.setData(COL_PROGRESS, FRACTION_ROLE, 0.0)
+            row.setText(COL_PROGRESS, "Checking…")
         else:
             row.setData(COL_PROGRESS, FRACTION_ROLE, done / total if total else 0.0)
-            files = ""
-            if int(data.get("files_total") or 0) > 1:
-                files = f" · {data.get('files_done', 0)}/{data.get('files_total')} files"
-            row.setText(COL_PROGRESS, f"{fmt.size(done)} / {fmt.size(total)}{files}")
+            row.setText(COL_PROGRESS, f"{fmt.size(done)} / {fmt.size(total)}")
 
     def _copy_button(self, link: Any) -> QPushButton:
+        """The agent's link: a signed URL (Supabase) or a ``file://`` URL (local hub)."""
         button = QPushButton("Copy link")
         if not link:
             button.setEnabled(False)
@@ -246,10 +257,7 @@ class DropWindow(QWidget):
         return button
 
     def _all_done_message(self) -> None:
-        states = [
-            self.state.uploads.get(uid, {}).get(path, {}).get("state") for uid, path in self._rows
-        ]
-        if states and all(s in ("done", "error") for s in states):
+        if any(self.state.uploads.get(p, {}).get("state") == "done" for p in self._rows):
             self.message.setText("Done. Use “Copy link” to share an item.")
 
     def copy_buttons(self) -> list[QPushButton]:

@@ -1,20 +1,23 @@
 """Notifications, only for what needs the user or what they asked for.
 
-Errors that need action (sign in, quota, a file that cannot be read), a sign-in
-request and EXAI results ready. Errors that retry by themselves stay silent, and a
-burst of errors becomes one message ("12 files need attention"), never one per file.
+Errors that need action (quota, a file that cannot be read, a folder the watcher
+cannot cover), a sign-in request, and the EXAI jobs the user started. Errors that
+retry by themselves stay silent, and a burst of errors becomes one message ("12
+files need attention"), never one per file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from gui.prefs import TrayPrefs
+from gui.state import error_key
 
-ACTIONABLE_KINDS = frozenset({"auth", "quota", "permanent", "local", "integrity"})
+ACTIONABLE_KINDS = frozenset({"quota", "permanent", "local", "integrity", "degraded"})
 COALESCE_MS = 1500
 
 Show = Callable[[str, str], None]
@@ -30,27 +33,32 @@ class Notifier(QObject):
         self._show = show
         self._seen_errors: set[str] = set()
         self._pending: list[dict[str, Any]] = []
-        self._signin_announced = False
+        self._signin_hubs: set[str] = set()
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(COALESCE_MS)
         self._timer.timeout.connect(self._flush_errors)
+
+    def close(self) -> None:
+        """Forget what is pending; nothing is shown after this."""
+        self._timer.stop()
+        self._pending.clear()
+        self.blockSignals(True)
+        self._show = lambda title, message: None
 
     def _emit(self, title: str, message: str) -> None:
         self._show(title, message)
         self.shown.emit(title, message)
 
     def on_error(self, item: dict[str, Any]) -> None:
-        key = str(item.get("id"))
-        if item.get("resolved"):
-            self._seen_errors.discard(key)
+        """An ``error`` event: ``{"root", "path"?, "kind", "reason"}``."""
+        if item.get("kind") == "auth":
+            self.on_signin_needed("auth")
             return
+        key = error_key(item)
         if item.get("kind") not in ACTIONABLE_KINDS or key in self._seen_errors:
             return
         self._seen_errors.add(key)
-        if item.get("kind") == "auth":
-            self.on_signin_needed()
-            return
         if self.prefs.notify("notify_errors"):
             self._pending.append(item)
             if not self._timer.isActive():
@@ -60,23 +68,32 @@ class Notifier(QObject):
         items, self._pending = self._pending, []
         if len(items) == 1:
             item = items[0]
-            self._emit("HubSync needs you", f"{item.get('path') or 'The hub'}: {item.get('reason', '')}")
+            where = item.get("path") or item.get("root") or "The hub"
+            self._emit("HubSync needs you", f"{where}: {item.get('reason', '')}")
         elif items:
             self._emit("HubSync needs you", f"{len(items)} files need attention (see Status → Errors)")
 
     def on_health(self, health: dict[str, Any]) -> None:
-        if health.get("state") == "signin":
-            self.on_signin_needed()
+        """A ``health`` event: ``{"hub", "state", ...}``; tells once per hub and episode."""
+        hub = str(health.get("hub") or "")
+        if health.get("state") == "signin_needed":
+            self.on_signin_needed(hub)
         else:
-            self._signin_announced = False
+            self._signin_hubs.discard(hub)
 
-    def on_signin_needed(self) -> None:
-        if self._signin_announced:
+    def on_signin_needed(self, hub: str = "") -> None:
+        if hub in self._signin_hubs:
             return
-        self._signin_announced = True
+        self._signin_hubs.add(hub)
         if self.prefs.notify("notify_signin"):
             self._emit("Sign in to HubSync", "Your session ended; syncing to the hub waits until you sign in.")
 
-    def on_activity(self, item: dict[str, Any]) -> None:
-        if item.get("kind") == "processed" and self.prefs.notify("notify_results"):
-            self._emit("EXAI result ready", f"{item.get('path', '')}: {item.get('detail') or 'done'}")
+    def on_exai_job(self, job: dict[str, Any]) -> None:
+        """An ``exai.job`` event: only a job's end is worth a notification."""
+        if not self.prefs.notify("notify_results"):
+            return
+        source = Path(str(job.get("source") or "")).name
+        if job.get("state") == "completed":
+            self._emit("EXAI result ready", f"{job.get('tool', 'EXAI')} on {source}: {job.get('result_path')}")
+        elif job.get("state") == "failed":
+            self._emit("EXAI job failed", f"{job.get('tool', 'EXAI')} on {source}: {job.get('error')}")

@@ -34,7 +34,7 @@ from agent.control.client import AgentUnavailable
 from agent.control.protocol import ControlError
 from gui.agent_link import AgentLink, describe
 from gui.prefs import NOTIFY_KEYS, TrayPrefs
-from gui.state import AgentState
+from gui.state import AgentState, RootView
 from gui.widgets import heading, muted
 
 MB = 1024 * 1024
@@ -65,10 +65,11 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("HubSync — Settings")
         self.resize(620, 460)
         self.tabs = QTabWidget()
+        self.agent_pages = [self._account_tab(), self._exai_tab(), self._limits_tab()]
+        """Pages that show the agent's settings (config_get/config_set)."""
         self.tabs.addTab(self._folders_tab(), "Folders")
-        self.tabs.addTab(self._account_tab(), "Account")
-        self.tabs.addTab(self._exai_tab(), "EXAI")
-        self.tabs.addTab(self._limits_tab(), "Transfers && cache")
+        for page, title in zip(self.agent_pages, ("Account", "EXAI", "Transfers && cache"), strict=True):
+            self.tabs.addTab(page, title)
         self.tabs.addTab(self._general_tab(), "General")
         self.message = muted()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Close)
@@ -200,6 +201,17 @@ class SettingsDialog(QDialog):
         for key, box in self.notify_boxes.items():
             box.setChecked(self.prefs.notify(key))
         self._refresh_roots()
+        if "config_get" not in self.link.methods and self.link.connected:
+            for page in self.agent_pages:
+                page.setEnabled(False)
+            self.autostart.setEnabled(False)
+            self._note("This agent does not offer its settings over the control API yet "
+                       "(config_get/config_set); use `hubsync config` or config.toml meanwhile.")
+            self.loaded.emit()
+            return
+        for page in self.agent_pages:
+            page.setEnabled(True)
+        self.autostart.setEnabled(True)
         self.link.fire("config_get", on_result=self._fill, on_error=self._show_error)
 
     def _fill(self, result: dict[str, Any]) -> None:
@@ -247,33 +259,45 @@ class SettingsDialog(QDialog):
         selected = current.data(Qt.ItemDataRole.UserRole) if current else None
         self.roots.blockSignals(True)
         self.roots.clear()
-        for root in self.state.status.get("roots") or []:
-            path = str(root.get("path"))
-            label = path if root.get("state") in (None, "ok") else f"{path}  ({root.get('state')})"
+        for root in self.state.roots():
+            label = root.path if root.state == "ok" else f"{root.path}  ({root.state})"
             item = QListWidgetItem(label)
-            item.setData(Qt.ItemDataRole.UserRole, path)
+            item.setData(Qt.ItemDataRole.UserRole, root.path)
+            item.setToolTip(root.reason)
             self.roots.addItem(item)
-            if path == selected:
+            if root.path == selected:
                 self.roots.setCurrentItem(item)
         self.roots.blockSignals(False)
         self._root_selected()
 
-    def _root(self) -> dict[str, Any] | None:
+    def _root(self) -> RootView | None:
         item = self.roots.currentItem()
         if item is None:
             return None
         path = item.data(Qt.ItemDataRole.UserRole)
-        return next((r for r in self.state.status.get("roots") or [] if r.get("path") == path), None)
+        return next((r for r in self.state.roots() if r.path == path), None)
+
+    def _ignore_patterns(self, path: str) -> list[str]:
+        roots: list[dict[str, Any]] = self.state.status.get("roots") or []
+        raw = next((r for r in roots if r.get("path") == path), {})
+        return [str(p) for p in raw.get("ignore") or []]
 
     def _root_selected(self) -> None:
         root = self._root()
-        for widget in (self.remove_root, self.pause_root, self.ignore, self.save_ignore):
-            widget.setEnabled(root is not None)
+        editable = root is not None and "set_ignore" in self.link.methods
+        self.remove_root.setEnabled(root is not None)
+        self.pause_root.setEnabled(root is not None)
+        self.ignore.setEnabled(editable)
+        self.save_ignore.setEnabled(editable)
         if root is None:
             self.ignore.clear()
             return
-        self.pause_root.setText("Resume" if root.get("state") == "paused" else "Pause")
-        text = "\n".join(root.get("ignore") or [])
+        self.pause_root.setText("Resume" if root.paused else "Pause")
+        if not editable:
+            self.ignore.setPlaceholderText(
+                "This agent does not offer ignore-pattern editing yet (set_ignore); "
+                "edit the folder's .hubsyncignore instead.")
+        text = "\n".join(self._ignore_patterns(root.path))
         if self.ignore.toPlainText() != text and not self.ignore.hasFocus():
             self.ignore.setPlainText(text)
 
@@ -299,7 +323,7 @@ class SettingsDialog(QDialog):
     def _remove_root(self) -> None:
         root = self._root()
         if root:
-            path = root["path"]
+            path = root.path
             self.link.fire("remove_root", {"path": path},
                            on_result=lambda _: self._note(f"Stopped syncing {path} (files stay where they are)"),
                            on_error=self._show_error)
@@ -307,14 +331,13 @@ class SettingsDialog(QDialog):
     def _toggle_root(self) -> None:
         root = self._root()
         if root:
-            method = "resume" if root.get("state") == "paused" else "pause"
-            self.link.fire(method, {"root": root["path"]}, on_error=self._show_error)
+            self.link.fire("resume" if root.paused else "pause", {"root": root.path}, on_error=self._show_error)
 
     def _save_ignore(self) -> None:
         root = self._root()
         if root:
             patterns = [p.strip() for p in self.ignore.toPlainText().splitlines() if p.strip()]
-            self.link.fire("set_ignore", {"path": root["path"], "patterns": patterns},
+            self.link.fire("set_ignore", {"path": root.path, "patterns": patterns},
                            on_result=lambda _: self._note("Ignore patterns saved"), on_error=self._show_error)
 
     def _sign_in(self) -> None:
@@ -361,6 +384,10 @@ class SettingsDialog(QDialog):
     def save(self) -> None:
         for key, box in self.notify_boxes.items():
             self.prefs.set_notify(key, box.isChecked())
+        if "config_set" not in self.link.methods:
+            self._note("Notification choices saved; the agent does not take other settings yet.")
+            self.saved.emit()
+            return
         token = self.exai_token.text()
         self.exai_token.clear()
 

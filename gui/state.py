@@ -1,13 +1,16 @@
 """The tray's picture of the agent: the latest snapshot merged with pushed events.
 
-Events can arrive by the thousand per second while a large tree syncs. Merging one
-is a few dict operations; the windows are told at most every ``THROTTLE_MS`` via the
-``changed`` signal, so painting never competes with the event stream.
+Payloads are the agent's, as documented in docs/control-api.md; this module is the
+one place that reads them, so the windows only see a few normalised views. Events
+can arrive by the thousand per second; merging one is a few dict operations, and
+the windows are told at most every ``THROTTLE_MS`` via ``changed``.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -16,30 +19,60 @@ from gui import fmt
 
 THROTTLE_MS = 150
 ACTIVITY_KEEP = 200
+SPEED_SMOOTHING = 0.3
+"""Weight of the newest sample in the exponentially smoothed transfer speed."""
 
 Json = dict[str, Any]
+
+OPERATION_KINDS = {"upload": "uploaded", "delete": "deleted", "restore": "restored",
+                   "download": "downloaded", "process": "processed"}
+
+
+@dataclass(frozen=True)
+class RootView:
+    path: str
+    state: str
+    """ok, paused, degraded or missing."""
+    reason: str
+    files: int
+    paused: bool
+
+
+@dataclass(frozen=True)
+class HubView:
+    name: str
+    location: str
+    state: str
+    latency_ms: float | None
+    last_check: float | None
+    reason: str
+
+
+def error_key(item: Json) -> str:
+    return f"{item.get('root', '')}|{item.get('path', '')}"
 
 
 class AgentState(QObject):
     changed = Signal()
     """Something changed since the last emission (throttled)."""
-    activity_added = Signal(dict)
-    upload_changed = Signal(str, str)
-    """(upload_id, path) of a one-off upload item whose progress or state moved."""
+    upload_changed = Signal(str)
+    """Path of a one-off upload item whose progress or state moved."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.connected = False
         self.connection_note = "Connecting to the HubSync agent…"
+        self.methods: frozenset[str] = frozenset()
         self.status: Json = {}
         self.progress: Json = {}
-        self.health: Json = {}
-        self.metrics: Json = {}
-        self.activity: deque[Json] = deque(maxlen=ACTIVITY_KEEP)
-        self.errors: dict[str, Json] = {}
-        self.uploads: dict[str, dict[str, Json]] = {}
-        self.events_seen = 0
+        self.speed_bps: float | None = None
+        self.health: dict[str, Json] = {}
+        self.activity: list[Json] = []
         self.activity_version = 0
+        self.errors: dict[str, Json] = {}
+        self.uploads: dict[str, Json] = {}
+        self.events_seen = 0
+        self._last_sample: tuple[float, str, int] | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(THROTTLE_MS)
@@ -56,57 +89,78 @@ class AgentState(QObject):
         self.connection_note = note
         self._touch()
 
+    def set_methods(self, methods: list[str]) -> None:
+        self.methods = frozenset(methods)
+
     def apply_status(self, status: Json) -> None:
         self.status = status
-        if "errors" in status:
-            self.errors = {str(e.get("id")): e for e in status.get("errors") or []}
+        self.health = {str(k): v for k, v in (status.get("health") or {}).items() if isinstance(v, dict)}
+        self.errors = {}
+        for root in status.get("roots") or []:
+            for problem in root.get("problems") or []:
+                item = {"root": root.get("path"), **problem}
+                self.errors[error_key(item)] = item
+        progress = status.get("progress")
+        if isinstance(progress, dict):
+            self.apply_progress(progress)
+        elif self.progress.get("phase") not in (None, "done"):
+            self.progress = {**self.progress, "phase": "done"}
         self._touch()
 
     def apply_progress(self, data: Json) -> None:
         self.events_seen += 1
-        if data.get("kind") == "upload":
-            upload_id, path = str(data.get("upload_id")), str(data.get("path"))
-            items = self.uploads.setdefault(upload_id, {})
-            items[path] = {**items.get(path, {}), **data}
-            self.upload_changed.emit(upload_id, path)
-        else:
-            self.progress = data
+        self._sample_speed(data)
+        self.progress = data
         self._touch()
 
-    def apply_health(self, health: Json) -> None:
-        self.health = health
+    def _sample_speed(self, data: Json) -> None:
+        now = time.monotonic()
+        key = f"{data.get('root')}|{data.get('phase')}"
+        done = int(data.get("bytes_done") or 0)
+        last = self._last_sample
+        if last is None or last[1] != key or done < last[2]:
+            self._last_sample = (now, key, done)  # a new pass: measure afresh
+            self.speed_bps = None
+            return
+        if now - last[0] < 0.05:
+            return  # too close to the last sample to measure a rate
+        self._last_sample = (now, key, done)
+        rate = (done - last[2]) / (now - last[0])
+        self.speed_bps = rate if self.speed_bps is None else (
+            SPEED_SMOOTHING * rate + (1 - SPEED_SMOOTHING) * self.speed_bps)
+
+    def apply_health(self, data: Json) -> None:
+        hub = str(data.get("hub") or "local")
+        self.health[hub] = {k: v for k, v in data.items() if k != "hub"}
         self._touch()
 
-    def apply_metrics(self, metrics: Json) -> None:
-        self.metrics = metrics
-        self._touch()
-
-    def apply_activity(self, items: list[Json]) -> None:
-        """A snapshot, newest first (as the ``activity`` method returns it)."""
-        self.activity.clear()
-        self.activity.extend(items)
+    def apply_activity(self, result: Json) -> None:
+        """The ``activity`` method's result: recent hub operations, newest first."""
+        roots = {r.get("id"): str(r.get("path")) for r in self.status.get("roots") or []}
+        items = []
+        for op in (result.get("operations") or [])[:ACTIVITY_KEEP]:
+            root = roots.get(op.get("root_id"), "")
+            rel = str(op.get("relpath") or "")
+            items.append({
+                "time": op.get("ts"),
+                "kind": OPERATION_KINDS.get(str(op.get("kind")), str(op.get("kind"))),
+                "path": str(Path(root) / rel) if root else rel,
+                "detail": op.get("detail"),
+            })
+        self.activity = items
         self.activity_version += 1
-        self._touch()
-
-    def add_activity(self, item: Json) -> None:
-        self.activity.appendleft(item)
-        self.activity_version += 1
-        self.activity_added.emit(item)
         self._touch()
 
     def apply_error(self, item: Json) -> None:
-        key = str(item.get("id"))
-        if item.get("resolved"):
-            self.errors.pop(key, None)
-        else:
-            self.errors[key] = item
-        self._touch()
+        """A file that failed (folder-level problems arrive with the next status)."""
+        if item.get("kind") != "degraded" and item.get("path"):
+            self.errors[error_key(item)] = item
+            self._touch()
 
-    def add_upload(self, upload_id: str, accepted: list[Json]) -> None:
-        items = self.uploads.setdefault(upload_id, {})
-        for entry in accepted:
-            path = str(entry.get("path"))
-            items.setdefault(path, {"state": "queued", "bytes_done": 0, **entry})
+    def apply_upload(self, data: Json) -> None:
+        path = str(data.get("path"))
+        self.uploads[path] = {**self.uploads.get(path, {}), **data}
+        self.upload_changed.emit(path)
         self._touch()
 
     # -- reading -------------------------------------------------------------------------
@@ -117,34 +171,71 @@ class AgentState(QObject):
 
     @property
     def exai_available(self) -> bool:
-        return "exai" in (self.status.get("features") or [])
+        return "exai.process" in self.methods
+
+    def busy(self) -> bool:
+        return bool(self.progress) and self.progress.get("phase") != "done"
 
     def tray_state(self) -> str:
         """One of gui.icons.STATES."""
         if not self.connected:
             return "offline"
-        if self.health.get("state") == "signin" or self.status.get("state") == "signin":
+        states = {str(h.get("state")) for h in self.health.values()}
+        overall = str(self.status.get("state") or "idle")
+        if overall == "signin_needed" or "signin_needed" in states:
             return "signin"
         if self.paused:
             return "paused"
-        if self.health.get("state") == "offline":
+        if overall == "offline":
             return "offline"
-        state = str(self.status.get("state") or "idle")
-        if state == "syncing" or self._busy():
+        if overall == "syncing" or self.busy():
             return "syncing"
-        if self.errors or state == "error":
+        if self.errors or overall == "error":
             return "error"
-        return state if state in ("idle", "offline") else "idle"
-
-    def _busy(self) -> bool:
-        p = self.progress
-        return bool(p.get("active")) or int(p.get("files_done") or 0) < int(p.get("files_total") or 0)
+        return "idle"
 
     def overall_fraction(self) -> float | None:
         total = int(self.progress.get("bytes_total") or 0)
-        if total <= 0:
+        if total <= 0 or not self.busy():
             return None
         return min(1.0, int(self.progress.get("bytes_done") or 0) / total)
+
+    def eta_seconds(self) -> float | None:
+        p = self.progress
+        left = int(p.get("bytes_total") or 0) - int(p.get("bytes_done") or 0)
+        if not self.busy() or not self.speed_bps or left <= 0:
+            return None
+        return left / self.speed_bps
+
+    def roots(self) -> list[RootView]:
+        views = []
+        for r in self.status.get("roots") or []:
+            if r.get("missing"):
+                state, reason = "missing", "the folder is gone (unplugged or moved); waiting for it"
+            elif r.get("paused"):
+                state, reason = "paused", "paused by you"
+            elif r.get("degraded"):
+                state, reason = "degraded", str(r["degraded"])
+            else:
+                state, reason = "ok", ""
+            files = sum(int(v) for v in (r.get("counts") or {}).values())
+            views.append(RootView(str(r.get("path")), state, reason, files, bool(r.get("paused"))))
+        return views
+
+    def hubs(self) -> list[HubView]:
+        """Every hub the agent knows: usable ones with their health, then unavailable ones."""
+        views = []
+        for name, location in (self.status.get("hubs") or {}).items():
+            h = self.health.get(name) or {}
+            latency = h.get("latency")
+            views.append(HubView(
+                name, str(location), str(h.get("state") or "unknown"),
+                None if latency is None else float(latency) * 1000, h.get("last_check"),
+                str(h.get("reason") or ""),
+            ))
+        for name, why in (self.status.get("unavailable") or {}).items():
+            views.append(HubView(name, "", "unavailable", None, None, str(why)))
+        return views
 
     def summary(self) -> str:
         """The one-line status used for the tooltip and the first menu line."""
@@ -156,20 +247,20 @@ class AgentState(QObject):
         if state == "paused":
             return "Paused"
         if state == "offline":
-            reason = self.health.get("message") or "the hub cannot be reached"
-            return f"Offline: {reason}"
+            reasons = [h.reason for h in self.hubs() if h.state == "offline" and h.reason]
+            return f"Offline: {reasons[0] if reasons else 'the hub cannot be reached'}"
         if state == "syncing":
             p = self.progress
-            done, total = int(p.get("files_done") or 0), int(p.get("files_total") or 0)
-            eta = p.get("eta_seconds")
-            line = f"Syncing {fmt.count(done)} of {fmt.count(total)} files"
-            if p.get("speed_bps"):
-                line += f" · {fmt.speed(p.get('speed_bps'))}"
+            if not p:
+                return f"Syncing · {fmt.count(int(self.status.get('queue') or 0))} changes waiting"
+            line = f"Syncing {fmt.count(p.get('files_done'))} of {fmt.count(p.get('files_total'))} files"
+            if self.speed_bps:
+                line += f" · {fmt.speed(self.speed_bps)}"
+            eta = self.eta_seconds()
             if eta is not None:
                 line += f" · {fmt.duration(eta)} left"
             return line
         if state == "error":
             n = len(self.errors)
             return f"{n} file{'s' if n != 1 else ''} need{'s' if n == 1 else ''} attention"
-        last = self.status.get("last_sync")
-        return f"Up to date · last sync {fmt.ago(last)}" if last else "Up to date"
+        return "Up to date"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QShowEvent
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QFormLayout,
     QGridLayout,
@@ -27,7 +27,6 @@ from gui.icons import state_icon
 from gui.state import AgentState
 from gui.widgets import FRACTION_ROLE, ProgressDelegate, activity_glyph, heading, muted
 
-METRICS_POLL_MS = 3000
 QUEUE_SHOWN = 50
 
 
@@ -76,9 +75,6 @@ class StatusWindow(QWidget):
         layout.addWidget(self.tabs, 1)
 
         self._activity_shown: int | None = None
-        self._metrics_timer = QTimer(self)
-        self._metrics_timer.setInterval(METRICS_POLL_MS)
-        self._metrics_timer.timeout.connect(self.link.refresh_metrics)
         state.changed.connect(self.refresh)
 
     # -- construction --------------------------------------------------------------------
@@ -98,7 +94,7 @@ class StatusWindow(QWidget):
         ):
             figures.addWidget(muted(name), 0, column)
             figures.addWidget(label, 1, column)
-        self.transfers = _tree(["Active transfer", "", "Progress"])
+        self.transfers = _tree(["Now", "Step", "Progress"])
         self.transfers.setItemDelegateForColumn(2, ProgressDelegate(self.transfers))
         self.transfers.header().setSectionResizeMode(2, QHeaderView.ResizeMode.Fixed)
         self.transfers.setColumnWidth(2, 220)
@@ -118,7 +114,7 @@ class StatusWindow(QWidget):
 
     def _build_errors(self) -> QWidget:
         page = QWidget()
-        self.errors = _tree(["File", "Reason", "Attempts", "Next retry"], stretch=1)
+        self.errors = _tree(["File", "Reason", "Folder"], stretch=1)
         self.errors.setSelectionMode(QTreeWidget.SelectionMode.ExtendedSelection)
         self.retry_selected = QPushButton("Retry selected now")
         self.retry_all = QPushButton("Retry all now")
@@ -136,44 +132,30 @@ class StatusWindow(QWidget):
 
     def _build_health(self) -> QWidget:
         page = QWidget()
-        self.health_labels = {k: QLabel() for k in ("state", "checked", "latency", "remote", "user")}
-        connection = QFormLayout()
-        connection.addRow(heading("Connection"))
-        for key, name in (("state", "State"), ("checked", "Last check"), ("latency", "Latency"),
-                          ("remote", "Hub"), ("user", "Signed in as")):
-            self.health_labels[key].setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            connection.addRow(name, self.health_labels[key])
+        self.hubs = _tree(["Hub", "State", "Latency", "Last check", "Where / why"], stretch=4)
         self.cache_bar = QProgressBar()
         self.cache_bar.setRange(0, 1000)
         self.cache_labels = {k: QLabel() for k in ("entries", "hit_rate", "dedup")}
         cache = QFormLayout()
-        cache.addRow(heading("Cache and deduplication"))
         cache.addRow("Cache use", self.cache_bar)
         cache.addRow("Entries", self.cache_labels["entries"])
         cache.addRow("Hit rate", self.cache_labels["hit_rate"])
         cache.addRow("Saved by dedup", self.cache_labels["dedup"])
-        columns = QHBoxLayout()
-        columns.addLayout(connection, 1)
-        columns.addSpacing(24)
-        columns.addLayout(cache, 1)
-        self.roots = _tree(["Folder", "State", "Why"], stretch=2)
+        self.roots = _tree(["Folder", "State", "Files", "Why"], stretch=3)
         layout = QVBoxLayout(page)
-        layout.addLayout(columns)
+        layout.addWidget(heading("Connection"))
+        layout.addWidget(self.hubs, 1)
+        layout.addWidget(heading("Cache and deduplication"))
+        layout.addLayout(cache)
         layout.addWidget(heading("Synced folders"))
-        layout.addWidget(self.roots, 1)
+        layout.addWidget(self.roots, 2)
         return page
 
     # -- updates -------------------------------------------------------------------------
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        self._metrics_timer.start()
-        self.link.refresh_metrics()
         self.refresh()
-
-    def closeEvent(self, event: QCloseEvent) -> None:
-        self._metrics_timer.stop()
-        super().closeEvent(event)
 
     def refresh(self) -> None:
         if not self.isVisible():
@@ -181,9 +163,9 @@ class StatusWindow(QWidget):
         s = self.state
         self.icon.setPixmap(state_icon(s.tray_state(), progress=s.overall_fraction()).pixmap(40, 40))
         self.summary.setText(s.summary())
-        hub = s.status.get("hub") or {}
+        hubs = [f"{h.name}: {h.location}" for h in s.hubs() if h.location]
         self.connection.setText(
-            f"Connected to the agent · hub: {hub.get('location', fmt.NONE)}" if s.connected
+            f"Connected to the agent · {' · '.join(hubs) or 'no hub available'}" if s.connected
             else s.connection_note
         )
         self._refresh_overview(s.progress)
@@ -194,27 +176,29 @@ class StatusWindow(QWidget):
         self._refresh_health()
 
     def _refresh_overview(self, p: dict[str, Any]) -> None:
-        fraction = self.state.overall_fraction()
+        s = self.state
+        fraction = s.overall_fraction()
         self.overall.setValue(round((fraction or 0) * 1000))
         self.overall.setFormat(fmt.percent(fraction) if fraction is not None else "Nothing to do")
-        self.files_label.setText(f"{fmt.count(p.get('files_done'))} of {fmt.count(p.get('files_total'))}")
-        self.bytes_label.setText(f"{fmt.size(p.get('bytes_done'))} of {fmt.size(p.get('bytes_total'))}")
-        self.speed_label.setText(fmt.speed(p.get("speed_bps")))
-        self.eta_label.setText(fmt.duration(p.get("eta_seconds")))
-        active = p.get("active") or []
+        busy = s.busy()
+        self.files_label.setText(
+            f"{fmt.count(p.get('files_done'))} of {fmt.count(p.get('files_total'))}" if busy else fmt.NONE)
+        self.bytes_label.setText(
+            f"{fmt.size(p.get('bytes_done'))} of {fmt.size(p.get('bytes_total'))}" if busy else fmt.NONE)
+        self.speed_label.setText(fmt.speed(s.speed_bps) if busy else fmt.NONE)
+        self.eta_label.setText(fmt.duration(s.eta_seconds()))
         self.transfers.clear()
-        for t in active:
-            total = int(t.get("bytes_total") or 0)
-            done = int(t.get("bytes_done") or 0)
-            item = QTreeWidgetItem([
-                str(t.get("path", "")),
-                "↑" if t.get("direction", "up") == "up" else "↓",
-                f"{fmt.size(done)} / {fmt.size(total)}",
-            ])
-            item.setData(2, FRACTION_ROLE, done / total if total else 0.0)
-            self.transfers.addTopLevelItem(item)
-        queued = int(p.get("queued") or 0)
-        self.queue_label.setText(f"Queue · {fmt.count(queued)} waiting" if queued else "Queue · empty")
+        if busy:
+            for t in p.get("active") or [{"path": p.get("current") or p.get("root", ""),
+                                           "bytes_done": p.get("bytes_done"),
+                                           "bytes_total": p.get("bytes_total")}]:
+                total, done = int(t.get("bytes_total") or 0), int(t.get("bytes_done") or 0)
+                item = QTreeWidgetItem([str(t.get("path", "")), str(p.get("phase", "")),
+                                        f"{fmt.size(done)} / {fmt.size(total)}"])
+                item.setData(2, FRACTION_ROLE, done / total if total else 0.0)
+                self.transfers.addTopLevelItem(item)
+        queued = int(s.status.get("queue") or 0)
+        self.queue_label.setText(f"Queue · {fmt.count(queued)} changes waiting" if queued else "Queue · empty")
         self.queue.clear()
         for q in (p.get("queue") or [])[:QUEUE_SHOWN]:
             self.queue.addTopLevelItem(QTreeWidgetItem([str(q.get("path", "")), fmt.size(q.get("size"))]))
@@ -236,52 +220,52 @@ class StatusWindow(QWidget):
         selected = {i.data(0, Qt.ItemDataRole.UserRole) for i in self.errors.selectedItems()}
         self.errors.clear()
         for e in errors:
-            retry = e.get("next_retry")
             item = QTreeWidgetItem([
-                str(e.get("path") or "(whole hub)"),
+                str(e.get("path") or "(whole folder)"),
                 f"{e.get('reason', '')} [{e.get('kind', 'error')}]",
-                str(e.get("attempts", "")),
-                "waiting for you" if retry is None else fmt.clock(retry),
+                str(e.get("root") or ""),
             ])
-            item.setData(0, Qt.ItemDataRole.UserRole, e.get("id"))
+            item.setData(0, Qt.ItemDataRole.UserRole, e.get("root"))
             item.setToolTip(1, str(e.get("reason", "")))
             self.errors.addTopLevelItem(item)
-            item.setSelected(e.get("id") in selected)
+            item.setSelected(e.get("root") in selected)
         self.tabs.setTabText(2, f"Errors ({len(errors)})" if errors else "Errors")
         self.errors_note.setText("" if errors else "No errors. Everything that failed has recovered.")
         self.retry_all.setEnabled(bool(errors) and self.state.connected)
         self.retry_selected.setEnabled(bool(errors) and self.state.connected)
 
     def _retry_selected(self) -> None:
-        ids = [i.data(0, Qt.ItemDataRole.UserRole) for i in self.errors.selectedItems()]
-        if ids:
-            self.link.fire("retry", {"ids": ids})
+        """The agent retries per folder: every folder with a selected error."""
+        roots = {i.data(0, Qt.ItemDataRole.UserRole) for i in self.errors.selectedItems()}
+        for root in sorted(r for r in roots if r):
+            self.link.fire("retry", {"root": root})
 
     def _refresh_health(self) -> None:
-        h, s = self.state.health, self.state
-        labels = self.health_labels
-        state = str(h.get("state") or ("unknown" if s.connected else "agent not reachable"))
-        if h.get("message"):
-            state += f" — {h['message']}"
-        labels["state"].setText(state)
-        labels["checked"].setText(fmt.ago(h.get("checked_at")))
-        latency = h.get("latency_ms")
-        labels["latency"].setText(fmt.NONE if latency is None else f"{float(latency):.0f} ms")
-        labels["remote"].setText(str(h.get("remote") or fmt.NONE))
-        labels["user"].setText(str(h.get("user") or "not signed in"))
-        cache = s.metrics.get("cache") or {}
-        used, limit = int(cache.get("size_bytes") or 0), int(cache.get("limit_bytes") or 0)
+        s = self.state
+        self.hubs.clear()
+        for h in s.hubs():
+            latency = fmt.NONE if h.latency_ms is None else f"{h.latency_ms:.0f} ms"
+            where = h.location if not h.reason else f"{h.location} — {h.reason}" if h.location else h.reason
+            item = QTreeWidgetItem([h.name, h.state, latency, fmt.ago(h.last_check), where])
+            item.setToolTip(4, where)
+            if h.state not in ("online", "unknown"):
+                item.setForeground(1, Qt.GlobalColor.darkYellow)
+            self.hubs.addTopLevelItem(item)
+        cache = s.status.get("cache") or {}
+        used, limit = int(cache.get("bytes") or 0), int(cache.get("limit") or 0)
         self.cache_bar.setValue(round(used / limit * 1000) if limit else 0)
         self.cache_bar.setFormat(f"{fmt.size(used)} of {fmt.size(limit)}")
         self.cache_labels["entries"].setText(fmt.count(cache.get("entries")))
-        self.cache_labels["hit_rate"].setText(fmt.percent(cache.get("hit_rate")))
-        dedup = s.metrics.get("dedup") or {}
+        hits, misses = int(cache.get("hits") or 0), int(cache.get("misses") or 0)
+        self.cache_labels["hit_rate"].setText(
+            f"{fmt.percent(cache.get('hit_rate'))} ({fmt.count(hits)} of {fmt.count(hits + misses)})")
+        counters = (s.status.get("metrics") or {}).get("counters") or {}
         self.cache_labels["dedup"].setText(
-            f"{fmt.size(dedup.get('saved_bytes'))} in {fmt.count(dedup.get('saved_files'))} files"
+            f"{fmt.size(counters.get('dedup_bytes_saved'))} in {fmt.count(counters.get('dedup_hits'))} files"
         )
         self.roots.clear()
-        for r in s.status.get("roots") or []:
-            item = QTreeWidgetItem([str(r.get("path", "")), str(r.get("state", "")), str(r.get("reason") or "")])
-            if r.get("state") in ("paused", "degraded"):
+        for r in s.roots():
+            item = QTreeWidgetItem([r.path, r.state, fmt.count(r.files), r.reason])
+            if r.state != "ok":
                 item.setForeground(1, Qt.GlobalColor.darkYellow)
             self.roots.addTopLevelItem(item)

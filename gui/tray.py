@@ -56,6 +56,8 @@ class TrayMenu(QMenu):
         self.upload_action = self.addAction("Upload files…")
         self.exai_action = self.addAction("Process with EXAI…")
         self.exai_action.setToolTip("Available once the agent offers EXAI processing")
+        self.exai_dialog_available = False
+        """Set by whoever connects a dialog to ``exai_action``."""
         self.settings_action = self.addAction("Settings…")
         self.addSeparator()
         self.close_action = self.addAction("Close tray (keep syncing)")
@@ -69,7 +71,7 @@ class TrayMenu(QMenu):
         self.pause_action.setText("Resume syncing" if s.paused else "Pause syncing")
         self.pause_action.setEnabled(s.connected)
         self.upload_action.setEnabled(s.connected)
-        self.exai_action.setEnabled(s.connected and s.exai_available)
+        self.exai_action.setEnabled(s.connected and s.exai_available and self.exai_dialog_available)
         self._refresh_open()
         if self._activity_shown != s.activity_version:
             self._activity_shown = s.activity_version
@@ -77,22 +79,20 @@ class TrayMenu(QMenu):
 
     def _refresh_open(self) -> None:
         self.open_menu.clear()
-        hub = self.state.status.get("hub") or {}
-        for root in self.state.status.get("roots") or []:
-            path = str(root.get("path", ""))
-            action = self.open_menu.addAction(f"Folder: {path}")
-            action.triggered.connect(lambda _=False, p=path: open_location(p))
-        if hub.get("location"):
-            kind = "Supabase hub" if hub.get("kind") == "supabase" else "Local hub"
-            action = self.open_menu.addAction(f"{kind}: {hub['location']}")
-            action.triggered.connect(lambda _=False, p=str(hub["location"]): open_location(p))
+        for root in self.state.roots():
+            action = self.open_menu.addAction(f"Folder: {root.path}")
+            action.triggered.connect(lambda _=False, p=root.path: open_location(p))
+        for hub in self.state.hubs():
+            if hub.location:
+                action = self.open_menu.addAction(f"{hub.name.capitalize()} hub: {hub.location}")
+                action.triggered.connect(lambda _=False, p=hub.location: open_location(p))
         self.open_menu.setEnabled(not self.open_menu.isEmpty())
 
     def _refresh_recent(self) -> None:
         for action in self.recent_actions:
             self.removeAction(action)
         self.recent_actions = []
-        items = list(self.state.activity)[:RECENT_IN_MENU]
+        items = self.state.activity[:RECENT_IN_MENU]
         if not items:
             items_actions = [QAction("Nothing yet", self)]
             items_actions[0].setEnabled(False)

@@ -41,7 +41,7 @@ def test_drop_file_shows_progress_then_copies_link(
     window.show()
     fractions: list[float] = []
 
-    def record(upload_id: str, path: str) -> None:
+    def record(path: str) -> None:
         row = window.items.topLevelItem(0)
         if row is not None:
             fractions.append(row.data(COL_PROGRESS, FRACTION_ROLE))
@@ -61,8 +61,10 @@ def test_drop_file_shows_progress_then_copies_link(
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     link = QGuiApplication.clipboard().text()
     assert button.text() == "Copied ✓"
-    assert Path(link).read_bytes() == payload  # on the local hub the link is the stored file
-    assert Path(link).is_relative_to(demo_agent.hub)
+    assert link.startswith("file://")  # on the local hub the link is the stored file
+    stored = Path(QUrl(link).toLocalFile())
+    assert stored.read_bytes() == payload
+    assert stored.is_relative_to(demo_agent.hub)
 
 
 def test_drop_folder_uploads_every_file(
@@ -75,10 +77,16 @@ def test_drop_folder_uploads_every_file(
     window = connected_tray.drop_window
     window.show()
     drop(window, [folder])
-    qtbot.waitUntil(lambda: bool(window.copy_buttons()), timeout=10_000)
+    qtbot.waitUntil(lambda: len(window.copy_buttons()) == 3, timeout=10_000)
+    names = sorted(window.items.topLevelItem(i).text(0) for i in range(window.items.topLevelItemCount()))
+    assert names == ["album/", "album/sub/0.txt", "album/sub/1.txt", "album/sub/2.txt"]
+    qtbot.waitUntil(lambda: window.message.text().startswith("Done"), timeout=5000)
+    folder_row = next(window.items.topLevelItem(i) for i in range(4)
+                      if window.items.topLevelItem(i).text(0) == "album/")
+    assert folder_row.text(COL_PROGRESS) == "Done · 3 files"
     qtbot.mouseClick(window.copy_buttons()[0], Qt.MouseButton.LeftButton)
-    link = Path(QGuiApplication.clipboard().text())
-    assert sorted(p.name for p in (link / "sub").iterdir()) == ["0.txt", "1.txt", "2.txt"]
+    link = Path(QUrl(QGuiApplication.clipboard().text()).toLocalFile())
+    assert link.read_text() in {f"photo {i}\n" * 1000 for i in range(3)}
 
 
 def test_unreadable_items_are_rejected_with_a_reason(
