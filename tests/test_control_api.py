@@ -344,6 +344,22 @@ async def test_slow_subscriber_is_dropped_with_lagged_and_others_keep_up(
     assert loop_errors == []
 
 
+async def test_queued_bytes_are_bounded_too(short_tmp: Path) -> None:
+    async with ControlServer(short_tmp / "agent.sock", queue_bytes=256 * 1024) as server:
+        stuck = socket.socket(socket.AF_UNIX)
+        stuck.connect(str(server.socket_path))
+        stuck.sendall(b'{"id": 1, "method": "subscribe", "params": {}}\n')
+        await wait_until(lambda: any(c.topics is not None for c in server._clients))
+        big = "b" * 100_000
+        for _ in range(100):  # 10 MB, far below 1000 frames but far above 256 KiB + buffers
+            server.publish("status", {"big": big})
+            await asyncio.sleep(0)
+        (client,) = server._clients
+        assert client.lagged and client.pending_bytes <= 256 * 1024
+        stuck.close()
+        await wait_until(lambda: server.client_count == 0)
+
+
 async def test_connection_from_another_uid_is_refused(short_tmp: Path) -> None:
     """The peer-credential check itself, via the server: it only admits ``allowed_uid``."""
     async with ControlServer(short_tmp / "agent.sock", allowed_uid=os.getuid() + 1) as server:

@@ -6,9 +6,9 @@ running as another uid gets a ``forbidden`` error frame and is closed.
 
 Flow control: each client has one writer task. Responses are bounded by the
 number of requests in flight (reading stops while ``max_inflight`` responses
-are unsent); events are bounded by ``queue_limit`` — a subscriber that falls
-that far behind gets a ``lagged`` event and is disconnected, so publishing never
-waits on a slow client.
+are unsent); queued events are bounded by ``queue_limit`` frames and
+``queue_bytes`` bytes — a subscriber that falls that far behind gets a
+``lagged`` event and is disconnected, so publishing never waits on a slow client.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ class _Client:
         self.writer = writer
         self.out: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
         self.pending_events = 0
+        self.pending_bytes = 0
         self.slots = asyncio.Semaphore(inflight)
         self.topics: frozenset[str] | None = None
         """``None``: not subscribed; empty: every event; else only these."""
@@ -86,6 +87,7 @@ class _Client:
 
     def send_event(self, frame: bytes) -> None:
         self.pending_events += 1
+        self.pending_bytes += len(frame)
         self.out.put_nowait((frame, _EVENT))
 
     def send_notice(self, frame: bytes) -> None:
@@ -105,6 +107,7 @@ class ControlServer:
         socket_path: Path,
         *,
         queue_limit: int = 1000,
+        queue_bytes: int = 16 * 1024 * 1024,
         max_inflight: int = 16,
         max_frame: int = MAX_FRAME_BYTES,
         allowed_uid: int | None = None,
@@ -113,6 +116,7 @@ class ControlServer:
     ) -> None:
         self.socket_path = Path(socket_path)
         self.queue_limit = queue_limit
+        self.queue_bytes = queue_bytes
         self.max_inflight = max_inflight
         self.max_frame = max_frame
         self.allowed_uid = os.getuid() if allowed_uid is None else allowed_uid
@@ -172,7 +176,10 @@ class ControlServer:
             log.exception("control API: event %r could not be encoded; dropped", event)
             return self._seq
         for client in targets:
-            if client.pending_events >= self.queue_limit:
+            if (
+                client.pending_events >= self.queue_limit
+                or client.pending_bytes + len(frame) > self.queue_bytes
+            ):
                 self._drop_lagged(client)
             else:
                 client.send_event(frame)
@@ -336,6 +343,7 @@ class ControlServer:
             frame, kind = await client.out.get()
             if kind == _EVENT:
                 client.pending_events -= 1
+                client.pending_bytes -= len(frame)
             writer.write(frame)
             if kind == _REPLY:
                 client.slots.release()
@@ -382,7 +390,10 @@ class ControlServer:
         """Replace the client's backlog with a ``lagged`` notice and disconnect it."""
         client.lagged = True
         log.warning(
-            "control API: client %d fell %d events behind; dropped", client.cid, self.queue_limit
+            "control API: client %d fell %d events (%d bytes) behind; dropped",
+            client.cid,
+            client.pending_events,
+            client.pending_bytes,
         )
         if client.writer_task is not None:
             client.writer_task.cancel()
