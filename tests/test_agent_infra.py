@@ -284,7 +284,7 @@ async def test_health_notices_outage_and_return_quickly_without_busy_looping() -
         t0 = time.monotonic()
         await wait_until(lambda: mon.status.state is HealthState.OFFLINE)
         # the next regular probe (<= interval) fails, then a fast retry confirms
-        assert time.monotonic() - t0 < 0.6 + 0.05 + 0.3
+        assert time.monotonic() - t0 < 1.1  # not two full intervals (1.2 s)
         # while offline: probes back off (0.05, 0.1, 0.2, 0.4, then every 0.6 s), CPU stays idle
         cpu0 = time.process_time()
         calls0 = len(remote.calls)
@@ -296,12 +296,12 @@ async def test_health_notices_outage_and_return_quickly_without_busy_looping() -
         remote.mode = "ok"
         t0 = time.monotonic()
         await wait_until(lambda: mon.status.state is HealthState.ONLINE)
-        assert time.monotonic() - t0 < 0.6 + 0.3  # at most one interval
+        assert time.monotonic() - t0 < 1.0  # at most one interval (0.6 s) and a bit
         remote.mode = "down"
         mon.poke()  # the engine saw a network error: probe now, not in 0.6 s
         t0 = time.monotonic()
         await wait_until(lambda: mon.status.consecutive_failures >= 1)
-        assert time.monotonic() - t0 < 0.3
+        assert time.monotonic() - t0 < 0.4
     finally:
         await mon.stop()
     assert [s.state for s in seen][:3] == [
