@@ -1,0 +1,171 @@
+"""End to end against the real agent (``hubsync agent``) on a local hub: add a folder,
+watch it sync, drop a file and copy its link, pause and resume, survive an agent
+restart, start the agent from the tray and stop it with "Quit HubSync"."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QGuiApplication
+from pytestqt.qtbot import QtBot
+
+from agent.control.client import AgentUnavailable, call_sync
+from agent.paths import Paths
+from gui.app import TrayApp
+from tests.gui.conftest import ROOT, run_to_end
+from tests.gui.test_drop_upload import drop
+
+AGENT = [sys.executable, "-m", "agent", "agent"]
+
+
+class RealAgent:
+    def __init__(self, paths: Paths, home: Path) -> None:
+        self.paths = paths
+        self.env = {**os.environ, "HUBSYNC_HOME": str(home)}
+        self.env.pop("SUPABASE_URL", None)
+        self.env.pop("SUPABASE_ANON_KEY", None)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._pool = ThreadPoolExecutor(1)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(AGENT, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.call("status")
+                return
+            except AgentUnavailable:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        future = self._pool.submit(call_sync, method, params, socket_path=self.paths.control_socket)
+        return future.result(20)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+            self.proc = None
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._pool.shutdown()
+
+
+@pytest.fixture
+def real_agent(paths: Paths, short_home: Path) -> Iterator[RealAgent]:
+    agent = RealAgent(paths, short_home)
+    agent.start()
+    yield agent
+    agent.close()
+
+
+def start_tray(qtbot: QtBot, paths: Paths, command: list[str] | None = None) -> TrayApp:
+    app = TrayApp(paths, agent_command=command)
+    for window in app.windows():
+        qtbot.addWidget(window)
+    app.start()
+    qtbot.waitUntil(lambda: app.state.connected and bool(app.state.status), timeout=20_000)
+    return app
+
+
+def test_add_a_folder_watch_it_sync_drop_a_file_and_copy_its_link(
+    qtbot: QtBot, qt_loop: object, paths: Paths, real_agent: RealAgent, short_home: Path
+) -> None:
+    app = start_tray(qtbot, paths)
+    try:
+        folder = short_home / "Notes"
+        folder.mkdir()
+        settings = app.settings
+        with qtbot.waitSignal(settings.loaded, timeout=5000):
+            settings.show()
+        assert "does not offer its settings" in settings.message.text()  # gated, not broken
+        settings.add_root(str(folder))
+        qtbot.waitUntil(lambda: settings.roots.count() == 1, timeout=10_000)
+        settings.close()
+
+        (folder / "meeting.md").write_text("# Notes of 26 November\n")
+        qtbot.waitUntil(lambda: any(a["path"].endswith("meeting.md") for a in app.state.activity),
+                        timeout=20_000)
+        assert app.state.activity[0]["kind"] == "uploaded"
+        menu = app.tray.menu
+        qtbot.waitUntil(lambda: any("meeting.md" in a.text() for a in menu.recent_actions), timeout=5000)
+        qtbot.waitUntil(lambda: menu.status_line.text() == "Up to date", timeout=10_000)
+
+        outside = short_home / "Desktop" / "contract.pdf"
+        outside.parent.mkdir()
+        outside.write_bytes(os.urandom(300_000))
+        window = app.drop_window
+        window.show()
+        drop(window, [outside])
+        qtbot.waitUntil(lambda: bool(window.copy_buttons()), timeout=20_000)
+        qtbot.mouseClick(window.copy_buttons()[0], Qt.MouseButton.LeftButton)
+        link = QGuiApplication.clipboard().text()
+        assert link.startswith("file://")
+        assert Path(QUrl(link).toLocalFile()).read_bytes() == outside.read_bytes()
+
+        menu.pause_action.trigger()
+        qtbot.waitUntil(lambda: menu.pause_action.text() == "Resume syncing", timeout=5000)
+        assert real_agent.call("status")["paused"] is True
+        menu.pause_action.trigger()
+        qtbot.waitUntil(lambda: menu.pause_action.text() == "Pause syncing", timeout=5000)
+        assert real_agent.call("status")["paused"] is False
+    finally:
+        run_to_end(qtbot, app.close())
+
+
+def test_agent_killed_and_restarted_under_the_tray(
+    qtbot: QtBot, qt_loop: object, paths: Paths, real_agent: RealAgent, short_home: Path
+) -> None:
+    folder = short_home / "Docs"
+    folder.mkdir()
+    real_agent.call("add_root", {"path": str(folder)})
+    app = start_tray(qtbot, paths)
+    try:
+        window = app.tray.window
+        assert window is not None
+        real_agent.kill()
+        qtbot.waitUntil(lambda: not app.state.connected, timeout=5000)
+        assert app.state.tray_state() == "offline"
+        real_agent.start()
+        real_agent.call("pause")
+        qtbot.waitUntil(lambda: window.summary.text() == "Paused", timeout=20_000)
+        assert [r.path for r in app.state.roots()] == [str(folder)]
+    finally:
+        run_to_end(qtbot, app.close())
+
+
+def test_tray_starts_the_real_agent_and_quit_stops_it(
+    qtbot: QtBot, qt_loop: object, paths: Paths, short_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUBSYNC_HOME", str(short_home))
+    app = start_tray(qtbot, paths, command=AGENT)
+    spawned = app.link.agent_started_by_us
+    try:
+        assert spawned is not None
+        app.tray.menu.quit_action.trigger()
+        qtbot.waitUntil(app.finished.is_set, timeout=10_000)
+        assert spawned.wait(20) == 0
+    finally:
+        run_to_end(qtbot, app.close())
+        if spawned is not None and spawned.poll() is None:
+            spawned.kill()
+            spawned.wait(10)
