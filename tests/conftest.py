@@ -2,4 +2,10 @@
 
 from __future__ import annotations
 
-pytest_plugins: list[str] = ["tests.fixtures.engine", "tests.fixtures.agent"]
+pytest_plugins: list[str] = [
+    "tests.fixtures.engine",
+    "tests.fixtures.agent",
+    "tests.fixtures.supabase",
+    "tests.fixtures.postgres",
+    "tests.fixtures.exai",
+]

@@ -1,0 +1,156 @@
+"""Agent benchmarks: save-to-hub latency and the cost of an idle agent.
+
+    python bench/bench_agent.py latency [--saves 200]
+    python bench/bench_agent.py idle [--files 100000] [--seconds 60]
+
+``latency`` runs a real ``hubsync agent`` on a local hub, saves files one after
+another (a new file every 0.25 s, as a person or an editor would) and measures,
+per file, the time from the write until the hub's manifest has it — debounce
+included. ``idle`` lets the agent watch a tree of N files and measures its CPU
+use and RSS over a quiet minute; the limit beside it is one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_agent(home: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "HUBSYNC_HOME": str(home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "agent"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sock = home / "run" / "agent.sock"
+    while not sock.exists():
+        if proc.poll() is not None:
+            raise SystemExit("agent failed to start")
+        time.sleep(0.05)
+    return proc
+
+
+def add_root(home: Path, folder: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "agent", "add", str(folder)],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "HUBSYNC_HOME": str(home)},
+        capture_output=True,
+    )
+
+
+def latency(saves: int) -> None:
+    home = Path(tempfile.mkdtemp(prefix="hs-bench-"))
+    docs = home / "docs"
+    docs.mkdir()
+    add_root(home, docs)
+    agent = start_agent(home)
+    hub_db = home / "data" / "hub" / "hub.sqlite3"
+    written: dict[str, float] = {}
+    arrived: dict[str, float] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        while not hub_db.exists():
+            time.sleep(0.01)
+        db = sqlite3.connect(f"file:{hub_db}?mode=ro", uri=True)
+        while not done.is_set():
+            for (rel,) in db.execute("SELECT rel_path FROM hubsync_manifest"):
+                arrived.setdefault(rel, time.perf_counter())
+            time.sleep(0.005)
+        db.close()
+
+    try:
+        time.sleep(1.0)
+        poller = threading.Thread(target=watch)
+        poller.start()
+        for i in range(saves):
+            name = f"note{i:04d}.md"
+            (docs / name).write_text(f"# note {i}\n" + "text " * 200)
+            written[name] = time.perf_counter()
+            time.sleep(0.25)
+        deadline = time.monotonic() + 30
+        while len(arrived) < saves and time.monotonic() < deadline:
+            time.sleep(0.05)
+        done.set()
+        poller.join()
+    finally:
+        agent.terminate()
+        agent.wait()
+        shutil.rmtree(home, ignore_errors=True)
+    lat = sorted(arrived[n] - t for n, t in written.items() if n in arrived)
+    p50 = statistics.median(lat)
+    p95 = lat[int(0.95 * (len(lat) - 1))]
+    print(
+        f"save -> in the hub, {len(lat)}/{saves} saves: p50 {p50:.3f} s, p95 {p95:.3f} s, "
+        f"max {lat[-1]:.3f} s (targets p50 <= 1.0 s, p95 <= 2.0 s; debounce 0.6 s included)"
+    )
+
+
+def idle(files: int, seconds: float) -> None:
+    home = Path(tempfile.mkdtemp(prefix="hs-bench-"))
+    tree = home / "tree"
+    for i in range(files):
+        d = tree / f"a{i % 50:02d}" / f"b{(i // 50) % 40:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"n{i:06d}.txt").write_text(str(i))
+    add_root(home, tree)
+    subprocess.run(
+        [sys.executable, "-m", "agent", "sync", "--once"],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "HUBSYNC_HOME": str(home)},
+        capture_output=True,
+    )
+    agent = start_agent(home)
+    try:
+        proc = psutil.Process(agent.pid)
+        time.sleep(10)  # start-up: reconciliation scan of the tree
+        cpu0 = sum(proc.cpu_times()[:2])
+        time.sleep(seconds)
+        cpu = (sum(proc.cpu_times()[:2]) - cpu0) / seconds
+        rss = proc.memory_info().rss / 2**20
+    finally:
+        agent.terminate()
+        agent.wait()
+        shutil.rmtree(home, ignore_errors=True)
+    print(
+        f"idle agent watching {files} files for {seconds:.0f} s: CPU {cpu * 100:.2f}% of one core "
+        f"(target < 1%), RSS {rss:.0f} MiB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="which", required=True)
+    lat = sub.add_parser("latency")
+    lat.add_argument("--saves", type=int, default=200)
+    idl = sub.add_parser("idle")
+    idl.add_argument("--files", type=int, default=100_000)
+    idl.add_argument("--seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    if args.which == "latency":
+        latency(args.saves)
+    else:
+        idle(args.files, args.seconds)
+
+
+if __name__ == "__main__":
+    main()

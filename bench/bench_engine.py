@@ -1,0 +1,264 @@
+"""Engine benchmarks, each a ratio against a peer measured in the same run.
+
+    python bench/bench_engine.py [--dir DIR] [--small 10000] [--big-mib 1024] [--tree 100000]
+
+- hashing: HubSync's hasher (its thread pool) vs ``sha256sum`` over the same files
+  (10k files of 1-64 KiB and one 1 GiB file), page cache warm for both;
+- no-change rescan of a 100k-file tree vs a bare ``os.scandir`` + ``lstat`` walk;
+- initial sync of the 10k files to a local hub vs ``rclone copy`` to a local folder
+  (skipped with a note when rclone is absent);
+- memory: peak RSS of a process that tracks the 100k files, above its baseline.
+
+Figures go to stdout; nothing here is a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sync.engine import SyncEngine  # noqa: E402
+from sync.hashing import hash_file  # noqa: E402
+from sync.journal import Journal  # noqa: E402
+from sync.remotes.local import LocalHub  # noqa: E402
+
+
+def timed(fn: Callable[[], object], repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def make_small(folder: Path, count: int, rng: random.Random) -> None:
+    if folder.exists() and sum(1 for _ in folder.rglob("*.bin")) == count:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    for i in range(count):
+        d = folder / f"d{i % 100:03d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i:05d}.bin").write_bytes(rng.randbytes(rng.randint(1024, 64 * 1024)))
+
+
+def make_big(path: Path, mib: int) -> None:
+    if path.exists() and path.stat().st_size == mib * 1024 * 1024:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1024 * 1024))
+
+
+def make_tree(folder: Path, count: int) -> None:
+    marker = folder / ".complete"
+    if marker.exists():
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    for i in range(count):
+        d = folder / f"a{i % 50:02d}" / f"b{(i // 50) % 40:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"n{i:06d}.txt").write_text(f"{i}\n")
+    marker.write_text("")
+
+
+def bench_hashing(files: list[Path]) -> dict[str, float]:
+    total = sum(p.stat().st_size for p in files)
+    listing = "\0".join(str(p) for p in files).encode()
+
+    def peer() -> None:
+        subprocess.run(
+            ["xargs", "-0", "sha256sum"], input=listing, check=True, stdout=subprocess.DEVNULL
+        )
+
+    def ours() -> None:
+        async def run() -> None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            loop = asyncio.get_running_loop()
+            with ThreadPoolExecutor(2) as pool:
+                await asyncio.gather(*(loop.run_in_executor(pool, hash_file, p) for p in files))
+
+        asyncio.run(run())
+
+    peer()  # warm the page cache
+    t_peer, t_ours = timed(peer), timed(ours)
+    return {"bytes": total, "sha256sum_s": t_peer, "hubsync_s": t_ours, "ratio": t_ours / t_peer}
+
+
+def bare_walk(top: Path) -> int:
+    n = 0
+    stack = [os.fspath(top)]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                else:
+                    e.stat(follow_symlinks=False)
+                    n += 1
+    return n
+
+
+def tracked_rescan(work: Path, tree: Path) -> None:
+    """Child process: sync the tree once (if needed), then time no-change rescans and RSS."""
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    journal = Journal(work / "journal.sqlite3")
+    hub = LocalHub(work / "hub")
+    engine = SyncEngine(journal, {"local": hub})
+    root = journal.add_root(tree, "local")
+
+    async def first() -> None:
+        if not journal.count_states(root.id).get("synced"):
+            report = await engine.sync_root(root)
+            assert report.complete, report.errors
+
+    asyncio.run(first())
+    rescans = []
+    for _ in range(3):
+        start = time.perf_counter()
+        report = asyncio.run(engine.sync_root(root))
+        rescans.append(time.perf_counter() - start)
+        assert report.hashed == 0 and report.recorded == 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "rescan_s": min(rescans),
+                "tracked": report.scanned,
+                "baseline_kib": baseline,
+                "peak_kib": peak,
+            }
+        )
+    )
+    engine.close()
+    asyncio.run(hub.close())
+    journal.close()
+
+
+def bench_rescan(work: Path, tree: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child-rescan", str(work), str(tree)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    child = json.loads(out.strip().splitlines()[-1])
+    t_walk = timed(lambda: bare_walk(tree))
+    return {
+        "files": child["tracked"],
+        "bare_walk_s": t_walk,
+        "hubsync_rescan_s": child["rescan_s"],
+        "ratio": child["rescan_s"] / t_walk,
+        "rss_above_baseline_mib": (child["peak_kib"] - child["baseline_kib"]) / 1024,
+        "bytes_per_tracked_file": (child["peak_kib"] - child["baseline_kib"])
+        * 1024
+        / child["tracked"],
+    }
+
+
+def bench_initial_sync(work: Path, small: Path) -> dict[str, float | str]:
+    def ours() -> None:
+        target = work / "hub-initial"
+        shutil.rmtree(target, ignore_errors=True)
+        journal_path = work / "initial.sqlite3"
+        for p in work.glob("initial.sqlite3*"):
+            p.unlink()
+        journal = Journal(journal_path)
+        hub = LocalHub(target)
+        engine = SyncEngine(journal, {"local": hub})
+        root = journal.add_root(small, "local")
+        report = asyncio.run(engine.sync_root(root))
+        assert report.complete and report.recorded > 0
+        engine.close()
+        asyncio.run(hub.close())
+        journal.close()
+
+    t_ours = timed(ours)
+    result: dict[str, float | str] = {"hubsync_s": t_ours}
+    rclone = shutil.which("rclone")
+    if rclone is None:
+        result["rclone"] = "absent (apt-get install rclone): comparison skipped"
+        return result
+
+    def peer() -> None:
+        target = work / "rclone-copy"
+        shutil.rmtree(target, ignore_errors=True)
+        subprocess.run([rclone, "copy", str(small), str(target)], check=True, capture_output=True)
+
+    t_peer = timed(peer)
+    result.update(rclone_s=t_peer, ratio=t_ours / t_peer)
+    return result
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--child-rescan":
+        tracked_rescan(Path(sys.argv[2]), Path(sys.argv[3]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dir", type=Path, default=ROOT / "bench" / ".corpus")
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--big-mib", type=int, default=1024)
+    parser.add_argument("--tree", type=int, default=100_000)
+    args = parser.parse_args()
+    corpus: Path = args.dir
+    rng = random.Random(7)
+    small, big, tree = corpus / "small", corpus / "big" / "one.bin", corpus / "tree"
+    print(f"corpus in {corpus} (kept between runs)")
+    make_small(small, args.small, rng)
+    make_big(big, args.big_mib)
+    make_tree(tree, args.tree)
+    work = Path(tempfile.mkdtemp(prefix="hubsync-bench-", dir=corpus))
+    try:
+        small_files = sorted(small.rglob("*.bin"))
+        h_small = bench_hashing(small_files)
+        h_big = bench_hashing([big])
+        print(
+            f"hashing {len(small_files)} small files ({h_small['bytes'] / 2**20:.0f} MiB): "
+            f"sha256sum {h_small['sha256sum_s']:.2f} s, hubsync {h_small['hubsync_s']:.2f} s, "
+            f"ratio {h_small['ratio']:.2f} (target <= 1.15)"
+        )
+        print(
+            f"hashing one {args.big_mib} MiB file: sha256sum {h_big['sha256sum_s']:.2f} s, "
+            f"hubsync {h_big['hubsync_s']:.2f} s, ratio {h_big['ratio']:.2f} (target <= 1.15)"
+        )
+        r = bench_rescan(work, tree)
+        print(
+            f"no-change rescan of {r['files']:.0f} tracked files: bare walk {r['bare_walk_s']:.2f} s, "
+            f"hubsync {r['hubsync_rescan_s']:.2f} s, ratio {r['ratio']:.2f} (target <= 2.0)"
+        )
+        print(
+            f"memory tracking {r['files']:.0f} files: {r['rss_above_baseline_mib']:.1f} MiB above "
+            f"baseline ({r['bytes_per_tracked_file']:.0f} bytes per file; target < 100 MB)"
+        )
+        s = bench_initial_sync(work, small)
+        if "ratio" in s:
+            print(
+                f"initial sync of {len(small_files)} files: rclone copy {s['rclone_s']:.2f} s, "
+                f"hubsync {s['hubsync_s']:.2f} s, ratio {s['ratio']:.2f} (target < 1: faster)"
+            )
+        else:
+            print(
+                f"initial sync of {len(small_files)} files: hubsync {s['hubsync_s']:.2f} s; {s['rclone']}"
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
