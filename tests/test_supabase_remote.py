@@ -187,6 +187,25 @@ async def test_find_blobs_is_one_query_per_batch_and_probes_storage_without_rows
     assert len(selects) == 5  # 451 hashes in batches of 100
 
 
+async def test_concurrent_uploads_share_metadata_requests(
+    hub_remote: SupabaseRemote, supabase_server: SupabaseTestServer, tmp_path: Path
+) -> None:
+    files = []
+    for i in range(40):
+        data = f"file {i}".encode()
+        files.append((tmp_path / f"f{i}", write_file(tmp_path / f"f{i}", data), len(data)))
+    supabase_server.faults.add_latency(0.05, prefix="/rest/v1/")  # keep a write in flight
+
+    keys = await asyncio.gather(
+        *(hub_remote.put_blob(p, sha, n, p.name, "text/plain") for p, sha, n in files)
+    )
+
+    rows = supabase_server.rest.snapshot("file_metadata")
+    assert sorted(r["file_id"] for r in rows) == sorted(keys)
+    writes = supabase_server.log.entries("POST", "/rest/v1/file_metadata")
+    assert len(writes) <= len(files) // 4
+
+
 async def test_large_file_goes_through_tus_in_6_mib_chunks(
     hub_remote: SupabaseRemote, supabase_server: SupabaseTestServer, tmp_path: Path
 ) -> None:

@@ -32,6 +32,7 @@ from sync.remotes.base import (
     ProgressFn,
     ResumeStore,
 )
+from sync.remotes.supabase_batch import GroupWriter
 from sync.remotes.supabase_errors import NotFound
 from sync.remotes.supabase_rows import (
     DEVICES_CONFLICT,
@@ -92,6 +93,10 @@ class SupabaseRemote:
         )
         self.probe_limit = probe_limit
         self._devices_seen: set[str] = set()
+        self._metadata = GroupWriter(self._write_metadata)
+
+    async def _write_metadata(self, rows: Sequence[dict[str, Any]]) -> None:
+        await self._upsert("file_metadata", rows, METADATA_CONFLICT, "recording file metadata")
 
     def describe(self) -> str:
         return session_description(self.session)
@@ -191,8 +196,9 @@ class SupabaseRemote:
             )
             if progress is not None:
                 progress(size)
-        row = metadata_row(self.user_id, bucket, key, filename, size, content_type, sha256)
-        await self._upsert("file_metadata", [row], METADATA_CONFLICT, "recording file metadata")
+        await self._metadata.write(
+            metadata_row(self.user_id, bucket, key, filename, size, content_type, sha256)
+        )
         return key
 
     async def _verify_size(self, bucket: str, key: str, size: int) -> None:
@@ -315,6 +321,7 @@ class SupabaseRemote:
             )
 
     async def close(self) -> None:
+        await self._metadata.close()
         await self.session.close()
 
 

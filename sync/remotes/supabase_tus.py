@@ -27,6 +27,7 @@ mid-upload never completes an object under the wrong key.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -38,7 +39,7 @@ import httpx
 from tusclient.client import TusClient
 from tusclient.uploader import uploader as tus_uploader
 
-from sync.errors import FileChangedError, TransientError
+from sync.errors import FileChangedError, LocalFileError, SyncError, TransientError
 from sync.remotes.base import ProgressFn, ResumeStore
 from sync.remotes.supabase_errors import UploadGone
 from sync.remotes.supabase_session import TUS_CHUNK, SupabaseSession
@@ -71,6 +72,12 @@ class _Verifier:
             self._hashed += len(block)
 
     def read(self, offset: int, length: int) -> bytes:
+        try:
+            return self._read(offset, length)
+        except OSError as exc:
+            raise LocalFileError(f"cannot read the file: {exc.strerror or exc}") from None
+
+    def _read(self, offset: int, length: int) -> bytes:
         self._hash_to(offset)
         data = self._stream.read(length)
         if len(data) != length:
@@ -115,6 +122,7 @@ class _HubUploader(_AsyncUploader):
         self._session = session
         self._verifier = verifier
         self._on_chunk = on_chunk
+        self._ahead: tuple[tuple[int, int], asyncio.Future[bytes]] | None = None
         endpoint = f"{session.settings.storage_url}/upload/resumable"
         super().__init__(file_stream=stream, client=TusClient(endpoint), **kwargs)
 
@@ -146,9 +154,39 @@ class _HubUploader(_AsyncUploader):
         offset: int = await self._session.call("resuming an upload", head)
         return offset
 
+    async def _read(self, offset: int, length: int) -> bytes:
+        """The chunk at ``offset``, usually already read while the previous one was sent."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            where, task = ahead
+            try:
+                data = await task
+            except SyncError:
+                if where == (offset, length):
+                    raise
+            else:
+                if where == (offset, length):
+                    return data
+        return await asyncio.to_thread(self._verifier.read, offset, length)
+
+    def _read_ahead(self, offset: int) -> None:
+        length = min(self.chunk_size, self.stop_at - offset)
+        if length > 0:
+            task = asyncio.ensure_future(asyncio.to_thread(self._verifier.read, offset, length))
+            self._ahead = ((offset, length), task)
+
+    async def settle(self) -> None:
+        """Wait for a read-ahead still using the file, so it can be closed."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            with contextlib.suppress(Exception):
+                await ahead[1]
+
     async def _do_request(self) -> None:
         offset, length = self.offset, self.get_request_length()
-        chunk = await asyncio.to_thread(self._verifier.read, offset, length)
+        chunk = await self._read(offset, length)
+        # Read and hash the next chunk while this one is on the wire.
+        self._read_ahead(offset + length)
 
         async def patch() -> httpx.Response:
             headers = {
@@ -189,7 +227,12 @@ async def upload_resumable(
 ) -> None:
     """Upload ``source`` to ``bucket/key`` in 6 MiB chunks, resuming a stored upload."""
     fingerprint = resume_fingerprint(bucket, key, size)
-    stream = await asyncio.to_thread(open, source, "rb")
+    try:
+        stream = await asyncio.to_thread(open, source, "rb")
+    except FileNotFoundError:
+        raise FileChangedError("the file vanished before it was uploaded") from None
+    except OSError as exc:
+        raise LocalFileError(f"cannot read the file: {exc.strerror or exc}") from None
     try:
         actual = os.fstat(stream.fileno()).st_size
         if actual != size:
@@ -239,6 +282,8 @@ async def upload_resumable(
             # The stored upload is useless now; the next attempt starts afresh.
             store.remove_item(fingerprint)
             raise
+        finally:
+            await uploader.settle()
         store.remove_item(fingerprint)
     finally:
         await asyncio.to_thread(stream.close)
