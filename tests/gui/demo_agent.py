@@ -47,6 +47,7 @@ class DemoAgent:
         self.server = ControlServer(socket_path, queue_limit=queue_limit,
                                     server_info={"version": "demo", "pid": 0})
         self.hub = hub
+        self.hub_label = str(hub)
         self.chunk_delay = chunk_delay
         self.stopped = asyncio.Event()
         self.paused = False
@@ -85,7 +86,7 @@ class DemoAgent:
         return "idle"
 
     def status(self) -> dict[str, Any]:
-        hubs = {"local": str(self.hub)}
+        hubs = {"local": self.hub_label}
         unavailable = {}
         if self.config["supabase"]["url"] and self.user:
             hubs["supabase"] = self.config["supabase"]["url"]
@@ -339,9 +340,18 @@ class DemoAgent:
         self.autostart = True
         self.health = {"local": _health(latency=0.003),
                        "supabase": _health(latency=0.042)}
+        self.hub_label = str(home / ".local/share/hubsync/hub")
+        # "active" and "queue" are additions the tray asks for (docs/tray.md); the tray
+        # shows "current" alone when they are absent.
         self.progress = {"phase": "upload", "root": str(home / "Pictures"), "files_done": 1_873,
                          "files_total": 2_410, "bytes_done": 3_481_000_000, "bytes_total": 5_120_000_000,
-                         "current": "2026/IMG_2041.jpg"}
+                         "current": "2026/IMG_2041.jpg",
+                         "active": [{"path": f"{home}/{p}", "bytes_done": d, "bytes_total": t} for p, t, d in (
+                             ("Pictures/2026/IMG_2041.jpg", 4_812_000, 3_106_000),
+                             ("Projects/site/video/intro.mp4", 182_000_000, 61_400_000),
+                             ("Documents/Taxes/2025-return.pdf", 1_240_000, 200_000))],
+                         "queue": [{"path": f"{home}/Pictures/2026/IMG_{n}.jpg", "size": 3_900_000 + n * 917}
+                                   for n in range(2042, 2050)]}
         self.queue = 534
         self.cache = {"entries": 18_342, "bytes": 412 * 1024**2, "limit": 1024**3, "hits": 9_120,
                       "misses": 1_480, "hit_rate": 9_120 / 10_600}

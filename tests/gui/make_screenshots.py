@@ -4,9 +4,16 @@ A demo agent (the tests' stand-in, on the real control server) serves a mid-sync
 picture; the tray app connects to it exactly as it would to the real agent.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python -m tests.gui.make_screenshots
-    xvfb-run -s "-screen 0 1280x800x24" .venv/bin/python -m tests.gui.make_screenshots
 
-Under X11 with a tray host (stalonetray, trayer) it also captures the real tray icon.
+With ``--tray-host`` under X11 with a system tray it shoots the real tray icon and its
+menu (``tray-desktop.png``); on Debian (apt: xvfb, trayer, libxcb-icccm4,
+libxcb-keysyms1, libxcb-cursor0):
+
+    Xvfb :99 -screen 0 1024x640x24 &
+    DISPLAY=:99 trayer --edge top --align right --widthtype request --height 30 \
+        --tint 0xdfe3e8 --transparent true --alpha 0 &
+    DISPLAY=:99 QT_QPA_PLATFORM=xcb .venv/bin/python -m tests.gui.make_screenshots \
+        --tray-host --out /tmp/shots
 """
 
 from __future__ import annotations
@@ -47,7 +54,8 @@ def save(widget: QWidget | QPixmap, out: Path, name: str) -> None:
     pixmap = widget if isinstance(widget, QPixmap) else widget.grab()
     path = out / f"{name}.png"
     pixmap.save(str(path), "PNG", 9)
-    print(f"{path.relative_to(ROOT)}  {pixmap.width()}x{pixmap.height()}  {path.stat().st_size // 1024} KB")
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    print(f"{shown}  {pixmap.width()}x{pixmap.height()}  {path.stat().st_size // 1024} KB")
 
 
 def icon_sheet() -> QPixmap:
@@ -66,8 +74,15 @@ def icon_sheet() -> QPixmap:
 
 
 async def shoot(app: TrayApp, out: Path, uploads: list[Path], tray_host: bool) -> None:
+    try:
+        await _shoot(app, out, uploads, tray_host)
+    finally:
+        await app.close()
+
+
+async def _shoot(app: TrayApp, out: Path, uploads: list[Path], tray_host: bool) -> None:
     app.start()
-    await until(lambda: app.state.connected and bool(app.state.metrics))
+    await until(lambda: app.state.connected and bool(app.state.activity))
     await asyncio.sleep(0.4)  # one throttled repaint
 
     menu = app.tray.menu
@@ -80,6 +95,12 @@ async def shoot(app: TrayApp, out: Path, uploads: list[Path], tray_host: bool) -
     status = app.status_window
     status.resize(820, 540)
     status.show()
+    progress = dict(app.state.progress)
+    for _ in range(4):  # a few live updates, so the tray measures speed and time left
+        progress["bytes_done"] += 4_700_000
+        progress["files_done"] += 1
+        await app.link.call("emit", {"event": "progress", "data": progress})
+        await asyncio.sleep(0.4)
     for index, name in enumerate(("status-transfers", "status-activity", "status-errors", "status-health")):
         status.tabs.setCurrentIndex(index)
         await asyncio.sleep(0.3)
@@ -100,7 +121,8 @@ async def shoot(app: TrayApp, out: Path, uploads: list[Path], tray_host: bool) -
     settings.show()
     await until(lambda: bool(settings.supabase_url.text()))
     settings.roots.setCurrentRow(2)
-    for index, name in ((0, "settings-folders"), (1, "settings-account"), (3, "settings-limits")):
+    for index, name in ((0, "settings-folders"), (1, "settings-account"), (3, "settings-limits"),
+                        (4, "settings-general")):
         settings.tabs.setCurrentIndex(index)
         await asyncio.sleep(0.2)
         save(settings, out, name)
@@ -112,12 +134,18 @@ async def shoot(app: TrayApp, out: Path, uploads: list[Path], tray_host: bool) -
         await asyncio.sleep(0.3)
         save(app.tray.window, out, "fallback-window")
         app.tray.window.hide()
-    elif tray_host:
-        await asyncio.sleep(1.0)
+    elif tray_host and app.tray.icon is not None:
+        # The icon sits in the tray host's panel; open its menu under it, as a click would.
+        geometry = app.tray.icon.geometry()
         screen = QGuiApplication.primaryScreen()
-        save(screen.grabWindow(0), out, "desktop-tray")
+        menu.refresh()
+        menu.popup(QPoint(geometry.right() - menu.sizeHint().width(), geometry.bottom() + 4))
+        await asyncio.sleep(0.6)
+        width = min(screen.size().width(), 520)
+        shot = screen.grabWindow(0, screen.size().width() - width, 0, width, menu.sizeHint().height() + 60)
+        save(shot, out, "tray-desktop")
+        menu.close()
     save(icon_sheet(), out, "icons")
-    await app.close()
 
 
 def main() -> int:
@@ -144,6 +172,7 @@ def main() -> int:
         assert isinstance(qt, QApplication)
         qt.setApplicationName("HubSync")
         qt.setStyle("Fusion")
+        qt.setQuitOnLastWindowClosed(False)
         loop = qasync.QEventLoop(qt)
         asyncio.set_event_loop(loop)
         tray = TrayApp(paths, agent_command=None)
