@@ -21,12 +21,10 @@ ACTIVITY_GLYPHS: dict[str, tuple[str, str]] = {
     "uploaded": ("↑", "#2f7de1"),
     "downloaded": ("↓", "#2e9d5b"),
     "deleted": ("✕", "#7d8590"),
-    "renamed": ("→", "#7d8590"),
     "restored": ("↺", "#2e9d5b"),
     "processed": ("✦", "#8e44ad"),
-    "conflict": ("⇄", "#d98b00"),
-    "error": ("!", "#d64541"),
 }
+"""Glyph and colour per kind of hub operation (gui.state.OPERATION_KINDS)."""
 
 
 def activity_glyph(kind: str) -> tuple[str, QColor]:

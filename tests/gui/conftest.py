@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 import qasync
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QTreeWidget, QTreeWidgetItem, QWidget
 from pytestqt.qtbot import QtBot
 
 from agent.control.client import call_sync
@@ -47,7 +49,7 @@ def qt_loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
     qapp.processEvents()
     # Not loop.stop(): that calls QApplication.exit(), after which every nested Qt event
     # loop (qtbot.wait) returns at once for the rest of the session.
-    loop._QEventLoop__is_running = False  # type: ignore[attr-defined]
+    loop._QEventLoop__is_running = False
     asyncio.events._set_running_loop(None)
     loop.close()
     asyncio.set_event_loop(None)
@@ -119,6 +121,16 @@ def demo_agent(paths: Paths, short_home: Path) -> Iterator[DemoAgentProcess]:
     agent.start()
     yield agent
     agent.close()
+
+
+def rows(tree: QTreeWidget) -> list[QTreeWidgetItem]:
+    """A tree's top-level rows, top to bottom."""
+    found = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+    return [row for row in found if row is not None]
+
+
+def click(widget: QWidget) -> None:
+    QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
 
 
 def run_to_end(qtbot: QtBot, coro: Any, timeout_ms: int = 10_000) -> Any:

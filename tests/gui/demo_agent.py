@@ -305,7 +305,7 @@ class DemoAgent:
                                                  "duration": 0.4})
                 sent += 1
                 await asyncio.sleep(0)  # let the writers drain, as a real engine would
-        self.progress = {**self.progress, "phase": "done"}
+        self.progress = {**(self.progress or {}), "phase": "done"}
         self.server.publish("progress", self.progress)
         return {"sent": sent + 1, "seconds": time.monotonic() - started}
 

@@ -13,7 +13,7 @@ from pytestqt.qtbot import QtBot
 from gui.app import TrayApp
 from gui.drop_window import COL_PROGRESS, DropWindow
 from gui.widgets import FRACTION_ROLE
-from tests.gui.conftest import DemoAgentProcess
+from tests.gui.conftest import DemoAgentProcess, click, rows
 
 
 def drop(window: DropWindow, paths: list[Path]) -> None:
@@ -42,7 +42,7 @@ def test_drop_file_shows_progress_then_copies_link(
     fractions: list[float] = []
 
     def record(path: str) -> None:
-        row = window.items.topLevelItem(0)
+        row = rows(window.items)[0]
         if row is not None:
             fractions.append(row.data(COL_PROGRESS, FRACTION_ROLE))
 
@@ -51,14 +51,14 @@ def test_drop_file_shows_progress_then_copies_link(
     drop(window, [source])
 
     qtbot.waitUntil(lambda: bool(window.copy_buttons()), timeout=10_000)
-    row = window.items.topLevelItem(0)
+    row = rows(window.items)[0]
     assert row.text(0) == source.name
     assert row.text(COL_PROGRESS).startswith("Done")
     assert any(0 < f < 1 for f in fractions), f"no intermediate progress shown: {fractions}"
     assert fractions == sorted(fractions)
 
     button = window.copy_buttons()[0]
-    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    click(button)
     link = QGuiApplication.clipboard().text()
     assert button.text() == "Copied ✓"
     assert link.startswith("file://")  # on the local hub the link is the stored file
@@ -78,13 +78,13 @@ def test_drop_folder_uploads_every_file(
     window.show()
     drop(window, [folder])
     qtbot.waitUntil(lambda: len(window.copy_buttons()) == 3, timeout=10_000)
-    names = sorted(window.items.topLevelItem(i).text(0) for i in range(window.items.topLevelItemCount()))
+    names = sorted(rows(window.items)[i].text(0) for i in range(window.items.topLevelItemCount()))
     assert names == ["album/", "album/sub/0.txt", "album/sub/1.txt", "album/sub/2.txt"]
     qtbot.waitUntil(lambda: window.message.text().startswith("Done"), timeout=5000)
-    folder_row = next(window.items.topLevelItem(i) for i in range(4)
-                      if window.items.topLevelItem(i).text(0) == "album/")
+    folder_row = next(rows(window.items)[i] for i in range(4)
+                      if rows(window.items)[i].text(0) == "album/")
     assert folder_row.text(COL_PROGRESS) == "Done · 3 files"
-    qtbot.mouseClick(window.copy_buttons()[0], Qt.MouseButton.LeftButton)
+    click(window.copy_buttons()[0])
     link = Path(QUrl(QGuiApplication.clipboard().text()).toLocalFile())
     assert link.read_text() in {f"photo {i}\n" * 1000 for i in range(3)}
 
@@ -117,5 +117,5 @@ def test_drop_while_agent_down_says_so(qtbot: QtBot, tray_app: TrayApp, short_ho
     window.show()
     drop(window, [source])
     assert "agent is not running" in window.rejected()["a.txt"]
-    row = window.items.topLevelItem(0)
+    row = rows(window.items)[0]
     assert row is not None and "a.txt — not uploaded: the agent is not running" in row.text(0)

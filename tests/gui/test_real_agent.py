@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import QUrl
 from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
 from agent.control.client import AgentUnavailable, call_sync
 from agent.paths import Paths
 from gui.app import TrayApp
-from tests.gui.conftest import ROOT, run_to_end
+from tests.gui.conftest import ROOT, click, run_to_end
 from tests.gui.test_drop_upload import drop
 
 AGENT = [sys.executable, "-m", "agent", "agent"]
@@ -117,7 +117,7 @@ def test_add_a_folder_watch_it_sync_drop_a_file_and_copy_its_link(
         window.show()
         drop(window, [outside])
         qtbot.waitUntil(lambda: bool(window.copy_buttons()), timeout=20_000)
-        qtbot.mouseClick(window.copy_buttons()[0], Qt.MouseButton.LeftButton)
+        click(window.copy_buttons()[0])
         link = QGuiApplication.clipboard().text()
         assert link.startswith("file://")
         assert Path(QUrl(link).toLocalFile()).read_bytes() == outside.read_bytes()

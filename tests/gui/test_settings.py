@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from gui.app import TrayApp
 from gui.prefs import TrayPrefs
 from gui.settings import SettingsDialog
-from tests.gui.conftest import DemoAgentProcess
+from tests.gui.conftest import DemoAgentProcess, click
 from tests.gui.demo_agent import PASSWORD
 
 
@@ -38,7 +37,7 @@ def test_settings_round_trip(
     dialog.autostart.setChecked(True)
     dialog.notify_boxes["notify_results"].setChecked(False)
     with qtbot.waitSignal(dialog.saved, timeout=5000):
-        qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+        click(dialog.save_button)
     assert dialog.message.text() == "Saved."
     assert dialog.exai_token.text() == ""  # the token does not linger in the form
 
@@ -76,16 +75,16 @@ def test_folders_add_pause_ignore_remove(
     qtbot.waitUntil(lambda: dialog.roots.count() == 1, timeout=5000)
     dialog.roots.setCurrentRow(0)
     dialog.ignore.setPlainText("*.tmp\n\nnode_modules/\n")
-    qtbot.mouseClick(dialog.save_ignore, Qt.MouseButton.LeftButton)
+    click(dialog.save_ignore)
     qtbot.waitUntil(lambda: dialog.message.text() == "Ignore patterns saved", timeout=5000)
     assert demo_agent.call("status")["roots"][0]["ignore"] == ["*.tmp", "node_modules/"]
 
-    qtbot.mouseClick(dialog.pause_root, Qt.MouseButton.LeftButton)
+    click(dialog.pause_root)
     qtbot.waitUntil(lambda: dialog.pause_root.text() == "Resume", timeout=5000)
     assert "(paused)" in dialog.roots.item(0).text()
     assert demo_agent.call("status")["roots"][0]["paused"] is True
 
-    qtbot.mouseClick(dialog.remove_root, Qt.MouseButton.LeftButton)
+    click(dialog.remove_root)
     qtbot.waitUntil(lambda: dialog.roots.count() == 0, timeout=5000)
     assert demo_agent.call("status")["roots"] == []
     assert folder.is_dir()  # removing a folder from sync never deletes it
@@ -107,7 +106,7 @@ def test_sign_in_error_is_shown_and_the_password_never_kept(
     dialog.tabs.setCurrentIndex(1)
     dialog.email.setText("ada@example.com")
     dialog.password.setText("wrong password")
-    qtbot.mouseClick(dialog.sign_in_button, Qt.MouseButton.LeftButton)
+    click(dialog.sign_in_button)
     assert dialog.password.text() == ""
     qtbot.waitUntil(lambda: dialog.account_status.text().startswith("Sign-in failed"), timeout=5000)
     assert "set the Supabase URL and anon key first" in dialog.account_status.text()
@@ -116,18 +115,18 @@ def test_sign_in_error_is_shown_and_the_password_never_kept(
     dialog.supabase_url.setText("https://abcd1234.supabase.co")
     dialog.anon_key.setText("anon")
     dialog.password.setText("wrong password")
-    qtbot.mouseClick(dialog.sign_in_button, Qt.MouseButton.LeftButton)
+    click(dialog.sign_in_button)
     qtbot.waitUntil(lambda: "Invalid login credentials" in dialog.account_status.text(), timeout=5000)
     assert "d64541" in dialog.account_status.styleSheet()
     assert not dialog.sign_out_button.isEnabled()
 
     dialog.password.setText(PASSWORD)
-    qtbot.mouseClick(dialog.sign_in_button, Qt.MouseButton.LeftButton)
+    click(dialog.sign_in_button)
     qtbot.waitUntil(lambda: dialog.account_status.text() == "Signed in as ada@example.com", timeout=5000)
     assert dialog.sign_out_button.isEnabled()
     qtbot.waitUntil(lambda: connected_tray.state.health.get("supabase", {}).get("state") == "online",
                     timeout=5000)
     assert PASSWORD not in repr(demo_agent.call("config_get"))
 
-    qtbot.mouseClick(dialog.sign_out_button, Qt.MouseButton.LeftButton)
+    click(dialog.sign_out_button)
     qtbot.waitUntil(lambda: dialog.account_status.text().startswith("Not signed in"), timeout=5000)

@@ -9,12 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+from PySide6.QtCore import QElapsedTimer, QTimer
 from pytestqt.qtbot import QtBot
 
 from agent.paths import Paths
 from gui.app import TrayApp
-from tests.gui.conftest import DemoAgentProcess
+from tests.gui.conftest import DemoAgentProcess, click, rows
 
 
 @pytest.fixture
@@ -50,30 +50,31 @@ def test_status_window_shows_progress_errors_cache_and_health(
     assert window.files_label.text() == "10 of 40"
     assert window.overall.format() == "25%"
     assert window.speed_label.text().endswith("MB/s")  # measured by the tray: ~10 MB/s
-    assert 3 < busy_tray.state.speed_bps / 2**20 < 12, busy_tray.state.speed_bps
+    speed = busy_tray.state.speed_bps
+    assert speed is not None and 3 < speed / 2**20 < 12, speed
     assert window.eta_label.text().endswith("s")
-    row = window.transfers.topLevelItem(0)
+    row = rows(window.transfers)[0]
     assert (row.text(0), row.text(1)) == ("2026/a.jpg", "upload")
     assert window.queue_label.text() == "Queue · 534 changes waiting"
     assert window.summary.text().startswith("Syncing 10 of 40 files · ")
 
     assert window.tabs.tabText(2) == "Errors (3)"
-    reasons = [window.errors.topLevelItem(i).text(1) for i in range(window.errors.topLevelItemCount())]
+    reasons = [rows(window.errors)[i].text(1) for i in range(window.errors.topLevelItemCount())]
     assert "permission denied [local]" in reasons
-    hubs = {window.hubs.topLevelItem(i).text(0): window.hubs.topLevelItem(i)
+    hubs = {rows(window.hubs)[i].text(0): rows(window.hubs)[i]
             for i in range(window.hubs.topLevelItemCount())}
     assert hubs["supabase"].text(1) == "online" and hubs["supabase"].text(2) == "42 ms"
     assert hubs["supabase"].text(4) == "https://abcd1234.supabase.co"
     assert window.cache_bar.format() == "412.0 MB of 1.0 GB"
     assert window.cache_labels["hit_rate"].text() == "86% (9,120 of 10,600)"
     assert window.cache_labels["dedup"].text() == "2.8 GB in 4,211 files"
-    roots = {window.roots.topLevelItem(i).text(0): window.roots.topLevelItem(i)
+    roots = {rows(window.roots)[i].text(0): rows(window.roots)[i]
              for i in range(window.roots.topLevelItemCount())}
     assert "watch limit" in roots["/home/ada/Projects"].text(3)
     assert roots["/home/ada/Projects"].text(2) == "203,551"
     assert roots["/home/ada/Music"].text(1) == "paused"
     assert window.activity.topLevelItemCount() == 10
-    first = window.activity.topLevelItem(0)
+    first = rows(window.activity)[0]
     assert (first.text(1), first.text(2)) == ("/home/ada/Pictures/2026/IMG_2040.jpg", "Uploaded")
 
 
@@ -84,8 +85,8 @@ def test_retry_now_retries_the_folder_of_the_selected_error(
     window.show()
     window.tabs.setCurrentIndex(2)
     qtbot.waitUntil(lambda: window.errors.topLevelItemCount() == 3, timeout=5000)
-    window.errors.topLevelItem(0).setSelected(True)
-    qtbot.mouseClick(window.retry_selected, Qt.MouseButton.LeftButton)
+    rows(window.errors)[0].setSelected(True)
+    click(window.retry_selected)
     qtbot.waitUntil(lambda: window.tabs.tabText(2) == "Errors", timeout=5000)
     assert all(not r["problems"] for r in busy_agent.call("status")["roots"])
     assert not window.retry_all.isEnabled()
