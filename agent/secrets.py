@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,8 +28,6 @@ from agent.paths import Paths, resolve_paths
 SERVICE = "hubsync"
 FILE_SECRETS_ENV = "HUBSYNC_ALLOW_FILE_SECRETS"
 SERVICE_ROLE_SECRET = "supabase_service_role_key"
-
-log = logging.getLogger(__name__)
 
 
 class SecretStoreError(RuntimeError):
@@ -137,9 +134,8 @@ def open_secret_store(
         return KeyringSecrets(backend)
     paths = paths or resolve_paths(env)
     if env.get(FILE_SECRETS_ENV) == "1":
-        store = FileSecrets(paths.config_dir / "secrets.json")
-        log.warning("%s", store.warning)
-        return store
+        # The caller shows ``store.warning`` (the CLI prints it, the agent logs it).
+        return FileSecrets(paths.config_dir / "secrets.json")
     raise SecretStoreError(
         "No usable OS keyring was found (on a headless Linux box there is usually no "
         "Secret Service running). Either install and unlock a keyring (e.g. gnome-keyring "

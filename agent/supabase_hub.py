@@ -7,6 +7,7 @@ Used by :class:`agent.context.Context` (``open_supabase``) and by the
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from agent.context import Context
 
 SERVICE_ROLE_ENV = "SUPABASE_SERVICE_ROLE_KEY"
+log = logging.getLogger(__name__)
 
 
 def settings_from(config: Config) -> SupabaseSettings:
@@ -77,8 +79,13 @@ async def open_session(
             raise AuthError("service-role mode needs a fixed --user-id")
         if store is None and not os.environ.get(SERVICE_ROLE_ENV):
             store = open_secret_store(paths)
+            if store.warning:
+                log.warning("%s", store.warning)
         return await SupabaseSession.service_role(settings, service_role_key(store), user_id)
-    store = store or open_secret_store(paths)
+    if store is None:
+        store = open_secret_store(paths)
+        if store.warning:
+            log.warning("%s", store.warning)
     return await SupabaseSession.restore(settings, session_storage(settings, store))
 
 

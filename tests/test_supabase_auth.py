@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import stat
 from pathlib import Path
 
@@ -154,18 +155,16 @@ async def test_service_role_mode_acts_for_a_fixed_user_loudly(
         await SupabaseSession.service_role(hub_settings, supabase_server.service_key, "")
 
 
-def test_no_keyring_is_an_explicit_choice(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_no_keyring_is_an_explicit_choice(tmp_path: Path) -> None:
     previous = keyring.get_keyring()
     keyring.set_keyring(fail.Keyring())
     try:
         env = {"HUBSYNC_HOME": str(tmp_path)}
         with pytest.raises(SecretStoreError, match=FILE_SECRETS_ENV):
             open_secret_store(env=env)
-        with caplog.at_level(logging.WARNING):
-            store = open_secret_store(env={**env, FILE_SECRETS_ENV: "1"})
-        assert isinstance(store, FileSecrets) and "plain text" in caplog.text
+        store = open_secret_store(env={**env, FILE_SECRETS_ENV: "1"})
+        assert isinstance(store, FileSecrets)
+        assert store.warning is not None and "plain text" in store.warning
         store.set("token", "s3cret")
         assert store.get("token") == "s3cret"
         assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
@@ -249,3 +248,22 @@ def test_schema_command_prints_the_migrations(cli: typer.Typer) -> None:
 
 def test_files_are_in_the_user_files_bucket_by_default() -> None:
     assert BUCKET_FILES == "user-files"
+
+
+def test_login_without_a_keyring_says_what_to_do(
+    cli: typer.Typer, supabase_user: SupabaseUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(FILE_SECRETS_ENV, raising=False)
+    keyring.set_keyring(fail.Keyring())  # the memory_keyring fixture restores the old one
+    args = ["login", "--email", supabase_user.email, "--password-stdin"]
+    refused = CliRunner().invoke(cli, args, input=supabase_user.password + "\n")
+    assert refused.exit_code == 1
+    assert FILE_SECRETS_ENV in refused.output
+
+    monkeypatch.setenv(FILE_SECRETS_ENV, "1")
+    accepted = CliRunner().invoke(cli, args, input=supabase_user.password + "\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert "plain text" in accepted.output
+    secrets_file = Path(os.environ["HUBSYNC_HOME"]) / "config" / "secrets.json"
+    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    assert supabase_user.password not in secrets_file.read_text()

@@ -340,17 +340,24 @@ async def test_expired_access_token_is_refreshed_silently(
     key = await hub_remote.put_blob(tmp_path / "a", sha, 100, "a.txt", "text/plain")
     supabase_server.auth.expire_access_tokens()
     await hub_remote.record([entry(hub_remote, "a.txt", sha, key, 100)])
-    supabase_server.auth.expire_access_tokens()
     size = 7 * MiB
     big_sha = urandom_file(tmp_path / "big", size)
-    await hub_remote.put_blob(tmp_path / "big", big_sha, size, "big.bin", "video/mp4")
+
+    def expire_between_chunks(_: int) -> None:
+        supabase_server.auth.expire_access_tokens()
+
+    await hub_remote.put_blob(
+        tmp_path / "big", big_sha, size, "big.bin", "video/mp4", expire_between_chunks
+    )
 
     refreshes = [
         e
         for e in supabase_server.log.entries("POST", "/auth/v1/token")
         if "refresh_token" in e.query
     ]
-    assert len(refreshes) == 3
+    # small upload, record, second TUS chunk, size check after the last chunk
+    assert len(refreshes) == 4
+    assert all(e.status == 200 for e in refreshes)
     assert len(supabase_server.rest.snapshot("hubsync_manifest")) == 1
 
 
