@@ -46,6 +46,8 @@ class HubView:
     latency_ms: float | None
     last_check: float | None
     reason: str
+    user: str
+    """Who is signed in to this hub, when the agent says."""
 
 
 def error_key(item: Json) -> str:
@@ -231,10 +233,10 @@ class AgentState(QObject):
             views.append(HubView(
                 name, str(location), str(h.get("state") or "unknown"),
                 None if latency is None else float(latency) * 1000, h.get("last_check"),
-                str(h.get("reason") or ""),
+                str(h.get("reason") or ""), str(h.get("user") or ""),
             ))
         for name, why in (self.status.get("unavailable") or {}).items():
-            views.append(HubView(name, "", "unavailable", None, None, str(why)))
+            views.append(HubView(name, "", "unavailable", None, None, str(why), ""))
         return views
 
     def summary(self) -> str:

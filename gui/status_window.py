@@ -245,7 +245,8 @@ class StatusWindow(QWidget):
         self.hubs.clear()
         for h in s.hubs():
             latency = fmt.NONE if h.latency_ms is None else f"{h.latency_ms:.0f} ms"
-            where = h.location if not h.reason else f"{h.location} — {h.reason}" if h.location else h.reason
+            where = " · ".join(part for part in (h.location, f"signed in as {h.user}" if h.user else "",
+                                                 h.reason) if part)
             item = QTreeWidgetItem([h.name, h.state, latency, fmt.ago(h.last_check), where])
             item.setToolTip(4, where)
             if h.state not in ("online", "unknown"):

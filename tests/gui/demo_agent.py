@@ -242,7 +242,7 @@ class DemoAgent:
         if params.get("password") != PASSWORD:
             raise ControlError("auth", "Invalid login credentials")
         self.user = str(params.get("email"))
-        self.health["supabase"] = _health(latency=0.042)
+        self.health["supabase"] = {**_health(latency=0.042), "user": self.user}
         self.server.publish("health", {"hub": "supabase", **self.health["supabase"]})
         self.publish_status()
         return {"signed_in": True, "user": self.user}
@@ -339,7 +339,7 @@ class DemoAgent:
         self.secrets["exai_token"] = "demo"
         self.autostart = True
         self.health = {"local": _health(latency=0.003),
-                       "supabase": _health(latency=0.042)}
+                       "supabase": {**_health(latency=0.042), "user": self.user}}
         self.hub_label = str(home / ".local/share/hubsync/hub")
         # "active" and "queue" are additions the tray asks for (docs/tray.md); the tray
         # shows "current" alone when they are absent.

@@ -64,7 +64,7 @@ def test_status_window_shows_progress_errors_cache_and_health(
     hubs = {rows(window.hubs)[i].text(0): rows(window.hubs)[i]
             for i in range(window.hubs.topLevelItemCount())}
     assert hubs["supabase"].text(1) == "online" and hubs["supabase"].text(2) == "42 ms"
-    assert hubs["supabase"].text(4) == "https://abcd1234.supabase.co"
+    assert hubs["supabase"].text(4) == "https://abcd1234.supabase.co · signed in as ada@example.com"
     assert window.cache_bar.format() == "412.0 MB of 1.0 GB"
     assert window.cache_labels["hit_rate"].text() == "86% (9,120 of 10,600)"
     assert window.cache_labels["dedup"].text() == "2.8 GB in 4,211 files"
