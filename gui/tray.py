@@ -3,6 +3,7 @@ the same content that says why it is there."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ class TrayMenu(QMenu):
         self.close_action = self.addAction("Close tray (keep syncing)")
         self.quit_action = self.addAction("Quit HubSync")
         self._activity_shown: int | None = None
+        self._places: list[tuple[str, str]] | None = None
         self.refresh()
 
     def refresh(self) -> None:
@@ -78,19 +80,22 @@ class TrayMenu(QMenu):
             self._refresh_recent()
 
     def _refresh_open(self) -> None:
+        places = [(f"Folder: {r.path}", r.path) for r in self.state.roots()] + [
+            (f"{h.name.capitalize()} hub: {h.location}", h.location) for h in self.state.hubs() if h.location
+        ]
+        if places == self._places:
+            return
+        self._places = places
         self.open_menu.clear()
-        for root in self.state.roots():
-            action = self.open_menu.addAction(f"Folder: {root.path}")
-            action.triggered.connect(lambda _=False, p=root.path: open_location(p))
-        for hub in self.state.hubs():
-            if hub.location:
-                action = self.open_menu.addAction(f"{hub.name.capitalize()} hub: {hub.location}")
-                action.triggered.connect(lambda _=False, p=hub.location: open_location(p))
-        self.open_menu.setEnabled(not self.open_menu.isEmpty())
+        for label, where in places:
+            action = self.open_menu.addAction(label)
+            action.triggered.connect(lambda _=False, p=where: open_location(p))
+        self.open_menu.setEnabled(bool(places))
 
     def _refresh_recent(self) -> None:
         for action in self.recent_actions:
             self.removeAction(action)
+            action.deleteLater()
         self.recent_actions = []
         items = self.state.activity[:RECENT_IN_MENU]
         if not items:
@@ -167,7 +172,7 @@ class FallbackWindow(QWidget):
         return button
 
     def show_message(self, title: str, message: str) -> None:
-        self.banner.setText(f"<b>{title}</b><br>{message}")
+        self.banner.setText(f"<b>{html.escape(title)}</b><br>{html.escape(message)}")
         self.banner.show()
 
     def refresh(self, icon: QIcon) -> None:
