@@ -31,6 +31,7 @@ import contextlib
 import hashlib
 import json
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urljoin
@@ -193,8 +194,11 @@ class _HubUploader(_AsyncUploader):
                 **self.get_headers(),
                 "upload-offset": str(offset),
                 "Content-Type": "application/offset+octet-stream",
+                "Content-Length": str(len(chunk)),
             }
-            response = await self._session.http.patch(self.url, content=chunk, headers=headers)
+            response = await self._session.http.patch(
+                self.url, content=_once(chunk), headers=headers
+            )
             if response.status_code in (404, 410):
                 raise UploadGone("the resumable upload expired on the server")
             if response.status_code == 409:
@@ -205,6 +209,16 @@ class _HubUploader(_AsyncUploader):
         response = await self._session.call("uploading a chunk", patch)
         self.request = _Reply(response)
         self._on_chunk(int(response.headers["upload-offset"]), length)
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    """The body as a one-shot stream.
+
+    httpx keeps each response in a reference cycle with its request (and so
+    with a ``bytes`` body) until the cyclic GC runs; a generator lets go of the
+    6 MiB chunk as soon as it has been sent, which keeps memory at a few chunks.
+    """
+    yield data
 
 
 def _raise_for_tus(response: httpx.Response) -> None:
