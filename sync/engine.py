@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from sync.errors import AuthError, LocalFileError, SyncError
 from sync.hashing import Hashed, hash_file
-from sync.journal import DELETED, ERROR, FileRow, Journal, Root
+from sync.journal import DELETED, FileRow, Journal, Root
 from sync.remotes.base import ManifestEntry, Remote, guess_content_type
 from sync.scan import Diff, Stat, WalkResult, diff, walk, walk_paths
 from sync.transfer import RetryPolicy, bounded_map, retry_delay, with_retries
@@ -159,23 +159,25 @@ class SyncEngine:
         else:
             wanted = sorted(set(paths))
             walked = await loop.run_in_executor(self._hash_pool, walk_paths, root.path, wanted)
-            known = _restrict(self.journal.stat_index(root.id), wanted)
+            known = self.journal.stat_index_under(root.id, wanted)
         report.scanned = len(walked.files)
         report.skipped = walked.skipped
         report.ignored = walked.ignored
         report.folders = walked.folders
         now = self.clock()
-        rows = self.journal.files(root.id) if known else {}
+        failed = self.journal.error_rows(root.id) if known else {}
         retry_due = {
-            rel
-            for rel, row in rows.items()
-            if row.state == ERROR and (retry_errors or (row.next_retry or 0) <= now)
+            rel for rel, row in failed.items() if retry_errors or (row.next_retry or 0) <= now
         }
         d = diff(walked.files, known, retry_due)
+        del known
         report.unchanged = d.unchanged
-        for rel, row in rows.items():
-            if row.state == ERROR and rel not in d.to_hash and rel in walked.files:
+        for rel, row in failed.items():
+            if rel not in d.to_hash and rel in walked.files:
                 report.errors[rel] = (row.error_kind or "error", row.last_error or "failed")
+        rows = failed
+        if d.to_hash or d.deleted:
+            rows.update(self.journal.files_for(root.id, [*d.to_hash, *d.deleted]))
         if d.revived:
             with self.journal.transaction():
                 self.journal.conn.executemany(
@@ -405,7 +407,7 @@ class SyncEngine:
         if not failed:
             return
         now = self.clock()
-        rows = self.journal.files(root.id)
+        rows = self.journal.files_for(root.id, failed)
         with self.journal.transaction():
             for rel, exc in failed.items():
                 attempts = rows[rel].attempts if rel in rows else 0
@@ -505,11 +507,3 @@ def _chunks(items: list[_Item]) -> Iterable[list[_Item]]:
 
 def _is_vanished(exc: SyncError) -> bool:
     return isinstance(exc, LocalFileError) and "vanished" in exc.message
-
-
-def _restrict(
-    known: Mapping[str, tuple[int, int, int, str]], wanted: Sequence[str]
-) -> dict[str, tuple[int, int, int, str]]:
-    exact = set(wanted)
-    prefixes = tuple(w + "/" for w in wanted)
-    return {rel: v for rel, v in known.items() if rel in exact or rel.startswith(prefixes)}

@@ -67,6 +67,11 @@ class IgnoreRules:
         spec = pathspec.GitIgnoreSpec.from_lines(text.splitlines())
         return IgnoreRules((*self._scoped, _Scoped(relpath, spec)))
 
+    @property
+    def has_patterns(self) -> bool:
+        """Whether any ``.hubignore`` is in force here (beyond the built-in patterns)."""
+        return bool(self._scoped)
+
     def ignored(self, name: str, relpath: str, is_dir: bool) -> bool:
         if _DEFAULT_NAME_RE.match(name):
             return True

@@ -264,6 +264,42 @@ class Journal:
         )
         return {r[0]: (r[1], r[2], r[3], r[4]) for r in cur}
 
+    def stat_index_under(
+        self, root_id: str, paths: Iterable[str]
+    ) -> dict[str, tuple[int, int, int, str]]:
+        """Like :meth:`stat_index`, for some paths and everything below them (index range scans)."""
+        out: dict[str, tuple[int, int, int, str]] = {}
+        sql = "SELECT relpath, size, mtime_ns, inode, state FROM files WHERE root_id=? AND "
+        for path in paths:
+            exact = self.conn.execute(sql + "relpath=?", (root_id, path))
+            # Everything below "dir/": the keys from "dir/" up to "dir0" ("0" follows "/").
+            below = self.conn.execute(
+                sql + "relpath >= ? AND relpath < ?", (root_id, path + "/", path + "0")
+            )
+            for cur in (exact, below):
+                out.update((r[0], (r[1], r[2], r[3], r[4])) for r in cur)
+        return out
+
+    def files_for(self, root_id: str, relpaths: Iterable[str]) -> dict[str, FileRow]:
+        """Full rows of some files (batched look-ups)."""
+        wanted = list(relpaths)
+        out: dict[str, FileRow] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            cur = self.conn.execute(
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE root_id=? AND relpath IN ({marks})",
+                (root_id, *chunk),
+            )
+            out.update((r[0], FileRow(*r)) for r in cur)
+        return out
+
+    def error_rows(self, root_id: str) -> dict[str, FileRow]:
+        cur = self.conn.execute(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE root_id=? AND state='error'", (root_id,)
+        )
+        return {r[0]: FileRow(*r) for r in cur}
+
     def file(self, root_id: str, relpath: str) -> FileRow | None:
         row = self.conn.execute(
             f"SELECT {_FILE_COLUMNS} FROM files WHERE root_id=? AND relpath=?", (root_id, relpath)
