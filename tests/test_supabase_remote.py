@@ -206,6 +206,25 @@ async def test_concurrent_uploads_share_metadata_requests(
     assert len(writes) <= len(files) // 4
 
 
+async def test_repeated_rows_in_one_batch_are_merged(
+    hub_remote: SupabaseRemote, supabase_server: SupabaseTestServer, tmp_path: Path
+) -> None:
+    sha = write_file(tmp_path / "same.txt", b"same content, same name")
+    supabase_server.faults.add_latency(0.05, prefix="/rest/v1/")
+    keys = await asyncio.gather(
+        *(
+            hub_remote.put_blob(tmp_path / "same.txt", sha, 23, "same.txt", "text/plain")
+            for _ in range(4)
+        )
+    )
+    assert len(set(keys)) == 1
+    first = entry(hub_remote, "a/same.txt", sha, keys[0], 23)
+    await hub_remote.record([first, first, entry(hub_remote, "b/same.txt", sha, keys[0], 23)])
+
+    assert len(supabase_server.rest.snapshot("file_metadata")) == 1
+    assert len(supabase_server.rest.snapshot("hubsync_manifest")) == 2
+
+
 async def test_large_file_goes_through_tus_in_6_mib_chunks(
     hub_remote: SupabaseRemote, supabase_server: SupabaseTestServer, tmp_path: Path
 ) -> None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -277,15 +278,7 @@ class SupabaseRemote:
         rows = [operation_row(self.user_id, op) for op in operations]
         for batch in chunks(rows, ROW_BATCH):
             await self.session.call(
-                "logging operations",
-                _bind(
-                    lambda b: (
-                        self.session.client.table("file_operations")
-                        .insert(list(b), returning=ReturnMethod.minimal)
-                        .execute()
-                    ),
-                    batch,
-                ),
+                "logging operations", partial(self._send_rows, "file_operations", batch, None)
             )
 
     async def history(self, device: str, root_id: str, relpath: str) -> list[ManifestEntry]:
@@ -307,26 +300,29 @@ class SupabaseRemote:
     async def _upsert(
         self, table: str, rows: Sequence[dict[str, Any]], conflict: str, what: str
     ) -> None:
-        for batch in chunks(rows, ROW_BATCH):
-            await self.session.call(
-                what,
-                _bind(
-                    lambda b: (
-                        self.session.client.table(table)
-                        .upsert(list(b), on_conflict=conflict, returning=ReturnMethod.minimal)
-                        .execute()
-                    ),
-                    batch,
-                ),
+        """Upsert in batches; rows repeating a conflict key are merged (last wins),
+        since PostgreSQL refuses to update one row twice in one statement."""
+        columns = conflict.split(",")
+        unique = list({tuple(row[c] for c in columns): row for row in rows}.values())
+        for batch in chunks(unique, ROW_BATCH):
+            await self.session.call(what, partial(self._send_rows, table, batch, conflict))
+
+    async def _send_rows(
+        self, table: str, rows: Sequence[dict[str, Any]], conflict: str | None
+    ) -> None:
+        """One PostgREST request: an insert, or an upsert on ``conflict``."""
+        builder = self.session.client.table(table)
+        if conflict is None:
+            request = builder.insert(list(rows), returning=ReturnMethod.minimal)
+        else:
+            request = builder.upsert(
+                list(rows), on_conflict=conflict, returning=ReturnMethod.minimal
             )
+        await request.execute()
 
     async def close(self) -> None:
         await self._metadata.close()
         await self.session.close()
-
-
-def _bind(fn: Callable[[Any], Any], arg: Any) -> Callable[[], Any]:
-    return lambda: fn(arg)
 
 
 def session_description(session: SupabaseSession) -> str:
