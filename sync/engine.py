@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -223,8 +223,11 @@ class SyncEngine:
         )
         emit(state)
         deleting = list(d.deleted)
-        for chunk in _chunks(new_items):
-            vanished = await self._sync_chunk(root, remote, chunk, rows, report, state, emit)
+        async for chunk, hashing in self._hashed_ahead(root, _chunks(new_items), report, state):
+            vanished, failed = hashing
+            vanished = await self._sync_chunk(
+                root, remote, chunk, rows, report, state, emit, vanished, failed
+            )
             deleting.extend(v for v in vanished if v in rows and rows[v].state != DELETED)
             if vanished:
                 with self.journal.transaction():
@@ -233,17 +236,41 @@ class SyncEngine:
                     )
         await self._apply_deletions(root, remote, deleting, rows, report, confirm_deletes)
 
-    async def _sync_chunk(
-        self,
-        root: Root,
-        remote: Remote,
-        chunk: list[_Item],
-        rows: dict[str, FileRow],
-        report: PassReport,
-        state: Progress,
-        emit: ProgressSink,
-    ) -> list[str]:
-        """Hash, dedup, upload and record one chunk; returns paths that vanished meanwhile."""
+    async def _hashed_ahead(
+        self, root: Root, chunks: Iterable[list[_Item]], report: PassReport, state: Progress
+    ) -> AsyncGenerator[tuple[list[_Item], tuple[list[str], dict[str, SyncError]]], None]:
+        """Yield chunks whose files are hashed, hashing the next one meanwhile.
+
+        Hashing (reads, CPU) and uploading (writes, network) then overlap instead of
+        taking turns; at most two chunks are in memory at once.
+        """
+        iterator = iter(chunks)
+        current = next(iterator, None)
+        pending = (
+            asyncio.ensure_future(self._hash_chunk(root, current, report, state))
+            if current is not None
+            else None
+        )
+        try:
+            while current is not None and pending is not None:
+                hashed = await pending
+                upcoming = next(iterator, None)
+                pending = (
+                    asyncio.ensure_future(self._hash_chunk(root, upcoming, report, state))
+                    if upcoming is not None
+                    else None
+                )
+                yield current, hashed
+                current = upcoming
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+
+    async def _hash_chunk(
+        self, root: Root, chunk: list[_Item], report: PassReport, state: Progress
+    ) -> tuple[list[str], dict[str, SyncError]]:
+        """Hash the files of a chunk; returns (vanished paths, failures)."""
         vanished: list[str] = []
         failed: dict[str, SyncError] = {}
         loop = asyncio.get_running_loop()
@@ -264,7 +291,21 @@ class SyncEngine:
                     vanished.append(item.relpath)
                 else:
                     failed[item.relpath] = outcome
+        return vanished, failed
 
+    async def _sync_chunk(
+        self,
+        root: Root,
+        remote: Remote,
+        chunk: list[_Item],
+        rows: dict[str, FileRow],
+        report: PassReport,
+        state: Progress,
+        emit: ProgressSink,
+        vanished: list[str],
+        failed: dict[str, SyncError],
+    ) -> list[str]:
+        """Dedup, upload and record one hashed chunk; returns paths that vanished meanwhile."""
         hashed = [i for i in chunk if i.hashed is not None]
         hub_keys = await self._dedup(root, remote, hashed)
         uploads: dict[str, _Item] = {}
