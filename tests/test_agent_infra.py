@@ -44,6 +44,14 @@ from tests.fixtures.agent_infra_helpers import wait_until
 
 pytest_plugins = ["tests.fixtures.agent_infra"]
 
+
+@pytest.fixture(autouse=True)
+def _no_loop_errors(request: pytest.FixtureRequest) -> None:
+    """Every async test here also fails on errors the event loop only logs."""
+    if asyncio.iscoroutinefunction(request.function):
+        request.getfixturevalue("loop_errors")
+
+
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
     "eyJzdWIiOiIxMjM0NTY3ODkwIiwicm9sZSI6ImF1dGhlbnRpY2F0ZWQifQ."

@@ -20,7 +20,7 @@ import logging
 import os
 import socket
 import stat
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,8 @@ class ControlServer:
         self._clients: set[_Client] = set()
         self._conn_tasks: set[asyncio.Task[Any]] = set()
         self._open_writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        """Every per-client task (writers, handlers, drops): ``close`` ends them all."""
         """Accepted connections whose socket is not closed yet (``close`` waits for them)."""
         self._ids = itertools.count(1)
         self._seq = 0
@@ -211,7 +213,12 @@ class ControlServer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for writer in list(self._open_writers):  # teardowns interrupted by the cancellation
+        # Teardowns interrupted by the cancellation may have left tasks and sockets behind.
+        leftovers = list(self._tasks)
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
+        for writer in list(self._open_writers):
             await _close_writer(writer, 0)
         await server.wait_closed()
         self._unlink_socket()
@@ -294,7 +301,7 @@ class ControlServer:
                 )
                 return
             self._clients.add(client)
-            client.writer_task = asyncio.create_task(self._write_loop(client))
+            client.writer_task = self._spawn(self._write_loop(client))
             hello = {"protocol": PROTOCOL_VERSION, "methods": self.methods, **self.server_info}
             client.send_notice(Event(HELLO_EVENT, hello, self._seq).encode())
             await self._read_loop(client)
@@ -303,8 +310,18 @@ class ControlServer:
         finally:
             try:
                 await self._teardown(client, flush=flush)
+            except asyncio.CancelledError:
+                # close() interrupted this teardown and finishes it; a connection task
+                # must not end cancelled (asyncio's stream callback would log an error).
+                pass
             finally:
                 self._conn_tasks.discard(task)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _read_loop(self, client: _Client) -> None:
         reader = client.reader
@@ -333,7 +350,7 @@ class ControlServer:
                 err = ControlError(BAD_FRAME, "clients may only send requests")
                 client.send_reply(Response(None, False, error=err).encode())
                 continue
-            task = asyncio.create_task(self._dispatch(client, frame))
+            task = self._spawn(self._dispatch(client, frame))
             client.tasks.add(task)
             task.add_done_callback(client.tasks.discard)
 
@@ -401,7 +418,7 @@ class ControlServer:
         client.writer.write(notice.encode())
         client.writer.close()  # stops reading; connection_lost (and EOF) once flushed...
         # ...or, if the client does not read its backlog in time, it is cut off.
-        client.drop_task = asyncio.create_task(_close_writer(client.writer, self.lagged_grace))
+        client.drop_task = self._spawn(_close_writer(client.writer, self.lagged_grace))
 
     async def _flush_and_stop_writer(self, client: _Client) -> None:
         """Write whatever is queued without waiting for the peer, then stop the writer."""
