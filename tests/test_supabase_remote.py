@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -531,3 +533,103 @@ async def test_200_mb_upload_through_tus(tmp_path: Path, memory_keyring: MemoryK
             assert stored is not None and len(stored.data) == size
         finally:
             await remote.close()
+
+
+KILLED_UPLOADER = """
+import asyncio, sys
+from pathlib import Path
+from supabase_auth import AsyncMemoryStorage
+from sync.journal import Journal, JournalResumeStore
+from sync.remotes.supabase import SupabaseRemote
+from sync.remotes.supabase_session import SupabaseSession, SupabaseSettings
+
+url, anon, email, password, journal, source, sha, size = sys.argv[1:]
+
+async def main():
+    settings = SupabaseSettings(url, anon, requests_per_second=0)
+    session = await SupabaseSession.sign_in(settings, AsyncMemoryStorage(), email, password)
+    remote = SupabaseRemote(session, resume_store=JournalResumeStore(Journal(Path(journal))))
+    await remote.put_blob(Path(source), sha, int(size), "big.bin", "video/mp4")
+
+asyncio.run(main())
+"""
+
+
+async def test_tus_resumes_after_kill_9_with_the_journal(
+    hub_settings: SupabaseSettings,
+    supabase_user: SupabaseUser,
+    memory_keyring: MemoryKeyring,
+    supabase_server: SupabaseTestServer,
+    tmp_path: Path,
+) -> None:
+    from sync.journal import Journal, JournalResumeStore
+
+    size = 30 * MiB
+    source = tmp_path / "big.bin"
+    sha = urandom_file(source, size)
+    journal_path = tmp_path / "journal.sqlite3"
+    supabase_server.faults.add_latency(0.2, prefix="/storage/v1/upload/resumable/")
+    args = [supabase_server.url, supabase_server.anon_key, supabase_user.email]
+    args += [supabase_user.password, str(journal_path), str(source), sha, str(size)]
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", KILLED_UPLOADER, *args, cwd=Path(__file__).parent.parent
+    )
+    try:
+        for _ in range(300):
+            done = supabase_server.log.entries("PATCH", "/storage/v1/upload/resumable/", status=204)
+            if len(done) >= 3:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the child never sent three chunks")
+    finally:
+        child.kill()  # SIGKILL: no cleanup of any kind in the child
+        await child.wait()
+    assert child.returncode == -signal.SIGKILL
+    supabase_server.faults.clear()
+    mark = len(supabase_server.log)
+
+    journal = Journal(journal_path)
+    remote = SupabaseRemote(
+        await sign_in(hub_settings, supabase_user, memory_keyring),
+        resume_store=JournalResumeStore(journal),
+    )
+    try:
+        for _ in range(20):  # what the engine's transfer layer does with TransientError
+            try:
+                key = await remote.put_blob(source, sha, size, "big.bin", "video/mp4")
+                break
+            except TransientError as exc:
+                # e.g. 409 while the server still holds the dead child's request
+                await asyncio.sleep(min(exc.retry_after or 0.1, 0.3))
+        else:
+            raise AssertionError("never resumed")
+    finally:
+        await remote.close()
+        journal.close()
+
+    after = supabase_server.log.entries()[mark:]
+    resent = sum(e.bytes_in for e in after if e.method == "PATCH")
+    assert resent < 0.6 * size
+    stored = supabase_server.storage.get(BUCKET_FILES, key)
+    assert stored is not None and hashlib.sha256(bytes(stored.data)).hexdigest() == sha
+
+
+async def test_a_hanging_request_times_out_as_transient(
+    hub_settings: SupabaseSettings,
+    supabase_user: SupabaseUser,
+    memory_keyring: MemoryKeyring,
+    supabase_server: SupabaseTestServer,
+) -> None:
+    from dataclasses import replace
+
+    settings = replace(hub_settings, timeout=0.3)
+    remote = SupabaseRemote(await sign_in(settings, supabase_user, memory_keyring))
+    try:
+        supabase_server.faults.add_latency(2.0, prefix="/rest/v1/")
+        with pytest.raises(TransientError, match="timed out"):
+            await remote.ping()
+        supabase_server.faults.clear()
+        assert await remote.ping() < 0.3
+    finally:
+        await remote.close()
