@@ -626,10 +626,11 @@ async def test_a_hanging_request_times_out_as_transient(
     settings = replace(hub_settings, timeout=0.3)
     remote = SupabaseRemote(await sign_in(settings, supabase_user, memory_keyring))
     try:
-        supabase_server.faults.add_latency(2.0, prefix="/rest/v1/")
+        supabase_server.faults.add_latency(0.8, prefix="/rest/v1/")
         with pytest.raises(TransientError, match="timed out"):
             await remote.ping()
         supabase_server.faults.clear()
         assert await remote.ping() < 0.3
+        await asyncio.sleep(0.6)  # let the server finish the abandoned request before it stops
     finally:
         await remote.close()
