@@ -1,0 +1,13 @@
+"""Entry point of the bundle's ``hubsync`` program (the console script ``agent.cli:main``)."""
+
+import os
+import sys
+
+# The bundle's programs are siblings: putting their folder first on PATH makes the tray
+# start this bundle's agent, and autostart/desktop entries name these programs.
+here = os.path.dirname(sys.executable)
+os.environ["PATH"] = os.pathsep.join(p for p in (here, os.environ.get("PATH")) if p)
+
+from agent.cli import main  # noqa: E402
+
+main()
