@@ -13,6 +13,7 @@ from sync.engine import MassDeletePolicy, SyncEngine
 from sync.journal import Journal
 from sync.remotes.base import Remote
 from sync.remotes.local import LocalHub
+from sync.throttle import Bandwidth
 
 
 @dataclass
@@ -32,7 +33,10 @@ class Context(AbstractAsyncContextManager["Context"]):
         config = load_config(paths)
         journal = Journal(paths.journal)
         cache = BlobCache(
-            paths.blob_cache, size_limit=config.cache.size_limit_bytes, ttl=config.cache.ttl_seconds
+            paths.blob_cache,
+            size_limit=config.cache.size_limit_bytes,
+            ttl=config.cache.ttl_seconds,
+            download_limit=Bandwidth(config.agent.download_limit_kbps * 1024),
         )
         return cls(paths, config, journal, cache)
 
@@ -56,6 +60,10 @@ class Context(AbstractAsyncContextManager["Context"]):
             self.unavailable["local"] = (
                 f"local hub {hub_dir} cannot be opened: {exc.strerror or exc}"
             )
+        await self.open_supabase()
+
+    async def open_supabase(self) -> None:
+        """Open the Supabase remote when configured and signed in; else say why not."""
         if self.config.supabase_configured:
             from agent.supabase_hub import open_supabase
 
@@ -80,6 +88,7 @@ class Context(AbstractAsyncContextManager["Context"]):
                 hash_threads=s.hash_threads,
                 workers=s.workers,
                 mass_delete=MassDeletePolicy(ratio=s.mass_delete_ratio, count=s.mass_delete_count),
+                upload_limit=Bandwidth(self.config.agent.upload_limit_kbps * 1024),
             )
         return self._engine
 

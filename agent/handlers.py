@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.control.protocol import BAD_PARAMS, ControlError
 from agent.logs import tail
+from agent.oneoff import LINK_LIFETIME
 from sync.restore import RestoreError, restore_path
 
 if TYPE_CHECKING:
@@ -78,7 +79,10 @@ def register_handlers(agent: AgentService) -> None:
         raw = params.get("paths")
         if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
             raise ControlError(BAD_PARAMS, "'paths' must be a list of paths")
-        return {"items": await agent.upload([Path(p) for p in raw], params.get("hub"))}
+        ttl = params.get("link_ttl_seconds", LINK_LIFETIME)
+        if not isinstance(ttl, int) or ttl <= 0:
+            raise ControlError(BAD_PARAMS, "'link_ttl_seconds' must be a positive integer")
+        return {"items": await agent.upload([Path(p) for p in raw], params.get("hub"), ttl)}
 
     async def history(params: dict[str, Any]) -> dict[str, Any]:
         root, rel = find(_path(params))

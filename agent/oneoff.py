@@ -39,7 +39,7 @@ def expand(paths: list[Path]) -> list[tuple[Path, str]]:
 
 
 async def upload_one(
-    remote: Remote, path: Path, name: str, publish: Publish, retry: RetryPolicy
+    remote: Remote, path: Path, name: str, publish: Publish, retry: RetryPolicy, link_ttl: int
 ) -> dict[str, Any]:
     started = time.time()
     item: dict[str, Any] = {"path": str(path), "name": name, "state": "hashing"}
@@ -68,7 +68,7 @@ async def upload_one(
                 retry,
             )
         await with_retries(lambda: remote.record([]), retry)
-        link = await remote.signed_url(key, LINK_LIFETIME)
+        link = await remote.signed_url(key, link_ttl)
         item.update(
             state="done",
             ok=True,
@@ -104,10 +104,14 @@ async def upload_one(
 
 
 async def upload_paths(
-    remote: Remote, paths: list[Path], publish: Publish, retry: RetryPolicy | None = None
+    remote: Remote,
+    paths: list[Path],
+    publish: Publish,
+    retry: RetryPolicy | None = None,
+    link_ttl: int = LINK_LIFETIME,
 ) -> list[dict[str, Any]]:
     retry = retry or RetryPolicy()
     results = []
     for path, name in expand(paths):
-        results.append(await upload_one(remote, path, name, publish, retry))
+        results.append(await upload_one(remote, path, name, publish, retry, link_ttl))
     return results

@@ -34,6 +34,7 @@ from agent.exai.settings import ExaiSettings
 from agent.health import HealthMonitor, HealthState, HealthStatus
 from agent.metrics import Metrics, MetricsStore
 from agent.oneoff import upload_paths
+from agent.settings_api import read_ignore, register_settings
 from agent.watcher import Debouncer, ObserverFactory, RootWatcher, coverage_shortfall
 from sync.engine import PassReport, Progress
 from sync.journal import Root
@@ -111,17 +112,12 @@ class AgentService:
         from agent.handlers import register_handlers
 
         register_handlers(self)
+        register_settings(self)
         self.exai = self._exai_jobs()
         self.exai.register(self.server)
         await self.server.start()
-        for name, remote in self.ctx.remotes.items():
-            monitor = HealthMonitor(
-                remote.ping,
-                interval=self.timings.health_interval,
-                on_change=functools.partial(self._health_changed, name),
-            )
-            self.health[name] = monitor
-            monitor.start()
+        for name in self.ctx.remotes:
+            self._monitor(name)
         for root in self.ctx.journal.roots():
             self._start_root(root)
         log.info("agent started with %d folders", len(self.runtimes))
@@ -140,6 +136,45 @@ class AgentService:
             publish=self.server.publish,
             path_map=cfg.exai.path_map,
         )
+
+    def _monitor(self, hub: str) -> None:
+        monitor = HealthMonitor(
+            self.ctx.remotes[hub].ping,
+            interval=self.timings.health_interval,
+            on_change=functools.partial(self._health_changed, hub),
+        )
+        self.health[hub] = monitor
+        monitor.start()
+
+    async def reopen_supabase(self) -> None:
+        """After a sign-in or sign-out: replace the Supabase remote and its health monitor."""
+        monitor = self.health.pop("supabase", None)
+        if monitor is not None:
+            await monitor.stop()
+        old = self.ctx.remotes.pop("supabase", None)
+        if old is not None:
+            await old.close()
+        self.ctx.unavailable.pop("supabase", None)
+        await self.ctx.open_supabase()
+        if "supabase" in self.ctx.remotes:
+            self._monitor("supabase")
+        for rt in self.runtimes.values():
+            if rt.root.hub == "supabase":
+                rt.needs_full_scan = True
+        self._wake.set()
+        self.publish_status()
+
+    def apply_settings(self) -> None:
+        """Take the settings that can change while running (limits) from the config."""
+        agent_cfg = self.ctx.config.agent
+        self.ctx.engine.upload_limit.set_rate(agent_cfg.upload_limit_kbps * 1024)
+        self.ctx.cache.download_limit.set_rate(agent_cfg.download_limit_kbps * 1024)
+
+    def rescan(self, root_id: str) -> None:
+        rt = self.runtimes.get(root_id)
+        if rt is not None:
+            rt.needs_full_scan = True
+            self._wake.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -453,6 +488,7 @@ class AgentService:
                     "degraded": rt.degraded,
                     "missing": rt.missing,
                     "watching": rt.watcher is not None,
+                    "ignore": read_ignore(rt.root.path) if not rt.missing else [],
                     "counts": counts,
                     "problems": [
                         {"path": rel, "kind": kind, "reason": reason}
@@ -467,7 +503,10 @@ class AgentService:
             "roots": roots,
             "queue": self.debouncer.queued,
             "progress": self.progress,
-            "health": {hub: m.status.to_dict() for hub, m in self.health.items()},
+            "health": {
+                hub: {**m.status.to_dict(), "user": self._hub_user(hub)}
+                for hub, m in self.health.items()
+            },
             "hubs": {name: r.describe() for name, r in self.ctx.remotes.items()},
             "unavailable": self.ctx.unavailable,
             "cache": {
@@ -480,6 +519,10 @@ class AgentService:
             },
             "metrics": self.metrics.snapshot(),
         }
+
+    def _hub_user(self, hub: str) -> str | None:
+        identity = getattr(getattr(self.ctx.remotes.get(hub), "session", None), "identity", None)
+        return getattr(identity, "email", None) or getattr(identity, "user_id", None)
 
     def _overall_state(self) -> str:
         if self.paused:
@@ -500,7 +543,9 @@ class AgentService:
     def publish_status(self) -> None:
         self.server.publish("status", self.status())
 
-    async def upload(self, paths: list[Path], hub: str | None) -> list[dict[str, Any]]:
+    async def upload(
+        self, paths: list[Path], hub: str | None, link_ttl: int
+    ) -> list[dict[str, Any]]:
         chosen = hub or self.ctx.config.default_hub()
         remote = self.ctx.remotes.get(chosen)
         if remote is None:
@@ -508,7 +553,10 @@ class AgentService:
 
             raise AuthError(self.ctx.unavailable.get(chosen, f"the {chosen} hub is not available"))
         results = await upload_paths(
-            remote, paths, publish=lambda data: self.server.publish("upload", data)
+            remote,
+            paths,
+            publish=lambda data: self.server.publish("upload", data),
+            link_ttl=link_ttl,
         )
         for r in results:
             if r.get("ok"):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sync.remotes.base import BUCKET_FILES, Remote
+from sync.throttle import Bandwidth
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,10 @@ class BlobCache:
         size_limit: int = 1024**3,
         ttl: float = 24 * 3600.0,
         clock: Callable[[], float] = time.time,
+        download_limit: Bandwidth | None = None,
     ) -> None:
         self.dir = directory
+        self.download_limit = download_limit or Bandwidth()
         self.size_limit = size_limit
         self.ttl = ttl
         self._clock = clock
@@ -187,7 +190,8 @@ class BlobCache:
         self._fetching[sha256] = future
         temp = self._tmp / f"{uuid.uuid4().hex}.part"
         try:
-            await remote.get_blob(key, sha256, temp, bucket=bucket)  # verifies the hash
+            paying = self.download_limit.wrap(None)
+            await remote.get_blob(key, sha256, temp, paying, bucket=bucket)  # verifies the hash
             path = self.admit(temp, sha256)
         except BaseException as exc:
             temp.unlink(missing_ok=True)

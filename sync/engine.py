@@ -22,6 +22,7 @@ from sync.hashing import Hashed, hash_file
 from sync.journal import DELETED, FileRow, Journal, Root
 from sync.remotes.base import ManifestEntry, Remote, guess_content_type
 from sync.scan import Diff, Stat, WalkResult, diff, walk, walk_paths
+from sync.throttle import Bandwidth
 from sync.transfer import RetryPolicy, bounded_map, retry_delay, with_retries
 
 CHUNK_FILES = 512
@@ -108,6 +109,7 @@ class SyncEngine:
         workers: int = 4,
         mass_delete: MassDeletePolicy | None = None,
         retry: RetryPolicy | None = None,
+        upload_limit: Bandwidth | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.journal = journal
@@ -115,6 +117,7 @@ class SyncEngine:
         self.workers = workers
         self.mass_delete = mass_delete or MassDeletePolicy()
         self.retry = retry or RetryPolicy()
+        self.upload_limit = upload_limit or Bandwidth()
         self.clock = clock
         self._hash_pool = ThreadPoolExecutor(hash_threads, thread_name_prefix="hubsync-hash")
         self._hash_threads = hash_threads
@@ -329,8 +332,10 @@ class SyncEngine:
             name = item.relpath.rsplit("/", 1)[-1]
             state.current = item.relpath
 
-            def moved(n: int) -> None:
+            def counted(n: int) -> None:
                 state.bytes_done += n
+
+            moved = self.upload_limit.wrap(counted)
 
             return await with_retries(
                 lambda: remote.put_blob(

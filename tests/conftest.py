@@ -8,4 +8,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.supabase",
     "tests.fixtures.postgres",
     "tests.fixtures.exai",
+    "tests.fixtures.agent_infra",
 ]
