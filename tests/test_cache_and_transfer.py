@@ -285,3 +285,22 @@ def test_journal_reopens_at_the_same_schema_and_refuses_a_newer_one(tmp_path: Pa
     again.close()
     with pytest.raises(RuntimeError, match="newer than this HubSync"):
         Journal(path)
+
+
+async def test_upload_limit_slows_transfers_to_the_set_rate(rig: Rig) -> None:
+    from sync.engine import SyncEngine
+    from sync.throttle import Bandwidth
+
+    docs = rig.folder()
+    (docs / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    limit = Bandwidth(2 * 1024 * 1024)  # 2 MiB/s
+    engine = SyncEngine(rig.journal, {"local": rig.hub}, retry=FAST_RETRY, upload_limit=limit)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    report = await engine.sync_root(rig.add_root(docs))
+    elapsed = loop.time() - start
+    engine.close()
+    assert report.complete
+    assert elapsed >= 1.0  # 3 MiB at 2 MiB/s, less the initial burst
+    limit.set_rate(0)
+    limit.consume(10**9)  # unlimited again: returns at once
