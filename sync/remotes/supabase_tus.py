@@ -211,14 +211,19 @@ class _HubUploader(_AsyncUploader):
         self._on_chunk(int(response.headers["upload-offset"]), length)
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    """The body as a one-shot stream.
+async def _once(data: bytes, piece: int = 256 * 1024) -> AsyncIterator[bytes]:
+    """The body as a one-shot stream of 256 KiB pieces.
 
     httpx keeps each response in a reference cycle with its request (and so
     with a ``bytes`` body) until the cyclic GC runs; a generator lets go of the
     6 MiB chunk as soon as it has been sent, which keeps memory at a few chunks.
+    Pieces also give every socket write its own timeout window, so a slow link
+    is not mistaken for a dead one halfway through a chunk.
     """
-    yield data
+    view = memoryview(data)
+    del data
+    for start in range(0, len(view), piece):
+        yield view[start : start + piece].tobytes()
 
 
 def _raise_for_tus(response: httpx.Response) -> None:
