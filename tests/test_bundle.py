@@ -188,6 +188,32 @@ def test_tray_self_test_opens_and_closes_its_windows(sandbox: Sandbox) -> None:
     assert sandbox.agent_pid() is None  # the self-test never starts an agent
 
 
+@pytest.fixture
+def x_display() -> Iterator[str]:
+    """A private Xvfb server; its display name (``:N``, picked by Xvfb itself)."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (apt: xvfb), so the xcb platform cannot be tried")
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+        pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end, "rb") as pipe:
+            number = pipe.readline().strip().decode()
+        assert number.isdigit(), "Xvfb did not report a display"
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_tray_self_test_on_x11(sandbox: Sandbox, x_display: str) -> None:
+    sandbox.env |= {"QT_QPA_PLATFORM": "xcb", "DISPLAY": x_display}
+    assert "self-test ok" in sandbox.ok("hubsync-tray", "--self-test")
+
+
 @pytest.mark.usefixtures("stop_agent")
 def test_agent_watches_a_folder_and_syncs_a_new_file(sandbox: Sandbox) -> None:
     sandbox.ok("hubsync", "add", str(sandbox.files), "--hub", "local")
