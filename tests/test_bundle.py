@@ -259,3 +259,14 @@ def test_install_desktop_points_the_menu_at_this_bundle(sandbox: Sandbox) -> Non
     sandbox.ok("hubsync", "install-desktop", "--uninstall")
     assert not (share / "applications" / "hubsync.desktop").exists()
     assert list(hicolor.glob("*/apps/hubsync.*")) == []
+
+
+def test_autostart_starts_this_bundles_programs(sandbox: Sandbox) -> None:
+    sandbox.ok("hubsync", "autostart", "on", "--headless")
+    config = Path(sandbox.env["XDG_CONFIG_HOME"])
+    entry = (config / "autostart" / "hubsync.desktop").read_text("utf-8")
+    assert f"Exec={sandbox.bundle / 'hubsync-tray'}\n" in entry
+    unit = (config / "systemd" / "user" / "hubsync-agent.service").read_text("utf-8")
+    assert f"ExecStart={sandbox.bundle / 'hubsync'} agent\n" in unit
+    sandbox.ok("hubsync", "autostart", "off")
+    assert not (config / "autostart" / "hubsync.desktop").exists()
