@@ -103,7 +103,7 @@ class TrayApp(QObject):
 
     async def close(self) -> None:
         """Close the tray only; the agent keeps syncing."""
-        self.state.blockSignals(True)  # nothing repaints from here on
+        self.state.close()  # nothing repaints from here on
         self.notifier.close()
         self.tray.hide()
         for window in self.windows():

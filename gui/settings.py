@@ -180,6 +180,7 @@ class SettingsDialog(QDialog):
     def _general_tab(self) -> QWidget:
         page = QWidget()
         self.autostart = QCheckBox("Start HubSync when I log in")
+        self._autostart_loaded = False
         self.notify_boxes = {key: QCheckBox(label) for key, label in NOTIFY_KEYS.items()}
         layout = QVBoxLayout(page)
         layout.addWidget(self.autostart)
@@ -226,7 +227,8 @@ class SettingsDialog(QDialog):
         self.download_limit.setValue(int(agent.get("download_limit_kbps") or 0))
         self.cache_size.setValue(int(cache.get("size_limit_bytes") or 0) // MB)
         self.cache_ttl.setValue(int(cache.get("ttl_seconds") or 0) // 3600)
-        self.autostart.setChecked(bool(result.get("autostart")))
+        self._autostart_loaded = bool(result.get("autostart"))
+        self.autostart.setChecked(self._autostart_loaded)
         token_set = bool((result.get("secrets") or {}).get("exai_token"))
         self.exai_token.clear()
         self.exai_token.setPlaceholderText("stored in the keyring" if token_set else "not set")
@@ -391,10 +393,13 @@ class SettingsDialog(QDialog):
         token = self.exai_token.text()
         self.exai_token.clear()
 
+        params: dict[str, Any] = {"config": self.changes()}
+        if self.autostart.isChecked() != self._autostart_loaded:
+            params["autostart"] = self.autostart.isChecked()  # touch the OS entry only on a change
+
         async def run() -> None:
             try:
-                await self.link.call("config_set", {"config": self.changes(),
-                                                    "autostart": self.autostart.isChecked()})
+                await self.link.call("config_set", params)
                 if token:
                     await self.link.call("set_secret", {"name": "exai_token", "value": token})
             except (AgentUnavailable, ControlError) as exc:

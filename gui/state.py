@@ -80,6 +80,11 @@ class AgentState(QObject):
         self._timer.setInterval(THROTTLE_MS)
         self._timer.timeout.connect(self.changed)
 
+    def close(self) -> None:
+        """No more notifications: the windows are going away."""
+        self._timer.stop()
+        self.blockSignals(True)
+
     # -- feeding -------------------------------------------------------------------------
 
     def _touch(self) -> None:

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,22 +38,33 @@ def _working_pyside(qapp: QApplication) -> None:
         pytest.fail("this PySide6 build corrupts refcounts on this Python: install PySide6-Essentials<6.12")
 
 
-@pytest.fixture
-def qt_loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    """An asyncio loop that runs whenever Qt processes events (e.g. in qtbot.waitUntil)."""
+@pytest.fixture(scope="session")
+def session_loop(qapp: QApplication) -> qasync.QEventLoop:
+    """One qasync loop for the whole session, running whenever Qt processes events.
+
+    Not one per test: a closed loop freed by Python's garbage collector while Qt is
+    delivering a timer event to that loop's timer object crashes the process.
+    """
     loop = qasync.QEventLoop(qapp, already_running=True)
-    asyncio.set_event_loop(loop)
-    yield loop
-    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    asyncio.events._set_running_loop(None)  # it is "running" only during GUI tests
+    return loop
+
+
+@pytest.fixture
+def qt_loop(qapp: QApplication, session_loop: qasync.QEventLoop) -> Iterator[qasync.QEventLoop]:
+    """The session's loop as the running asyncio loop (qtbot.waitUntil drives it)."""
+    asyncio.events._set_running_loop(session_loop)
+    asyncio.set_event_loop(session_loop)
+    yield session_loop
+    pending = [t for t in asyncio.all_tasks(session_loop) if not t.done()]
     for task in pending:
         task.cancel()
-    qapp.processEvents()
-    # Not loop.stop(): that calls QApplication.exit(), after which every nested Qt event
-    # loop (qtbot.wait) returns at once for the rest of the session.
-    loop._QEventLoop__is_running = False
+    deadline = time.monotonic() + 5
+    while any(not t.done() for t in pending) and time.monotonic() < deadline:
+        qapp.processEvents()
     asyncio.events._set_running_loop(None)
-    loop.close()
     asyncio.set_event_loop(None)
+    assert all(t.done() for t in pending), "tasks left running after the test"
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
 """A stand-in agent for the tray tests and screenshots, served by the real control server.
 
-Methods the real agent has (``status``, ``pause``, ``resume``, ``add_root``,
-``remove_root``, ``upload_paths``, ``activity``, ``retry``, ``quit``) answer with the
-real agent's shapes (docs/control-api.md); the settings methods the tray needs and the
-agent does not serve yet (``config_get``, ``config_set``, ``set_secret``, ``sign_in``,
-``sign_out``, ``set_ignore``) answer with the shapes the tray asks for (docs/tray.md).
+The methods answer with the real agent's shapes (docs/control-api.md): ``status``,
+``pause``, ``resume``, ``add_root``, ``remove_root``, ``upload_paths``, ``activity``,
+``retry``, ``quit`` and the settings methods ``config_get``, ``config_set``,
+``set_secret``, ``sign_in``, ``sign_out``, ``set_ignore`` (left out with
+``--no-settings``, like an agent from before they existed).
 Dropped files are really copied into a local hub folder. Two test-only methods:
 ``emit`` (publish an event and fold it into the model) and ``flood`` (push progress
 for N files as fast as the server takes it).
@@ -42,7 +42,13 @@ def _health(state: str = "online", latency: float | None = 0.004, reason: str | 
 
 class DemoAgent:
     def __init__(
-        self, socket_path: Path, hub: Path, *, chunk_delay: float = 0.02, queue_limit: int = 1000
+        self,
+        socket_path: Path,
+        hub: Path,
+        *,
+        chunk_delay: float = 0.02,
+        queue_limit: int = 1000,
+        settings: bool = True,
     ) -> None:
         self.server = ControlServer(socket_path, queue_limit=queue_limit,
                                     server_info={"version": "demo", "pid": 0})
@@ -64,9 +70,11 @@ class DemoAgent:
         self.cache = {"entries": 0, "bytes": 0, "limit": 1024**3, "hits": 0, "misses": 0, "hit_rate": 0.0}
         self.counters = {"files_uploaded": 0, "bytes_uploaded": 0, "dedup_hits": 0, "dedup_bytes_saved": 0}
         self._tasks: set[asyncio.Task[Any]] = set()
-        for name in ("status", "pause", "resume", "add_root", "remove_root", "upload_paths",
-                     "activity", "retry", "quit", "config_get", "config_set", "set_secret",
-                     "sign_in", "sign_out", "set_ignore", "emit", "flood"):
+        names = ["status", "pause", "resume", "add_root", "remove_root", "upload_paths",
+                 "activity", "retry", "quit", "emit", "flood"]
+        if settings:  # without them: an agent from before the settings methods
+            names += ["config_get", "config_set", "set_secret", "sign_in", "sign_out", "set_ignore"]
+        for name in names:
             self.server.register(name, getattr(self, f"m_{name}"))
 
     # -- model (the real agent's status snapshot) ----------------------------------------
@@ -391,9 +399,11 @@ def main() -> None:
     parser.add_argument("--busy", type=Path, help="preset a mid-sync picture under this home")
     parser.add_argument("--chunk-delay", type=float, default=0.02)
     parser.add_argument("--queue-limit", type=int, default=1000)
+    parser.add_argument("--no-settings", action="store_true", help="serve no settings methods")
     args = parser.parse_args()
     args.hub.mkdir(parents=True, exist_ok=True)
-    agent = DemoAgent(args.socket, args.hub, chunk_delay=args.chunk_delay, queue_limit=args.queue_limit)
+    agent = DemoAgent(args.socket, args.hub, chunk_delay=args.chunk_delay, queue_limit=args.queue_limit,
+                      settings=not args.no_settings)
     if args.busy:
         agent.make_busy(args.busy)
     asyncio.run(agent.run())

@@ -22,8 +22,11 @@ from pytestqt.qtbot import QtBot
 from agent.control.client import AgentUnavailable, call_sync
 from agent.paths import Paths
 from gui.app import TrayApp
+from tests.fixtures.supabase import SupabaseUser
 from tests.gui.conftest import ROOT, click, run_to_end
 from tests.gui.test_drop_upload import drop
+from tests.gui.test_settings import open_settings
+from tests.supabase_server import SupabaseTestServer
 
 AGENT = [sys.executable, "-m", "agent", "agent"]
 
@@ -31,7 +34,9 @@ AGENT = [sys.executable, "-m", "agent", "agent"]
 class RealAgent:
     def __init__(self, paths: Paths, home: Path) -> None:
         self.paths = paths
-        self.env = {**os.environ, "HUBSYNC_HOME": str(home)}
+        # Secrets in the documented 0600 file (no keyring here); autostart entries in the test home.
+        self.env = {**os.environ, "HUBSYNC_HOME": str(home), "HUBSYNC_ALLOW_FILE_SECRETS": "1",
+                    "XDG_CONFIG_HOME": str(home / "xdg")}
         self.env.pop("SUPABASE_URL", None)
         self.env.pop("SUPABASE_ANON_KEY", None)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -97,7 +102,6 @@ def test_add_a_folder_watch_it_sync_drop_a_file_and_copy_its_link(
         settings = app.settings
         with qtbot.waitSignal(settings.loaded, timeout=5000):
             settings.show()
-        assert "does not offer its settings" in settings.message.text()  # gated, not broken
         settings.add_root(str(folder))
         qtbot.waitUntil(lambda: settings.roots.count() == 1, timeout=10_000)
         settings.close()
@@ -128,6 +132,47 @@ def test_add_a_folder_watch_it_sync_drop_a_file_and_copy_its_link(
         menu.pause_action.trigger()
         qtbot.waitUntil(lambda: menu.pause_action.text() == "Pause syncing", timeout=5000)
         assert real_agent.call("status")["paused"] is False
+    finally:
+        run_to_end(qtbot, app.close())
+
+
+def test_settings_round_trip_and_sign_in_through_the_real_agent(
+    qtbot: QtBot, qt_loop: object, paths: Paths, real_agent: RealAgent,
+    supabase_server: SupabaseTestServer, supabase_user: SupabaseUser,
+) -> None:
+    app = start_tray(qtbot, paths)
+    try:
+        dialog = open_settings(qtbot, app)
+        dialog.upload_limit.setValue(512)
+        dialog.cache_size.setValue(2048)
+        dialog.exai_token.setText("exai-token-for-the-keyring")
+        with qtbot.waitSignal(dialog.saved, timeout=10_000):
+            click(dialog.save_button)
+        config = paths.config_file.read_text()
+        assert "upload_limit_kbps = 512" in config
+        assert f"size_limit_bytes = {2048 * 1024**2}" in config
+        assert "exai-token-for-the-keyring" not in config
+        dialog.close()
+        again = open_settings(qtbot, app)
+        assert (again.upload_limit.value(), again.cache_size.value()) == (512, 2048)
+        assert again.exai_token.placeholderText() == "stored in the keyring"
+
+        again.tabs.setCurrentIndex(1)
+        again.supabase_url.setText(supabase_server.url)
+        again.anon_key.setText(supabase_server.anon_key)
+        again.email.setText(supabase_user.email)
+        again.password.setText("not the password")
+        click(again.sign_in_button)
+        qtbot.waitUntil(lambda: again.account_status.text().startswith("Sign-in failed"), timeout=15_000)
+        assert "d64541" in again.account_status.styleSheet()
+        assert "Invalid login credentials" in again.account_status.text()
+        again.password.setText(supabase_user.password)
+        click(again.sign_in_button)
+        qtbot.waitUntil(lambda: again.account_status.text() == f"Signed in as {supabase_user.email}",
+                        timeout=15_000)
+        assert supabase_user.password not in paths.config_file.read_text()
+        qtbot.waitUntil(lambda: any(h.name == "supabase" and h.location for h in app.state.hubs()),
+                        timeout=15_000)
     finally:
         run_to_end(qtbot, app.close())
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
+from agent.paths import Paths
 from gui.app import TrayApp
 from gui.prefs import TrayPrefs
 from gui.settings import SettingsDialog
@@ -130,3 +131,23 @@ def test_sign_in_error_is_shown_and_the_password_never_kept(
 
     click(dialog.sign_out_button)
     qtbot.waitUntil(lambda: dialog.account_status.text().startswith("Not signed in"), timeout=5000)
+
+
+def test_an_agent_without_settings_methods_gets_read_only_settings(
+    qtbot: QtBot, tray_app: TrayApp, paths: Paths, short_home: Path
+) -> None:
+    agent = DemoAgentProcess(paths, short_home / "hub", ["--no-settings"])
+    agent.start()
+    try:
+        tray_app.start()
+        qtbot.waitUntil(lambda: tray_app.state.connected, timeout=10_000)
+        dialog = open_settings(qtbot, tray_app)
+        assert "does not offer its settings" in dialog.message.text()
+        assert not dialog.agent_pages[0].isEnabled() and not dialog.autostart.isEnabled()
+        dialog.notify_boxes["notify_errors"].setChecked(False)
+        with qtbot.waitSignal(dialog.saved, timeout=5000):
+            click(dialog.save_button)
+        assert dialog.message.text().startswith("Notification choices saved")
+        assert not TrayPrefs(paths.config_dir).notify("notify_errors")
+    finally:
+        agent.close()
