@@ -44,7 +44,12 @@ def describe(exc: AgentUnavailable | ControlError) -> str:
 
 
 def default_agent_command() -> list[str]:
-    """How to start ``hubsync agent``: the installed script, else this interpreter."""
+    """How to start ``hubsync agent``: the ``hubsync`` next to this program (same venv or
+    bundle), else the one on PATH, else this interpreter with ``-m agent``."""
+    here = Path(sys.executable).parent
+    for sibling in (here / "hubsync", here / "hubsync.exe"):
+        if sibling.is_file() and os.access(sibling, os.X_OK):
+            return [str(sibling), "agent"]
     script = shutil.which("hubsync")
     if script:
         return [script, "agent"]

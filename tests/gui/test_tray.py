@@ -7,10 +7,12 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
 from agent.paths import Paths
+from gui.agent_link import default_agent_command
 from gui.app import TrayApp
 from tests.gui.conftest import ROOT, DemoAgentProcess, run_to_end
 
@@ -121,3 +123,11 @@ def test_self_test_opens_every_window_and_exits_zero(paths: Paths) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "self-test ok (4 windows" in done.stdout
+
+
+def test_the_agent_the_tray_starts_is_this_installations() -> None:
+    command = default_agent_command()
+    assert command[-1] == "agent"
+    done = subprocess.run([*command[:-1], "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("hubsync "), done.stderr
+    assert Path(command[0]).parent == Path(sys.executable).parent  # the venv's, not PATH's
