@@ -214,3 +214,54 @@ def test_tray_starts_the_real_agent_and_quit_stops_it(
         if spawned is not None and spawned.poll() is None:
             spawned.kill()
             spawned.wait(10)
+
+
+def test_killing_the_tray_leaves_the_agent_syncing(
+    qtbot: QtBot, qt_loop: object, paths: Paths, short_home: Path
+) -> None:
+    """The tray (a real ``hubsync-tray`` process) starts the agent; kill -9 the tray: the
+    agent keeps syncing, and a new tray shows its live state at once."""
+    agent = RealAgent(paths, short_home)
+    env = {**agent.env, "QT_QPA_PLATFORM": "offscreen"}
+    tray = subprocess.Popen([sys.executable, "-m", "gui.app"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                agent.call("status")
+                break
+            except AgentUnavailable:
+                assert time.monotonic() < deadline, "the tray did not start the agent"
+                time.sleep(0.2)
+        folder = short_home / "Work"
+        folder.mkdir()
+        agent.call("add_root", {"path": str(folder)})
+        tray.kill()
+        tray.wait(10)
+
+        (folder / "after-the-tray-died.txt").write_text("still syncing\n")
+        deadline = time.monotonic() + 20
+        while not any(op["relpath"] == "after-the-tray-died.txt"
+                      for op in agent.call("activity")["operations"]):
+            assert time.monotonic() < deadline, "the agent stopped syncing with the tray"
+            time.sleep(0.2)
+
+        started = time.monotonic()
+        app = start_tray(qtbot, paths)
+        try:
+            qtbot.waitUntil(lambda: any(a["path"].endswith("after-the-tray-died.txt")
+                                        for a in app.state.activity), timeout=5000)
+            print(f"\na new tray showed the live state {time.monotonic() - started:.2f} s after starting")
+            assert [r.path for r in app.state.roots()] == [str(folder)]
+        finally:
+            run_to_end(qtbot, app.close())
+    finally:
+        if tray.poll() is None:
+            tray.kill()
+            tray.wait(10)
+        try:
+            agent.call("quit")
+        except AgentUnavailable:
+            pass
+        agent.close()
