@@ -53,6 +53,10 @@ class RootRuntime:
     degraded: str | None = None
     missing: bool = False
     inode: int = 0
+    failures: int = 0
+    """Passes in a row that the hub cut short (transient or sign-in)."""
+    blocked_until: float = 0.0
+    """No pass before this (monotonic) time: backoff after a cut-short pass."""
     needs_full_scan: bool = True
     last_full_scan: float = 0.0
     last_report: PassReport | None = None
@@ -313,7 +317,12 @@ class AgentService:
             )
             if now - rt.last_full_scan >= interval:
                 rt.needs_full_scan = True
-            blocked = self.paused or rt.root.paused or not self._hub_ready(rt.root.hub)
+            blocked = (
+                self.paused
+                or rt.root.paused
+                or not self._hub_ready(rt.root.hub)
+                or now < rt.blocked_until
+            )
             if blocked:
                 if rid in batches:
                     rt.needs_full_scan = True  # events are not lost: rescan when unblocked
@@ -338,26 +347,36 @@ class AgentService:
         return [r[0] for r in cur]
 
     def _next_wake(self) -> float:
+        """Seconds until something may be due. Roots that cannot run now (paused, hub
+        offline) add nothing: a resume or a health change wakes the scheduler."""
         delays = [METRICS_FLUSH_INTERVAL]
         due = self.debouncer.next_due()
         if due is not None:
             delays.append(due)
         now_wall, now = time.time(), time.monotonic()
-        row = self.ctx.journal.conn.execute(
-            "SELECT min(next_retry) FROM files WHERE state='error'"
-        ).fetchone()
-        if row[0] is not None:
-            delays.append(max(0.05, row[0] - now_wall))
         if self.runtimes:
             delays.append(max(0.05, self._last_root_check + MISSING_ROOT_CHECK - now))
         for rt in self.runtimes.values():
-            if not rt.missing:
+            if rt.missing:
+                continue
+            if rt.blocked_until > now:
+                delays.append(rt.blocked_until - now)
+                continue
+            if self.paused or rt.root.paused or not self._hub_ready(rt.root.hub):
+                continue
+            if not rt.needs_full_scan:
                 interval = (
                     self.timings.degraded_scan_interval
                     if rt.degraded
                     else self.timings.rescan_interval
                 )
                 delays.append(max(0.05, rt.last_full_scan + interval - now))
+            row = self.ctx.journal.conn.execute(
+                "SELECT min(next_retry) FROM files WHERE root_id=? AND state='error'",
+                (rt.root.id,),
+            ).fetchone()
+            if row[0] is not None:
+                delays.append(max(0.05, row[0] - now_wall))
         return max(0.01, min(delays))
 
     async def _schedule(self) -> None:
@@ -396,10 +415,17 @@ class AgentService:
             self._set_degraded(rt, coverage_shortfall(report.folders, rt.watcher.watches))
         if report.errors.get(".", ("", ""))[0] == "local":
             self._lose_root(rt)
-        if report.auth_needed:
+        root_error = report.errors.get(".", ("", ""))[0]
+        if report.auth_needed or root_error == "transient":
+            rt.needs_full_scan = True  # what the pass could not finish is picked up again
+            rt.failures += 1
+            rt.blocked_until = time.monotonic() + min(300.0, 2.0 * 2 ** min(rt.failures, 8))
             monitor = self.health.get(root.hub)
             if monitor is not None:
                 monitor.poke()
+        else:
+            rt.failures = 0
+            rt.blocked_until = 0.0
         self._account(rt, report, paths, started)
 
     def _account(

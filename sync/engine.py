@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from sync.errors import AuthError, LocalFileError, SyncError
+from sync.errors import AuthError, LocalFileError, SyncError, TransientError
 from sync.hashing import Hashed, hash_file
 from sync.journal import DELETED, FileRow, Journal, Root
-from sync.remotes.base import ManifestEntry, Remote, guess_content_type
+from sync.remotes.base import ManifestEntry, Operation, Remote, guess_content_type
 from sync.scan import Diff, Stat, WalkResult, diff, walk, walk_paths
 from sync.throttle import Bandwidth
 from sync.transfer import RetryPolicy, bounded_map, retry_delay, with_retries
+
+log = logging.getLogger("hubsync.engine")
 
 CHUNK_FILES = 512
 CHUNK_BYTES = 256 * 1024 * 1024
@@ -193,6 +197,10 @@ class SyncEngine:
         except AuthError as exc:
             report.auth_needed = True
             report.errors.setdefault(".", ("auth", exc.message))
+        except TransientError as exc:
+            # The hub stopped answering mid-pass (after retries): what was done is
+            # committed, the rest stays "seen" for the next pass.
+            report.errors.setdefault(".", ("transient", exc.message))
         emit(Progress("done", str(root.path)))
         return report
 
@@ -336,7 +344,7 @@ class SyncEngine:
                 state.bytes_done += n
 
             moved = self.upload_limit.wrap(counted)
-
+            started[h.sha256] = time.time()
             return await with_retries(
                 lambda: remote.put_blob(
                     root.path / item.relpath,
@@ -349,12 +357,26 @@ class SyncEngine:
                 self.retry,
             )
 
+        started: dict[str, float] = {}
+        operations: list[Operation] = []
         new_blobs: list[tuple[str, int, str]] = []
         async with contextlib.aclosing(
             bounded_map(uploads.values(), upload, self.workers)
         ) as uploaded:
             async for owner, result in uploaded:
                 assert owner.hashed is not None
+                sha = owner.hashed.sha256
+                operations.append(
+                    _operation(
+                        "upload",
+                        started.get(sha),
+                        sha,
+                        owner.hashed.size,
+                        owner.relpath,
+                        result if isinstance(result, str) else None,
+                        None if isinstance(result, str) else result,
+                    )
+                )
                 if isinstance(result, str):
                     hub_keys[owner.hashed.sha256] = result
                     new_blobs.append((owner.hashed.sha256, owner.hashed.size, result))
@@ -385,10 +407,20 @@ class SyncEngine:
             item.key = key
             recordable.append(item)
         await self._record(root, remote, recordable, rows, report)
+        await self._log_operations(remote, operations)
         self._record_failures(root, failed, report)
         state.files_done += len(chunk)
         emit(state)
         return vanished
+
+    async def _log_operations(self, remote: Remote, operations: Sequence[Operation]) -> None:
+        """The hub's ``file_operations`` log; best effort: the files are what matters."""
+        if not operations:
+            return
+        try:
+            await with_retries(lambda: remote.log_operations(operations), self.retry)
+        except SyncError as exc:
+            log.warning("could not log %d operations in the hub: %s", len(operations), exc.message)
 
     async def _dedup(self, root: Root, remote: Remote, items: Sequence[_Item]) -> dict[str, str]:
         """sha → key for every hash of ``items`` the hub already has (journal first, then hub)."""
@@ -525,6 +557,13 @@ class SyncEngine:
         for start in range(0, len(entries), CHUNK_FILES):
             batch = entries[start : start + CHUNK_FILES]
             await with_retries(lambda b=batch: remote.record(b), self.retry)  # type: ignore[misc]
+            await self._log_operations(
+                remote,
+                [
+                    _operation("delete", None, e.sha256, e.size, e.relpath, e.key, None)
+                    for e in batch
+                ],
+            )
             now = self.clock()
             with self.journal.transaction():
                 self.journal.mark_deleted(root.id, marks[start : start + CHUNK_FILES], now)
@@ -553,3 +592,28 @@ def _chunks(items: list[_Item]) -> Iterable[list[_Item]]:
 
 def _is_vanished(exc: SyncError) -> bool:
     return isinstance(exc, LocalFileError) and "vanished" in exc.message
+
+
+def _operation(
+    kind: str,
+    started: float | None,
+    sha256: str,
+    size: int,
+    relpath: str,
+    key: str | None,
+    error: SyncError | None,
+) -> Operation:
+    finished = time.time()
+    begun = started or finished
+    return Operation(
+        operation=kind,
+        status="failed" if error else "completed",
+        key=key,
+        sha256=sha256,
+        bytes=size,
+        started_at=datetime.fromtimestamp(begun, UTC).isoformat(),
+        finished_at=datetime.fromtimestamp(finished, UTC).isoformat(),
+        duration_ms=int((finished - begun) * 1000),
+        error=f"{error.kind}: {error.message}" if error else None,
+        metadata={"path": relpath},
+    )

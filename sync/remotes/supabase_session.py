@@ -33,8 +33,11 @@ from sync.remotes.supabase_errors import (
     map_error,
 )
 from sync.remotes.supabase_http import TokenBucket, forget_response, make_http_client
+from sync.transfer import RetryPolicy, with_retries
 
 log = logging.getLogger(__name__)
+REQUEST_RETRY = RetryPolicy(attempts=4, wait_initial=0.1, wait_max=2.0, wait_jitter=0.1, timeout=60)
+"""Per-request retries for transient failures (5xx, resets, 429 with Retry-After)."""
 T = TypeVar("T")
 
 TUS_CHUNK = 6 * 1024 * 1024
@@ -219,6 +222,16 @@ class SupabaseSession:
                 raise error from None
 
     async def call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run one request, retrying it a few times when it fails transiently.
+
+        Retrying here, per request, is what lets a batch of many requests (a hash
+        look-up with probes, a paged upsert) get through a flaky link: retrying
+        only the whole batch would need every request to succeed in one go.
+        Longer outages surface as TransientError for the engine's own backoff.
+        """
+        return await with_retries(lambda: self._call_once(what, fn), REQUEST_RETRY)
+
+    async def _call_once(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         """Run one request; refresh and retry it once when its token was refused.
 
         Every failure leaves as a :class:`sync.errors.SyncError`.
