@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated
 
@@ -146,6 +147,9 @@ def register(app: typer.Typer) -> None:
         """Add HubSync (the tray) to the desktop's application menu, with its icons."""
         if sys.platform in ("win32", "darwin"):
             typer.echo("install-desktop is for Linux (freedesktop) desktops.", err=True)
+            raise typer.Exit(1)
+        if not remove and not getattr(sys, "frozen", False) and find_spec("PySide6") is None:
+            typer.echo("The tray needs PySide6: pip install 'hubsync[gui]' first.", err=True)
             raise typer.Exit(1)
         files = DesktopFiles(data_home())
         try:

@@ -88,6 +88,16 @@ def test_install_writes_entry_and_icons_and_uninstall_removes_only_them(tmp_path
     assert "Nothing was installed" in _run(tmp_path, "--uninstall")
 
 
+def test_install_refuses_without_pyside6(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(desktop, "find_spec", lambda name: None)
+    result = CliRunner().invoke(
+        _cli(), ["install-desktop"], env={"XDG_DATA_HOME": str(tmp_path)}
+    )
+    assert result.exit_code == 1
+    assert "hubsync[gui]" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_uninstall_removes_every_rendered_size(tmp_path: Path) -> None:
     files = desktop.DesktopFiles(tmp_path)
     for size in ("16x16", "256x256"):
