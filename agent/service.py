@@ -28,6 +28,7 @@ from watchdog.observers import Observer
 from agent.context import Context
 from agent.control.server import ControlServer
 from agent.exai.client import ExaiClient
+from agent.exai.health import check_health
 from agent.exai.jobs import ExaiJobs
 from agent.exai.results import default_results_dir
 from agent.exai.settings import ExaiSettings
@@ -37,6 +38,7 @@ from agent.oneoff import upload_paths
 from agent.settings_api import read_ignore, register_settings
 from agent.watcher import Debouncer, ObserverFactory, RootWatcher, coverage_shortfall
 from sync.engine import PassReport, Progress
+from sync.errors import AuthError, TransientError
 from sync.journal import Root
 
 log = logging.getLogger("hubsync.agent")
@@ -107,6 +109,8 @@ class AgentService:
         self._last_root_check = 0.0
         self.passes = 0
         self.exai: ExaiJobs | None = None
+        self.exai_health: HealthMonitor | None = None
+        """Kept apart from ``health``: EXAI being down never holds back syncing."""
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -122,6 +126,7 @@ class AgentService:
         await self.server.start()
         for name in self.ctx.remotes:
             self._monitor(name)
+        self._monitor_exai()
         for root in self.ctx.journal.roots():
             self._start_root(root)
         log.info("agent started with %d folders", len(self.runtimes))
@@ -148,6 +153,28 @@ class AgentService:
             on_change=functools.partial(self._health_changed, hub),
         )
         self.health[hub] = monitor
+        monitor.start()
+
+    def _monitor_exai(self) -> None:
+        """EXAI's health beside the hubs', once a token is set (no token: not in use)."""
+        settings = ExaiSettings.from_config(self.ctx.config.exai)
+        if not settings.token:
+            return
+
+        async def probe() -> float:
+            health = await check_health(settings, http=False)
+            if health.state == "auth":
+                raise AuthError(health.error or "EXAI rejected the token")
+            if health.state == "down":
+                raise TransientError(health.error or f"EXAI at {settings.url} does not answer")
+            return (health.round_trip_ms or 0.0) / 1000
+
+        monitor = HealthMonitor(
+            probe,
+            interval=self.timings.health_interval,
+            on_change=functools.partial(self._health_changed, "exai"),
+        )
+        self.exai_health = monitor
         monitor.start()
 
     async def reopen_supabase(self) -> None:
@@ -190,6 +217,8 @@ class AgentService:
                 rt.watcher.stop()
         for monitor in self.health.values():
             await monitor.stop()
+        if self.exai_health is not None:
+            await self.exai_health.stop()
         if self.exai is not None:
             await self.exai.aclose()
         self.metrics_store.flush(self.metrics)
@@ -494,6 +523,8 @@ class AgentService:
 
     def _health_changed(self, hub: str, status: HealthStatus) -> None:
         self.server.publish("health", {"hub": hub, **status.to_dict()})
+        if hub == "exai":
+            return
         if status.state in (HealthState.ONLINE, HealthState.DEGRADED):
             self._wake.set()
         self.publish_status()
@@ -533,6 +564,7 @@ class AgentService:
                 hub: {**m.status.to_dict(), "user": self._hub_user(hub)}
                 for hub, m in self.health.items()
             },
+            "exai": None if self.exai_health is None else self.exai_health.status.to_dict(),
             "hubs": {name: r.describe() for name, r in self.ctx.remotes.items()},
             "unavailable": self.ctx.unavailable,
             "cache": {
@@ -575,8 +607,6 @@ class AgentService:
         chosen = hub or self.ctx.config.default_hub()
         remote = self.ctx.remotes.get(chosen)
         if remote is None:
-            from sync.errors import AuthError
-
             raise AuthError(self.ctx.unavailable.get(chosen, f"the {chosen} hub is not available"))
         results = await upload_paths(
             remote,

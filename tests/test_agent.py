@@ -279,3 +279,30 @@ async def test_missing_root_pauses_and_resumes_when_back(short_home: Path) -> No
         await agent.wait_for(
             lambda: agent.ctx.journal.count_states(rid).get("synced") == 2, timeout=20
         )
+
+
+async def test_exai_health_is_shown_beside_the_hubs(
+    short_home: Path, exai_server: object, exai_settings: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.exai.settings import ExaiSettings
+
+    assert isinstance(exai_settings, ExaiSettings)
+    monkeypatch.setenv("EXAI_WS_HOST", exai_settings.host)
+    monkeypatch.setenv("EXAI_WS_PORT", str(exai_settings.port))
+    monkeypatch.setenv("EXAI_WS_TOKEN", exai_settings.token)
+    docs = short_home / "docs"
+    docs.mkdir()
+    async with live_agent(short_home, [docs]) as agent:
+        await agent.wait_for(
+            lambda: (agent.service.status()["exai"] or {}).get("state") == "online", timeout=10
+        )
+        assert agent.service.status()["state"] == "idle"
+    monkeypatch.setenv("EXAI_WS_TOKEN", "wrong-token")
+    async with live_agent(short_home, [docs]) as agent:
+        await agent.wait_for(
+            lambda: (agent.service.status()["exai"] or {}).get("state") == "signin_needed",
+            timeout=10,
+        )
+        status = agent.service.status()
+        assert "token" in status["exai"]["reason"]
+        assert status["state"] == "idle"  # EXAI trouble never holds back syncing
