@@ -35,6 +35,8 @@ APP_ICON_SVG = "hubsync-idle-light.svg"
 def desktop_entry(command: Sequence[str]) -> str:
     """The menu entry starting the tray with ``command`` (Desktop Entry spec)."""
     exec_line = " ".join(_desktop_quote(arg) for arg in command)
+    # TryExec is a plain string value, not an Exec line: only backslashes are escaped.
+    try_exec = command[0].replace("\\", "\\\\")
     return (
         "[Desktop Entry]\n"
         "Type=Application\n"
@@ -42,7 +44,7 @@ def desktop_entry(command: Sequence[str]) -> str:
         "Name=HubSync\n"
         "GenericName=Folder Sync\n"
         "Comment=Keep folders mirrored to your hub\n"
-        f"TryExec={_desktop_quote(command[0])}\n"
+        f"TryExec={try_exec}\n"
         f"Exec={exec_line}\n"
         f"Icon={ICON_NAME}\n"
         "Terminal=false\n"

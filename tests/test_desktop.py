@@ -55,7 +55,9 @@ def test_entry_with_an_awkward_path_passes_desktop_file_validate(tmp_path: Path)
     entry.write_text(desktop.desktop_entry(["/opt/Hub Sync $1/hubsync-tray"]), "utf-8")
     run = subprocess.run(["desktop-file-validate", str(entry)], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert _entry_keys(entry.read_text("utf-8"))["Exec"] == '"/opt/Hub Sync \\$1/hubsync-tray"'
+    keys = _entry_keys(entry.read_text("utf-8"))
+    assert keys["Exec"] == '"/opt/Hub Sync \\$1/hubsync-tray"'
+    assert keys["TryExec"] == "/opt/Hub Sync $1/hubsync-tray"
 
 
 def test_install_writes_entry_and_icons_and_uninstall_removes_only_them(tmp_path: Path) -> None:
