@@ -46,8 +46,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -380,7 +380,9 @@ def status(json_out: JsonOpt = False) -> None:
             f"{c.get('deleted', 0)} deleted"
         )
         for p in root["problems"]:
-            out.print(f"  {p['state']}: {p['path']} {p['reason'] or ''}")
+            out.print(
+                f"  {p.get('state') or p.get('kind')}: {escape(p['path'])} {escape(p['reason'] or '')}"
+            )
     c = data["cache"]
     out.print(
         f"Cache: {c['entries']} entries, {c['bytes']:,} of {c['limit']:,} bytes, hit rate {c['hit_rate']:.0%}"

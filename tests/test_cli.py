@@ -1,0 +1,106 @@
+"""The hubsync command line as a user runs it: real processes, exit codes, --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from tests.fixtures.agent import start_agent_process
+
+
+def hubsync(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HUBSYNC_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_version_and_usage_errors(tmp_path: Path) -> None:
+    version = hubsync(tmp_path, "--version")
+    assert version.returncode == 0 and version.stdout.startswith("hubsync ")
+    missing = hubsync(tmp_path, "add", str(tmp_path / "nope"))
+    assert missing.returncode == 1 and "is not a folder" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    no_roots = hubsync(tmp_path, "sync", "--once")
+    assert no_roots.returncode == 1 and "hubsync add" in no_roots.stderr
+    no_once = hubsync(tmp_path, "sync")
+    assert no_once.returncode == 1 and "--once" in no_once.stderr
+    bad_config = tmp_path / "config" / "config.toml"
+    bad_config.parent.mkdir(parents=True, exist_ok=True)
+    bad_config.write_text("[sync]\nturbo = true\n")
+    broken = hubsync(tmp_path, "list")
+    assert broken.returncode == 1 and "unknown setting" in broken.stderr
+
+
+def test_add_sync_list_history_restore_with_json(tmp_path: Path) -> None:
+    home, docs = tmp_path / "home", tmp_path / "docs"
+    docs.mkdir()
+    note = docs / "note.md"
+    note.write_text("one")
+    assert hubsync(home, "add", str(docs)).returncode == 0
+    assert hubsync(home, "sync", "--once").returncode == 0
+    between = datetime.now().astimezone()
+    time.sleep(0.05)
+    note.write_text("two, longer")
+    assert hubsync(home, "sync", "--once").returncode == 0
+    listed = json.loads(hubsync(home, "list", "--json").stdout)
+    assert listed == [
+        {
+            "path": str(docs.resolve()),
+            "hub": "local",
+            "paused": False,
+            "degraded": None,
+            "files": 1,
+            "synced": 1,
+            "errors": 0,
+        }
+    ]
+    versions = json.loads(hubsync(home, "history", str(note), "--json").stdout)
+    assert [v["version"] for v in versions] == [1, 2]
+    at = (between + timedelta(milliseconds=10)).isoformat()
+    restored = json.loads(hubsync(home, "restore", str(note), "--at", at, "--json").stdout)
+    assert restored[0]["version"] == 1 and restored[0]["kept_both"]
+    assert Path(restored[0]["written_to"]).read_text() == "one"
+    assert note.read_text() == "two, longer"
+    out = tmp_path / "elsewhere"
+    copy = hubsync(home, "restore", str(note), "--version", "2", "--to", str(out))
+    assert copy.returncode == 0 and (out / "note.md").read_text() == "two, longer"
+    bad = hubsync(home, "restore", str(note), "--version", "7")
+    assert bad.returncode == 1 and "no version 7" in bad.stderr
+    outside = hubsync(home, "history", str(tmp_path / "x.txt"))
+    assert outside.returncode == 1 and "not inside a mirrored folder" in outside.stderr
+    doctor = json.loads(hubsync(home, "doctor", "--json").stdout)
+    assert all(c["ok"] for c in doctor)
+
+
+def test_status_shows_the_running_agent_and_doctor_flags_a_missing_folder(tmp_path: Path) -> None:
+    home, docs = Path(tmp_path / "h"), tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("a")
+    assert hubsync(home, "add", str(docs)).returncode == 0
+    offline = json.loads(hubsync(home, "status", "--json").stdout)
+    assert offline["agent"] == "not running"
+    agent = start_agent_process(home)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            live = json.loads(hubsync(home, "status", "--json").stdout)
+            if live["roots"][0]["counts"].get("synced") == 1:
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert live["agent"].startswith("running") and live["health"]["local"]["state"] == "online"
+        text = hubsync(home, "status").stdout
+        assert "Agent: running" in text
+        second = hubsync(home, "agent")
+        assert second.returncode == 1 and "another agent is running" in second.stderr
+    finally:
+        agent.stop()
+    docs.rename(tmp_path / "moved")
+    doctor = hubsync(home, "doctor")
+    assert doctor.returncode == 1 and "is missing" in doctor.stdout
