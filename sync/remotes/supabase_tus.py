@@ -98,11 +98,11 @@ class _Verifier:
 
 
 class _Reply:
-    """What tuspy reads back from ``self.request`` after a chunk."""
+    """What tuspy reads back from ``self.request`` after a chunk: the new offset."""
 
-    def __init__(self, response: httpx.Response) -> None:
-        self.status_code = response.status_code
-        self.response_headers = {k.lower(): v for k, v in response.headers.items()}
+    def __init__(self, offset: int) -> None:
+        self.status_code = 204
+        self.response_headers = {"upload-offset": str(offset)}
 
 
 # tuspy's uploader attributes are untyped (``url`` starts as None); treat the base as Any.
@@ -144,15 +144,15 @@ class _HubUploader(_AsyncUploader):
         url: str = await self._session.call("creating a resumable upload", create)
         return url
 
-    async def fetch_offset(self) -> int:
-        async def head() -> int:
-            response = await self._session.http.head(self.url, headers=self.get_headers())
-            if response.status_code in (404, 410):
-                raise UploadGone("the resumable upload expired on the server")
-            _raise_for_tus(response)
-            return int(response.headers["upload-offset"])
+    async def _head_offset(self) -> int:
+        response = await self._session.http.head(self.url, headers=self.get_headers())
+        if response.status_code in (404, 410):
+            raise UploadGone("the resumable upload expired on the server")
+        _raise_for_tus(response)
+        return int(response.headers["upload-offset"])
 
-        offset: int = await self._session.call("resuming an upload", head)
+    async def fetch_offset(self) -> int:
+        offset: int = await self._session.call("resuming an upload", self._head_offset)
         return offset
 
     async def _read(self, offset: int, length: int) -> bytes:
@@ -189,7 +189,7 @@ class _HubUploader(_AsyncUploader):
         # Read and hash the next chunk while this one is on the wire.
         self._read_ahead(offset + length)
 
-        async def patch() -> httpx.Response:
+        async def patch() -> int:
             headers = {
                 **self.get_headers(),
                 "upload-offset": str(offset),
@@ -202,13 +202,18 @@ class _HubUploader(_AsyncUploader):
             if response.status_code in (404, 410):
                 raise UploadGone("the resumable upload expired on the server")
             if response.status_code == 409:
-                raise TransientError("the hub reports a conflicting upload offset", retry_after=2.0)
+                # Out of step: typically an earlier attempt of this very chunk landed and
+                # only its answer was lost. Carry on from wherever the server is.
+                server = await self._head_offset()
+                if server == offset:  # still locked by a request the server is finishing
+                    raise TransientError("the hub is still busy with this upload", retry_after=2.0)
+                return server
             _raise_for_tus(response)
-            return response
+            return int(response.headers["upload-offset"])
 
-        response = await self._session.call("uploading a chunk", patch)
-        self.request = _Reply(response)
-        self._on_chunk(int(response.headers["upload-offset"]), length)
+        new_offset = await self._session.call("uploading a chunk", patch)
+        self.request = _Reply(new_offset)
+        self._on_chunk(new_offset, max(0, new_offset - offset))
 
 
 async def _once(data: bytes, piece: int = 256 * 1024) -> AsyncIterator[bytes]:
