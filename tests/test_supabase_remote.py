@@ -640,18 +640,19 @@ async def test_a_hanging_request_times_out_as_transient(
 ) -> None:
     from dataclasses import replace
 
-    settings = replace(hub_settings, timeout=1.0)
+    timeout = 0.3
+    settings = replace(hub_settings, timeout=timeout)
     remote = SupabaseRemote(await sign_in(settings, supabase_user, memory_keyring))
     try:
-        supabase_server.faults.add_latency(1.6, prefix="/rest/v1/")
+        supabase_server.faults.add_latency(0.8, prefix="/rest/v1/")
         loop = asyncio.get_running_loop()
         started = loop.time()
         with pytest.raises(TransientError, match="timed out"):
             await remote.ping()
-        attempts = REQUEST_RETRY.attempts  # each attempt gives up after the 1 s timeout
-        assert loop.time() - started < attempts * 1.0 + REQUEST_RETRY.wait_max * attempts
+        attempts = REQUEST_RETRY.attempts  # each attempt gives up after the timeout
+        assert loop.time() - started < attempts * timeout + REQUEST_RETRY.wait_max * attempts
         supabase_server.faults.clear()
-        await remote.ping()  # the pool recovers: the stuck connection was discarded
-        await asyncio.sleep(0.7)  # let the server finish the abandoned request before it stops
+        await remote.ping()  # the pool recovers: the stuck connections were discarded
+        await asyncio.sleep(0.9)  # let the server finish the abandoned requests before it stops
     finally:
         await remote.close()
