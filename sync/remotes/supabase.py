@@ -5,9 +5,10 @@ Implements :class:`sync.remotes.base.Remote` on one signed-in
 ``{uid}/{sha[:2]}/{sha}/{ascii_name}``; small ones go up in one request,
 large ones through resumable TUS uploads (:mod:`.supabase_tus`). Every write is
 idempotent (uploads use ``x-upsert``, rows are upserts on their natural keys),
-so a step repeated after a crash does no harm. The remote never retries on its
-own beyond one token refresh: failures leave as :mod:`sync.errors` kinds and the
-engine's transfer layer decides when to try again.
+so a step repeated after a crash does no harm. Each request is retried a few
+times in place when it fails transiently, and once after a token refresh
+(:meth:`SupabaseSession.call`); beyond that failures leave as
+:mod:`sync.errors` kinds and the engine decides when to try the file again.
 """
 
 from __future__ import annotations
