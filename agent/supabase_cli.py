@@ -36,7 +36,12 @@ from agent.supabase_hub import (
 from sync.errors import SyncError
 from sync.remotes.supabase import SupabaseRemote
 from sync.remotes.supabase_schema import schema_sql
-from sync.remotes.supabase_session import SERVICE_ROLE_WARNING, Identity, SupabaseSession
+from sync.remotes.supabase_session import (
+    SERVICE_ROLE_WARNING,
+    Identity,
+    SupabaseSession,
+    SupabaseSettings,
+)
 
 T = TypeVar("T")
 out = Console()
@@ -122,8 +127,11 @@ def login(
         key = _read_password(True) if password_stdin else os.environ.get(SERVICE_ROLE_ENV, "")
         if not key:
             key = typer.prompt(f"service_role key (or set {SERVICE_ROLE_ENV})", hide_input=True)
+        try:
+            asyncio.run(_check_service_role(settings, key, user_id))
+        except SyncError as exc:
+            _fail(f"the hub refused the service_role key ({exc}); nothing was stored")
         store.set(SERVICE_ROLE_SECRET, key)
-        _run(_check_service_role(config, paths, user_id, store))
         out.print(f"Service-role key stored; acting as user {user_id} on {settings.base_url}")
         return
     if email is None:
@@ -141,12 +149,9 @@ def login(
     out.print(f"Signed in to {settings.base_url} as {identity.email} ({identity.user_id})")
 
 
-async def _check_service_role(
-    config: Config, paths: Paths, user_id: str, store: SecretStore
-) -> None:
+async def _check_service_role(settings: SupabaseSettings, key: str, user_id: str) -> None:
     """One authenticated request, so a wrong key is reported now rather than at sync time."""
-    session = await open_session(config, paths, service_role=True, user_id=user_id, store=store)
-    remote = SupabaseRemote(session)
+    remote = SupabaseRemote(await SupabaseSession.service_role(settings, key, user_id))
     try:
         await remote.ping()
     finally:

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from agent.secrets import (
     FILE_SECRETS_ENV,
     SERVICE,
+    SERVICE_ROLE_SECRET,
     FileSecrets,
     SecretStoreError,
     open_secret_store,
@@ -267,3 +268,29 @@ def test_login_without_a_keyring_says_what_to_do(
     secrets_file = Path(os.environ["HUBSYNC_HOME"]) / "config" / "secrets.json"
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     assert supabase_user.password not in secrets_file.read_text()
+
+
+def test_service_role_login_and_whoami(
+    cli: typer.Typer,
+    supabase_server: SupabaseTestServer,
+    supabase_user: SupabaseUser,
+    memory_keyring: MemoryKeyring,
+) -> None:
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["login", "--service-role", "--password-stdin"], input="x\n")
+    assert refused.exit_code == 1 and "--user-id" in refused.output
+
+    args = ["login", "--service-role", "--user-id", supabase_user.uid, "--password-stdin"]
+    wrong = runner.invoke(cli, args, input=supabase_server.anon_key + "x\n")
+    assert wrong.exit_code == 1 and "nothing was stored" in wrong.output
+    assert memory_keyring.items == {}
+
+    result = runner.invoke(cli, args, input=supabase_server.service_key + "\n")
+    assert result.exit_code == 0, result.output
+    assert "SERVICE-ROLE MODE" in result.output
+    assert memory_keyring.items[(SERVICE, SERVICE_ROLE_SECRET)] == supabase_server.service_key
+    assert supabase_server.service_key not in result.output
+
+    who = runner.invoke(cli, ["whoami", "--service-role", "--user-id", supabase_user.uid])
+    assert who.exit_code == 0, who.output
+    assert "service role" in who.output and supabase_user.uid in who.output
