@@ -45,32 +45,75 @@ class SecretStore(Protocol):
 
 
 class KeyringSecrets:
-    """Secrets in the OS keyring (Secret Service, Keychain, Credential Manager)."""
+    """Secrets in the OS keyring (Secret Service, Keychain, Credential Manager).
+
+    Windows' Credential Manager holds about 1,280 characters per entry and a
+    Supabase session (two JWTs and the user record) is longer, so long values
+    are stored as numbered parts behind a small head entry. Parts are written
+    before the head, so a crash mid-write leaves the old head or an unreadable
+    session (which supabase_auth discards: sign in again), never a mix that parses.
+    """
 
     warning: str | None = None
+    PART = 1000
+    SPLIT = "hubsync-parts:"
 
     def __init__(self, backend: KeyringBackend) -> None:
         self.backend = backend
 
-    def get(self, name: str) -> str | None:
+    def _get(self, name: str) -> str | None:
         try:
             return self.backend.get_password(SERVICE, name)
         except keyring.errors.KeyringError as exc:
             raise SecretStoreError(f"the keyring refused to read a secret: {exc}") from None
 
-    def set(self, name: str, value: str) -> None:
+    def _set(self, name: str, value: str) -> None:
         try:
             self.backend.set_password(SERVICE, name, value)
         except keyring.errors.KeyringError as exc:
             raise SecretStoreError(f"the keyring refused to store a secret: {exc}") from None
 
-    def delete(self, name: str) -> None:
+    def _delete(self, name: str) -> None:
         try:
             self.backend.delete_password(SERVICE, name)
         except keyring.errors.PasswordDeleteError:
             return
         except keyring.errors.KeyringError as exc:
             raise SecretStoreError(f"the keyring refused to delete a secret: {exc}") from None
+
+    def _part_count(self, head: str | None) -> int:
+        if head is None or not head.startswith(self.SPLIT):
+            return 0
+        count = head[len(self.SPLIT) :]
+        return int(count) if count.isdigit() else 0
+
+    def get(self, name: str) -> str | None:
+        head = self._get(name)
+        count = self._part_count(head)
+        if not count:
+            return head
+        parts = [self._get(f"{name}#{i}") for i in range(count)]
+        return None if any(p is None for p in parts) else "".join(p or "" for p in parts)
+
+    def set(self, name: str, value: str) -> None:
+        old = self._part_count(self._get(name))
+        if len(value) <= self.PART and not value.startswith(self.SPLIT):
+            self._set(name, value)
+            count = 0
+        else:
+            parts = [value[i : i + self.PART] for i in range(0, len(value), self.PART)]
+            for i, part in enumerate(parts):
+                self._set(f"{name}#{i}", part)
+            self._set(name, f"{self.SPLIT}{len(parts)}")
+            count = len(parts)
+        for i in range(count, old):
+            self._delete(f"{name}#{i}")
+
+    def delete(self, name: str) -> None:
+        count = self._part_count(self._get(name))
+        self._delete(name)
+        for i in range(count):
+            self._delete(f"{name}#{i}")
 
 
 class FileSecrets:

@@ -21,6 +21,7 @@ from agent.secrets import (
     SERVICE,
     SERVICE_ROLE_SECRET,
     FileSecrets,
+    KeyringSecrets,
     SecretStoreError,
     open_secret_store,
 )
@@ -43,9 +44,41 @@ pytest_plugins = ["tests.fixtures.supabase", "tests.fixtures.supabase_remote"]
 
 
 def stored_session(backend: MemoryKeyring) -> dict[str, object]:
-    (value,) = [v for (service, _), v in backend.items.items() if service == SERVICE]
+    (head,) = [name for (service, name) in backend.items if service == SERVICE and "#" not in name]
+    value = KeyringSecrets(backend).get(head)
+    assert value is not None
     data: dict[str, object] = json.loads(value)
     return data
+
+
+class SmallKeyring(MemoryKeyring):
+    """Like Windows' Credential Manager: entries of at most 1,280 characters."""
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        if len(password) > 1280:
+            raise keyring.errors.PasswordSetError("the password is too long")
+        super().set_password(service, username, password)
+
+
+async def test_a_long_session_fits_a_keyring_with_small_entries(
+    hub_settings: SupabaseSettings, supabase_user: SupabaseUser
+) -> None:
+    backend = SmallKeyring()
+    await (await sign_in(hub_settings, supabase_user, backend)).close()
+    assert len(backend.items) > 1  # the session was split into parts
+    assert all(len(v) <= 1280 for v in backend.items.values())
+
+    restored = await SupabaseSession.restore(hub_settings, session_storage(backend, hub_settings))
+    try:
+        assert restored.user_id == supabase_user.uid
+    finally:
+        await restored.close()
+    secrets = KeyringSecrets(backend)
+    (head,) = [name for (_, name) in backend.items if "#" not in name]
+    secrets.set(head, "short now")
+    assert list(backend.items.values()) == ["short now"]  # stale parts are gone
+    secrets.delete(head)
+    assert backend.items == {}
 
 
 async def test_sign_in_keeps_the_session_in_the_keyring_and_never_the_password(
