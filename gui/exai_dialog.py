@@ -1,0 +1,657 @@
+""""Process with EXAI…": ask an EXAI tool about one file and keep the answer.
+
+The dialog lists the server's tools (``exai.tools``), builds the chosen tool's
+argument form from its input schema (gui.schema_form), starts a job
+(``exai.process``) and follows it live — stages, progress messages and the streamed
+answer — on a control-API connection of its own that is subscribed to the
+``exai.*`` events before the job starts, so nothing is missed. At the end it shows
+the result file (open, copy, reveal in folder) or the agent's reason for the failure;
+"Past results" lists what ``exai.results`` keeps.
+
+Closing the dialog stops following, not the job: the agent finishes it and the tray
+notifies. Every call runs as a task on the qasync loop; the Qt loop never waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QProcess, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QFont, QGuiApplication
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QTabWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from agent.control.client import AgentUnavailable, ControlClient
+from agent.control.protocol import ControlError, Event
+from gui import fmt
+from gui.agent_link import AgentLink
+from gui.schema_form import FormError, SchemaForm, takes_file
+from gui.widgets import muted
+
+HUB_PREFIX = "user-files/"
+EVENTS = ["exai.job", "exai.progress", "exai.chunk"]
+FINAL_STATES = ("completed", "failed", "cancelled")
+TOOLS_TIMEOUT = 60.0
+"""``exai.tools`` may wait for the agent's connection attempts to EXAI (with backoff)."""
+CALL_TIMEOUT = 30.0
+RESULTS_LIMIT = 100
+SHOW_RESULT_BYTES = 2 * 1024 * 1024
+"""A longer result file is shown cut short (the file itself is complete)."""
+SLICE_SECONDS = 0.01
+LOG_LINES = 500
+ERROR_STYLE = "background: #fdecea; color: #8a1c14; padding: 6px; border-radius: 4px;"
+PATH_ROLE = Qt.ItemDataRole.UserRole + 1
+
+_open_dialogs: set[ExaiDialog] = set()
+_reader = ThreadPoolExecutor(1, thread_name_prefix="exai-result")
+"""Reads result files off the Qt thread (a plain thread: qasync's default executor uses
+QThreads, which Qt reports as still running when the process exits)."""
+
+
+def open_exai_dialog(
+    parent: QWidget | None, link: AgentLink, source: str | Path | None = None
+) -> ExaiDialog:
+    """Open a new dialog for ``source`` (an absolute local path or ``user-files/<key>``;
+    ``None``: the user chooses a file) and bring it to the front."""
+    dialog = ExaiDialog(link, None if source is None else str(source), parent)
+    _open_dialogs.add(dialog)
+    dialog.destroyed.connect(lambda: _open_dialogs.discard(dialog))
+    dialog.show()
+    dialog.raise_()
+    dialog.activateWindow()
+    return dialog
+
+
+async def close_exai_dialogs() -> None:
+    """Close every open dialog and wait until they stopped following their jobs."""
+    await asyncio.gather(*(d.aclose() for d in list(_open_dialogs)), return_exceptions=True)
+
+
+def explain(code: str, message: str) -> str:
+    """A failure in words for the user: what happened, the agent's message, what to do."""
+    lowered = message.lower()
+    if code == "auth":
+        return f"EXAI refused HubSync's token. {message}\nSet the right token in Settings → EXAI."
+    if code == "timeout" or "timed out" in lowered or "did not answer within" in lowered:
+        return f"EXAI took too long. {message}"
+    if code == "transient":
+        return (f"EXAI cannot be reached. {message}\nIs the EXAI server running? Its host and "
+                "port are in Settings → EXAI.")
+    if code == "agent":
+        return "The HubSync agent is not running, so nothing can be sent to EXAI."
+    if code == "busy":
+        return f"The agent is busy. {message}"
+    if code in ("permanent", "exai", "error"):
+        return f"The EXAI tool failed. {message}"
+    if code == "cancelled":
+        return "Cancelled."
+    return message
+
+
+def _failure(exc: AgentUnavailable | ControlError) -> str:
+    if isinstance(exc, AgentUnavailable):
+        return explain("agent", str(exc))
+    return explain(exc.code, exc.message)
+
+
+def reveal_in_folder(path: Path) -> None:
+    """Show ``path`` selected in the file manager (its folder, where that is all we can do)."""
+    if sys.platform == "darwin":
+        QProcess.startDetached("open", ["-R", str(path)])
+    elif sys.platform == "win32":
+        QProcess.startDetached("explorer", [f"/select,{path}"])
+    else:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
+
+
+def _read_result(path: Path) -> str:
+    with path.open("rb") as fh:
+        data = fh.read(SHOW_RESULT_BYTES + 1)
+    text = data[:SHOW_RESULT_BYTES].decode("utf-8", "replace")
+    if len(data) > SHOW_RESULT_BYTES:
+        text += "\n\n… (shortened here; the file holds the whole answer)"
+    return text
+
+
+class ExaiDialog(QDialog):
+    tools_loaded = Signal(list)
+    job_finished = Signal(dict)
+    """The job as it ended (completed, failed or cancelled)."""
+    results_loaded = Signal(list)
+
+    def __init__(self, link: AgentLink, source: str | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.link = link
+        self.source = source or ""
+        self.tools: list[dict[str, Any]] = []
+        self.form: SchemaForm | None = None
+        self.job: dict[str, Any] | None = None
+        self.result_path: Path | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._run_task: asyncio.Task[Any] | None = None
+        self._closed = False
+        self._started = 0.0
+        self.setWindowTitle("Process with EXAI")
+        self.setAcceptDrops(True)
+        self.resize(700, 760)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._build_ask(), "Ask")
+        self.tabs.addTab(self._build_past(), "Past results")
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
+        self._set_source(self.source)
+        self._set_running(False)
+        self.load_tools()
+        self.load_results()
+
+    # -- building -----------------------------------------------------------------------------
+
+    def _build_ask(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        file_row = QHBoxLayout()
+        self.source_edit = QLineEdit()
+        self.source_edit.setReadOnly(True)
+        self.source_edit.setPlaceholderText("Choose a file, or drop one here")
+        self.choose_button = QPushButton("Choose…")
+        self.choose_button.clicked.connect(self._choose)
+        file_row.addWidget(QLabel("File"))
+        file_row.addWidget(self.source_edit, 1)
+        file_row.addWidget(self.choose_button)
+        layout.addLayout(file_row)
+
+        tool_row = QHBoxLayout()
+        self.tool_combo = QComboBox()
+        self.tool_combo.setMinimumWidth(260)
+        self.tool_combo.currentIndexChanged.connect(self._tool_chosen)
+        self.reload_button = QPushButton("Reload tools")
+        self.reload_button.clicked.connect(self.load_tools)
+        tool_row.addWidget(QLabel("Tool"))
+        tool_row.addWidget(self.tool_combo, 1)
+        tool_row.addWidget(self.reload_button)
+        layout.addLayout(tool_row)
+        self.tool_description = muted("Asking the agent for EXAI's tools…")
+        layout.addWidget(self.tool_description)
+
+        self.form_box = QGroupBox("Arguments")
+        self.form_layout = QVBoxLayout(self.form_box)
+        layout.addWidget(self.form_box)
+
+        self.question_label = QLabel("Question")
+        self.question = QPlainTextEdit()
+        self.question.setPlaceholderText("What do you want to know about this file?")
+        self.question.setFixedHeight(72)
+        layout.addWidget(self.question_label)
+        layout.addWidget(self.question)
+
+        run_row = QHBoxLayout()
+        self.run_button = QPushButton("Run")
+        self.run_button.setDefault(True)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.state_label = QLabel("")
+        run_row.addWidget(self.run_button)
+        run_row.addWidget(self.cancel_button)
+        run_row.addWidget(self.state_label, 1)
+        layout.addLayout(run_row)
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)
+        self.busy.setMaximumHeight(6)
+        self.busy.setTextVisible(False)
+        layout.addWidget(self.busy)
+
+        self.error_label = QLabel("")
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet(ERROR_STYLE)
+        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_label.hide()
+        layout.addWidget(self.error_label)
+
+        self.progress_log = QPlainTextEdit()
+        self.progress_log.setReadOnly(True)
+        self.progress_log.setMaximumBlockCount(LOG_LINES)
+        self.progress_log.setFixedHeight(64)
+        self.progress_log.setPlaceholderText("Progress")
+        layout.addWidget(self.progress_log)
+        self.answer = QPlainTextEdit()
+        self.answer.setReadOnly(True)
+        self.answer.setPlaceholderText("The answer appears here as EXAI writes it.")
+        self.answer.setFont(QFont("monospace"))
+        layout.addWidget(self.answer, 1)
+
+        result_row = QHBoxLayout()
+        self.result_label = muted("")
+        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.open_button = QPushButton("Open")
+        self.open_button.clicked.connect(lambda: self._open(self.result_path))
+        self.copy_button = QPushButton("Copy")
+        self.copy_button.clicked.connect(self._copy)
+        self.reveal_button = QPushButton("Reveal in folder")
+        self.reveal_button.clicked.connect(lambda: self._reveal(self.result_path))
+        result_row.addWidget(self.result_label, 1)
+        for button in (self.open_button, self.copy_button, self.reveal_button):
+            result_row.addWidget(button)
+        layout.addLayout(result_row)
+        self._show_result(None)
+        return page
+
+    def _build_past(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        self.results_tree = QTreeWidget()
+        self.results_tree.setHeaderLabels(["Result", "Tool", "File", "When", "Size"])
+        self.results_tree.setRootIsDecorated(False)
+        self.results_tree.setAlternatingRowColors(True)
+        header = self.results_tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in range(1, 5):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.results_tree.itemDoubleClicked.connect(lambda item, _col: self._open(self._past(item)))
+        self.results_tree.itemSelectionChanged.connect(self._past_selected)
+        layout.addWidget(self.results_tree, 1)
+        buttons = QHBoxLayout()
+        self.results_note = muted("")
+        self.open_past_button = QPushButton("Open")
+        self.open_past_button.clicked.connect(lambda: self._open(self._past(self.results_tree.currentItem())))
+        self.reveal_past_button = QPushButton("Reveal in folder")
+        self.reveal_past_button.clicked.connect(
+            lambda: self._reveal(self._past(self.results_tree.currentItem())))
+        self.refresh_past_button = QPushButton("Refresh")
+        self.refresh_past_button.clicked.connect(self.load_results)
+        buttons.addWidget(self.results_note, 1)
+        for button in (self.open_past_button, self.reveal_past_button, self.refresh_past_button):
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+        self._past_selected()
+        return page
+
+    # -- the file -------------------------------------------------------------------------------
+
+    def _set_source(self, source: str) -> None:
+        self.source = source
+        self.source_edit.setText(source)
+        self.source_edit.setToolTip(source)
+        name = source.rsplit("/", 1)[-1] if source else ""
+        self.setWindowTitle(f"Process with EXAI — {name}" if name else "Process with EXAI")
+        if self.form is not None:
+            self.form.set_source(source)
+        self._update_run_button()
+
+    def _choose(self) -> None:
+        dialog = QFileDialog(self, "Process which file with EXAI?")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.fileSelected.connect(lambda path: self._set_source(str(Path(path).absolute())))
+        dialog.open()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if not self._running() and any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        files = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        files = [path for path in files if path.is_file()]
+        if files and not self._running():
+            self._set_source(str(files[0].absolute()))
+            event.acceptProposedAction()
+
+    # -- tools and their form -------------------------------------------------------------------
+
+    def load_tools(self) -> None:
+        self._spawn(self._load_tools())
+
+    async def _load_tools(self) -> None:
+        self.reload_button.setEnabled(False)
+        self.tool_description.setText("Asking the agent for EXAI's tools…")
+        try:
+            if self.link.connected and "exai.tools" not in self.link.methods:
+                self._show_error("This HubSync agent does not offer EXAI processing.")
+                self.tool_description.setText("")
+                return
+            tools = await self.link.call("exai.tools", timeout=TOOLS_TIMEOUT)
+        except (AgentUnavailable, ControlError) as exc:
+            self._show_error(_failure(exc))
+            self.tool_description.setText("No tools: EXAI could not be asked.")
+            return
+        finally:
+            self.reload_button.setEnabled(True)
+        self._show_error(None)
+        self._set_tools([t for t in tools if isinstance(t, dict) and t.get("name")])
+
+    def _set_tools(self, tools: list[dict[str, Any]]) -> None:
+        previous = self.tool_combo.currentText()
+        self.tools = tools
+        self.tool_combo.blockSignals(True)
+        self.tool_combo.clear()
+        for tool in tools:
+            self.tool_combo.addItem(str(tool["name"]))
+        self.tool_combo.blockSignals(False)
+        names = [str(t["name"]) for t in tools]
+        if previous in names:
+            index = names.index(previous)
+        else:
+            usable = [i for i, t in enumerate(tools) if takes_file(_schema(t))]
+            index = usable[0] if usable else 0
+        self.tool_combo.setCurrentIndex(index)
+        self._tool_chosen(index)
+        if not tools:
+            self.tool_description.setText("EXAI offers no tools.")
+        self.tools_loaded.emit(tools)
+
+    def select_tool(self, name: str) -> None:
+        self.tool_combo.setCurrentIndex(self.tool_combo.findText(name))
+
+    @property
+    def tool(self) -> dict[str, Any] | None:
+        index = self.tool_combo.currentIndex()
+        return self.tools[index] if 0 <= index < len(self.tools) else None
+
+    def _tool_chosen(self, _index: int) -> None:
+        if self.form is not None:
+            self.form_layout.removeWidget(self.form)
+            self.form.deleteLater()
+            self.form = None
+        tool = self.tool
+        if tool is None:
+            self._update_run_button()
+            return
+        self.tool_description.setText(str(tool.get("description") or ""))
+        self.form = SchemaForm(_schema(tool))
+        self.form.set_source(self.source)
+        self.form_layout.addWidget(self.form)
+        question = self.form.question_field
+        self.question.setEnabled(question is not None)
+        if question is None:
+            self.question_label.setText("Question (this tool takes none)")
+        else:
+            self.question_label.setText(f"Question ({question.name}){' *' if question.required else ''}")
+            self.question.setToolTip(question.description)
+        if not self.form.takes_file:
+            self.tool_description.setText(
+                f"{tool.get('description') or ''}\nThis tool takes no file, so HubSync cannot use it here.")
+        self._update_run_button()
+
+    # -- running --------------------------------------------------------------------------------
+
+    def _running(self) -> bool:
+        return self._run_task is not None and not self._run_task.done()
+
+    def _update_run_button(self) -> None:
+        ready = bool(self.source) and self.form is not None and self.form.takes_file
+        self.run_button.setEnabled(ready and not self._running())
+
+    def _set_running(self, running: bool) -> None:
+        self.busy.setVisible(running)
+        for widget in (self.tool_combo, self.reload_button, self.choose_button, self.form_box, self.question):
+            widget.setEnabled(not running)
+        if not running and self.form is not None:
+            self.question.setEnabled(self.form.question_field is not None)
+        self.cancel_button.setEnabled(running and self.job is not None)
+        self._update_run_button()
+
+    def params(self) -> dict[str, Any]:
+        """What ``exai.process`` gets; FormError when something is missing."""
+        tool = self.tool
+        if tool is None or self.form is None:
+            raise FormError("Choose a tool first.")
+        if not self.source:
+            raise FormError("Choose a file first.")
+        arguments = self.form.arguments()
+        question = self.question.toPlainText().strip()
+        field = self.form.question_field
+        if field is not None and field.required and not question:
+            raise FormError("Write a question first.")
+        params: dict[str, Any] = {"source": self.source, "tool": str(tool["name"])}
+        if question and field is not None:
+            params["question"] = question
+        if arguments:
+            params["arguments"] = arguments
+        return params
+
+    def run(self) -> None:
+        if self._running():
+            return
+        try:
+            params = self.params()
+        except FormError as exc:
+            self._show_error(str(exc))
+            return
+        self._show_error(None)
+        self.job = None
+        self.progress_log.clear()
+        self.answer.clear()
+        self._show_result(None)
+        self._started = time.monotonic()
+        self.state_label.setText("Starting…")
+        self._run_task = self._spawn(self._run(params))
+        self._set_running(True)
+
+    async def _run(self, params: dict[str, Any]) -> None:
+        final: dict[str, Any] | None = None
+        try:
+            client = await ControlClient.connect(self.link.socket_path)
+        except (AgentUnavailable, ControlError) as exc:
+            self._end_run(None, _failure(exc))
+            return
+        try:
+            events = await client.subscribe(EVENTS)
+            job = await client.call("exai.process", params, timeout=CALL_TIMEOUT)
+            self._job_changed(job)
+            final = await self._follow(events, str(job["id"]))
+        except (AgentUnavailable, ControlError) as exc:
+            self._end_run(None, _failure(exc))
+            return
+        finally:
+            await client.close()
+        if final is None:
+            self._end_run(None, "Lost the connection to the HubSync agent while EXAI was working. "
+                                "The job may still finish: see Past results.")
+        else:
+            await self._finish(final)
+
+    async def _follow(self, events: AsyncIterator[Event], job_id: str) -> dict[str, Any] | None:
+        """Apply this job's events until it ends; ``None`` if the connection ended first."""
+        slice_start = time.monotonic()
+        async for event in events:
+            data = event.data if isinstance(event.data, dict) else {}
+            if event.event == "exai.job" and data.get("id") == job_id:
+                self._job_changed(data)
+                if data.get("state") in FINAL_STATES:
+                    return data
+            elif event.event == "exai.progress" and data.get("job") == job_id:
+                self._log(str(data.get("message", "")))
+            elif event.event == "exai.chunk" and data.get("job") == job_id:
+                self._append(str(data.get("chunk", "")))
+            if time.monotonic() - slice_start > SLICE_SECONDS:
+                await asyncio.sleep(0)  # let Qt paint between bursts of chunks
+                slice_start = time.monotonic()
+        return None
+
+    def _job_changed(self, job: dict[str, Any]) -> None:
+        stage = str(job.get("stage") or "")
+        shown = stage if job.get("state") == "running" and stage else str(job.get("state", ""))
+        if stage and (self.job is None or stage != self.job.get("stage")):
+            self._log(stage)
+        self.job = job
+        self.cancel_button.setEnabled(job.get("state") not in FINAL_STATES)
+        self.state_label.setText(shown.capitalize())
+
+    async def _finish(self, job: dict[str, Any]) -> None:
+        state = job.get("state")
+        elapsed = fmt.duration(time.monotonic() - self._started)
+        if state == "completed" and job.get("result_path"):
+            path = Path(str(job["result_path"]))
+            try:
+                text = await asyncio.get_running_loop().run_in_executor(_reader, _read_result, path)
+            except OSError as exc:
+                text = ""
+                self._show_error(f"The result was saved but cannot be read here: {exc.strerror}")
+            if text and text != self.answer.toPlainText():
+                self.answer.setPlainText(text)
+            self._show_result(path)
+            self._end_run(f"Done in {elapsed}", None)
+            self.load_results()
+        elif state == "cancelled":
+            self._end_run("Cancelled", None)
+        else:
+            self._end_run("Failed", explain(str(job.get("error_kind") or "error"),
+                                            str(job.get("error") or "no reason given")))
+        self.job_finished.emit(job)
+
+    def _end_run(self, state: str | None, error: str | None) -> None:
+        self.state_label.setText(state or "Failed")
+        self._show_error(error)
+        self._run_task = None
+        self._set_running(False)
+
+    def cancel(self) -> None:
+        job = self.job
+        if job is None or job.get("state") in FINAL_STATES:
+            return
+        self.cancel_button.setEnabled(False)
+        self.state_label.setText("Cancelling…")
+        self._spawn(self._cancel(str(job["id"])))
+
+    async def _cancel(self, job_id: str) -> None:
+        """The job's own event ends the run; only a failed call is shown from here."""
+        try:
+            await self.link.call("exai.cancel", {"job": job_id}, timeout=CALL_TIMEOUT)
+        except (AgentUnavailable, ControlError) as exc:
+            self._show_error(f"Could not cancel: {_failure(exc)}")
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def _log(self, message: str) -> None:
+        if message:
+            self.progress_log.appendPlainText(f"{time.strftime('%H:%M:%S')}  {message}")
+
+    def _append(self, chunk: str) -> None:
+        cursor = self.answer.textCursor()
+        cursor.movePosition(cursor.MoveOperation.End)
+        cursor.insertText(chunk)
+        self.answer.ensureCursorVisible()
+
+    def _show_error(self, message: str | None) -> None:
+        self.error_label.setText(message or "")
+        self.error_label.setVisible(bool(message))
+
+    def _show_result(self, path: Path | None) -> None:
+        self.result_path = path
+        self.result_label.setText(str(path) if path else "")
+        self.result_label.setToolTip(str(path) if path else "")
+        for button in (self.open_button, self.reveal_button):
+            button.setEnabled(path is not None)
+        self.copy_button.setEnabled(path is not None)
+        self.copy_button.setText("Copy")
+
+    def _copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.answer.toPlainText())
+        self.copy_button.setText("Copied ✓")
+
+    @staticmethod
+    def _open(path: Path | None) -> None:
+        if path is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+    @staticmethod
+    def _reveal(path: Path | None) -> None:
+        if path is not None:
+            reveal_in_folder(path)
+
+    # -- past results ---------------------------------------------------------------------------
+
+    def load_results(self) -> None:
+        self._spawn(self._load_results())
+
+    async def _load_results(self) -> None:
+        try:
+            results = await self.link.call("exai.results", {"limit": RESULTS_LIMIT}, timeout=CALL_TIMEOUT)
+        except (AgentUnavailable, ControlError) as exc:
+            self.results_note.setText(f"Past results cannot be listed: {_failure(exc)}")
+            return
+        self.results_tree.clear()
+        for result in results:
+            path = Path(str(result.get("path", "")))
+            item = QTreeWidgetItem([path.name, str(result.get("tool", "")), str(result.get("source", "")),
+                                    str(result.get("created", ""))[:19].replace("T", " "),
+                                    fmt.size(result.get("size"))])
+            item.setData(0, PATH_ROLE, str(path))
+            item.setToolTip(0, str(path))
+            self.results_tree.addTopLevelItem(item)
+        self.results_note.setText(f"{len(results)} result{'s' * (len(results) != 1)} kept on this computer"
+                                  if results else "No results yet.")
+        self.tabs.setTabText(1, f"Past results ({len(results)})")
+        self._past_selected()
+        self.results_loaded.emit(results)
+
+    @staticmethod
+    def _past(item: QTreeWidgetItem | None) -> Path | None:
+        return None if item is None else Path(str(item.data(0, PATH_ROLE)))
+
+    def _past_selected(self) -> None:
+        chosen = self.results_tree.currentItem() is not None
+        self.open_past_button.setEnabled(chosen)
+        self.reveal_past_button.setEnabled(chosen)
+
+    # -- life -------------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(self._guarded(coro))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _guarded(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` unless the dialog closed; its widgets are gone after that."""
+        if self._closed:
+            coro.close()
+            return
+        await coro
+
+    def done(self, code: int) -> None:
+        """Closing (Esc, the close button) stops following; the agent keeps the job."""
+        super().done(code)
+        self._shut(delete=True)
+
+    def _shut(self, delete: bool) -> asyncio.Future[Any]:
+        self._closed = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        ended = asyncio.gather(*tasks, return_exceptions=True)
+        if delete:
+            ended.add_done_callback(lambda _f: self.deleteLater())
+        return ended
+
+    async def aclose(self) -> None:
+        """Close and wait until every call and the job's event stream are released."""
+        self.hide()
+        await self._shut(delete=True)
+
+
+def _schema(tool: dict[str, Any]) -> dict[str, Any]:
+    schema = tool.get("inputSchema")
+    return schema if isinstance(schema, dict) else {}
