@@ -9,11 +9,15 @@ import os
 import stat
 from pathlib import Path
 
+import httpx
 import keyring
 import pytest
 import typer
 from keyring.backends import fail
+from postgrest.exceptions import APIError
 from storage3.exceptions import StorageApiError
+from supabase_auth.errors import AuthApiError as GoTrueApiError
+from supabase_auth.errors import AuthRetryableError
 from typer.testing import CliRunner
 
 from agent.secrets import (
@@ -29,7 +33,7 @@ from agent.supabase_cli import register
 from sync.errors import AuthError
 from sync.remotes.base import BUCKET_FILES
 from sync.remotes.supabase import SupabaseRemote
-from sync.remotes.supabase_errors import map_error
+from sync.remotes.supabase_errors import is_jwt_failure, map_error
 from sync.remotes.supabase_session import SupabaseSession, SupabaseSettings
 from tests.fixtures.supabase import SupabaseUser
 from tests.fixtures.supabase_remote import (
@@ -327,3 +331,51 @@ def test_service_role_login_and_whoami(
     who = runner.invoke(cli, ["whoami", "--service-role", "--user-id", supabase_user.uid])
     assert who.exit_code == 0, who.output
     assert "service role" in who.output and supabase_user.uid in who.output
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "jwt"),
+    [
+        (
+            StorageApiError("exceeded the maximum allowed size", "Payload too large", "413"),
+            "quota",
+            False,
+        ),
+        (
+            StorageApiError("mime type x/y is not supported", "invalid_mime_type", "415"),
+            "permanent",
+            False,
+        ),
+        (StorageApiError("Invalid key: a#b", "InvalidKey", "400"), "permanent", False),
+        (
+            StorageApiError('"exp" claim timestamp check failed', "Unauthorized", "403"),
+            "auth",
+            True,
+        ),
+        (StorageApiError("jwt expired", "InvalidJWT", "400"), "auth", True),
+        (
+            StorageApiError("new row violates row-level security policy", "Unauthorized", "403"),
+            "permanent",
+            False,
+        ),
+        (StorageApiError("Object not found", "not_found", "404"), "permanent", False),
+        (StorageApiError("Internal Server Error", "InternalError", 500), "transient", False),
+        (APIError({"code": "PGRST303", "message": "JWT expired"}), "auth", True),
+        (APIError({"code": "42P01", "message": "relation does not exist"}), "permanent", False),
+        (APIError({"code": "57014", "message": "canceling statement"}), "transient", False),
+        (
+            GoTrueApiError("Invalid Refresh Token: Revoked", 400, "refresh_token_not_found"),
+            "auth",
+            False,
+        ),
+        (AuthRetryableError("connection refused", 0), "transient", False),
+        (httpx.ConnectError("refused"), "transient", False),
+        (PermissionError(13, "Permission denied"), "local", False),
+    ],
+)
+def test_error_kinds(error: Exception, kind: str, jwt: bool) -> None:
+    mapped = map_error(error, "doing it")
+    assert mapped.kind == kind
+    assert is_jwt_failure(error) is jwt
+    if kind == "auth" and not jwt:
+        assert "sign in again" in mapped.message

@@ -65,16 +65,21 @@ def is_jwt_failure(exc: BaseException) -> bool:
     """The request failed because the access token expired or is not accepted."""
     if isinstance(exc, StorageApiError):
         status = str(exc.status)
-        return status in ("401", "403") and bool(_JWT_FAILURE.search(f"{exc.code} {exc.message}"))
+        # Hosted Storage says 403 '"exp" claim timestamp check failed'; some
+        # versions answer 400 InvalidJWT 'jwt expired'.
+        text = f"{exc.code} {exc.message}"
+        return status in ("400", "401", "403") and bool(_JWT_FAILURE.search(text))
     if isinstance(exc, APIError):
         code = exc.code or ""
         return code.startswith("PGRST30") or (
             _http_status() == 401 and bool(_JWT_FAILURE.search(exc.message or ""))
         )
     if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code in (401, 403) and bool(
-            _JWT_FAILURE.search(exc.response.text)
-        )
+        try:
+            body = exc.response.text
+        except httpx.ResponseNotRead:
+            body = ""
+        return exc.response.status_code in (401, 403) and bool(_JWT_FAILURE.search(body))
     return False
 
 
@@ -148,6 +153,8 @@ def map_error(exc: BaseException, what: str) -> SyncError:
     """The :mod:`sync.errors` kind for ``exc``, raised while doing ``what``."""
     if isinstance(exc, SyncError):
         return exc
+    if is_jwt_failure(exc):
+        return AuthError(SIGN_IN_AGAIN)
     if isinstance(exc, StorageApiError):
         return storage_error(exc, what)
     if isinstance(exc, APIError):
