@@ -15,30 +15,27 @@ notifies. Every call runs as a task on the qasync loop; the Qt loop never waits.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QProcess, Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QFont, QGuiApplication
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QFont, QGuiApplication
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QTabWidget,
-    QTreeWidget,
-    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -47,6 +44,7 @@ from agent.control.client import AgentUnavailable, ControlClient
 from agent.control.protocol import ControlError, Event
 from gui import fmt
 from gui.agent_link import AgentLink
+from gui.exai_results import PastResults, open_file, reveal_in_folder
 from gui.schema_form import FormError, SchemaForm, takes_file
 from gui.widgets import muted
 
@@ -56,13 +54,11 @@ FINAL_STATES = ("completed", "failed", "cancelled")
 TOOLS_TIMEOUT = 60.0
 """``exai.tools`` may wait for the agent's connection attempts to EXAI (with backoff)."""
 CALL_TIMEOUT = 30.0
-RESULTS_LIMIT = 100
 SHOW_RESULT_BYTES = 2 * 1024 * 1024
 """A longer result file is shown cut short (the file itself is complete)."""
 SLICE_SECONDS = 0.01
 LOG_LINES = 500
 ERROR_STYLE = "background: #fdecea; color: #8a1c14; padding: 6px; border-radius: 4px;"
-PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 
 _open_dialogs: set[ExaiDialog] = set()
 _reader = ThreadPoolExecutor(1, thread_name_prefix="exai-result")
@@ -116,16 +112,6 @@ def _failure(exc: AgentUnavailable | ControlError) -> str:
     return explain(exc.code, exc.message)
 
 
-def reveal_in_folder(path: Path) -> None:
-    """Show ``path`` selected in the file manager (its folder, where that is all we can do)."""
-    if sys.platform == "darwin":
-        QProcess.startDetached("open", ["-R", str(path)])
-    elif sys.platform == "win32":
-        QProcess.startDetached("explorer", [f"/select,{path}"])
-    else:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
-
-
 def _read_result(path: Path) -> str:
     with path.open("rb") as fh:
         data = fh.read(SHOW_RESULT_BYTES + 1)
@@ -139,7 +125,6 @@ class ExaiDialog(QDialog):
     tools_loaded = Signal(list)
     job_finished = Signal(dict)
     """The job as it ended (completed, failed or cancelled)."""
-    results_loaded = Signal(list)
 
     def __init__(self, link: AgentLink, source: str | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -158,13 +143,15 @@ class ExaiDialog(QDialog):
         self.resize(700, 760)
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_ask(), "Ask")
-        self.tabs.addTab(self._build_past(), "Past results")
+        self.past = PastResults(link, self._spawn)
+        self.past.loaded.connect(lambda found: self.tabs.setTabText(1, f"Past results ({len(found)})"))
+        self.tabs.addTab(self.past, "Past results")
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
         self._set_source(self.source)
         self._set_running(False)
         self.load_tools()
-        self.load_results()
+        self.past.load()
 
     # -- building -----------------------------------------------------------------------------
 
@@ -244,49 +231,20 @@ class ExaiDialog(QDialog):
 
         result_row = QHBoxLayout()
         self.result_label = muted("")
+        self.result_label.setWordWrap(False)
+        self.result_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.open_button = QPushButton("Open")
-        self.open_button.clicked.connect(lambda: self._open(self.result_path))
+        self.open_button.clicked.connect(lambda: self._with_result(open_file))
         self.copy_button = QPushButton("Copy")
         self.copy_button.clicked.connect(self._copy)
         self.reveal_button = QPushButton("Reveal in folder")
-        self.reveal_button.clicked.connect(lambda: self._reveal(self.result_path))
+        self.reveal_button.clicked.connect(lambda: self._with_result(reveal_in_folder))
         result_row.addWidget(self.result_label, 1)
         for button in (self.open_button, self.copy_button, self.reveal_button):
             result_row.addWidget(button)
         layout.addLayout(result_row)
         self._show_result(None)
-        return page
-
-    def _build_past(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        self.results_tree = QTreeWidget()
-        self.results_tree.setHeaderLabels(["Result", "Tool", "File", "When", "Size"])
-        self.results_tree.setRootIsDecorated(False)
-        self.results_tree.setAlternatingRowColors(True)
-        header = self.results_tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in range(1, 5):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        self.results_tree.itemDoubleClicked.connect(lambda item, _col: self._open(self._past(item)))
-        self.results_tree.itemSelectionChanged.connect(self._past_selected)
-        layout.addWidget(self.results_tree, 1)
-        buttons = QHBoxLayout()
-        self.results_note = muted("")
-        self.open_past_button = QPushButton("Open")
-        self.open_past_button.clicked.connect(lambda: self._open(self._past(self.results_tree.currentItem())))
-        self.reveal_past_button = QPushButton("Reveal in folder")
-        self.reveal_past_button.clicked.connect(
-            lambda: self._reveal(self._past(self.results_tree.currentItem())))
-        self.refresh_past_button = QPushButton("Refresh")
-        self.refresh_past_button.clicked.connect(self.load_results)
-        buttons.addWidget(self.results_note, 1)
-        for button in (self.open_past_button, self.reveal_past_button, self.refresh_past_button):
-            buttons.addWidget(button)
-        layout.addLayout(buttons)
-        self._past_selected()
         return page
 
     # -- the file -------------------------------------------------------------------------------
@@ -387,7 +345,8 @@ class ExaiDialog(QDialog):
         if question is None:
             self.question_label.setText("Question (this tool takes none)")
         else:
-            self.question_label.setText(f"Question ({question.name}){' *' if question.required else ''}")
+            named = "" if question.name == "question" else f" ({question.name})"
+            self.question_label.setText(f"Question{named}{' *' if question.required else ''}")
             self.question.setToolTip(question.description)
         if not self.form.takes_file:
             self.tool_description.setText(
@@ -495,6 +454,8 @@ class ExaiDialog(QDialog):
         shown = stage if job.get("state") == "running" and stage else str(job.get("state", ""))
         if stage and (self.job is None or stage != self.job.get("stage")):
             self._log(stage)
+        if job.get("file_ref") and self.form is not None:
+            self.form.show_file_ref(str(job["file_ref"]))
         self.job = job
         self.cancel_button.setEnabled(job.get("state") not in FINAL_STATES)
         self.state_label.setText(shown.capitalize())
@@ -513,7 +474,7 @@ class ExaiDialog(QDialog):
                 self.answer.setPlainText(text)
             self._show_result(path)
             self._end_run(f"Done in {elapsed}", None)
-            self.load_results()
+            self.past.load()
         elif state == "cancelled":
             self._end_run("Cancelled", None)
         else:
@@ -560,7 +521,7 @@ class ExaiDialog(QDialog):
 
     def _show_result(self, path: Path | None) -> None:
         self.result_path = path
-        self.result_label.setText(str(path) if path else "")
+        self.result_label.setText(f"Saved as {path.name}" if path else "")
         self.result_label.setToolTip(str(path) if path else "")
         for button in (self.open_button, self.reveal_button):
             button.setEnabled(path is not None)
@@ -571,50 +532,9 @@ class ExaiDialog(QDialog):
         QGuiApplication.clipboard().setText(self.answer.toPlainText())
         self.copy_button.setText("Copied ✓")
 
-    @staticmethod
-    def _open(path: Path | None) -> None:
-        if path is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
-
-    @staticmethod
-    def _reveal(path: Path | None) -> None:
-        if path is not None:
-            reveal_in_folder(path)
-
-    # -- past results ---------------------------------------------------------------------------
-
-    def load_results(self) -> None:
-        self._spawn(self._load_results())
-
-    async def _load_results(self) -> None:
-        try:
-            results = await self.link.call("exai.results", {"limit": RESULTS_LIMIT}, timeout=CALL_TIMEOUT)
-        except (AgentUnavailable, ControlError) as exc:
-            self.results_note.setText(f"Past results cannot be listed: {_failure(exc)}")
-            return
-        self.results_tree.clear()
-        for result in results:
-            path = Path(str(result.get("path", "")))
-            item = QTreeWidgetItem([path.name, str(result.get("tool", "")), str(result.get("source", "")),
-                                    str(result.get("created", ""))[:19].replace("T", " "),
-                                    fmt.size(result.get("size"))])
-            item.setData(0, PATH_ROLE, str(path))
-            item.setToolTip(0, str(path))
-            self.results_tree.addTopLevelItem(item)
-        self.results_note.setText(f"{len(results)} result{'s' * (len(results) != 1)} kept on this computer"
-                                  if results else "No results yet.")
-        self.tabs.setTabText(1, f"Past results ({len(results)})")
-        self._past_selected()
-        self.results_loaded.emit(results)
-
-    @staticmethod
-    def _past(item: QTreeWidgetItem | None) -> Path | None:
-        return None if item is None else Path(str(item.data(0, PATH_ROLE)))
-
-    def _past_selected(self) -> None:
-        chosen = self.results_tree.currentItem() is not None
-        self.open_past_button.setEnabled(chosen)
-        self.reveal_past_button.setEnabled(chosen)
+    def _with_result(self, action: Callable[[Path], None]) -> None:
+        if self.result_path is not None:
+            action(self.result_path)
 
     # -- life -------------------------------------------------------------------------------------
 

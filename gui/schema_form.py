@@ -354,6 +354,14 @@ class SchemaForm(QWidget):
         for spec in self.specs:
             if spec.role == "file":
                 self.filled[spec.name].setText(source or "choose a file")
+                self.filled[spec.name].setCursorPosition(0)
+
+    def show_file_ref(self, ref: str) -> None:
+        """Show the hub reference the agent sent (known once the file is in the hub)."""
+        for spec in self.specs:
+            if spec.role == "file" and spec.name in FILE_REF_NAMES:
+                self.filled[spec.name].setText(ref)
+                self.filled[spec.name].setCursorPosition(0)
 
     def arguments(self) -> dict[str, Any]:
         """The user's arguments; FormError names the required ones left empty."""

@@ -24,7 +24,7 @@ from pytestqt.qtbot import QtBot
 from agent.exai import arguments
 from gui import schema_form
 from gui.agent_link import AgentLink
-from gui.exai_dialog import ExaiDialog, close_exai_dialogs, open_exai_dialog
+from gui.exai_dialog import ExaiDialog, close_exai_dialogs, explain, open_exai_dialog
 from gui.schema_form import FormError, SchemaForm, classify
 from tests.exai_server import TOOLS
 from tests.gui.conftest import click, rows, run_to_end
@@ -130,7 +130,7 @@ def test_ask_about_a_file_watch_the_answer_stream_and_keep_the_result(
     file_field = form.filled["file_id"]
     assert file_field.isReadOnly() and file_field.text() == str(notes)
     assert form.filled["sha256"].isReadOnly() and not form.inputs  # nothing else to fill in
-    assert dialog.question.isEnabled() and dialog.question_label.text() == "Question (question) *"
+    assert dialog.question.isEnabled() and dialog.question_label.text() == "Question *"
 
     seen_while_running: list[str] = []
 
@@ -157,7 +157,9 @@ def test_ask_about_a_file_watch_the_answer_stream_and_keep_the_result(
     text = result.read_text("utf-8")
     assert QUESTION in text and text.startswith("# Streamed answer")
     assert dialog.answer.toPlainText() == text
-    assert dialog.result_label.text() == str(result)
+    assert dialog.result_label.text() == f"Saved as {result.name}"
+    assert dialog.result_label.toolTip() == str(result)
+    assert file_field.text() == job["file_ref"] and job["file_ref"].startswith("user-files/")
     assert dialog.state_label.text().startswith("Done in")
     assert not dialog.error_label.isVisible() and not dialog.cancel_button.isEnabled()
     assert dialog.run_button.isEnabled()
@@ -168,13 +170,13 @@ def test_ask_about_a_file_watch_the_answer_stream_and_keep_the_result(
     click(dialog.copy_button)
     assert QGuiApplication.clipboard().text() == text and dialog.copy_button.text() == "Copied ✓"
 
-    qtbot.waitUntil(lambda: [r.text(0) for r in rows(dialog.results_tree)] == [result.name],
+    qtbot.waitUntil(lambda: [r.text(0) for r in rows(dialog.past.tree)] == [result.name],
                     timeout=5000)
     assert dialog.tabs.tabText(1) == "Past results (1)"
-    past = rows(dialog.results_tree)[0]
+    past = rows(dialog.past.tree)[0]
     assert (past.text(1), past.text(2)) == ("analyze_file", "Q3 notes.md")
-    dialog.results_tree.setCurrentItem(past)
-    click(dialog.open_past_button)
+    dialog.past.tree.setCurrentItem(past)
+    click(dialog.past.open_button)
     assert urls.urls[-1] == QUrl.fromLocalFile(str(result))
     assert agent.call("exai.jobs")[0]["state"] == "completed"
 
@@ -282,6 +284,21 @@ def test_closing_the_dialog_mid_run_releases_its_connection_and_the_job_finishes
 
 
 # -- the form on its own ------------------------------------------------------------------------
+
+
+def test_failures_are_explained_with_the_agents_message() -> None:
+    cases = {
+        ("auth", "EXAI rejected the token (close 4003: unauthorized)"): "EXAI refused HubSync's token.",
+        ("transient", "EXAI tool slow_query timed out on the server: over 300 s"): "EXAI took too long.",
+        ("timeout", "exai.tools did not answer within 60 s"): "EXAI took too long.",
+        ("transient", "cannot reach EXAI at ws://127.0.0.1:9: refused"): "EXAI cannot be reached.",
+        ("permanent", "EXAI tool x failed: provider exploded (INTERNAL_ERROR)"): "The EXAI tool failed.",
+        ("bad_params", "/x/gone.md: no such file (give an absolute path)"): "/x/gone.md: no such file",
+    }
+    for (code, message), start in cases.items():
+        shown = explain(code, message)
+        assert shown.startswith(start), (code, shown)
+        assert message in shown
 
 
 def test_filled_in_names_match_the_agents() -> None:
