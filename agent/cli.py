@@ -50,6 +50,29 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ServiceRoleOpt = Annotated[
+    bool,
+    typer.Option(
+        "--service-role", help="Headless servers: use the service-role key (needs --user-id)."
+    ),
+]
+UserIdOpt = Annotated[
+    str | None, typer.Option("--user-id", help="The fixed user id service-role mode acts for.")
+]
+
+
+def _service_role_user(service_role: bool, user_id: str | None) -> str | None:
+    """Service-role mode only with both flags, and never quietly."""
+    if not service_role:
+        if user_id:
+            raise CliError("--user-id goes with --service-role")
+        return None
+    if not user_id:
+        raise CliError("--service-role needs a fixed --user-id")
+    from agent.supabase_cli import _warn_service_role
+
+    _warn_service_role(user_id)
+    return user_id
 
 
 class CliError(Exception):
@@ -78,12 +101,14 @@ def _root(
     """HubSync: mirror folders to a hub, deduplicated by content."""
 
 
-def run_async(body: Callable[[Context], Awaitable[T]]) -> T:
+def run_async(
+    body: Callable[[Context], Awaitable[T]], *, service_role_user: str | None = None
+) -> T:
     """Open the context, run ``body`` and close everything, turning errors into messages."""
 
     async def main() -> T:
         try:
-            ctx = Context.open()
+            ctx = Context.open(service_role_user=service_role_user)
         except ConfigError as exc:
             raise CliError(f"configuration error: {exc}") from None
         async with ctx:
@@ -128,12 +153,19 @@ def add(
         chosen = hub or ctx.config.default_hub()
         if chosen not in ("local", "supabase"):
             raise CliError("--hub must be 'local' or 'supabase'")
-        if chosen in ctx.unavailable and chosen not in ctx.remotes:
-            raise CliError(ctx.unavailable[chosen])
+        if chosen == "supabase" and not ctx.config.supabase_configured:
+            raise CliError(ctx.unavailable["supabase"])
+        if chosen == "local" and "local" not in ctx.remotes:
+            raise CliError(ctx.unavailable.get("local", "the local hub cannot be opened"))
         try:
-            return ctx.journal.add_root(folder, chosen)
+            root = ctx.journal.add_root(folder, chosen)
         except ValueError as exc:
             raise CliError(str(exc)) from None
+        if chosen not in ctx.remotes:
+            err.print(
+                f"[yellow]note:[/] {escape(ctx.unavailable.get(chosen, ''))}; syncing waits until then"
+            )
+        return root
 
     root = run_async(body)
     if json_out:
@@ -253,10 +285,13 @@ def sync(
         bool, typer.Option("--confirm-deletes", help="Apply a large deletion that was held.")
     ] = False,
     json_out: JsonOpt = False,
+    service_role: ServiceRoleOpt = False,
+    user_id: UserIdOpt = None,
 ) -> None:
     """Scan every mirrored folder and upload what changed."""
     if not once:
         raise CliError("use `hubsync sync --once` for one pass, or `hubsync agent` to keep syncing")
+    acting_for = _service_role_user(service_role, user_id)
 
     async def body(ctx: Context) -> list[PassReport]:
         roots = [r for r in ctx.journal.roots() if not r.paused]
@@ -285,7 +320,7 @@ def sync(
                 )
         return reports
 
-    reports = run_async(body)
+    reports = run_async(body, service_role_user=acting_for)
     if json_out:
         _emit_json([report_json(r) for r in reports])
     else:
@@ -585,13 +620,14 @@ def doctor(
 
 
 @app.command()
-def agent() -> None:
+def agent(service_role: ServiceRoleOpt = False, user_id: UserIdOpt = None) -> None:
     """Run the agent in the foreground (watch folders, serve the tray and CLI)."""
     from agent.lock import AlreadyRunning
     from agent.runner import run_agent
 
+    acting_for = _service_role_user(service_role, user_id)
     try:
-        run_agent()
+        run_agent(service_role_user=acting_for)
     except AlreadyRunning as exc:
         raise CliError(str(exc)) from None
 

@@ -26,7 +26,7 @@ class SupabaseConfig:
     url: str = ""
     anon_key: str = ""
     """The anon key is public by design (it ships in every web app), so it may live here."""
-    requests_per_second: float = 20.0
+    requests_per_second: float = 100.0
     tus_threshold_bytes: int = 6 * 1024 * 1024
 
 

@@ -25,10 +25,12 @@ class Context(AbstractAsyncContextManager["Context"]):
     remotes: dict[str, Remote] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
     """hub name → why it cannot be used now (not configured, signed out...)."""
+    service_role_user: str | None = None
+    """Service-role mode (headless servers): act for this fixed user id. Explicit only."""
     _engine: SyncEngine | None = None
 
     @classmethod
-    def open(cls, paths: Paths | None = None) -> Context:
+    def open(cls, paths: Paths | None = None, *, service_role_user: str | None = None) -> Context:
         paths = (paths or resolve_paths()).ensure()
         config = load_config(paths)
         journal = Journal(paths.journal)
@@ -38,7 +40,7 @@ class Context(AbstractAsyncContextManager["Context"]):
             ttl=config.cache.ttl_seconds,
             download_limit=Bandwidth(config.agent.download_limit_kbps * 1024),
         )
-        return cls(paths, config, journal, cache)
+        return cls(paths, config, journal, cache, service_role_user=service_role_user)
 
     async def __aenter__(self) -> Context:
         await self.open_hubs()
@@ -67,7 +69,11 @@ class Context(AbstractAsyncContextManager["Context"]):
         if self.config.supabase_configured:
             from agent.supabase_hub import open_supabase
 
-            remote, problem = await open_supabase(self)
+            remote, problem = await open_supabase(
+                self,
+                service_role=self.service_role_user is not None,
+                user_id=self.service_role_user,
+            )
             if remote is not None:
                 self.remotes["supabase"] = remote
             else:

@@ -15,8 +15,8 @@ from agent.service import AgentService
 log = logging.getLogger("hubsync.agent")
 
 
-async def serve(paths: Paths) -> None:
-    async with Context.open(paths) as ctx:
+async def serve(paths: Paths, service_role_user: str | None = None) -> None:
+    async with Context.open(paths, service_role_user=service_role_user) as ctx:
         service = AgentService(ctx)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -28,9 +28,9 @@ async def serve(paths: Paths) -> None:
                 loop.remove_signal_handler(sig)
 
 
-def run_agent(*, console: bool = True) -> None:
+def run_agent(*, console: bool = True, service_role_user: str | None = None) -> None:
     """The ``hubsync agent`` command: one agent per user (lock), until SIGTERM/SIGINT."""
     paths = resolve_paths().ensure()
     setup_logging(paths, console=console)
     with AgentLock(paths.agent_lock):
-        asyncio.run(serve(paths))
+        asyncio.run(serve(paths, service_role_user))

@@ -9,4 +9,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.postgres",
     "tests.fixtures.exai",
     "tests.fixtures.agent_infra",
+    "tests.fixtures.supabase_remote",
 ]

@@ -222,3 +222,42 @@ async def test_revoked_session_pauses_with_sign_in_again_and_loses_nothing(
     finally:
         engine2.close()
         await fresh.close()
+
+
+def test_service_role_mode_syncs_for_a_fixed_user_only_when_asked(
+    tmp_path: Path, supabase_server: SupabaseTestServer, supabase_user: SupabaseUser
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "server.log").write_text("from a headless box")
+    env = {
+        **os.environ,
+        "HUBSYNC_HOME": str(tmp_path / "home"),
+        "SUPABASE_URL": supabase_server.url,
+        "SUPABASE_ANON_KEY": supabase_server.anon_key,
+        "SUPABASE_SERVICE_ROLE_KEY": supabase_server.service_key,
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        "HUBSYNC_ALLOW_FILE_SECRETS": "1",
+    }
+    cli = [sys.executable, "-m", "agent"]
+    add = subprocess.run(
+        [*cli, "add", str(docs), "--hub", "supabase"], env=env, capture_output=True, text=True
+    )
+    assert add.returncode == 0 and "hubsync login" in add.stderr, add.stderr
+    plain = subprocess.run([*cli, "sync", "--once"], env=env, capture_output=True, text=True)
+    assert plain.returncode == 2  # not signed in, no service role asked for: nothing synced
+    assert supabase_server.rest.snapshot("hubsync_manifest") == []
+    half = subprocess.run(
+        [*cli, "sync", "--once", "--service-role"], env=env, capture_output=True, text=True
+    )
+    assert half.returncode == 1 and "--user-id" in half.stderr
+    run = subprocess.run(
+        [*cli, "sync", "--once", "--service-role", "--user-id", supabase_user.uid],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "service" in run.stderr.lower()  # the loud warning
+    assert supabase_server.service_key not in run.stdout + run.stderr
+    assert_hub_mirrors(supabase_server, supabase_user.uid, docs)
