@@ -267,6 +267,25 @@ def test_exai_down_is_shown_and_tools_load_once_it_answers(
         agent.stop()
 
 
+def test_opened_before_the_agent_answers_it_asks_again_once_connected(
+    qtbot: QtBot, qt_loop: qasync.QEventLoop, short_home: Path, exai_server: ExaiServerProcess,
+    notes: Path,
+) -> None:
+    agent = ExaiAgent(short_home, exai_server)
+    link = AgentLink(agent.paths.control_socket, agent_command=None)
+    link.start()
+    try:
+        dialog = dialog_for(qtbot, link, notes)
+        assert dialog.error_label.text().startswith("The HubSync agent is not running")
+        agent.start()
+        qtbot.waitUntil(lambda: bool(dialog.tools), timeout=15_000)
+        assert not dialog.error_label.isVisible() and dialog.run_button.isEnabled()
+    finally:
+        run_to_end(qtbot, close_exai_dialogs())
+        run_to_end(qtbot, link.close())
+        agent.stop()
+
+
 def test_closing_the_dialog_mid_run_releases_its_connection_and_the_job_finishes(
     qtbot: QtBot, link: AgentLink, agent: ExaiAgent, notes: Path
 ) -> None:

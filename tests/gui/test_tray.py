@@ -3,6 +3,7 @@ closing the tray vs quitting HubSync, and the fallback window."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -131,3 +132,32 @@ def test_the_agent_the_tray_starts_is_this_installations() -> None:
     done = subprocess.run([*command[:-1], "--version"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("hubsync "), done.stderr
     assert Path(command[0]).parent == Path(sys.executable).parent  # the venv's, not PATH's
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_trays_and_agent_restarts_leave_no_tasks_or_sockets_behind(
+    qtbot: QtBot, qt_loop: asyncio.AbstractEventLoop, paths: Paths, demo_agent: DemoAgentProcess
+) -> None:
+    def cycle() -> None:
+        app = TrayApp(paths, agent_command=None)
+        for window in app.windows():
+            qtbot.addWidget(window)
+        app.start()
+        qtbot.waitUntil(lambda: app.state.connected and bool(app.state.status), timeout=10_000)
+        demo_agent.kill()  # the agent restarts under the tray
+        qtbot.waitUntil(lambda: not app.state.connected, timeout=5000)
+        demo_agent.start()
+        qtbot.waitUntil(lambda: app.state.connected, timeout=10_000)
+        run_to_end(qtbot, app.close())
+        qtbot.wait(50)
+
+    cycle()  # warm up: Qt and the thread pool open their own descriptors once
+    baseline = open_fds()
+    for _ in range(5):
+        cycle()
+    leftover = [t for t in asyncio.all_tasks(qt_loop) if not t.done()]
+    assert leftover == [], leftover
+    assert open_fds() <= baseline + 2, f"{open_fds()} descriptors open, {baseline} before"
