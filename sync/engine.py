@@ -161,22 +161,22 @@ class SyncEngine:
         emit(Progress("scanning", str(root.path)))
         loop = asyncio.get_running_loop()
         if paths is None:
-            walked = await loop.run_in_executor(self._hash_pool, walk, root.path)
             known = self.journal.stat_index(root.id)
+            walked = await loop.run_in_executor(self._hash_pool, walk, root.path, known)
         else:
             wanted = sorted(set(paths))
             walked = await loop.run_in_executor(self._hash_pool, walk_paths, root.path, wanted)
             known = self.journal.stat_index_under(root.id, wanted)
-        report.scanned = len(walked.files)
+        report.scanned = len(walked.files) + walked.unchanged
         report.skipped = walked.skipped
         report.ignored = walked.ignored
         report.folders = walked.folders
         now = self.clock()
-        failed = self.journal.error_rows(root.id) if known else {}
+        failed = self.journal.error_rows(root.id) if known or walked.unchanged else {}
         retry_due = {
             rel for rel, row in failed.items() if retry_errors or (row.next_retry or 0) <= now
         }
-        d = diff(walked.files, known, retry_due)
+        d = diff(walked.files, known, retry_due, unchanged=walked.unchanged)
         del known
         report.unchanged = d.unchanged
         for rel, row in failed.items():

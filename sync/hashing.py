@@ -2,9 +2,11 @@
 
 hashlib releases the GIL while it digests large buffers, so a small thread
 pool keeps every core busy when several files wait. A file is hashed only
-when its size, mtime and inode are the same before and after the read; a file
-still being written raises :class:`FileChangedError` and is retried later,
-never uploaded half-written.
+when its size and mtime are the same before and after the read (on the open
+descriptor, so a rename over it during the read leaves a consistent old
+version, whose replacement the next pass sees); a file still being written
+raises :class:`FileChangedError` and is retried later, never uploaded
+half-written.
 """
 
 from __future__ import annotations
@@ -47,15 +49,23 @@ def hash_file(path: Path, chunk: int = CHUNK) -> Hashed:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
             raise LocalFileError("not a regular file")
-        digest = hashlib.sha256()
-        buf = bytearray(chunk)
-        view = memoryview(buf)
-        total = 0
-        with os.fdopen(fd, "rb", buffering=0, closefd=False) as f:
-            while n := f.readinto(buf):
-                digest.update(view[:n])
-                total += n
-        after = os.stat(path, follow_symlinks=False)
+        if before.st_size < chunk:
+            # Most files: one read, one digest call, no buffer objects.
+            data = os.read(fd, chunk)
+            digest = hashlib.sha256(data)
+            total = len(data)
+            if total == before.st_size and os.read(fd, 1):
+                total += 1  # it grew while we read: reported as changing below
+        else:
+            digest = hashlib.sha256()
+            buf = bytearray(chunk)
+            view = memoryview(buf)
+            total = 0
+            with os.fdopen(fd, "rb", buffering=0, closefd=False) as f:
+                while n := f.readinto(buf):
+                    digest.update(view[:n])
+                    total += n
+        after = os.fstat(fd)
     except OSError as exc:
         raise LocalFileError(f"cannot read: {_describe(exc)}") from None
     finally:
@@ -64,7 +74,6 @@ def hash_file(path: Path, chunk: int = CHUNK) -> Hashed:
         total != before.st_size
         or after.st_size != before.st_size
         or after.st_mtime_ns != before.st_mtime_ns
-        or after.st_ino != before.st_ino
     ):
         raise FileChangedError("still being written (changed while hashing)")
     return Hashed(digest.hexdigest(), total, before.st_mtime_ns, before.st_ino)

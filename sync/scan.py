@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sync.ignore import IgnoreRules, is_default_ignored, root_rules
-from sync.journal import DELETED, HELD, SYNCED
+from sync.journal import DELETED, HELD, SYNCED, StatRow
 
 Stat = tuple[int, int, int]  # size, mtime_ns, inode
 
@@ -26,6 +26,8 @@ class WalkResult:
     skipped: dict[str, str] = field(default_factory=dict)
     """relpath → why it is not mirrored (symlink, special file, unreadable folder...)."""
     ignored: int = 0
+    unchanged: int = 0
+    """Files a pruning walk matched with the journal (not listed in ``files``)."""
     folders: int = 1
     """Folders walked, the root included."""
 
@@ -48,17 +50,32 @@ def _valid_name(name: str) -> bool:
     return True
 
 
-def walk(root: Path) -> WalkResult:
-    """Every regular file below ``root`` that the ignore rules let through."""
+def walk(root: Path, prune: dict[str, StatRow] | None = None) -> WalkResult:
+    """Every regular file below ``root`` that the ignore rules let through.
+
+    With ``prune`` (the journal's rows, which the walk may change), a file found
+    synced and unchanged is removed from ``prune`` and only counted in
+    ``unchanged`` instead of being listed: a no-change rescan then builds
+    nothing per file, and what is left in ``prune`` is changed or gone.
+    """
     result = WalkResult()
-    _walk_into(result, os.fspath(root), "", root_rules(root))
+    _walk_into(result, os.fspath(root), "", root_rules(root), prune)
     return result
 
 
-def _walk_into(result: WalkResult, top: str, top_rel: str, top_rules: IgnoreRules) -> None:
+def _walk_into(
+    result: WalkResult,
+    top: str,
+    top_rel: str,
+    top_rules: IgnoreRules,
+    prune: dict[str, StatRow] | None = None,
+) -> None:
     # The hot loop of every rescan: one lstat per file, local names, no calls for the
     # common case (a regular file with an ASCII name and no .hubignore in force).
     files = result.files
+    known = prune if prune is not None else {}
+    known_get = known.get
+    unchanged = 0
     default_ignored = is_default_ignored
     is_reg = stat.S_ISREG
     stack: list[tuple[str, str, IgnoreRules]] = [(top, top_rel, top_rules)]
@@ -93,9 +110,21 @@ def _walk_into(result: WalkResult, top: str, top_rel: str, top_rules: IgnoreRule
                     result.skipped[rel] = f"cannot be read: {exc.strerror or exc}"
                     continue
                 if is_reg(st.st_mode) and name.isascii():
-                    files[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
+                    row = known_get(rel)
+                    if (
+                        row is not None
+                        and row[4] == SYNCED
+                        and row[1] == st.st_size
+                        and row[2] == st.st_mtime_ns
+                        and row[3] == st.st_ino
+                    ):
+                        del known[rel]
+                        unchanged += 1
+                    else:
+                        files[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
                 else:
                     _classify(result, rel, name, st)
+    result.unchanged += unchanged
 
 
 def _classify(result: WalkResult, rel: str, name: str, st: os.stat_result) -> None:
@@ -162,47 +191,44 @@ class Diff:
 
 def diff(
     current: Mapping[str, Stat],
-    known: Mapping[str, tuple[int, int, int, str]],
+    known: Mapping[str, StatRow],
     retry_due: set[str] | frozenset[str] = frozenset(),
+    *,
+    unchanged: int = 0,
 ) -> Diff:
-    """Compare a walk with the journal's (size, mtime_ns, inode, state) index.
+    """Compare walked files with the journal's (relpath, size, mtime_ns, inode, state) rows.
 
     ``retry_due`` are files in the error state whose retry time has come: they
-    are hashed again even though their stat is unchanged.
+    are hashed again even though their stat is unchanged. ``known`` may lack the
+    rows a pruning walk already matched (``unchanged`` of them).
     """
-    d = Diff()
+    d = Diff(unchanged=unchanged)
     to_hash = d.to_hash
     for rel, st in current.items():
         row = known.get(rel)
-        if row is None or row[3] == DELETED:
+        if row is None or row[4] == DELETED:
             to_hash[rel] = st
             continue
-        state = row[3]
-        if state in (SYNCED, HELD):
-            if row[0] == st[0] and row[1] == st[1] and row[2] == st[2]:
-                d.unchanged += 1
-                if state == HELD:
-                    d.revived.append(rel)
-                continue
-        elif (
-            row[0] == st[0]
-            and row[1] == st[1]
-            and row[2] == st[2]
-            and rel not in retry_due
-            and state != "seen"
-        ):
+        state = row[4]
+        same = row[1] == st[0] and row[2] == st[1] and row[3] == st[2]
+        if same and state in (SYNCED, HELD):
+            d.unchanged += 1
+            if state == HELD:
+                d.revived.append(rel)
+            continue
+        if same and rel not in retry_due and state != "seen":
             d.unchanged += 1
             continue
         to_hash[rel] = st
     for rel, row in known.items():
-        if row[3] != DELETED and rel not in current:
+        if row[4] != DELETED and rel not in current:
             d.deleted.append(rel)
     if d.deleted and to_hash:
         by_inode: dict[tuple[int, int, int], str] = {}
         for rel in d.deleted:
             row = known[rel]
-            if row[3] == SYNCED:
-                by_inode[(row[2], row[0], row[1])] = rel
+            if row[4] == SYNCED:
+                by_inode[(row[3], row[1], row[2])] = rel
         for rel, st in to_hash.items():
             old = by_inode.pop((st[2], st[0], st[1]), None)
             if old is not None:
