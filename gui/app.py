@@ -18,6 +18,7 @@ from agent.control.protocol import ControlError
 from agent.paths import Paths, resolve_paths
 from gui.agent_link import AgentLink, default_agent_command
 from gui.drop_window import DropWindow
+from gui.exai_dialog import close_exai_dialogs, open_exai_dialog
 from gui.icons import state_icon
 from gui.notify import Notifier
 from gui.prefs import TrayPrefs
@@ -74,6 +75,8 @@ class TrayApp(QObject):
         tray.open_status.connect(lambda: self._raise(self.status_window))
         tray.open_upload.connect(lambda: self._raise(self.drop_window))
         tray.open_settings.connect(lambda: self._raise(self.settings))
+        tray.menu.exai_action.triggered.connect(lambda: open_exai_dialog(None, link))
+        tray.menu.exai_dialog_available = True
         tray.close_tray.connect(self.finished.set)
         tray.quit_all.connect(lambda: link.spawn(self.quit_all()))
 
@@ -108,6 +111,7 @@ class TrayApp(QObject):
         self.tray.hide()
         for window in self.windows():
             window.hide()
+        await close_exai_dialogs()
         await self.link.close()
 
 
@@ -142,8 +146,10 @@ async def _self_test(app: TrayApp) -> int:
     app.tray.menu.popup(app.tray.menu.pos())
     await asyncio.sleep(0.05)
     app.tray.menu.close()
-    await app.close()
-    print(f"hubsync-tray self-test ok ({len(app.windows())} windows, "
+    open_exai_dialog(None, app.link)
+    await asyncio.sleep(0.05)
+    await app.close()  # closes the EXAI dialog too
+    print(f"hubsync-tray self-test ok ({len(app.windows()) + 1} windows, "
           f"system tray: {'yes' if app.tray.icon is not None else 'no, fallback window'})")
     return 0
 

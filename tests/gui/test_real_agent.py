@@ -17,11 +17,13 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from agent.control.client import AgentUnavailable, call_sync
 from agent.paths import Paths
 from gui.app import TrayApp
+from gui.exai_dialog import ExaiDialog
 from tests.fixtures.supabase import SupabaseUser
 from tests.gui.conftest import ROOT, click, run_to_end
 from tests.gui.test_drop_upload import drop
@@ -125,6 +127,10 @@ def test_add_a_folder_watch_it_sync_drop_a_file_and_copy_its_link(
         link = QGuiApplication.clipboard().text()
         assert link.startswith("file://")
         assert Path(QUrl(link).toLocalFile()).read_bytes() == outside.read_bytes()
+
+        assert menu.exai_action.isEnabled()  # the agent serves exai.process
+        menu.exai_action.trigger()
+        assert any(isinstance(w, ExaiDialog) and w.isVisible() for w in QApplication.topLevelWidgets())
 
         menu.pause_action.trigger()
         qtbot.waitUntil(lambda: menu.pause_action.text() == "Resume syncing", timeout=5000)
