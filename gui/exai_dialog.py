@@ -136,6 +136,7 @@ class ExaiDialog(QDialog):
         self.result_path: Path | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._run_task: asyncio.Task[Any] | None = None
+        self._tools_task: asyncio.Task[Any] | None = None
         self._closed = False
         self._started = 0.0
         self.setWindowTitle("Process with EXAI")
@@ -150,6 +151,7 @@ class ExaiDialog(QDialog):
         layout.addWidget(self.tabs)
         self._set_source(self.source)
         self._set_running(False)
+        link.connection_changed.connect(self._connection_changed)
         self.load_tools()
         self.past.load()
 
@@ -279,13 +281,14 @@ class ExaiDialog(QDialog):
     # -- tools and their form -------------------------------------------------------------------
 
     def load_tools(self) -> None:
-        self._spawn(self._load_tools())
+        if self._tools_task is None or self._tools_task.done():
+            self._tools_task = self._spawn(self._load_tools())
 
     async def _load_tools(self) -> None:
         self.reload_button.setEnabled(False)
         self.tool_description.setText("Asking the agent for EXAI's tools…")
         try:
-            if self.link.connected and "exai.tools" not in self.link.methods:
+            if self.link.methods and "exai.tools" not in self.link.methods:  # hello known
                 self._show_error("This HubSync agent does not offer EXAI processing.")
                 self.tool_description.setText("")
                 return
@@ -299,7 +302,16 @@ class ExaiDialog(QDialog):
         self._show_error(None)
         self._set_tools([t for t in tools if isinstance(t, dict) and t.get("name")])
 
+    def _connection_changed(self, up: bool, _note: str) -> None:
+        """Opened before the agent answered (or it restarted): ask again once it is back."""
+        if up and not self.tools and not self._closed:
+            self.load_tools()
+            self.past.load()
+
     def _set_tools(self, tools: list[dict[str, Any]]) -> None:
+        if tools and tools == self.tools:
+            self.tools_loaded.emit(tools)
+            return  # the same tools: keep the form and what the user typed in it
         previous = self.tool_combo.currentText()
         self.tools = tools
         self.tool_combo.blockSignals(True)

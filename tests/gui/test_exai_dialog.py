@@ -67,7 +67,7 @@ def agent(short_home: Path, exai_server: ExaiServerProcess) -> Iterator[ExaiAgen
 def connect(qtbot: QtBot, agent: ExaiAgent) -> AgentLink:
     link = AgentLink(agent.paths.control_socket, agent_command=None)
     link.start()
-    qtbot.waitUntil(lambda: link.connected, timeout=10_000)
+    qtbot.waitUntil(lambda: link.connected and bool(link.methods), timeout=10_000)
     return link
 
 
@@ -94,9 +94,12 @@ def notes(short_home: Path) -> Path:
     return path
 
 
-def dialog_for(qtbot: QtBot, link: AgentLink, source: Path | str | None) -> ExaiDialog:
+def dialog_for(qtbot: QtBot, link: AgentLink, source: Path | str | None,
+               *, fails: bool = False) -> ExaiDialog:
+    """Open the dialog and wait for its tools (or, with ``fails``, for its error)."""
     dialog = open_exai_dialog(None, link, source=source)
     qtbot.waitUntil(lambda: bool(dialog.tools) or dialog.error_label.isVisible(), timeout=15_000)
+    assert dialog.error_label.isVisible() is fails, dialog.error_label.text()
     return dialog
 
 
@@ -236,7 +239,7 @@ def test_wrong_token_is_shown_with_the_agents_message(
     agent = start_agent(short_home, exai_server, token="not-the-token")
     link = connect(qtbot, agent)
     try:
-        dialog = dialog_for(qtbot, link, notes)
+        dialog = dialog_for(qtbot, link, notes, fails=True)
         assert dialog.error_label.isVisible() and not dialog.tools
         message = dialog.error_label.text()
         assert message.startswith("EXAI refused HubSync's token.")
@@ -257,7 +260,7 @@ def test_exai_down_is_shown_and_tools_load_once_it_answers(
     agent = start_agent(short_home, server)
     link = connect(qtbot, agent)
     try:
-        dialog = dialog_for(qtbot, link, notes)
+        dialog = dialog_for(qtbot, link, notes, fails=True)
         message = dialog.error_label.text()
         assert message.startswith("EXAI cannot be reached.") and f":{server.port}" in message
         assert not dialog.run_button.isEnabled() and dialog.reload_button.isEnabled()
@@ -275,7 +278,7 @@ def test_opened_before_the_agent_answers_it_asks_again_once_connected(
     link = AgentLink(agent.paths.control_socket, agent_command=None)
     link.start()
     try:
-        dialog = dialog_for(qtbot, link, notes)
+        dialog = dialog_for(qtbot, link, notes, fails=True)
         assert dialog.error_label.text().startswith("The HubSync agent is not running")
         agent.start()
         qtbot.waitUntil(lambda: bool(dialog.tools), timeout=15_000)
