@@ -516,6 +516,11 @@ class AgentService:
             "bytes_done": p.bytes_done,
             "bytes_total": p.bytes_total,
             "current": p.current,
+            "active": [
+                {"path": rel, "bytes_done": done, "bytes_total": total}
+                for rel, (done, total) in list(p.active.items())[:10]
+            ],
+            "queue": [{"path": rel, "size": size} for rel, size in list(p.waiting.items())[:20]],
         }
         if p.phase == "done" or now - self._last_progress >= PROGRESS_INTERVAL:
             self._last_progress = now

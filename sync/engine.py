@@ -61,6 +61,10 @@ class Progress:
     bytes_done: int = 0
     bytes_total: int = 0
     current: str = ""
+    active: dict[str, list[int]] = field(default_factory=dict)
+    """Uploads under way: relpath → [bytes done, bytes total]."""
+    waiting: dict[str, int] = field(default_factory=dict)
+    """Uploads of the current chunk not started yet: relpath → size."""
 
 
 ProgressSink = Callable[[Progress], None]
@@ -339,24 +343,31 @@ class SyncEngine:
             h = item.hashed
             name = item.relpath.rsplit("/", 1)[-1]
             state.current = item.relpath
+            state.waiting.pop(item.relpath, None)
+            meter = state.active[item.relpath] = [0, h.size]
 
-            def counted(n: int) -> None:
+            def counted(n: int) -> None:  # called from transfer threads
                 state.bytes_done += n
+                meter[0] += n
 
             moved = self.upload_limit.wrap(counted)
             started[h.sha256] = time.time()
-            return await with_retries(
-                lambda: remote.put_blob(
-                    root.path / item.relpath,
-                    h.sha256,
-                    h.size,
-                    name,
-                    guess_content_type(name),
-                    moved,
-                ),
-                self.retry,
-            )
+            try:
+                return await with_retries(
+                    lambda: remote.put_blob(
+                        root.path / item.relpath,
+                        h.sha256,
+                        h.size,
+                        name,
+                        guess_content_type(name),
+                        moved,
+                    ),
+                    self.retry,
+                )
+            finally:
+                state.active.pop(item.relpath, None)
 
+        state.waiting = {i.relpath: i.hashed.size for i in uploads.values() if i.hashed is not None}
         started: dict[str, float] = {}
         operations: list[Operation] = []
         new_blobs: list[tuple[str, int, str]] = []

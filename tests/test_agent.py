@@ -306,3 +306,24 @@ async def test_exai_health_is_shown_beside_the_hubs(
         status = agent.service.status()
         assert "token" in status["exai"]["reason"]
         assert status["state"] == "idle"  # EXAI trouble never holds back syncing
+
+
+async def test_progress_events_show_active_transfers(short_home: Path) -> None:
+    docs = short_home / "docs"
+    docs.mkdir()
+    async with live_agent(short_home, [docs]) as agent:
+        await agent.idle()
+        agent.ctx.engine.upload_limit.set_rate(4 * 1024 * 1024)  # slow enough to watch
+        client = await agent.client()
+        async with client:
+            events = await client.subscribe(["progress"])
+            (docs / "video.mp4").write_bytes(os.urandom(6 * 1024 * 1024))
+            seen = None
+            async with asyncio.timeout(20):
+                async for event in events:
+                    active = event.data.get("active") or []
+                    if active and 0 < active[0]["bytes_done"] < active[0]["bytes_total"]:
+                        seen = active[0]
+                        break
+        assert seen is not None and seen["path"] == "video.mp4"
+        assert seen["bytes_total"] == 6 * 1024 * 1024
