@@ -106,6 +106,7 @@ class AgentService:
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_progress = 0.0
+        self._live: Progress | None = None
         self._last_root_check = 0.0
         self.passes = 0
         self.exai: ExaiJobs | None = None
@@ -429,6 +430,7 @@ class AgentService:
             rt.needs_full_scan = False
             rt.last_full_scan = time.monotonic()
         started = time.time()
+        ticker = asyncio.create_task(self._tick_progress())
         try:
             report = await self.ctx.engine.sync_root(root, paths=paths, progress=self._on_progress)
         except Exception as exc:  # never let one pass kill the agent
@@ -438,6 +440,10 @@ class AgentService:
             )
             rt.needs_full_scan = True
             return
+        finally:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+            self._live = None
         self.passes += 1
         rt.last_report = report
         if paths is None and rt.watcher is not None and not rt.degraded:
@@ -507,24 +513,21 @@ class AgentService:
         self.publish_status()
 
     def _on_progress(self, p: Progress) -> None:
+        self._live = p
+        self.progress = _progress_dict(p)
         now = time.monotonic()
-        self.progress = {
-            "phase": p.phase,
-            "root": p.root,
-            "files_done": p.files_done,
-            "files_total": p.files_total,
-            "bytes_done": p.bytes_done,
-            "bytes_total": p.bytes_total,
-            "current": p.current,
-            "active": [
-                {"path": rel, "bytes_done": done, "bytes_total": total}
-                for rel, (done, total) in list(p.active.items())[:10]
-            ],
-            "queue": [{"path": rel, "size": size} for rel, size in list(p.waiting.items())[:20]],
-        }
         if p.phase == "done" or now - self._last_progress >= PROGRESS_INTERVAL:
             self._last_progress = now
             self.server.publish("progress", self.progress)
+
+    async def _tick_progress(self) -> None:
+        """While a pass runs, publish its byte progress (uploads report from threads)."""
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL)
+            live = self._live
+            if live is not None and live.phase != "done":
+                self.progress = _progress_dict(live)
+                self.server.publish("progress", self.progress)
 
     def _health_changed(self, hub: str, status: HealthStatus) -> None:
         self.server.publish("health", {"hub": hub, **status.to_dict()})
@@ -634,3 +637,20 @@ def _same_folder(rt: RootRuntime) -> bool:
 
 def _with_paused(root: Root, paused: bool) -> Root:
     return Root(root.id, root.path, root.hub, paused, root.degraded)
+
+
+def _progress_dict(p: Progress) -> dict[str, Any]:
+    return {
+        "phase": p.phase,
+        "root": p.root,
+        "files_done": p.files_done,
+        "files_total": p.files_total,
+        "bytes_done": p.bytes_done,
+        "bytes_total": p.bytes_total,
+        "current": p.current,
+        "active": [
+            {"path": rel, "bytes_done": done, "bytes_total": total}
+            for rel, (done, total) in list(p.active.items())[:10]
+        ],
+        "queue": [{"path": rel, "size": size} for rel, size in list(p.waiting.items())[:20]],
+    }
