@@ -15,6 +15,7 @@ notifies. Every call runs as a task on the qasync loop; the Qt loop never waits.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -58,7 +59,10 @@ SHOW_RESULT_BYTES = 2 * 1024 * 1024
 """A longer result file is shown cut short (the file itself is complete)."""
 SLICE_SECONDS = 0.01
 LOG_LINES = 500
+FOLD_CHARS = 1000
 ERROR_STYLE = "background: #fdecea; color: #8a1c14; padding: 6px; border-radius: 4px;"
+
+log = logging.getLogger("hubsync.gui.exai")
 
 _open_dialogs: set[ExaiDialog] = set()
 _reader = ThreadPoolExecutor(1, thread_name_prefix="exai-result")
@@ -112,6 +116,24 @@ def _failure(exc: AgentUnavailable | ControlError) -> str:
     return explain(exc.code, exc.message)
 
 
+def fold(text: str, column: int, width: int = FOLD_CHARS) -> tuple[str, int]:
+    """``text`` with a line break wherever a line would pass ``width`` characters (the
+    line so far being ``column`` long), and the column where it ends. Qt lays out a
+    paragraph as a whole: one long line (a compact JSON answer) would stall the window."""
+    out: list[str] = []
+    for number, line in enumerate(text.split("\n")):
+        if number:
+            out.append("\n")
+            column = 0
+        while column + len(line) > width:
+            take = width - column
+            out += [line[:take], "\n"]
+            line, column = line[take:], 0
+        out.append(line)
+        column += len(line)
+    return "".join(out), column
+
+
 def _read_result(path: Path) -> str:
     with path.open("rb") as fh:
         data = fh.read(SHOW_RESULT_BYTES + 1)
@@ -134,6 +156,9 @@ class ExaiDialog(QDialog):
         self.form: SchemaForm | None = None
         self.job: dict[str, Any] | None = None
         self.result_path: Path | None = None
+        self._answer: list[str] = []
+        """The answer as received; the text box shows it folded (see ``fold``)."""
+        self._column = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._run_task: asyncio.Task[Any] | None = None
         self._tools_task: asyncio.Task[Any] | None = None
@@ -413,7 +438,7 @@ class ExaiDialog(QDialog):
         self._show_error(None)
         self.job = None
         self.progress_log.clear()
-        self.answer.clear()
+        self._set_answer("")
         self._show_result(None)
         self._started = time.monotonic()
         self.state_label.setText("Starting…")
@@ -434,6 +459,10 @@ class ExaiDialog(QDialog):
             final = await self._follow(events, str(job["id"]))
         except (AgentUnavailable, ControlError) as exc:
             self._end_run(None, _failure(exc))
+            return
+        except Exception as exc:  # a malformed answer must not leave the dialog "running"
+            log.exception("following an EXAI job failed")
+            self._end_run(None, f"HubSync could not follow this job: {exc!r}")
             return
         finally:
             await client.close()
@@ -470,7 +499,7 @@ class ExaiDialog(QDialog):
             self.form.show_file_ref(str(job["file_ref"]))
         self.job = job
         self.cancel_button.setEnabled(job.get("state") not in FINAL_STATES)
-        self.state_label.setText(shown.capitalize())
+        self.state_label.setText(shown[:1].upper() + shown[1:])
 
     async def _finish(self, job: dict[str, Any]) -> None:
         state = job.get("state")
@@ -482,8 +511,8 @@ class ExaiDialog(QDialog):
             except OSError as exc:
                 text = ""
                 self._show_error(f"The result was saved but cannot be read here: {exc.strerror}")
-            if text and text != self.answer.toPlainText():
-                self.answer.setPlainText(text)
+            if text and text != self.answer_text():
+                self._set_answer(text)
             self._show_result(path)
             self._end_run(f"Done in {elapsed}", None)
             self.past.load()
@@ -521,10 +550,20 @@ class ExaiDialog(QDialog):
         if message:
             self.progress_log.appendPlainText(f"{time.strftime('%H:%M:%S')}  {message}")
 
+    def answer_text(self) -> str:
+        return "".join(self._answer)
+
+    def _set_answer(self, text: str) -> None:
+        self._answer = [text] if text else []
+        folded, self._column = fold(text, 0)
+        self.answer.setPlainText(folded)
+
     def _append(self, chunk: str) -> None:
+        self._answer.append(chunk)
+        folded, self._column = fold(chunk, self._column)
         cursor = self.answer.textCursor()
         cursor.movePosition(cursor.MoveOperation.End)
-        cursor.insertText(chunk)
+        cursor.insertText(folded)
         self.answer.ensureCursorVisible()
 
     def _show_error(self, message: str | None) -> None:
@@ -541,7 +580,7 @@ class ExaiDialog(QDialog):
         self.copy_button.setText("Copy")
 
     def _copy(self) -> None:
-        QGuiApplication.clipboard().setText(self.answer.toPlainText())
+        QGuiApplication.clipboard().setText(self.answer_text())
         self.copy_button.setText("Copied ✓")
 
     def _with_result(self, action: Callable[[Path], None]) -> None:
@@ -566,22 +605,22 @@ class ExaiDialog(QDialog):
     def done(self, code: int) -> None:
         """Closing (Esc, the close button) stops following; the agent keeps the job."""
         super().done(code)
-        self._shut(delete=True)
+        self._shut()
 
-    def _shut(self, delete: bool) -> asyncio.Future[Any]:
+    def _shut(self) -> asyncio.Future[Any]:
+        """Cancel every task; the widgets are deleted once all of them ended."""
         self._closed = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         ended = asyncio.gather(*tasks, return_exceptions=True)
-        if delete:
-            ended.add_done_callback(lambda _f: self.deleteLater())
+        ended.add_done_callback(lambda _f: self.deleteLater())
         return ended
 
     async def aclose(self) -> None:
         """Close and wait until every call and the job's event stream are released."""
         self.hide()
-        await self._shut(delete=True)
+        await self._shut()
 
 
 def _schema(tool: dict[str, Any]) -> dict[str, Any]:

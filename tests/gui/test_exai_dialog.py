@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import qasync
-from PySide6.QtCore import QObject, QUrl, Slot
+from PySide6.QtCore import QObject, QTimer, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -24,7 +25,7 @@ from pytestqt.qtbot import QtBot
 from agent.exai import arguments
 from gui import schema_form
 from gui.agent_link import AgentLink
-from gui.exai_dialog import ExaiDialog, close_exai_dialogs, explain, open_exai_dialog
+from gui.exai_dialog import ExaiDialog, close_exai_dialogs, explain, fold, open_exai_dialog
 from gui.schema_form import FormError, SchemaForm, classify
 from tests.exai_server import TOOLS
 from tests.gui.conftest import click, rows, run_to_end
@@ -136,10 +137,12 @@ def test_ask_about_a_file_watch_the_answer_stream_and_keep_the_result(
     assert dialog.question.isEnabled() and dialog.question_label.text() == "Question *"
 
     seen_while_running: list[str] = []
+    states_shown: list[str] = []
 
     def answer_changed() -> None:
         if dialog.answer.toPlainText():
             seen_while_running.append(str((dialog.job or {}).get("state")))
+            states_shown.append(dialog.state_label.text())
 
     dialog.answer.textChanged.connect(answer_changed)
     dialog.question.setPlainText(QUESTION)
@@ -151,6 +154,7 @@ def test_ask_about_a_file_watch_the_answer_stream_and_keep_the_result(
     assert job["state"] == "completed", job
     assert seen_while_running and set(seen_while_running) <= {"running", "completed"}
     assert "running" in seen_while_running  # the text streamed in before the job ended
+    assert states_shown[0] == "Asking EXAI (analyze_file)"
     log = dialog.progress_log.toPlainText()
     for expected in ("hashing Q3 notes.md", "asking EXAI (analyze_file)", "started", "working…",
                      "saving the result"):
@@ -159,7 +163,7 @@ def test_ask_about_a_file_watch_the_answer_stream_and_keep_the_result(
     assert result.parent == agent.results_dir.resolve() and result.is_file()
     text = result.read_text("utf-8")
     assert QUESTION in text and text.startswith("# Streamed answer")
-    assert dialog.answer.toPlainText() == text
+    assert dialog.answer.toPlainText() == dialog.answer_text() == text
     assert dialog.result_label.text() == f"Saved as {result.name}"
     assert dialog.result_label.toolTip() == str(result)
     assert file_field.text() == job["file_ref"] and job["file_ref"].startswith("user-files/")
@@ -270,6 +274,34 @@ def test_exai_down_is_shown_and_tools_load_once_it_answers(
         agent.stop()
 
 
+def test_a_large_answer_keeps_the_window_responsive(
+    qtbot: QtBot, link: AgentLink, agent: ExaiAgent, notes: Path
+) -> None:
+    dialog = dialog_for(qtbot, link, notes)
+    gaps: list[float] = []
+    last = [time.monotonic()]
+
+    def tick() -> None:
+        now = time.monotonic()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(tick)
+    timer.start()
+    try:
+        job = run_tool(qtbot, dialog, "huge_answer", size=2_000_000)
+    finally:
+        timer.stop()
+    assert job["state"] == "completed", job
+    assert Path(job["result_path"]).stat().st_size == 2_000_000
+    assert dialog.answer_text() == Path(job["result_path"]).read_text("utf-8")
+    shown = dialog.answer.toPlainText().split("\n")  # folded: one 2 MB line would stall Qt
+    assert len(shown) == 2000 and {len(line) for line in shown} == {1000}
+    assert max(gaps) < 0.25, f"the Qt loop stalled for {max(gaps) * 1000:.0f} ms"
+
+
 def test_opened_before_the_agent_answers_it_asks_again_once_connected(
     qtbot: QtBot, qt_loop: qasync.QEventLoop, short_home: Path, exai_server: ExaiServerProcess,
     notes: Path,
@@ -321,6 +353,19 @@ def test_failures_are_explained_with_the_agents_message() -> None:
         shown = explain(code, message)
         assert shown.startswith(start), (code, shown)
         assert message in shown
+
+
+def test_long_lines_are_folded_for_display() -> None:
+    assert fold("abcdef", 0, width=4) == ("abcd\nef", 2)
+    assert fold("gh\nijklm", 2, width=4) == ("gh\nijkl\nm", 1)
+    assert fold("xy", 4, width=4) == ("\nxy", 2)
+    assert fold("", 3, width=4) == ("", 3)
+    pieces, column, whole = [], 0, ""
+    for chunk in ("a" * 7, "b\n" + "c" * 9, "d" * 3):
+        folded, column = fold(chunk, column, width=4)
+        pieces.append(folded)
+        whole += chunk
+    assert "".join(pieces) == fold(whole, 0, width=4)[0]  # streamed or whole: the same
 
 
 def test_filled_in_names_match_the_agents() -> None:
