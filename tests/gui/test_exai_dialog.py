@@ -10,21 +10,24 @@ from typing import Any
 
 import pytest
 import qasync
-from PySide6.QtCore import QObject, QTimer, QUrl, Slot
-from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtCore import QMimeData, QObject, QPointF, Qt, QTimer, QUrl, Slot
+from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QLineEdit,
     QPlainTextEdit,
     QSpinBox,
+    QWidget,
 )
 from pytestqt.qtbot import QtBot
 
 from agent.exai import arguments
 from gui import schema_form
 from gui.agent_link import AgentLink
+from gui.app import TrayApp
 from gui.exai_dialog import ExaiDialog, close_exai_dialogs, explain, fold, open_exai_dialog
 from gui.schema_form import FormError, SchemaForm, classify
 from tests.exai_server import TOOLS
@@ -115,6 +118,20 @@ def run_tool(qtbot: QtBot, dialog: ExaiDialog, tool: str, question: str = QUESTI
         click(dialog.run_button)
     job: dict[str, Any] = finished.args[0]
     return job
+
+
+def drop_file(target: QWidget, path: Path) -> None:
+    """A real drag-enter and drop of one file, as the window system delivers them."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    centre = target.rect().center()
+    enter = QDragEnterEvent(centre, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(target, enter)
+    assert enter.isAccepted()
+    dropped = QDropEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                         Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(target, dropped)
 
 
 # -- against the real agent -------------------------------------------------------------------
@@ -300,6 +317,29 @@ def test_a_large_answer_keeps_the_window_responsive(
     shown = dialog.answer.toPlainText().split("\n")  # folded: one 2 MB line would stall Qt
     assert len(shown) == 2000 and {len(line) for line in shown} == {1000}
     assert max(gaps) < 0.25, f"the Qt loop stalled for {max(gaps) * 1000:.0f} ms"
+
+
+def test_the_tray_menu_action_opens_the_dialog(
+    qtbot: QtBot, tray_app: TrayApp, agent: ExaiAgent, notes: Path
+) -> None:
+    app = tray_app
+    menu = app.tray.menu
+    if not menu.exai_dialog_available:  # the wiring gui/app.py is meant to do
+        menu.exai_dialog_available = True
+        menu.exai_action.triggered.connect(lambda: open_exai_dialog(None, app.link))
+    app.start()
+    qtbot.waitUntil(lambda: app.state.connected and bool(app.state.status), timeout=10_000)
+    menu.refresh()
+    assert menu.exai_action.isEnabled()
+    menu.exai_action.trigger()
+    dialogs = [w for w in QApplication.topLevelWidgets() if isinstance(w, ExaiDialog)]
+    assert len(dialogs) == 1 and dialogs[0].isVisible()
+    dialog = dialogs[0]
+    qtbot.waitUntil(lambda: bool(dialog.tools), timeout=10_000)
+    assert dialog.source_edit.text() == "" and not dialog.run_button.isEnabled()  # no file yet
+    drop_file(dialog, notes)
+    assert dialog.source_edit.text() == str(notes) and dialog.run_button.isEnabled()
+    run_to_end(qtbot, close_exai_dialogs())
 
 
 def test_opened_before_the_agent_answers_it_asks_again_once_connected(
