@@ -30,8 +30,12 @@ DELETED = "deleted"
 HELD = "held"  # a deletion waiting for --confirm-deletes
 
 
-StatRow = tuple[str, int, int, int, str]
-"""(relpath, size, mtime_ns, inode, state) of a tracked file."""
+SYNCED_MARK = 0
+"""Stands for "synced" in :data:`StatRow`: rows of synced files (nearly all) carry this
+small int instead of a new state string each, which halves the cost of loading them."""
+
+StatRow = tuple[str, int, int, int, str | int]
+"""(relpath, size, mtime_ns, inode, state or SYNCED_MARK) of a tracked file."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,13 +268,23 @@ class Journal:
     def stat_index(self, root_id: str) -> dict[str, StatRow]:
         """relpath → (relpath, size, mtime_ns, inode, state): what a rescan compares.
 
+        ``state`` is :data:`SYNCED_MARK` for synced files.
+
         The row tuples are used as they come from SQLite (no per-row rebuilding):
         this is the hot path of a rescan of 100k files.
         """
-        cur = self.conn.execute(
-            "SELECT relpath, size, mtime_ns, inode, state FROM files WHERE root_id=?", (root_id,)
+        synced = self.conn.execute(
+            "SELECT relpath, size, mtime_ns, inode, 0 FROM files WHERE root_id=? AND state=?",
+            (root_id, SYNCED),
         )
-        return {r[0]: r for r in cur}
+        index: dict[str, StatRow] = {r[0]: r for r in synced}
+        others = self.conn.execute(
+            "SELECT relpath, size, mtime_ns, inode, state FROM files"
+            " WHERE root_id=? AND state IN (?, ?, ?, ?)",
+            (root_id, SEEN, ERROR, HELD, DELETED),
+        )
+        index.update((r[0], r) for r in others)
+        return index
 
     def stat_index_under(self, root_id: str, paths: Iterable[str]) -> dict[str, StatRow]:
         """Like :meth:`stat_index`, for some paths and everything below them (index range scans)."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sync.ignore import IgnoreRules, is_default_ignored, root_rules
-from sync.journal import DELETED, HELD, SYNCED, StatRow
+from sync.journal import DELETED, HELD, SYNCED, SYNCED_MARK, StatRow
 
 Stat = tuple[int, int, int]  # size, mtime_ns, inode
 
@@ -113,7 +113,7 @@ def _walk_into(
                     row = known_get(rel)
                     if (
                         row is not None
-                        and row[4] == SYNCED
+                        and row[4] == SYNCED_MARK
                         and row[1] == st.st_size
                         and row[2] == st.st_mtime_ns
                         and row[3] == st.st_ino
@@ -209,7 +209,7 @@ def diff(
         if row is None or row[4] == DELETED:
             to_hash[rel] = st
             continue
-        state = row[4]
+        state = SYNCED if row[4] == SYNCED_MARK else row[4]
         same = row[1] == st[0] and row[2] == st[1] and row[3] == st[2]
         if same and state in (SYNCED, HELD):
             d.unchanged += 1
@@ -221,13 +221,13 @@ def diff(
             continue
         to_hash[rel] = st
     for rel, row in known.items():
-        if row[4] != DELETED and rel not in current:
+        if row[4] != DELETED and rel not in current:  # SYNCED_MARK rows included
             d.deleted.append(rel)
     if d.deleted and to_hash:
         by_inode: dict[tuple[int, int, int], str] = {}
         for rel in d.deleted:
             row = known[rel]
-            if row[4] == SYNCED:
+            if row[4] in (SYNCED, SYNCED_MARK):
                 by_inode[(row[3], row[1], row[2])] = rel
         for rel, st in to_hash.items():
             old = by_inode.pop((st[2], st[0], st[1]), None)
