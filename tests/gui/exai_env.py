@@ -3,6 +3,9 @@ both in their own processes: what the EXAI dialog's tests and its screenshot run
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -15,24 +18,29 @@ from typing import Any
 
 from agent.control.client import AgentUnavailable, call_sync
 from agent.paths import Paths, resolve_paths
+from tests.exai_server import ExaiTestServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_LINE = re.compile(r"ws://127\.0\.0\.1:(\d+) \(health port (\d+)\)")
 
 
 class ExaiServerProcess:
-    """``python -m tests.exai_server``: tools take ``delay`` seconds, with progress meanwhile."""
+    """The EXAI test server in its own process (``python -m tests.gui.exai_env``): tools take
+    ``delay`` seconds with progress meanwhile; the server gives up on a call (TIMEOUT) after
+    ``call_timeout`` seconds."""
 
-    def __init__(self, token: str, *, delay: float = 0.3, progress_interval: float = 0.1) -> None:
+    def __init__(self, token: str, *, delay: float = 0.3, progress_interval: float = 0.1,
+                 call_timeout: float = 300.0) -> None:
         self.token = token
-        self.args = ["--token", token, "--delay", str(delay), "--progress-interval", str(progress_interval)]
+        self.args = ["--token", token, "--delay", str(delay), "--progress-interval",
+                     str(progress_interval), "--call-timeout", str(call_timeout)]
         self.port = 0
         self.health_port = 0
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> ExaiServerProcess:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.exai_server", "--port", "0", *self.args],
+            [sys.executable, "-m", "tests.gui.exai_env", *self.args],
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
         )
         assert self.proc.stdout is not None
@@ -105,3 +113,25 @@ class ExaiAgent:
                     self.proc.wait(10)
             self.proc = None
         self._pool.shutdown()
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    server = ExaiTestServer(token=args.token, port=0, health_port=0, tool_delay=args.delay,
+                            progress_interval=args.progress_interval, call_timeout=args.call_timeout)
+    async with server:
+        print(f"EXAI test server on {server.url} (health port {server.health_port})", flush=True)
+        await asyncio.Event().wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="The EXAI test server on free ports.")
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--delay", type=float, default=0.3)
+    parser.add_argument("--progress-interval", type=float, default=0.1)
+    parser.add_argument("--call-timeout", type=float, default=300.0)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -253,6 +253,25 @@ def test_a_failing_tool_and_missing_input_are_explained(
     assert "gone.md: no such file" in gone.error_label.text()
 
 
+def test_a_tool_that_outlives_the_servers_timeout_is_explained(
+    qtbot: QtBot, qt_loop: qasync.QEventLoop, short_home: Path, notes: Path
+) -> None:
+    server = ExaiServerProcess(TOKEN, call_timeout=0.5).start()
+    agent = start_agent(short_home, server)
+    link = connect(qtbot, agent)
+    try:
+        dialog = dialog_for(qtbot, link, notes)
+        job = run_tool(qtbot, dialog, "slow_query", seconds=5.0)
+        assert job["state"] == "failed"
+        message = dialog.error_label.text()
+        assert message.startswith("EXAI took too long.") and "timed out" in message, message
+    finally:
+        run_to_end(qtbot, close_exai_dialogs())
+        run_to_end(qtbot, link.close())
+        agent.stop()
+        server.stop()
+
+
 def test_wrong_token_is_shown_with_the_agents_message(
     qtbot: QtBot, qt_loop: qasync.QEventLoop, short_home: Path, exai_server: ExaiServerProcess,
     notes: Path,
