@@ -11,11 +11,12 @@ from collections.abc import Sequence
 
 import qasync
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from agent.control.client import AgentUnavailable
 from agent.control.protocol import ControlError
 from agent.paths import Paths, resolve_paths
+from gui.about import show_about
 from gui.agent_link import AgentLink, default_agent_command
 from gui.drop_window import DropWindow
 from gui.exai_dialog import close_exai_dialogs, open_exai_dialog
@@ -46,6 +47,7 @@ class TrayApp(QObject):
         self.state = AgentState(self)
         self.link = AgentLink(paths.control_socket, agent_command=agent_command, parent=self)
         self.tray = Tray(self.state, self.link, system_tray=system_tray)
+        self.about_box: QMessageBox | None = None
         self.notifier = Notifier(self.prefs, self.tray.show_message, self)
         self.status_window = StatusWindow(self.state, self.link)
         self.drop_window = DropWindow(self.state, self.link)
@@ -77,8 +79,12 @@ class TrayApp(QObject):
         tray.open_settings.connect(lambda: self._raise(self.settings))
         tray.menu.exai_action.triggered.connect(lambda: open_exai_dialog(None, link))
         tray.menu.exai_dialog_available = True
+        tray.menu.about_action.triggered.connect(self._about)
         tray.close_tray.connect(self.finished.set)
         tray.quit_all.connect(lambda: link.spawn(self.quit_all()))
+
+    def _about(self) -> None:
+        self.about_box = show_about()  # kept: a non-modal box lives as long as its owner
 
     def windows(self) -> list[QWidget]:
         windows: list[QWidget] = [self.status_window, self.drop_window, self.settings]

@@ -60,6 +60,7 @@ class TrayMenu(QMenu):
         self.exai_dialog_available = False
         """Set by whoever connects a dialog to ``exai_action``."""
         self.settings_action = self.addAction("Settings…")
+        self.about_action = self.addAction("About HubSync")
         self.addSeparator()
         self.close_action = self.addAction("Close tray (keep syncing)")
         self.quit_action = self.addAction("Quit HubSync")

@@ -161,3 +161,13 @@ def test_trays_and_agent_restarts_leave_no_tasks_or_sockets_behind(
     leftover = [t for t in asyncio.all_tasks(qt_loop) if not t.done()]
     assert leftover == [], leftover
     assert open_fds() <= baseline + 2, f"{open_fds()} descriptors open, {baseline} before"
+
+
+def test_about_box_shows_the_installed_version(qtbot: QtBot, tray_app: TrayApp) -> None:
+    from importlib.metadata import version
+
+    tray_app.tray.menu.about_action.trigger()
+    box = tray_app.about_box
+    assert box is not None and box.isVisible()
+    assert f"HubSync {version('hubsync')}" in box.text()
+    box.close()
