@@ -314,6 +314,7 @@ async def test_tus_resumes_after_a_restart(
 
     after = supabase_server.log.entries()[mark:]
     resent = sum(e.bytes_in for e in after if e.method == "PATCH")
+    print(f"{size / MiB:.0f} MiB: {resent / size:.0%} sent again after the kill")
     assert resent < 0.6 * size
     assert any(e.method == "HEAD" and "/upload/resumable/" in e.path for e in after)
     stored = supabase_server.storage.get(BUCKET_FILES, key)
@@ -572,16 +573,20 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.parametrize(
+    "size", [30 * MiB, pytest.param(200 * MiB, marks=pytest.mark.slow, id="200MiB")]
+)
 async def test_tus_resumes_after_kill_9_with_the_journal(
     hub_settings: SupabaseSettings,
     supabase_user: SupabaseUser,
     memory_keyring: MemoryKeyring,
     supabase_server: SupabaseTestServer,
     tmp_path: Path,
+    size: int,
 ) -> None:
     from sync.journal import Journal, JournalResumeStore
 
-    size = 30 * MiB
+    supabase_server.storage.global_limit = max(supabase_server.storage.global_limit, 2 * size)
     source = tmp_path / "big.bin"
     sha = urandom_file(source, size)
     journal_path = tmp_path / "journal.sqlite3"
@@ -594,7 +599,7 @@ async def test_tus_resumes_after_kill_9_with_the_journal(
     try:
         for _ in range(300):
             done = supabase_server.log.entries("PATCH", "/storage/v1/upload/resumable/", status=204)
-            if len(done) >= 3:
+            if len(done) >= max(3, size // (2 * 6 * MiB)):  # about half the file is sent
                 break
             await asyncio.sleep(0.05)
         else:
@@ -627,6 +632,7 @@ async def test_tus_resumes_after_kill_9_with_the_journal(
 
     after = supabase_server.log.entries()[mark:]
     resent = sum(e.bytes_in for e in after if e.method == "PATCH")
+    print(f"{size / MiB:.0f} MiB: {resent / size:.0%} sent again after the kill")
     assert resent < 0.6 * size
     stored = supabase_server.storage.get(BUCKET_FILES, key)
     assert stored is not None and hashlib.sha256(bytes(stored.data)).hexdigest() == sha
