@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from gui import fmt
 from gui.agent_link import AgentLink
+from gui.exai_dialog import open_exai_dialog
 from gui.state import AgentState
 from gui.widgets import FRACTION_ROLE, ProgressDelegate, muted
 
@@ -224,7 +225,7 @@ class DropWindow(QWidget):
             row.setText(COL_PROGRESS, f"Done · {fmt.size(data.get('size', total))}"
                         + (" · already in the hub" if data.get("deduplicated") else ""))
             if self.items.itemWidget(row, COL_ACTION) is None:
-                self.items.setItemWidget(row, COL_ACTION, self._copy_button(data.get("link")))
+                self.items.setItemWidget(row, COL_ACTION, self._done_actions(data, path))
         elif state == "failed":
             row.setData(COL_PROGRESS, FRACTION_ROLE, None)
             reason = str(data.get("error") or "unknown error")
@@ -238,6 +239,20 @@ class DropWindow(QWidget):
         else:
             row.setData(COL_PROGRESS, FRACTION_ROLE, done / total if total else 0.0)
             row.setText(COL_PROGRESS, f"{fmt.size(done)} / {fmt.size(total)}")
+
+    def _done_actions(self, data: dict[str, Any], path: str) -> QWidget:
+        """Copy link, and Ask EXAI… about the uploaded file."""
+        box = QWidget()
+        layout = QHBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._copy_button(data.get("link")))
+        ask = QPushButton("Ask EXAI…")
+        ask.setObjectName("ask_exai")
+        key = data.get("key")
+        source = f"user-files/{key}" if key else path
+        ask.clicked.connect(lambda: open_exai_dialog(self, self.link, source=source))
+        layout.addWidget(ask)
+        return box
 
     def _copy_button(self, link: Any) -> QPushButton:
         """The agent's link: a signed URL (Supabase) or a ``file://`` URL (local hub)."""
@@ -262,10 +277,12 @@ class DropWindow(QWidget):
 
     def copy_buttons(self) -> list[QPushButton]:
         """The done rows' buttons, newest first (what a user would click)."""
-        buttons = []
+        buttons: list[QPushButton] = []
         for i in range(self.items.topLevelItemCount()):
             row = self.items.topLevelItem(i)
             widget = self.items.itemWidget(row, COL_ACTION) if row is not None else None
-            if isinstance(widget, QPushButton):
-                buttons.append(widget)
+            if widget is not None:
+                buttons.extend(
+                    b for b in widget.findChildren(QPushButton) if b.objectName() != "ask_exai"
+                )
         return buttons

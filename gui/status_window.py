@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from gui import fmt
 from gui.agent_link import AgentLink
+from gui.exai_dialog import open_exai_dialog
 from gui.icons import state_icon
 from gui.state import AgentState
 from gui.widgets import FRACTION_ROLE, ProgressDelegate, activity_glyph, heading, muted
@@ -109,8 +110,23 @@ class StatusWindow(QWidget):
         return page
 
     def _build_activity(self) -> QWidget:
+        page = QWidget()
         self.activity = _tree(["", "File", "What", "When"], stretch=1)
-        return self.activity
+        self.ask_exai = QPushButton("Process with EXAI…")
+        self.ask_exai.setToolTip("Ask EXAI about the selected file")
+        self.ask_exai.clicked.connect(self._ask_exai)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.ask_exai)
+        layout = QVBoxLayout(page)
+        layout.addWidget(self.activity, 1)
+        layout.addLayout(buttons)
+        return page
+
+    def _ask_exai(self) -> None:
+        row = self.activity.currentItem()
+        source = row.text(1) if row is not None and row.text(1) else None
+        open_exai_dialog(self, self.link, source=source)
 
     def _build_errors(self) -> QWidget:
         page = QWidget()

@@ -13,7 +13,7 @@ from pytestqt.qtbot import QtBot
 from gui.app import TrayApp
 from gui.drop_window import COL_PROGRESS, DropWindow
 from gui.widgets import FRACTION_ROLE
-from tests.gui.conftest import DemoAgentProcess, click, rows
+from tests.gui.conftest import DemoAgentProcess, click, rows, run_to_end
 
 
 def drop(window: DropWindow, paths: list[Path]) -> None:
@@ -119,3 +119,27 @@ def test_drop_while_agent_down_says_so(qtbot: QtBot, tray_app: TrayApp, short_ho
     assert "agent is not running" in window.rejected()["a.txt"]
     row = rows(window.items)[0]
     assert row is not None and "a.txt — not uploaded: the agent is not running" in row.text(0)
+
+
+def test_a_dropped_file_can_go_straight_to_exai(
+    qtbot: QtBot, connected_tray: TrayApp, short_home: Path
+) -> None:
+    from PySide6.QtWidgets import QPushButton
+
+    from gui import exai_dialog
+
+    source = short_home / "notes.md"
+    source.write_text("# notes")
+    window = connected_tray.drop_window
+    window.show()
+    drop(window, [source])
+    qtbot.waitUntil(lambda: bool(window.copy_buttons()), timeout=10_000)
+    row = rows(window.items)[0]
+    box = window.items.itemWidget(row, COL_PROGRESS + 1)
+    (ask,) = [b for b in box.findChildren(QPushButton) if b.objectName() == "ask_exai"]
+    before = set(exai_dialog._open_dialogs)
+    click(ask)
+    (dialog,) = set(exai_dialog._open_dialogs) - before
+    assert dialog.source.startswith("user-files/") and dialog.source.endswith("notes.md")
+    dialog.close()
+    run_to_end(qtbot, exai_dialog.close_exai_dialogs())
