@@ -18,7 +18,9 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequenc
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
+from sync.batching import BatchRunner
 from sync.errors import AuthError, LocalFileError, SyncError, TransientError
 from sync.hashing import Hashed, hash_file
 from sync.journal import DELETED, FileRow, Journal, Root
@@ -129,6 +131,9 @@ class SyncEngine:
         self.clock = clock
         self._hash_pool = ThreadPoolExecutor(hash_threads, thread_name_prefix="hubsync-hash")
         self._hash_threads = hash_threads
+        self._hasher: BatchRunner[Path, Hashed] = BatchRunner(
+            lambda path: hash_file(path), self._hash_pool, lanes=hash_threads
+        )
 
     def close(self) -> None:
         self._hash_pool.shutdown(wait=True, cancel_futures=True)
@@ -288,16 +293,14 @@ class SyncEngine:
         """Hash the files of a chunk; returns (vanished paths, failures)."""
         vanished: list[str] = []
         failed: dict[str, SyncError] = {}
-        loop = asyncio.get_running_loop()
 
         async def hash_one(item: _Item) -> Hashed:
             state.current = item.relpath
-            return await loop.run_in_executor(self._hash_pool, hash_file, root.path / item.relpath)
+            return await self._hasher.run(root.path / item.relpath)
 
         to_hash = [i for i in chunk if i.hashed is None]
-        async with contextlib.aclosing(
-            bounded_map(to_hash, hash_one, self._hash_threads * 2)
-        ) as results:
+        # All of a chunk may wait at once: the runner's lanes bound the threads.
+        async with contextlib.aclosing(bounded_map(to_hash, hash_one, CHUNK_FILES)) as results:
             async for item, outcome in results:
                 if isinstance(outcome, Hashed):
                     item.hashed = outcome
@@ -371,9 +374,10 @@ class SyncEngine:
         started: dict[str, float] = {}
         operations: list[Operation] = []
         new_blobs: list[tuple[str, int, str]] = []
-        async with contextlib.aclosing(
-            bounded_map(uploads.values(), upload, self.workers)
-        ) as uploaded:
+        # A hub may take more calls in flight than it has connections or threads
+        # (the local hub batches them): it says so with ``parallel_uploads``.
+        limit = getattr(remote, "parallel_uploads", self.workers)
+        async with contextlib.aclosing(bounded_map(uploads.values(), upload, limit)) as uploaded:
             async for owner, result in uploaded:
                 assert owner.hashed is not None
                 sha = owner.hashed.sha256

@@ -13,7 +13,6 @@ before the rows that point at them are committed (see :mod:`sync.durable`).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -28,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from sync.batching import BatchRunner
 from sync.durable import make_durable
 from sync.errors import (
     FileChangedError,
@@ -36,6 +36,7 @@ from sync.errors import (
     PermanentError,
     TransientError,
 )
+from sync.hashing import reusable_buffer
 from sync.keys import is_sha256, object_key
 from sync.remotes.base import (
     BUCKET_FILES,
@@ -77,6 +78,10 @@ CREATE TABLE IF NOT EXISTS hubsync_devices (
 """
 
 
+def _call(fn: Callable[[], T]) -> T:
+    return fn()
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -97,7 +102,7 @@ def _copy_verified(
         raise LocalFileError(f"cannot read: {exc.strerror or exc}") from None
     try:
         with fin, open(dst, "xb") as fout:
-            buf = bytearray(CHUNK)
+            buf = reusable_buffer(CHUNK)
             view = memoryview(buf)
             while n := fin.readinto(buf):
                 chunk = view[:n]
@@ -120,6 +125,8 @@ class LocalHub:
     """A hub in a local (or mounted) folder."""
 
     kind = "local"
+    parallel_uploads = 256
+    """Calls in flight the engine may make: they are batched onto ``io_threads`` threads."""
 
     def __init__(self, root: Path, *, user_id: str = LOCAL_USER, io_threads: int = 4) -> None:
         self.root = root
@@ -138,6 +145,9 @@ class LocalHub:
         self._db.executescript(_SCHEMA)
         self._db_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(io_threads, thread_name_prefix="hubsync-localhub")
+        self._io: BatchRunner[Callable[[], object], object] = BatchRunner(
+            _call, self._pool, lanes=io_threads
+        )
         self._unflushed: list[Path] = []
         self._unflushed_lock = threading.Lock()
         self._new_blobs: list[tuple[str, str, str, int, str, str]] = []
@@ -151,7 +161,7 @@ class LocalHub:
         return str(self.root)
 
     async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        return await self._io.run(fn)  # type: ignore[return-value]
 
     def _blob_dir(self, bucket: str, sha256: str) -> Path:
         return self.root / bucket / self.user_id / sha256[:2] / sha256
@@ -379,6 +389,7 @@ class LocalHub:
 
     async def close(self) -> None:
         await self._run(self._flush_blobs)
+        await self._io.aclose()
         self._pool.shutdown(wait=True)
         with self._db_lock:
             self._db.close()
