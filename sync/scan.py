@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sync.ignore import IgnoreRules, is_default_ignored, root_rules
+from sync.ignore import IGNORE_FILE, IgnoreRules, is_default_ignored, root_rules
 from sync.journal import DELETED, HELD, SYNCED, SYNCED_MARK, StatRow
 
 Stat = tuple[int, int, int]  # size, mtime_ns, inode
@@ -59,7 +59,7 @@ def walk(root: Path, prune: dict[str, StatRow] | None = None) -> WalkResult:
     nothing per file, and what is left in ``prune`` is changed or gone.
     """
     result = WalkResult()
-    _walk_into(result, os.fspath(root), "", root_rules(root), prune)
+    _walk_into(result, os.fspath(root), "", IgnoreRules(), prune)
     return result
 
 
@@ -82,48 +82,52 @@ def _walk_into(
     while stack:
         dir_path, dir_rel, rules = stack.pop()
         prefix = dir_rel + "/" if dir_rel else ""
-        scoped = rules.has_patterns
         try:
-            it = os.scandir(dir_path)
+            with os.scandir(dir_path) as it:
+                entries = list(it)
         except OSError as exc:
             result.skipped[dir_rel or "."] = f"folder cannot be read: {exc.strerror or exc}"
             continue
-        with it:
-            for entry in it:
-                name = entry.name
-                rel = prefix + name
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        if rules.ignored(name, rel, True):
-                            result.ignored += 1
-                        elif not _valid_name(name):
-                            result.skipped[rel] = "name is not valid UTF-8"
-                        else:
-                            result.folders += 1
-                            stack.append((entry.path, rel, rules.enter(Path(entry.path), rel)))
-                        continue
-                    if default_ignored(name) or (scoped and rules.ignored(name, rel, False)):
+        # A folder's own .hubignore applies to it: seen in its listing, so folders
+        # without one cost no extra open().
+        if any(e.name == IGNORE_FILE for e in entries):
+            rules = rules.enter(Path(dir_path), dir_rel)
+        scoped = rules.has_patterns
+        for entry in entries:
+            name = entry.name
+            rel = prefix + name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if rules.ignored(name, rel, True):
                         result.ignored += 1
-                        continue
-                    st = entry.stat(follow_symlinks=False)
-                except OSError as exc:
-                    result.skipped[rel] = f"cannot be read: {exc.strerror or exc}"
-                    continue
-                if is_reg(st.st_mode) and name.isascii():
-                    row = known_get(rel)
-                    if (
-                        row is not None
-                        and row[4] == SYNCED_MARK
-                        and row[1] == st.st_size
-                        and row[2] == st.st_mtime_ns
-                        and row[3] == st.st_ino
-                    ):
-                        del known[rel]
-                        unchanged += 1
+                    elif not _valid_name(name):
+                        result.skipped[rel] = "name is not valid UTF-8"
                     else:
-                        files[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
+                        result.folders += 1
+                        stack.append((entry.path, rel, rules))
+                    continue
+                if default_ignored(name) or (scoped and rules.ignored(name, rel, False)):
+                    result.ignored += 1
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                result.skipped[rel] = f"cannot be read: {exc.strerror or exc}"
+                continue
+            if is_reg(st.st_mode) and name.isascii():
+                row = known_get(rel)
+                if (
+                    row is not None
+                    and row[4] == SYNCED_MARK
+                    and row[1] == st.st_size
+                    and row[2] == st.st_mtime_ns
+                    and row[3] == st.st_ino
+                ):
+                    del known[rel]
+                    unchanged += 1
                 else:
-                    _classify(result, rel, name, st)
+                    files[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
+            else:
+                _classify(result, rel, name, st)
     result.unchanged += unchanged
 
 
@@ -170,7 +174,7 @@ def walk_paths(root: Path, relpaths: Iterable[str]) -> WalkResult:
         if rules.ignored(name, rel, is_dir):
             result.ignored += 1
         elif is_dir:
-            _walk_into(result, os.fspath(root / rel), rel, rules.enter(root / rel, rel))
+            _walk_into(result, os.fspath(root / rel), rel, rules)
         else:
             _classify(result, rel, name, st)
     return result
