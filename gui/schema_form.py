@@ -10,6 +10,7 @@ server's own defaults apply to the rest.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,8 +83,12 @@ def classify(schema: Mapping[str, Any]) -> list[FieldSpec]:
     if hash_name := _first(HASH_NAMES, props):
         roles[hash_name] = "hash"
     return [
-        FieldSpec(str(name), sub if isinstance(sub, Mapping) else {}, name in required,
-                  roles.get(str(name), "input"))
+        FieldSpec(
+            str(name),
+            sub if isinstance(sub, Mapping) else {},
+            name in required,
+            roles.get(str(name), "input"),
+        )
         for name, sub in props.items()
     ]
 
@@ -101,7 +106,7 @@ def json_type(schema: Mapping[str, Any]) -> str:
     return kind if isinstance(kind, str) else ""
 
 
-class Input:
+class Input(ABC):
     """One user-editable argument; ``value`` gives ``(is_set, value)`` or raises FormError."""
 
     widget: QWidget
@@ -113,12 +118,12 @@ class Input:
     def _touch(self, *_args: object) -> None:
         self.touched = True
 
-    def value(self) -> tuple[bool, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def value(self) -> tuple[bool, Any]: ...
 
+    @abstractmethod
     def set_value(self, value: Any) -> None:
         """Set as if the user typed it (tests, remembered choices)."""
-        raise NotImplementedError
 
 
 class TextInput(Input):
@@ -217,7 +222,11 @@ class NumberInput(Input):
             double.valueChanged.connect(self._touch)
             self.box = double
         if self._unset is not None:
-            shown = f"{DEFAULT_TEXT} ({spec.schema.get('default')})" if default is not None else DEFAULT_TEXT
+            shown = (
+                f"{DEFAULT_TEXT} ({spec.schema.get('default')})"
+                if default is not None
+                else DEFAULT_TEXT
+            )
             self.box.setSpecialValueText(shown)
         self.widget = self.box
 
@@ -374,7 +383,9 @@ class SchemaForm(QWidget):
             elif field.spec.required:
                 missing.append(name)
         if missing:
-            raise FormError(f"Fill in the required field{'s' * (len(missing) > 1)}: {', '.join(missing)}")
+            raise FormError(
+                f"Fill in the required field{'s' * (len(missing) > 1)}: {', '.join(missing)}"
+            )
         return args
 
 
@@ -395,6 +406,8 @@ def _read_only(spec: FieldSpec) -> QLineEdit:
     if spec.role == "hash":
         line.setText("SHA-256 of the file (filled in by HubSync)")
     else:
-        line.setToolTip("Filled in by HubSync: the file goes to the hub first (if needed) and "
-                        "the tool gets its hub reference, user-files/<key>")
+        line.setToolTip(
+            "Filled in by HubSync: the file goes to the hub first (if needed) and "
+            "the tool gets its hub reference, user-files/<key>"
+        )
     return line
