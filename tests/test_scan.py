@@ -70,3 +70,27 @@ def test_rename_is_matched_by_inode(tmp_path: Path) -> None:
     walked = walk(tmp_path, dict(known))
     d = diff(walked.files, known)
     assert d.renamed == {"new-name.txt": "old-name.txt"} and d.deleted == ["old-name.txt"]
+
+
+def test_cached_stat_index_follows_every_write(tmp_path: Path) -> None:
+    """The rescan index is reused only while nothing at all was written to the journal."""
+    import sqlite3
+
+    from sync.journal import Journal
+
+    journal = Journal(tmp_path / "j.sqlite3")
+    root = journal.add_root(tmp_path, "local")
+    with journal.transaction():
+        journal.mark_synced(root.id, [("a.txt", 1, 2, 3, "0" * 64, 1, "k")], now=1.0)
+    first = journal.stat_index(root.id)
+    first.pop("a.txt")  # callers get their own copy
+    assert set(journal.stat_index(root.id)) == {"a.txt"}
+    with journal.transaction():  # a write through this connection
+        journal.mark_synced(root.id, [("b.txt", 1, 2, 4, "1" * 64, 1, "k2")], now=2.0)
+    assert set(journal.stat_index(root.id)) == {"a.txt", "b.txt"}
+    other = sqlite3.connect(tmp_path / "j.sqlite3")  # a write by another process
+    other.execute("DELETE FROM files WHERE relpath='a.txt'")
+    other.commit()
+    other.close()
+    assert set(journal.stat_index(root.id)) == {"b.txt"}
+    journal.close()
