@@ -36,7 +36,6 @@ class SyncConfig:
     hash_threads: int = 2
     mass_delete_ratio: float = 0.5
     mass_delete_count: int = 1000
-    max_attempts_before_backoff: int = 5
 
 
 @dataclass

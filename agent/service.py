@@ -61,7 +61,6 @@ class RootRuntime:
     """No pass before this (monotonic) time: backoff after a cut-short pass."""
     needs_full_scan: bool = True
     last_full_scan: float = 0.0
-    last_report: PassReport | None = None
     problems: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
@@ -445,7 +444,6 @@ class AgentService:
             await asyncio.gather(ticker, return_exceptions=True)
             self._live = None
         self.passes += 1
-        rt.last_report = report
         if paths is None and rt.watcher is not None and not rt.degraded:
             self._set_degraded(rt, coverage_shortfall(report.folders, rt.watcher.watches))
         if report.errors.get(".", ("", ""))[0] == "local":

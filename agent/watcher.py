@@ -59,7 +59,6 @@ class _RootQuiet:
 
     paths: set[str] = field(default_factory=set)
     first: float = 0.0
-    last_event: float = 0.0
 
 
 class Debouncer:

@@ -49,7 +49,6 @@ from gui.exai_results import PastResults, open_file, reveal_in_folder
 from gui.schema_form import FormError, SchemaForm, takes_file
 from gui.widgets import muted
 
-HUB_PREFIX = "user-files/"
 EVENTS = ["exai.job", "exai.progress", "exai.chunk"]
 FINAL_STATES = ("completed", "failed", "cancelled")
 TOOLS_TIMEOUT = 60.0
