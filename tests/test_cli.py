@@ -104,3 +104,30 @@ def test_status_shows_the_running_agent_and_doctor_flags_a_missing_folder(tmp_pa
     docs.rename(tmp_path / "moved")
     doctor = hubsync(home, "doctor")
     assert doctor.returncode == 1 and "is missing" in doctor.stdout
+
+
+def test_exai_token_goes_to_the_keyring_store_not_the_config(tmp_path: Path) -> None:
+    """Without a desktop keyring, the documented opt-in file store (0600) is used."""
+    env = {
+        **os.environ,
+        "HUBSYNC_HOME": str(tmp_path),
+        "HUBSYNC_ALLOW_FILE_SECRETS": "1",
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+    }
+    env.pop("EXAI_WS_TOKEN", None)
+    cli = [sys.executable, "-m", "agent", "exai", "token", "--stdin"]
+    stored = subprocess.run(cli, input="tok-123\n", env=env, capture_output=True, text=True)
+    assert stored.returncode == 0, stored.stderr
+    probe = (
+        "from agent.exai.settings import read_token; import json; print(json.dumps(read_token()))"
+    )
+    read = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert json.loads(read.stdout) == ["tok-123", "keyring"]
+    assert (
+        not (tmp_path / "config" / "config.toml").exists()
+        or "tok-123" not in (tmp_path / "config" / "config.toml").read_text()
+    )
+    forget = subprocess.run([*cli[:-1], "--forget"], env=env, capture_output=True, text=True)
+    assert forget.returncode == 0
+    read = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert json.loads(read.stdout) == ["", ""]

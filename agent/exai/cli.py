@@ -24,7 +24,7 @@ from agent.exai.client import ExaiClient, ToolInfo
 from agent.exai.flow import ProcessOutcome, process_file
 from agent.exai.health import ExaiHealth, check_health
 from agent.exai.results import default_results_dir
-from agent.exai.settings import ExaiSettings, read_token
+from agent.exai.settings import TOKEN_SECRET, ExaiSettings, read_token
 from agent.paths import resolve_paths
 from sync.errors import SyncError
 from sync.remotes.base import BUCKET_FILES
@@ -193,3 +193,28 @@ def status(json_out: JsonOpt = False) -> None:
             out.print(f"  /health: {escape(health.health_error)}")
     if health.state != "ok":
         raise typer.Exit(1)
+
+
+@exai_app.command("token")
+def token(
+    stdin: Annotated[
+        bool, typer.Option("--stdin", help="Read the token from standard input.")
+    ] = False,
+    forget: Annotated[bool, typer.Option("--forget", help="Remove the stored token.")] = False,
+) -> None:
+    """Store the EXAI token in the OS keyring (never in the config); EXAI_WS_TOKEN overrides it."""
+    from agent.secrets import SecretStoreError, open_secret_store
+
+    try:
+        store = open_secret_store(resolve_paths())
+    except SecretStoreError as exc:
+        _fail(str(exc))
+    if forget:
+        store.delete(TOKEN_SECRET)
+        out.print("EXAI token removed from the keyring.")
+        return
+    value = sys.stdin.readline().strip() if stdin else typer.prompt("EXAI token", hide_input=True)
+    if not value:
+        _fail("no token given")
+    store.set(TOKEN_SECRET, value)
+    out.print("EXAI token stored in the keyring.")
