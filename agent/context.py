@@ -57,7 +57,7 @@ class Context(AbstractAsyncContextManager["Context"]):
     async def open_hubs(self) -> None:
         hub_dir = self.config.local_hub_path(self.paths)
         try:
-            self.remotes["local"] = LocalHub(hub_dir, io_threads=self.config.sync.workers)
+            self.remotes["local"] = LocalHub(hub_dir)
         except OSError as exc:
             self.unavailable["local"] = (
                 f"local hub {hub_dir} cannot be opened: {exc.strerror or exc}"
