@@ -7,7 +7,6 @@ whatever concerns a running agent goes through its control API.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -29,6 +27,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from agent.cli_output import JsonOpt, emit_json, err, out
 from agent.config import ConfigError
 from agent.context import Context
 from sync.engine import PassReport
@@ -46,10 +45,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 ServiceRoleOpt = Annotated[
     bool,
     typer.Option(
@@ -122,10 +118,6 @@ def run_async(
         ) from None
 
 
-def _emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
 def _find_root(ctx: Context, path: Path) -> tuple[Root, str]:
     found = ctx.journal.root_for(path)
     if found is None:
@@ -169,7 +161,7 @@ def add(
 
     root = run_async(body)
     if json_out:
-        _emit_json({"id": root.id, "path": str(root.path), "hub": root.hub})
+        emit_json({"id": root.id, "path": str(root.path), "hub": root.hub})
     else:
         out.print(
             f"Mirroring [bold]{root.path}[/] to the {root.hub} hub. Run `hubsync sync --once`."
@@ -214,7 +206,7 @@ def list_roots(json_out: JsonOpt = False) -> None:
 
     rows = run_async(body)
     if json_out:
-        _emit_json(rows)
+        emit_json(rows)
         return
     if not rows:
         out.print("No mirrored folders yet. Add one with `hubsync add PATH`.")
@@ -322,7 +314,7 @@ def sync(
 
     reports = run_async(body, service_role_user=acting_for)
     if json_out:
-        _emit_json([report_json(r) for r in reports])
+        emit_json([report_json(r) for r in reports])
     else:
         for r in reports:
             _print_report(r)
@@ -404,7 +396,7 @@ def status(json_out: JsonOpt = False) -> None:
     if data is None:
         data = run_async(body)
     if json_out:
-        _emit_json(data)
+        emit_json(data)
         return
     out.print(f"Agent: {data['agent']}")
     for root in data["roots"]:
@@ -466,7 +458,7 @@ def history(
 
     rows = run_async(body)
     if json_out:
-        _emit_json(rows)
+        emit_json(rows)
         return
     table = Table("Version", "Recorded", "Modified", "Size", "SHA-256", "")
     for r in rows:
@@ -539,7 +531,7 @@ def restore(
 
     rows = run_async(body)
     if json_out:
-        _emit_json(rows)
+        emit_json(rows)
         return
     for r in rows:
         if r["identical"]:
@@ -610,7 +602,7 @@ def doctor(
     except CliError as exc:
         checks = [{"check": "config", "ok": False, "detail": str(exc)}]
     if json_out:
-        _emit_json(checks)
+        emit_json(checks)
     else:
         for c in checks:
             mark = "[green]ok[/]  " if c["ok"] else "[red]FAIL[/]"

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
 from supabase_auth.constants import STORAGE_KEY
 
+from agent.cli_output import err, out
 from agent.config import Config, ConfigError, load_config
 from agent.paths import Paths, resolve_paths
 from agent.secrets import (
@@ -44,8 +44,6 @@ from sync.remotes.supabase_session import (
 )
 
 T = TypeVar("T")
-out = Console()
-err = Console(stderr=True)
 
 ServiceRoleOpt = Annotated[
     bool,

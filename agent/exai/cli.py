@@ -7,17 +7,16 @@ result file's path, or JSON with ``--json``) so the commands script well.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from agent.cli_output import JsonOpt, emit_json, err, out
 from agent.config import ConfigError, load_config
 from agent.context import Context
 from agent.exai.client import ExaiClient, ToolInfo
@@ -38,10 +37,6 @@ exai_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -72,10 +67,6 @@ def _settings() -> ExaiSettings:
         _fail(f"configuration error: {exc}")
 
 
-def _emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
 @exai_app.command()
 def tools(json_out: JsonOpt = False) -> None:
     """List the tools the EXAI server offers, with their arguments."""
@@ -87,7 +78,7 @@ def tools(json_out: JsonOpt = False) -> None:
 
     listed = _run(body)
     if json_out:
-        _emit_json(
+        emit_json(
             [
                 {"name": t.name, "description": t.description, "inputSchema": t.input_schema}
                 for t in listed
@@ -154,7 +145,7 @@ def ask(
 
     outcome = _run(body)
     if json_out:
-        _emit_json(
+        emit_json(
             {
                 "result_path": str(outcome.result_path),
                 "result_key": outcome.result_key,
@@ -178,7 +169,7 @@ def status(json_out: JsonOpt = False) -> None:
     _, token_source = read_token()
     health: ExaiHealth = _run(lambda: check_health(settings))
     if json_out:
-        _emit_json({**health.__dict__, "state": health.state, "token_source": token_source})
+        emit_json({**health.__dict__, "state": health.state, "token_source": token_source})
     else:
         colour = {"ok": "green", "auth": "yellow"}.get(health.state, "red")
         out.print(f"EXAI {escape(health.url)}: [{colour}]{health.state}[/]")
