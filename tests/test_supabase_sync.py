@@ -53,6 +53,18 @@ def assert_hub_mirrors(server: SupabaseTestServer, uid: str, folder: Path) -> No
         assert stored is not None and hashlib.sha256(bytes(stored.data)).hexdigest() == sha
 
 
+def cli_env(tmp_path: Path, server: SupabaseTestServer) -> dict[str, str]:
+    """Separate processes must share the session: the documented no-keyring file store."""
+    return {
+        **os.environ,
+        "HUBSYNC_HOME": str(tmp_path / "home"),
+        "SUPABASE_URL": server.url,
+        "SUPABASE_ANON_KEY": server.anon_key,
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        "HUBSYNC_ALLOW_FILE_SECRETS": "1",
+    }
+
+
 def test_cli_login_add_sync_mirrors_a_folder(
     tmp_path: Path, supabase_server: SupabaseTestServer, supabase_user: SupabaseUser
 ) -> None:
@@ -72,14 +84,7 @@ def test_cli_login_add_sync_mirrors_a_folder(
     ]
     for i, name in enumerate(names):
         (docs / name).write_text(f"content {i % 8}")  # plain.txt and sub/copy.txt are equal
-    env = {
-        **os.environ,
-        "HUBSYNC_HOME": str(tmp_path / "home"),
-        "SUPABASE_URL": supabase_server.url,
-        "SUPABASE_ANON_KEY": supabase_server.anon_key,
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
-        "HUBSYNC_ALLOW_FILE_SECRETS": "1",
-    }
+    env = cli_env(tmp_path, supabase_server)
     cli = [sys.executable, "-m", "agent"]
     login = subprocess.run(
         [*cli, "login", "--email", supabase_user.email, "--password-stdin"],
@@ -232,15 +237,8 @@ def test_service_role_mode_syncs_for_a_fixed_user_only_when_asked(
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "server.log").write_text("from a headless box")
-    env = {
-        **os.environ,
-        "HUBSYNC_HOME": str(tmp_path / "home"),
-        "SUPABASE_URL": supabase_server.url,
-        "SUPABASE_ANON_KEY": supabase_server.anon_key,
-        "SUPABASE_SERVICE_ROLE_KEY": supabase_server.service_key,
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
-        "HUBSYNC_ALLOW_FILE_SECRETS": "1",
-    }
+    env = cli_env(tmp_path, supabase_server)
+    env["SUPABASE_SERVICE_ROLE_KEY"] = supabase_server.service_key
     cli = [sys.executable, "-m", "agent"]
     add = subprocess.run(
         [*cli, "add", str(docs), "--hub", "supabase"], env=env, capture_output=True, text=True
