@@ -128,6 +128,22 @@ def _find_root(ctx: Context, path: Path) -> tuple[Root, str]:
 # -- roots ----------------------------------------------------------------------------------
 
 
+_NO_AGENT = object()
+
+
+def _agent_call(method: str, params: dict[str, Any]) -> Any:
+    """Ask the running agent (so it starts watching at once); ``_NO_AGENT`` when none runs."""
+    from agent.control.client import AgentUnavailable, call_sync
+    from agent.control.protocol import ControlError
+
+    try:
+        return call_sync(method, params, timeout=30)
+    except AgentUnavailable:
+        return _NO_AGENT
+    except ControlError as exc:
+        raise CliError(exc.message) from None
+
+
 @app.command()
 def add(
     path: Annotated[Path, typer.Argument(help="Folder to mirror.")],
@@ -136,7 +152,19 @@ def add(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Mirror a folder."""
+    """Mirror a folder (through the running agent when there is one)."""
+    folder = path.expanduser().resolve()
+    if not folder.is_dir():
+        raise CliError(f"{folder} is not a folder")
+    live = _agent_call("add_root", {"path": str(folder), **({"hub": hub} if hub else {})})
+    if live is not _NO_AGENT:
+        if json_out:
+            emit_json(live)
+        else:
+            out.print(
+                f"Mirroring [bold]{escape(live['path'])}[/] to the {live['hub']} hub; the agent is on it."
+            )
+        return
 
     async def body(ctx: Context) -> Root:
         folder = path.expanduser()
@@ -172,15 +200,24 @@ def add(
 def remove(path: Annotated[Path, typer.Argument(help="A mirrored folder.")]) -> None:
     """Stop mirroring a folder (its versions stay in the hub)."""
 
+    folder = path.expanduser().resolve()
+    if _agent_call("remove_root", {"path": str(folder)}) is not _NO_AGENT:
+        out.print(
+            f"Stopped mirroring {escape(str(folder))}. Its files and versions stay in the hub."
+        )
+        return
+
     async def body(ctx: Context) -> Root:
-        root = ctx.journal.root_by_path(path.expanduser().resolve())
+        root = ctx.journal.root_by_path(folder)
         if root is None:
             raise CliError(f"{path} is not a mirrored folder")
         ctx.journal.remove_root(root.id)
         return root
 
     root = run_async(body)
-    out.print(f"Stopped mirroring {root.path}. Its files and versions stay in the hub.")
+    out.print(
+        f"Stopped mirroring {escape(str(root.path))}. Its files and versions stay in the hub."
+    )
 
 
 @app.command(name="list")
@@ -641,7 +678,12 @@ def run(
     ] = None,
 ) -> None:
     """Mirror PATH and keep it synced: the agent, with the tray when there is a screen."""
-    if path is not None:
+    running = _agent_call("status", {}) is not _NO_AGENT
+    if path is not None and running:
+        folder = path.expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+        add(folder, hub=None, json_out=False)
+    elif path is not None:
         folder = path.expanduser()
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -664,6 +706,9 @@ def run(
         else:
             tray_main([])
             return
+    if running:
+        out.print("An agent is already running and keeps the folder synced (`hubsync status`).")
+        return
     out.print(
         "Agent running; Ctrl-C stops it. Files saved in the folder reach the hub in about a second."
     )

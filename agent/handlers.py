@@ -56,8 +56,13 @@ def register_handlers(agent: AgentService) -> None:
         if not folder.is_dir():
             raise ControlError(BAD_PARAMS, f"{folder} is not a folder")
         hub = params.get("hub") or ctx.config.default_hub()
-        if hub not in ctx.remotes:
-            raise ControlError("unavailable", ctx.unavailable.get(hub, f"no {hub} hub"))
+        if hub not in ("local", "supabase"):
+            raise ControlError(BAD_PARAMS, "'hub' must be 'local' or 'supabase'")
+        if hub == "local" and hub not in ctx.remotes:
+            raise ControlError("unavailable", ctx.unavailable.get(hub, "no local hub"))
+        if hub == "supabase" and not ctx.config.supabase_configured:
+            raise ControlError("unavailable", ctx.unavailable.get(hub, "Supabase is not configured"))
+        # A Supabase folder added before signing in waits for the sign-in (status says so).
         try:
             root = journal.add_root(folder, hub)
         except ValueError as exc:

@@ -131,3 +131,34 @@ def test_exai_token_goes_to_the_keyring_store_not_the_config(tmp_path: Path) -> 
     assert forget.returncode == 0
     read = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert json.loads(read.stdout) == ["", ""]
+
+
+def test_add_and_remove_go_through_a_running_agent(tmp_path: Path) -> None:
+    home = Path(tmp_path / "h")
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    assert hubsync(home, "add", str(first)).returncode == 0
+    agent = start_agent_process(home)
+    try:
+        added = hubsync(home, "add", str(second), "--json")
+        assert added.returncode == 0, added.stderr
+        assert json.loads(added.stdout)["path"] == str(second.resolve())
+        (second / "new.txt").write_text("watched without a restart")
+        deadline = time.monotonic() + 20
+        while True:
+            live = json.loads(hubsync(home, "status", "--json").stdout)
+            counts = {r["path"]: r["counts"] for r in live["roots"]}
+            if counts.get(str(second.resolve()), {}).get("synced") == 1:
+                break
+            assert time.monotonic() < deadline, counts
+            time.sleep(0.2)
+        (second / "inner").mkdir()
+        overlap = hubsync(home, "add", str(second / "inner"))
+        assert overlap.returncode == 1 and "overlaps" in overlap.stderr
+        removed = hubsync(home, "remove", str(second))
+        assert removed.returncode == 0
+        live = json.loads(hubsync(home, "status", "--json").stdout)
+        assert [r["path"] for r in live["roots"]] == [str(first.resolve())]
+    finally:
+        agent.stop()
