@@ -33,7 +33,7 @@ def _load_syncfs() -> object | None:
 _SYNCFS = _load_syncfs()
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | Path) -> None:
     if sys.platform == "win32":
         return
     fd = os.open(path, os.O_RDONLY)
@@ -43,7 +43,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def make_durable(anchor: Path, files: Iterable[Path]) -> None:
+def make_durable(anchor: Path, files: Iterable[str | Path]) -> None:
     """Make ``files`` (and their renames) durable; ``anchor`` is any path on their file system."""
     pending = list(files)
     if not pending:
@@ -62,6 +62,6 @@ def make_durable(anchor: Path, files: Iterable[Path]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        dirs.add(path.parent)
+        dirs.add(os.path.dirname(path))
     for d in dirs:
         fsync_dir(d)

@@ -14,17 +14,24 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sync.batching import BatchRunner
 from sync.errors import AuthError, LocalFileError, SyncError, TransientError
 from sync.hashing import Hashed, hash_file
 from sync.journal import DELETED, FileRow, Journal, Root
-from sync.remotes.base import ManifestEntry, Operation, Remote, guess_content_type
+from sync.remotes.base import (
+    BatchProgressFn,
+    BatchPut,
+    BlobUpload,
+    ManifestEntry,
+    Operation,
+    Remote,
+    guess_content_type,
+)
 from sync.scan import Diff, Stat, WalkResult, diff, walk, walk_paths
 from sync.throttle import Bandwidth
 from sync.transfer import RetryPolicy, bounded_map, retry_delay, with_retries
@@ -34,6 +41,9 @@ log = logging.getLogger("hubsync.engine")
 CHUNK_FILES = 512
 CHUNK_BYTES = 256 * 1024 * 1024
 FIND_BATCH = 1000
+HASH_BATCH = 32
+WATCHED_SIZE = 4 * 1024 * 1024
+"""Files from this size on get a live meter while a batch upload moves them."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,19 @@ class _Item:
     key: str | None = None
 
 
+@dataclass
+class _Sent:
+    """A chunk whose blobs are in the hub, waiting to be recorded."""
+
+    chunk: list[_Item]
+    hashed: list[_Item]
+    hub_keys: dict[str, str]
+    uploads: dict[str, _Item]
+    operations: list[Operation]
+    vanished: list[str]
+    failed: dict[str, SyncError]
+
+
 class SyncEngine:
     def __init__(
         self,
@@ -130,10 +153,6 @@ class SyncEngine:
         self.upload_limit = upload_limit or Bandwidth()
         self.clock = clock
         self._hash_pool = ThreadPoolExecutor(hash_threads, thread_name_prefix="hubsync-hash")
-        self._hash_threads = hash_threads
-        self._hasher: BatchRunner[Path, Hashed] = BatchRunner(
-            lambda path: hash_file(path), self._hash_pool, lanes=hash_threads
-        )
 
     def close(self) -> None:
         self._hash_pool.shutdown(wait=True, cancel_futures=True)
@@ -243,17 +262,40 @@ class SyncEngine:
         )
         emit(state)
         deleting = list(d.deleted)
-        async for chunk, hashing in self._hashed_ahead(root, _chunks(new_items), report, state):
-            vanished, failed = hashing
-            vanished = await self._sync_chunk(
-                root, remote, chunk, rows, report, state, emit, vanished, failed
-            )
+
+        def settle(vanished: list[str]) -> None:
             deleting.extend(v for v in vanished if v in rows and rows[v].state != DELETED)
             if vanished:
                 with self.journal.transaction():
                     self.journal.forget(
                         root.id, (v for v in vanished if v not in rows or not rows[v].sha256)
                     )
+
+        # Three chunks are in flight: one being hashed, one uploading, one being
+        # recorded; each waits for its predecessor in the same stage.
+        recording: asyncio.Future[list[str]] | None = None
+        try:
+            chunks = self._hashed_ahead(root, _chunks(new_items), report, state)
+            async for chunk, (vanished, failed) in chunks:
+                sent = await self._upload_chunk(
+                    root, remote, chunk, report, state, vanished, failed
+                )
+                if recording is not None:
+                    settle(await recording)
+                recording = asyncio.ensure_future(
+                    self._record_chunk(root, remote, sent, rows, report, state, emit)
+                )
+            if recording is not None:
+                settle(await recording)
+                recording = None
+        except BaseException as exc:
+            if recording is not None:
+                # A failed upload lets the chunk before it finish recording; a
+                # cancelled pass stops it (its blobs are found again next pass).
+                if isinstance(exc, asyncio.CancelledError):
+                    recording.cancel()
+                await asyncio.gather(recording, return_exceptions=True)
+            raise
         await self._apply_deletions(root, remote, deleting, rows, report, confirm_deletes)
 
     async def _hashed_ahead(
@@ -290,18 +332,29 @@ class SyncEngine:
     async def _hash_chunk(
         self, root: Root, chunk: list[_Item], report: PassReport, state: Progress
     ) -> tuple[list[str], dict[str, SyncError]]:
-        """Hash the files of a chunk; returns (vanished paths, failures)."""
+        """Hash the files of a chunk; returns (vanished paths, failures).
+
+        Files go to the hash threads in small batches, not one future each: with
+        thousands of small files the hops would cost more than the hashing.
+        """
         vanished: list[str] = []
         failed: dict[str, SyncError] = {}
-
-        async def hash_one(item: _Item) -> Hashed:
-            state.current = item.relpath
-            return await self._hasher.run(root.path / item.relpath)
-
         to_hash = [i for i in chunk if i.hashed is None]
-        # All of a chunk may wait at once: the runner's lanes bound the threads.
-        async with contextlib.aclosing(bounded_map(to_hash, hash_one, CHUNK_FILES)) as results:
-            async for item, outcome in results:
+        if not to_hash:
+            return vanished, failed
+        loop = asyncio.get_running_loop()
+        batches = [to_hash[at : at + HASH_BATCH] for at in range(0, len(to_hash), HASH_BATCH)]
+        state.current = to_hash[0].relpath
+        outcomes = await asyncio.gather(
+            *(
+                loop.run_in_executor(
+                    self._hash_pool, _hash_all, [root.path / i.relpath for i in batch]
+                )
+                for batch in batches
+            )
+        )
+        for batch, results in zip(batches, outcomes, strict=True):
+            for item, outcome in zip(batch, results, strict=True):
                 if isinstance(outcome, Hashed):
                     item.hashed = outcome
                     report.hashed += 1
@@ -311,19 +364,17 @@ class SyncEngine:
                     failed[item.relpath] = outcome
         return vanished, failed
 
-    async def _sync_chunk(
+    async def _upload_chunk(
         self,
         root: Root,
         remote: Remote,
         chunk: list[_Item],
-        rows: dict[str, FileRow],
         report: PassReport,
         state: Progress,
-        emit: ProgressSink,
         vanished: list[str],
         failed: dict[str, SyncError],
-    ) -> list[str]:
-        """Dedup, upload and record one hashed chunk; returns paths that vanished meanwhile."""
+    ) -> _Sent:
+        """Dedup and upload one hashed chunk."""
         hashed = [i for i in chunk if i.hashed is not None]
         hub_keys = await self._dedup(root, remote, hashed)
         uploads: dict[str, _Item] = {}
@@ -341,43 +392,12 @@ class SyncEngine:
                 report.deduplicated += 1
                 report.dedup_bytes += item.hashed.size
 
-        async def upload(item: _Item) -> str:
-            assert item.hashed is not None
-            h = item.hashed
-            name = item.relpath.rsplit("/", 1)[-1]
-            state.current = item.relpath
-            state.waiting.pop(item.relpath, None)
-            meter = state.active[item.relpath] = [0, h.size]
-
-            def counted(n: int) -> None:  # called from transfer threads
-                state.bytes_done += n
-                meter[0] += n
-
-            moved = self.upload_limit.wrap(counted)
-            started[h.sha256] = time.time()
-            try:
-                return await with_retries(
-                    lambda: remote.put_blob(
-                        root.path / item.relpath,
-                        h.sha256,
-                        h.size,
-                        name,
-                        guess_content_type(name),
-                        moved,
-                    ),
-                    self.retry,
-                )
-            finally:
-                state.active.pop(item.relpath, None)
-
         state.waiting = {i.relpath: i.hashed.size for i in uploads.values() if i.hashed is not None}
         started: dict[str, float] = {}
         operations: list[Operation] = []
         new_blobs: list[tuple[str, int, str]] = []
-        # A hub may take more calls in flight than it has connections or threads
-        # (the local hub batches them): it says so with ``parallel_uploads``.
-        limit = getattr(remote, "parallel_uploads", self.workers)
-        async with contextlib.aclosing(bounded_map(uploads.values(), upload, limit)) as uploaded:
+        each = self._upload_each(root, remote, list(uploads.values()), state, started)
+        async with contextlib.aclosing(each) as uploaded:
             async for owner, result in uploaded:
                 assert owner.hashed is not None
                 sha = owner.hashed.sha256
@@ -407,6 +427,21 @@ class SyncEngine:
             with self.journal.transaction():
                 self.journal.add_blobs(root.hub, new_blobs)
 
+        return _Sent(chunk, hashed, hub_keys, uploads, operations, vanished, failed)
+
+    async def _record_chunk(
+        self,
+        root: Root,
+        remote: Remote,
+        sent: _Sent,
+        rows: dict[str, FileRow],
+        report: PassReport,
+        state: Progress,
+        emit: ProgressSink,
+    ) -> list[str]:
+        """Record an uploaded chunk in the hub and the journal; returns paths that vanished."""
+        hashed, hub_keys, uploads = sent.hashed, sent.hub_keys, sent.uploads
+        failed, vanished = sent.failed, sent.vanished
         # Equal content elsewhere in the chunk rides on the uploaded blob.
         recordable: list[_Item] = []
         for item in hashed:
@@ -422,11 +457,114 @@ class SyncEngine:
             item.key = key
             recordable.append(item)
         await self._record(root, remote, recordable, rows, report)
-        await self._log_operations(remote, operations)
+        await self._log_operations(remote, sent.operations)
         self._record_failures(root, failed, report)
-        state.files_done += len(chunk)
+        state.files_done += len(sent.chunk)
         emit(state)
         return vanished
+
+    async def _upload_each(
+        self,
+        root: Root,
+        remote: Remote,
+        items: list[_Item],
+        state: Progress,
+        started: dict[str, float],
+    ) -> AsyncGenerator[tuple[_Item, str | SyncError], None]:
+        """Upload ``items``, yielding each with its key or error as it finishes.
+
+        A hub that takes batches (:class:`BatchPut`) gets the chunk in one call;
+        what failed for a transient reason then gets the per-file path, with retries.
+        """
+        if items and isinstance(remote, BatchPut):
+            now = time.time()
+            for item in items:
+                assert item.hashed is not None
+                started[item.hashed.sha256] = now
+            results = await remote.put_blobs(
+                [self._blob_upload(root, item) for item in items],
+                self._batch_meter(items, state),
+            )
+            state.waiting.clear()
+            again = []
+            for item, result in zip(items, results, strict=True):
+                if isinstance(result, TransientError):
+                    again.append(item)
+                else:
+                    yield item, result
+            items = again
+        # A hub may take more calls in flight than it has connections or threads:
+        # it says so with ``parallel_uploads``.
+        limit = getattr(remote, "parallel_uploads", self.workers)
+
+        def upload(item: _Item) -> Awaitable[str]:
+            return self._upload_one(root, remote, item, state, started)
+
+        async with contextlib.aclosing(bounded_map(items, upload, limit)) as uploaded:
+            async for pair in uploaded:
+                yield pair
+
+    @staticmethod
+    def _blob_upload(root: Root, item: _Item) -> BlobUpload:
+        assert item.hashed is not None
+        name = item.relpath.rsplit("/", 1)[-1]
+        return BlobUpload(
+            root.path / item.relpath,
+            item.hashed.sha256,
+            item.hashed.size,
+            name,
+            guess_content_type(name),
+        )
+
+    def _batch_meter(self, items: Sequence[_Item], state: Progress) -> BatchProgressFn:
+        """Progress of a batch upload (called from hub threads): bytes, the current file,
+        and a meter for files big enough to be watched; pays the bandwidth limit."""
+        limit = self.upload_limit
+
+        def moved(index: int, n: int) -> None:
+            if limit.rate > 0:
+                limit.consume(n)
+            item = items[index]
+            state.bytes_done += n
+            state.current = item.relpath
+            size = item.stat[0]
+            if size >= WATCHED_SIZE:
+                meter = state.active.setdefault(item.relpath, [0, size])
+                meter[0] += n
+                if meter[0] >= size:
+                    state.active.pop(item.relpath, None)
+
+        return moved
+
+    async def _upload_one(
+        self,
+        root: Root,
+        remote: Remote,
+        item: _Item,
+        state: Progress,
+        started: dict[str, float],
+    ) -> str:
+        """One file through ``put_blob``, retried on transient errors, with a live meter."""
+        up = self._blob_upload(root, item)
+        state.current = item.relpath
+        state.waiting.pop(item.relpath, None)
+        meter = state.active[item.relpath] = [0, up.size]
+
+        def counted(n: int) -> None:  # called from transfer threads
+            state.bytes_done += n
+            meter[0] += n
+
+        moved = self.upload_limit.wrap(counted)
+        started[up.sha256] = time.time()
+        try:
+            return await with_retries(
+                lambda: remote.put_blob(
+                    up.source, up.sha256, up.size, up.filename, up.content_type, moved
+                ),
+                self.retry,
+            )
+        finally:
+            state.active.pop(item.relpath, None)
 
     async def _log_operations(self, remote: Remote, operations: Sequence[Operation]) -> None:
         """The hub's ``file_operations`` log; best effort: the files are what matters."""
@@ -603,6 +741,17 @@ def _chunks(items: list[_Item]) -> Iterable[list[_Item]]:
             chunk, size = [], 0
     if chunk:
         yield chunk
+
+
+def _hash_all(paths: Sequence[Path]) -> list[Hashed | SyncError]:
+    """Hash several files in one trip to a hash thread; each gets its hash or its error."""
+    out: list[Hashed | SyncError] = []
+    for path in paths:
+        try:
+            out.append(hash_file(path))
+        except SyncError as exc:
+            out.append(exc)
+    return out
 
 
 def _is_vanished(exc: SyncError) -> bool:

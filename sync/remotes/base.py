@@ -15,12 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from sync.errors import SyncError
+
 BUCKET_FILES = "user-files"
 BUCKET_RESULTS = "results"
 BUCKET_GENERATED = "generated-files"
 
 ProgressFn = Callable[[int], None]
 """Called with the number of bytes moved since the previous call."""
+
+BatchProgressFn = Callable[[int, int], None]
+"""Called with (index of the upload in the batch, bytes moved since the previous call)."""
 
 
 def guess_content_type(filename: str) -> str:
@@ -141,6 +146,36 @@ class Remote(Protocol):
 
     async def close(self) -> None:
         """Release connections and file handles."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BlobUpload:
+    """One file to store under its content key (see :meth:`Remote.put_blob`)."""
+
+    source: Path
+    sha256: str
+    size: int
+    filename: str
+    content_type: str
+
+
+@runtime_checkable
+class BatchPut(Protocol):
+    """A hub that stores many blobs in one call, cheaper than one call each.
+
+    The local hub does: per-call overhead, not bytes, dominates thousands of
+    small files there. The engine uses it when a hub has it and retries the
+    transient failures one by one.
+    """
+
+    async def put_blobs(
+        self,
+        uploads: Sequence[BlobUpload],
+        progress: BatchProgressFn | None = None,
+        bucket: str = BUCKET_FILES,
+    ) -> list[str | SyncError]:
+        """Store each upload as :meth:`Remote.put_blob` would; one key or error per upload."""
         ...
 
 

@@ -13,7 +13,12 @@ before the rows that point at them are committed (see :mod:`sync.durable`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import hashlib
+import io
+import itertools
 import json
 import os
 import socket
@@ -34,6 +39,7 @@ from sync.errors import (
     IntegrityError,
     LocalFileError,
     PermanentError,
+    SyncError,
     TransientError,
 )
 from sync.hashing import reusable_buffer
@@ -42,6 +48,8 @@ from sync.remotes.base import (
     BUCKET_FILES,
     BUCKET_GENERATED,
     BUCKET_RESULTS,
+    BatchProgressFn,
+    BlobUpload,
     ManifestEntry,
     Operation,
     ProgressFn,
@@ -51,6 +59,8 @@ T = TypeVar("T")
 CHUNK = 1024 * 1024
 LOCAL_USER = "local"
 BUCKETS = (BUCKET_FILES, BUCKET_RESULTS, BUCKET_GENERATED)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+_PUT_BATCH = 32
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS file_metadata (
@@ -87,13 +97,16 @@ def _now_iso() -> str:
 
 
 def _copy_verified(
-    src: Path, dst: Path, sha256: str, size: int, progress: ProgressFn | None, src_kind: str
+    src: str | Path,
+    dst: str | Path,
+    sha256: str,
+    size: int,
+    progress: ProgressFn | None,
+    src_kind: str,
 ) -> None:
     """Copy ``src`` to a new file ``dst`` while hashing; raise if the bytes are not ``sha256``."""
-    digest = hashlib.sha256()
-    total = 0
     try:
-        fin = open(src, "rb", buffering=0)  # noqa: SIM115 - closed below on every path
+        fin = io.FileIO(src, "r")
     except FileNotFoundError:
         if src_kind == "blob":
             raise IntegrityError("blob missing from the hub") from None
@@ -101,24 +114,69 @@ def _copy_verified(
     except OSError as exc:
         raise LocalFileError(f"cannot read: {exc.strerror or exc}") from None
     try:
-        with fin, open(dst, "xb") as fout:
-            buf = reusable_buffer(CHUNK)
-            view = memoryview(buf)
-            while n := fin.readinto(buf):
-                chunk = view[:n]
-                digest.update(chunk)
-                fout.write(chunk)
-                total += n
-                if progress is not None:
-                    progress(n)
+        with fin:
+            fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o644)
+            try:
+                digest, total = _pump(fin, fout, size, progress)
+            finally:
+                os.close(fout)
     except BaseException:
-        dst.unlink(missing_ok=True)
+        _unlink_quiet(dst)
         raise
-    if digest.hexdigest() != sha256 or total != size:
-        dst.unlink(missing_ok=True)
+    if digest != sha256 or total != size:
+        _unlink_quiet(dst)
         if src_kind == "blob":
             raise IntegrityError("blob in the hub does not match its SHA-256")
         raise FileChangedError("changed since it was hashed")
+
+
+def _pump(fin: io.FileIO, fout: int, size: int, progress: ProgressFn | None) -> tuple[str, int]:
+    """Move every byte of ``fin`` to ``fout``; returns (hex SHA-256, bytes moved)."""
+    if 0 <= size < CHUNK:
+        # Most files: one read (one byte more than expected shows a file that grew).
+        data = fin.read(size + 1) or b""
+        _write_all(fout, data)
+        if progress is not None and data:
+            progress(len(data))
+        return hashlib.sha256(data).hexdigest(), len(data)
+    digest = hashlib.sha256()
+    total = 0
+    buf = reusable_buffer(CHUNK)
+    view = memoryview(buf)
+    while n := fin.readinto(buf):
+        chunk = view[:n]
+        digest.update(chunk)
+        _write_all(fout, chunk)
+        total += n
+        if progress is not None:
+            progress(n)
+    return digest.hexdigest(), total
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _unlink_quiet(path: str | Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _new_dir(path: str) -> bool:
+    """Make the folder ``path`` (and missing parents); False when it was there already."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            return False
+    return True
 
 
 class LocalHub:
@@ -148,10 +206,17 @@ class LocalHub:
         self._db.executescript(_SCHEMA)
         self._db_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(io_threads, thread_name_prefix="hubsync-localhub")
+        # Rows get their own thread: recording one batch must not wait behind the
+        # blob writes of the next (the engine overlaps them).
+        self._db_pool = ThreadPoolExecutor(1, thread_name_prefix="hubsync-localhub-db")
         self._io: BatchRunner[Callable[[], object], object] = BatchRunner(
             _call, self._pool, lanes=io_threads
         )
-        self._unflushed: list[Path] = []
+        self._root_str = os.fspath(root)
+        self._tmp_str = os.fspath(self._tmp)
+        self._tmp_prefix = f"{uuid.uuid4().hex[:12]}-"
+        self._tmp_ids = itertools.count()
+        self._unflushed: list[str] = []
         self._unflushed_lock = threading.Lock()
         self._new_blobs: list[tuple[str, str, str, int, str, str]] = []
 
@@ -166,8 +231,11 @@ class LocalHub:
     async def _run(self, fn: Callable[[], T]) -> T:
         return await self._io.run(fn)  # type: ignore[return-value]
 
-    def _blob_dir(self, bucket: str, sha256: str) -> Path:
-        return self.root / bucket / self.user_id / sha256[:2] / sha256
+    async def _run_db(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db_pool, fn)
+
+    def _blob_dir(self, bucket: str, sha256: str) -> str:
+        return f"{self._root_str}/{bucket}/{self.user_id}/{sha256[:2]}/{sha256}"
 
     def _existing_key(self, bucket: str, sha256: str) -> str | None:
         try:
@@ -177,6 +245,47 @@ class LocalHub:
         if not names:
             return None
         return f"{self.user_id}/{sha256[:2]}/{sha256}/{min(names)}"
+
+    def _store(self, bucket: str, upload: BlobUpload, progress: ProgressFn | None) -> str:
+        """Put one blob in place (runs in an I/O thread); returns its key."""
+        sha256 = upload.sha256
+        blob_dir = self._blob_dir(bucket, sha256)
+        key = object_key(self.user_id, sha256, upload.filename)
+        final = f"{blob_dir}/{key.rsplit('/', 1)[1]}"
+        tmp = f"{self._tmp_str}/{self._tmp_prefix}{next(self._tmp_ids)}.part"
+        try:
+            # Creating the blob's folder first tells whether it is new, for the price
+            # of the mkdir a new blob needs anyway; only an existing one is listed.
+            if not _new_dir(blob_dir):
+                existing = self._existing_key(bucket, sha256)
+                if existing is not None:
+                    return existing
+            _copy_verified(upload.source, tmp, sha256, upload.size, progress, "local")
+            os.replace(tmp, final)
+        except OSError as exc:
+            _unlink_quiet(tmp)
+            raise TransientError(f"cannot write to the hub: {exc.strerror or exc}") from None
+        with self._unflushed_lock:
+            self._unflushed.append(final)
+            self._new_blobs.append(
+                (key, bucket, upload.filename, upload.size, upload.content_type, sha256)
+            )
+        return key
+
+    def _store_all(
+        self,
+        bucket: str,
+        uploads: Sequence[tuple[int, BlobUpload]],
+        progress: BatchProgressFn | None,
+    ) -> list[str | SyncError]:
+        out: list[str | SyncError] = []
+        for index, upload in uploads:
+            moved = None if progress is None else functools.partial(progress, index)
+            try:
+                out.append(self._store(bucket, upload, moved))
+            except SyncError as exc:
+                out.append(exc)
+        return out
 
     def _path_of(self, bucket: str, key: str) -> Path:
         parts = key.split("/")
@@ -223,27 +332,30 @@ class LocalHub:
     ) -> str:
         if not is_sha256(sha256):
             raise PermanentError("not a SHA-256")
+        upload = BlobUpload(source, sha256, size, filename, content_type)
+        return await self._run(lambda: self._store(bucket, upload, progress))
 
-        def write() -> str:
-            existing = self._existing_key(bucket, sha256)
-            if existing is not None:
-                return existing
-            key = object_key(self.user_id, sha256, filename)
-            final = self._path_of(bucket, key)
-            tmp = self._tmp / f"{uuid.uuid4().hex}.part"
-            try:
-                _copy_verified(source, tmp, sha256, size, progress, "local")
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, final)
-            except OSError as exc:
-                tmp.unlink(missing_ok=True)
-                raise TransientError(f"cannot write to the hub: {exc.strerror or exc}") from None
-            with self._unflushed_lock:
-                self._unflushed.append(final)
-                self._new_blobs.append((key, bucket, filename, size, content_type, sha256))
-            return key
-
-        return await self._run(write)
+    async def put_blobs(
+        self,
+        uploads: Sequence[BlobUpload],
+        progress: BatchProgressFn | None = None,
+        bucket: str = BUCKET_FILES,
+    ) -> list[str | SyncError]:
+        """Many blobs in a few trips to the I/O threads (see :class:`BatchPut`)."""
+        results: list[str | SyncError] = [PermanentError("not a SHA-256")] * len(uploads)
+        valid = [(i, u) for i, u in enumerate(uploads) if is_sha256(u.sha256)]
+        loop = asyncio.get_running_loop()
+        batches = [valid[at : at + _PUT_BATCH] for at in range(0, len(valid), _PUT_BATCH)]
+        done = await asyncio.gather(
+            *(
+                loop.run_in_executor(self._pool, self._store_all, bucket, batch, progress)
+                for batch in batches
+            )
+        )
+        for batch, outcomes in zip(batches, done, strict=True):
+            for (index, _), outcome in zip(batch, outcomes, strict=True):
+                results[index] = outcome
+        return results
 
     async def get_blob(
         self,
@@ -323,7 +435,7 @@ class LocalHub:
                     raise
                 self._db.execute("COMMIT")
 
-        await self._run(write)
+        await self._run_db(write)
 
     async def log_operations(self, operations: Sequence[Operation]) -> None:
         def write() -> None:
@@ -352,7 +464,7 @@ class LocalHub:
                     ),
                 )
 
-        await self._run(write)
+        await self._run_db(write)
 
     async def history(self, device: str, root_id: str, relpath: str) -> list[ManifestEntry]:
         def read() -> list[ManifestEntry]:
@@ -382,7 +494,7 @@ class LocalHub:
                 for r in rows
             ]
 
-        return await self._run(read)
+        return await self._run_db(read)
 
     async def signed_url(self, key: str, expires_in: int, bucket: str = BUCKET_FILES) -> str:
         path = self._path_of(bucket, key)
@@ -394,5 +506,6 @@ class LocalHub:
         await self._run(self._flush_blobs)
         await self._io.aclose()
         self._pool.shutdown(wait=True)
+        self._db_pool.shutdown(wait=True)
         with self._db_lock:
             self._db.close()
