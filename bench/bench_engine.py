@@ -6,7 +6,8 @@
   (10k files of 1-64 KiB and one 1 GiB file), page cache warm for both;
 - no-change rescan of a 100k-file tree vs a bare ``os.scandir`` + ``lstat`` walk;
 - initial sync of the 10k files to a local hub vs ``rclone copy`` to a local folder
-  (skipped with a note when rclone is absent);
+  (skipped with a note when rclone is absent), and vs the least bare Python can do to
+  write the same files in the hub's layout (a folder per blob) and in shared folders;
 - memory: peak RSS of a process that tracks the 100k files, above its baseline.
 
 Figures go to stdout; nothing here is a pass/fail test.
@@ -210,6 +211,45 @@ def bench_rescan(work: Path, tree: Path) -> dict[str, float]:
     }
 
 
+def bare_copy(files: list[Path], target: Path, per_blob_folder: bool) -> None:
+    """The least a Python program can do to put ``files`` in a hub: read each file, make
+    its folder, write a temp file and rename it into place, in two threads. No hashing,
+    no database. ``per_blob_folder`` gives each file a folder of its own, as the hub
+    layout ``{user}/{sha[:2]}/{sha}/{name}`` does; without it files share 100 folders,
+    as rclone's copy of this corpus does."""
+    tmp = target / ".tmp"
+    tmp.mkdir(parents=True)
+
+    def copy(part: list[tuple[int, Path]]) -> None:
+        for i, src in part:
+            with open(src, "rb", buffering=0) as f:
+                data = f.read()
+            name = f"{i:064x}"
+            folder = (
+                f"{target}/{name[-2:]}/{name}" if per_blob_folder else f"{target}/{i % 100:02x}"
+            )
+            try:
+                os.mkdir(folder)
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
+            except FileExistsError:
+                pass
+            part_path = f"{tmp}/{i}.part"
+            fd = os.open(part_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            os.rename(part_path, f"{folder}/{src.name}")
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    numbered = list(enumerate(files))
+    parts = [numbered[at : at + 64] for at in range(0, len(numbered), 64)]
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(copy, parts))
+
+
 def bench_initial_sync(work: Path, small: Path, rounds: int = 3) -> dict[str, float | str]:
     """Best of ``rounds``, the tools taking turns, each run into a folder of its own.
 
@@ -242,7 +282,16 @@ def bench_initial_sync(work: Path, small: Path, rounds: int = 3) -> dict[str, fl
         peer()
         os.sync()  # what HubSync guarantees before it records a blob: it is on disk
 
-    contenders: dict[str, Callable[[], object]] = {"hubsync_s": ours}
+    files = sorted(small.rglob("*.bin"))
+
+    def floor(per_blob_folder: bool) -> Callable[[], object]:
+        return lambda: bare_copy(files, work / f"floor-{next(runs)}", per_blob_folder)
+
+    contenders: dict[str, Callable[[], object]] = {
+        "hubsync_s": ours,
+        "layout_floor_s": floor(True),
+        "flat_floor_s": floor(False),
+    }
     if rclone is not None:
         contenders.update(rclone_s=peer, rclone_sync_s=peer_durable)
     best = dict.fromkeys(contenders, float("inf"))
@@ -317,6 +366,12 @@ def main() -> None:
             print(
                 f"initial sync of {len(small_files)} files: hubsync {s['hubsync_s']:.2f} s; {s['rclone']}"
             )
+        print(
+            f"  floor for the same files in bare Python (2 threads, no hashing, no database): "
+            f"hub layout, a folder per blob {s['layout_floor_s']:.2f} s; "
+            f"shared folders {s['flat_floor_s']:.2f} s; hubsync / hub-layout floor "
+            f"{s['hubsync_s'] / s['layout_floor_s']:.2f}"  # type: ignore[operator]
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -27,6 +27,8 @@ from sync.remotes.base import (
     BatchProgressFn,
     BatchPut,
     BlobUpload,
+    Ingest,
+    Ingested,
     ManifestEntry,
     Operation,
     Remote,
@@ -117,6 +119,10 @@ class _Item:
     stat: Stat
     hashed: Hashed | None = None
     key: str | None = None
+    ingested: bool = False
+    """Hashed and put in the hub in one read (see :class:`Ingest`)."""
+    stored: bool = False
+    """Ingested, and the hub did not have the content before."""
 
 
 @dataclass
@@ -275,7 +281,7 @@ class SyncEngine:
         # recorded; each waits for its predecessor in the same stage.
         recording: asyncio.Future[list[str]] | None = None
         try:
-            chunks = self._hashed_ahead(root, _chunks(new_items), report, state)
+            chunks = self._hashed_ahead(root, remote, _chunks(new_items), report, state)
             async for chunk, (vanished, failed) in chunks:
                 sent = await self._upload_chunk(
                     root, remote, chunk, report, state, vanished, failed
@@ -299,7 +305,12 @@ class SyncEngine:
         await self._apply_deletions(root, remote, deleting, rows, report, confirm_deletes)
 
     async def _hashed_ahead(
-        self, root: Root, chunks: Iterable[list[_Item]], report: PassReport, state: Progress
+        self,
+        root: Root,
+        remote: Remote,
+        chunks: Iterable[list[_Item]],
+        report: PassReport,
+        state: Progress,
     ) -> AsyncGenerator[tuple[list[_Item], tuple[list[str], dict[str, SyncError]]], None]:
         """Yield chunks whose files are hashed, hashing the next one meanwhile.
 
@@ -309,7 +320,7 @@ class SyncEngine:
         iterator = iter(chunks)
         current = next(iterator, None)
         pending = (
-            asyncio.ensure_future(self._hash_chunk(root, current, report, state))
+            asyncio.ensure_future(self._hash_chunk(root, remote, current, report, state))
             if current is not None
             else None
         )
@@ -318,7 +329,7 @@ class SyncEngine:
                 hashed = await pending
                 upcoming = next(iterator, None)
                 pending = (
-                    asyncio.ensure_future(self._hash_chunk(root, upcoming, report, state))
+                    asyncio.ensure_future(self._hash_chunk(root, remote, upcoming, report, state))
                     if upcoming is not None
                     else None
                 )
@@ -330,22 +341,28 @@ class SyncEngine:
                 await asyncio.gather(pending, return_exceptions=True)
 
     async def _hash_chunk(
-        self, root: Root, chunk: list[_Item], report: PassReport, state: Progress
+        self, root: Root, remote: Remote, chunk: list[_Item], report: PassReport, state: Progress
     ) -> tuple[list[str], dict[str, SyncError]]:
         """Hash the files of a chunk; returns (vanished paths, failures).
 
         Files go to the hash threads in small batches, not one future each: with
-        thousands of small files the hops would cost more than the hashing.
+        thousands of small files the hops would cost more than the hashing. A hub
+        that can :class:`Ingest` takes the small files itself, hashing and storing
+        each in one read.
         """
         vanished: list[str] = []
         failed: dict[str, SyncError] = {}
         to_hash = [i for i in chunk if i.hashed is None]
         if not to_hash:
             return vanished, failed
+        state.current = to_hash[0].relpath
+        ingesting: list[_Item] = []
+        if isinstance(remote, Ingest):
+            ingesting = [i for i in to_hash if i.stat[0] < remote.ingest_limit]
+            to_hash = [i for i in to_hash if i.stat[0] >= remote.ingest_limit]
         loop = asyncio.get_running_loop()
         batches = [to_hash[at : at + HASH_BATCH] for at in range(0, len(to_hash), HASH_BATCH)]
-        state.current = to_hash[0].relpath
-        outcomes = await asyncio.gather(
+        hashing = asyncio.gather(
             *(
                 loop.run_in_executor(
                     self._hash_pool, _hash_all, [root.path / i.relpath for i in batch]
@@ -353,15 +370,34 @@ class SyncEngine:
                 for batch in batches
             )
         )
-        for batch, results in zip(batches, outcomes, strict=True):
-            for item, outcome in zip(batch, results, strict=True):
-                if isinstance(outcome, Hashed):
-                    item.hashed = outcome
-                    report.hashed += 1
-                elif _is_vanished(outcome):
-                    vanished.append(item.relpath)
-                else:
-                    failed[item.relpath] = outcome
+        ingested: Sequence[Ingested | SyncError] = []
+        if ingesting:
+            assert isinstance(remote, Ingest)
+            try:
+                ingested = await remote.ingest(
+                    [(root.path / i.relpath, *_names(i.relpath)) for i in ingesting],
+                    self._batch_meter(ingesting, state),
+                )
+            except BaseException:
+                hashing.cancel()
+                await asyncio.gather(hashing, return_exceptions=True)
+                raise
+        outcomes: list[Hashed | Ingested | SyncError] = [
+            *(r for part in await hashing for r in part),
+            *ingested,
+        ]
+        for item, outcome in zip([*to_hash, *ingesting], outcomes, strict=True):
+            if isinstance(outcome, Ingested):
+                item.hashed, item.key, item.stored = outcome.hashed, outcome.key, outcome.stored
+                item.ingested = True
+                report.hashed += 1
+            elif isinstance(outcome, Hashed):
+                item.hashed = outcome
+                report.hashed += 1
+            elif _is_vanished(outcome):
+                vanished.append(item.relpath)
+            else:
+                failed[item.relpath] = outcome
         return vanished, failed
 
     async def _upload_chunk(
@@ -376,12 +412,29 @@ class SyncEngine:
     ) -> _Sent:
         """Dedup and upload one hashed chunk."""
         hashed = [i for i in chunk if i.hashed is not None]
-        hub_keys = await self._dedup(root, remote, hashed)
+        hub_keys = await self._dedup(root, remote, [i for i in hashed if not i.ingested])
         uploads: dict[str, _Item] = {}
+        operations: list[Operation] = []
+        new_blobs: list[tuple[str, int, str]] = []
         for item in hashed:
             assert item.hashed is not None
             sha = item.hashed.sha256
-            if sha in hub_keys:
+            if item.ingested:
+                assert item.key is not None
+                hub_keys.setdefault(sha, item.key)
+                if item.stored:
+                    new_blobs.append((sha, item.hashed.size, item.key))
+                    operations.append(
+                        _operation(
+                            "upload", None, sha, item.hashed.size, item.relpath, item.key, None
+                        )
+                    )
+                    report.uploaded += 1
+                    report.uploaded_bytes += item.hashed.size
+                else:
+                    report.deduplicated += 1
+                    report.dedup_bytes += item.hashed.size
+            elif sha in hub_keys:
                 if item.key is None:
                     report.deduplicated += 1
                     report.dedup_bytes += item.hashed.size
@@ -394,8 +447,6 @@ class SyncEngine:
 
         state.waiting = {i.relpath: i.hashed.size for i in uploads.values() if i.hashed is not None}
         started: dict[str, float] = {}
-        operations: list[Operation] = []
-        new_blobs: list[tuple[str, int, str]] = []
         each = self._upload_each(root, remote, list(uploads.values()), state, started)
         async with contextlib.aclosing(each) as uploaded:
             async for owner, result in uploaded:
@@ -507,13 +558,8 @@ class SyncEngine:
     @staticmethod
     def _blob_upload(root: Root, item: _Item) -> BlobUpload:
         assert item.hashed is not None
-        name = item.relpath.rsplit("/", 1)[-1]
         return BlobUpload(
-            root.path / item.relpath,
-            item.hashed.sha256,
-            item.hashed.size,
-            name,
-            guess_content_type(name),
+            root.path / item.relpath, item.hashed.sha256, item.hashed.size, *_names(item.relpath)
         )
 
     def _batch_meter(self, items: Sequence[_Item], state: Progress) -> BatchProgressFn:
@@ -741,6 +787,12 @@ def _chunks(items: list[_Item]) -> Iterable[list[_Item]]:
             chunk, size = [], 0
     if chunk:
         yield chunk
+
+
+def _names(relpath: str) -> tuple[str, str]:
+    """(file name, content type) of a path in a root."""
+    name = relpath.rsplit("/", 1)[-1]
+    return name, guess_content_type(name)
 
 
 def _hash_all(paths: Sequence[Path]) -> list[Hashed | SyncError]:

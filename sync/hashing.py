@@ -91,5 +91,34 @@ def hash_file(path: Path, chunk: int = CHUNK) -> Hashed:
     return Hashed(digest.hexdigest(), total, before.st_mtime_ns, before.st_ino)
 
 
+def read_small(path: Path, limit: int = CHUNK) -> tuple[bytes, Hashed]:
+    """The bytes of a file smaller than ``limit`` and their hash, with the checks of
+    :func:`hash_file`: one read serves both hashing and storing them."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise LocalFileError(f"cannot read: {_describe(exc)}") from None
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise LocalFileError("not a regular file")
+        if before.st_size >= limit:
+            raise FileChangedError("still being written (grew since it was scanned)")
+        data = os.read(fd, before.st_size + 1)
+        after = os.fstat(fd)
+    except OSError as exc:
+        raise LocalFileError(f"cannot read: {_describe(exc)}") from None
+    finally:
+        os.close(fd)
+    if (
+        len(data) != before.st_size
+        or after.st_size != before.st_size
+        or after.st_mtime_ns != before.st_mtime_ns
+    ):
+        raise FileChangedError("still being written (changed while hashing)")
+    digest = hashlib.sha256(data).hexdigest()
+    return data, Hashed(digest, len(data), before.st_mtime_ns, before.st_ino)
+
+
 def hash_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

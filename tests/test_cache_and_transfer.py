@@ -291,12 +291,14 @@ def test_journal_reopens_at_the_same_schema_and_refuses_a_newer_one(tmp_path: Pa
         Journal(path)
 
 
-async def test_upload_limit_slows_transfers_to_the_set_rate(rig: Rig) -> None:
+@pytest.mark.parametrize("files", [1, 48], ids=["one-big-file", "small-files-read-once"])
+async def test_upload_limit_slows_transfers_to_the_set_rate(rig: Rig, files: int) -> None:
     from sync.engine import SyncEngine
     from sync.throttle import Bandwidth
 
     docs = rig.folder()
-    (docs / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    for i in range(files):  # 3 MiB in all
+        (docs / f"f{i}.bin").write_bytes(os.urandom(3 * 1024 * 1024 // files))
     limit = Bandwidth(2 * 1024 * 1024)  # 2 MiB/s
     engine = SyncEngine(rig.journal, {"local": rig.hub}, retry=FAST_RETRY, upload_limit=limit)
     loop = asyncio.get_running_loop()

@@ -9,14 +9,19 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 import sync.engine
-from sync.hashing import Hashed, hash_file
+import sync.remotes.local
+from sync.hashing import Hashed, hash_file, read_small
 from sync.keys import ascii_safe_name
 from tests.fixtures.engine import Rig, assert_hub_mirrors, hub_latest, sha_of
+
+T = TypeVar("T")
 
 
 def write(path: Path, data: bytes | str) -> Path:
@@ -81,20 +86,31 @@ async def test_links_fifos_and_loops_are_reported_not_followed(rig: Rig) -> None
     assert_hub_mirrors(rig.hub.root, root.id, docs, {"real.txt": docs / "real.txt"})
 
 
+BIG = 2 * 1024 * 1024
+"""Above the local hub's ingest limit: hashed first, then copied into the hub."""
+
+
+@pytest.mark.parametrize("size", [11, BIG], ids=["read-once", "hash-then-copy"])
 async def test_file_deleted_between_scan_and_hash(
-    rig: Rig, monkeypatch: pytest.MonkeyPatch
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
     docs = rig.folder()
     write(docs / "stays.txt", "stays")
-    victim = write(docs / "vanishes.txt", "short-lived")
+    victim = write(docs / "vanishes.txt", os.urandom(size))
     root = rig.add_root(docs)
 
-    def hash_after_delete(path: Path) -> Hashed:
-        if path.name == "vanishes.txt":
-            path.unlink()
-        return hash_file(path)
+    def deleting_first(read: Callable[..., T]) -> Callable[..., T]:
+        def wrapper(path: Path, *args: int) -> T:
+            if path.name == "vanishes.txt":
+                path.unlink()
+            return read(path, *args)
 
-    monkeypatch.setattr(sync.engine, "hash_file", hash_after_delete)
+        return wrapper
+
+    # Small files are read once by the local hub (hashed and stored), big ones hashed
+    # by the engine and copied later: the file vanishes right before either read.
+    monkeypatch.setattr(sync.engine, "hash_file", deleting_first(hash_file))
+    monkeypatch.setattr(sync.remotes.local, "read_small", deleting_first(read_small))
     report = await rig.engine.sync_root(root)
     assert report.complete and report.recorded == 1
     assert not victim.exists()
@@ -142,20 +158,21 @@ async def test_file_growing_while_hashed_is_retried_not_uploaded(rig: Rig) -> No
 async def test_file_changing_between_hash_and_upload_is_not_stored_wrongly(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A file big enough to be hashed first and copied later (small ones are read once)."""
     docs = rig.folder()
-    target = write(docs / "edited.txt", "before")
+    target = write(docs / "edited.bin", os.urandom(BIG))
     root = rig.add_root(docs)
 
     def hash_then_edit(path: Path) -> Hashed:
         result = hash_file(path)
         st = path.stat()
-        path.write_text("after!")  # same size class, new bytes
+        path.write_bytes(os.urandom(BIG))  # same size, new bytes
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # even hide it from stat
         return result
 
     monkeypatch.setattr(sync.engine, "hash_file", hash_then_edit)
     report = await rig.engine.sync_root(root)
-    assert report.errors["edited.txt"][0] == "changed"
+    assert report.errors["edited.bin"][0] == "changed"
     assert not any(p.is_file() for p in (rig.hub.root / "user-files").rglob("*"))
     monkeypatch.undo()
     os.utime(target)  # the editor's save bumps mtime

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from sync.errors import SyncError
+from sync.hashing import Hashed
 
 BUCKET_FILES = "user-files"
 BUCKET_RESULTS = "results"
@@ -176,6 +177,37 @@ class BatchPut(Protocol):
         bucket: str = BUCKET_FILES,
     ) -> list[str | SyncError]:
         """Store each upload as :meth:`Remote.put_blob` would; one key or error per upload."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """A small file read once, hashed and stored by :meth:`Ingest.ingest`."""
+
+    hashed: Hashed
+    key: str
+    stored: bool
+    """False when the hub had the content already (nothing was written)."""
+
+
+@runtime_checkable
+class Ingest(Protocol):
+    """A hub that can hash and store small files in one read (the local hub).
+
+    Sending a file elsewhere needs its hash first (to ask whether the hub has
+    it); a hub on a local disk can store the bytes while they are in memory
+    and look the hash up afterwards, which saves reading and hashing them twice.
+    """
+
+    ingest_limit: int
+    """Files below this size may be ingested; bigger ones take the hash-then-put path."""
+
+    async def ingest(
+        self,
+        sources: Sequence[tuple[Path, str, str]],
+        progress: BatchProgressFn | None = None,
+    ) -> list[Ingested | SyncError]:
+        """Store each (path, filename, content type); one result or error per source."""
         ...
 
 

@@ -7,8 +7,12 @@ same keys the Supabase remote uses, and ``hub.sqlite3`` holds the same tables
 
 Writes go to a temp file while the bytes are hashed, so a file that changed
 since it was hashed is caught here and never stored under a wrong hash; then
-the temp file is renamed into place. Blobs are made durable in one batch right
+the temp file is renamed into place. Small files (under 1 MiB) are instead
+read once, hashed and written from memory (:meth:`LocalHub.ingest`), which
+saves reading and hashing them twice. Blobs are made durable in one batch right
 before the rows that point at them are committed (see :mod:`sync.durable`).
+Blob I/O and the SQLite file have a thread each, so rows of one batch are
+written while the blobs of the next one are.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from sync.errors import (
     SyncError,
     TransientError,
 )
-from sync.hashing import reusable_buffer
+from sync.hashing import read_small, reusable_buffer
 from sync.keys import is_sha256, object_key
 from sync.remotes.base import (
     BUCKET_FILES,
@@ -50,12 +54,15 @@ from sync.remotes.base import (
     BUCKET_RESULTS,
     BatchProgressFn,
     BlobUpload,
+    Ingested,
     ManifestEntry,
     Operation,
     ProgressFn,
 )
 
 T = TypeVar("T")
+A = TypeVar("A")
+R = TypeVar("R")
 CHUNK = 1024 * 1024
 LOCAL_USER = "local"
 BUCKETS = (BUCKET_FILES, BUCKET_RESULTS, BUCKET_GENERATED)
@@ -184,6 +191,8 @@ class LocalHub:
 
     kind = "local"
     parallel_uploads = 256
+    ingest_limit = CHUNK
+    """Files below 1 MiB are read once, hashed and stored in one go (see ``Ingest``)."""
     """Calls in flight the engine may make: they are batched onto ``io_threads`` threads."""
 
     def __init__(self, root: Path, *, user_id: str = LOCAL_USER, io_threads: int = 1) -> None:
@@ -248,6 +257,17 @@ class LocalHub:
 
     def _store(self, bucket: str, upload: BlobUpload, progress: ProgressFn | None) -> str:
         """Put one blob in place (runs in an I/O thread); returns its key."""
+
+        def fill(tmp: str) -> None:
+            _copy_verified(upload.source, tmp, upload.sha256, upload.size, progress, "local")
+
+        key, _ = self._place(bucket, upload, fill)
+        return key
+
+    def _place(
+        self, bucket: str, upload: BlobUpload, fill: Callable[[str], None]
+    ) -> tuple[str, bool]:
+        """(key, stored): the blob's key, and whether ``fill`` had to write it."""
         sha256 = upload.sha256
         blob_dir = self._blob_dir(bucket, sha256)
         key = object_key(self.user_id, sha256, upload.filename)
@@ -259,8 +279,8 @@ class LocalHub:
             if not _new_dir(blob_dir):
                 existing = self._existing_key(bucket, sha256)
                 if existing is not None:
-                    return existing
-            _copy_verified(upload.source, tmp, sha256, upload.size, progress, "local")
+                    return existing, False
+            fill(tmp)
             os.replace(tmp, final)
         except OSError as exc:
             _unlink_quiet(tmp)
@@ -270,7 +290,37 @@ class LocalHub:
             self._new_blobs.append(
                 (key, bucket, upload.filename, upload.size, upload.content_type, sha256)
             )
-        return key
+        return key, True
+
+    def _ingest_one(
+        self, source: Path, filename: str, content_type: str, progress: ProgressFn | None
+    ) -> Ingested:
+        data, hashed = read_small(source, self.ingest_limit)
+
+        def fill(tmp: str) -> None:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o644)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+
+        upload = BlobUpload(source, hashed.sha256, hashed.size, filename, content_type)
+        key, stored = self._place(BUCKET_FILES, upload, fill)
+        if progress is not None and data:
+            progress(len(data))
+        return Ingested(hashed, key, stored)
+
+    def _ingest_all(
+        self, sources: Sequence[tuple[int, tuple[Path, str, str]]], progress: BatchProgressFn | None
+    ) -> list[Ingested | SyncError]:
+        out: list[Ingested | SyncError] = []
+        for index, (source, filename, content_type) in sources:
+            moved = None if progress is None else functools.partial(progress, index)
+            try:
+                out.append(self._ingest_one(source, filename, content_type, moved))
+            except SyncError as exc:
+                out.append(exc)
+        return out
 
     def _store_all(
         self,
@@ -344,18 +394,30 @@ class LocalHub:
         """Many blobs in a few trips to the I/O threads (see :class:`BatchPut`)."""
         results: list[str | SyncError] = [PermanentError("not a SHA-256")] * len(uploads)
         valid = [(i, u) for i, u in enumerate(uploads) if is_sha256(u.sha256)]
-        loop = asyncio.get_running_loop()
-        batches = [valid[at : at + _PUT_BATCH] for at in range(0, len(valid), _PUT_BATCH)]
-        done = await asyncio.gather(
-            *(
-                loop.run_in_executor(self._pool, self._store_all, bucket, batch, progress)
-                for batch in batches
-            )
-        )
-        for batch, outcomes in zip(batches, done, strict=True):
-            for (index, _), outcome in zip(batch, outcomes, strict=True):
-                results[index] = outcome
+        for (index, _), outcome in zip(
+            valid,
+            await self._in_batches(lambda part: self._store_all(bucket, part, progress), valid),
+            strict=True,
+        ):
+            results[index] = outcome
         return results
+
+    async def ingest(
+        self,
+        sources: Sequence[tuple[Path, str, str]],
+        progress: BatchProgressFn | None = None,
+    ) -> list[Ingested | SyncError]:
+        """Read, hash and store small files, each read once (see :class:`Ingest`)."""
+        return await self._in_batches(
+            lambda part: self._ingest_all(part, progress), list(enumerate(sources))
+        )
+
+    async def _in_batches(self, fn: Callable[[list[A]], list[R]], items: list[A]) -> list[R]:
+        """``fn`` over slices of ``items`` on the I/O threads; the results in order."""
+        loop = asyncio.get_running_loop()
+        parts = [items[at : at + _PUT_BATCH] for at in range(0, len(items), _PUT_BATCH)]
+        done = await asyncio.gather(*(loop.run_in_executor(self._pool, fn, part) for part in parts))
+        return [result for part in done for result in part]
 
     async def get_blob(
         self,
