@@ -16,6 +16,7 @@ import hashlib
 import os
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,8 +53,12 @@ def _describe(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def hash_file(path: Path, chunk: int = CHUNK) -> Hashed:
-    """Hash ``path``; raises LocalFileError or FileChangedError with a clear reason."""
+Reader = Callable[[int, os.stat_result], tuple[str, int, bytes]]
+"""Reads an open file (fd, its stat): returns (hex SHA-256, bytes read, bytes kept)."""
+
+
+def _read_stable(path: Path, read: Reader) -> tuple[bytes, Hashed]:
+    """Run ``read`` on ``path``; raise unless the file was the same before and after."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
@@ -62,21 +67,7 @@ def hash_file(path: Path, chunk: int = CHUNK) -> Hashed:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
             raise LocalFileError("not a regular file")
-        if before.st_size < chunk:
-            # Most files: one read, one digest call, no buffer objects.
-            # One byte more than expected: getting it means the file grew meanwhile.
-            data = os.read(fd, before.st_size + 1)
-            digest = hashlib.sha256(data)
-            total = len(data)
-        else:
-            digest = hashlib.sha256()
-            buf = reusable_buffer(chunk)
-            view = memoryview(buf)
-            total = 0
-            with os.fdopen(fd, "rb", buffering=0, closefd=False) as f:
-                while n := f.readinto(buf):
-                    digest.update(view[:n])
-                    total += n
+        digest, total, data = read(fd, before)
         after = os.fstat(fd)
     except OSError as exc:
         raise LocalFileError(f"cannot read: {_describe(exc)}") from None
@@ -88,36 +79,46 @@ def hash_file(path: Path, chunk: int = CHUNK) -> Hashed:
         or after.st_mtime_ns != before.st_mtime_ns
     ):
         raise FileChangedError("still being written (changed while hashing)")
-    return Hashed(digest.hexdigest(), total, before.st_mtime_ns, before.st_ino)
+    return data, Hashed(digest, total, before.st_mtime_ns, before.st_ino)
+
+
+def _read_whole(fd: int, st: os.stat_result) -> tuple[str, int, bytes]:
+    # One read, one digest call, no buffer objects. One byte more than expected:
+    # getting it means the file grew meanwhile.
+    data = os.read(fd, st.st_size + 1)
+    return hashlib.sha256(data).hexdigest(), len(data), data
+
+
+def hash_file(path: Path, chunk: int = CHUNK) -> Hashed:
+    """Hash ``path``; raises LocalFileError or FileChangedError with a clear reason."""
+
+    def read(fd: int, st: os.stat_result) -> tuple[str, int, bytes]:
+        if st.st_size < chunk:  # most files
+            digest, total, _ = _read_whole(fd, st)
+            return digest, total, b""
+        hasher = hashlib.sha256()
+        buf = reusable_buffer(chunk)
+        view = memoryview(buf)
+        total = 0
+        with os.fdopen(fd, "rb", buffering=0, closefd=False) as f:
+            while n := f.readinto(buf):
+                hasher.update(view[:n])
+                total += n
+        return hasher.hexdigest(), total, b""
+
+    return _read_stable(path, read)[1]
 
 
 def read_small(path: Path, limit: int = CHUNK) -> tuple[bytes, Hashed]:
     """The bytes of a file smaller than ``limit`` and their hash, with the checks of
     :func:`hash_file`: one read serves both hashing and storing them."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as exc:
-        raise LocalFileError(f"cannot read: {_describe(exc)}") from None
-    try:
-        before = os.fstat(fd)
-        if not stat.S_ISREG(before.st_mode):
-            raise LocalFileError("not a regular file")
-        if before.st_size >= limit:
+
+    def read(fd: int, st: os.stat_result) -> tuple[str, int, bytes]:
+        if st.st_size >= limit:
             raise FileChangedError("still being written (grew since it was scanned)")
-        data = os.read(fd, before.st_size + 1)
-        after = os.fstat(fd)
-    except OSError as exc:
-        raise LocalFileError(f"cannot read: {_describe(exc)}") from None
-    finally:
-        os.close(fd)
-    if (
-        len(data) != before.st_size
-        or after.st_size != before.st_size
-        or after.st_mtime_ns != before.st_mtime_ns
-    ):
-        raise FileChangedError("still being written (changed while hashing)")
-    digest = hashlib.sha256(data).hexdigest()
-    return data, Hashed(digest, len(data), before.st_mtime_ns, before.st_ino)
+        return _read_whole(fd, st)
+
+    return _read_stable(path, read)
 
 
 def hash_bytes(data: bytes) -> str:

@@ -310,33 +310,6 @@ class LocalHub:
             progress(len(data))
         return Ingested(hashed, key, stored)
 
-    def _ingest_all(
-        self, sources: Sequence[tuple[int, tuple[Path, str, str]]], progress: BatchProgressFn | None
-    ) -> list[Ingested | SyncError]:
-        out: list[Ingested | SyncError] = []
-        for index, (source, filename, content_type) in sources:
-            moved = None if progress is None else functools.partial(progress, index)
-            try:
-                out.append(self._ingest_one(source, filename, content_type, moved))
-            except SyncError as exc:
-                out.append(exc)
-        return out
-
-    def _store_all(
-        self,
-        bucket: str,
-        uploads: Sequence[tuple[int, BlobUpload]],
-        progress: BatchProgressFn | None,
-    ) -> list[str | SyncError]:
-        out: list[str | SyncError] = []
-        for index, upload in uploads:
-            moved = None if progress is None else functools.partial(progress, index)
-            try:
-                out.append(self._store(bucket, upload, moved))
-            except SyncError as exc:
-                out.append(exc)
-        return out
-
     def _path_of(self, bucket: str, key: str) -> Path:
         parts = key.split("/")
         if bucket not in BUCKETS or any(p in ("", ".", "..") for p in parts):
@@ -394,10 +367,12 @@ class LocalHub:
         """Many blobs in a few trips to the I/O threads (see :class:`BatchPut`)."""
         results: list[str | SyncError] = [PermanentError("not a SHA-256")] * len(uploads)
         valid = [(i, u) for i, u in enumerate(uploads) if is_sha256(u.sha256)]
+
+        def store(upload: BlobUpload, moved: ProgressFn | None) -> str:
+            return self._store(bucket, upload, moved)
+
         for (index, _), outcome in zip(
-            valid,
-            await self._in_batches(lambda part: self._store_all(bucket, part, progress), valid),
-            strict=True,
+            valid, await self._in_batches(store, valid, progress), strict=True
         ):
             results[index] = outcome
         return results
@@ -408,15 +383,34 @@ class LocalHub:
         progress: BatchProgressFn | None = None,
     ) -> list[Ingested | SyncError]:
         """Read, hash and store small files, each read once (see :class:`Ingest`)."""
-        return await self._in_batches(
-            lambda part: self._ingest_all(part, progress), list(enumerate(sources))
-        )
 
-    async def _in_batches(self, fn: Callable[[list[A]], list[R]], items: list[A]) -> list[R]:
-        """``fn`` over slices of ``items`` on the I/O threads; the results in order."""
+        def ingest_one(source: tuple[Path, str, str], moved: ProgressFn | None) -> Ingested:
+            return self._ingest_one(*source, moved)
+
+        return await self._in_batches(ingest_one, list(enumerate(sources)), progress)
+
+    async def _in_batches(
+        self,
+        one: Callable[[A, ProgressFn | None], R],
+        items: list[tuple[int, A]],
+        progress: BatchProgressFn | None,
+    ) -> list[R | SyncError]:
+        """``one`` on each (batch index, item), a slice per trip to the I/O threads;
+        each result or SyncError in order, progress reported by batch index."""
+
+        def run(part: list[tuple[int, A]]) -> list[R | SyncError]:
+            out: list[R | SyncError] = []
+            for index, item in part:
+                moved = None if progress is None else functools.partial(progress, index)
+                try:
+                    out.append(one(item, moved))
+                except SyncError as exc:
+                    out.append(exc)
+            return out
+
         loop = asyncio.get_running_loop()
         parts = [items[at : at + _PUT_BATCH] for at in range(0, len(items), _PUT_BATCH)]
-        done = await asyncio.gather(*(loop.run_in_executor(self._pool, fn, part) for part in parts))
+        done = await asyncio.gather(*(loop.run_in_executor(self._pool, run, p) for p in parts))
         return [result for part in done for result in part]
 
     async def get_blob(
