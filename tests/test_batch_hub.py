@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,14 @@ from sync.errors import (
     TransientError,
 )
 from sync.hashing import CHUNK
-from sync.remotes.base import BUCKET_FILES, BatchProgressFn, BlobUpload, Ingested, ProgressFn
+from sync.remotes.base import (
+    BUCKET_FILES,
+    BatchProgressFn,
+    BlobUpload,
+    Ingested,
+    Operation,
+    ProgressFn,
+)
 from sync.remotes.local import LocalHub
 from tests.fixtures.engine import FAST_RETRY, Rig, assert_hub_mirrors, sha_of
 
@@ -213,3 +221,20 @@ async def test_thousands_of_files_leave_no_thread_task_or_descriptor_behind(
     assert len(asyncio.all_tasks()) <= tasks
     assert {t.name for t in threading.enumerate()} <= threads
     assert_hub_mirrors(hub.root, root.id, docs)
+
+
+async def test_a_batch_of_operations_is_logged_whole_or_not_at_all(tmp_path: Path) -> None:
+    """Regression: log_operations ran its rows in autocommit mode, one commit per row
+    (10,000 WAL commits for a 10k-file sync), and a failure part-way left half a batch."""
+    hub = LocalHub(tmp_path / "hub")
+    ops = [Operation("upload", "success", key=f"k{i}") for i in range(5)]
+    unloggable = Operation("upload", "success", key="bad", metadata={"x": object()})  # type: ignore[dict-item]
+    try:
+        with pytest.raises(TypeError):
+            await hub.log_operations([*ops[:3], unloggable, *ops[3:]])
+        await hub.log_operations(ops)
+    finally:
+        await hub.close()
+    with sqlite3.connect(tmp_path / "hub" / "hub.sqlite3") as db:
+        logged = [r[0] for r in db.execute("SELECT file_id FROM file_operations ORDER BY file_id")]
+    assert logged == [f"k{i}" for i in range(5)]

@@ -30,7 +30,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -233,6 +233,19 @@ class LocalHub:
         """Temp files left by a killed process are never served: remove them."""
         for stale in self._tmp.iterdir():
             stale.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction for a batch of rows: without it, sqlite3's autocommit mode
+        commits each row of an ``executemany`` on its own (a WAL commit per row)."""
+        with self._db_lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def describe(self) -> str:
         return str(self.root)
@@ -440,63 +453,57 @@ class LocalHub:
         def write() -> None:
             new_blobs = self._flush_blobs()
             now = _now_iso()
-            with self._db_lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._db.executemany(
-                        """INSERT INTO file_metadata(file_id, user_id, filename, file_size,
-                             content_type, bucket_id, path, sha256_hash, created_at, updated_at)
-                           VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                           ON CONFLICT(file_id) DO NOTHING""",
+            with self._transaction():
+                self._db.executemany(
+                    """INSERT INTO file_metadata(file_id, user_id, filename, file_size,
+                         content_type, bucket_id, path, sha256_hash, created_at, updated_at)
+                       VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT(file_id) DO NOTHING""",
+                    (
+                        (key, self.user_id, name, size, ctype, bucket, key, sha, now, now)
+                        for key, bucket, name, size, ctype, sha in new_blobs
+                    ),
+                )
+                self._db.executemany(
+                    """INSERT INTO hubsync_manifest(user_id, device_id, root_id, root_path,
+                         rel_path, sha256, size, mtime_ns, version, deleted, storage_key,
+                         content_type, recorded_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)
+                       ON CONFLICT DO UPDATE SET sha256=excluded.sha256, size=excluded.size,
+                         mtime_ns=excluded.mtime_ns, deleted=excluded.deleted,
+                         storage_key=excluded.storage_key""",
+                    (
                         (
-                            (key, self.user_id, name, size, ctype, bucket, key, sha, now, now)
-                            for key, bucket, name, size, ctype, sha in new_blobs
-                        ),
-                    )
-                    self._db.executemany(
-                        """INSERT INTO hubsync_manifest(user_id, device_id, root_id, root_path,
-                             rel_path, sha256, size, mtime_ns, version, deleted, storage_key,
-                             content_type, recorded_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)
-                           ON CONFLICT DO UPDATE SET sha256=excluded.sha256, size=excluded.size,
-                             mtime_ns=excluded.mtime_ns, deleted=excluded.deleted,
-                             storage_key=excluded.storage_key""",
-                        (
-                            (
-                                self.user_id,
-                                e.device,
-                                e.root_id,
-                                e.root_path,
-                                e.relpath,
-                                e.sha256,
-                                e.size,
-                                e.mtime_ns,
-                                e.version,
-                                int(e.deleted),
-                                e.key,
-                                e.content_type,
-                                e.recorded_at or now,
-                            )
-                            for e in entries
-                        ),
-                    )
-                    devices = {e.device for e in entries}
-                    self._db.executemany(
-                        """INSERT INTO hubsync_devices(user_id, device_id, name, last_seen)
-                           VALUES(?, ?, ?, ?)
-                           ON CONFLICT DO UPDATE SET last_seen=excluded.last_seen""",
-                        ((self.user_id, d, socket.gethostname(), now) for d in devices),
-                    )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
+                            self.user_id,
+                            e.device,
+                            e.root_id,
+                            e.root_path,
+                            e.relpath,
+                            e.sha256,
+                            e.size,
+                            e.mtime_ns,
+                            e.version,
+                            int(e.deleted),
+                            e.key,
+                            e.content_type,
+                            e.recorded_at or now,
+                        )
+                        for e in entries
+                    ),
+                )
+                devices = {e.device for e in entries}
+                self._db.executemany(
+                    """INSERT INTO hubsync_devices(user_id, device_id, name, last_seen)
+                       VALUES(?, ?, ?, ?)
+                       ON CONFLICT DO UPDATE SET last_seen=excluded.last_seen""",
+                    ((self.user_id, d, socket.gethostname(), now) for d in devices),
+                )
 
         await self._run_db(write)
 
     async def log_operations(self, operations: Sequence[Operation]) -> None:
         def write() -> None:
             now = _now_iso()
-            with self._db_lock:
+            with self._transaction():
                 self._db.executemany(
                     """INSERT INTO file_operations(id, user_id, file_id, operation_type, status,
                          started_at, completed_at, duration_ms, bytes, error_message, metadata,
