@@ -20,7 +20,9 @@ from typing import Any
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+from sync import stat_snapshot
+
+SCHEMA_VERSION = 2
 
 # File states, in the order of a file's life.
 SEEN = "seen"
@@ -34,7 +36,7 @@ SYNCED_MARK = 0
 """Stands for "synced" in :data:`StatRow`: rows of synced files (nearly all) carry this
 small int instead of a new state string each, which halves the cost of loading them."""
 
-StatRow = tuple[str, int, int, int, str | int]
+StatRow = stat_snapshot.Row
 """(relpath, size, mtime_ns, inode, state or SYNCED_MARK) of a tracked file."""
 
 
@@ -122,7 +124,19 @@ def _migrate_v1(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX metrics_name_ts ON metrics(name, ts)")
 
 
-_MIGRATIONS = {1: _migrate_v1}
+def _migrate_v2(db: sqlite_utils.Database) -> None:
+    """A generation number every change of a file row bumps, whichever connection (or
+    process) makes it: what a cached stat index is checked against."""
+    db.execute("CREATE TABLE files_generation (n INTEGER NOT NULL)")
+    db.execute("INSERT INTO files_generation VALUES (0)")
+    for event in ("INSERT", "UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER files_{event.lower()}_generation AFTER {event} ON files"
+            " BEGIN UPDATE files_generation SET n = n + 1; END"
+        )
+
+
+_MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2}
 
 
 class Journal:
@@ -140,8 +154,11 @@ class Journal:
         conn.execute("PRAGMA foreign_keys=ON")
         self._in_tx = False
         self._lock = threading.RLock()
-        self._stat_cache: dict[str, tuple[tuple[int, int], dict[str, StatRow]]] = {}
+        self._stat_cache: dict[str, tuple[int, dict[str, StatRow]]] = {}
         self._migrate()
+        self._snapshot_path = path.with_name(path.name + ".stat")
+        self._snapshot = stat_snapshot.read(self._snapshot_path, self._files_generation())
+        self._snapshot_generation = None if self._snapshot is None else self._files_generation()
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -184,7 +201,25 @@ class Journal:
                 self._in_tx = False
 
     def close(self) -> None:
-        self.conn.close()
+        """Close, leaving a snapshot of the stat indexes for the next run's first rescan."""
+        try:
+            self._save_snapshot()
+        finally:
+            self.conn.close()
+
+    def _save_snapshot(self) -> None:
+        generation = self._files_generation()
+        if generation == self._snapshot_generation:
+            return  # the snapshot on disk is still current
+        indexes = {}
+        for root in self.roots():
+            cached = self._stat_cache.get(root.id)
+            current = cached is not None and cached[0] == generation
+            indexes[root.id] = cached[1] if cached and current else self._load_stat_index(root.id)
+        stat_snapshot.save(self._snapshot_path, generation, indexes)
+
+    def _files_generation(self) -> int:
+        return int(self.conn.execute("SELECT n FROM files_generation").fetchone()[0])
 
     def get_meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -275,13 +310,30 @@ class Journal:
         The row tuples are used as they come from SQLite (no per-row rebuilding):
         this is the hot path of a rescan of 100k files.
         """
-        # Kept between calls while nothing was written (by this connection: total_changes;
-        # by any other: data_version): a periodic rescan of an unchanged tree then costs
-        # a dict copy instead of reading every row again. Callers get their own copy.
-        version = (self.conn.total_changes, self.conn.execute("PRAGMA data_version").fetchone()[0])
+        # Kept between calls while no file row changed (the generation, bumped by a
+        # trigger, covers writes by any connection): a periodic rescan of an unchanged
+        # tree then costs a dict copy. Callers get their own copy.
+        generation = self._files_generation()
         cached = self._stat_cache.get(root_id)
-        if cached is not None and cached[0] == version:
+        if cached is not None and cached[0] == generation:
             return dict(cached[1])
+        index = self._snapshot_index(root_id, generation)
+        if index is None:
+            index = self._load_stat_index(root_id)
+        self._stat_cache[root_id] = (generation, index)
+        return dict(index)
+
+    def _snapshot_index(self, root_id: str, generation: int) -> dict[str, StatRow] | None:
+        """The snapshot read at opening, while current: it fills the cache of every root."""
+        if self._snapshot is None:
+            return None
+        indexes = stat_snapshot.load(self._snapshot, generation)
+        self._snapshot = None
+        for rid, index in (indexes or {}).items():
+            self._stat_cache[rid] = (generation, index)
+        return None if indexes is None else indexes.get(root_id)
+
+    def _load_stat_index(self, root_id: str) -> dict[str, StatRow]:
         synced = self.conn.execute(
             "SELECT relpath, size, mtime_ns, inode, 0 FROM files WHERE root_id=? AND state=?",
             (root_id, SYNCED),
@@ -293,8 +345,7 @@ class Journal:
             (root_id, SEEN, ERROR, HELD, DELETED),
         )
         index.update((r[0], r) for r in others)
-        self._stat_cache[root_id] = (version, index)
-        return dict(index)
+        return index
 
     def stat_index_under(self, root_id: str, paths: Iterable[str]) -> dict[str, StatRow]:
         """Like :meth:`stat_index`, for some paths and everything below them (index range scans)."""

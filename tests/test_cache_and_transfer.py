@@ -15,7 +15,7 @@ import pytest
 
 from sync.cache import BlobCache
 from sync.errors import IntegrityError, PermanentError, TransientError
-from sync.journal import Journal
+from sync.journal import SCHEMA_VERSION, Journal
 from sync.remotes.base import BUCKET_FILES, ManifestEntry, Operation, ProgressFn
 from sync.remotes.local import LocalHub
 from sync.transfer import RetryPolicy, bounded_map, with_retries
@@ -284,7 +284,7 @@ def test_journal_reopens_at_the_same_schema_and_refuses_a_newer_one(tmp_path: Pa
     device = journal.device_id
     journal.close()
     again = Journal(path)
-    assert again.device_id == device and again.get_meta("schema_version") == "1"
+    assert again.device_id == device and again.get_meta("schema_version") == str(SCHEMA_VERSION)
     again.set_meta("schema_version", "99")
     again.close()
     with pytest.raises(RuntimeError, match="newer than this HubSync"):
