@@ -152,6 +152,7 @@ class Journal:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA temp_store=MEMORY")
         self._in_tx = False
         self._lock = threading.RLock()
         self._stat_cache: dict[str, tuple[int, dict[str, StatRow]]] = {}

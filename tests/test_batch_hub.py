@@ -238,3 +238,23 @@ async def test_a_batch_of_operations_is_logged_whole_or_not_at_all(tmp_path: Pat
     with sqlite3.connect(tmp_path / "hub" / "hub.sqlite3") as db:
         logged = [r[0] for r in db.execute("SELECT file_id FROM file_operations ORDER BY file_id")]
     assert logged == [f"k{i}" for i in range(5)]
+
+
+async def test_operations_log_in_the_order_it_was_written(tmp_path: Path) -> None:
+    """Operation ids are time-ordered UUIDs (v7): sorting by id gives the log's order,
+    and new rows append to the index instead of rewriting random pages of it."""
+    import uuid
+
+    hub = LocalHub(tmp_path / "hub")
+    try:
+        for batch in range(3):
+            await hub.log_operations(
+                [Operation("upload", "success", key=f"b{batch}-{i}") for i in range(400)]
+            )
+    finally:
+        await hub.close()
+    with sqlite3.connect(tmp_path / "hub" / "hub.sqlite3") as db:
+        rows = db.execute("SELECT id, file_id FROM file_operations ORDER BY id").fetchall()
+    assert [r[1] for r in rows] == [f"b{b}-{i}" for b in range(3) for i in range(400)]
+    assert len({r[0] for r in rows}) == 1200
+    assert all(uuid.UUID(r[0]).version == 7 for r in rows)
