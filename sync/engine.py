@@ -195,8 +195,9 @@ class SyncEngine:
         emit(Progress("scanning", str(root.path)))
         loop = asyncio.get_running_loop()
         if paths is None:
-            known = self.journal.stat_index(root.id)
-            walked = await loop.run_in_executor(self._hash_pool, walk, root.path, known)
+            index = self.journal.stat_index(root.id)
+            walked = await loop.run_in_executor(self._hash_pool, walk, root.path, index)
+            known = walked.leftover
         else:
             wanted = sorted(set(paths))
             walked = await loop.run_in_executor(self._hash_pool, walk_paths, root.path, wanted)

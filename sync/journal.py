@@ -21,6 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from sync import stat_snapshot
+from sync.stat_index import SYNCED_MARK, StatIndex, StatRow
 
 SCHEMA_VERSION = 2
 
@@ -30,14 +31,6 @@ SYNCED = "synced"
 ERROR = "error"
 DELETED = "deleted"
 HELD = "held"  # a deletion waiting for --confirm-deletes
-
-
-SYNCED_MARK = 0
-"""Stands for "synced" in :data:`StatRow`: rows of synced files (nearly all) carry this
-small int instead of a new state string each, which halves the cost of loading them."""
-
-StatRow = stat_snapshot.Row
-"""(relpath, size, mtime_ns, inode, state or SYNCED_MARK) of a tracked file."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +148,7 @@ class Journal:
         conn.execute("PRAGMA temp_store=MEMORY")
         self._in_tx = False
         self._lock = threading.RLock()
-        self._stat_cache: dict[str, tuple[int, dict[str, StatRow]]] = {}
+        self._stat_cache: dict[str, tuple[int, StatIndex]] = {}
         self._migrate()
         self._snapshot_path = path.with_name(path.name + ".stat")
         self._snapshot = stat_snapshot.read(self._snapshot_path, self._files_generation())
@@ -303,28 +296,24 @@ class Journal:
         cur = self.conn.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE root_id=?", (root_id,))
         return {r[0]: FileRow(*r) for r in cur}
 
-    def stat_index(self, root_id: str) -> dict[str, StatRow]:
-        """relpath → (relpath, size, mtime_ns, inode, state): what a rescan compares.
+    def stat_index(self, root_id: str) -> StatIndex:
+        """What a rescan compares the tree with (see :class:`StatIndex`); do not change it.
 
-        ``state`` is :data:`SYNCED_MARK` for synced files.
-
-        The row tuples are used as they come from SQLite (no per-row rebuilding):
-        this is the hot path of a rescan of 100k files.
+        Kept between calls while no file row changed (the generation, bumped by a
+        trigger, covers writes by any connection): a periodic rescan of an unchanged
+        tree reads nothing from SQLite.
         """
-        # Kept between calls while no file row changed (the generation, bumped by a
-        # trigger, covers writes by any connection): a periodic rescan of an unchanged
-        # tree then costs a dict copy. Callers get their own copy.
         generation = self._files_generation()
         cached = self._stat_cache.get(root_id)
         if cached is not None and cached[0] == generation:
-            return dict(cached[1])
+            return cached[1]
         index = self._snapshot_index(root_id, generation)
         if index is None:
             index = self._load_stat_index(root_id)
         self._stat_cache[root_id] = (generation, index)
-        return dict(index)
+        return index
 
-    def _snapshot_index(self, root_id: str, generation: int) -> dict[str, StatRow] | None:
+    def _snapshot_index(self, root_id: str, generation: int) -> StatIndex | None:
         """The snapshot read at opening, while current: it fills the cache of every root."""
         if self._snapshot is None:
             return None
@@ -334,19 +323,13 @@ class Journal:
             self._stat_cache[rid] = (generation, index)
         return None if indexes is None else indexes.get(root_id)
 
-    def _load_stat_index(self, root_id: str) -> dict[str, StatRow]:
-        synced = self.conn.execute(
-            "SELECT relpath, size, mtime_ns, inode, 0 FROM files WHERE root_id=? AND state=?",
-            (root_id, SYNCED),
+    def _load_stat_index(self, root_id: str) -> StatIndex:
+        rows = self.conn.execute(
+            "SELECT relpath, size, mtime_ns, inode, CASE state WHEN ? THEN ? ELSE state END"
+            " FROM files WHERE root_id=? ORDER BY relpath",
+            (SYNCED, SYNCED_MARK, root_id),
         )
-        index: dict[str, StatRow] = {r[0]: r for r in synced}
-        others = self.conn.execute(
-            "SELECT relpath, size, mtime_ns, inode, state FROM files"
-            " WHERE root_id=? AND state IN (?, ?, ?, ?)",
-            (root_id, SEEN, ERROR, HELD, DELETED),
-        )
-        index.update((r[0], r) for r in others)
-        return index
+        return StatIndex.from_rows(rows)
 
     def stat_index_under(self, root_id: str, paths: Iterable[str]) -> dict[str, StatRow]:
         """Like :meth:`stat_index`, for some paths and everything below them (index range scans)."""

@@ -8,6 +8,7 @@ followed (reported), and sockets, FIFOs and devices are skipped with a reason.
 from __future__ import annotations
 
 import errno
+import operator
 import os
 import stat
 from collections.abc import Iterable, Mapping
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sync.ignore import IGNORE_FILE, IgnoreRules, is_default_ignored, root_rules
-from sync.journal import DELETED, HELD, SYNCED, SYNCED_MARK, StatRow
+from sync.journal import DELETED, HELD, SYNCED
+from sync.stat_index import SYNCED_MARK, Folder, StatIndex, StatRow
 
 Stat = tuple[int, int, int]  # size, mtime_ns, inode
 
@@ -23,11 +25,15 @@ Stat = tuple[int, int, int]  # size, mtime_ns, inode
 @dataclass
 class WalkResult:
     files: dict[str, Stat] = field(default_factory=dict)
+    """Files to look at: new, changed, or not matched with the index."""
     skipped: dict[str, str] = field(default_factory=dict)
     """relpath → why it is not mirrored (symlink, special file, unreadable folder...)."""
     ignored: int = 0
     unchanged: int = 0
-    """Files a pruning walk matched with the journal (not listed in ``files``)."""
+    """Files matched with the index as synced and unchanged (not listed in ``files``)."""
+    leftover: dict[str, StatRow] = field(default_factory=dict)
+    """The index's rows the walk did not match: changed or gone files, and every file
+    in a state other than synced. What :func:`diff` compares ``files`` with."""
     folders: int = 1
     """Folders walked, the root included."""
 
@@ -50,16 +56,24 @@ def _valid_name(name: str) -> bool:
     return True
 
 
-def walk(root: Path, prune: dict[str, StatRow] | None = None) -> WalkResult:
+_by_name = operator.attrgetter("name")
+
+
+def walk(root: Path, index: StatIndex | None = None) -> WalkResult:
     """Every regular file below ``root`` that the ignore rules let through.
 
-    With ``prune`` (the journal's rows, which the walk may change), a file found
-    synced and unchanged is removed from ``prune`` and only counted in
-    ``unchanged`` instead of being listed: a no-change rescan then builds
-    nothing per file, and what is left in ``prune`` is changed or gone.
+    With ``index`` (the journal's), files found synced and unchanged are only
+    counted in ``unchanged``; a no-change rescan then builds nothing per file.
+    What the walk could not match is in ``files`` and ``leftover``.
     """
     result = WalkResult()
-    _walk_into(result, os.fspath(root), "", IgnoreRules(), prune)
+    listed: set[str] = set()
+    _walk_into(result, os.fspath(root), "", IgnoreRules(), index, listed)
+    if index is not None:
+        for folder, known in index.folders.items():
+            if folder not in listed:  # gone, unreadable or ignored now
+                _leave(result, folder + "/" if folder else "", known[0], known)
+        result.leftover.update(index.others)
     return result
 
 
@@ -68,13 +82,13 @@ def _walk_into(
     top: str,
     top_rel: str,
     top_rules: IgnoreRules,
-    prune: dict[str, StatRow] | None = None,
+    index: StatIndex | None = None,
+    listed: set[str] | None = None,
 ) -> None:
     # The hot loop of every rescan: one lstat per file, local names, no calls for the
-    # common case (a regular file with an ASCII name and no .hubignore in force).
-    files = result.files
-    known = prune if prune is not None else {}
-    known_get = known.get
+    # common case (a regular file with an ASCII name and no .hubignore in force), and
+    # each folder compared with the index as a whole.
+    folders = index.folders if index is not None else {}
     unchanged = 0
     default_ignored = is_default_ignored
     is_reg = stat.S_ISREG
@@ -84,7 +98,7 @@ def _walk_into(
         prefix = dir_rel + "/" if dir_rel else ""
         try:
             with os.scandir(dir_path) as it:
-                entries = list(it)
+                entries = sorted(it, key=_by_name)
         except OSError as exc:
             result.skipped[dir_rel or "."] = f"folder cannot be read: {exc.strerror or exc}"
             continue
@@ -93,11 +107,15 @@ def _walk_into(
         if any(e.name == IGNORE_FILE for e in entries):
             rules = rules.enter(Path(dir_path), dir_rel)
         scoped = rules.has_patterns
+        names: list[str] = []
+        sizes: list[int] = []
+        mtimes: list[int] = []
+        inodes: list[int] = []
         for entry in entries:
             name = entry.name
-            rel = prefix + name
             try:
                 if entry.is_dir(follow_symlinks=False):
+                    rel = prefix + name
                     if rules.ignored(name, rel, True):
                         result.ignored += 1
                     elif not _valid_name(name):
@@ -106,29 +124,70 @@ def _walk_into(
                         result.folders += 1
                         stack.append((entry.path, rel, rules))
                     continue
-                if default_ignored(name) or (scoped and rules.ignored(name, rel, False)):
+                if default_ignored(name) or (scoped and rules.ignored(name, prefix + name, False)):
                     result.ignored += 1
                     continue
                 st = entry.stat(follow_symlinks=False)
             except OSError as exc:
-                result.skipped[rel] = f"cannot be read: {exc.strerror or exc}"
+                result.skipped[prefix + name] = f"cannot be read: {exc.strerror or exc}"
                 continue
-            if is_reg(st.st_mode) and name.isascii():
-                row = known_get(rel)
-                if (
-                    row is not None
-                    and row[4] == SYNCED_MARK
-                    and row[1] == st.st_size
-                    and row[2] == st.st_mtime_ns
-                    and row[3] == st.st_ino
-                ):
-                    del known[rel]
-                    unchanged += 1
-                else:
-                    files[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
+            if is_reg(st.st_mode) and (name.isascii() or _valid_name(name)):
+                names.append(name)
+                sizes.append(st.st_size)
+                mtimes.append(st.st_mtime_ns)
+                inodes.append(st.st_ino)
             else:
-                _classify(result, rel, name, st)
+                _classify(result, prefix + name, name, st)
+        known = folders.get(dir_rel)
+        if known is not None and listed is not None:
+            listed.add(dir_rel)
+        if (
+            known is not None
+            and names == known[0]
+            and sizes == known[1]
+            and mtimes == known[2]
+            and inodes == known[3]
+        ):
+            unchanged += len(names)
+        else:
+            unchanged += _compare_files(result, prefix, names, sizes, mtimes, inodes, known)
     result.unchanged += unchanged
+
+
+def _compare_files(
+    result: WalkResult,
+    prefix: str,
+    names: list[str],
+    sizes: list[int],
+    mtimes: list[int],
+    inodes: list[int],
+    known: Folder | None,
+) -> int:
+    """A folder that differs from the index, file by file; returns how many are unchanged."""
+    rows = {} if known is None else dict(zip(known[0], zip(*known[1:], strict=True), strict=True))
+    files = result.files
+    unchanged = 0
+    for name, current in zip(names, zip(sizes, mtimes, inodes, strict=True), strict=True):
+        row = rows.pop(name, None)
+        if row == current:
+            unchanged += 1
+            continue
+        rel = prefix + name
+        files[rel] = current
+        if row is not None:
+            result.leftover[rel] = (rel, *row, SYNCED_MARK)
+    if rows and known is not None:
+        _leave(result, prefix, list(rows), known)
+    return unchanged
+
+
+def _leave(result: WalkResult, prefix: str, names: list[str], known: Folder) -> None:
+    """Put the index rows of ``names`` (files of one folder) in ``result.leftover``."""
+    wanted = set(names)
+    for name, size, mtime_ns, inode in zip(*known, strict=True):
+        if name in wanted:
+            rel = prefix + name
+            result.leftover[rel] = (rel, size, mtime_ns, inode, SYNCED_MARK)
 
 
 def _classify(result: WalkResult, rel: str, name: str, st: os.stat_result) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sync.journal import SYNCED_MARK
+from sync.journal import ERROR, Journal
 from sync.scan import diff, walk, walk_paths
+from sync.stat_index import SYNCED_MARK, StatIndex, StatRow
 
 
 def touch(path: Path, text: str = "x") -> None:
@@ -57,9 +58,10 @@ def test_pruning_walk_lists_only_what_changed(tmp_path: Path) -> None:
         "gone.txt": ("gone.txt", 3, 1, 999999, SYNCED_MARK),
     }
     touch(tmp_path / "edited.txt", "after, longer")
-    walked = walk(tmp_path, known)
+    walked = walk(tmp_path, StatIndex.from_rows(sorted(known.values())))
     assert walked.unchanged == 1 and set(walked.files) == {"edited.txt"}
-    d = diff(walked.files, known, unchanged=walked.unchanged)
+    assert set(walked.leftover) == {"edited.txt", "gone.txt"}
+    d = diff(walked.files, walked.leftover, unchanged=walked.unchanged)
     assert d.unchanged == 1 and set(d.to_hash) == {"edited.txt"} and d.deleted == ["gone.txt"]
 
 
@@ -67,8 +69,8 @@ def test_rename_is_matched_by_inode(tmp_path: Path) -> None:
     touch(tmp_path / "new-name.txt", "content")
     st = (tmp_path / "new-name.txt").stat()
     known = {"old-name.txt": ("old-name.txt", st.st_size, st.st_mtime_ns, st.st_ino, SYNCED_MARK)}
-    walked = walk(tmp_path, dict(known))
-    d = diff(walked.files, known)
+    walked = walk(tmp_path, StatIndex.from_rows(known.values()))
+    d = diff(walked.files, walked.leftover)
     assert d.renamed == {"new-name.txt": "old-name.txt"} and d.deleted == ["old-name.txt"]
 
 
@@ -76,21 +78,75 @@ def test_cached_stat_index_follows_every_write(tmp_path: Path) -> None:
     """The rescan index is reused only while nothing at all was written to the journal."""
     import sqlite3
 
-    from sync.journal import Journal
-
     journal = Journal(tmp_path / "j.sqlite3")
     root = journal.add_root(tmp_path, "local")
     with journal.transaction():
         journal.mark_synced(root.id, [("a.txt", 1, 2, 3, "0" * 64, 1, "k")], now=1.0)
-    first = journal.stat_index(root.id)
-    first.pop("a.txt")  # callers get their own copy
-    assert set(journal.stat_index(root.id)) == {"a.txt"}
+    assert tracked(journal, root.id) == {"a.txt"}
     with journal.transaction():  # a write through this connection
         journal.mark_synced(root.id, [("b.txt", 1, 2, 4, "1" * 64, 1, "k2")], now=2.0)
-    assert set(journal.stat_index(root.id)) == {"a.txt", "b.txt"}
+    assert tracked(journal, root.id) == {"a.txt", "b.txt"}
     other = sqlite3.connect(tmp_path / "j.sqlite3")  # a write by another process
     other.execute("DELETE FROM files WHERE relpath='a.txt'")
     other.commit()
     other.close()
-    assert set(journal.stat_index(root.id)) == {"b.txt"}
+    assert tracked(journal, root.id) == {"b.txt"}
     journal.close()
+
+
+def tracked(journal: Journal, root_id: str) -> set[str]:
+    return {row[0] for row in journal.stat_index(root_id).rows()}
+
+
+def synced_rows(top: Path, rels: list[str]) -> list[StatRow]:
+    rows: list[StatRow] = []
+    for rel in rels:
+        st = (top / rel).stat()
+        rows.append((rel, st.st_size, st.st_mtime_ns, st.st_ino, SYNCED_MARK))
+    return rows
+
+
+def test_unchanged_folders_are_matched_whole_and_changes_file_by_file(tmp_path: Path) -> None:
+    rels = [f"{d}/f{i:02}.txt" for d in ("a", "a/b", "c") for i in range(20)] + ["top.txt"]
+    rels += ["ünï/café ☕.txt"]  # non-ASCII names are matched like any other
+    for rel in rels:
+        touch(tmp_path / rel, rel)
+    index = StatIndex.from_rows(sorted(synced_rows(tmp_path, rels)))
+    assert walk(tmp_path, index).unchanged == len(rels)
+    touch(tmp_path / "a/b/f07.txt", "edited, longer than before")
+    (tmp_path / "c/f03.txt").unlink()
+    touch(tmp_path / "c/new.txt", "new")
+    walked = walk(tmp_path, index)
+    assert set(walked.files) == {"a/b/f07.txt", "c/new.txt"}
+    assert set(walked.leftover) == {"a/b/f07.txt", "c/f03.txt"}
+    assert walked.unchanged == len(rels) - 2
+    d = diff(walked.files, walked.leftover, unchanged=walked.unchanged)
+    assert set(d.to_hash) == {"a/b/f07.txt", "c/new.txt"} and d.deleted == ["c/f03.txt"]
+    assert walk(tmp_path, index).unchanged == len(rels) - 2  # the walk left the index as it was
+
+
+def test_a_folder_that_is_gone_leaves_all_its_rows_for_deletion(tmp_path: Path) -> None:
+    rels = ["keep/a.txt", "gone/x.txt", "gone/deeper/y.txt"]
+    for rel in rels:
+        touch(tmp_path / rel)
+    index = StatIndex.from_rows(sorted(synced_rows(tmp_path, rels)))
+    for rel in rels[1:]:
+        (tmp_path / rel).unlink()
+    (tmp_path / "gone/deeper").rmdir()
+    (tmp_path / "gone").rmdir()
+    walked = walk(tmp_path, index)
+    assert walked.unchanged == 1 and not walked.files
+    assert sorted(diff(walked.files, walked.leftover).deleted) == sorted(rels[1:])
+
+
+def test_rows_in_any_order_and_other_states_give_the_same_answer(tmp_path: Path) -> None:
+    rels = [f"d/{n}.txt" for n in ("b", "a", "c", "B", "_", "10", "9")]
+    for rel in rels:
+        touch(tmp_path / rel)
+    rows = synced_rows(tmp_path, rels)
+    failed = (*rows[0][:4], ERROR)  # unchanged on disk, but its last upload failed
+    index = StatIndex.from_rows([failed, *rows[1:]])  # not in relpath order
+    walked = walk(tmp_path, index)
+    assert walked.unchanged == len(rels) - 1 and set(walked.files) == {rows[0][0]}
+    assert walked.leftover == {rows[0][0]: failed}
+    assert set(diff(walked.files, walked.leftover, {rows[0][0]}).to_hash) == {rows[0][0]}

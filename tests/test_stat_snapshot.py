@@ -8,14 +8,20 @@ from pathlib import Path
 import pytest
 
 from sync import stat_snapshot
-from sync.journal import DELETED, ERROR, SYNCED_MARK, Journal, StatRow
+from sync.journal import DELETED, ERROR, Journal
+from sync.stat_index import SYNCED_MARK, StatIndex, StatRow
 
-ROWS: dict[str, StatRow] = {
-    "a.txt": ("a.txt", 1, 2, 3, SYNCED_MARK),
-    "dir/ünïcødé 📄.txt": ("dir/ünïcødé 📄.txt", 0, -5_000_000_000, 2**63 + 7, SYNCED_MARK),
-    "broken.bin": ("broken.bin", 10, 20, 30, ERROR),
-    "gone.txt": ("gone.txt", 4, 5, 6, DELETED),
-}
+ROWS: list[StatRow] = [
+    ("a.txt", 1, 2, 3, SYNCED_MARK),
+    ("broken.bin", 10, 20, 30, ERROR),
+    ("dir/sub/z.txt", 7, 8, 9, SYNCED_MARK),
+    ("dir/ünïcødé 📄.txt", 0, -5_000_000_000, 2**63 + 7, SYNCED_MARK),
+    ("gone.txt", 4, 5, 6, DELETED),
+]
+
+
+def rows_of(journal: Journal, root_id: str) -> dict[str, StatRow]:
+    return {row[0]: row for row in journal.stat_index(root_id).rows()}
 
 
 def synced_journal(tmp_path: Path, count: int = 3) -> tuple[Journal, str]:
@@ -31,23 +37,25 @@ def synced_journal(tmp_path: Path, count: int = 3) -> tuple[Journal, str]:
 
 
 def test_snapshot_round_trip_keeps_every_row_exactly() -> None:
-    data = _saved({"root-1": ROWS, "root-2": {"x": ("x", 1, 1, 1, SYNCED_MARK)}}, generation=42)
-    assert stat_snapshot.load(data, 42) == {
-        "root-1": ROWS,
-        "root-2": {"x": ("x", 1, 1, 1, SYNCED_MARK)},
-    }
+    index = StatIndex.from_rows(ROWS)
+    only_root = StatIndex.from_rows([("x", 1, 1, 1, SYNCED_MARK)])
+    data = _saved({"root-1": index, "root-2": only_root, "root-3": StatIndex()}, generation=42)
+    loaded = stat_snapshot.load(data, 42)
+    assert loaded == {"root-1": index, "root-2": only_root, "root-3": StatIndex()}
+    assert sorted(loaded["root-1"].rows()) == ROWS
     assert stat_snapshot.load(data, 43) is None  # another generation: stale
 
 
-@pytest.mark.parametrize("cut", [3, 20, 40, -1])
+@pytest.mark.parametrize("cut", [3, 20, 40, 100, -1])
 def test_a_damaged_snapshot_is_ignored(cut: int) -> None:
-    data = _saved({"root-1": ROWS}, generation=1)
+    data = _saved({"root-1": StatIndex.from_rows(ROWS)}, generation=1)
     assert stat_snapshot.load(data[:cut], 1) is None
+    assert stat_snapshot.load(data + b"\0" * 8, 1) is None
 
 
 def test_first_rescan_after_reopening_reads_the_snapshot(tmp_path: Path) -> None:
     journal, root_id = synced_journal(tmp_path)
-    expected = journal.stat_index(root_id)
+    expected = rows_of(journal, root_id)
     with journal.transaction():  # the cached index is stale at close: rebuilt for the snapshot
         journal.forget(root_id, ["f0.txt"])
     del expected["f0.txt"]
@@ -59,7 +67,7 @@ def test_first_rescan_after_reopening_reads_the_snapshot(tmp_path: Path) -> None
     # generation change (triggers off), which no real writer can do.
     again.conn.execute("DROP TRIGGER files_update_generation")
     again.conn.execute("UPDATE files SET size = 999")
-    assert again.stat_index(root_id) == expected
+    assert rows_of(again, root_id) == expected
     again.close()
 
 
@@ -74,7 +82,7 @@ def test_snapshot_is_not_used_after_another_process_changed_the_journal(tmp_path
     other.close()
     again = Journal(tmp_path / "j.sqlite3")
     assert not (tmp_path / "j.sqlite3.stat").exists()  # stale: removed on sight
-    index = again.stat_index(root_id)
+    index = rows_of(again, root_id)
     assert set(index) == {"f0.txt", "f1.txt"} and index["f1.txt"][1] == 999
     again.close()
 
@@ -86,7 +94,7 @@ def test_a_stale_snapshot_is_dropped_and_the_index_follows_writes(tmp_path: Path
     again = Journal(tmp_path / "j.sqlite3")
     with again.transaction():
         again.forget(root_id, ["f0.txt"])
-    assert set(again.stat_index(root_id)) == {"f1.txt", "f2.txt"}
+    assert set(rows_of(again, root_id)) == {"f1.txt", "f2.txt"}
     again.close()
 
 
@@ -102,14 +110,14 @@ def test_journal_of_schema_1_gains_the_generation_on_upgrade(tmp_path: Path) -> 
     v1.close()
     upgraded = Journal(tmp_path / "j.sqlite3")
     assert upgraded.get_meta("schema_version") == "2"
-    before = upgraded.stat_index(root_id)
+    before = rows_of(upgraded, root_id)
     with upgraded.transaction():
         upgraded.forget(root_id, ["f0.txt"])
-    assert set(upgraded.stat_index(root_id)) == set(before) - {"f0.txt"}
+    assert set(rows_of(upgraded, root_id)) == set(before) - {"f0.txt"}
     upgraded.close()
 
 
-def _saved(indexes: dict[str, dict[str, StatRow]], generation: int) -> bytes:
+def _saved(indexes: dict[str, StatIndex], generation: int) -> bytes:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
