@@ -29,7 +29,6 @@ import socket
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -59,6 +58,7 @@ from sync.remotes.base import (
     Operation,
     ProgressFn,
 )
+from sync.temp_area import TempArea
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -222,11 +222,11 @@ class LocalHub:
         may help a network share with high latency."""
         self.root = root
         self.user_id = user_id
-        self._tmp = root / ".tmp"
         for bucket in BUCKETS:
             (root / bucket).mkdir(parents=True, exist_ok=True)
-        self._tmp.mkdir(exist_ok=True)
-        self._clean_tmp()
+        # Temp files left by a killed writer are removed (never served); those of
+        # another process writing to the same hub are left alone.
+        self._temps = TempArea(root / ".tmp")
         self._db = sqlite3.connect(
             root / "hub.sqlite3", isolation_level=None, check_same_thread=False
         )
@@ -244,17 +244,9 @@ class LocalHub:
             _call, self._pool, lanes=io_threads
         )
         self._root_str = os.fspath(root)
-        self._tmp_str = os.fspath(self._tmp)
-        self._tmp_prefix = f"{uuid.uuid4().hex[:12]}-"
-        self._tmp_ids = itertools.count()
         self._unflushed: list[str] = []
         self._unflushed_lock = threading.Lock()
         self._new_blobs: list[tuple[str, str, str, int, str, str]] = []
-
-    def _clean_tmp(self) -> None:
-        """Temp files left by a killed process are never served: remove them."""
-        for stale in self._tmp.iterdir():
-            stale.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -307,7 +299,7 @@ class LocalHub:
         blob_dir = self._blob_dir(bucket, sha256)
         key = object_key(self.user_id, sha256, upload.filename)
         final = f"{blob_dir}/{key.rsplit('/', 1)[1]}"
-        tmp = f"{self._tmp_str}/{self._tmp_prefix}{next(self._tmp_ids)}.part"
+        tmp = self._temps.new_path()
         try:
             # Creating the blob's folder first tells whether it is new, for the price
             # of the mkdir a new blob needs anyway; only an existing one is listed.
@@ -592,5 +584,6 @@ class LocalHub:
         await self._io.aclose()
         self._pool.shutdown(wait=True)
         self._db_pool.shutdown(wait=True)
+        self._temps.close()
         with self._db_lock:
             self._db.close()
