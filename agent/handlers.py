@@ -61,7 +61,9 @@ def register_handlers(agent: AgentService) -> None:
         if hub == "local" and hub not in ctx.remotes:
             raise ControlError("unavailable", ctx.unavailable.get(hub, "no local hub"))
         if hub == "supabase" and not ctx.config.supabase_configured:
-            raise ControlError("unavailable", ctx.unavailable.get(hub, "Supabase is not configured"))
+            raise ControlError(
+                "unavailable", ctx.unavailable.get(hub, "Supabase is not configured")
+            )
         # A Supabase folder added before signing in waits for the sign-in (status says so).
         try:
             root = journal.add_root(folder, hub)

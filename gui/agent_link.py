@@ -168,8 +168,12 @@ class AgentLink(QObject):
 
     def refresh_activity(self) -> None:
         if self.connected:
-            self.fire("activity", {"limit": ACTIVITY_LIMIT}, on_result=self.activity.emit,
-                      on_error=lambda _: None)
+            self.fire(
+                "activity",
+                {"limit": ACTIVITY_LIMIT},
+                on_result=self.activity.emit,
+                on_error=lambda _: None,
+            )
 
     async def _watchdog(self) -> None:
         """Start the agent when nobody serves the socket for a while."""

@@ -72,8 +72,11 @@ class TrayApp(QObject):
         link.error.connect(notifier.on_error)
         link.upload.connect(state.apply_upload)
         link.exai_job.connect(notifier.on_exai_job)
-        link.call_failed.connect(lambda method, message: tray.show_message(
-            "HubSync", f"That did not work ({method}): {message}"))
+        link.call_failed.connect(
+            lambda method, message: tray.show_message(
+                "HubSync", f"That did not work ({method}): {message}"
+            )
+        )
         tray.open_status.connect(lambda: self._raise(self.status_window))
         tray.open_upload.connect(lambda: self._raise(self.drop_window))
         tray.open_settings.connect(lambda: self._raise(self.settings))
@@ -136,10 +139,16 @@ def pyside_refcount_defect() -> bool:
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="hubsync-tray", description="The HubSync tray app.")
-    parser.add_argument("--self-test", action="store_true",
-                        help="open and close every window, then exit (packaging smoke test)")
-    parser.add_argument("--no-start-agent", action="store_true",
-                        help="never start the agent; wait for one to appear")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="open and close every window, then exit (packaging smoke test)",
+    )
+    parser.add_argument(
+        "--no-start-agent",
+        action="store_true",
+        help="never start the agent; wait for one to appear",
+    )
     return parser.parse_args(argv)
 
 
@@ -155,8 +164,10 @@ async def _self_test(app: TrayApp) -> int:
     open_exai_dialog(None, app.link)
     await asyncio.sleep(0.05)
     await app.close()  # closes the EXAI dialog too
-    print(f"hubsync-tray self-test ok ({len(app.windows()) + 1} windows, "
-          f"system tray: {'yes' if app.tray.icon is not None else 'no, fallback window'})")
+    print(
+        f"hubsync-tray self-test ok ({len(app.windows()) + 1} windows, "
+        f"system tray: {'yes' if app.tray.icon is not None else 'no, fallback window'})"
+    )
     return 0
 
 
@@ -176,9 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     qt_app.setQuitOnLastWindowClosed(False)
     qt_app.setWindowIcon(state_icon("idle"))
     if pyside_refcount_defect():
-        print("hubsync-tray: this PySide6 build has a reference-counting defect on this Python "
-              "(PySide6 6.12.0 on Python 3.11) and would crash; install PySide6-Essentials<6.12 "
-              "or use Python 3.12+.", file=sys.stderr)
+        print(
+            "hubsync-tray: this PySide6 build has a reference-counting defect on this Python "
+            "(PySide6 6.12.0 on Python 3.11) and would crash; install PySide6-Essentials<6.12 "
+            "or use Python 3.12+.",
+            file=sys.stderr,
+        )
         return 2
     paths = resolve_paths().ensure()
     command = None if args.no_start_agent or args.self_test else default_agent_command()

@@ -33,7 +33,12 @@ from gui.exai_dialog import open_exai_dialog
 from gui.state import AgentState
 from gui.widgets import FRACTION_ROLE, ProgressDelegate, muted
 
-LINK_LIFETIMES = (("1 hour", 3600), ("1 day", 86400), ("7 days", 7 * 86400), ("30 days", 30 * 86400))
+LINK_LIFETIMES = (
+    ("1 hour", 3600),
+    ("1 day", 86400),
+    ("7 days", 7 * 86400),
+    ("30 days", 30 * 86400),
+)
 COL_NAME, COL_PROGRESS, COL_ACTION = 0, 1, 2
 UPLOAD_CALL_TIMEOUT = 24 * 3600.0
 """``upload_paths`` answers when every file is in the hub; progress comes as events."""
@@ -88,7 +93,9 @@ class DropWindow(QWidget):
         for label, seconds in LINK_LIFETIMES:
             self.lifetime.addItem(f"Links valid for {label}", seconds)
         self.lifetime.setCurrentIndex(2)
-        self.lifetime.setToolTip("Lifetime of signed links (on a local hub the link is a file path)")
+        self.lifetime.setToolTip(
+            "Lifetime of signed links (on a local hub the link is a file path)"
+        )
         controls = QHBoxLayout()
         controls.addWidget(self.choose)
         controls.addStretch(1)
@@ -142,7 +149,9 @@ class DropWindow(QWidget):
                 self._rejected_row(str(path), reason)
         if not readable:
             if len(paths) > 1:
-                self.message.setText("Nothing was uploaded: none of these items can be read (see why above).")
+                self.message.setText(
+                    "Nothing was uploaded: none of these items can be read (see why above)."
+                )
             return
         if not self.state.connected:
             for item in readable:
@@ -154,8 +163,13 @@ class DropWindow(QWidget):
             row.setText(COL_PROGRESS, "Waiting")
             row.setData(COL_PROGRESS, FRACTION_ROLE, 0.0)
         params = {"paths": readable, "link_ttl_seconds": int(self.lifetime.currentData())}
-        self.link.fire("upload_paths", params, on_result=lambda r: self._finished(readable, r),
-                       on_error=lambda msg: self._failed(readable, msg), timeout=UPLOAD_CALL_TIMEOUT)
+        self.link.fire(
+            "upload_paths",
+            params,
+            on_result=lambda r: self._finished(readable, r),
+            on_error=lambda msg: self._failed(readable, msg),
+            timeout=UPLOAD_CALL_TIMEOUT,
+        )
 
     def _finished(self, dropped: list[str], result: Any) -> None:
         """``upload_paths`` answers once every file is done: one item per file."""
@@ -163,13 +177,19 @@ class DropWindow(QWidget):
         for item in items:
             self.state.apply_upload(item)
         for top in dropped:
-            inside = [i for i in items if i.get("path") != top
-                      and str(i.get("path", "")).startswith(top.rstrip("/") + "/")]
+            inside = [
+                i
+                for i in items
+                if i.get("path") != top and str(i.get("path", "")).startswith(top.rstrip("/") + "/")
+            ]
             if inside:  # a folder: its files have rows of their own
                 failed = sum(1 for i in inside if not i.get("ok"))
                 row = self._rows[top]
                 row.setData(COL_PROGRESS, FRACTION_ROLE, 1.0)
-                row.setText(COL_PROGRESS, f"Done · {len(inside)} files" + (f", {failed} failed" if failed else ""))
+                row.setText(
+                    COL_PROGRESS,
+                    f"Done · {len(inside)} files" + (f", {failed} failed" if failed else ""),
+                )
         self._all_done_message()
 
     def _failed(self, paths: list[str], message: str) -> None:
@@ -215,15 +235,20 @@ class DropWindow(QWidget):
     def _on_progress(self, path: str) -> None:
         """An ``upload`` event moved: ``{"path", "name", "state", "bytes_done", "bytes_total", ...}``."""
         data = self.state.uploads.get(path, {})
-        if path not in self._rows and not any(path.startswith(p.rstrip("/") + "/") for p in self._rows):
+        if path not in self._rows and not any(
+            path.startswith(p.rstrip("/") + "/") for p in self._rows
+        ):
             return  # someone else's upload (another tray, the CLI)
         row = self._row(path, str(data.get("name") or Path(path).name))
         state = data.get("state", "hashing")
         done, total = int(data.get("bytes_done") or 0), int(data.get("bytes_total") or 0)
         if state == "done":
             row.setData(COL_PROGRESS, FRACTION_ROLE, 1.0)
-            row.setText(COL_PROGRESS, f"Done · {fmt.size(data.get('size', total))}"
-                        + (" · already in the hub" if data.get("deduplicated") else ""))
+            row.setText(
+                COL_PROGRESS,
+                f"Done · {fmt.size(data.get('size', total))}"
+                + (" · already in the hub" if data.get("deduplicated") else ""),
+            )
             if self.items.itemWidget(row, COL_ACTION) is None:
                 self.items.setItemWidget(row, COL_ACTION, self._done_actions(data, path))
         elif state == "failed":

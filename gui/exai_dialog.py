@@ -1,4 +1,4 @@
-""""Process with EXAI…": ask an EXAI tool about one file and keep the answer.
+""" "Process with EXAI…": ask an EXAI tool about one file and keep the answer.
 
 The dialog lists the server's tools (``exai.tools``), builds the chosen tool's
 argument form from its input schema (gui.schema_form), starts a job
@@ -96,8 +96,10 @@ def explain(code: str, message: str) -> str:
     if code == "timeout" or "timed out" in lowered or "did not answer within" in lowered:
         return f"EXAI took too long. {message}"
     if code == "transient":
-        return (f"EXAI cannot be reached. {message}\nIs the EXAI server running? Its host and "
-                "port are in Settings → EXAI.")
+        return (
+            f"EXAI cannot be reached. {message}\nIs the EXAI server running? Its host and "
+            "port are in Settings → EXAI."
+        )
     if code == "agent":
         return "The HubSync agent is not running, so nothing can be sent to EXAI."
     if code == "busy":
@@ -147,7 +149,9 @@ class ExaiDialog(QDialog):
     job_finished = Signal(dict)
     """The job as it ended (completed, failed or cancelled)."""
 
-    def __init__(self, link: AgentLink, source: str | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, link: AgentLink, source: str | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.link = link
         self.source = source or ""
@@ -169,7 +173,9 @@ class ExaiDialog(QDialog):
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_ask(), "Ask")
         self.past = PastResults(link, self._spawn)
-        self.past.loaded.connect(lambda found: self.tabs.setTabText(1, f"Past results ({len(found)})"))
+        self.past.loaded.connect(
+            lambda found: self.tabs.setTabText(1, f"Past results ({len(found)})")
+        )
         self.tabs.addTab(self.past, "Past results")
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
@@ -386,7 +392,8 @@ class ExaiDialog(QDialog):
             self.question.setToolTip(question.description)
         if not self.form.takes_file:
             self.tool_description.setText(
-                f"{tool.get('description') or ''}\nThis tool takes no file, so HubSync cannot use it here.")
+                f"{tool.get('description') or ''}\nThis tool takes no file, so HubSync cannot use it here."
+            )
         self._update_run_button()
 
     # -- running --------------------------------------------------------------------------------
@@ -400,7 +407,13 @@ class ExaiDialog(QDialog):
 
     def _set_running(self, running: bool) -> None:
         self.busy.setVisible(running)
-        for widget in (self.tool_combo, self.reload_button, self.choose_button, self.form_box, self.question):
+        for widget in (
+            self.tool_combo,
+            self.reload_button,
+            self.choose_button,
+            self.form_box,
+            self.question,
+        ):
             widget.setEnabled(not running)
         if not running and self.form is not None:
             self.question.setEnabled(self.form.question_field is not None)
@@ -466,8 +479,11 @@ class ExaiDialog(QDialog):
         finally:
             await client.close()
         if final is None:
-            self._end_run(None, "Lost the connection to the HubSync agent while EXAI was working. "
-                                "The job may still finish: see Past results.")
+            self._end_run(
+                None,
+                "Lost the connection to the HubSync agent while EXAI was working. "
+                "The job may still finish: see Past results.",
+            )
         else:
             await self._finish(final)
 
@@ -518,8 +534,13 @@ class ExaiDialog(QDialog):
         elif state == "cancelled":
             self._end_run("Cancelled", None)
         else:
-            self._end_run("Failed", explain(str(job.get("error_kind") or "error"),
-                                            str(job.get("error") or "no reason given")))
+            self._end_run(
+                "Failed",
+                explain(
+                    str(job.get("error_kind") or "error"),
+                    str(job.get("error") or "no reason given"),
+                ),
+            )
         self.job_finished.emit(job)
 
     def _end_run(self, state: str | None, error: str | None) -> None:

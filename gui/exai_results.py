@@ -89,7 +89,9 @@ class PastResults(QWidget):
 
     async def _load(self) -> None:
         try:
-            results = await self.link.call("exai.results", {"limit": RESULTS_LIMIT}, timeout=CALL_TIMEOUT)
+            results = await self.link.call(
+                "exai.results", {"limit": RESULTS_LIMIT}, timeout=CALL_TIMEOUT
+            )
         except (AgentUnavailable, ControlError) as exc:
             self.note.setText(f"Past results cannot be listed: {describe(exc)}")
             return
@@ -97,14 +99,24 @@ class PastResults(QWidget):
         for result in results:
             path = Path(str(result.get("path", "")))
             when = str(result.get("created", ""))[:19].replace("T", " ")
-            item = QTreeWidgetItem([path.name, str(result.get("tool", "")),
-                                    str(result.get("source", "")), when, fmt.size(result.get("size"))])
+            item = QTreeWidgetItem(
+                [
+                    path.name,
+                    str(result.get("tool", "")),
+                    str(result.get("source", "")),
+                    when,
+                    fmt.size(result.get("size")),
+                ]
+            )
             item.setData(0, PATH_ROLE, str(path))
             item.setToolTip(0, str(path))
             self.tree.addTopLevelItem(item)
         count = len(results)
-        self.note.setText(f"{count} result{'s' * (count != 1)} kept on this computer" if count
-                          else "No results yet.")
+        self.note.setText(
+            f"{count} result{'s' * (count != 1)} kept on this computer"
+            if count
+            else "No results yet."
+        )
         self._selected()
         self.loaded.emit(results)
 

@@ -71,7 +71,9 @@ class Notifier(QObject):
             where = item.get("path") or item.get("root") or "The hub"
             self._emit("HubSync needs you", f"{where}: {item.get('reason', '')}")
         elif items:
-            self._emit("HubSync needs you", f"{len(items)} files need attention (see Status → Errors)")
+            self._emit(
+                "HubSync needs you", f"{len(items)} files need attention (see Status → Errors)"
+            )
 
     def on_health(self, health: dict[str, Any]) -> None:
         """A ``health`` event: ``{"hub", "state", ...}``; tells once per hub and episode."""
@@ -86,7 +88,10 @@ class Notifier(QObject):
             return
         self._signin_hubs.add(hub)
         if self.prefs.notify("notify_signin"):
-            self._emit("Sign in to HubSync", "Your session ended; syncing to the hub waits until you sign in.")
+            self._emit(
+                "Sign in to HubSync",
+                "Your session ended; syncing to the hub waits until you sign in.",
+            )
 
     def on_exai_job(self, job: dict[str, Any]) -> None:
         """An ``exai.job`` event: only a job's end is worth a notification."""
@@ -94,6 +99,11 @@ class Notifier(QObject):
             return
         source = Path(str(job.get("source") or "")).name
         if job.get("state") == "completed":
-            self._emit("EXAI result ready", f"{job.get('tool', 'EXAI')} on {source}: {job.get('result_path')}")
+            self._emit(
+                "EXAI result ready",
+                f"{job.get('tool', 'EXAI')} on {source}: {job.get('result_path')}",
+            )
         elif job.get("state") == "failed":
-            self._emit("EXAI job failed", f"{job.get('tool', 'EXAI')} on {source}: {job.get('error')}")
+            self._emit(
+                "EXAI job failed", f"{job.get('tool', 'EXAI')} on {source}: {job.get('error')}"
+            )

@@ -68,11 +68,15 @@ class SettingsDialog(QDialog):
         self.agent_pages = [self._account_tab(), self._exai_tab(), self._limits_tab()]
         """Pages that show the agent's settings (config_get/config_set)."""
         self.tabs.addTab(self._folders_tab(), "Folders")
-        for page, title in zip(self.agent_pages, ("Account", "EXAI", "Transfers && cache"), strict=True):
+        for page, title in zip(
+            self.agent_pages, ("Account", "EXAI", "Transfers && cache"), strict=True
+        ):
             self.tabs.addTab(page, title)
         self.tabs.addTab(self._general_tab(), "General")
         self.message = muted()
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Close)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Close
+        )
         self.save_button = buttons.button(QDialogButtonBox.StandardButton.Save)
         self.save_button.clicked.connect(self.save)
         buttons.rejected.connect(self.close)
@@ -102,7 +106,9 @@ class SettingsDialog(QDialog):
         top.addWidget(self.roots, 1)
         top.addLayout(side)
         self.ignore = QPlainTextEdit()
-        self.ignore.setPlaceholderText("One pattern per line, gitignore style, e.g.\n*.tmp\nnode_modules/")
+        self.ignore.setPlaceholderText(
+            "One pattern per line, gitignore style, e.g.\n*.tmp\nnode_modules/"
+        )
         self.save_ignore = QPushButton("Save patterns")
         self.save_ignore.clicked.connect(self._save_ignore)
         layout = QVBoxLayout(page)
@@ -187,8 +193,12 @@ class SettingsDialog(QDialog):
         layout.addWidget(heading("Notify me about"))
         for box in self.notify_boxes.values():
             layout.addWidget(box)
-        layout.addWidget(muted("HubSync never notifies once per file; it stays quiet unless "
-                               "something needs you or you asked for it."))
+        layout.addWidget(
+            muted(
+                "HubSync never notifies once per file; it stays quiet unless "
+                "something needs you or you asked for it."
+            )
+        )
         layout.addStretch(1)
         return page
 
@@ -206,8 +216,10 @@ class SettingsDialog(QDialog):
             for page in self.agent_pages:
                 page.setEnabled(False)
             self.autostart.setEnabled(False)
-            self._note("This agent does not offer its settings over the control API yet "
-                       "(config_get/config_set); use `hubsync config` or config.toml meanwhile.")
+            self._note(
+                "This agent does not offer its settings over the control API yet "
+                "(config_get/config_set); use `hubsync config` or config.toml meanwhile."
+            )
             self.loaded.emit()
             return
         for page in self.agent_pages:
@@ -234,7 +246,8 @@ class SettingsDialog(QDialog):
         self.exai_token.setPlaceholderText("stored in the keyring" if token_set else "not set")
         self.exai_token_note.setText(
             "A token is stored in the system keyring; type a new one to replace it."
-            if token_set else "The token is kept in the system keyring, never in the config file."
+            if token_set
+            else "The token is kept in the system keyring, never in the config file."
         )
         self.forget_token.setEnabled(token_set)
         self._show_account(result.get("account") or {})
@@ -298,7 +311,8 @@ class SettingsDialog(QDialog):
         if not editable:
             self.ignore.setPlaceholderText(
                 "This agent does not offer ignore-pattern editing yet (set_ignore); "
-                "edit the folder's .hubsyncignore instead.")
+                "edit the folder's .hubsyncignore instead."
+            )
         text = "\n".join(self._ignore_patterns(root.path))
         if self.ignore.toPlainText() != text and not self.ignore.hasFocus():
             self.ignore.setPlainText(text)
@@ -319,28 +333,43 @@ class SettingsDialog(QDialog):
             self.add_root(folder)
 
     def add_root(self, folder: str) -> None:
-        self.link.fire("add_root", {"path": folder}, on_result=lambda _: self._note(f"Syncing {folder}"),
-                       on_error=self._show_error)
+        self.link.fire(
+            "add_root",
+            {"path": folder},
+            on_result=lambda _: self._note(f"Syncing {folder}"),
+            on_error=self._show_error,
+        )
 
     def _remove_root(self) -> None:
         root = self._root()
         if root:
             path = root.path
-            self.link.fire("remove_root", {"path": path},
-                           on_result=lambda _: self._note(f"Stopped syncing {path} (files stay where they are)"),
-                           on_error=self._show_error)
+            self.link.fire(
+                "remove_root",
+                {"path": path},
+                on_result=lambda _: self._note(
+                    f"Stopped syncing {path} (files stay where they are)"
+                ),
+                on_error=self._show_error,
+            )
 
     def _toggle_root(self) -> None:
         root = self._root()
         if root:
-            self.link.fire("resume" if root.paused else "pause", {"root": root.path}, on_error=self._show_error)
+            self.link.fire(
+                "resume" if root.paused else "pause", {"root": root.path}, on_error=self._show_error
+            )
 
     def _save_ignore(self) -> None:
         root = self._root()
         if root:
             patterns = [p.strip() for p in self.ignore.toPlainText().splitlines() if p.strip()]
-            self.link.fire("set_ignore", {"path": root.path, "patterns": patterns},
-                           on_result=lambda _: self._note("Ignore patterns saved"), on_error=self._show_error)
+            self.link.fire(
+                "set_ignore",
+                {"path": root.path, "patterns": patterns},
+                on_result=lambda _: self._note("Ignore patterns saved"),
+                on_error=self._show_error,
+            )
 
     def _sign_in(self) -> None:
         email, password = self.email.text().strip(), self.password.text()
@@ -353,7 +382,9 @@ class SettingsDialog(QDialog):
 
         async def run() -> None:
             try:
-                await self.link.call("config_set", {"config": {"supabase": self._supabase_fields()}})
+                await self.link.call(
+                    "config_set", {"config": {"supabase": self._supabase_fields()}}
+                )
                 result = await self.link.call("sign_in", {"email": email, "password": password})
             except (AgentUnavailable, ControlError) as exc:
                 self._show_account({}, describe(exc))
@@ -363,11 +394,17 @@ class SettingsDialog(QDialog):
         self.link.spawn(run())
 
     def _sign_out(self) -> None:
-        self.link.fire("sign_out", on_result=lambda _: self._show_account({}), on_error=self._show_error)
+        self.link.fire(
+            "sign_out", on_result=lambda _: self._show_account({}), on_error=self._show_error
+        )
 
     def _forget_token(self) -> None:
-        self.link.fire("set_secret", {"name": "exai_token", "value": None},
-                       on_result=lambda _: self.load(), on_error=self._show_error)
+        self.link.fire(
+            "set_secret",
+            {"name": "exai_token", "value": None},
+            on_result=lambda _: self.load(),
+            on_error=self._show_error,
+        )
 
     def _supabase_fields(self) -> dict[str, Any]:
         return {"url": self.supabase_url.text().strip(), "anon_key": self.anon_key.text().strip()}
@@ -377,10 +414,14 @@ class SettingsDialog(QDialog):
         return {
             "supabase": self._supabase_fields(),
             "exai": {"host": self.exai_host.text().strip(), "port": self.exai_port.value()},
-            "agent": {"upload_limit_kbps": self.upload_limit.value(),
-                      "download_limit_kbps": self.download_limit.value()},
-            "cache": {"size_limit_bytes": self.cache_size.value() * MB,
-                      "ttl_seconds": self.cache_ttl.value() * 3600},
+            "agent": {
+                "upload_limit_kbps": self.upload_limit.value(),
+                "download_limit_kbps": self.download_limit.value(),
+            },
+            "cache": {
+                "size_limit_bytes": self.cache_size.value() * MB,
+                "ttl_seconds": self.cache_ttl.value() * 3600,
+            },
         }
 
     def save(self) -> None:

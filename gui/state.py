@@ -24,8 +24,13 @@ SPEED_SMOOTHING = 0.3
 
 Json = dict[str, Any]
 
-OPERATION_KINDS = {"upload": "uploaded", "delete": "deleted", "restore": "restored",
-                   "download": "downloaded", "process": "processed"}
+OPERATION_KINDS = {
+    "upload": "uploaded",
+    "delete": "deleted",
+    "restore": "restored",
+    "download": "downloaded",
+    "process": "processed",
+}
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,9 @@ class AgentState(QObject):
 
     def apply_status(self, status: Json) -> None:
         self.status = status
-        self.health = {str(k): v for k, v in (status.get("health") or {}).items() if isinstance(v, dict)}
+        self.health = {
+            str(k): v for k, v in (status.get("health") or {}).items() if isinstance(v, dict)
+        }
         self.errors = {}
         for root in status.get("roots") or []:
             for problem in root.get("problems") or []:
@@ -133,8 +140,11 @@ class AgentState(QObject):
             return  # too close to the last sample to measure a rate
         self._last_sample = (now, key, done)
         rate = (done - last[2]) / (now - last[0])
-        self.speed_bps = rate if self.speed_bps is None else (
-            SPEED_SMOOTHING * rate + (1 - SPEED_SMOOTHING) * self.speed_bps)
+        self.speed_bps = (
+            rate
+            if self.speed_bps is None
+            else (SPEED_SMOOTHING * rate + (1 - SPEED_SMOOTHING) * self.speed_bps)
+        )
 
     def apply_health(self, data: Json) -> None:
         hub = str(data.get("hub") or "local")
@@ -148,12 +158,14 @@ class AgentState(QObject):
         for op in (result.get("operations") or [])[:ACTIVITY_KEEP]:
             root = roots.get(op.get("root_id"), "")
             rel = str(op.get("relpath") or "")
-            items.append({
-                "time": op.get("ts"),
-                "kind": OPERATION_KINDS.get(str(op.get("kind")), str(op.get("kind"))),
-                "path": str(Path(root) / rel) if root else rel,
-                "detail": op.get("detail"),
-            })
+            items.append(
+                {
+                    "time": op.get("ts"),
+                    "kind": OPERATION_KINDS.get(str(op.get("kind")), str(op.get("kind"))),
+                    "path": str(Path(root) / rel) if root else rel,
+                    "detail": op.get("detail"),
+                }
+            )
         self.activity = items
         self.activity_version += 1
         self._touch()
@@ -235,11 +247,17 @@ class AgentState(QObject):
         for name, location in (self.status.get("hubs") or {}).items():
             h = self.health.get(name) or {}
             latency = h.get("latency")
-            views.append(HubView(
-                name, str(location), str(h.get("state") or "unknown"),
-                None if latency is None else float(latency) * 1000, h.get("last_check"),
-                str(h.get("reason") or ""), str(h.get("user") or ""),
-            ))
+            views.append(
+                HubView(
+                    name,
+                    str(location),
+                    str(h.get("state") or "unknown"),
+                    None if latency is None else float(latency) * 1000,
+                    h.get("last_check"),
+                    str(h.get("reason") or ""),
+                    str(h.get("user") or ""),
+                )
+            )
         for name, why in (self.status.get("unavailable") or {}).items():
             views.append(HubView(name, "", "unavailable", None, None, str(why), ""))
         return views

@@ -39,7 +39,11 @@ def _tree(headers: list[str], stretch: int = 0) -> QTreeWidget:
     tree.setAlternatingRowColors(True)
     tree.header().setStretchLastSection(False)
     for column in range(len(headers)):
-        mode = QHeaderView.ResizeMode.Stretch if column == stretch else QHeaderView.ResizeMode.ResizeToContents
+        mode = (
+            QHeaderView.ResizeMode.Stretch
+            if column == stretch
+            else QHeaderView.ResizeMode.ResizeToContents
+        )
         tree.header().setSectionResizeMode(column, mode)
     return tree
 
@@ -90,8 +94,12 @@ class StatusWindow(QWidget):
         self.eta_label = QLabel()
         figures = QGridLayout()
         for column, (name, label) in enumerate(
-            (("Files", self.files_label), ("Data", self.bytes_label),
-             ("Speed", self.speed_label), ("Time left", self.eta_label))
+            (
+                ("Files", self.files_label),
+                ("Data", self.bytes_label),
+                ("Speed", self.speed_label),
+                ("Time left", self.eta_label),
+            )
         ):
             figures.addWidget(muted(name), 0, column)
             figures.addWidget(label, 1, column)
@@ -177,11 +185,14 @@ class StatusWindow(QWidget):
         if not self.isVisible():
             return
         s = self.state
-        self.icon.setPixmap(state_icon(s.tray_state(), progress=s.overall_fraction()).pixmap(40, 40))
+        self.icon.setPixmap(
+            state_icon(s.tray_state(), progress=s.overall_fraction()).pixmap(40, 40)
+        )
         self.summary.setText(s.summary())
         hubs = [f"{h.name}: {h.location}" for h in s.hubs() if h.location]
         self.connection.setText(
-            f"Connected to the agent · {' · '.join(hubs) or 'no hub available'}" if s.connected
+            f"Connected to the agent · {' · '.join(hubs) or 'no hub available'}"
+            if s.connected
             else s.connection_note
         )
         self._refresh_overview(s.progress)
@@ -198,26 +209,45 @@ class StatusWindow(QWidget):
         self.overall.setFormat(fmt.percent(fraction) if fraction is not None else "Nothing to do")
         busy = s.busy()
         self.files_label.setText(
-            f"{fmt.count(p.get('files_done'))} of {fmt.count(p.get('files_total'))}" if busy else fmt.NONE)
+            f"{fmt.count(p.get('files_done'))} of {fmt.count(p.get('files_total'))}"
+            if busy
+            else fmt.NONE
+        )
         self.bytes_label.setText(
-            f"{fmt.size(p.get('bytes_done'))} of {fmt.size(p.get('bytes_total'))}" if busy else fmt.NONE)
+            f"{fmt.size(p.get('bytes_done'))} of {fmt.size(p.get('bytes_total'))}"
+            if busy
+            else fmt.NONE
+        )
         self.speed_label.setText(fmt.speed(s.speed_bps) if busy else fmt.NONE)
         self.eta_label.setText(fmt.duration(s.eta_seconds()))
         self.transfers.clear()
         if busy:
-            for t in p.get("active") or [{"path": p.get("current") or p.get("root", ""),
-                                           "bytes_done": p.get("bytes_done"),
-                                           "bytes_total": p.get("bytes_total")}]:
+            for t in p.get("active") or [
+                {
+                    "path": p.get("current") or p.get("root", ""),
+                    "bytes_done": p.get("bytes_done"),
+                    "bytes_total": p.get("bytes_total"),
+                }
+            ]:
                 total, done = int(t.get("bytes_total") or 0), int(t.get("bytes_done") or 0)
-                item = QTreeWidgetItem([str(t.get("path", "")), str(p.get("phase", "")),
-                                        f"{fmt.size(done)} / {fmt.size(total)}"])
+                item = QTreeWidgetItem(
+                    [
+                        str(t.get("path", "")),
+                        str(p.get("phase", "")),
+                        f"{fmt.size(done)} / {fmt.size(total)}",
+                    ]
+                )
                 item.setData(2, FRACTION_ROLE, done / total if total else 0.0)
                 self.transfers.addTopLevelItem(item)
         queued = int(s.status.get("queue") or 0)
-        self.queue_label.setText(f"Queue · {fmt.count(queued)} changes waiting" if queued else "Queue · empty")
+        self.queue_label.setText(
+            f"Queue · {fmt.count(queued)} changes waiting" if queued else "Queue · empty"
+        )
         self.queue.clear()
         for q in (p.get("queue") or [])[:QUEUE_SHOWN]:
-            self.queue.addTopLevelItem(QTreeWidgetItem([str(q.get("path", "")), fmt.size(q.get("size"))]))
+            self.queue.addTopLevelItem(
+                QTreeWidgetItem([str(q.get("path", "")), fmt.size(q.get("size"))])
+            )
 
     def _refresh_activity(self) -> None:
         self.activity.clear()
@@ -236,17 +266,21 @@ class StatusWindow(QWidget):
         selected = {i.data(0, Qt.ItemDataRole.UserRole) for i in self.errors.selectedItems()}
         self.errors.clear()
         for e in errors:
-            item = QTreeWidgetItem([
-                str(e.get("path") or "(whole folder)"),
-                f"{e.get('reason', '')} [{e.get('kind', 'error')}]",
-                str(e.get("root") or ""),
-            ])
+            item = QTreeWidgetItem(
+                [
+                    str(e.get("path") or "(whole folder)"),
+                    f"{e.get('reason', '')} [{e.get('kind', 'error')}]",
+                    str(e.get("root") or ""),
+                ]
+            )
             item.setData(0, Qt.ItemDataRole.UserRole, e.get("root"))
             item.setToolTip(1, str(e.get("reason", "")))
             self.errors.addTopLevelItem(item)
             item.setSelected(e.get("root") in selected)
         self.tabs.setTabText(2, f"Errors ({len(errors)})" if errors else "Errors")
-        self.errors_note.setText("" if errors else "No errors. Everything that failed has recovered.")
+        self.errors_note.setText(
+            "" if errors else "No errors. Everything that failed has recovered."
+        )
         self.retry_all.setEnabled(bool(errors) and self.state.connected)
         self.retry_selected.setEnabled(bool(errors) and self.state.connected)
 
@@ -261,8 +295,11 @@ class StatusWindow(QWidget):
         self.hubs.clear()
         for h in s.hubs():
             latency = fmt.NONE if h.latency_ms is None else f"{h.latency_ms:.0f} ms"
-            where = " · ".join(part for part in (h.location, f"signed in as {h.user}" if h.user else "",
-                                                 h.reason) if part)
+            where = " · ".join(
+                part
+                for part in (h.location, f"signed in as {h.user}" if h.user else "", h.reason)
+                if part
+            )
             item = QTreeWidgetItem([h.name, h.state, latency, fmt.ago(h.last_check), where])
             item.setToolTip(4, where)
             if h.state not in ("online", "unknown"):
@@ -275,7 +312,8 @@ class StatusWindow(QWidget):
         self.cache_labels["entries"].setText(fmt.count(cache.get("entries")))
         hits, misses = int(cache.get("hits") or 0), int(cache.get("misses") or 0)
         self.cache_labels["hit_rate"].setText(
-            f"{fmt.percent(cache.get('hit_rate'))} ({fmt.count(hits)} of {fmt.count(hits + misses)})")
+            f"{fmt.percent(cache.get('hit_rate'))} ({fmt.count(hits)} of {fmt.count(hits + misses)})"
+        )
         counters = (s.status.get("metrics") or {}).get("counters") or {}
         self.cache_labels["dedup"].setText(
             f"{fmt.size(counters.get('dedup_bytes_saved'))} in {fmt.count(counters.get('dedup_hits'))} files"

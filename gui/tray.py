@@ -82,7 +82,9 @@ class TrayMenu(QMenu):
 
     def _refresh_open(self) -> None:
         places = [(f"Folder: {r.path}", r.path) for r in self.state.roots()] + [
-            (f"{h.name.capitalize()} hub: {h.location}", h.location) for h in self.state.hubs() if h.location
+            (f"{h.name.capitalize()} hub: {h.location}", h.location)
+            for h in self.state.hubs()
+            if h.location
         ]
         if places == self._places:
             return
@@ -111,7 +113,9 @@ class TrayMenu(QMenu):
     def _activity_action(self, item: dict[str, Any]) -> QAction:
         glyph, _ = activity_glyph(str(item.get("kind", "")))
         path = str(item.get("path", ""))
-        action = QAction(f"{glyph}  {Path(path).name or path}  ·  {fmt.ago(item.get('time'))}", self)
+        action = QAction(
+            f"{glyph}  {Path(path).name or path}  ·  {fmt.ago(item.get('time'))}", self
+        )
         action.setToolTip(f"{item.get('kind', '')}: {path}")
         folder = str(Path(path).parent)
         action.triggered.connect(lambda _=False: open_location(folder))
@@ -139,13 +143,20 @@ class FallbackWindow(QWidget):
         self.summary.setWordWrap(True)
         self.banner = QLabel()
         self.banner.setWordWrap(True)
-        self.banner.setStyleSheet("background: #fff4d6; color: #5c4400; padding: 6px; border-radius: 4px;")
+        self.banner.setStyleSheet(
+            "background: #fff4d6; color: #5c4400; padding: 6px; border-radius: 4px;"
+        )
         self.banner.hide()
         head = QHBoxLayout()
         head.addWidget(self.icon)
         head.addWidget(self.summary, 1)
         buttons = QHBoxLayout()
-        for action in (menu.status_action, menu.upload_action, menu.settings_action, menu.pause_action):
+        for action in (
+            menu.status_action,
+            menu.upload_action,
+            menu.settings_action,
+            menu.pause_action,
+        ):
             buttons.addWidget(self._button(action))
         more = QPushButton("Menu")
         more.setMenu(menu)
@@ -194,7 +205,9 @@ class Tray(QObject):
     close_tray = Signal()
     quit_all = Signal()
 
-    def __init__(self, state: AgentState, link: AgentLink, *, system_tray: bool | None = None) -> None:
+    def __init__(
+        self, state: AgentState, link: AgentLink, *, system_tray: bool | None = None
+    ) -> None:
         super().__init__()
         self.state = state
         self.menu = TrayMenu(state, link)

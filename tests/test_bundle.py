@@ -72,10 +72,17 @@ class Sandbox:
     def hub(self) -> Path:
         return self.home / "data" / "hub"
 
-    def run(self, program: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, program: str, *args: str, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(self.bundle / program), *args], env=self.env, cwd=self.cwd,
-            capture_output=True, text=True, timeout=timeout, check=False,
+            [str(self.bundle / program), *args],
+            env=self.env,
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
     def ok(self, program: str, *args: str) -> str:
@@ -85,8 +92,11 @@ class Sandbox:
 
     def start(self, program: str, *args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [str(self.bundle / program), *args], env=self.env, cwd=self.cwd,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [str(self.bundle / program), *args],
+            env=self.env,
+            cwd=self.cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
 
     def hub_copy(self, data: bytes) -> Path | None:
@@ -196,7 +206,9 @@ def x_display() -> Iterator[str]:
     read_end, write_end = os.pipe()
     server = subprocess.Popen(
         ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-        pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        pass_fds=(write_end,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     os.close(write_end)
     try:

@@ -48,8 +48,10 @@ def test_committed_desktop_file_is_the_generated_entry() -> None:
     assert committed == desktop.desktop_entry(["hubsync-tray"])
 
 
-@pytest.mark.skipif(shutil.which("desktop-file-validate") is None,
-                    reason="desktop-file-validate (desktop-file-utils) is not installed")
+@pytest.mark.skipif(
+    shutil.which("desktop-file-validate") is None,
+    reason="desktop-file-validate (desktop-file-utils) is not installed",
+)
 def test_entry_with_an_awkward_path_passes_desktop_file_validate(tmp_path: Path) -> None:
     entry = tmp_path / "hubsync.desktop"
     entry.write_text(desktop.desktop_entry(["/opt/Hub Sync $1/hubsync-tray"]), "utf-8")
@@ -92,9 +94,7 @@ def test_install_writes_entry_and_icons_and_uninstall_removes_only_them(tmp_path
 
 def test_install_refuses_without_pyside6(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(desktop, "find_spec", lambda name: None)
-    result = CliRunner().invoke(
-        _cli(), ["install-desktop"], env={"XDG_DATA_HOME": str(tmp_path)}
-    )
+    result = CliRunner().invoke(_cli(), ["install-desktop"], env={"XDG_DATA_HOME": str(tmp_path)})
     assert result.exit_code == 1
     assert "hubsync[gui]" in result.output
     assert list(tmp_path.iterdir()) == []
@@ -110,8 +110,9 @@ def test_uninstall_removes_every_rendered_size(tmp_path: Path) -> None:
     assert sorted(p.parent.parent.name for p in removed) == ["16x16", "256x256"]
 
 
-def test_frozen_bundle_starts_its_sibling_tray(monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path) -> None:
+def test_frozen_bundle_starts_its_sibling_tray(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", str(tmp_path / "hubsync"))
     assert desktop.tray_command() == [str(tmp_path / "hubsync-tray")]

@@ -1,4 +1,4 @@
-"""The code stays ruff- and mypy-clean (configured in pyproject.toml)."""
+"""The code stays ruff-clean, ruff-formatted and mypy-clean (configured in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,36 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_ruff_is_clean() -> None:
     run = subprocess.run(
         [sys.executable, "-m", "ruff", "check", "sync", "agent", "gui", "tests", "bench"],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_code_is_ruff_formatted() -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "format",
+            "--check",
+            "sync",
+            "agent",
+            "gui",
+            "tests",
+            "bench",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_mypy_is_clean() -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True
-    )
+    run = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
 
 

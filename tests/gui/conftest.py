@@ -35,7 +35,9 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(autouse=True)
 def _working_pyside(qapp: QApplication) -> None:
     if pyside_refcount_defect():
-        pytest.fail("this PySide6 build corrupts refcounts on this Python: install PySide6-Essentials<6.12")
+        pytest.fail(
+            "this PySide6 build corrupts refcounts on this Python: install PySide6-Essentials<6.12"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -86,8 +88,16 @@ class DemoAgentProcess:
         self._pool = ThreadPoolExecutor(1)
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "tests.gui.demo_agent", "--socket", str(self.paths.control_socket),
-                "--hub", str(self.hub), *self.extra]
+        return [
+            sys.executable,
+            "-m",
+            "tests.gui.demo_agent",
+            "--socket",
+            str(self.paths.control_socket),
+            "--hub",
+            str(self.hub),
+            *self.extra,
+        ]
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.command(), cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -165,6 +175,8 @@ def tray_app(qtbot: QtBot, qt_loop: qasync.QEventLoop, paths: Paths) -> Iterator
 @pytest.fixture
 def connected_tray(qtbot: QtBot, tray_app: TrayApp, demo_agent: DemoAgentProcess) -> TrayApp:
     tray_app.start()
-    qtbot.waitUntil(lambda: tray_app.state.connected and bool(tray_app.state.status), timeout=10_000)
+    qtbot.waitUntil(
+        lambda: tray_app.state.connected and bool(tray_app.state.status), timeout=10_000
+    )
     qtbot.waitUntil(tray_app.tray.menu.pause_action.isEnabled)  # the menu has caught up
     return tray_app

@@ -35,9 +35,16 @@ CHUNK = 64 * 1024
 SUPABASE_URL = "https://abcd1234.supabase.co"
 
 
-def _health(state: str = "online", latency: float | None = 0.004, reason: str | None = None) -> dict[str, Any]:
-    return {"state": state, "latency": latency, "last_check": time.time(),
-            "consecutive_failures": 0 if state == "online" else 2, "reason": reason}
+def _health(
+    state: str = "online", latency: float | None = 0.004, reason: str | None = None
+) -> dict[str, Any]:
+    return {
+        "state": state,
+        "latency": latency,
+        "last_check": time.time(),
+        "consecutive_failures": 0 if state == "online" else 2,
+        "reason": reason,
+    }
 
 
 class DemoAgent:
@@ -50,8 +57,9 @@ class DemoAgent:
         queue_limit: int = 1000,
         settings: bool = True,
     ) -> None:
-        self.server = ControlServer(socket_path, queue_limit=queue_limit,
-                                    server_info={"version": "demo", "pid": 0})
+        self.server = ControlServer(
+            socket_path, queue_limit=queue_limit, server_info={"version": "demo", "pid": 0}
+        )
         self.hub = hub
         self.hub_label = str(hub)
         self.chunk_delay = chunk_delay
@@ -67,11 +75,34 @@ class DemoAgent:
         self.health: dict[str, dict[str, Any]] = {"local": _health()}
         self.progress: dict[str, Any] | None = None
         self.queue = 0
-        self.cache = {"entries": 0, "bytes": 0, "limit": 1024**3, "hits": 0, "misses": 0, "hit_rate": 0.0}
-        self.counters = {"files_uploaded": 0, "bytes_uploaded": 0, "dedup_hits": 0, "dedup_bytes_saved": 0}
+        self.cache = {
+            "entries": 0,
+            "bytes": 0,
+            "limit": 1024**3,
+            "hits": 0,
+            "misses": 0,
+            "hit_rate": 0.0,
+        }
+        self.counters = {
+            "files_uploaded": 0,
+            "bytes_uploaded": 0,
+            "dedup_hits": 0,
+            "dedup_bytes_saved": 0,
+        }
         self._tasks: set[asyncio.Task[Any]] = set()
-        names = ["status", "pause", "resume", "add_root", "remove_root", "upload_paths",
-                 "activity", "retry", "quit", "emit", "flood"]
+        names = [
+            "status",
+            "pause",
+            "resume",
+            "add_root",
+            "remove_root",
+            "upload_paths",
+            "activity",
+            "retry",
+            "quit",
+            "emit",
+            "flood",
+        ]
         if settings:  # without them: an agent from before the settings methods
             names += ["config_get", "config_set", "set_secret", "sign_in", "sign_out", "set_ignore"]
         for name in names:
@@ -99,13 +130,26 @@ class DemoAgent:
         if self.config["supabase"]["url"] and self.user:
             hubs["supabase"] = self.config["supabase"]["url"]
         else:
-            unavailable["supabase"] = "Supabase is not configured (set the URL and anon key, then sign in)"
+            unavailable["supabase"] = (
+                "Supabase is not configured (set the URL and anon key, then sign in)"
+            )
         return {
-            "state": self.state(), "paused": self.paused, "roots": list(self.roots.values()),
-            "queue": self.queue, "progress": self.progress, "health": self.health, "hubs": hubs,
-            "unavailable": unavailable, "cache": self.cache,
-            "metrics": {"since": time.time() - 3600, "counters": self.counters, "errors": {},
-                        "gauges": {"queue_length": self.queue}, "latency": {}},
+            "state": self.state(),
+            "paused": self.paused,
+            "roots": list(self.roots.values()),
+            "queue": self.queue,
+            "progress": self.progress,
+            "health": self.health,
+            "hubs": hubs,
+            "unavailable": unavailable,
+            "cache": self.cache,
+            "metrics": {
+                "since": time.time() - 3600,
+                "counters": self.counters,
+                "errors": {},
+                "gauges": {"queue_length": self.queue},
+                "latency": {},
+            },
         }
 
     def publish_status(self) -> None:
@@ -144,9 +188,18 @@ class DemoAgent:
         path = str(params.get("path") or "")
         if not Path(path).is_dir():
             raise ControlError(BAD_PARAMS, f"{path} is not a folder")
-        root = {"id": uuid.uuid4().hex, "path": path, "hub": "local", "paused": False,
-                "degraded": None, "missing": False, "watching": True, "counts": {},
-                "problems": [], "ignore": []}
+        root = {
+            "id": uuid.uuid4().hex,
+            "path": path,
+            "hub": "local",
+            "paused": False,
+            "degraded": None,
+            "missing": False,
+            "watching": True,
+            "counts": {},
+            "problems": [],
+            "ignore": [],
+        }
         self.roots[path] = root
         self.publish_status()
         return {"id": root["id"], "path": path, "hub": "local"}
@@ -163,8 +216,15 @@ class DemoAgent:
             raise ControlError(BAD_PARAMS, "'paths' must be a list of paths")
         items = []
         for top in (Path(p) for p in raw):
-            files = ([(p, f"{top.name}/{p.relative_to(top)}") for p in sorted(top.rglob("*")) if p.is_file()]
-                     if top.is_dir() else [(top, top.name)])
+            files = (
+                [
+                    (p, f"{top.name}/{p.relative_to(top)}")
+                    for p in sorted(top.rglob("*"))
+                    if p.is_file()
+                ]
+                if top.is_dir()
+                else [(top, top.name)]
+            )
             for path, name in files:
                 items.append(await self._upload_one(path, name))
         return {"items": items}
@@ -185,11 +245,20 @@ class DemoAgent:
                     digest.update(chunk)
                     out.write(chunk)
                     sent += len(chunk)
-                    self.server.publish("upload", {**item, "state": "uploading", "bytes_done": sent,
-                                                   "bytes_total": size})
+                    self.server.publish(
+                        "upload",
+                        {**item, "state": "uploading", "bytes_done": sent, "bytes_total": size},
+                    )
                     await asyncio.sleep(self.chunk_delay)
-            item.update(state="done", ok=True, key=f"local/{digest.hexdigest()}/{path.name}",
-                        sha256=digest.hexdigest(), size=size, link=dest.as_uri(), deduplicated=False)
+            item.update(
+                state="done",
+                ok=True,
+                key=f"local/{digest.hexdigest()}/{path.name}",
+                sha256=digest.hexdigest(),
+                size=size,
+                link=dest.as_uri(),
+                deduplicated=False,
+            )
         except OSError as exc:
             item.update(state="failed", ok=False, error=exc.strerror or str(exc), kind="local")
         self.server.publish("upload", dict(item))
@@ -215,9 +284,12 @@ class DemoAgent:
     # -- the settings methods the tray asks for ------------------------------------------
 
     def config_result(self) -> dict[str, Any]:
-        return {"config": self.config, "autostart": self.autostart,
-                "secrets": {"exai_token": "exai_token" in self.secrets},
-                "account": {"signed_in": self.user is not None, "user": self.user}}
+        return {
+            "config": self.config,
+            "autostart": self.autostart,
+            "secrets": {"exai_token": "exai_token" in self.secrets},
+            "account": {"signed_in": self.user is not None, "user": self.user},
+        }
 
     async def m_config_get(self, params: dict[str, Any]) -> dict[str, Any]:
         return self.config_result()
@@ -226,7 +298,11 @@ class DemoAgent:
         changes = params.get("config") or {}
         for section, values in changes.items():
             known = self.config.get(section)
-            if not isinstance(known, dict) or not isinstance(values, dict) or set(values) - set(known):
+            if (
+                not isinstance(known, dict)
+                or not isinstance(values, dict)
+                or set(values) - set(known)
+            ):
                 raise ControlError(BAD_PARAMS, f"unknown setting in [{section}]")
         for section, values in changes.items():
             self.config[section].update(values)
@@ -276,7 +352,8 @@ class DemoAgent:
             raise ControlError(BAD_PARAMS, "data must be an object")
         if event == "error" and data.get("root") in self.roots and data.get("path"):
             self.roots[data["root"]]["problems"].append(
-                {"path": data["path"], "kind": data.get("kind"), "reason": data.get("reason")})
+                {"path": data["path"], "kind": data.get("kind"), "reason": data.get("reason")}
+            )
         elif event == "health":
             self.health[str(data.get("hub"))] = {k: v for k, v in data.items() if k != "hub"}
         elif event == "progress":
@@ -297,20 +374,40 @@ class DemoAgent:
         for done in range(1, files + 1):
             name = f"photos/2026/IMG_{done:05d}.jpg"
             for phase in ("hash", "upload"):
-                self.progress = {"phase": phase, "root": root, "files_done": done, "files_total": files,
-                                 "bytes_done": done * size, "bytes_total": files * size, "current": name}
+                self.progress = {
+                    "phase": phase,
+                    "root": root,
+                    "files_done": done,
+                    "files_total": files,
+                    "bytes_done": done * size,
+                    "bytes_total": files * size,
+                    "current": name,
+                }
                 self.server.publish("progress", self.progress)
                 sent += 1
             if done % 50 == 0:
-                self.server.publish("error", {"root": root, "path": name, "kind": "local",
-                                              "reason": "permission denied"})
+                self.server.publish(
+                    "error",
+                    {"root": root, "path": name, "kind": "local", "reason": "permission denied"},
+                )
                 sent += 1
             if done % 100 == 0:
-                self.server.publish("activity", {"ts": time.time(), "root": root, "kind": "sync",
-                                                 "recorded": 100, "uploaded": 100,
-                                                 "uploaded_bytes": 100 * size, "deduplicated": 0,
-                                                 "deleted": 0, "held_deletes": 0, "errors": 2,
-                                                 "duration": 0.4})
+                self.server.publish(
+                    "activity",
+                    {
+                        "ts": time.time(),
+                        "root": root,
+                        "kind": "sync",
+                        "recorded": 100,
+                        "uploaded": 100,
+                        "uploaded_bytes": 100 * size,
+                        "deduplicated": 0,
+                        "deleted": 0,
+                        "held_deletes": 0,
+                        "errors": 2,
+                        "duration": 0.4,
+                    },
+                )
                 sent += 1
                 await asyncio.sleep(0)  # let the writers drain, as a real engine would
         self.progress = {**(self.progress or {}), "phase": "done"}
@@ -323,63 +420,124 @@ class DemoAgent:
         """A realistic mid-sync picture for screenshots."""
         now = time.time()
         for name, files, extra in (
-            ("Documents", 12_408, {}), ("Pictures", 48_112, {}),
-            ("Projects", 203_551, {"degraded": "inotify watch limit reached (8,192 watches for "
-                                                "31,004 folders); rescanning every 10 min"}),
+            ("Documents", 12_408, {}),
+            ("Pictures", 48_112, {}),
+            (
+                "Projects",
+                203_551,
+                {
+                    "degraded": "inotify watch limit reached (8,192 watches for "
+                    "31,004 folders); rescanning every 10 min"
+                },
+            ),
             ("Music", 9_870, {"paused": True}),
         ):
             path = str(home / name)
             self.roots[path] = {
-                "id": uuid.uuid4().hex, "path": path, "hub": "supabase", "paused": False,
-                "degraded": None, "missing": False, "watching": True,
-                "counts": {"synced": files - 3, "error": 3} if name == "Projects" else {"synced": files},
-                "problems": [], "ignore": ["*.tmp", "~$*", ".DS_Store"], **extra}
+                "id": uuid.uuid4().hex,
+                "path": path,
+                "hub": "supabase",
+                "paused": False,
+                "degraded": None,
+                "missing": False,
+                "watching": True,
+                "counts": {"synced": files - 3, "error": 3}
+                if name == "Projects"
+                else {"synced": files},
+                "problems": [],
+                "ignore": ["*.tmp", "~$*", ".DS_Store"],
+                **extra,
+            }
         self.roots[str(home / "Projects")]["ignore"] += ["node_modules/", ".venv/", "dist/"]
         self.roots[str(home / "Projects")]["problems"] = [
             {"path": "site/.env.local", "kind": "local", "reason": "permission denied"},
-            {"path": "video/raw/take-04.mov", "kind": "quota",
-             "reason": "larger than the bucket's 50 MB file limit"},
-            {"path": "data/export.csv", "kind": "transient", "reason": "HTTP 503 from storage; retrying"},
+            {
+                "path": "video/raw/take-04.mov",
+                "kind": "quota",
+                "reason": "larger than the bucket's 50 MB file limit",
+            },
+            {
+                "path": "data/export.csv",
+                "kind": "transient",
+                "reason": "HTTP 503 from storage; retrying",
+            },
         ]
         self.user = "ada@example.com"
-        self.config["supabase"].update(url=SUPABASE_URL, anon_key="eyJhbGciOiJIUzI1NiJ9.demo-anon-key")
+        self.config["supabase"].update(
+            url=SUPABASE_URL, anon_key="eyJhbGciOiJIUzI1NiJ9.demo-anon-key"
+        )
         self.config["agent"].update(upload_limit_kbps=2048)
         self.secrets["exai_token"] = "demo"
         self.autostart = True
-        self.health = {"local": _health(latency=0.003),
-                       "supabase": {**_health(latency=0.042), "user": self.user}}
+        self.health = {
+            "local": _health(latency=0.003),
+            "supabase": {**_health(latency=0.042), "user": self.user},
+        }
         self.hub_label = str(home / ".local/share/hubsync/hub")
         # "active" and "queue" are additions the tray asks for (docs/tray.md); the tray
         # shows "current" alone when they are absent.
-        self.progress = {"phase": "upload", "root": str(home / "Pictures"), "files_done": 1_873,
-                         "files_total": 2_410, "bytes_done": 3_481_000_000, "bytes_total": 5_120_000_000,
-                         "current": "2026/IMG_2041.jpg",
-                         "active": [{"path": f"{home}/{p}", "bytes_done": d, "bytes_total": t} for p, t, d in (
-                             ("Pictures/2026/IMG_2041.jpg", 4_812_000, 3_106_000),
-                             ("Projects/site/video/intro.mp4", 182_000_000, 61_400_000),
-                             ("Documents/Taxes/2025-return.pdf", 1_240_000, 200_000))],
-                         "queue": [{"path": f"{home}/Pictures/2026/IMG_{n}.jpg", "size": 3_900_000 + n * 917}
-                                   for n in range(2042, 2050)]}
+        self.progress = {
+            "phase": "upload",
+            "root": str(home / "Pictures"),
+            "files_done": 1_873,
+            "files_total": 2_410,
+            "bytes_done": 3_481_000_000,
+            "bytes_total": 5_120_000_000,
+            "current": "2026/IMG_2041.jpg",
+            "active": [
+                {"path": f"{home}/{p}", "bytes_done": d, "bytes_total": t}
+                for p, t, d in (
+                    ("Pictures/2026/IMG_2041.jpg", 4_812_000, 3_106_000),
+                    ("Projects/site/video/intro.mp4", 182_000_000, 61_400_000),
+                    ("Documents/Taxes/2025-return.pdf", 1_240_000, 200_000),
+                )
+            ],
+            "queue": [
+                {"path": f"{home}/Pictures/2026/IMG_{n}.jpg", "size": 3_900_000 + n * 917}
+                for n in range(2042, 2050)
+            ],
+        }
         self.queue = 534
-        self.cache = {"entries": 18_342, "bytes": 412 * 1024**2, "limit": 1024**3, "hits": 9_120,
-                      "misses": 1_480, "hit_rate": 9_120 / 10_600}
-        self.counters = {"files_uploaded": 20_118, "bytes_uploaded": 41 * 1024**3,
-                         "dedup_hits": 4_211, "dedup_bytes_saved": 2_871 * 1024**2}
+        self.cache = {
+            "entries": 18_342,
+            "bytes": 412 * 1024**2,
+            "limit": 1024**3,
+            "hits": 9_120,
+            "misses": 1_480,
+            "hit_rate": 9_120 / 10_600,
+        }
+        self.counters = {
+            "files_uploaded": 20_118,
+            "bytes_uploaded": 41 * 1024**3,
+            "dedup_hits": 4_211,
+            "dedup_bytes_saved": 2_871 * 1024**2,
+        }
         ids = {Path(p).name: r["id"] for p, r in self.roots.items()}
-        for i, (kind, folder, rel, detail) in enumerate((
-            ("upload", "Pictures", "2026/IMG_2040.jpg", None),
-            ("upload", "Documents", "Notes/meeting-2026-11-26.md", None),
-            ("restore", "Documents", "Shared/budget.xlsx", "version 12"),
-            ("delete", "Projects", "site/old-logo.svg", None),
-            ("process", "Documents", "Reports/q3.pdf", "summary ready"),
-            ("upload", "Projects", "site/index.html", None),
-            ("upload", "Pictures", "2026/IMG_2039.jpg", None),
-            ("delete", "Documents", "Drafts/old-plan.docx", None),
-            ("upload", "Music", "playlist.m3u", None),
-            ("upload", "Pictures", "2026/IMG_2038.jpg", None),
-        )):
-            self.operations.append({"ts": now - 30 - i * 340, "kind": kind, "root_id": ids[folder],
-                                    "relpath": rel, "sha256": "", "bytes": 0, "detail": detail})
+        for i, (kind, folder, rel, detail) in enumerate(
+            (
+                ("upload", "Pictures", "2026/IMG_2040.jpg", None),
+                ("upload", "Documents", "Notes/meeting-2026-11-26.md", None),
+                ("restore", "Documents", "Shared/budget.xlsx", "version 12"),
+                ("delete", "Projects", "site/old-logo.svg", None),
+                ("process", "Documents", "Reports/q3.pdf", "summary ready"),
+                ("upload", "Projects", "site/index.html", None),
+                ("upload", "Pictures", "2026/IMG_2039.jpg", None),
+                ("delete", "Documents", "Drafts/old-plan.docx", None),
+                ("upload", "Music", "playlist.m3u", None),
+                ("upload", "Pictures", "2026/IMG_2038.jpg", None),
+            )
+        ):
+            self.operations.append(
+                {
+                    "ts": now - 30 - i * 340,
+                    "kind": kind,
+                    "root_id": ids[folder],
+                    "relpath": rel,
+                    "sha256": "",
+                    "bytes": 0,
+                    "detail": detail,
+                }
+            )
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -402,8 +560,13 @@ def main() -> None:
     parser.add_argument("--no-settings", action="store_true", help="serve no settings methods")
     args = parser.parse_args()
     args.hub.mkdir(parents=True, exist_ok=True)
-    agent = DemoAgent(args.socket, args.hub, chunk_delay=args.chunk_delay, queue_limit=args.queue_limit,
-                      settings=not args.no_settings)
+    agent = DemoAgent(
+        args.socket,
+        args.hub,
+        chunk_delay=args.chunk_delay,
+        queue_limit=args.queue_limit,
+        settings=not args.no_settings,
+    )
     if args.busy:
         agent.make_busy(args.busy)
     asyncio.run(agent.run())

@@ -29,11 +29,25 @@ class ExaiServerProcess:
     ``delay`` seconds with progress meanwhile; the server gives up on a call (TIMEOUT) after
     ``call_timeout`` seconds."""
 
-    def __init__(self, token: str, *, delay: float = 0.3, progress_interval: float = 0.1,
-                 call_timeout: float = 300.0) -> None:
+    def __init__(
+        self,
+        token: str,
+        *,
+        delay: float = 0.3,
+        progress_interval: float = 0.1,
+        call_timeout: float = 300.0,
+    ) -> None:
         self.token = token
-        self.args = ["--token", token, "--delay", str(delay), "--progress-interval",
-                     str(progress_interval), "--call-timeout", str(call_timeout)]
+        self.args = [
+            "--token",
+            token,
+            "--delay",
+            str(delay),
+            "--progress-interval",
+            str(progress_interval),
+            "--call-timeout",
+            str(call_timeout),
+        ]
         self.port = 0
         self.health_port = 0
         self.proc: subprocess.Popen[str] | None = None
@@ -41,7 +55,9 @@ class ExaiServerProcess:
     def start(self) -> ExaiServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.gui.exai_env", *self.args],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -69,10 +85,15 @@ class ExaiAgent:
         self.paths: Paths = resolve_paths({"HUBSYNC_HOME": str(home)}).ensure()
         config = self.paths.config_dir / "config.toml"
         config.write_text(f"[exai]\nhealth_port = {server.health_port}\n")
-        self.env = {**os.environ, "HUBSYNC_HOME": str(home), "HUBSYNC_ALLOW_FILE_SECRETS": "1",
-                    "XDG_CONFIG_HOME": str(home / "xdg"), "EXAI_WS_HOST": "127.0.0.1",
-                    "EXAI_WS_PORT": str(server.port),
-                    "EXAI_WS_TOKEN": server.token if token is None else token}
+        self.env = {
+            **os.environ,
+            "HUBSYNC_HOME": str(home),
+            "HUBSYNC_ALLOW_FILE_SECRETS": "1",
+            "XDG_CONFIG_HOME": str(home / "xdg"),
+            "EXAI_WS_HOST": "127.0.0.1",
+            "EXAI_WS_PORT": str(server.port),
+            "EXAI_WS_TOKEN": server.token if token is None else token,
+        }
         for name in ("SUPABASE_URL", "SUPABASE_ANON_KEY"):
             self.env.pop(name, None)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -83,9 +104,14 @@ class ExaiAgent:
         return self.paths.results_dir
 
     def start(self) -> ExaiAgent:
-        self.proc = subprocess.Popen([sys.executable, "-m", "agent", "agent"], cwd=ROOT, env=self.env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", "agent"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -116,8 +142,14 @@ class ExaiAgent:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    server = ExaiTestServer(token=args.token, port=0, health_port=0, tool_delay=args.delay,
-                            progress_interval=args.progress_interval, call_timeout=args.call_timeout)
+    server = ExaiTestServer(
+        token=args.token,
+        port=0,
+        health_port=0,
+        tool_delay=args.delay,
+        progress_interval=args.progress_interval,
+        call_timeout=args.call_timeout,
+    )
     async with server:
         print(f"EXAI test server on {server.url} (health port {server.health_port})", flush=True)
         await asyncio.Event().wait()

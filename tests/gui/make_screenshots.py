@@ -63,12 +63,20 @@ def icon_sheet() -> QPixmap:
     sheet = QPixmap(len(STATES) * cell + pad, 2 * cell + pad)
     painter = QPainter(sheet)
     for row, (dark, background) in enumerate(((False, "#f3f4f6"), (True, "#202225"))):
-        painter.fillRect(0, row * cell + (pad if row else 0) // 2, sheet.width(), cell + pad // 2,
-                         QColor(background))
+        painter.fillRect(
+            0,
+            row * cell + (pad if row else 0) // 2,
+            sheet.width(),
+            cell + pad // 2,
+            QColor(background),
+        )
         for column, state in enumerate(STATES):
             progress = 0.62 if state == "syncing" else None
-            painter.drawPixmap(pad + column * cell, pad // 2 + row * cell,
-                               render(state, 64, dark=dark, progress=progress))
+            painter.drawPixmap(
+                pad + column * cell,
+                pad // 2 + row * cell,
+                render(state, 64, dark=dark, progress=progress),
+            )
     painter.end()
     return sheet
 
@@ -101,7 +109,9 @@ async def _shoot(app: TrayApp, out: Path, uploads: list[Path], tray_host: bool) 
         progress["files_done"] += 1
         await app.link.call("emit", {"event": "progress", "data": progress})
         await asyncio.sleep(0.4)
-    for index, name in enumerate(("status-transfers", "status-activity", "status-errors", "status-health")):
+    for index, name in enumerate(
+        ("status-transfers", "status-activity", "status-errors", "status-health")
+    ):
         status.tabs.setCurrentIndex(index)
         await asyncio.sleep(0.3)
         save(status, out, name)
@@ -121,8 +131,12 @@ async def _shoot(app: TrayApp, out: Path, uploads: list[Path], tray_host: bool) 
     settings.show()
     await until(lambda: bool(settings.supabase_url.text()))
     settings.roots.setCurrentRow(2)
-    for index, name in ((0, "settings-folders"), (1, "settings-account"), (3, "settings-limits"),
-                        (4, "settings-general")):
+    for index, name in (
+        (0, "settings-folders"),
+        (1, "settings-account"),
+        (3, "settings-limits"),
+        (4, "settings-general"),
+    ):
         settings.tabs.setCurrentIndex(index)
         await asyncio.sleep(0.2)
         save(settings, out, name)
@@ -130,7 +144,9 @@ async def _shoot(app: TrayApp, out: Path, uploads: list[Path], tray_host: bool) 
 
     if app.tray.window is not None:
         app.tray.window.show()
-        app.tray.window.show_message("HubSync needs you", "3 files need attention (see Status → Errors)")
+        app.tray.window.show_message(
+            "HubSync needs you", "3 files need attention (see Status → Errors)"
+        )
         await asyncio.sleep(0.3)
         save(app.tray.window, out, "fallback-window")
         app.tray.window.hide()
@@ -142,7 +158,9 @@ async def _shoot(app: TrayApp, out: Path, uploads: list[Path], tray_host: bool) 
         menu.popup(QPoint(geometry.right() - menu.sizeHint().width(), geometry.bottom() + 4))
         await asyncio.sleep(0.6)
         width = min(screen.size().width(), 520)
-        shot = screen.grabWindow(0, screen.size().width() - width, 0, width, menu.sizeHint().height() + 60)
+        shot = screen.grabWindow(
+            0, screen.size().width() - width, 0, width, menu.sizeHint().height() + 60
+        )
         save(shot, out, "tray-desktop")
         menu.close()
     save(icon_sheet(), out, "icons")
@@ -151,15 +169,30 @@ async def _shoot(app: TrayApp, out: Path, uploads: list[Path], tray_host: bool) 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    parser.add_argument("--tray-host", action="store_true", help="a tray host runs: shoot the desktop")
+    parser.add_argument(
+        "--tray-host", action="store_true", help="a tray host runs: shoot the desktop"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="hs-shot-", dir="/tmp"))
     paths = resolve_paths({"HUBSYNC_HOME": str(base)}).ensure()
     agent = subprocess.Popen(
-        [sys.executable, "-m", "tests.gui.demo_agent", "--socket", str(paths.control_socket),
-         "--hub", str(base / "hub"), "--busy", str(HOME), "--chunk-delay", "0.05"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.gui.demo_agent",
+            "--socket",
+            str(paths.control_socket),
+            "--hub",
+            str(base / "hub"),
+            "--busy",
+            str(HOME),
+            "--chunk-delay",
+            "0.05",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert agent.stdout is not None and agent.stdout.readline().strip() == "ready"
@@ -176,7 +209,11 @@ def main() -> int:
         loop = qasync.QEventLoop(qt)
         asyncio.set_event_loop(loop)
         tray = TrayApp(paths, agent_command=None)
-        uploads = [files / "Quarterly report.pdf", files / "site-recording.mov", files / "broken-link.txt"]
+        uploads = [
+            files / "Quarterly report.pdf",
+            files / "site-recording.mov",
+            files / "broken-link.txt",
+        ]
         with loop:
             loop.run_until_complete(shoot(tray, args.out, uploads, args.tray_host))
     finally:

@@ -21,12 +21,22 @@ def drop(window: DropWindow, paths: list[Path]) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     centre = window.rect().center()
-    enter = QDragEnterEvent(centre, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        centre,
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
-    event = QDropEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(centre),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(window, event)
 
 
@@ -81,8 +91,9 @@ def test_drop_folder_uploads_every_file(
     names = sorted(rows(window.items)[i].text(0) for i in range(window.items.topLevelItemCount()))
     assert names == ["album/", "album/sub/0.txt", "album/sub/1.txt", "album/sub/2.txt"]
     qtbot.waitUntil(lambda: window.message.text().startswith("Done"), timeout=5000)
-    folder_row = next(rows(window.items)[i] for i in range(4)
-                      if rows(window.items)[i].text(0) == "album/")
+    folder_row = next(
+        rows(window.items)[i] for i in range(4) if rows(window.items)[i].text(0) == "album/"
+    )
     assert folder_row.text(COL_PROGRESS) == "Done · 3 files"
     click(window.copy_buttons()[0])
     link = Path(QUrl(QGuiApplication.clipboard().text()).toLocalFile())

@@ -1,4 +1,4 @@
-""""Process with EXAI…" (issue 6, acceptance 5): the dialog against the real agent
+""" "Process with EXAI…" (issue 6, acceptance 5): the dialog against the real agent
 (``hubsync agent``, local hub) talking to the EXAI protocol test server."""
 
 from __future__ import annotations
@@ -98,8 +98,9 @@ def notes(short_home: Path) -> Path:
     return path
 
 
-def dialog_for(qtbot: QtBot, link: AgentLink, source: Path | str | None,
-               *, fails: bool = False) -> ExaiDialog:
+def dialog_for(
+    qtbot: QtBot, link: AgentLink, source: Path | str | None, *, fails: bool = False
+) -> ExaiDialog:
     """Open the dialog and wait for its tools (or, with ``fails``, for its error)."""
     dialog = open_exai_dialog(None, link, source=source)
     qtbot.waitUntil(lambda: bool(dialog.tools) or dialog.error_label.isVisible(), timeout=15_000)
@@ -107,8 +108,9 @@ def dialog_for(qtbot: QtBot, link: AgentLink, source: Path | str | None,
     return dialog
 
 
-def run_tool(qtbot: QtBot, dialog: ExaiDialog, tool: str, question: str = QUESTION,
-             **args: Any) -> dict[str, Any]:
+def run_tool(
+    qtbot: QtBot, dialog: ExaiDialog, tool: str, question: str = QUESTION, **args: Any
+) -> dict[str, Any]:
     dialog.select_tool(tool)
     assert dialog.form is not None
     for name, value in args.items():
@@ -125,12 +127,22 @@ def drop_file(target: QWidget, path: Path) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
     centre = target.rect().center()
-    enter = QDragEnterEvent(centre, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        centre,
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(target, enter)
     assert enter.isAccepted()
-    dropped = QDropEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                         Qt.KeyboardModifier.NoModifier)
+    dropped = QDropEvent(
+        QPointF(centre),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(target, dropped)
 
 
@@ -165,7 +177,9 @@ def test_ask_about_a_file_watch_the_answer_stream_and_keep_the_result(
     dialog.question.setPlainText(QUESTION)
     with qtbot.waitSignal(dialog.job_finished, timeout=20_000) as finished:
         click(dialog.run_button)
-        qtbot.waitUntil(lambda: dialog.cancel_button.isEnabled() and not dialog.run_button.isEnabled())
+        qtbot.waitUntil(
+            lambda: dialog.cancel_button.isEnabled() and not dialog.run_button.isEnabled()
+        )
     job = finished.args[0]
 
     assert job["state"] == "completed", job
@@ -173,8 +187,13 @@ def test_ask_about_a_file_watch_the_answer_stream_and_keep_the_result(
     assert "running" in seen_while_running  # the text streamed in before the job ended
     assert states_shown[0] == "Asking EXAI (analyze_file)"
     log = dialog.progress_log.toPlainText()
-    for expected in ("hashing Q3 notes.md", "asking EXAI (analyze_file)", "started", "working…",
-                     "saving the result"):
+    for expected in (
+        "hashing Q3 notes.md",
+        "asking EXAI (analyze_file)",
+        "started",
+        "working…",
+        "saving the result",
+    ):
         assert expected in log
     result = Path(job["result_path"])
     assert result.parent == agent.results_dir.resolve() and result.is_file()
@@ -194,8 +213,9 @@ def test_ask_about_a_file_watch_the_answer_stream_and_keep_the_result(
     click(dialog.copy_button)
     assert QGuiApplication.clipboard().text() == text and dialog.copy_button.text() == "Copied ✓"
 
-    qtbot.waitUntil(lambda: [r.text(0) for r in rows(dialog.past.tree)] == [result.name],
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: [r.text(0) for r in rows(dialog.past.tree)] == [result.name], timeout=5000
+    )
     assert dialog.tabs.tabText(1) == "Past results (1)"
     past = rows(dialog.past.tree)[0]
     assert (past.text(1), past.text(2)) == ("analyze_file", "Q3 notes.md")
@@ -273,7 +293,10 @@ def test_a_tool_that_outlives_the_servers_timeout_is_explained(
 
 
 def test_wrong_token_is_shown_with_the_agents_message(
-    qtbot: QtBot, qt_loop: qasync.QEventLoop, short_home: Path, exai_server: ExaiServerProcess,
+    qtbot: QtBot,
+    qt_loop: qasync.QEventLoop,
+    short_home: Path,
+    exai_server: ExaiServerProcess,
     notes: Path,
 ) -> None:
     agent = start_agent(short_home, exai_server, token="not-the-token")
@@ -362,7 +385,10 @@ def test_the_tray_menu_action_opens_the_dialog(
 
 
 def test_opened_before_the_agent_answers_it_asks_again_once_connected(
-    qtbot: QtBot, qt_loop: qasync.QEventLoop, short_home: Path, exai_server: ExaiServerProcess,
+    qtbot: QtBot,
+    qt_loop: qasync.QEventLoop,
+    short_home: Path,
+    exai_server: ExaiServerProcess,
     notes: Path,
 ) -> None:
     agent = ExaiAgent(short_home, exai_server)
@@ -401,12 +427,24 @@ def test_closing_the_dialog_mid_run_releases_its_connection_and_the_job_finishes
 
 def test_failures_are_explained_with_the_agents_message() -> None:
     cases = {
-        ("auth", "EXAI rejected the token (close 4003: unauthorized)"): "EXAI refused HubSync's token.",
-        ("transient", "EXAI tool slow_query timed out on the server: over 300 s"): "EXAI took too long.",
+        (
+            "auth",
+            "EXAI rejected the token (close 4003: unauthorized)",
+        ): "EXAI refused HubSync's token.",
+        (
+            "transient",
+            "EXAI tool slow_query timed out on the server: over 300 s",
+        ): "EXAI took too long.",
         ("timeout", "exai.tools did not answer within 60 s"): "EXAI took too long.",
         ("transient", "cannot reach EXAI at ws://127.0.0.1:9: refused"): "EXAI cannot be reached.",
-        ("permanent", "EXAI tool x failed: provider exploded (INTERNAL_ERROR)"): "The EXAI tool failed.",
-        ("bad_params", "/x/gone.md: no such file (give an absolute path)"): "/x/gone.md: no such file",
+        (
+            "permanent",
+            "EXAI tool x failed: provider exploded (INTERNAL_ERROR)",
+        ): "The EXAI tool failed.",
+        (
+            "bad_params",
+            "/x/gone.md: no such file (give an absolute path)",
+        ): "/x/gone.md: no such file",
     }
     for (code, message), start in cases.items():
         shown = explain(code, message)
@@ -455,9 +493,15 @@ def test_the_form_follows_the_schema(qtbot: QtBot) -> None:
     assert form.question_field is not None and form.question_field.name == "prompt"
     assert isinstance(form.filled["file_path"], QLineEdit) and form.filled["file_path"].isReadOnly()
     widgets = {name: type(field.widget) for name, field in form.inputs.items()}
-    assert widgets == {"style": QComboBox, "depth": QSpinBox, "temperature": QDoubleSpinBox,
-                       "model": QLineEdit, "system_instructions": QPlainTextEdit, "cite": QCheckBox,
-                       "tags": QLineEdit}
+    assert widgets == {
+        "style": QComboBox,
+        "depth": QSpinBox,
+        "temperature": QDoubleSpinBox,
+        "model": QLineEdit,
+        "system_instructions": QPlainTextEdit,
+        "cite": QCheckBox,
+        "tags": QLineEdit,
+    }
     depth = form.inputs["depth"].widget
     assert isinstance(depth, QSpinBox) and (depth.minimum(), depth.maximum()) == (1, 5)
     temperature = form.inputs["temperature"].widget
@@ -472,8 +516,14 @@ def test_the_form_follows_the_schema(qtbot: QtBot) -> None:
     form.inputs["cite"].set_value(False)  # a choice the user made is sent, even "off"
     form.inputs["tags"].set_value(["q3", "finance"])
     form.inputs["model"].set_value("glm-4.5")
-    assert form.arguments() == {"style": "long", "depth": 1, "temperature": 0.7, "cite": False,
-                                "tags": ["q3", "finance"], "model": "glm-4.5"}
+    assert form.arguments() == {
+        "style": "long",
+        "depth": 1,
+        "temperature": 0.7,
+        "cite": False,
+        "tags": ["q3", "finance"],
+        "model": "glm-4.5",
+    }
     tags = form.inputs["tags"].widget
     assert isinstance(tags, QLineEdit)
     tags.setText('{"not": "a list"}')

@@ -37,16 +37,26 @@ class RealAgent:
     def __init__(self, paths: Paths, home: Path) -> None:
         self.paths = paths
         # Secrets in the documented 0600 file (no keyring here); autostart entries in the test home.
-        self.env = {**os.environ, "HUBSYNC_HOME": str(home), "HUBSYNC_ALLOW_FILE_SECRETS": "1",
-                    "XDG_CONFIG_HOME": str(home / "xdg")}
+        self.env = {
+            **os.environ,
+            "HUBSYNC_HOME": str(home),
+            "HUBSYNC_ALLOW_FILE_SECRETS": "1",
+            "XDG_CONFIG_HOME": str(home / "xdg"),
+        }
         self.env.pop("SUPABASE_URL", None)
         self.env.pop("SUPABASE_ANON_KEY", None)
         self.proc: subprocess.Popen[bytes] | None = None
         self._pool = ThreadPoolExecutor(1)
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(AGENT, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            AGENT,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -109,11 +119,15 @@ def test_add_a_folder_watch_it_sync_drop_a_file_and_copy_its_link(
         settings.close()
 
         (folder / "meeting.md").write_text("# Notes of 26 November\n")
-        qtbot.waitUntil(lambda: any(a["path"].endswith("meeting.md") for a in app.state.activity),
-                        timeout=20_000)
+        qtbot.waitUntil(
+            lambda: any(a["path"].endswith("meeting.md") for a in app.state.activity),
+            timeout=20_000,
+        )
         assert app.state.activity[0]["kind"] == "uploaded"
         menu = app.tray.menu
-        qtbot.waitUntil(lambda: any("meeting.md" in a.text() for a in menu.recent_actions), timeout=5000)
+        qtbot.waitUntil(
+            lambda: any("meeting.md" in a.text() for a in menu.recent_actions), timeout=5000
+        )
         qtbot.waitUntil(lambda: menu.status_line.text() == "Up to date", timeout=10_000)
 
         outside = short_home / "Desktop" / "contract.pdf"
@@ -130,7 +144,9 @@ def test_add_a_folder_watch_it_sync_drop_a_file_and_copy_its_link(
 
         assert menu.exai_action.isEnabled()  # the agent serves exai.process
         menu.exai_action.trigger()
-        assert any(isinstance(w, ExaiDialog) and w.isVisible() for w in QApplication.topLevelWidgets())
+        assert any(
+            isinstance(w, ExaiDialog) and w.isVisible() for w in QApplication.topLevelWidgets()
+        )
 
         menu.pause_action.trigger()
         qtbot.waitUntil(lambda: menu.pause_action.text() == "Resume syncing", timeout=5000)
@@ -143,8 +159,12 @@ def test_add_a_folder_watch_it_sync_drop_a_file_and_copy_its_link(
 
 
 def test_settings_round_trip_and_sign_in_through_the_real_agent(
-    qtbot: QtBot, qt_loop: object, paths: Paths, real_agent: RealAgent,
-    supabase_server: SupabaseTestServer, supabase_user: SupabaseUser,
+    qtbot: QtBot,
+    qt_loop: object,
+    paths: Paths,
+    real_agent: RealAgent,
+    supabase_server: SupabaseTestServer,
+    supabase_user: SupabaseUser,
 ) -> None:
     app = start_tray(qtbot, paths)
     try:
@@ -169,16 +189,22 @@ def test_settings_round_trip_and_sign_in_through_the_real_agent(
         again.email.setText(supabase_user.email)
         again.password.setText("not the password")
         click(again.sign_in_button)
-        qtbot.waitUntil(lambda: again.account_status.text().startswith("Sign-in failed"), timeout=15_000)
+        qtbot.waitUntil(
+            lambda: again.account_status.text().startswith("Sign-in failed"), timeout=15_000
+        )
         assert "d64541" in again.account_status.styleSheet()
         assert "Invalid login credentials" in again.account_status.text()
         again.password.setText(supabase_user.password)
         click(again.sign_in_button)
-        qtbot.waitUntil(lambda: again.account_status.text() == f"Signed in as {supabase_user.email}",
-                        timeout=15_000)
+        qtbot.waitUntil(
+            lambda: again.account_status.text() == f"Signed in as {supabase_user.email}",
+            timeout=15_000,
+        )
         assert supabase_user.password not in paths.config_file.read_text()
-        qtbot.waitUntil(lambda: any(h.name == "supabase" and h.location for h in app.state.hubs()),
-                        timeout=15_000)
+        qtbot.waitUntil(
+            lambda: any(h.name == "supabase" and h.location for h in app.state.hubs()),
+            timeout=15_000,
+        )
     finally:
         run_to_end(qtbot, app.close())
 
@@ -229,8 +255,13 @@ def test_killing_the_tray_leaves_the_agent_syncing(
     agent keeps syncing, and a new tray shows its live state at once."""
     agent = RealAgent(paths, short_home)
     env = {**agent.env, "QT_QPA_PLATFORM": "offscreen"}
-    tray = subprocess.Popen([sys.executable, "-m", "gui.app"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tray = subprocess.Popen(
+        [sys.executable, "-m", "gui.app"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -248,17 +279,25 @@ def test_killing_the_tray_leaves_the_agent_syncing(
 
         (folder / "after-the-tray-died.txt").write_text("still syncing\n")
         deadline = time.monotonic() + 20
-        while not any(op["relpath"] == "after-the-tray-died.txt"
-                      for op in agent.call("activity")["operations"]):
+        while not any(
+            op["relpath"] == "after-the-tray-died.txt"
+            for op in agent.call("activity")["operations"]
+        ):
             assert time.monotonic() < deadline, "the agent stopped syncing with the tray"
             time.sleep(0.2)
 
         started = time.monotonic()
         app = start_tray(qtbot, paths)
         try:
-            qtbot.waitUntil(lambda: any(a["path"].endswith("after-the-tray-died.txt")
-                                        for a in app.state.activity), timeout=5000)
-            print(f"\na new tray showed the live state {time.monotonic() - started:.2f} s after starting")
+            qtbot.waitUntil(
+                lambda: any(
+                    a["path"].endswith("after-the-tray-died.txt") for a in app.state.activity
+                ),
+                timeout=5000,
+            )
+            print(
+                f"\na new tray showed the live state {time.monotonic() - started:.2f} s after starting"
+            )
             assert [r.path for r in app.state.roots()] == [str(folder)]
         finally:
             run_to_end(qtbot, app.close())

@@ -44,9 +44,14 @@ def test_settings_round_trip(
 
     stored = demo_agent.call("config_get")
     assert stored["config"]["supabase"]["url"] == "https://abcd1234.supabase.co"
-    assert stored["config"]["exai"]["host"] == "exai.lan" and stored["config"]["exai"]["port"] == 8443
+    assert (
+        stored["config"]["exai"]["host"] == "exai.lan" and stored["config"]["exai"]["port"] == 8443
+    )
     assert stored["config"]["agent"]["upload_limit_kbps"] == 2048
-    assert stored["config"]["cache"] == {"size_limit_bytes": 5120 * 1024**2, "ttl_seconds": 48 * 3600}
+    assert stored["config"]["cache"] == {
+        "size_limit_bytes": 5120 * 1024**2,
+        "ttl_seconds": 48 * 3600,
+    }
     assert stored["autostart"] is True
     assert stored["secrets"] == {"exai_token": True}
     assert "s3cret-exai-token" not in repr(stored["config"])  # the token went to set_secret only
@@ -62,7 +67,10 @@ def test_settings_round_trip(
     assert again.autostart.isChecked()
     assert not again.notify_boxes["notify_results"].isChecked()
     assert again.notify_boxes["notify_errors"].isChecked()
-    assert again.exai_token.text() == "" and again.exai_token.placeholderText() == "stored in the keyring"
+    assert (
+        again.exai_token.text() == ""
+        and again.exai_token.placeholderText() == "stored in the keyring"
+    )
     assert again.forget_token.isEnabled()
 
 
@@ -117,16 +125,22 @@ def test_sign_in_error_is_shown_and_the_password_never_kept(
     dialog.anon_key.setText("anon")
     dialog.password.setText("wrong password")
     click(dialog.sign_in_button)
-    qtbot.waitUntil(lambda: "Invalid login credentials" in dialog.account_status.text(), timeout=5000)
+    qtbot.waitUntil(
+        lambda: "Invalid login credentials" in dialog.account_status.text(), timeout=5000
+    )
     assert "d64541" in dialog.account_status.styleSheet()
     assert not dialog.sign_out_button.isEnabled()
 
     dialog.password.setText(PASSWORD)
     click(dialog.sign_in_button)
-    qtbot.waitUntil(lambda: dialog.account_status.text() == "Signed in as ada@example.com", timeout=5000)
+    qtbot.waitUntil(
+        lambda: dialog.account_status.text() == "Signed in as ada@example.com", timeout=5000
+    )
     assert dialog.sign_out_button.isEnabled()
-    qtbot.waitUntil(lambda: connected_tray.state.health.get("supabase", {}).get("state") == "online",
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: connected_tray.state.health.get("supabase", {}).get("state") == "online",
+        timeout=5000,
+    )
     assert PASSWORD not in repr(demo_agent.call("config_get"))
 
     click(dialog.sign_out_button)

@@ -28,7 +28,9 @@ def busy_agent(paths: Paths, short_home: Path) -> Iterator[DemoAgentProcess]:
 @pytest.fixture
 def busy_tray(qtbot: QtBot, tray_app: TrayApp, busy_agent: DemoAgentProcess) -> TrayApp:
     tray_app.start()
-    qtbot.waitUntil(lambda: tray_app.state.connected and bool(tray_app.state.activity), timeout=10_000)
+    qtbot.waitUntil(
+        lambda: tray_app.state.connected and bool(tray_app.state.activity), timeout=10_000
+    )
     return tray_app
 
 
@@ -36,9 +38,21 @@ def test_status_window_shows_progress_errors_cache_and_health(
     qtbot: QtBot, busy_tray: TrayApp, busy_agent: DemoAgentProcess
 ) -> None:
     def progress(done_mb: int) -> None:
-        busy_agent.call("emit", {"event": "progress", "data": {
-            "phase": "upload", "root": "/home/ada/Pictures", "files_done": 10, "files_total": 40,
-            "bytes_done": done_mb * 2**20, "bytes_total": 100 * 2**20, "current": "2026/a.jpg"}})
+        busy_agent.call(
+            "emit",
+            {
+                "event": "progress",
+                "data": {
+                    "phase": "upload",
+                    "root": "/home/ada/Pictures",
+                    "files_done": 10,
+                    "files_total": 40,
+                    "bytes_done": done_mb * 2**20,
+                    "bytes_total": 100 * 2**20,
+                    "current": "2026/a.jpg",
+                },
+            },
+        )
 
     window = busy_tray.status_window
     window.show()
@@ -61,15 +75,19 @@ def test_status_window_shows_progress_errors_cache_and_health(
     assert window.tabs.tabText(2) == "Errors (3)"
     reasons = [rows(window.errors)[i].text(1) for i in range(window.errors.topLevelItemCount())]
     assert "permission denied [local]" in reasons
-    hubs = {rows(window.hubs)[i].text(0): rows(window.hubs)[i]
-            for i in range(window.hubs.topLevelItemCount())}
+    hubs = {
+        rows(window.hubs)[i].text(0): rows(window.hubs)[i]
+        for i in range(window.hubs.topLevelItemCount())
+    }
     assert hubs["supabase"].text(1) == "online" and hubs["supabase"].text(2) == "42 ms"
     assert hubs["supabase"].text(4) == "https://abcd1234.supabase.co · signed in as ada@example.com"
     assert window.cache_bar.format() == "412.0 MB of 1.0 GB"
     assert window.cache_labels["hit_rate"].text() == "86% (9,120 of 10,600)"
     assert window.cache_labels["dedup"].text() == "2.8 GB in 4,211 files"
-    roots = {rows(window.roots)[i].text(0): rows(window.roots)[i]
-             for i in range(window.roots.topLevelItemCount())}
+    roots = {
+        rows(window.roots)[i].text(0): rows(window.roots)[i]
+        for i in range(window.roots.topLevelItemCount())
+    }
     assert "watch limit" in roots["/home/ada/Projects"].text(3)
     assert roots["/home/ada/Projects"].text(2) == "203,551"
     assert roots["/home/ada/Music"].text(1) == "paused"
@@ -100,18 +118,59 @@ def test_notifications_are_few_and_actionable(
     busy_tray.notifier.shown.connect(lambda title, message: shown.append((title, message)))
     root = "/home/ada/Documents"
     for i in range(25):  # a burst of files that cannot be read
-        busy_agent.call("emit", {"event": "error", "data": {
-            "root": root, "path": f"locked/{i}.txt", "kind": "local", "reason": "permission denied"}})
+        busy_agent.call(
+            "emit",
+            {
+                "event": "error",
+                "data": {
+                    "root": root,
+                    "path": f"locked/{i}.txt",
+                    "kind": "local",
+                    "reason": "permission denied",
+                },
+            },
+        )
     for i in range(5):  # network hiccups retry by themselves: no notification
-        busy_agent.call("emit", {"event": "error", "data": {
-            "root": root, "path": f"{i}.bin", "kind": "transient", "reason": "HTTP 503"}})
+        busy_agent.call(
+            "emit",
+            {
+                "event": "error",
+                "data": {
+                    "root": root,
+                    "path": f"{i}.bin",
+                    "kind": "transient",
+                    "reason": "HTTP 503",
+                },
+            },
+        )
     for _ in range(3):
-        busy_agent.call("emit", {"event": "health", "data": {
-            "hub": "supabase", "state": "signin_needed", "latency": None, "last_check": time.time(),
-            "consecutive_failures": 1, "reason": "the session expired"}})
-    busy_agent.call("emit", {"event": "exai.job", "data": {
-        "id": "j1", "source": "/home/ada/Documents/q3.pdf", "tool": "summarize", "state": "completed",
-        "result_path": "/home/ada/HubSync results/q3.summary.md"}})
+        busy_agent.call(
+            "emit",
+            {
+                "event": "health",
+                "data": {
+                    "hub": "supabase",
+                    "state": "signin_needed",
+                    "latency": None,
+                    "last_check": time.time(),
+                    "consecutive_failures": 1,
+                    "reason": "the session expired",
+                },
+            },
+        )
+    busy_agent.call(
+        "emit",
+        {
+            "event": "exai.job",
+            "data": {
+                "id": "j1",
+                "source": "/home/ada/Documents/q3.pdf",
+                "tool": "summarize",
+                "state": "completed",
+                "result_path": "/home/ada/HubSync results/q3.summary.md",
+            },
+        },
+    )
     qtbot.waitUntil(lambda: len(shown) == 3, timeout=5000)
     qtbot.wait(1800)  # longer than the coalescing window: nothing more arrives
     assert sorted(shown) == [
@@ -142,7 +201,9 @@ def test_ui_stays_responsive_while_10000_files_sync(
     ping every 5 ms measures how late the Qt event loop gets to run it meanwhile."""
     connected_tray, demo_agent = tray_app, roomy_agent
     tray_app.start()
-    qtbot.waitUntil(lambda: tray_app.state.connected and bool(tray_app.state.status), timeout=10_000)
+    qtbot.waitUntil(
+        lambda: tray_app.state.connected and bool(tray_app.state.status), timeout=10_000
+    )
     connected_tray.status_window.show()
     connected_tray.drop_window.show()
     lateness: list[float] = []
@@ -172,9 +233,11 @@ def test_ui_stays_responsive_while_10000_files_sync(
     timer.stop()
     worst = max(lateness)
     p99 = statistics.quantiles(lateness, n=100, method="inclusive")[98]
-    print(f"\n{sent['sent']:,} events (sync of 10,000 files, unthrottled) in {received:.2f} s; "
-          f"event-loop latency over {len(lateness)} pings: max {worst:.1f} ms, p99 {p99:.1f} ms, "
-          f"median {statistics.median(lateness):.1f} ms")
+    print(
+        f"\n{sent['sent']:,} events (sync of 10,000 files, unthrottled) in {received:.2f} s; "
+        f"event-loop latency over {len(lateness)} pings: max {worst:.1f} ms, p99 {p99:.1f} ms, "
+        f"median {statistics.median(lateness):.1f} ms"
+    )
     assert disconnects == [], "the tray fell behind and was dropped by the agent"
     assert worst < 500, f"the UI froze for {worst:.0f} ms"
     assert state.events_seen >= 20_000
@@ -193,6 +256,8 @@ def test_a_tray_dropped_for_lagging_resyncs_to_the_live_state(
     connected_tray.link.connection_changed.connect(lambda up, _: drops.append(up))
     demo_agent.call("flood", {"files": 10_000})  # 20,300 events in a burst: too many to buffer
     state = connected_tray.state
-    qtbot.waitUntil(lambda: state.progress.get("phase") == "done" and state.connected, timeout=15_000)
+    qtbot.waitUntil(
+        lambda: state.progress.get("phase") == "done" and state.connected, timeout=15_000
+    )
     assert state.progress["files_done"] == 10_000
     assert drops[:2] == [False, True], "expected the agent to drop the tray once, and a reconnect"

@@ -62,7 +62,9 @@ def test_agent_restarted_under_the_tray_is_followed(
     demo_agent.call("pause")  # the new agent's state differs from the old one's
     started = time.monotonic()
     qtbot.waitUntil(lambda: window.summary.text() == "Paused", timeout=10_000)
-    print(f"\nreconnected and resynced {time.monotonic() - started:.2f} s after the agent came back")
+    print(
+        f"\nreconnected and resynced {time.monotonic() - started:.2f} s after the agent came back"
+    )
     assert state.connected
     connected_tray.tray.menu.pause_action.trigger()  # and calls go to the new agent
     qtbot.waitUntil(lambda: demo_agent.call("status")["paused"] is False, timeout=5000)
@@ -80,7 +82,9 @@ def test_tray_starts_the_agent_and_closing_the_tray_leaves_it_running(
         qtbot.waitUntil(lambda: app.state.connected and bool(app.state.status), timeout=15_000)
         spawned = app.link.agent_started_by_us
         assert spawned is not None
-        assert os.getsid(spawned.pid) != os.getsid(0), "the agent must not die with the tray's session"
+        assert os.getsid(spawned.pid) != os.getsid(0), (
+            "the agent must not die with the tray's session"
+        )
         app.tray.menu.close_action.trigger()  # "Close tray (keep syncing)"
         assert app.finished.is_set()
         run_to_end(qtbot, app.close())
@@ -119,9 +123,19 @@ def test_without_a_system_tray_a_window_says_why(qtbot: QtBot, connected_tray: T
 
 
 def test_self_test_opens_every_window_and_exits_zero(paths: Paths) -> None:
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HUBSYNC_HOME": str(paths.config_dir.parent)}
-    done = subprocess.run([sys.executable, "-m", "gui.app", "--self-test"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "HUBSYNC_HOME": str(paths.config_dir.parent),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "gui.app", "--self-test"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "self-test ok (5 windows" in done.stdout
 
