@@ -613,6 +613,9 @@ class ExaiDialog(QDialog):
         task = asyncio.ensure_future(self._guarded(coro))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # A task cancelled before it started never ran ``_guarded``: close ``coro``
+        # (a no-op once it finished) so it is not dropped unawaited.
+        task.add_done_callback(lambda _task: coro.close())
         return task
 
     async def _guarded(self, coro: Coroutine[Any, Any, Any]) -> None:

@@ -538,3 +538,25 @@ def test_a_tool_without_a_file_argument_cannot_run(qtbot: QtBot) -> None:
     form = SchemaForm({"type": "object", "properties": {"prompt": {"type": "string"}}})
     qtbot.addWidget(form)
     assert not form.takes_file and form.question_field is not None
+
+
+def test_closing_the_dialog_at_once_leaves_no_work_unawaited(
+    qtbot: QtBot, qt_loop: qasync.QEventLoop, tmp_path: Path
+) -> None:
+    """Regression: a task cancelled before it started dropped its coroutine unawaited
+    ("coroutine 'PastResults._load' was never awaited")."""
+    import gc
+    import warnings
+
+    async def never_started() -> None:
+        raise AssertionError("runs only if the dialog stayed open")
+
+    link = AgentLink(tmp_path / "no-agent.sock", agent_command=None)
+    dialog = ExaiDialog(link)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dialog._spawn(never_started())
+        dialog.done(0)  # closed before the loop ran anything
+        qtbot.waitUntil(lambda: not dialog._tasks, timeout=5_000)
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
