@@ -211,7 +211,10 @@ class SyncEngine:
         retry_due = {
             rel for rel, row in failed.items() if retry_errors or (row.next_retry or 0) <= now
         }
-        d = diff(walked.files, known, retry_due, unchanged=walked.unchanged)
+        # What could not be read is neither changed nor deleted: kept as it was.
+        d = diff(
+            walked.files, walked.without_unreadable(known), retry_due, unchanged=walked.unchanged
+        )
         del known
         report.unchanged = d.unchanged
         for rel, row in failed.items():

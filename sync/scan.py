@@ -36,6 +36,19 @@ class WalkResult:
     in a state other than synced. What :func:`diff` compares ``files`` with."""
     folders: int = 1
     """Folders walked, the root included."""
+    unreadable: set[str] = field(default_factory=set)
+    """Folders that could not be listed and files that could not be stat'ed ("" is the
+    root): what the journal knows below them is kept, not taken for deleted."""
+
+    def without_unreadable(self, known: Mapping[str, StatRow]) -> Mapping[str, StatRow]:
+        """``known`` without the rows below :attr:`unreadable` paths."""
+        if not self.unreadable:
+            return known
+        hidden = tuple(self.unreadable)
+        if "" in hidden:
+            return {}
+        below = tuple(p + "/" for p in hidden)
+        return {r: row for r, row in known.items() if r not in hidden and not r.startswith(below)}
 
 
 def _special_reason(mode: int) -> str:
@@ -101,6 +114,7 @@ def _walk_into(
                 entries = sorted(it, key=_by_name)
         except OSError as exc:
             result.skipped[dir_rel or "."] = f"folder cannot be read: {exc.strerror or exc}"
+            result.unreadable.add(dir_rel)
             continue
         # A folder's own .hubignore applies to it: seen in its listing, so folders
         # without one cost no extra open().
@@ -129,7 +143,9 @@ def _walk_into(
                     continue
                 st = entry.stat(follow_symlinks=False)
             except OSError as exc:
-                result.skipped[prefix + name] = f"cannot be read: {exc.strerror or exc}"
+                if exc.errno != errno.ENOENT:  # (gone since the listing: a deletion)
+                    result.skipped[prefix + name] = f"cannot be read: {exc.strerror or exc}"
+                    result.unreadable.add(prefix + name)
                 continue
             if is_reg(st.st_mode) and (name.isascii() or _valid_name(name)):
                 names.append(name)
@@ -227,6 +243,7 @@ def walk_paths(root: Path, relpaths: Iterable[str]) -> WalkResult:
         except OSError as exc:
             if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
                 result.skipped[rel] = f"cannot be read: {exc.strerror or exc}"
+                result.unreadable.add(rel)
             continue
         name = parts[-1]
         is_dir = stat.S_ISDIR(st.st_mode)

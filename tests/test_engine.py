@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+import sync.scan
 from sync.restore import restore_path
 from tests.fixtures.engine import Rig, assert_hub_mirrors, blob_files, sha_of
 
@@ -222,3 +226,34 @@ async def test_changed_file_keeps_previous_version(rig: Rig) -> None:
     assert report.uploaded == 1
     shas = [v.sha256 for v in rig.journal.versions(root.id, "a.txt")]
     assert len(shas) == 2 and len(blob_files(rig.hub.root)) == 2
+
+
+async def test_a_folder_that_cannot_be_read_is_kept_not_deleted(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a synced folder that could not be listed (permissions, a flaky
+    network share) was taken as deleted, and every file in it got a tombstone."""
+    docs = rig.folder()
+    write(docs / "keep.txt", "keep")
+    write(docs / "locked" / "one.txt", "one")
+    write(docs / "locked" / "deeper" / "two.txt", "two")
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    real_scandir = os.scandir
+    locked = str(docs / "locked")
+
+    def scandir(path: str) -> Any:
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(sync.scan.os, "scandir", scandir)
+    for paths in (None, ["locked"]):  # a full rescan, and one for a file-system event
+        report = await rig.engine.sync_root(root, paths=paths)
+        assert "folder cannot be read" in report.skipped["locked"]
+        assert report.deleted == 0 and not report.held_deletes
+        assert rig.journal.file(root.id, "locked/deeper/two.txt").state == "synced"
+    monkeypatch.undo()
+    report = await rig.engine.sync_root(root)
+    assert report.deleted == report.uploaded == report.recorded == 0
+    assert_hub_mirrors(rig.hub.root, root.id, docs)
