@@ -198,6 +198,8 @@ class Journal:
         """Close, leaving a snapshot of the stat indexes for the next run's first rescan."""
         try:
             self._save_snapshot()
+        except sqlite3.Error:
+            pass  # only a cache: the next first rescan reads SQLite instead
         finally:
             self.conn.close()
 

@@ -142,3 +142,12 @@ def test_every_root_comes_back_from_one_snapshot(tmp_path: Path) -> None:
     again.conn.execute("DELETE FROM files")  # only the snapshot still has the rows
     assert {first: again.stat_index(first), second: again.stat_index(second)} == expected
     again.close()
+
+
+def test_close_closes_even_when_the_snapshot_cannot_be_made(tmp_path: Path) -> None:
+    journal, root_id = synced_journal(tmp_path)
+    journal.conn.execute("DROP TABLE files_generation")  # a journal damaged behind our back
+    journal.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        journal.conn.execute("SELECT 1")  # closed
+    assert not (tmp_path / "j.sqlite3.stat").exists()
