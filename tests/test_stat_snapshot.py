@@ -145,7 +145,7 @@ def test_every_root_comes_back_from_one_snapshot(tmp_path: Path) -> None:
 
 
 def test_close_closes_even_when_the_snapshot_cannot_be_made(tmp_path: Path) -> None:
-    journal, root_id = synced_journal(tmp_path)
+    journal, _ = synced_journal(tmp_path)
     journal.conn.execute("DROP TABLE files_generation")  # a journal damaged behind our back
     journal.close()
     with pytest.raises(sqlite3.ProgrammingError):
