@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 import qasync
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QTreeWidget, QTreeWidgetItem, QWidget
 from pytestqt.qtbot import QtBot
@@ -149,6 +150,19 @@ def rows(tree: QTreeWidget) -> list[QTreeWidgetItem]:
     """A tree's top-level rows, top to bottom."""
     found = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
     return [row for row in found if row is not None]
+
+
+def drop(target: QWidget, paths: list[Path]) -> None:
+    """A real drag-enter and drop of ``paths``, as the window system delivers them."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    centre = target.rect().center()
+    buttons, keys = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    enter = QDragEnterEvent(centre, Qt.DropAction.CopyAction, mime, buttons, keys)
+    QApplication.sendEvent(target, enter)
+    assert enter.isAccepted()
+    dropped = QDropEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, buttons, keys)
+    QApplication.sendEvent(target, dropped)
 
 
 def click(widget: QWidget) -> None:

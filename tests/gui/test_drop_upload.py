@@ -5,39 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
 from gui.app import TrayApp
-from gui.drop_window import COL_PROGRESS, DropWindow
+from gui.drop_window import COL_PROGRESS
 from gui.widgets import FRACTION_ROLE
-from tests.gui.conftest import DemoAgentProcess, click, rows, run_to_end
-
-
-def drop(window: DropWindow, paths: list[Path]) -> None:
-    """Deliver a real drag-enter and drop, as the window system would."""
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    centre = window.rect().center()
-    enter = QDragEnterEvent(
-        centre,
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    QApplication.sendEvent(window, enter)
-    assert enter.isAccepted()
-    event = QDropEvent(
-        QPointF(centre),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    QApplication.sendEvent(window, event)
+from tests.gui.conftest import DemoAgentProcess, click, drop, rows, run_to_end
 
 
 def test_drop_file_shows_progress_then_copies_link(

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import qasync
-from PySide6.QtCore import QMimeData, QObject, QPointF, Qt, QTimer, QUrl, Slot
-from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtCore import QObject, QTimer, QUrl, Slot
+from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QSpinBox,
-    QWidget,
 )
 from pytestqt.qtbot import QtBot
 
@@ -31,7 +30,7 @@ from gui.app import TrayApp
 from gui.exai_dialog import ExaiDialog, close_exai_dialogs, explain, fold, open_exai_dialog
 from gui.schema_form import FormError, SchemaForm, classify
 from tests.exai_server import TOOLS
-from tests.gui.conftest import click, rows, run_to_end
+from tests.gui.conftest import click, drop, rows, run_to_end
 from tests.gui.exai_env import ExaiAgent, ExaiServerProcess
 
 TOKEN = "gui-exai-token-0123456789"
@@ -120,30 +119,6 @@ def run_tool(
         click(dialog.run_button)
     job: dict[str, Any] = finished.args[0]
     return job
-
-
-def drop_file(target: QWidget, path: Path) -> None:
-    """A real drag-enter and drop of one file, as the window system delivers them."""
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path))])
-    centre = target.rect().center()
-    enter = QDragEnterEvent(
-        centre,
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    QApplication.sendEvent(target, enter)
-    assert enter.isAccepted()
-    dropped = QDropEvent(
-        QPointF(centre),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    QApplication.sendEvent(target, dropped)
 
 
 # -- against the real agent -------------------------------------------------------------------
@@ -379,7 +354,7 @@ def test_the_tray_menu_action_opens_the_dialog(
     dialog = dialogs[0]
     qtbot.waitUntil(lambda: bool(dialog.tools), timeout=10_000)
     assert dialog.source_edit.text() == "" and not dialog.run_button.isEnabled()  # no file yet
-    drop_file(dialog, notes)
+    drop(dialog, [notes])
     assert dialog.source_edit.text() == str(notes) and dialog.run_button.isEnabled()
     run_to_end(qtbot, close_exai_dialogs())
 
