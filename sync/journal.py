@@ -8,6 +8,7 @@ journal that the next pass repairs by repeating idempotent steps.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -24,6 +25,8 @@ from sync import stat_snapshot
 from sync.stat_index import SYNCED_MARK, StatIndex, StatRow
 
 SCHEMA_VERSION = 2
+
+log = logging.getLogger("hubsync.journal")
 
 # File states, in the order of a file's life.
 SEEN = "seen"
@@ -151,8 +154,9 @@ class Journal:
         self._stat_cache: dict[str, tuple[int, StatIndex]] = {}
         self._migrate()
         self._snapshot_path = path.with_name(path.name + ".stat")
-        self._snapshot = stat_snapshot.read(self._snapshot_path, self._files_generation())
-        self._snapshot_generation = None if self._snapshot is None else self._files_generation()
+        generation = self._files_generation()
+        self._snapshot = stat_snapshot.read(self._snapshot_path, generation)
+        self._snapshot_generation = None if self._snapshot is None else generation
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -198,15 +202,16 @@ class Journal:
         """Close, leaving a snapshot of the stat indexes for the next run's first rescan."""
         try:
             self._save_snapshot()
-        except sqlite3.Error:
-            pass  # only a cache: the next first rescan reads SQLite instead
+        except Exception:  # only a cache: the next first rescan reads SQLite instead
+            log.debug("no stat snapshot written", exc_info=True)
         finally:
             self.conn.close()
 
     def _save_snapshot(self) -> None:
+        """For a process that rescanned (the agent; not a one-off CLI command)."""
         generation = self._files_generation()
-        if generation == self._snapshot_generation:
-            return  # the snapshot on disk is still current
+        if not self._stat_cache or generation == self._snapshot_generation:
+            return  # nothing to offer, or the snapshot on disk is still current
         indexes = {}
         for root in self.roots():
             cached = self._stat_cache.get(root.id)
@@ -312,7 +317,8 @@ class Journal:
         index = self._snapshot_index(root_id, generation)
         if index is None:
             index = self._load_stat_index(root_id)
-        self._stat_cache[root_id] = (generation, index)
+        if not self.conn.in_transaction:  # a rollback would give its generation back
+            self._stat_cache[root_id] = (generation, index)
         return index
 
     def _snapshot_index(self, root_id: str, generation: int) -> StatIndex | None:

@@ -85,7 +85,7 @@ def walk(root: Path, index: StatIndex | None = None) -> WalkResult:
     if index is not None:
         for folder, known in index.folders.items():
             if folder not in listed:  # gone, unreadable or ignored now
-                _leave(result, folder + "/" if folder else "", known[0], known)
+                _leave(result, folder + "/" if folder else "", known)
         result.leftover.update(index.others)
     return result
 
@@ -192,18 +192,17 @@ def _compare_files(
         files[rel] = current
         if row is not None:
             result.leftover[rel] = (rel, *row, SYNCED_MARK)
-    if rows and known is not None:
-        _leave(result, prefix, list(rows), known)
+    for name, row in rows.items():
+        rel = prefix + name
+        result.leftover[rel] = (rel, *row, SYNCED_MARK)
     return unchanged
 
 
-def _leave(result: WalkResult, prefix: str, names: list[str], known: Folder) -> None:
-    """Put the index rows of ``names`` (files of one folder) in ``result.leftover``."""
-    wanted = set(names)
+def _leave(result: WalkResult, prefix: str, known: Folder) -> None:
+    """Put every index row of one folder in ``result.leftover``."""
     for name, size, mtime_ns, inode in zip(*known, strict=True):
-        if name in wanted:
-            rel = prefix + name
-            result.leftover[rel] = (rel, size, mtime_ns, inode, SYNCED_MARK)
+        rel = prefix + name
+        result.leftover[rel] = (rel, size, mtime_ns, inode, SYNCED_MARK)
 
 
 def _classify(result: WalkResult, rel: str, name: str, st: os.stat_result) -> None:

@@ -20,14 +20,15 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+import zlib
 from array import array
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from sync.stat_index import StatIndex, StatRow
 
-_MAGIC = b"HSSTAT02"
-_HEADER = struct.Struct("<8sqI")  # magic, generation, number of roots
+_MAGIC = b"HSSTAT03"
+_HEADER = struct.Struct("<8sqII")  # magic, generation, CRC-32 of what follows, roots
 _LENGTH = struct.Struct("<Q")  # before each section
 _SECTIONS = 12  # per root, in the order of _root_sections
 
@@ -35,17 +36,21 @@ _SECTIONS = 12  # per root, in the order of _root_sections
 def save(path: Path, generation: int, indexes: Mapping[str, StatIndex]) -> None:
     """Write ``indexes`` (root id → stat index) as of ``generation``; atomic, not fsynced
     (a snapshot lost in a power cut is only a slower first rescan)."""
-    parts = [_HEADER.pack(_MAGIC, generation, len(indexes))]
+    parts = []
     try:
         for root_id, index in indexes.items():
             for section in _root_sections(root_id, index):
                 parts += [_LENGTH.pack(len(section)), section]
     except (OverflowError, UnicodeEncodeError):
         return  # a value the format cannot hold: no snapshot, rows come from SQLite
-    tmp = path.with_name(path.name + ".tmp")
-    with contextlib.suppress(OSError):
-        tmp.write_bytes(b"".join(parts))
+    body = b"".join(parts)
+    header = _HEADER.pack(_MAGIC, generation, zlib.crc32(body), len(indexes))
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two processes may close at once
+    try:
+        tmp.write_bytes(header + body)
         os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
 
 
 def _root_sections(root_id: str, index: StatIndex) -> list[bytes]:
@@ -74,7 +79,7 @@ def read(path: Path, generation: int) -> bytes | None:
     except OSError:
         return None
     try:
-        magic, saved, _ = _HEADER.unpack_from(data)
+        magic, saved, *_ = _HEADER.unpack_from(data)
     except struct.error:
         magic = saved = None
     if magic == _MAGIC and saved == generation:
@@ -87,9 +92,11 @@ def read(path: Path, generation: int) -> bytes | None:
 def load(data: bytes, generation: int) -> dict[str, StatIndex] | None:
     """Root id → stat index, if the snapshot is whole and of ``generation``; else None."""
     try:
-        magic, saved, count = _HEADER.unpack_from(data)
+        magic, saved, crc, count = _HEADER.unpack_from(data)
         if magic != _MAGIC or saved != generation:
             return None
+        if zlib.crc32(memoryview(data)[_HEADER.size :]) != crc:
+            return None  # a flipped byte must not pass for a file that changed
         sections = _sections(data, _HEADER.size)
         indexes = {}
         for _ in range(count):

@@ -7,6 +7,11 @@ of owners whose lock it can take (they are gone, so are their half-written
 files) and leaves alone those of owners still writing. Where locks are not
 supported (some network file systems, Windows), only temp files nobody has
 touched for a day are removed.
+
+A network mount whose locks are only local (NFS with ``nolock``, CIFS with
+``nobrl``) cannot tell a writer on another machine from a dead one: its temp
+files may be removed mid-write. That upload then fails and is retried; no blob
+is ever stored half-written, since a temp file only becomes a blob by rename.
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ class TempArea:
         self._owner = uuid.uuid4().hex[:12]
         self._prefix = f"{os.fspath(folder)}/{self._owner}-"
         self._ids = itertools.count()
-        self._lock_fd = _hold_lock(folder / f"{self._owner}-lock")
-        remove_abandoned(folder, keep=self._owner)
+        self._lock_fd = _hold_lock(folder, self._owner)
+        with contextlib.suppress(OSError):  # best effort: it never stops a hub opening
+            remove_abandoned(folder, keep=self._owner)
 
     def new_path(self) -> str:
         """A fresh temp file name (str: the hot path of blob writes)."""
@@ -54,16 +60,19 @@ class TempArea:
             self._lock_fd = None
 
 
-def _hold_lock(path: Path) -> int | None:
+def _hold_lock(folder: Path, owner: str) -> int | None:
+    """Lock a new file, then give it the lock file's name: others never see it unlocked."""
     if fcntl is None:
         return None
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fresh = folder / f"{owner}-lock.new"
+    fd = os.open(fresh, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(fresh, folder / f"{owner}-lock")
     except OSError:
         # No locks on this file system: without a lock file others use the age rule.
         os.close(fd)
-        path.unlink(missing_ok=True)
+        fresh.unlink(missing_ok=True)
         return None
     return fd
 
@@ -87,9 +96,9 @@ def remove_abandoned(folder: Path, keep: str = "") -> int:
 
 def _remove_if_unlocked(lock: Path, paths: list[Path]) -> int:
     try:
-        fd = os.open(lock, os.O_RDWR)
+        fd = os.open(lock, os.O_RDONLY)  # (another user's lock file is not writable)
     except OSError:
-        return 0
+        return _remove_if_old(paths)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -115,7 +124,7 @@ def _remove_if_old(paths: list[Path]) -> int:
 def _unlink_all(paths: Iterable[Path]) -> int:
     removed = 0
     for path in paths:
-        with contextlib.suppress(FileNotFoundError, PermissionError):
+        with contextlib.suppress(OSError):  # gone, not ours, a folder: left alone
             path.unlink()
             removed += 1
     return removed

@@ -258,3 +258,22 @@ async def test_operations_log_in_the_order_it_was_written(tmp_path: Path) -> Non
     assert [r[1] for r in rows] == [f"b{b}-{i}" for b in range(3) for i in range(400)]
     assert len({r[0] for r in rows}) == 1200
     assert all(uuid.UUID(r[0]).version == 7 for r in rows)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_a_forked_process_makes_its_own_operation_ids() -> None:
+    from sync.remotes.local import _operation_id
+
+    def process_bits(op_id: str) -> int:
+        return (int(op_id, 16) >> 24) & ((1 << 38) - 1)
+
+    read, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child only reports its id
+        os.write(write_end, _operation_id().encode())
+        os._exit(0)
+    os.close(write_end)
+    child_id = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(child, 0)
+    assert process_bits(child_id) != process_bits(_operation_id())

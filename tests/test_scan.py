@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+import sync.scan
 from sync.journal import ERROR, Journal
 from sync.scan import diff, walk, walk_paths
 from sync.stat_index import SYNCED_MARK, StatIndex, StatRow
@@ -150,3 +157,51 @@ def test_rows_in_any_order_and_other_states_give_the_same_answer(tmp_path: Path)
     assert walked.unchanged == len(rels) - 1 and set(walked.files) == {rows[0][0]}
     assert walked.leftover == {rows[0][0]: failed}
     assert set(diff(walked.files, walked.leftover, {rows[0][0]}).to_hash) == {rows[0][0]}
+
+
+class _Entry:
+    """A directory entry whose stat fails the way a file without permission does."""
+
+    def __init__(self, entry: os.DirEntry[str]) -> None:
+        self.name, self.path, self._entry = entry.name, entry.path, entry
+
+    def is_dir(self, *, follow_symlinks: bool = True) -> bool:
+        return self._entry.is_dir(follow_symlinks=follow_symlinks)
+
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        raise PermissionError(13, "Permission denied", self.path)
+
+
+def test_what_cannot_be_read_is_neither_changed_nor_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rels = ["a.txt", "box/b.txt", "box/inner/c.txt", "locked/d.txt", "emptied/e.txt"]
+    for rel in rels:
+        touch(tmp_path / rel)
+    index = StatIndex.from_rows(sorted(synced_rows(tmp_path, rels)))
+    (tmp_path / "emptied/e.txt").unlink()  # a folder still there, its file gone
+    real = os.scandir
+
+    @contextlib.contextmanager
+    def scandir(path: str) -> Iterator[list[Any]]:
+        if path == str(tmp_path / "locked"):
+            raise PermissionError(13, "Permission denied", path)
+        with real(path) as it:
+            entries = list(it)
+        yield [_Entry(e) if e.name == "b.txt" else e for e in entries]
+
+    monkeypatch.setattr(sync.scan.os, "scandir", scandir)
+    walked = walk(tmp_path, index)
+    assert walked.unreadable == {"locked", "box/b.txt"}
+    assert set(walked.skipped) == {"locked", "box/b.txt"}
+    assert set(walked.leftover) == {"box/b.txt", "locked/d.txt", "emptied/e.txt"}
+    d = diff(walked.files, walked.without_unreadable(walked.leftover))
+    assert d.deleted == ["emptied/e.txt"] and not d.to_hash
+
+    def root_unreadable(path: str) -> Any:
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(sync.scan.os, "scandir", root_unreadable)
+    walked = walk(tmp_path, index)
+    assert walked.unreadable == {""} and len(walked.leftover) == len(rels)
+    assert not diff(walked.files, walked.without_unreadable(walked.leftover)).deleted

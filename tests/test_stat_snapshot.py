@@ -39,10 +39,12 @@ def synced_journal(tmp_path: Path, count: int = 3) -> tuple[Journal, str]:
 def test_snapshot_round_trip_keeps_every_row_exactly() -> None:
     index = StatIndex.from_rows(ROWS)
     only_root = StatIndex.from_rows([("x", 1, 1, 1, SYNCED_MARK)])
-    data = _saved({"root-1": index, "root-2": only_root, "root-3": StatIndex()}, generation=42)
+    only_others = StatIndex.from_rows([("y", 1, 1, 1, ERROR), ("z/w", 2, 2, 2, DELETED)])
+    indexes = {"r1": index, "r2": only_root, "r3": StatIndex(), "r4": only_others}
+    data = _saved(indexes, generation=42)
     loaded = stat_snapshot.load(data, 42)
-    assert loaded == {"root-1": index, "root-2": only_root, "root-3": StatIndex()}
-    assert sorted(loaded["root-1"].rows()) == ROWS
+    assert loaded == indexes
+    assert sorted(loaded["r1"].rows()) == ROWS
     assert stat_snapshot.load(data, 43) is None  # another generation: stale
 
 
@@ -98,6 +100,35 @@ def test_a_stale_snapshot_is_dropped_and_the_index_follows_writes(tmp_path: Path
     again.close()
 
 
+def test_a_command_that_never_rescanned_leaves_the_snapshot_as_it_was(tmp_path: Path) -> None:
+    journal, root_id = synced_journal(tmp_path)
+    journal.stat_index(root_id)
+    journal.close()
+    saved = (tmp_path / "j.sqlite3.stat").read_bytes()
+    status = Journal(tmp_path / "j.sqlite3")  # e.g. `hubsync status`: reads, no rescan
+    status.count_states()
+    status.close()
+    assert (tmp_path / "j.sqlite3.stat").read_bytes() == saved
+
+
+def test_an_index_read_inside_a_transaction_is_not_kept(tmp_path: Path) -> None:
+    """A rollback gives the generation back: an index cached inside the transaction
+    could later pass for a different state with the same number."""
+    journal, root_id = synced_journal(tmp_path)
+    try:
+        with journal.transaction():
+            journal.forget(root_id, ["f0.txt"])
+            assert "f0.txt" not in rows_of(journal, root_id)
+            raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+    with journal.transaction():
+        journal.conn.execute("UPDATE files SET size = 5 WHERE relpath = 'f1.txt'")
+    index = rows_of(journal, root_id)
+    assert set(index) == {"f0.txt", "f1.txt", "f2.txt"} and index["f1.txt"][1] == 5
+    journal.close()
+
+
 def test_journal_of_schema_1_gains_the_generation_on_upgrade(tmp_path: Path) -> None:
     journal, root_id = synced_journal(tmp_path)
     journal.close()
@@ -145,9 +176,17 @@ def test_every_root_comes_back_from_one_snapshot(tmp_path: Path) -> None:
 
 
 def test_close_closes_even_when_the_snapshot_cannot_be_made(tmp_path: Path) -> None:
-    journal, _ = synced_journal(tmp_path)
+    journal, root_id = synced_journal(tmp_path)
+    journal.stat_index(root_id)
     journal.conn.execute("DROP TABLE files_generation")  # a journal damaged behind our back
     journal.close()
     with pytest.raises(sqlite3.ProgrammingError):
         journal.conn.execute("SELECT 1")  # closed
     assert not (tmp_path / "j.sqlite3.stat").exists()
+
+
+def test_a_flipped_byte_makes_the_snapshot_stale_not_wrong() -> None:
+    data = bytearray(_saved({"root-1": StatIndex.from_rows(ROWS)}, generation=1))
+    at = data.index(b"z.txt")
+    data[at] ^= 0x01  # "z.txt" becomes "{.txt": well-formed, and wrong
+    assert stat_snapshot.load(bytes(data), 1) is None

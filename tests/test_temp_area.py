@@ -75,3 +75,14 @@ async def test_a_hub_opened_twice_keeps_both_writers_blobs_whole(tmp_path: Path)
     finally:
         await second.close()
         await first.close()
+
+
+def test_odd_things_in_the_temp_folder_never_stop_a_hub_opening(tmp_path: Path) -> None:
+    folder = tmp_path / ".tmp"
+    (folder / "0c0c0c0c0c0c-lock").mkdir(parents=True)  # a folder where a lock file goes
+    (folder / "0c0c0c0c0c0c-1.part").mkdir()
+    long_ago = time.time() - ABANDONED_AFTER - 60
+    os.utime(folder / "0c0c0c0c0c0c-1.part", (long_ago, long_ago))
+    area = TempArea(folder)
+    Path(area.new_path()).write_bytes(b"works")
+    area.close()

@@ -99,6 +99,15 @@ _ID_PROCESS_BITS = int.from_bytes(os.urandom(5)) >> 2  # 38 random bits per proc
 _id_counter = itertools.count()
 
 
+def _new_id_bits() -> None:
+    global _ID_PROCESS_BITS  # a forked child must not reuse its parent's
+    _ID_PROCESS_BITS = int.from_bytes(os.urandom(5)) >> 2
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_id_bits)
+
+
 def _operation_id() -> str:
     """A UUIDv7 (RFC 9562) as 32 hex digits: time-ordered, so new ``file_operations``
     rows append to the primary-key index instead of each landing on a random page
@@ -256,10 +265,11 @@ class LocalHub:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # (a failed COMMIT leaves it open)
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def describe(self) -> str:
         return str(self.root)
