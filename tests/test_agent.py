@@ -6,8 +6,11 @@ import asyncio
 import errno
 import os
 import shutil
+import sqlite3
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -327,3 +330,49 @@ async def test_progress_events_show_active_transfers(short_home: Path) -> None:
                         break
         assert seen is not None and seen["path"] == "video.mp4"
         assert seen["bytes_total"] == 6 * 1024 * 1024
+
+
+def _synced(home: Path, relpath: str) -> str | None:
+    """The sha256 the journal has for a synced ``relpath`` (read-only, beside the agent)."""
+    db = sqlite3.connect(f"file:{home / 'data' / 'journal.sqlite3'}?mode=ro", uri=True)
+    try:
+        row = db.execute(
+            "SELECT sha256 FROM files WHERE relpath=? AND state='synced'", (relpath,)
+        ).fetchone()
+    except sqlite3.OperationalError:
+        return None  # not created yet
+    finally:
+        db.close()
+    return None if row is None else str(row[0])
+
+
+def _wait(predicate: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_an_edit_made_while_the_agent_was_stopped_is_synced_after_restart(
+    short_home: Path,
+) -> None:
+    """The agent leaves a snapshot of its stat index when it stops; the next start reads
+    it for its first rescan, which must still see what changed in between."""
+    docs = short_home / "docs"
+    docs.mkdir()
+    for i in range(50):
+        (docs / f"f{i:02}.txt").write_text(f"version one of {i}")
+    env = {**os.environ, "HUBSYNC_HOME": str(short_home)}
+    subprocess.run([sys.executable, "-m", "agent", "add", str(docs)], env=env, check=True)
+    agent = start_agent_process(short_home)
+    try:
+        _wait(lambda: all(_synced(short_home, f"f{i:02}.txt") for i in range(50)))
+    finally:
+        agent.stop()
+    assert (short_home / "data" / "journal.sqlite3.stat").exists()
+    (docs / "f07.txt").write_text("edited while the agent was stopped, and longer")
+    agent = start_agent_process(short_home)
+    try:
+        _wait(lambda: _synced(short_home, "f07.txt") == sha_of(docs / "f07.txt"))
+    finally:
+        agent.stop()
