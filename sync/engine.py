@@ -119,6 +119,8 @@ class _Item:
     stat: Stat
     hashed: Hashed | None = None
     key: str | None = None
+    moved_from: str | None = None
+    """The SHA-256 of the file it seems renamed from (same inode, size and mtime)."""
     ingested: bool = False
     """Hashed and put in the hub in one read (see :class:`Ingest`)."""
     stored: bool = False
@@ -258,14 +260,14 @@ class SyncEngine:
         new_items = [_Item(rel, st) for rel, st in d.to_hash.items()]
         with self.journal.transaction():
             self.journal.mark_seen(root.id, ((i.relpath, *i.stat) for i in new_items))
+        # A rename candidate is still hashed: a freed inode can be reused for a new file
+        # of the same size and (pinned, e.g. by a reproducible build) mtime. Its blob is
+        # found in the hub, so a real rename uploads nothing.
         for item in new_items:
             old = d.renamed.get(item.relpath)
             old_row = rows.get(old) if old else None
             if old_row is not None and old_row.sha256:
-                size, mtime_ns, inode = item.stat
-                item.hashed = Hashed(old_row.sha256, size, mtime_ns, inode)
-                item.key = old_row.remote_key
-                report.renamed += 1
+                item.moved_from = old_row.sha256
         total_bytes = sum(i.stat[0] for i in new_items)
         state = Progress(
             "syncing", str(root.path), files_total=len(new_items), bytes_total=total_bytes
@@ -423,6 +425,8 @@ class SyncEngine:
         for item in hashed:
             assert item.hashed is not None
             sha = item.hashed.sha256
+            moved = item.moved_from == sha
+            report.renamed += moved
             if item.ingested:
                 assert item.key is not None
                 hub_keys.setdefault(sha, item.key)
@@ -435,11 +439,11 @@ class SyncEngine:
                     )
                     report.uploaded += 1
                     report.uploaded_bytes += item.hashed.size
-                else:
+                elif not moved:
                     report.deduplicated += 1
                     report.dedup_bytes += item.hashed.size
             elif sha in hub_keys:
-                if item.key is None:
+                if item.key is None and not moved:
                     report.deduplicated += 1
                     report.dedup_bytes += item.hashed.size
                 item.key = hub_keys[sha]

@@ -76,8 +76,7 @@ async def test_rename_and_move_reupload_nothing(rig: Rig) -> None:
     (docs / "a.txt").rename(docs / "renamed.txt")
     (docs / "dir").rename(docs / "moved-dir")
     report = await rig.engine.sync_root(root)
-    assert report.uploaded == 0 and report.hashed == 0
-    assert report.renamed == 2
+    assert report.uploaded == 0 and report.renamed == 2 and report.deduplicated == 0
     assert report.held_deletes == []
     assert blob_files(rig.hub.root) == blobs  # same blobs, same inodes: nothing rewritten
     assert_hub_mirrors(rig.hub.root, root.id, docs)
@@ -256,4 +255,26 @@ async def test_a_folder_that_cannot_be_read_is_kept_not_deleted(
     monkeypatch.undo()
     report = await rig.engine.sync_root(root)
     assert report.deleted == report.uploaded == report.recorded == 0
+    assert_hub_mirrors(rig.hub.root, root.id, docs)
+
+
+async def test_a_new_file_on_a_reused_inode_is_not_taken_for_a_rename(rig: Rig) -> None:
+    """Regression: a file deleted and a new one of the same size and (pinned) mtime on
+    the inode it freed passed for a rename: the hub got the old content under the new
+    name, and kept it until the file changed again."""
+    docs = rig.folder()
+    pinned = 315532800_000000000  # SOURCE_DATE_EPOCH-style builds pin every mtime
+    old = write(docs / "app.3f2a.js", b"A" * 5000)
+    os.utime(old, ns=(pinned, pinned))
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    old.unlink()
+    new = write(docs / "app.9b1c.js", b"B" * 5000)
+    os.utime(new, ns=(pinned, pinned))
+    # The file system may or may not hand the freed inode out again: make it so.
+    rig.journal.conn.execute(
+        "UPDATE files SET inode=? WHERE relpath='app.3f2a.js'", (new.stat().st_ino,)
+    )
+    report = await rig.engine.sync_root(root)
+    assert report.renamed == 0 and report.uploaded == 1
     assert_hub_mirrors(rig.hub.root, root.id, docs)
