@@ -398,13 +398,18 @@ class Journal:
         return [(r[0], FileRow(*r[1:])) for r in self.conn.execute(sql + " ORDER BY relpath", args)]
 
     def mark_seen(self, root_id: str, items: Iterable[tuple[str, int, int, int]]) -> None:
-        """New or changed files (relpath, size, mtime_ns, inode) waiting to be hashed."""
+        """New or changed files (relpath, size, mtime_ns, inode) waiting to be hashed.
+
+        A file tried again as it was keeps its count of attempts (its next failure
+        waits longer); one that changed starts over."""
         self.conn.executemany(
             """INSERT INTO files(root_id, relpath, size, mtime_ns, inode, state)
                VALUES(?, ?, ?, ?, ?, 'seen')
                ON CONFLICT(root_id, relpath) DO UPDATE SET size=excluded.size,
                  mtime_ns=excluded.mtime_ns, inode=excluded.inode, state='seen',
-                 error_kind=NULL, last_error=NULL, attempts=0, next_retry=NULL""",
+                 error_kind=NULL, last_error=NULL, next_retry=NULL,
+                 attempts=CASE WHEN size=excluded.size AND mtime_ns=excluded.mtime_ns
+                   AND inode=excluded.inode THEN attempts ELSE 0 END""",
             ((root_id, *item) for item in items),
         )
 

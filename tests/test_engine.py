@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import sync.engine
 import sync.scan
 from sync.restore import restore_path
 from tests.fixtures.engine import Rig, assert_hub_mirrors, blob_files, sha_of
@@ -278,3 +279,40 @@ async def test_a_new_file_on_a_reused_inode_is_not_taken_for_a_rename(rig: Rig) 
     report = await rig.engine.sync_root(root)
     assert report.renamed == 0 and report.uploaded == 1
     assert_hub_mirrors(rig.hub.root, root.id, docs)
+
+
+async def test_a_file_that_keeps_failing_is_tried_less_and_less_often(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: every retry reset the count of attempts, so a file that could not be
+    read was tried every 15 s forever instead of backing off."""
+    from sync.engine import SyncEngine
+    from sync.errors import LocalFileError
+    from sync.journal import Journal
+    from sync.remotes.local import LocalHub
+
+    def unreadable(path: Path, *args: object) -> object:
+        raise LocalFileError("cannot read: I/O error")
+
+    monkeypatch.setattr(sync.engine, "hash_file", unreadable)
+    now = [1000.0]
+    journal = Journal(tmp_path / "j.sqlite3")
+    hub = LocalHub(tmp_path / "hub")
+    engine = SyncEngine(journal, {"local": hub}, clock=lambda: now[0])
+    docs = tmp_path / "docs"
+    write(docs / "big.bin", os.urandom(2 * 1024 * 1024))  # above the read-once size
+    root = journal.add_root(docs, "local")
+    waits = []
+    try:
+        for _ in range(4):
+            report = await engine.sync_root(root)
+            assert report.errors["big.bin"][1] == "cannot read: I/O error"
+            row = journal.file(root.id, "big.bin")
+            assert row is not None and row.next_retry is not None
+            waits.append(row.next_retry - now[0])
+            now[0] = row.next_retry + 1
+    finally:
+        engine.close()
+        await hub.close()
+        journal.close()
+    assert waits == [15.0, 30.0, 60.0, 120.0]
