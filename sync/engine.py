@@ -282,6 +282,10 @@ class SyncEngine:
                     self.journal.forget(
                         root.id, (v for v in vanished if v not in rows or not rows[v].sha256)
                     )
+                    # Back for a moment at a path with a tombstone, gone again: still deleted.
+                    self.journal.mark_gone_again(
+                        root.id, (v for v in vanished if v in rows and rows[v].state == DELETED)
+                    )
 
         # Three chunks are in flight: one being hashed, one uploading, one being
         # recorded; each waits for its predecessor in the same stage.

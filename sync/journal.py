@@ -467,6 +467,13 @@ class Journal:
             (kind, message, now + retry_in, root_id, relpath),
         )
 
+    def mark_gone_again(self, root_id: str, relpaths: Iterable[str]) -> None:
+        """Files with a tombstone that reappeared and vanished before they were hashed."""
+        self.conn.executemany(
+            "UPDATE files SET state='deleted' WHERE root_id=? AND relpath=?",
+            ((root_id, p) for p in relpaths),
+        )
+
     def forget(self, root_id: str, relpaths: Iterable[str]) -> None:
         """Drop rows of files that vanished before they were ever recorded in the hub."""
         self.conn.executemany(

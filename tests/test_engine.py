@@ -316,3 +316,35 @@ async def test_a_file_that_keeps_failing_is_tried_less_and_less_often(
         await hub.close()
         journal.close()
     assert waits == [15.0, 30.0, 60.0, 120.0]
+
+
+async def test_deleted_files_that_flash_back_and_vanish_stay_deleted(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: paths with a tombstone that reappeared and vanished before they were
+    hashed were left 'seen': the next pass held them as a mass deletion again."""
+    docs = rig.folder()
+    flashing = [write(docs / f"f{i}.txt", f"v{i}") for i in range(12)]
+    for i in range(12):
+        write(docs / f"keep{i}.txt", f"k{i}")
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    for f in flashing:
+        f.unlink()
+    assert (await rig.engine.sync_root(root, confirm_deletes=True)).deleted == 12
+    for i, f in enumerate(flashing):
+        write(f, f"new {i}")  # e.g. a build step, gone before they are read
+    real_walk = sync.engine.walk
+
+    def walk_then_vanish(*args: Any) -> Any:
+        walked = real_walk(*args)
+        for f in flashing:
+            f.unlink()
+        return walked
+
+    monkeypatch.setattr(sync.engine, "walk", walk_then_vanish)
+    await rig.engine.sync_root(root)
+    monkeypatch.undo()
+    report = await rig.engine.sync_root(root)
+    assert report.held_deletes == [] and report.deleted == 0 and report.complete
+    assert rig.journal.count_states(root.id) == {"synced": 12, "deleted": 12}
