@@ -241,6 +241,8 @@ class SyncEngine:
             # The hub stopped answering mid-pass (after retries): what was done is
             # committed, the rest stays "seen" for the next pass.
             report.errors.setdefault(".", ("transient", exc.message))
+        except SyncError as exc:  # any other failure of the hub ends the pass, not the agent
+            report.errors.setdefault(".", (exc.kind, exc.message))
         emit(Progress("done", str(root.path)))
         return report
 
@@ -519,7 +521,7 @@ class SyncEngine:
                 continue
             item.key = key
             recordable.append(item)
-        await self._record(root, remote, recordable, rows, report)
+        await self._record(root, remote, recordable, rows, report, failed)
         await self._log_operations(remote, sent.operations)
         self._record_failures(root, failed, report)
         state.files_done += len(sent.chunk)
@@ -655,7 +657,9 @@ class SyncEngine:
         items: Sequence[_Item],
         rows: Mapping[str, FileRow],
         report: PassReport,
+        failed: dict[str, SyncError],
     ) -> None:
+        """Record ``items`` in the hub, then the journal; rows the hub rejects go to ``failed``."""
         if not items:
             return
         device = self.journal.device_id
@@ -681,7 +685,10 @@ class SyncEngine:
                 )
             )
             synced.append((item.relpath, h.size, h.mtime_ns, h.inode, h.sha256, version, item.key))
-        await with_retries(lambda: remote.record(entries), self.retry)
+        rejected = await self._record_entries(remote, entries)
+        if rejected:
+            failed.update(rejected)
+            synced = [s for s in synced if s[0] not in rejected]
         now = self.clock()
         with self.journal.transaction():
             self.journal.mark_synced(root.id, synced, now)
@@ -689,6 +696,32 @@ class SyncEngine:
                 (("upload", root.id, s[0], s[4], s[1], None) for s in synced), now
             )
         report.recorded += len(synced)
+
+    async def _record_entries(
+        self, remote: Remote, entries: Sequence[ManifestEntry]
+    ) -> dict[str, SyncError]:
+        """Record ``entries`` in the hub; returns those it rejected, by relpath.
+
+        A batch the hub rejects is tried entry by entry, so that one bad row fails one
+        file instead of every file of the chunk, pass after pass.
+        """
+        try:
+            await with_retries(lambda: remote.record(entries), self.retry)
+            return {}
+        except (AuthError, TransientError):
+            raise
+        except SyncError as exc:
+            if len(entries) == 1:
+                return {entries[0].relpath: exc}
+        rejected: dict[str, SyncError] = {}
+        for entry in entries:
+            try:
+                await with_retries(lambda e=entry: remote.record([e]), self.retry)  # type: ignore[misc]
+            except (AuthError, TransientError):
+                raise
+            except SyncError as exc:
+                rejected[entry.relpath] = exc
+        return rejected
 
     def _record_failures(
         self, root: Root, failed: Mapping[str, SyncError], report: PassReport

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,12 @@ import pytest
 
 import sync.engine
 import sync.scan
+from sync.engine import SyncEngine
+from sync.errors import PermanentError
+from sync.remotes.base import ManifestEntry
+from sync.remotes.local import LocalHub
 from sync.restore import restore_path
-from tests.fixtures.engine import Rig, assert_hub_mirrors, blob_files, sha_of
+from tests.fixtures.engine import FAST_RETRY, Rig, assert_hub_mirrors, blob_files, sha_of
 
 
 def write(path: Path, data: bytes | str) -> Path:
@@ -348,3 +354,52 @@ async def test_deleted_files_that_flash_back_and_vanish_stay_deleted(
     report = await rig.engine.sync_root(root)
     assert report.held_deletes == [] and report.deleted == 0 and report.complete
     assert rig.journal.count_states(root.id) == {"synced": 12, "deleted": 12}
+
+
+async def test_a_hub_database_locked_by_another_writer_ends_the_pass_not_the_agent(
+    rig: Rig,
+) -> None:
+    """Regression: "database is locked" (another device on a shared hub) escaped the
+    pass as a raw sqlite3 error; and blobs stored in that pass never got their
+    file_metadata rows, even after the next pass recorded the files."""
+    docs = rig.folder()
+    for i in range(3):
+        write(docs / f"f{i}.txt", f"file {i}")
+    root = rig.add_root(docs)
+    rig.hub._db.execute("PRAGMA busy_timeout=50")
+    other = sqlite3.connect(rig.hub.root / "hub.sqlite3", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        report = await rig.engine.sync_root(root)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert report.errors["."][0] == "transient" and "locked" in report.errors["."][1]
+    assert rig.journal.count_states(root.id) == {"seen": 3}
+    report = await rig.engine.sync_root(root)
+    assert report.complete and report.uploaded == 0  # the blobs were there already
+    assert_hub_mirrors(rig.hub.root, root.id, docs)
+    with sqlite3.connect(rig.hub.root / "hub.sqlite3") as db:
+        described = {r[0] for r in db.execute("SELECT sha256_hash FROM file_metadata")}
+    assert described == {sha_of(docs / f"f{i}.txt") for i in range(3)}
+
+
+async def test_a_row_the_hub_rejects_fails_its_file_only(rig: Rig) -> None:
+    class PickyHub(LocalHub):
+        async def record(self, entries: Sequence[ManifestEntry]) -> None:
+            if any(e.relpath == "bad.txt" for e in entries):
+                raise PermanentError("violates check constraint")
+            await super().record(entries)
+
+    docs = rig.folder()
+    for name in ("a.txt", "bad.txt", "c.txt"):
+        write(docs / name, name)
+    hub = PickyHub(rig.tmp / "picky-hub")
+    engine = SyncEngine(rig.journal, {"local": hub}, retry=FAST_RETRY)
+    try:
+        report = await engine.sync_root(rig.add_root(docs))
+    finally:
+        engine.close()
+        await hub.close()
+    assert report.errors == {"bad.txt": ("permanent", "violates check constraint")}
+    assert report.recorded == 2

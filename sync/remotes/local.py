@@ -125,6 +125,15 @@ def _operation_id() -> str:
     return f"{value:032x}"
 
 
+def _entry_blobs(entries: Sequence[ManifestEntry]) -> list[tuple[str, str, str, int, str, str]]:
+    """(key, bucket, filename, size, content type, sha256) of the blobs live entries use."""
+    return [
+        (e.key, BUCKET_FILES, e.key.rsplit("/", 1)[-1], e.size, e.content_type, e.sha256)
+        for e in entries
+        if not e.deleted
+    ]
+
+
 def _call(fn: Callable[[], T]) -> T:
     return fn()
 
@@ -278,7 +287,13 @@ class LocalHub:
         return await self._io.run(fn)  # type: ignore[return-value]
 
     async def _run_db(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._db_pool, fn)
+        def guarded() -> T:
+            try:
+                return fn()
+            except sqlite3.Error as exc:  # locked by another writer, disk full, damaged...
+                raise TransientError(f"the hub's database: {exc}") from None
+
+        return await asyncio.get_running_loop().run_in_executor(self._db_pool, guarded)
 
     def _blob_dir(self, bucket: str, sha256: str) -> str:
         return f"{self._root_str}/{bucket}/{self.user_id}/{sha256[:2]}/{sha256}"
@@ -466,17 +481,25 @@ class LocalHub:
 
         await self._run(read)
 
-    def _flush_blobs(self) -> list[tuple[str, str, str, int, str, str]]:
+    def _flush_blobs(self) -> None:
         with self._unflushed_lock:
             pending, self._unflushed = self._unflushed, []
-            new_blobs, self._new_blobs = self._new_blobs, []
-        make_durable(self.root, pending)
-        return new_blobs
+        try:
+            make_durable(self.root, pending)
+        except OSError as exc:
+            with self._unflushed_lock:
+                self._unflushed[:0] = pending
+            raise TransientError(f"cannot write to the hub: {exc.strerror or exc}") from None
 
     async def record(self, entries: Sequence[ManifestEntry]) -> None:
         def write() -> None:
-            new_blobs = self._flush_blobs()
+            self._flush_blobs()
+            with self._unflushed_lock:
+                new_blobs = list(self._new_blobs)
             now = _now_iso()
+            # A blob's row also comes from the entries that point at it: a blob stored
+            # by a process killed before it recorded it still gets its row.
+            blob_rows = [*new_blobs, *_entry_blobs(entries)]
             with self._transaction():
                 self._db.executemany(
                     """INSERT INTO file_metadata(file_id, user_id, filename, file_size,
@@ -485,7 +508,7 @@ class LocalHub:
                        ON CONFLICT(file_id) DO NOTHING""",
                     (
                         (key, self.user_id, name, size, ctype, bucket, key, sha, now, now)
-                        for key, bucket, name, size, ctype, sha in new_blobs
+                        for key, bucket, name, size, ctype, sha in blob_rows
                     ),
                 )
                 self._db.executemany(
@@ -521,6 +544,8 @@ class LocalHub:
                        ON CONFLICT DO UPDATE SET last_seen=excluded.last_seen""",
                     ((self.user_id, d, socket.gethostname(), now) for d in devices),
                 )
+            with self._unflushed_lock:  # written: only now they leave the list
+                del self._new_blobs[: len(new_blobs)]
 
         await self._run_db(write)
 
