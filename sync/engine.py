@@ -205,7 +205,10 @@ class SyncEngine:
             walked = await loop.run_in_executor(self._hash_pool, walk_paths, root.path, wanted)
             known = self.journal.stat_index_under(root.id, wanted)
         report.scanned = len(walked.files) + walked.unchanged
-        report.skipped = walked.skipped
+        # What could not be read is not in the hub as it is: an error, not a design skip.
+        unread = {r or "." for r in walked.unreadable}
+        report.skipped = {r: why for r, why in walked.skipped.items() if r not in unread}
+        report.errors.update((r, ("local", walked.skipped[r])) for r in unread)
         report.ignored = walked.ignored
         report.folders = walked.folders
         now = self.clock()

@@ -256,7 +256,8 @@ async def test_a_folder_that_cannot_be_read_is_kept_not_deleted(
     monkeypatch.setattr(sync.scan.os, "scandir", scandir)
     for paths in (None, ["locked"]):  # a full rescan, and one for a file-system event
         report = await rig.engine.sync_root(root, paths=paths)
-        assert "folder cannot be read" in report.skipped["locked"]
+        assert report.errors["locked"] == ("local", "folder cannot be read: Permission denied")
+        assert not report.complete  # `sync --once` must not say every file is in the hub
         assert report.deleted == 0 and not report.held_deletes
         assert rig.journal.file(root.id, "locked/deeper/two.txt").state == "synced"
     monkeypatch.undo()

@@ -212,7 +212,7 @@ def test_unreadable_file_is_reported_and_the_rest_syncs(tmp_path: Path) -> None:
     assert run.returncode == 2, run.stderr
     report = json.loads(run.stdout)[0]
     assert report["errors"]["secret.txt"]["reason"] == "cannot read: permission denied"
-    assert "folder cannot be read" in report["skipped"]["locked"]
+    assert "folder cannot be read" in report["errors"]["locked"]["reason"]
     assert report["recorded"] == 1
     again = subprocess.run([*cli, "sync", "--once"], env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stdout  # readable again: it syncs, exit 0
