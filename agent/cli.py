@@ -7,6 +7,7 @@ whatever concerns a running agent goes through its control API.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -79,6 +80,16 @@ class CliError(Exception):
         self.code = code
 
 
+class JournalDamaged(CliError):
+    def __init__(self, exc: sqlite3.DatabaseError) -> None:
+        from agent.paths import resolve_paths
+
+        super().__init__(
+            f"the journal {resolve_paths().journal} is damaged ({exc}). Move it aside (keep it "
+            "for a bug report) and add your folders again: the hub keeps every version."
+        )
+
+
 def _version_callback(value: bool) -> None:
     if value:
         out.print(f"hubsync {dist_version('hubsync')}")
@@ -107,8 +118,13 @@ def run_async(
             ctx = Context.open(service_role_user=service_role_user)
         except ConfigError as exc:
             raise CliError(f"configuration error: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise JournalDamaged(exc) from None
         async with ctx:
-            return await body(ctx)
+            try:
+                return await body(ctx)
+            except sqlite3.DatabaseError as exc:
+                raise JournalDamaged(exc) from None
 
     try:
         return asyncio.run(main())
@@ -154,6 +170,8 @@ def add(
 ) -> None:
     """Mirror a folder (through the running agent when there is one)."""
     folder = path.expanduser().resolve()
+    if not folder.exists():
+        raise CliError(f"{folder} does not exist")
     if not folder.is_dir():
         raise CliError(f"{folder} is not a folder")
     live = _agent_call("add_root", {"path": str(folder), **({"hub": hub} if hub else {})})
@@ -178,7 +196,7 @@ def add(
         if chosen == "local" and "local" not in ctx.remotes:
             raise CliError(ctx.unavailable.get("local", "the local hub cannot be opened"))
         try:
-            root = ctx.journal.add_root(folder, chosen)
+            root = ctx.journal.add_root(folder, chosen, hub_asked=hub is not None)
         except ValueError as exc:
             raise CliError(str(exc)) from None
         if chosen not in ctx.remotes:
@@ -192,7 +210,8 @@ def add(
         emit_json({"id": root.id, "path": str(root.path), "hub": root.hub})
     else:
         out.print(
-            f"Mirroring [bold]{root.path}[/] to the {root.hub} hub. Run `hubsync sync --once`."
+            f"Mirroring [bold]{escape(str(root.path))}[/] to the {root.hub} hub. "
+            "Run `hubsync sync --once`."
         )
 
 
@@ -252,7 +271,7 @@ def list_roots(json_out: JsonOpt = False) -> None:
     for r in rows:
         state = "paused" if r["paused"] else (r["degraded"] or "ok")
         table.add_row(
-            r["path"], r["hub"], str(r["files"]), str(r["synced"]), str(r["errors"]), state
+            escape(r["path"]), r["hub"], str(r["files"]), str(r["synced"]), str(r["errors"]), state
         )
     out.print(table)
 
@@ -292,7 +311,7 @@ class _RichProgress:
     def __call__(self, p: SyncProgress) -> None:
         task = self.tasks.get(p.root)
         if task is None:
-            task = self.progress.add_task(Path(p.root).name, total=None, files="")
+            task = self.progress.add_task(escape(Path(p.root).name), total=None, files="")
             self.tasks[p.root] = task
         if p.phase == "syncing":
             self.progress.update(
@@ -368,7 +387,8 @@ def _unavailable_report(root: Root, why: str) -> PassReport:
 
 def _print_report(r: PassReport) -> None:
     out.print(
-        f"[bold]{r.root.path}[/] → {r.root.hub} hub: {r.scanned} files, {r.unchanged} unchanged, "
+        f"[bold]{escape(str(r.root.path))}[/] → {r.root.hub} hub: {r.scanned} files, "
+        f"{r.unchanged} unchanged, "
         f"{r.uploaded} uploaded ({r.uploaded_bytes:,} bytes), {r.deduplicated} deduplicated, "
         f"{r.renamed} renamed, {r.deleted} deleted"
     )
@@ -439,7 +459,7 @@ def status(json_out: JsonOpt = False) -> None:
     for root in data["roots"]:
         c = root["counts"]
         out.print(
-            f"[bold]{root['path']}[/] ({root['hub']}): {c.get('synced', 0)} synced, "
+            f"[bold]{escape(root['path'])}[/] ({root['hub']}): {c.get('synced', 0)} synced, "
             f"{c.get('seen', 0)} waiting, {c.get('error', 0)} failed, {c.get('held', 0)} held, "
             f"{c.get('deleted', 0)} deleted"
         )
@@ -456,11 +476,14 @@ def status(json_out: JsonOpt = False) -> None:
 def _live_status() -> dict[str, Any] | None:
     """The running agent's view, or None when no agent runs."""
     from agent.control.client import AgentUnavailable, call_sync
+    from agent.control.protocol import ControlError
 
     try:
         live: dict[str, Any] = call_sync("status", timeout=5)
     except AgentUnavailable:
         return None
+    except ControlError as exc:  # e.g. it did not answer in time
+        raise CliError(f"the agent is running but {exc.message}") from None
     live["agent"] = f"running ({live['state']})"
     return live
 
@@ -557,7 +580,7 @@ def restore(
             raise CliError(f"{rel}: {exc.message}") from None
         return [
             {
-                "path": rel,
+                "path": d.relpath,
                 "version": d.version,
                 "written_to": str(d.path),
                 "identical": d.identical,
@@ -571,14 +594,16 @@ def restore(
         emit_json(rows)
         return
     for r in rows:
+        name, written = escape(r["path"]), escape(r["written_to"])
         if r["identical"]:
-            out.print(f"{r['path']}: already identical to version {r['version']}")
+            out.print(f"{name}: version {r['version']} is already there, as {written}")
         elif r["kept_both"]:
             out.print(
-                f"{r['path']}: a different file is there; version {r['version']} restored beside it as {r['written_to']}"
+                f"{name}: a different file is there; version {r['version']} restored beside it "
+                f"as {written}"
             )
         else:
-            out.print(f"{r['path']}: version {r['version']} restored to {r['written_to']}")
+            out.print(f"{name}: version {r['version']} restored to {written}")
 
 
 @app.command()
@@ -636,6 +661,8 @@ def doctor(
 
     try:
         checks = run_async(body)
+    except JournalDamaged as exc:
+        checks = [{"check": "journal", "ok": False, "detail": str(exc)}]
     except CliError as exc:
         checks = [{"check": "config", "ok": False, "detail": str(exc)}]
     if json_out:

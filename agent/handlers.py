@@ -66,7 +66,7 @@ def register_handlers(agent: AgentService) -> None:
             )
         # A Supabase folder added before signing in waits for the sign-in (status says so).
         try:
-            root = journal.add_root(folder, hub)
+            root = journal.add_root(folder, hub, hub_asked=bool(params.get("hub")))
         except ValueError as exc:
             raise ControlError(BAD_PARAMS, str(exc)) from None
         agent.add_root(root)

@@ -9,6 +9,7 @@ journal that the next pass repairs by repeating idempotent steps.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -244,10 +245,17 @@ class Journal:
 
     # -- roots ----------------------------------------------------------------------
 
-    def add_root(self, path: Path, hub: str) -> Root:
+    def add_root(self, path: Path, hub: str, *, hub_asked: bool = False) -> Root:
+        """Mirror ``path`` to ``hub``; a folder mirrored already stays as it is, unless
+        ``hub_asked`` (the user named the hub) and it goes to another one: ValueError."""
         resolved = path.resolve()
         existing = self.root_by_path(resolved)
         if existing is not None:
+            if hub_asked and existing.hub != hub:
+                raise ValueError(
+                    f"{resolved} is mirrored to the {existing.hub} hub already; "
+                    f"remove it first to mirror it to the {hub} hub"
+                )
             return existing
         for other in self.roots():
             if resolved.is_relative_to(other.path) or other.path.is_relative_to(resolved):
@@ -281,11 +289,17 @@ class Journal:
         return None
 
     def root_for(self, path: Path) -> tuple[Root, str] | None:
-        """The root holding ``path`` and the path's relative form inside it."""
-        resolved = path.absolute()
-        for root in self.roots():
-            if resolved == root.path or resolved.is_relative_to(root.path):
-                return root, resolved.relative_to(root.path).as_posix()
+        """The root holding ``path`` and the path's relative form inside it.
+
+        ``..`` is folded first; a path reaching a root through a symbolic link (or
+        /tmp for /private/tmp on macOS) is then tried with its links resolved.
+        """
+        roots = self.roots()
+        normal = Path(os.path.abspath(path))
+        for candidate in (normal, normal.resolve()):
+            for root in roots:
+                if candidate == root.path or candidate.is_relative_to(root.path):
+                    return root, candidate.relative_to(root.path).as_posix()
         return None
 
     def set_root_flags(
@@ -521,6 +535,12 @@ class Journal:
 
     def deleted_under(self, root_id: str, prefix: str) -> list[str]:
         """Tombstoned paths at or below ``prefix`` (for restoring a deleted folder)."""
+        if prefix in ("", "."):  # the mirrored folder itself
+            cur = self.conn.execute(
+                "SELECT relpath FROM files WHERE root_id=? AND state='deleted' ORDER BY relpath",
+                (root_id,),
+            )
+            return [r[0] for r in cur]
         like = prefix.rstrip("/") + "/%"
         cur = self.conn.execute(
             "SELECT relpath FROM files WHERE root_id=? AND state='deleted'"

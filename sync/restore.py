@@ -102,13 +102,28 @@ def place(
         os.utime(temp, ns=(mtime_ns, mtime_ns))
         for final in _candidates(target, version):
             try:
-                os.link(temp, final)  # atomic, and never replaces an existing file
+                _put_new(temp, final)
                 break
             except FileExistsError:
                 continue
     finally:
         temp.unlink(missing_ok=True)
     return final, False, final != target
+
+
+def _put_new(temp: Path, final: Path) -> None:
+    """Give ``temp``'s bytes the name ``final``; FileExistsError if that name is taken."""
+    try:
+        os.link(temp, final)  # atomic, and never replaces an existing file
+    except FileExistsError:
+        raise
+    except OSError:
+        # No hard links here (exFAT, FAT, some network shares): claim the name, then copy.
+        with open(final, "xb") as out, open(temp, "rb") as src:
+            shutil.copyfileobj(src, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.utime(final, ns=(os.stat(temp).st_mtime_ns,) * 2)
 
 
 async def restore_file(
@@ -125,7 +140,12 @@ async def restore_file(
     chosen = pick_version(journal.versions(root.id, relpath), version=version, at=at)
     blob = await cache.fetch(remote, chosen.remote_key, chosen.sha256)
     target = (to_dir or root.path) / relpath
-    path, identical, kept_both = place(blob, target, chosen.sha256, chosen.mtime_ns, chosen.version)
+    try:
+        path, identical, kept_both = place(
+            blob, target, chosen.sha256, chosen.mtime_ns, chosen.version
+        )
+    except OSError as exc:
+        raise RestoreError(f"cannot write {target}: {exc.strerror or exc}") from None
     with journal.transaction():
         journal.log(
             "restore",
@@ -159,6 +179,10 @@ async def restore_path(
     deleted = journal.deleted_under(root.id, relpath)
     if not deleted:
         raise RestoreError(f"nothing recorded at {relpath!r}")
+    if version is not None:
+        raise RestoreError(
+            "--version picks a version of one file; a folder is restored as it was --at a time"
+        )
     return [
         await restore_file(journal, remote, cache, root, rel, at=at, to_dir=to_dir)
         for rel in deleted

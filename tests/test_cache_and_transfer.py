@@ -310,3 +310,14 @@ async def test_upload_limit_slows_transfers_to_the_set_rate(rig: Rig, files: int
     assert elapsed >= 1.0  # 3 MiB at 2 MiB/s, less the initial burst
     limit.set_rate(0)
     limit.consume(10**9)  # unlimited again: returns at once
+
+
+def test_a_folder_mirrored_already_is_not_silently_kept_on_another_hub(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    root = journal.add_root(docs, "local")
+    assert journal.add_root(docs, "supabase") == root  # the default hub changed: kept as is
+    with pytest.raises(ValueError, match="mirrored to the local hub already"):
+        journal.add_root(docs, "supabase", hub_asked=True)  # `hubsync add --hub supabase`
+    journal.close()

@@ -24,7 +24,7 @@ def test_version_and_usage_errors(tmp_path: Path) -> None:
     version = hubsync(tmp_path, "--version")
     assert version.returncode == 0 and version.stdout.startswith("hubsync ")
     missing = hubsync(tmp_path, "add", str(tmp_path / "nope"))
-    assert missing.returncode == 1 and "is not a folder" in missing.stderr
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
     assert "Traceback" not in missing.stderr
     no_roots = hubsync(tmp_path, "sync", "--once")
     assert no_roots.returncode == 1 and "hubsync add" in no_roots.stderr
@@ -162,3 +162,52 @@ def test_add_and_remove_go_through_a_running_agent(tmp_path: Path) -> None:
         assert [r["path"] for r in live["roots"]] == [str(first.resolve())]
     finally:
         agent.stop()
+
+
+def test_odd_names_bad_targets_and_a_damaged_journal_get_messages_not_tracebacks(
+    tmp_path: Path,
+) -> None:
+    home, docs = tmp_path / "home", tmp_path / "Projects [old]"
+    (docs / "odd[" / "]name").mkdir(parents=True)
+    (docs / "odd[" / "]name" / "[draft] plan.md").write_text("plan")
+    (docs / "d").mkdir()
+    for name in ("x.txt", "y.txt"):
+        (docs / "d" / name).write_text(name)
+    added = hubsync(home, "add", str(docs))
+    assert added.returncode == 0 and "Projects [old]" in added.stdout
+    synced = hubsync(home, "sync", "--once")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "Projects [old]" in synced.stdout and "Traceback" not in synced.stderr
+    listed = hubsync(home, "list")
+    assert listed.returncode == 0 and "[old]" in listed.stdout  # (the table wraps the path)
+    plan = docs / "odd[" / "]name" / "[draft] plan.md"
+    assert (
+        hubsync(home, "history", str(docs / "d" / ".." / "odd[" / "]name" / plan.name)).returncode
+        == 0
+    )
+    # Restoring into a file, or a folder with --version: clear errors.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    into_file = hubsync(home, "restore", str(plan), "--to", str(blocker))
+    assert into_file.returncode == 1 and "cannot write" in into_file.stderr
+    assert "Traceback" not in into_file.stderr
+    for name in ("x.txt", "y.txt"):
+        (docs / "d" / name).unlink()
+    (docs / "d").rmdir()
+    assert hubsync(home, "sync", "--once", "--confirm-deletes").returncode == 0
+    versioned = hubsync(home, "restore", str(docs / "d"), "--version", "1")
+    assert versioned.returncode == 1 and "--version picks a version of one file" in versioned.stderr
+    restored = hubsync(home, "restore", str(docs), "--json")  # the mirrored folder itself
+    assert restored.returncode == 0, restored.stderr
+    assert sorted(r["path"] for r in json.loads(restored.stdout)) == ["d/x.txt", "d/y.txt"]
+    assert (docs / "d" / "y.txt").read_text() == "y.txt"
+    # A damaged journal: doctor says so, other commands too, without a traceback.
+    journal = home / "data" / "journal.sqlite3"
+    for extra in ("-wal", "-shm", ".stat"):
+        (home / "data" / f"journal.sqlite3{extra}").unlink(missing_ok=True)
+    journal.write_bytes(os.urandom(8192))
+    doctor = hubsync(home, "doctor")
+    assert doctor.returncode == 1 and "FAIL journal" in doctor.stdout
+    listing = hubsync(home, "list")
+    assert listing.returncode == 1 and "is damaged" in listing.stderr
+    assert "Traceback" not in doctor.stderr + listing.stderr

@@ -84,7 +84,12 @@ class ControlClient:
             if sock is None or not is_same_user(sock, os.getuid()):
                 # Whoever serves this socket is not us: never send it a request.
                 raise ControlError(FORBIDDEN, f"{socket_path} is served by another user")
-            hello = await asyncio.wait_for(_read_hello(reader), timeout)
+            try:
+                hello = await asyncio.wait_for(_read_hello(reader), timeout)
+            except TimeoutError:
+                raise AgentUnavailable(
+                    f"the agent on {socket_path} does not answer (hung or overloaded)"
+                ) from None
         except BaseException:
             writer.close()
             with contextlib.suppress(OSError):
