@@ -688,6 +688,10 @@ class SyncEngine:
                 )
             )
             synced.append((item.relpath, h.size, h.mtime_ns, h.inode, h.sha256, version, item.key))
+        # Before the hub learns of them: if the hub records them but the journal does
+        # not (killed, or the answer is lost), a later deletion still leaves a tombstone.
+        with self.journal.transaction():
+            self.journal.mark_recording(root.id, [(s[0], s[4], s[5], s[6]) for s in synced])
         rejected = await self._record_entries(remote, entries)
         if rejected:
             failed.update(rejected)

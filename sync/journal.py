@@ -481,6 +481,14 @@ class Journal:
             (kind, message, now + retry_in, root_id, relpath),
         )
 
+    def mark_recording(self, root_id: str, items: Iterable[tuple[str, str, int, str]]) -> None:
+        """(relpath, sha256, version, key) about to be recorded in the hub, files still seen."""
+        self.conn.executemany(
+            """UPDATE files SET sha256=?, version=?, remote_key=?
+               WHERE root_id=? AND relpath=? AND state='seen'""",
+            ((sha, version, key, root_id, rel) for rel, sha, version, key in items),
+        )
+
     def mark_gone_again(self, root_id: str, relpaths: Iterable[str]) -> None:
         """Files with a tombstone that reappeared and vanished before they were hashed."""
         self.conn.executemany(

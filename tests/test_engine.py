@@ -14,11 +14,18 @@ import pytest
 import sync.engine
 import sync.scan
 from sync.engine import SyncEngine
-from sync.errors import PermanentError
+from sync.errors import PermanentError, TransientError
 from sync.remotes.base import ManifestEntry
 from sync.remotes.local import LocalHub
 from sync.restore import restore_path
-from tests.fixtures.engine import FAST_RETRY, Rig, assert_hub_mirrors, blob_files, sha_of
+from tests.fixtures.engine import (
+    FAST_RETRY,
+    Rig,
+    assert_hub_mirrors,
+    blob_files,
+    hub_latest,
+    sha_of,
+)
 
 
 def write(path: Path, data: bytes | str) -> Path:
@@ -404,3 +411,35 @@ async def test_a_row_the_hub_rejects_fails_its_file_only(rig: Rig) -> None:
         await hub.close()
     assert report.errors == {"bad.txt": ("permanent", "violates check constraint")}
     assert report.recorded == 2
+
+
+async def test_a_file_recorded_by_the_hub_but_not_the_journal_still_gets_a_tombstone(
+    rig: Rig,
+) -> None:
+    """Regression: the hub committed a file's row, the answer was lost (or the agent was
+    killed) before the journal noted it; the user then deleted the file, and the hub
+    kept showing it as live, forever."""
+
+    class ForgetfulHub(LocalHub):
+        lose_answer = True
+
+        async def record(self, entries: Sequence[ManifestEntry]) -> None:
+            await super().record(entries)
+            if self.lose_answer:
+                raise TransientError("connection reset")
+
+    docs = rig.folder()
+    report_doc = write(docs / "report.docx", "draft")
+    hub = ForgetfulHub(rig.tmp / "forgetful-hub")
+    engine = SyncEngine(rig.journal, {"local": hub}, retry=FAST_RETRY)
+    root = rig.add_root(docs)
+    try:
+        assert (await engine.sync_root(root)).errors["."][0] == "transient"
+        hub.lose_answer = False
+        report_doc.unlink()
+        report = await engine.sync_root(root)
+    finally:
+        engine.close()
+        await hub.close()
+    assert report.deleted == 1
+    assert hub_latest(hub.root, root.id)["report.docx"][1]  # the newest version is deleted
