@@ -9,11 +9,13 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
 import sync.engine
+import sync.remotes.local
 from sync.engine import SyncEngine
 from sync.errors import (
     AuthError,
@@ -277,3 +279,29 @@ def test_a_forked_process_makes_its_own_operation_ids() -> None:
     os.close(read)
     os.waitpid(child, 0)
     assert process_bits(child_id) != process_bits(_operation_id())
+
+
+async def test_a_read_error_on_the_local_file_is_not_blamed_on_the_hub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: an I/O error reading the source came back as "cannot write to the hub"
+    (transient), retried as if the hub were down."""
+    import errno
+    import io
+
+    class FailingDisk(io.FileIO):
+        def readinto(self, buffer: Any) -> int:
+            raise OSError(errno.EIO, "Input/output error")
+
+    big = write(tmp_path / "big.bin", os.urandom(CHUNK + 10))  # copied in blocks
+    upload = upload_of(big)
+    hub = LocalHub(tmp_path / "hub")
+    monkeypatch.setattr(sync.remotes.local.io, "FileIO", FailingDisk)
+    try:
+        [result] = await hub.put_blobs([upload])
+    finally:
+        monkeypatch.undo()
+        await hub.close()
+    assert isinstance(result, LocalFileError)
+    assert result.message == "cannot read: Input/output error"
+    assert not list((tmp_path / "hub" / ".tmp").glob("*.part"))

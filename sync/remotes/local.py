@@ -166,6 +166,12 @@ def _copy_verified(
                 digest, total = _pump(fin, fout, size, progress)
             finally:
                 os.close(fout)
+    except _ReadFailed as failed:
+        _unlink_quiet(dst)
+        why = failed.error.strerror or failed.error
+        if src_kind == "blob":
+            raise TransientError(f"cannot read from the hub: {why}") from None
+        raise LocalFileError(f"cannot read: {why}") from None  # not the hub's fault
     except BaseException:
         _unlink_quiet(dst)
         raise
@@ -176,11 +182,33 @@ def _copy_verified(
         raise FileChangedError("changed since it was hashed")
 
 
+class _ReadFailed(Exception):
+    """Reading the source failed (an I/O error), as opposed to writing the copy."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _read(fin: io.FileIO, size: int) -> bytes:
+    try:
+        return fin.read(size) or b""
+    except OSError as exc:
+        raise _ReadFailed(exc) from None
+
+
+def _read_into(fin: io.FileIO, buf: bytearray) -> int:
+    try:
+        return fin.readinto(buf) or 0
+    except OSError as exc:
+        raise _ReadFailed(exc) from None
+
+
 def _pump(fin: io.FileIO, fout: int, size: int, progress: ProgressFn | None) -> tuple[str, int]:
     """Move every byte of ``fin`` to ``fout``; returns (hex SHA-256, bytes moved)."""
     if 0 <= size < CHUNK:
         # Most files: one read (one byte more than expected shows a file that grew).
-        data = fin.read(size + 1) or b""
+        data = _read(fin, size + 1)
         _write_all(fout, data)
         if progress is not None and data:
             progress(len(data))
@@ -189,7 +217,7 @@ def _pump(fin: io.FileIO, fout: int, size: int, progress: ProgressFn | None) -> 
     total = 0
     buf = reusable_buffer(CHUNK)
     view = memoryview(buf)
-    while n := fin.readinto(buf):
+    while n := _read_into(fin, buf):
         chunk = view[:n]
         digest.update(chunk)
         _write_all(fout, chunk)
