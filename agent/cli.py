@@ -342,9 +342,12 @@ def sync(
     acting_for = _service_role_user(service_role, user_id)
 
     async def body(ctx: Context) -> list[PassReport]:
-        roots = [r for r in ctx.journal.roots() if not r.paused]
-        if not roots:
+        every = ctx.journal.roots()
+        roots = [r for r in every if not r.paused]
+        if not every:
             raise CliError("no mirrored folders; add one with `hubsync add PATH`")
+        if not roots:
+            raise CliError("every mirrored folder is paused; resume one in the tray or settings")
         reports = []
         show = not json_out and out.is_terminal
         columns = (
@@ -408,6 +411,12 @@ def _print_report(r: PassReport) -> None:
 # -- status, history, restore ---------------------------------------------------------------------
 
 
+_WAITING = {
+    "seen": "(waiting to be synced)",
+    "held": "(deletion held: `hubsync sync --once --confirm-deletes`)",
+}
+
+
 @app.command()
 def status(json_out: JsonOpt = False) -> None:
     """What is synced, what is waiting, and what failed."""
@@ -464,9 +473,9 @@ def status(json_out: JsonOpt = False) -> None:
             f"{c.get('deleted', 0)} deleted"
         )
         for p in root["problems"]:
-            out.print(
-                f"  {p.get('state') or p.get('kind')}: {escape(p['path'])} {escape(p['reason'] or '')}"
-            )
+            state = p.get("state") or p.get("kind")
+            reason = p["reason"] or _WAITING.get(str(state), "")
+            out.print(f"  {state}: {escape(p['path'])} {escape(reason)}")
     c = data["cache"]
     out.print(
         f"Cache: {c['entries']} entries, {c['bytes']:,} of {c['limit']:,} bytes, hit rate {c['hit_rate']:.0%}"
@@ -521,6 +530,8 @@ def history(
         emit_json(rows)
         return
     table = Table("Version", "Recorded", "Modified", "Size", "SHA-256", "")
+    for column in table.columns[1:3]:
+        column.no_wrap = True  # the times are what `restore --at` takes
     for r in rows:
         table.add_row(
             str(r["version"]),
@@ -763,3 +774,6 @@ def main() -> None:
     except CliError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(exc.code)
+    except KeyboardInterrupt:  # before a command got going (loading); nothing to undo
+        err.print("interrupted")
+        sys.exit(130)
