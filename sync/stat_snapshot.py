@@ -12,7 +12,9 @@ and the rows are read from SQLite as before.
 The journal reads the file when it opens and deletes it if it is stale, and
 writes a new one when it closes after file rows changed. A journal restored
 from a backup has a lower generation and so meets the old snapshot as stale,
-once, before it can grow back to that generation with other rows.
+once, before it can grow back to that generation with other rows. The same
+holds after a power cut that lost the journal's last commits (``synchronous=
+NORMAL``): its generation is then lower than the snapshot's, which is dropped.
 """
 
 from __future__ import annotations
