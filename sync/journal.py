@@ -216,8 +216,10 @@ class Journal:
         indexes = {}
         for root in self.roots():
             cached = self._stat_cache.get(root.id)
-            current = cached is not None and cached[0] == generation
-            indexes[root.id] = cached[1] if cached and current else self._load_stat_index(root.id)
+            if cached is not None and cached[0] == generation:
+                indexes[root.id] = cached[1]
+            else:
+                indexes[root.id] = self._load_stat_index(root.id)
         stat_snapshot.save(self._snapshot_path, generation, indexes)
 
     def _files_generation(self) -> int:

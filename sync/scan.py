@@ -85,7 +85,7 @@ def walk(root: Path, index: StatIndex | None = None) -> WalkResult:
     if index is not None:
         for folder, known in index.folders.items():
             if folder not in listed:  # gone, unreadable or ignored now
-                _leave(result, folder + "/" if folder else "", known)
+                _leave(result, folder + "/" if folder else "", zip(*known, strict=True))
         result.leftover.update(index.others)
     return result
 
@@ -192,15 +192,13 @@ def _compare_files(
         files[rel] = current
         if row is not None:
             result.leftover[rel] = (rel, *row, SYNCED_MARK)
-    for name, row in rows.items():
-        rel = prefix + name
-        result.leftover[rel] = (rel, *row, SYNCED_MARK)
+    _leave(result, prefix, ((name, *row) for name, row in rows.items()))
     return unchanged
 
 
-def _leave(result: WalkResult, prefix: str, known: Folder) -> None:
-    """Put every index row of one folder in ``result.leftover``."""
-    for name, size, mtime_ns, inode in zip(*known, strict=True):
+def _leave(result: WalkResult, prefix: str, rows: Iterable[tuple[str, int, int, int]]) -> None:
+    """Put index rows (name, size, mtime_ns, inode) of one folder in ``result.leftover``."""
+    for name, size, mtime_ns, inode in rows:
         rel = prefix + name
         result.leftover[rel] = (rel, size, mtime_ns, inode, SYNCED_MARK)
 

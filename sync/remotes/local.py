@@ -527,7 +527,7 @@ class LocalHub:
             now = _now_iso()
             # A blob's row also comes from the entries that point at it: a blob stored
             # by a process killed before it recorded it still gets its row.
-            blob_rows = [*new_blobs, *_entry_blobs(entries)]
+            blob_rows = {row[0]: row for row in (*new_blobs, *_entry_blobs(entries))}.values()
             with self._transaction():
                 self._db.executemany(
                     """INSERT INTO file_metadata(file_id, user_id, filename, file_size,
