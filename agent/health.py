@@ -92,7 +92,8 @@ class HealthMonitor:
         previous = self._status
         now = time.time()
         try:
-            latency = await asyncio.wait_for(self._probe(), self.probe_timeout)
+            async with asyncio.timeout(self.probe_timeout):
+                latency = await self._probe()
         except AuthError as exc:
             status = HealthStatus(
                 HealthState.SIGNIN_NEEDED,
@@ -147,11 +148,17 @@ class HealthMonitor:
         self._wake.set()
 
     async def run(self) -> None:
-        """Probe forever (until cancelled)."""
+        """Probe forever (until cancelled).
+
+        Waits use ``asyncio.timeout``, never ``wait_for``: on Python 3.11 ``wait_for``
+        swallows a cancel that arrives while the awaited event is being set, and the
+        monitor then outlived ``stop()``.
+        """
         while True:
             await self.check()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.next_delay())
+                async with asyncio.timeout(self.next_delay()):
+                    await self._wake.wait()
             self._wake.clear()
 
     def start(self) -> asyncio.Task[None]:

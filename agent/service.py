@@ -421,7 +421,8 @@ class AgentService:
                 self.metrics_store.flush(self.metrics)
                 last_flush = time.monotonic()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._next_wake())
+                async with asyncio.timeout(self._next_wake()):
+                    await self._wake.wait()
 
     async def _sync(self, rt: RootRuntime, paths: list[str] | None) -> None:
         root = rt.root
@@ -504,6 +505,7 @@ class AgentService:
         new_problems = {k: v for k, v in report.errors.items() if rt.problems.get(k) != v}
         rt.problems = dict(report.errors)
         for rel, (kind, reason) in list(new_problems.items())[:20]:
+            log.warning("%s: %s: %s (%s)", rt.root.path, rel, reason, kind)
             self.server.publish(
                 "error", {"root": str(rt.root.path), "path": rel, "kind": kind, "reason": reason}
             )

@@ -190,6 +190,21 @@ class _OverflowSpotter(logging.Handler):
             self._callback()
 
 
+class _ShutdownRaceFilter(logging.Filter):
+    """Drop watchdog's ERROR for an event read while its emitter stops.
+
+    watchdog 7 logs "queue_events() called when the thread is inactive" when the
+    inotify thread reads one more event after ``stop()``; the event is dropped on
+    purpose (we are stopping), so it is not an error worth a user's attention.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "called when the thread is inactive" not in record.getMessage()
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_ShutdownRaceFilter())
+
+
 def inotify_watch_count() -> int | None:
     """How many inotify watches this process holds, as the kernel counts them (Linux)."""
     if not sys.platform.startswith("linux"):

@@ -67,11 +67,11 @@ async def test_editor_atomic_save_uploads_only_the_final_content(short_home: Pat
 
 
 def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(
+    done = subprocess.run(
         ["git", *args],
         cwd=cwd,
-        check=True,
         capture_output=True,
+        text=True,
         env={
             **os.environ,
             "GIT_AUTHOR_NAME": "t",
@@ -80,6 +80,7 @@ def _git(cwd: Path, *args: str) -> None:
             "GIT_COMMITTER_EMAIL": "t@t",
         },
     )
+    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
 
 
 @pytest.mark.timeout(240)

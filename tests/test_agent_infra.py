@@ -180,6 +180,21 @@ def test_follow_sees_new_lines_across_rotation(tmp_path: Path) -> None:
     assert got == ["first", "second", "after rotation"]
 
 
+def test_watchdogs_shutdown_race_is_not_logged_as_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Stopping a busy watcher made watchdog log an ERROR on most agent shutdowns."""
+    import agent.watcher  # noqa: F401 - installs the filter
+
+    inotify_log = logging.getLogger("watchdog.observers.inotify")
+    with caplog.at_level(logging.WARNING):
+        inotify_log.error("InotifyEmitter.queue_events() called when the thread is inactive")
+        inotify_log.warning("Inotify queue overflowed; filesystem events were lost")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Inotify queue overflowed; filesystem events were lost"
+    ]
+
+
 # -- health --------------------------------------------------------------------------
 
 
@@ -317,6 +332,20 @@ async def test_health_notices_outage_and_return_quickly_without_busy_looping() -
         HealthState.DEGRADED,
         HealthState.OFFLINE,
     ]
+
+
+async def test_a_poke_right_before_stop_does_not_keep_the_monitor_running() -> None:
+    """The last pass of an agent that is stopping can poke its monitor just before
+    the monitor is stopped; on Python 3.11 ``wait_for`` then swallowed the cancel
+    and the monitor probed on for ever, hanging the agent's shutdown (seen in CI)."""
+    remote = Remote()
+    mon = HealthMonitor(remote.probe, interval=30)
+    task = mon.start()
+    await wait_until(lambda: mon.status.state is HealthState.ONLINE)
+    await asyncio.sleep(0.01)  # the monitor now waits for its next turn
+    mon.poke()
+    await asyncio.wait_for(mon.stop(), 2)
+    assert task.done()
 
 
 async def test_idle_agent_parts_use_no_cpu(short_tmp: Path) -> None:

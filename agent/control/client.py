@@ -74,9 +74,10 @@ class ControlClient:
         lets more pile up is disconnected (as the agent does with slow clients).
         """
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(socket_path, limit=MAX_FRAME_BYTES), timeout
-            )
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_unix_connection(
+                    socket_path, limit=MAX_FRAME_BYTES
+                )
         except (OSError, TimeoutError) as exc:
             raise AgentUnavailable(f"no agent is running (socket {socket_path}): {exc}") from None
         try:
@@ -85,7 +86,8 @@ class ControlClient:
                 # Whoever serves this socket is not us: never send it a request.
                 raise ControlError(FORBIDDEN, f"{socket_path} is served by another user")
             try:
-                hello = await asyncio.wait_for(_read_hello(reader), timeout)
+                async with asyncio.timeout(timeout):
+                    hello = await _read_hello(reader)
             except TimeoutError:
                 raise AgentUnavailable(
                     f"the agent on {socket_path} does not answer (hung or overloaded)"
@@ -118,7 +120,8 @@ class ControlClient:
             async with self._write_lock:
                 self._writer.write(Request(rid, method, params or {}).encode())
                 await self._writer.drain()
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                return await future
         except TimeoutError:
             raise ControlError(TIMEOUT, f"{method} did not answer within {timeout:g} s") from None
         except ConnectionError as exc:
