@@ -121,6 +121,8 @@ def run_async(
         except sqlite3.DatabaseError as exc:
             raise JournalDamaged(exc) from None
         async with ctx:
+            for notice in ctx.notices:
+                err.print(f"[yellow]note:[/] {escape(notice)}")
             try:
                 return await body(ctx)
             except sqlite3.DatabaseError as exc:
@@ -383,12 +385,21 @@ def sync(
 
 def _unavailable_report(root: Root, why: str) -> PassReport:
     report = PassReport(root)
-    report.errors["."] = ("auth", why or f"the {root.hub} hub is not available")
-    report.auth_needed = True
+    why = why or f"the {root.hub} hub is not available"
+    if root.hub == "local":  # missing or unreadable: waited for, not signed in to
+        report.errors["."] = ("transient", why)
+    else:
+        report.errors["."] = ("auth", why)
+        report.auth_needed = True
     return report
 
 
 def _print_report(r: PassReport) -> None:
+    if not r.scanned and "." in r.errors:  # nothing was looked at: no counts to show
+        kind, reason = r.errors["."]
+        out.print(f"[bold]{escape(str(r.root.path))}[/] → {r.root.hub} hub:")
+        out.print(f"  [red]not synced[/]: {escape(reason)} ({kind})")
+        return
     out.print(
         f"[bold]{escape(str(r.root.path))}[/] → {r.root.hub} hub: {r.scanned} files, "
         f"{r.unchanged} unchanged, "
@@ -403,7 +414,10 @@ def _print_report(r: PassReport) -> None:
             "nothing was deleted in the hub. Run `hubsync sync --once --confirm-deletes` to apply them."
         )
     for rel, (kind, reason) in sorted(r.errors.items()):
-        out.print(f"  [red]not in the hub[/] {escape(rel)}: {escape(reason)} ({kind})")
+        if rel == ".":
+            out.print(f"  [red]not synced[/]: {escape(reason)} ({kind})")
+        else:
+            out.print(f"  [red]not in the hub[/] {escape(rel)}: {escape(reason)} ({kind})")
     if r.complete:
         out.print("  [green]every file is in the hub[/]")
 
@@ -472,6 +486,9 @@ def status(json_out: JsonOpt = False) -> None:
             f"{c.get('seen', 0)} waiting, {c.get('error', 0)} failed, {c.get('held', 0)} held, "
             f"{c.get('deleted', 0)} deleted"
         )
+        why = (data.get("unavailable") or {}).get(root["hub"])
+        if why:
+            out.print(f"  [yellow]waiting for the hub:[/] {escape(str(why))}")
         for p in root["problems"]:
             state = p.get("state") or p.get("kind")
             reason = p["reason"] or _WAITING.get(str(state), "")

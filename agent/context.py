@@ -10,9 +10,10 @@ from agent.config import Config, load_config
 from agent.paths import Paths, resolve_paths
 from sync.cache import BlobCache
 from sync.engine import MassDeletePolicy, SyncEngine
+from sync.hub_identity import adopt_hub, open_local_hub
 from sync.journal import Journal
 from sync.remotes.base import Remote
-from sync.remotes.local import LocalHub
+from sync.remotes.local import HubMissing
 from sync.throttle import Bandwidth
 
 
@@ -25,6 +26,8 @@ class Context(AbstractAsyncContextManager["Context"]):
     remotes: dict[str, Remote] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
     """hub name → why it cannot be used now (not configured, signed out...)."""
+    notices: list[str] = field(default_factory=list)
+    """What opening the hubs found that the user should know (a new hub to fill)."""
     service_role_user: str | None = None
     """Service-role mode (headless servers): act for this fixed user id. Explicit only."""
     _engine: SyncEngine | None = None
@@ -55,14 +58,32 @@ class Context(AbstractAsyncContextManager["Context"]):
         await self.aclose()
 
     async def open_hubs(self) -> None:
+        self.open_local()
+        await self.open_supabase()
+
+    def open_local(self, *, remake_own: bool = True) -> bool:
+        """Open the local hub if it is there (and the one in use); else say why not.
+
+        ``remake_own``: HubSync's own hub (the default folder), if missing, was
+        deleted: make a new one. A running agent that saw it go waits instead.
+        """
         hub_dir = self.config.local_hub_path(self.paths)
+        own = remake_own and hub_dir == self.paths.default_local_hub
         try:
-            self.remotes["local"] = LocalHub(hub_dir)
+            opened = open_local_hub(self.journal, hub_dir, own_folder=own)
+        except HubMissing as exc:
+            self.unavailable["local"] = exc.message
+            return False
         except OSError as exc:
             self.unavailable["local"] = (
                 f"local hub {hub_dir} cannot be opened: {exc.strerror or exc}"
             )
-        await self.open_supabase()
+            return False
+        self.remotes["local"] = opened.hub
+        self.unavailable.pop("local", None)
+        if opened.notice:
+            self.notices.append(opened.notice)
+        return True
 
     async def open_supabase(self) -> None:
         """Open the Supabase remote when configured and signed in; else say why not."""
@@ -76,6 +97,16 @@ class Context(AbstractAsyncContextManager["Context"]):
             )
             if remote is not None:
                 self.remotes["supabase"] = remote
+                identity = remote.session.identity
+                notice = adopt_hub(
+                    self.journal,
+                    "supabase",
+                    f"{remote.session.settings.base_url} {identity.user_id}",
+                    f"{remote.session.settings.base_url} ({identity.email or identity.user_id})",
+                    why=" (another project or user)",
+                )
+                if notice:
+                    self.notices.append(notice)
             else:
                 self.unavailable["supabase"] = problem
         else:

@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version as dist_version
 from pathlib import Path
@@ -40,6 +41,7 @@ from agent.watcher import Debouncer, ObserverFactory, RootWatcher, coverage_shor
 from sync.engine import PassReport, Progress
 from sync.errors import AuthError, TransientError
 from sync.journal import Root
+from sync.remotes.local import HUB_DB, LocalHub
 
 log = logging.getLogger("hubsync.agent")
 
@@ -107,6 +109,7 @@ class AgentService:
         self._last_progress = 0.0
         self._live: Progress | None = None
         self._last_root_check = 0.0
+        self._last_hub_check = time.monotonic()
         self.passes = 0
         self.exai: ExaiJobs | None = None
         self.exai_health: HealthMonitor | None = None
@@ -130,6 +133,10 @@ class AgentService:
         for root in self.ctx.journal.roots():
             self._start_root(root)
         log.info("agent started with %d folders", len(self.runtimes))
+        for notice in self.ctx.notices:
+            log.warning("%s", notice)
+        for hub, why in self.ctx.unavailable.items():
+            log.info("%s hub not available: %s", hub, why)
         try:
             await self._schedule()
         finally:
@@ -186,7 +193,10 @@ class AgentService:
         if old is not None:
             await old.close()
         self.ctx.unavailable.pop("supabase", None)
+        seen = len(self.ctx.notices)
         await self.ctx.open_supabase()
+        for notice in self.ctx.notices[seen:]:
+            log.warning("%s", notice)
         if "supabase" in self.ctx.remotes:
             self._monitor("supabase")
         for rt in self.runtimes.values():
@@ -316,6 +326,46 @@ class AgentService:
 
     # -- scheduling -------------------------------------------------------------------------
 
+    async def _check_local_hub(self) -> None:
+        """Let go of a local hub whose drive went away, and open it when it is back.
+
+        The file checks run in a thread with a deadline: a hung network share must
+        not stall the agent.
+        """
+        remote = self.ctx.remotes.get("local")
+        if isinstance(remote, LocalHub):
+            if not await _answer_or(remote.went_away, True):
+                return
+            log.warning("the local hub %s went away; waiting for it to come back", remote.root)
+            monitor = self.health.pop("local", None)
+            if monitor is not None:
+                await monitor.stop()
+            del self.ctx.remotes["local"]
+            try:
+                await remote.close()
+            except Exception as exc:  # its drive is gone: there is nothing left to flush to
+                log.info("closing the vanished local hub: %s", exc)
+            self.ctx.unavailable["local"] = (
+                f"the local hub {remote.root} went away (was its drive unplugged?)"
+            )
+            self.publish_status()
+        if "local" in self.ctx.remotes:
+            return
+        hub_dir = self.ctx.config.local_hub_path(self.ctx.paths)
+        if not await _answer_or((hub_dir / HUB_DB).is_file, False):
+            return  # still not there
+        seen = len(self.ctx.notices)
+        if not self.ctx.open_local(remake_own=False):
+            return
+        log.info("the local hub is back")
+        for notice in self.ctx.notices[seen:]:
+            log.warning("%s", notice)
+        self._monitor("local")
+        for rt in self.runtimes.values():
+            if rt.root.hub == "local":
+                rt.needs_full_scan = True
+        self.publish_status()
+
     def _hub_ready(self, hub: str) -> bool:
         monitor = self.health.get(hub)
         if monitor is None:
@@ -412,6 +462,9 @@ class AgentService:
         last_flush = time.monotonic()
         while not self._stop.is_set():
             self._wake.clear()
+            if time.monotonic() - self._last_hub_check >= MISSING_ROOT_CHECK:
+                self._last_hub_check = time.monotonic()
+                await self._check_local_hub()
             for rt, paths in self._due():
                 if self._stop.is_set():
                     break
@@ -594,6 +647,11 @@ class AgentService:
         if self.paused:
             return "paused"
         states = {m.status.state for m in self.health.values()}
+        for rt in self.runtimes.values():  # a hub that is not open at all
+            if rt.root.hub not in self.ctx.remotes and not rt.root.paused:
+                states.add(
+                    HealthState.SIGNIN_NEEDED if rt.root.hub == "supabase" else HealthState.OFFLINE
+                )
         if HealthState.SIGNIN_NEEDED in states:
             return "signin_needed"
         if HealthState.OFFLINE in states:
@@ -654,3 +712,12 @@ def _progress_dict(p: Progress) -> dict[str, Any]:
         ],
         "queue": [{"path": rel, "size": size} for rel, size in list(p.waiting.items())[:20]],
     }
+
+
+async def _answer_or(check: Callable[[], bool], otherwise: bool, within: float = 5.0) -> bool:
+    """``check()`` run in a thread; ``otherwise`` when it takes longer than ``within`` s."""
+    try:
+        async with asyncio.timeout(within):
+            return await asyncio.to_thread(check)
+    except TimeoutError:
+        return otherwise

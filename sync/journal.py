@@ -512,6 +512,37 @@ class Journal:
             args = (root_id,)
         return self.conn.execute(sql, args).rowcount
 
+    # -- hubs -------------------------------------------------------------------------
+
+    def hub_seen(self, hub: str) -> tuple[str | None, str | None]:
+        """(id, folder) of the hub ``hub`` was last opened as; (None, None) if never."""
+        return self.get_meta(f"hub.{hub}.id"), self.get_meta(f"hub.{hub}.path")
+
+    def remember_hub(self, hub: str, hub_id: str, folder: str) -> None:
+        with self.transaction():
+            self.set_meta(f"hub.{hub}.id", hub_id)
+            self.set_meta(f"hub.{hub}.path", folder)
+
+    def has_blobs(self, hub: str) -> bool:
+        """Whether this journal ever stored (or found) a blob in ``hub``."""
+        return (
+            self.conn.execute("SELECT 1 FROM blobs WHERE hub=? LIMIT 1", (hub,)).fetchone()
+            is not None
+        )
+
+    def rebase_hub(self, hub: str) -> int:
+        """``hub`` is now another hub: forget its blobs and send every file mirrored to
+        it back to 'seen', so the next pass uploads it there. Returns how many files."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM blobs WHERE hub=?", (hub,))
+            return self.conn.execute(
+                """UPDATE files SET state='seen', attempts=0, next_retry=NULL,
+                     error_kind=NULL, last_error=NULL
+                   WHERE state IN ('synced', 'error')
+                     AND root_id IN (SELECT id FROM roots WHERE hub=?)""",
+                (hub,),
+            ).rowcount
+
     # -- blobs ------------------------------------------------------------------------
 
     def known_blobs(self, hub: str, hashes: Iterable[str]) -> dict[str, str]:

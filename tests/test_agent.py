@@ -285,6 +285,37 @@ async def test_missing_root_pauses_and_resumes_when_back(short_home: Path) -> No
         )
 
 
+async def test_an_unplugged_hub_drive_is_waited_for_and_used_again_when_back(
+    short_home: Path,
+) -> None:
+    drive = short_home / "usb"
+    drive.mkdir()
+    (short_home / "config").mkdir()
+    (short_home / "config" / "config.toml").write_text(f'[hub]\nlocal_path = "{drive}/hub"\n')
+    docs = short_home / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("a")
+    async with live_agent(short_home, [docs]) as agent:
+        await agent.idle()
+        rid = _root_id(agent)
+        drive.rename(short_home / "unplugged")
+        await agent.wait_for(lambda: "local" in agent.ctx.unavailable, timeout=20)
+        assert (
+            "went away (was its drive unplugged?)" in agent.service.status()["unavailable"]["local"]
+        )
+        assert agent.service.status()["state"] == "offline"
+        (docs / "b.txt").write_text("written while the drive was away")
+        await asyncio.sleep(1.0)
+        assert not drive.exists()  # no new, empty hub was made where the drive was
+        assert agent.ctx.journal.count_states(rid).get("synced") == 1
+        # Plugged back in: mounted afresh, so the files are not those the agent had open.
+        shutil.copytree(short_home / "unplugged", drive)
+        await agent.wait_for(
+            lambda: agent.ctx.journal.count_states(rid).get("synced") == 2, timeout=30
+        )
+        assert_hub_mirrors(drive / "hub", rid, docs)
+
+
 async def test_exai_health_is_shown_beside_the_hubs(
     short_home: Path, exai_server: object, exai_settings: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:

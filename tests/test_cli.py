@@ -211,3 +211,29 @@ def test_odd_names_bad_targets_and_a_damaged_journal_get_messages_not_tracebacks
     listing = hubsync(home, "list")
     assert listing.returncode == 1 and "is damaged" in listing.stderr
     assert "Traceback" not in doctor.stderr + listing.stderr
+
+
+def test_a_hub_drive_that_is_not_plugged_in_is_reported_not_replaced(tmp_path: Path) -> None:
+    home, docs, drive = tmp_path / "home", tmp_path / "docs", tmp_path / "usb"
+    docs.mkdir()
+    (docs / "a.txt").write_text("a")
+    drive.mkdir()
+    (home / "config").mkdir(parents=True)
+    config = home / "config" / "config.toml"
+    config.write_text(f'[hub]\nlocal_path = "{drive}/hub"\n')
+    assert hubsync(home, "add", str(docs)).returncode == 0
+    assert hubsync(home, "sync", "--once").returncode == 0
+    drive.rename(tmp_path / "unplugged")
+    done = hubsync(home, "sync", "--once")
+    assert done.returncode == 2
+    assert f"the local hub {drive}/hub is missing (is its drive plugged in?)" in done.stdout
+    assert "0 files" not in done.stdout  # nothing was looked at: no counts
+    assert not drive.exists()
+    status = hubsync(home, "status").stdout
+    assert "waiting for the hub: the local hub" in status and "is missing" in status
+    # A new hub folder chosen on purpose is filled, and the user is told.
+    config.write_text(f'[hub]\nlocal_path = "{tmp_path}/new-hub"\n')
+    done = hubsync(home, "sync", "--once")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 file will be uploaded to it" in done.stderr
+    assert "1 uploaded" in done.stdout

@@ -122,6 +122,48 @@ def test_cli_login_add_sync_mirrors_a_folder(
     assert supabase_user.password not in secrets.read_text()
 
 
+def test_signing_in_as_another_user_uploads_every_file_to_their_space(
+    tmp_path: Path,
+    supabase_server: SupabaseTestServer,
+    supabase_user: SupabaseUser,
+    supabase_user_b: SupabaseUser,
+) -> None:
+    """The journal's 'synced' describes the first user's space, not the second's."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (docs / name).write_text(f"content of {name}")
+    env = cli_env(tmp_path, supabase_server)
+
+    def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "agent", *args],
+            input=stdin,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    def login(user: SupabaseUser) -> None:
+        cli("login", "--email", user.email, "--password-stdin", stdin=user.password + "\n")
+
+    login(supabase_user)
+    cli("add", str(docs))
+    cli("sync", "--once")
+    assert_hub_mirrors(supabase_server, supabase_user.uid, docs)
+    cli("logout")
+    login(supabase_user_b)
+    done = cli("sync", "--once", "--json")
+    assert "another project or user" in done.stderr
+    assert "2 files will be uploaded" in done.stderr
+    assert json.loads(done.stdout)[0]["recorded"] == 2
+    assert_hub_mirrors(supabase_server, supabase_user_b.uid, docs)
+    again = cli("sync", "--once")
+    assert "will be uploaded" not in again.stderr
+
+
 @pytest.fixture
 async def supabase_rig(
     tmp_path: Path,

@@ -29,6 +29,7 @@ import socket
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -92,7 +93,14 @@ CREATE INDEX IF NOT EXISTS hubsync_manifest_sha ON hubsync_manifest(user_id, sha
 CREATE TABLE IF NOT EXISTS hubsync_devices (
     user_id TEXT NOT NULL, device_id TEXT NOT NULL, name TEXT, last_seen TEXT,
     PRIMARY KEY (user_id, device_id));
+CREATE TABLE IF NOT EXISTS hubsync_hub (id TEXT NOT NULL, created_at TEXT NOT NULL);
 """
+HUB_DB = "hub.sqlite3"
+
+
+class HubMissing(TransientError):
+    """A hub that was in use is not where it was (an unplugged drive, an unmounted
+    share): it is waited for, never silently replaced by a new, empty one."""
 
 
 _ID_PROCESS_BITS = int.from_bytes(os.urandom(5)) >> 2  # 38 random bits per process
@@ -136,6 +144,14 @@ def _entry_blobs(entries: Sequence[ManifestEntry]) -> list[tuple[str, str, str, 
 
 def _call(fn: Callable[[], T]) -> T:
     return fn()
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _now_iso() -> str:
@@ -262,25 +278,51 @@ class LocalHub:
     """Files below 1 MiB are read once, hashed and stored in one go (see ``Ingest``)."""
     """Calls in flight the engine may make: they are batched onto ``io_threads`` threads."""
 
-    def __init__(self, root: Path, *, user_id: str = LOCAL_USER, io_threads: int = 1) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        user_id: str = LOCAL_USER,
+        io_threads: int = 1,
+        create: bool = True,
+    ) -> None:
         """``io_threads``: one is fastest for local disks (measured: 3,000 small files took
         127 µs each with one thread, 345 µs with four, which fight over the GIL); more
-        may help a network share with high latency."""
+        may help a network share with high latency.
+
+        ``create``: make a new hub when there is none at ``root`` (in an existing
+        folder); without it a missing hub raises :class:`HubMissing`.
+        """
         self.root = root
         self.user_id = user_id
+        self.created = not (root / HUB_DB).is_file()
+        """Whether this opening made a new hub."""
+        if self.created and not create:
+            raise HubMissing(
+                f"the local hub {root} is missing (is its drive plugged in?); "
+                "HubSync waits for it to come back"
+            )
+        if self.created and not root.parent.is_dir():  # never build a drive's mount path
+            raise HubMissing(f"{root.parent} does not exist (is its drive plugged in?)")
         for bucket in BUCKETS:
             (root / bucket).mkdir(parents=True, exist_ok=True)
         # Temp files left by a killed writer are removed (never served); those of
         # another process writing to the same hub are left alone.
         self._temps = TempArea(root / ".tmp")
-        self._db = sqlite3.connect(
-            root / "hub.sqlite3", isolation_level=None, check_same_thread=False
-        )
+        self._db = sqlite3.connect(root / HUB_DB, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.execute("PRAGMA temp_store=MEMORY")
         self._db.executescript(_SCHEMA)
+        self._db.execute(  # one statement: two processes creating a hub agree on its id
+            "INSERT INTO hubsync_hub(id, created_at) SELECT ?, ?"
+            " WHERE NOT EXISTS (SELECT 1 FROM hubsync_hub)",
+            (uuid.uuid4().hex, _now_iso()),
+        )
+        self.hub_id: str = self._db.execute("SELECT id FROM hubsync_hub").fetchone()[0]
+        """This hub's identity: a copy of the hub folder keeps it, a new hub gets its own."""
+        self._db_file = _file_identity(root / HUB_DB)
         self._db_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(io_threads, thread_name_prefix="hubsync-localhub")
         # Rows get their own thread: recording one batch must not wait behind the
@@ -396,6 +438,11 @@ class LocalHub:
             raise PermanentError(f"not a hub key: {key!r}")
         return self.root.joinpath(bucket, *parts)
 
+    def went_away(self) -> bool:
+        """Whether the hub database open here is no longer the one at the hub's folder
+        (its drive was unplugged, or remounted): this object can then never reach it."""
+        return _file_identity(self.root / HUB_DB) != self._db_file
+
     # -- Remote -----------------------------------------------------------------------
 
     async def ping(self) -> float:
@@ -404,6 +451,8 @@ class LocalHub:
         def probe() -> None:
             if not self.root.is_dir():
                 raise TransientError(f"hub folder {self.root} is not reachable")
+            if self.went_away():
+                raise HubMissing(f"the local hub {self.root} went away (was its drive unplugged?)")
             with self._db_lock:
                 self._db.execute("SELECT 1").fetchone()
 

@@ -1,0 +1,142 @@
+"""A hub in use that is missing is waited for; a different hub gets every file again."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from sync.engine import SyncEngine
+from sync.hub_identity import open_local_hub
+from sync.journal import Journal
+from sync.remotes.local import HubMissing
+from tests.fixtures.engine import FAST_RETRY, assert_hub_mirrors
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    j = Journal(tmp_path / "state" / "journal.sqlite3")
+    yield j
+    j.close()
+
+
+@asynccontextmanager
+async def synced(journal: Journal, hub_dir: Path, **kw: bool) -> AsyncIterator[str | None]:
+    """Open the hub as the agent would, sync every folder once, close it; yields the notice."""
+    opened = open_local_hub(journal, hub_dir, **kw)
+    engine = SyncEngine(journal, {"local": opened.hub}, retry=FAST_RETRY)
+    try:
+        for root in journal.roots():
+            report = await engine.sync_root(root)
+            assert report.complete, report.errors
+        yield opened.notice
+    finally:
+        engine.close()
+        await opened.hub.close()
+
+
+def folder_with_files(tmp_path: Path, journal: Journal) -> tuple[Path, str]:
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "a.txt").write_text("alpha")
+    (docs / "sub" / "b.txt").write_text("beta")
+    return docs, journal.add_root(docs, "local").id
+
+
+async def test_a_missing_hub_in_use_is_waited_for_never_made_anew(
+    tmp_path: Path, journal: Journal
+) -> None:
+    """An unplugged drive: a new, empty hub in its place would lack every 'synced' file."""
+    docs, rid = folder_with_files(tmp_path, journal)
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    async with synced(journal, drive / "hub") as notice:
+        assert notice is None
+    shutil.move(drive, tmp_path / "elsewhere")  # unplugged: the mount folder is gone
+    with pytest.raises(HubMissing, match="is its drive plugged in"):
+        open_local_hub(journal, drive / "hub")
+    assert not drive.exists()
+    drive.mkdir()  # an empty mount folder left behind
+    with pytest.raises(HubMissing, match="is missing"):
+        open_local_hub(journal, drive / "hub")
+    assert list(drive.iterdir()) == []
+    drive.rmdir()
+    shutil.move(tmp_path / "elsewhere", drive)  # plugged back in
+    (docs / "a.txt").write_text("alpha, edited while the drive was away")
+    async with synced(journal, drive / "hub") as notice:
+        assert notice is None  # the same hub: nothing to upload again
+    assert_hub_mirrors(drive / "hub", rid, docs)
+
+
+async def test_a_new_hub_folder_gets_every_file(tmp_path: Path, journal: Journal) -> None:
+    docs, rid = folder_with_files(tmp_path, journal)
+    async with synced(journal, tmp_path / "old-hub"):
+        pass
+    async with synced(journal, tmp_path / "new-hub") as notice:
+        assert notice is not None and "2 files will be uploaded" in notice
+    assert_hub_mirrors(tmp_path / "new-hub", rid, docs)
+    async with synced(journal, tmp_path / "new-hub") as notice:
+        assert notice is None
+
+
+async def test_a_hub_replaced_in_place_gets_every_file(tmp_path: Path, journal: Journal) -> None:
+    """Another hub put where the old one was (restored from elsewhere, or rebuilt)."""
+    docs, rid = folder_with_files(tmp_path, journal)
+    async with synced(journal, tmp_path / "hub"):
+        pass
+    other = Journal(tmp_path / "other.sqlite3")
+    async with synced(other, tmp_path / "other-hub"):
+        pass
+    other.close()
+    shutil.rmtree(tmp_path / "hub")
+    shutil.move(tmp_path / "other-hub", tmp_path / "hub")
+    async with synced(journal, tmp_path / "hub") as notice:
+        assert notice is not None and "not the hub your folders were mirrored to" in notice
+    assert_hub_mirrors(tmp_path / "hub", rid, docs)
+
+
+async def test_a_hub_copied_to_a_new_folder_is_the_same_hub(
+    tmp_path: Path, journal: Journal
+) -> None:
+    _docs, rid = folder_with_files(tmp_path, journal)
+    async with synced(journal, tmp_path / "hub"):
+        pass
+    shutil.copytree(tmp_path / "hub", tmp_path / "bigger-disk" / "hub")
+    async with synced(journal, tmp_path / "bigger-disk" / "hub") as notice:
+        assert notice is None
+    assert journal.count_states(rid) == {"synced": 2}
+
+
+async def test_the_own_default_hub_deleted_is_made_anew_and_filled(
+    tmp_path: Path, journal: Journal
+) -> None:
+    """HubSync's own hub lives beside the journal: missing, it was deleted, not unplugged."""
+    docs, rid = folder_with_files(tmp_path, journal)
+    async with synced(journal, tmp_path / "hub", own_folder=True):
+        pass
+    shutil.rmtree(tmp_path / "hub")
+    async with synced(journal, tmp_path / "hub", own_folder=True) as notice:
+        assert notice is not None
+    assert_hub_mirrors(tmp_path / "hub", rid, docs)
+
+
+@pytest.mark.parametrize("hub_there", [True, False])
+async def test_a_journal_from_before_hub_ids_adopts_its_hub(
+    tmp_path: Path, journal: Journal, hub_there: bool
+) -> None:
+    _docs, rid = folder_with_files(tmp_path, journal)
+    async with synced(journal, tmp_path / "hub"):
+        pass
+    journal.conn.execute("DELETE FROM meta WHERE key LIKE 'hub.%'")  # as an older HubSync left it
+    if not hub_there:
+        shutil.rmtree(tmp_path / "hub")
+        with pytest.raises(HubMissing):
+            open_local_hub(journal, tmp_path / "hub")
+        return
+    async with synced(journal, tmp_path / "hub") as notice:
+        assert notice is None
+    assert journal.count_states(rid) == {"synced": 2}
+    assert journal.hub_seen("local")[0] is not None
