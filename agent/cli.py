@@ -693,6 +693,7 @@ def doctor(
         checks = [{"check": "journal", "ok": False, "detail": str(exc)}]
     except CliError as exc:
         checks = [{"check": "config", "ok": False, "detail": str(exc)}]
+    checks.append(_agent_check())
     if json_out:
         emit_json(checks)
     else:
@@ -701,6 +702,20 @@ def doctor(
             out.print(f"{mark} {c['check']}: {escape(c['detail'])}")
     if not all(c["ok"] for c in checks):
         raise typer.Exit(1)
+
+
+def _agent_check() -> dict[str, Any]:
+    """Whether an agent answers: not a failure when none runs (one-off syncs work)."""
+    try:
+        live = _live_status()
+    except CliError as exc:
+        return {"check": "agent", "ok": False, "detail": str(exc)}
+    if live is None:
+        detail = "not running; changes sync only on `hubsync sync --once` until `hubsync run`"
+    else:
+        n = len(live.get("roots", []))
+        detail = f"{live['agent']}, {n} {'folder' if n == 1 else 'folders'} watched"
+    return {"check": "agent", "ok": True, "detail": detail}
 
 
 @app.command()

@@ -97,6 +97,8 @@ def test_status_shows_the_running_agent_and_doctor_flags_a_missing_folder(tmp_pa
         assert live["agent"].startswith("running") and live["health"]["local"]["state"] == "online"
         text = hubsync(home, "status").stdout
         assert "Agent: running" in text
+        doctor = hubsync(home, "doctor").stdout
+        assert "ok   agent: running (" in doctor and "), 1 folder watched" in doctor
         second = hubsync(home, "agent")
         assert second.returncode == 1 and "another agent is running" in second.stderr
     finally:
@@ -104,6 +106,7 @@ def test_status_shows_the_running_agent_and_doctor_flags_a_missing_folder(tmp_pa
     docs.rename(tmp_path / "moved")
     doctor = hubsync(home, "doctor")
     assert doctor.returncode == 1 and "is missing" in doctor.stdout
+    assert "ok   agent: not running; changes sync only on" in doctor.stdout
 
 
 def test_exai_token_goes_to_the_keyring_store_not_the_config(tmp_path: Path) -> None:
