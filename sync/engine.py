@@ -778,7 +778,16 @@ class SyncEngine:
         tracked = self.journal.conn.execute(
             "SELECT count(*) FROM files WHERE root_id=? AND state != 'deleted'", (root.id,)
         ).fetchone()[0]
-        if real and not confirm and self.mass_delete.holds(len(real) + recent, tracked + recent):
+        # While a deletion is held, later ones in the folder wait with it: the watcher may
+        # report one ``rm -rf`` in several batches, each too small to look like an accident.
+        waiting = self.journal.conn.execute(
+            "SELECT 1 FROM files WHERE root_id=? AND state='held' LIMIT 1", (root.id,)
+        ).fetchone()
+        if (
+            real
+            and not confirm
+            and (waiting or self.mass_delete.holds(len(real) + recent, tracked + recent))
+        ):
             with self.journal.transaction():
                 self.journal.mark_held(root.id, tombstones)
             report.held_deletes = sorted(tombstones)

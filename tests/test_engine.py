@@ -193,6 +193,31 @@ async def test_mass_deletion_is_held_until_confirmed(rig: Rig) -> None:
     assert rig.journal.count_states(root.id) == {"synced": 10, "deleted": 20}
 
 
+async def test_held_deletions_are_not_applied_by_later_small_passes(rig: Rig) -> None:
+    """The watcher can report one ``rm -rf`` in several batches: once a deletion is held,
+    a later batch too small to look like an accident must not apply it piecemeal."""
+    docs = rig.folder()
+    for i in range(24):
+        write(docs / "photos" / f"img{i:02}.jpg", f"photo {i}")
+    write(docs / "album.txt", "kept")
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    for i in range(24):
+        (docs / "photos" / f"img{i:02}.jpg").unlink()
+    names = [f"photos/img{i:02}.jpg" for i in range(24)]
+    held = await rig.engine.sync_root(root, paths=names)
+    assert len(held.held_deletes) == 24
+    for start in range(0, 24, 6):  # the same deletions, reported again in small batches
+        again = await rig.engine.sync_root(root, paths=names[start : start + 6])
+        assert again.deleted == 0 and len(again.held_deletes) == 6
+    (docs / "album.txt").unlink()  # a deletion made while others wait joins them
+    later = await rig.engine.sync_root(root, paths=["album.txt"])
+    assert later.deleted == 0 and later.held_deletes == ["album.txt"]
+    assert rig.journal.count_states(root.id) == {"held": 25}
+    latest = hub_latest(rig.hub.root, root.id)
+    assert len(latest) == 25 and not any(deleted for _, deleted, _ in latest.values())
+
+
 async def test_held_file_that_comes_back_is_synced_again(rig: Rig) -> None:
     docs = rig.folder()
     for i in range(12):
