@@ -7,6 +7,7 @@ whatever concerns a running agent goes through its control API.
 from __future__ import annotations
 
 import asyncio
+import shlex
 import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
@@ -411,7 +412,8 @@ def _print_report(r: PassReport) -> None:
     if r.held_deletes:
         out.print(
             f"  [yellow]held[/] {len(r.held_deletes)} deletions look like an accident; "
-            "nothing was deleted in the hub. Run `hubsync sync --once --confirm-deletes` to apply them."
+            "nothing was deleted in the hub. Run `hubsync sync --once --confirm-deletes` to apply "
+            f"them, or `hubsync restore {escape(shlex.quote(str(r.root.path)))}` to bring the files back."
         )
     for rel, (kind, reason) in sorted(r.errors.items()):
         if rel == ".":

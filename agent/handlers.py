@@ -166,6 +166,18 @@ def register_handlers(agent: AgentService) -> None:
         agent.wake()
         return {"retrying": count}
 
+    def running_root(params: dict[str, Any]) -> str:
+        root_id = root_id_of(params)
+        if root_id is None or root_id not in agent.runtimes:
+            raise ControlError("bad_params", "root: a mirrored folder is needed")
+        return root_id
+
+    async def apply_held(params: dict[str, Any]) -> dict[str, Any]:
+        return {"applying": agent.apply_held(running_root(params))}
+
+    async def bring_back_held(params: dict[str, Any]) -> dict[str, Any]:
+        return {"restoring": agent.bring_back_held(running_root(params))}
+
     async def quit_agent(params: dict[str, Any]) -> dict[str, Any]:
         agent.stop()
         return {"stopping": True}
@@ -183,6 +195,8 @@ def register_handlers(agent: AgentService) -> None:
         "activity": activity,
         "log_tail": log_tail,
         "retry": retry,
+        "apply_held": apply_held,
+        "bring_back_held": bring_back_held,
         "quit": quit_agent,
     }.items():
         agent.server.register(name, handler)

@@ -39,14 +39,17 @@ from agent.oneoff import upload_paths
 from agent.settings_api import read_ignore, register_settings
 from agent.watcher import Debouncer, ObserverFactory, RootWatcher, coverage_shortfall
 from sync.engine import PassReport, Progress
-from sync.errors import AuthError, TransientError
+from sync.errors import AuthError, SyncError, TransientError
 from sync.journal import Root
 from sync.remotes.local import HUB_DB, LocalHub
+from sync.restore import RestoreError, restore_file
 
 log = logging.getLogger("hubsync.agent")
 
 PROGRESS_INTERVAL = 0.2
 MISSING_ROOT_CHECK = 5.0
+HELD_SHOWN = 10
+"""Held deletions named in the status (the count is in ``counts``)."""
 METRICS_FLUSH_INTERVAL = 60.0
 
 
@@ -64,6 +67,8 @@ class RootRuntime:
     needs_full_scan: bool = True
     last_full_scan: float = 0.0
     problems: dict[str, tuple[str, str]] = field(default_factory=dict)
+    confirm_deletes: bool = False
+    """The user confirmed the held deletions: the next full pass applies them."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,8 @@ class AgentService:
         self._live: Progress | None = None
         self._last_root_check = 0.0
         self._last_hub_check = time.monotonic()
+        self._bringing_back: dict[str, asyncio.Task[None]] = {}
+        """root id → held deletions being undone (their files restored from the hub)."""
         self.passes = 0
         self.exai: ExaiJobs | None = None
         self.exai_health: HealthMonitor | None = None
@@ -225,6 +232,10 @@ class AgentService:
         for rt in self.runtimes.values():
             if rt.watcher is not None:
                 rt.watcher.stop()
+        restoring = list(self._bringing_back.values())
+        for task in restoring:
+            task.cancel()
+        await asyncio.gather(*restoring, return_exceptions=True)
         for monitor in self.health.values():
             await monitor.stop()
         if self.exai_health is not None:
@@ -267,6 +278,9 @@ class AgentService:
             self._wake.set()
 
     def remove_root(self, root_id: str) -> None:
+        restoring = self._bringing_back.get(root_id)
+        if restoring is not None:
+            restoring.cancel()
         rt = self.runtimes.pop(root_id, None)
         if rt is not None and rt.watcher is not None:
             rt.watcher.stop()
@@ -307,6 +321,56 @@ class AgentService:
 
     def wake(self) -> None:
         """Look for due work now (after a retry request, a resume, a new root...)."""
+        self._wake.set()
+
+    # -- held deletions ---------------------------------------------------------------------
+
+    def apply_held(self, root_id: str) -> int:
+        """The user confirmed a held deletion: the next pass tombstones the files in the hub."""
+        rt = self.runtimes[root_id]
+        held = len(self.ctx.journal.held(root_id))
+        if held:
+            rt.confirm_deletes = rt.needs_full_scan = True
+            self._wake.set()
+        return held
+
+    def bring_back_held(self, root_id: str) -> int:
+        """Undo a held deletion: restore its files from the hub, in the background."""
+        rt = self.runtimes[root_id]
+        if root_id in self._bringing_back:
+            return 0
+        held = self.ctx.journal.held(root_id)
+        if held:
+            task = asyncio.create_task(self._bring_back(rt, held))
+            self._bringing_back[root_id] = task
+            task.add_done_callback(lambda _t: self._bringing_back.pop(root_id, None))
+        return len(held)
+
+    async def _bring_back(self, rt: RootRuntime, relpaths: list[str]) -> None:
+        root = rt.root
+        remote = self.ctx.remotes.get(root.hub)
+        restored, failed = 0, 0
+        for rel in relpaths:
+            if remote is None:
+                failed += 1
+                continue
+            try:
+                await restore_file(self.ctx.journal, remote, self.ctx.cache, root, rel)
+                restored += 1
+            except (RestoreError, SyncError) as exc:
+                failed += 1
+                log.warning("could not bring back %s/%s: %s", root.path, rel, exc.message)
+        log.info("brought back %d held files in %s (%d failed)", restored, root.path, failed)
+        item = {
+            "ts": time.time(),
+            "root": str(root.path),
+            "kind": "restore",
+            "restored": restored,
+            "errors": failed,
+        }
+        self.activity.appendleft(item)
+        self.server.publish("activity", item)
+        rt.needs_full_scan = True  # the files are back: the next pass sees them
         self._wake.set()
 
     def set_paused(self, paused: bool, root_id: str | None = None) -> None:
@@ -482,10 +546,15 @@ class AgentService:
         if paths is None:
             rt.needs_full_scan = False
             rt.last_full_scan = time.monotonic()
+        confirm = paths is None and rt.confirm_deletes
+        if confirm:
+            rt.confirm_deletes = False
         started = time.time()
         ticker = asyncio.create_task(self._tick_progress())
         try:
-            report = await self.ctx.engine.sync_root(root, paths=paths, progress=self._on_progress)
+            report = await self.ctx.engine.sync_root(
+                root, paths=paths, confirm_deletes=confirm, progress=self._on_progress
+            )
         except Exception as exc:  # never let one pass kill the agent
             log.exception("sync of %s failed", root.path)
             self.server.publish(
@@ -608,6 +677,8 @@ class AgentService:
                     "watching": rt.watcher is not None,
                     "ignore": read_ignore(rt.root.path) if not rt.missing else [],
                     "counts": counts,
+                    "held": journal.held(rt.root.id, HELD_SHOWN) if counts.get("held") else [],
+                    "bringing_back": rt.root.id in self._bringing_back,
                     "problems": [
                         {"path": rel, "kind": kind, "reason": reason}
                         for rel, (kind, reason) in list(rt.problems.items())[:50]

@@ -64,6 +64,7 @@ class TrayApp(QObject):
 
         link.connection_changed.connect(connection)
         link.status.connect(state.apply_status)
+        link.status.connect(notifier.on_status)
         link.progress.connect(state.apply_progress)
         link.activity.connect(state.apply_activity)
         link.health.connect(state.apply_health)

@@ -34,6 +34,7 @@ class Notifier(QObject):
         self._seen_errors: set[str] = set()
         self._pending: list[dict[str, Any]] = []
         self._signin_hubs: set[str] = set()
+        self._held_roots: set[str] = set()
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(COALESCE_MS)
@@ -74,6 +75,22 @@ class Notifier(QObject):
             self._emit(
                 "HubSync needs you", f"{len(items)} files need attention (see Status → Errors)"
             )
+
+    def on_status(self, status: dict[str, Any]) -> None:
+        """A ``status`` event: tells once when a folder's deletions are held."""
+        for root in status.get("roots") or []:
+            path = str(root.get("path") or "")
+            held = int((root.get("counts") or {}).get("held") or 0)
+            if not held:
+                self._held_roots.discard(path)
+            elif path not in self._held_roots:
+                self._held_roots.add(path)
+                if self.prefs.notify("notify_errors"):
+                    self._emit(
+                        "Deletions held",
+                        f"{held:,} files were deleted from {path} at once; the hub still has "
+                        "them. Open the status window to bring them back or delete them there.",
+                    )
 
     def on_health(self, health: dict[str, Any]) -> None:
         """A ``health`` event: ``{"hub", "state", ...}``; tells once per hub and episode."""

@@ -37,10 +37,14 @@ OPERATION_KINDS = {
 class RootView:
     path: str
     state: str
-    """ok, paused, degraded or missing."""
+    """ok, paused, degraded, missing or held."""
     reason: str
     files: int
     paused: bool
+    held: int = 0
+    """Deletions held for the user to apply or undo."""
+    held_sample: tuple[str, ...] = ()
+    bringing_back: bool = False
 
 
 @dataclass(frozen=True)
@@ -209,8 +213,8 @@ class AgentState(QObject):
             return "offline"
         if overall == "syncing" or self.busy():
             return "syncing"
-        if self.errors or overall == "error":
-            return "error"
+        if self.errors or overall == "error" or self.held_roots():
+            return "error"  # needs the user's attention
         return "idle"
 
     def overall_fraction(self) -> float | None:
@@ -233,13 +237,30 @@ class AgentState(QObject):
                 state, reason = "missing", "the folder is gone (unplugged or moved); waiting for it"
             elif r.get("paused"):
                 state, reason = "paused", "paused by you"
+            elif held := int((r.get("counts") or {}).get("held") or 0):
+                state, reason = "held", f"{fmt.count(held)} deletions held for you to choose"
             elif r.get("degraded"):
                 state, reason = "degraded", str(r["degraded"])
             else:
                 state, reason = "ok", ""
-            files = sum(int(v) for v in (r.get("counts") or {}).values())
-            views.append(RootView(str(r.get("path")), state, reason, files, bool(r.get("paused"))))
+            counts = r.get("counts") or {}
+            views.append(
+                RootView(
+                    str(r.get("path")),
+                    state,
+                    reason,
+                    sum(int(v) for v in counts.values()),
+                    bool(r.get("paused")),
+                    int(counts.get("held") or 0),
+                    tuple(str(p) for p in r.get("held") or ()),
+                    bool(r.get("bringing_back")),
+                )
+            )
         return views
+
+    def held_roots(self) -> list[RootView]:
+        """Folders with deletions held for the user to apply or undo."""
+        return [r for r in self.roots() if r.held]
 
     def hubs(self) -> list[HubView]:
         """Every hub the agent knows: usable ones with their health, then unavailable ones."""
@@ -272,7 +293,12 @@ class AgentState(QObject):
         if state == "paused":
             return "Paused"
         if state == "offline":
-            reasons = [h.reason for h in self.hubs() if h.state == "offline" and h.reason]
+            used = {str(r.get("hub")) for r in self.status.get("roots") or []}
+            reasons = [
+                h.reason
+                for h in self.hubs()
+                if h.state in ("offline", "unavailable") and h.name in used and h.reason
+            ]
             return f"Offline: {reasons[0] if reasons else 'the hub cannot be reached'}"
         if state == "syncing":
             p = self.progress
@@ -285,6 +311,10 @@ class AgentState(QObject):
             if eta is not None:
                 line += f" · {fmt.duration(eta)} left"
             return line
+        held = self.held_roots()
+        if held:
+            n = sum(r.held for r in held)
+            return f"{fmt.count(n)} deletions held: choose in the status window"
         if state == "error":
             n = len(self.errors)
             return f"{n} file{'s' if n != 1 else ''} need{'s' if n == 1 else ''} attention"

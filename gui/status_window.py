@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from gui import fmt
 from gui.agent_link import AgentLink
 from gui.exai_dialog import open_exai_dialog
+from gui.held_banner import HeldBanner
 from gui.icons import state_icon
 from gui.state import AgentState
 from gui.widgets import FRACTION_ROLE, ProgressDelegate, activity_glyph, heading, muted
@@ -75,8 +76,11 @@ class StatusWindow(QWidget):
         self.tabs.addTab(self._build_errors(), "Errors")
         self.tabs.addTab(self._build_health(), "Health")
 
+        self.held = HeldBanner(link)
+
         layout = QVBoxLayout(self)
         layout.addLayout(header)
+        layout.addWidget(self.held)
         layout.addWidget(self.tabs, 1)
 
         self._activity_shown: int | None = None
@@ -195,6 +199,7 @@ class StatusWindow(QWidget):
             if s.connected
             else s.connection_note
         )
+        self.held.show_roots(s.held_roots(), connected=s.connected)
         self._refresh_overview(s.progress)
         if self._activity_shown != s.activity_version:
             self._activity_shown = s.activity_version

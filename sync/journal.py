@@ -468,6 +468,14 @@ class Journal:
             ((root_id, i[0], i[1], i[2], i[3], i[4], i[5], now) for i in items),
         )
 
+    def held(self, root_id: str, limit: int = -1) -> list[str]:
+        """Files whose deletion is held for the user to confirm (or undo)."""
+        cur = self.conn.execute(
+            "SELECT relpath FROM files WHERE root_id=? AND state='held' ORDER BY relpath LIMIT ?",
+            (root_id, limit),
+        )
+        return [r[0] for r in cur]
+
     def mark_held(self, root_id: str, relpaths: Iterable[str]) -> None:
         self.conn.executemany(
             "UPDATE files SET state='held' WHERE root_id=? AND relpath=? AND state != 'deleted'",
@@ -575,13 +583,22 @@ class Journal:
         return [VersionRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in cur]
 
     def deleted_under(self, root_id: str, prefix: str) -> list[str]:
-        """Tombstoned paths at or below ``prefix`` (for restoring a deleted folder)."""
+        """Paths at or below ``prefix`` deleted locally: tombstoned, or held as a
+        deletion that looks like an accident (for restoring a deleted folder)."""
         if prefix in ("", "."):  # the mirrored folder itself
             cur = self.conn.execute(
-                "SELECT relpath FROM files WHERE root_id=? AND state='deleted' ORDER BY relpath",
+                "SELECT relpath FROM files WHERE root_id=? AND state IN ('deleted', 'held')"
+                " ORDER BY relpath",
                 (root_id,),
             )
             return [r[0] for r in cur]
+        like = prefix.rstrip("/") + "/%"
+        cur = self.conn.execute(
+            "SELECT relpath FROM files WHERE root_id=? AND state IN ('deleted', 'held')"
+            " AND (relpath=? OR relpath LIKE ?) ORDER BY relpath",
+            (root_id, prefix, like),
+        )
+        return [r[0] for r in cur]
         like = prefix.rstrip("/") + "/%"
         cur = self.conn.execute(
             "SELECT relpath FROM files WHERE root_id=? AND state='deleted'"

@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from agent.control.client import ControlClient
+from agent.control.protocol import ControlError
 from tests.fixtures.agent import FAST, LiveAgent, live_agent, start_agent_process
 from tests.fixtures.engine import assert_hub_mirrors, blob_files, sha_of
 
@@ -139,6 +140,46 @@ async def test_rm_rf_of_5000_files_is_held_then_confirmed(short_home: Path) -> N
         assert agent.ctx.journal.count_states(rid) == {"synced": 1, "deleted": 5000}
         assert blob_files(agent.ctx.config.local_hub_path(agent.paths)) == blobs  # blobs kept
         assert_hub_mirrors(agent.ctx.config.local_hub_path(agent.paths), rid, docs)
+
+
+async def test_held_deletions_can_be_undone_or_applied_from_the_tray(short_home: Path) -> None:
+    """What the tray's buttons call: bring the files back, or delete them in the hub."""
+    docs = short_home / "docs"
+    (docs / "big").mkdir(parents=True)
+    for i in range(20):
+        (docs / "big" / f"f{i:02}.txt").write_text(f"file {i}")
+    (docs / "keep.txt").write_text("keep")
+    async with live_agent(short_home, [docs]) as agent:
+        await agent.idle()
+        rid = _root_id(agent)
+        client = await agent.client()
+        try:
+            shutil.rmtree(docs / "big")
+            await agent.wait_for(
+                lambda: agent.ctx.journal.count_states(rid).get("held") == 20, timeout=30
+            )
+            root = (await client.call("status"))["roots"][0]
+            assert root["counts"]["held"] == 20
+            assert root["held"] == [f"big/f{i:02}.txt" for i in range(10)]  # a sample
+            assert await client.call("bring_back_held", {"root": str(docs)}) == {"restoring": 20}
+            await agent.wait_for(
+                lambda: agent.ctx.journal.count_states(rid) == {"synced": 21}, timeout=30
+            )
+            assert (docs / "big" / "f07.txt").read_text() == "file 7"
+            shutil.rmtree(docs / "big")
+            await agent.wait_for(
+                lambda: agent.ctx.journal.count_states(rid).get("held") == 20, timeout=30
+            )
+            assert await client.call("apply_held", {"root": str(docs)}) == {"applying": 20}
+            await agent.wait_for(
+                lambda: agent.ctx.journal.count_states(rid) == {"synced": 1, "deleted": 20},
+                timeout=30,
+            )
+            assert_hub_mirrors(agent.ctx.config.local_hub_path(agent.paths), rid, docs)
+            with pytest.raises(ControlError, match="a mirrored folder is needed"):
+                await client.call("apply_held", {})
+        finally:
+            await client.close()
 
 
 async def test_many_subscribers_and_churning_clients_leak_nothing(short_home: Path) -> None:

@@ -5,6 +5,7 @@ restart, start the agent from the tray and stop it with "Quit HubSync"."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -226,6 +227,64 @@ def test_agent_killed_and_restarted_under_the_tray(
         real_agent.call("pause")
         qtbot.waitUntil(lambda: window.summary.text() == "Paused", timeout=20_000)
         assert [r.path for r in app.state.roots()] == [str(folder)]
+    finally:
+        run_to_end(qtbot, app.close())
+
+
+def test_held_deletions_are_shown_and_undone_or_applied_from_the_status_window(
+    qtbot: QtBot,
+    qt_loop: object,
+    paths: Paths,
+    real_agent: RealAgent,
+    short_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = short_home / "Photos"
+    (folder / "2026").mkdir(parents=True)
+    for i in range(24):
+        (folder / "2026" / f"IMG_{i:04}.jpg").write_bytes(os.urandom(2000))
+    (folder / "album.txt").write_text("kept")
+    real_agent.call("add_root", {"path": str(folder)})
+
+    def counts() -> dict[str, int]:
+        counted: dict[str, int] = real_agent.call("status")["roots"][0]["counts"]
+        return counted
+
+    deadline = time.monotonic() + 30
+    while counts() != {"synced": 25}:
+        assert time.monotonic() < deadline, counts()
+        time.sleep(0.2)
+    app = start_tray(qtbot, paths)
+    try:
+        window = app.status_window
+        window.show()
+        banner = window.held
+        assert banner.isHidden()
+        with qtbot.waitSignal(app.notifier.shown, timeout=30_000) as told:
+            shutil.rmtree(folder / "2026")  # e.g. a sync with the camera gone wrong
+        assert told.args[0] == "Deletions held"
+        # The watcher may report the deletions in two batches: the banner follows.
+        qtbot.waitUntil(lambda: "24 files were deleted from" in banner.text.text(), timeout=10_000)
+        assert banner.isVisible()
+        assert app.state.summary() == "24 deletions held: choose in the status window"
+        click(banner.bring_back)
+        qtbot.waitUntil(lambda: counts() == {"synced": 25}, timeout=30_000)
+        assert len(list((folder / "2026").iterdir())) == 24
+        qtbot.waitUntil(banner.isHidden, timeout=10_000)
+
+        shutil.rmtree(folder / "2026")
+        qtbot.waitUntil(
+            lambda: banner.isVisible() and "24 files were deleted" in banner.text.text(),
+            timeout=30_000,
+        )
+        asked: list[str] = []
+        monkeypatch.setattr(banner, "confirm", lambda q: asked.append(q) or True)
+        click(banner.apply)
+        assert "Delete 24 files from the hub's copy" in asked[0]
+        assert "2026/IMG_0000.jpg" in asked[0] and "… and 14 more" in asked[0]
+        qtbot.waitUntil(lambda: counts() == {"synced": 1, "deleted": 24}, timeout=30_000)
+        qtbot.waitUntil(banner.isHidden, timeout=10_000)
+        assert not (folder / "2026").exists()
     finally:
         run_to_end(qtbot, app.close())
 
