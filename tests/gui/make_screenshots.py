@@ -115,6 +115,16 @@ async def _shoot(app: TrayApp, out: Path, uploads: list[Path], tray_host: bool) 
         status.tabs.setCurrentIndex(index)
         await asyncio.sleep(0.3)
         save(status, out, name)
+    # Held deletions: the banner with both choices (as after an ``rm -rf`` of 1,204 photos).
+    held = dict(app.state.status)
+    roots = [dict(r) for r in held["roots"]]
+    photos = [f"Camera/2026-11/IMG_{n:04}.jpg" for n in range(3100, 3110)]
+    roots[0] = {**roots[0], "counts": {**roots[0]["counts"], "held": 1204}, "held": photos}
+    await app.link.call("emit", {"event": "status", "data": {**held, "roots": roots}})
+    status.tabs.setCurrentIndex(3)
+    await until(status.held.isVisible)
+    await asyncio.sleep(0.3)
+    save(status, out, "status-held")
     status.close()
 
     drop = app.drop_window
