@@ -32,6 +32,8 @@ from rich.table import Table
 from agent.cli_output import JsonOpt, emit_json, err, out
 from agent.config import ConfigError
 from agent.context import Context
+from agent.lock import agent_running
+from agent.paths import resolve_paths
 from sync.engine import PassReport
 from sync.engine import Progress as SyncProgress
 from sync.errors import SyncError
@@ -83,7 +85,6 @@ class CliError(Exception):
 
 class JournalDamaged(CliError):
     def __init__(self, exc: sqlite3.DatabaseError) -> None:
-        from agent.paths import resolve_paths
 
         super().__init__(
             f"the journal {resolve_paths().journal} is damaged ({exc}). Move it aside (keep it "
@@ -115,8 +116,14 @@ def run_async(
     """Open the context, run ``body`` and close everything, turning errors into messages."""
 
     async def main() -> T:
+        paths = resolve_paths()
         try:
-            ctx = Context.open(service_role_user=service_role_user)
+            # With an agent running, the journal is its: this process never switches hubs.
+            ctx = Context.open(
+                paths,
+                service_role_user=service_role_user,
+                may_adopt=not agent_running(paths.agent_lock),
+            )
         except ConfigError as exc:
             raise CliError(f"configuration error: {exc}") from None
         except sqlite3.DatabaseError as exc:
@@ -647,7 +654,6 @@ def doctor(
     """Check the config, the journal's integrity and whether the hubs answer."""
     if bundle is not None:
         from agent.diagnostics import write_bundle
-        from agent.paths import resolve_paths
 
         written = write_bundle(resolve_paths(), bundle.expanduser())
         err.print(f"Diagnostics written to {escape(str(written))} (no secrets inside).")

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import sqlite3
+from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 
 from agent.config import Config, load_config
 from agent.paths import Paths, resolve_paths
 from sync.cache import BlobCache
 from sync.engine import MassDeletePolicy, SyncEngine
-from sync.hub_identity import adopt_hub, open_local_hub
+from sync.errors import SyncError
+from sync.hub_identity import HubChanged, adopt_hub, open_local_hub
 from sync.journal import Journal
 from sync.remotes.base import Remote
-from sync.remotes.local import HubMissing
+from sync.remotes.local import LocalHub
 from sync.throttle import Bandwidth
 
 
@@ -30,10 +36,19 @@ class Context(AbstractAsyncContextManager["Context"]):
     """What opening the hubs found that the user should know (a new hub to fill)."""
     service_role_user: str | None = None
     """Service-role mode (headless servers): act for this fixed user id. Explicit only."""
+    may_adopt: bool = True
+    """Whether this process may switch the journal to another hub; not while an agent
+    (another process) runs on it."""
     _engine: SyncEngine | None = None
 
     @classmethod
-    def open(cls, paths: Paths | None = None, *, service_role_user: str | None = None) -> Context:
+    def open(
+        cls,
+        paths: Paths | None = None,
+        *,
+        service_role_user: str | None = None,
+        may_adopt: bool = True,
+    ) -> Context:
         paths = (paths or resolve_paths()).ensure()
         config = load_config(paths)
         journal = Journal(paths.journal)
@@ -43,7 +58,14 @@ class Context(AbstractAsyncContextManager["Context"]):
             ttl=config.cache.ttl_seconds,
             download_limit=Bandwidth(config.agent.download_limit_kbps * 1024),
         )
-        return cls(paths, config, journal, cache, service_role_user=service_role_user)
+        return cls(
+            paths,
+            config,
+            journal,
+            cache,
+            service_role_user=service_role_user,
+            may_adopt=may_adopt,
+        )
 
     async def __aenter__(self) -> Context:
         await self.open_hubs()
@@ -58,26 +80,37 @@ class Context(AbstractAsyncContextManager["Context"]):
         await self.aclose()
 
     async def open_hubs(self) -> None:
-        self.open_local()
+        await self.open_local()
         await self.open_supabase()
 
-    def open_local(self, *, remake_own: bool = True) -> bool:
+    async def open_local(
+        self, *, remake_own: bool = True, executor: Executor | None = None
+    ) -> bool:
         """Open the local hub if it is there (and the one in use); else say why not.
 
         ``remake_own``: HubSync's own hub (the default folder), if missing, was
         deleted: make a new one. A running agent that saw it go waits instead.
+        ``executor``: where the file work runs (a hung share must not stall the loop).
         """
         hub_dir = self.config.local_hub_path(self.paths)
         own = remake_own and hub_dir == self.paths.default_local_hub
+        loop = asyncio.get_running_loop()
+
+        async def make(folder: Path, create: bool) -> LocalHub:
+            return await loop.run_in_executor(
+                executor, functools.partial(LocalHub, folder, create=create)
+            )
+
         try:
-            opened = open_local_hub(self.journal, hub_dir, own_folder=own)
-        except HubMissing as exc:
+            opened = await open_local_hub(
+                self.journal, hub_dir, make, own_folder=own, adopt=self.may_adopt
+            )
+        except SyncError as exc:  # missing, or another hub than this agent's
             self.unavailable["local"] = exc.message
             return False
-        except OSError as exc:
-            self.unavailable["local"] = (
-                f"local hub {hub_dir} cannot be opened: {exc.strerror or exc}"
-            )
+        except (OSError, sqlite3.Error) as exc:  # unreadable, damaged, locked
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            self.unavailable["local"] = f"local hub {hub_dir} cannot be opened: {why}"
             return False
         self.remotes["local"] = opened.hub
         self.unavailable.pop("local", None)
@@ -96,15 +129,21 @@ class Context(AbstractAsyncContextManager["Context"]):
                 user_id=self.service_role_user,
             )
             if remote is not None:
-                self.remotes["supabase"] = remote
                 identity = remote.session.identity
-                notice = adopt_hub(
-                    self.journal,
-                    "supabase",
-                    f"{remote.session.settings.base_url} {identity.user_id}",
-                    f"{remote.session.settings.base_url} ({identity.email or identity.user_id})",
-                    why=" (another project or user)",
-                )
+                try:
+                    notice = adopt_hub(
+                        self.journal,
+                        "supabase",
+                        f"{remote.session.settings.base_url} {identity.user_id}",
+                        f"{remote.session.settings.base_url} ({identity.email or identity.user_id})",
+                        why=" (another project or user)",
+                        adopt=self.may_adopt,
+                    )
+                except HubChanged as exc:
+                    await remote.close()
+                    self.unavailable["supabase"] = exc.message
+                    return
+                self.remotes["supabase"] = remote
                 if notice:
                     self.notices.append(notice)
             else:

@@ -18,7 +18,6 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version as dist_version
 from pathlib import Path
@@ -34,6 +33,7 @@ from agent.exai.jobs import ExaiJobs
 from agent.exai.results import default_results_dir
 from agent.exai.settings import ExaiSettings
 from agent.health import HealthMonitor, HealthState, HealthStatus
+from agent.hub_keeper import LocalHubKeeper
 from agent.metrics import Metrics, MetricsStore
 from agent.oneoff import upload_paths
 from agent.settings_api import read_ignore, register_settings
@@ -41,7 +41,6 @@ from agent.watcher import Debouncer, ObserverFactory, RootWatcher, coverage_shor
 from sync.engine import PassReport, Progress
 from sync.errors import AuthError, SyncError, TransientError
 from sync.journal import Root
-from sync.remotes.local import HUB_DB, LocalHub
 from sync.restore import RestoreError, restore_file
 
 log = logging.getLogger("hubsync.agent")
@@ -115,6 +114,9 @@ class AgentService:
         self._live: Progress | None = None
         self._last_root_check = 0.0
         self._last_hub_check = time.monotonic()
+        self.hub_keeper = LocalHubKeeper(ctx, self._local_hub_lost, self._local_hub_back)
+        self._pass_lock = asyncio.Lock()
+        """Held by a pass; a hub is swapped only between passes."""
         self._bringing_back: dict[str, asyncio.Task[None]] = {}
         """root id → held deletions being undone (their files restored from the hub)."""
         self.passes = 0
@@ -192,7 +194,13 @@ class AgentService:
         monitor.start()
 
     async def reopen_supabase(self) -> None:
-        """After a sign-in or sign-out: replace the Supabase remote and its health monitor."""
+        """After a sign-in or sign-out: replace the Supabase remote and its health monitor
+        (between passes: a pass must not record into one account what the journal
+        then calls synced for another)."""
+        async with self._pass_lock:
+            await self._reopen_supabase()
+
+    async def _reopen_supabase(self) -> None:
         monitor = self.health.pop("supabase", None)
         if monitor is not None:
             await monitor.stop()
@@ -232,6 +240,7 @@ class AgentService:
         for rt in self.runtimes.values():
             if rt.watcher is not None:
                 rt.watcher.stop()
+        await self.hub_keeper.aclose()
         restoring = list(self._bringing_back.values())
         for task in restoring:
             task.cancel()
@@ -390,44 +399,18 @@ class AgentService:
 
     # -- scheduling -------------------------------------------------------------------------
 
-    async def _check_local_hub(self) -> None:
-        """Let go of a local hub whose drive went away, and open it when it is back.
+    async def _local_hub_lost(self) -> None:
+        monitor = self.health.pop("local", None)
+        if monitor is not None:
+            await monitor.stop()
+        self.publish_status()
 
-        The file checks run in a thread with a deadline: a hung network share must
-        not stall the agent.
-        """
-        remote = self.ctx.remotes.get("local")
-        if isinstance(remote, LocalHub):
-            if not await _answer_or(remote.went_away, True):
-                return
-            log.warning("the local hub %s went away; waiting for it to come back", remote.root)
-            monitor = self.health.pop("local", None)
-            if monitor is not None:
-                await monitor.stop()
-            del self.ctx.remotes["local"]
-            try:
-                await remote.close()
-            except Exception as exc:  # its drive is gone: there is nothing left to flush to
-                log.info("closing the vanished local hub: %s", exc)
-            self.ctx.unavailable["local"] = (
-                f"the local hub {remote.root} went away (was its drive unplugged?)"
-            )
-            self.publish_status()
-        if "local" in self.ctx.remotes:
-            return
-        hub_dir = self.ctx.config.local_hub_path(self.ctx.paths)
-        if not await _answer_or((hub_dir / HUB_DB).is_file, False):
-            return  # still not there
-        seen = len(self.ctx.notices)
-        if not self.ctx.open_local(remake_own=False):
-            return
-        log.info("the local hub is back")
-        for notice in self.ctx.notices[seen:]:
-            log.warning("%s", notice)
+    def _local_hub_back(self) -> None:
         self._monitor("local")
         for rt in self.runtimes.values():
             if rt.root.hub == "local":
                 rt.needs_full_scan = True
+        self._wake.set()
         self.publish_status()
 
     def _hub_ready(self, hub: str) -> bool:
@@ -528,7 +511,7 @@ class AgentService:
             self._wake.clear()
             if time.monotonic() - self._last_hub_check >= MISSING_ROOT_CHECK:
                 self._last_hub_check = time.monotonic()
-                await self._check_local_hub()
+                await self.hub_keeper.check()
             for rt, paths in self._due():
                 if self._stop.is_set():
                     break
@@ -552,9 +535,10 @@ class AgentService:
         started = time.time()
         ticker = asyncio.create_task(self._tick_progress())
         try:
-            report = await self.ctx.engine.sync_root(
-                root, paths=paths, confirm_deletes=confirm, progress=self._on_progress
-            )
+            async with self._pass_lock:
+                report = await self.ctx.engine.sync_root(
+                    root, paths=paths, confirm_deletes=confirm, progress=self._on_progress
+                )
         except Exception as exc:  # never let one pass kill the agent
             log.exception("sync of %s failed", root.path)
             self.server.publish(
@@ -783,12 +767,3 @@ def _progress_dict(p: Progress) -> dict[str, Any]:
         ],
         "queue": [{"path": rel, "size": size} for rel, size in list(p.waiting.items())[:20]],
     }
-
-
-async def _answer_or(check: Callable[[], bool], otherwise: bool, within: float = 5.0) -> bool:
-    """``check()`` run in a thread; ``otherwise`` when it takes longer than ``within`` s."""
-    try:
-        async with asyncio.timeout(within):
-            return await asyncio.to_thread(check)
-    except TimeoutError:
-        return otherwise

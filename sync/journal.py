@@ -531,25 +531,42 @@ class Journal:
             self.set_meta(f"hub.{hub}.id", hub_id)
             self.set_meta(f"hub.{hub}.path", folder)
 
-    def has_blobs(self, hub: str) -> bool:
-        """Whether this journal ever stored (or found) a blob in ``hub``."""
-        return (
-            self.conn.execute("SELECT 1 FROM blobs WHERE hub=? LIMIT 1", (hub,)).fetchone()
-            is not None
-        )
+    def hub_in_use(self, hub: str) -> bool:
+        """Whether this journal put anything in ``hub``: a blob, or a file recorded there."""
+        found = self.conn.execute(
+            """SELECT 1 FROM blobs WHERE hub=:hub
+               UNION ALL
+               SELECT 1 FROM files WHERE sha256 IS NOT NULL
+                 AND root_id IN (SELECT id FROM roots WHERE hub=:hub)
+               LIMIT 1""",
+            {"hub": hub},
+        ).fetchone()
+        return found is not None
 
-    def rebase_hub(self, hub: str) -> int:
-        """``hub`` is now another hub: forget its blobs and send every file mirrored to
-        it back to 'seen', so the next pass uploads it there. Returns how many files."""
+    def rebase_hub(self, hub: str, hub_id: str, where: str) -> int:
+        """``hub`` is now the hub ``hub_id``: forget what the old one held, send every
+        file mirrored to it back to 'seen' so the next pass uploads it there, and
+        remember the new one, all at once. Returns how many files will go up.
+
+        A deletion held for the old hub has nothing to delete in the new one: the
+        file is gone, so it is marked deleted (its versions stay in the history).
+        """
+        in_hub = "root_id IN (SELECT id FROM roots WHERE hub=?)"
         with self.transaction():
             self.conn.execute("DELETE FROM blobs WHERE hub=?", (hub,))
-            return self.conn.execute(
-                """UPDATE files SET state='seen', attempts=0, next_retry=NULL,
-                     error_kind=NULL, last_error=NULL
-                   WHERE state IN ('synced', 'error')
-                     AND root_id IN (SELECT id FROM roots WHERE hub=?)""",
+            if hub == "supabase":  # resumable uploads point into the old project
+                self.conn.execute("DELETE FROM resume")
+            self.conn.execute(
+                f"UPDATE files SET state='deleted' WHERE state='held' AND {in_hub}", (hub,)
+            )
+            files = self.conn.execute(
+                f"""UPDATE files SET state='seen', attempts=0, next_retry=NULL,
+                      error_kind=NULL, last_error=NULL
+                    WHERE state IN ('synced', 'error') AND {in_hub}""",
                 (hub,),
             ).rowcount
+            self.remember_hub(hub, hub_id, where)
+        return files
 
     # -- blobs ------------------------------------------------------------------------
 

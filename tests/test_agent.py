@@ -349,6 +349,14 @@ async def test_an_unplugged_hub_drive_is_waited_for_and_used_again_when_back(
         await asyncio.sleep(1.0)
         assert not drive.exists()  # no new, empty hub was made where the drive was
         assert agent.ctx.journal.count_states(rid).get("synced") == 1
+        # Back, but its database is unreadable (half copied): reported, the agent runs on.
+        (drive / "hub").mkdir(parents=True)
+        (drive / "hub" / "hub.sqlite3").write_bytes(b"not a database" * 100)
+        await agent.wait_for(
+            lambda: "cannot be opened" in agent.ctx.unavailable.get("local", ""), timeout=20
+        )
+        assert not agent.task.done()
+        shutil.rmtree(drive)
         # Plugged back in: mounted afresh, so the files are not those the agent had open.
         shutil.copytree(short_home / "unplugged", drive)
         await agent.wait_for(

@@ -367,6 +367,36 @@ async def test_idle_agent_parts_use_no_cpu(short_tmp: Path) -> None:
     assert cpu < 0.2, f"{cpu:.3f} s CPU while idle"
 
 
+async def test_a_hung_hub_drive_stalls_neither_the_loop_nor_other_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Looks at a hub on a hung share time out; while one hangs, no other piles up
+    behind it, and the loop's shared thread pool is never used."""
+    import agent.hub_keeper as hub_keeper
+
+    monkeypatch.setattr(hub_keeper, "LOOK_DEADLINE", 0.2)
+    keeper = hub_keeper.LocalHubKeeper(None, None, None)  # type: ignore[arg-type]
+    share_back = threading.Event()
+    calls: list[str] = []
+
+    def hung_stat() -> bool:
+        calls.append(threading.current_thread().name)
+        return share_back.wait(30)
+
+    try:
+        started = time.monotonic()
+        assert await keeper._look(hung_stat, hung=True) is True
+        assert await keeper._look(hung_stat, hung=True) is True  # still hung: not asked again
+        assert time.monotonic() - started < 1.0
+        assert len(calls) == 1 and calls[0].startswith("hubsync-hubwatch")
+        share_back.set()
+        await wait_until(lambda: keeper._last_look is not None and keeper._last_look.done())
+        assert await keeper._look(lambda: False, hung=True) is False  # answers again
+    finally:
+        share_back.set()
+        await keeper.aclose()
+
+
 # -- metrics ---------------------------------------------------------------------------
 
 

@@ -240,3 +240,32 @@ def test_a_hub_drive_that_is_not_plugged_in_is_reported_not_replaced(tmp_path: P
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 file will be uploaded to it" in done.stderr
     assert "1 uploaded" in done.stdout
+
+
+def test_a_hub_setting_changed_under_a_running_agent_is_switched_by_the_agent_only(
+    tmp_path: Path,
+) -> None:
+    """A CLI command beside the agent must not move the journal to another hub while the
+    agent keeps uploading to the old one (its 'synced' would then be wrong)."""
+    home, docs = tmp_path / "h", tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("a")
+    (home / "config").mkdir(parents=True)
+    config = home / "config" / "config.toml"
+    config.write_text(f'[hub]\nlocal_path = "{tmp_path}/hub-a"\n')
+    assert hubsync(home, "add", str(docs)).returncode == 0
+    assert hubsync(home, "sync", "--once").returncode == 0
+    agent = start_agent_process(home)
+    try:
+        config.write_text(f'[hub]\nlocal_path = "{tmp_path}/hub-b"\n')
+        listing = hubsync(home, "list")
+        assert listing.returncode == 0, listing.stderr
+        done = hubsync(home, "sync", "--once")
+        assert done.returncode == 2
+        assert "the running agent keeps using that one until it is restarted" in done.stdout
+        assert not (tmp_path / "hub-b").exists()
+    finally:
+        agent.stop()
+    done = hubsync(home, "sync", "--once")  # no agent now: this one switches
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 file will be uploaded to it" in done.stderr

@@ -10,10 +10,14 @@ from pathlib import Path
 import pytest
 
 from sync.engine import SyncEngine
-from sync.hub_identity import open_local_hub
+from sync.hub_identity import HubChanged, open_local_hub
 from sync.journal import Journal
-from sync.remotes.local import HubMissing
+from sync.remotes.local import HubMissing, LocalHub
 from tests.fixtures.engine import FAST_RETRY, assert_hub_mirrors
+
+
+async def make(folder: Path, create: bool) -> LocalHub:
+    return LocalHub(folder, create=create)
 
 
 @pytest.fixture
@@ -26,7 +30,7 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 @asynccontextmanager
 async def synced(journal: Journal, hub_dir: Path, **kw: bool) -> AsyncIterator[str | None]:
     """Open the hub as the agent would, sync every folder once, close it; yields the notice."""
-    opened = open_local_hub(journal, hub_dir, **kw)
+    opened = await open_local_hub(journal, hub_dir, make, **kw)
     engine = SyncEngine(journal, {"local": opened.hub}, retry=FAST_RETRY)
     try:
         for root in journal.roots():
@@ -57,11 +61,11 @@ async def test_a_missing_hub_in_use_is_waited_for_never_made_anew(
         assert notice is None
     shutil.move(drive, tmp_path / "elsewhere")  # unplugged: the mount folder is gone
     with pytest.raises(HubMissing, match="is its drive plugged in"):
-        open_local_hub(journal, drive / "hub")
+        await open_local_hub(journal, drive / "hub", make)
     assert not drive.exists()
     drive.mkdir()  # an empty mount folder left behind
     with pytest.raises(HubMissing, match="is missing"):
-        open_local_hub(journal, drive / "hub")
+        await open_local_hub(journal, drive / "hub", make)
     assert list(drive.iterdir()) == []
     drive.rmdir()
     shutil.move(tmp_path / "elsewhere", drive)  # plugged back in
@@ -134,9 +138,92 @@ async def test_a_journal_from_before_hub_ids_adopts_its_hub(
     if not hub_there:
         shutil.rmtree(tmp_path / "hub")
         with pytest.raises(HubMissing):
-            open_local_hub(journal, tmp_path / "hub")
+            await open_local_hub(journal, tmp_path / "hub", make)
         return
     async with synced(journal, tmp_path / "hub") as notice:
         assert notice is None
     assert journal.count_states(rid) == {"synced": 2}
     assert journal.hub_seen("local")[0] is not None
+
+
+async def test_deletions_held_for_the_old_hub_do_not_come_back_as_synced(
+    tmp_path: Path, journal: Journal
+) -> None:
+    """Held rows are not in the new hub: if their files return they must be uploaded."""
+    docs, rid = folder_with_files(tmp_path, journal)
+    for i in range(12):
+        (docs / f"f{i}.txt").write_text(f"file {i}")
+    async with synced(journal, tmp_path / "hub-a"):
+        pass
+    aside = tmp_path / "aside"
+    docs.rename(aside)
+    docs.mkdir()
+    opened = await open_local_hub(journal, tmp_path / "hub-a", make)
+    engine = SyncEngine(journal, {"local": opened.hub}, retry=FAST_RETRY)
+    report = await engine.sync_root(journal.roots()[0])
+    engine.close()
+    await opened.hub.close()
+    assert len(report.held_deletes) == 14
+    docs.rmdir()
+    aside.rename(docs)  # the files are back, and the hub setting now points elsewhere
+    async with synced(journal, tmp_path / "hub-b") as notice:
+        assert notice is not None
+    assert_hub_mirrors(tmp_path / "hub-b", rid, docs)
+
+
+async def test_a_journal_without_blob_rows_still_knows_its_hub_is_in_use(
+    tmp_path: Path, journal: Journal
+) -> None:
+    """Files deduplicated against a shared hub leave no blob row; their file rows count."""
+    _docs, _rid = folder_with_files(tmp_path, journal)
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    async with synced(journal, drive / "hub"):
+        pass
+    journal.conn.execute("DELETE FROM blobs")
+    journal.conn.execute("DELETE FROM meta WHERE key LIKE 'hub.%'")
+    shutil.rmtree(drive / "hub")
+    with pytest.raises(HubMissing):
+        await open_local_hub(journal, drive / "hub", make)
+    assert not (drive / "hub").exists()
+
+
+async def test_a_new_own_hub_is_filled_even_if_the_first_opening_is_killed(
+    tmp_path: Path, journal: Journal
+) -> None:
+    """Killed between making the new hub and adopting it: the next start still refills it."""
+    docs, rid = folder_with_files(tmp_path, journal)
+    async with synced(journal, tmp_path / "hub", own_folder=True):
+        pass
+    journal.conn.execute("DELETE FROM meta WHERE key LIKE 'hub.%'")  # as an older HubSync
+    shutil.rmtree(tmp_path / "hub")
+
+    async def make_then_die(folder: Path, create: bool) -> LocalHub:
+        hub = LocalHub(folder, create=create)
+        await hub.close()
+        raise KeyboardInterrupt  # stands for kill -9 after the hub was made
+
+    with pytest.raises(KeyboardInterrupt):
+        await open_local_hub(journal, tmp_path / "hub", make_then_die, own_folder=True)
+    async with synced(journal, tmp_path / "hub", own_folder=True) as notice:
+        assert notice is not None
+    assert_hub_mirrors(tmp_path / "hub", rid, docs)
+
+
+async def test_a_process_that_may_not_switch_hubs_changes_nothing(
+    tmp_path: Path, journal: Journal
+) -> None:
+    """A CLI command beside a running agent sees the new hub setting but leaves the
+    journal to the agent, which switches when it restarts."""
+    _docs, rid = folder_with_files(tmp_path, journal)
+    async with synced(journal, tmp_path / "hub-a"):
+        pass
+    seen = journal.hub_seen("local")
+    with pytest.raises(HubChanged, match="until it is restarted"):
+        await open_local_hub(journal, tmp_path / "hub-b", make, adopt=False)
+    assert not (tmp_path / "hub-b").exists()
+    await LocalHub(tmp_path / "hub-c").close()  # another hub, there already
+    with pytest.raises(HubChanged):
+        await open_local_hub(journal, tmp_path / "hub-c", make, adopt=False)
+    assert journal.hub_seen("local") == seen
+    assert journal.count_states(rid) == {"synced": 2}

@@ -146,6 +146,55 @@ def _call(fn: Callable[[], T]) -> T:
     return fn()
 
 
+async def _in_own_thread(fn: Callable[[], None], name: str) -> None:
+    """``fn()`` in a thread of its own, which is gone when this returns (unless
+    cancelled: then it finishes on its own)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+    def run() -> None:
+        error: BaseException | None = None
+        try:
+            fn()
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+            loop.call_soon_threadsafe(settle, error)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    await done
+    thread.join()
+
+
+def _open_hub_db(path: Path) -> sqlite3.Connection:
+    """The hub's database, its schema and id in place; closed again if that fails."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=10000")
+        db.execute("PRAGMA temp_store=MEMORY")
+        db.executescript(_SCHEMA)
+        db.execute(  # one statement: two processes creating a hub agree on its id
+            "INSERT INTO hubsync_hub(id, created_at) SELECT ?, ?"
+            " WHERE NOT EXISTS (SELECT 1 FROM hubsync_hub)",
+            (uuid.uuid4().hex, _now_iso()),
+        )
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 def _file_identity(path: Path) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
@@ -309,17 +358,11 @@ class LocalHub:
         # Temp files left by a killed writer are removed (never served); those of
         # another process writing to the same hub are left alone.
         self._temps = TempArea(root / ".tmp")
-        self._db = sqlite3.connect(root / HUB_DB, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.execute("PRAGMA temp_store=MEMORY")
-        self._db.executescript(_SCHEMA)
-        self._db.execute(  # one statement: two processes creating a hub agree on its id
-            "INSERT INTO hubsync_hub(id, created_at) SELECT ?, ?"
-            " WHERE NOT EXISTS (SELECT 1 FROM hubsync_hub)",
-            (uuid.uuid4().hex, _now_iso()),
-        )
+        try:
+            self._db = _open_hub_db(root / HUB_DB)
+        except BaseException:
+            self._temps.close()
+            raise
         self.hub_id: str = self._db.execute("SELECT id FROM hubsync_hub").fetchone()[0]
         """This hub's identity: a copy of the hub folder keeps it, a new hub gets its own."""
         self._db_file = _file_identity(root / HUB_DB)
@@ -692,10 +735,21 @@ class LocalHub:
         return path.as_uri()
 
     async def close(self) -> None:
-        await self._run(self._flush_blobs)
-        await self._io.aclose()
-        self._pool.shutdown(wait=True)
-        self._db_pool.shutdown(wait=True)
-        self._temps.close()
-        with self._db_lock:
-            self._db.close()
+        """Make the last blobs durable and let go of everything, whatever fails on the way.
+
+        The blocking part runs in a thread: a hub on a hung share must not stall
+        the caller's event loop."""
+        try:
+            await self._run(self._flush_blobs)
+        finally:
+            await self._io.aclose()
+            await _in_own_thread(self._release, "hubsync-localhub-close")
+
+    def _release(self) -> None:
+        try:
+            self._pool.shutdown(wait=True)
+            self._db_pool.shutdown(wait=True)
+            self._temps.close()
+        finally:
+            with self._db_lock:
+                self._db.close()
