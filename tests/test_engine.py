@@ -218,6 +218,23 @@ async def test_held_deletions_are_not_applied_by_later_small_passes(rig: Rig) ->
     assert len(latest) == 25 and not any(deleted for _, deleted, _ in latest.values())
 
 
+async def test_restoring_a_folder_brings_back_its_held_deletions(rig: Rig) -> None:
+    """What `sync --once` suggests for a held deletion: `hubsync restore FOLDER`."""
+    docs = rig.folder()
+    for i in range(12):
+        write(docs / "sub" / f"f{i}.txt", f"file {i}")
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    for i in range(12):
+        (docs / "sub" / f"f{i}.txt").unlink()
+    assert len((await rig.engine.sync_root(root)).held_deletes) == 12
+    done = await restore_path(rig.journal, rig.hub, rig.cache, root, ".")
+    assert len(done) == 12 and (docs / "sub" / "f3.txt").read_text() == "file 3"
+    report = await rig.engine.sync_root(root)
+    assert report.complete and report.uploaded == 0
+    assert rig.journal.count_states(root.id) == {"synced": 12}
+
+
 async def test_held_file_that_comes_back_is_synced_again(rig: Rig) -> None:
     docs = rig.folder()
     for i in range(12):
