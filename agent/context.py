@@ -97,9 +97,14 @@ class Context(AbstractAsyncContextManager["Context"]):
         loop = asyncio.get_running_loop()
 
         async def make(folder: Path, create: bool) -> LocalHub:
-            return await loop.run_in_executor(
+            made = loop.run_in_executor(
                 executor, functools.partial(LocalHub, folder, create=create)
             )
+            try:
+                return await asyncio.shield(made)
+            except asyncio.CancelledError:  # the hub may still be made: let go of it then
+                made.add_done_callback(_discard_made_hub)
+                raise
 
         try:
             opened = await open_local_hub(
@@ -176,3 +181,8 @@ class Context(AbstractAsyncContextManager["Context"]):
         self.remotes.clear()
         self.cache.close()
         self.journal.close()
+
+
+def _discard_made_hub(made: asyncio.Future[LocalHub]) -> None:
+    if not made.cancelled() and made.exception() is None:
+        made.result().discard()

@@ -173,10 +173,13 @@ def register_handlers(agent: AgentService) -> None:
         return root_id
 
     async def apply_held(params: dict[str, Any]) -> dict[str, Any]:
-        return {"applying": agent.apply_held(running_root(params))}
+        expected = params.get("expected")
+        if expected is not None and not isinstance(expected, int):
+            raise ControlError("bad_params", "expected: the number of files the user saw")
+        return {"applying": agent.held.apply(running_root(params), expected)}
 
     async def bring_back_held(params: dict[str, Any]) -> dict[str, Any]:
-        return {"restoring": agent.bring_back_held(running_root(params))}
+        return {"restoring": agent.held.bring_back(running_root(params))}
 
     async def quit_agent(params: dict[str, Any]) -> dict[str, Any]:
         agent.stop()

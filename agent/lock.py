@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
-import psutil
-
 if sys.platform == "win32":
     import msvcrt
 else:
@@ -38,13 +36,6 @@ def read_holder(path: Path) -> int | None:
     except (OSError, UnicodeDecodeError):
         return None
     return int(text) if text.isdigit() else None
-
-
-def agent_running(path: Path) -> bool:
-    """Whether another process holds the agent lock at ``path``, by the pid it wrote
-    (no lock is taken: an agent starting now is never refused because of this look)."""
-    pid = read_holder(path)
-    return pid is not None and pid != os.getpid() and psutil.pid_exists(pid)
 
 
 class AgentLock:

@@ -33,15 +33,15 @@ from agent.exai.jobs import ExaiJobs
 from agent.exai.results import default_results_dir
 from agent.exai.settings import ExaiSettings
 from agent.health import HealthMonitor, HealthState, HealthStatus
+from agent.held import HeldDeletions
 from agent.hub_keeper import LocalHubKeeper
 from agent.metrics import Metrics, MetricsStore
 from agent.oneoff import upload_paths
 from agent.settings_api import read_ignore, register_settings
 from agent.watcher import Debouncer, ObserverFactory, RootWatcher, coverage_shortfall
 from sync.engine import PassReport, Progress
-from sync.errors import AuthError, SyncError, TransientError
+from sync.errors import AuthError, TransientError
 from sync.journal import Root
-from sync.restore import RestoreError, restore_file
 
 log = logging.getLogger("hubsync.agent")
 
@@ -66,8 +66,6 @@ class RootRuntime:
     needs_full_scan: bool = True
     last_full_scan: float = 0.0
     problems: dict[str, tuple[str, str]] = field(default_factory=dict)
-    confirm_deletes: bool = False
-    """The user confirmed the held deletions: the next full pass applies them."""
 
 
 @dataclass(frozen=True)
@@ -115,10 +113,9 @@ class AgentService:
         self._last_root_check = 0.0
         self._last_hub_check = time.monotonic()
         self.hub_keeper = LocalHubKeeper(ctx, self._local_hub_lost, self._local_hub_back)
-        self._pass_lock = asyncio.Lock()
-        """Held by a pass; a hub is swapped only between passes."""
-        self._bringing_back: dict[str, asyncio.Task[None]] = {}
-        """root id → held deletions being undone (their files restored from the hub)."""
+        self.pass_lock = asyncio.Lock()
+        """Held by a pass; answers to held deletions wait for it."""
+        self.held = HeldDeletions(self)
         self.passes = 0
         self.exai: ExaiJobs | None = None
         self.exai_health: HealthMonitor | None = None
@@ -194,13 +191,10 @@ class AgentService:
         monitor.start()
 
     async def reopen_supabase(self) -> None:
-        """After a sign-in or sign-out: replace the Supabase remote and its health monitor
-        (between passes: a pass must not record into one account what the journal
-        then calls synced for another)."""
-        async with self._pass_lock:
-            await self._reopen_supabase()
+        """After a sign-in or sign-out: replace the Supabase remote and its health monitor.
 
-    async def _reopen_supabase(self) -> None:
+        A pass under way with the old one ends (the engine sees the hub switched, and
+        what it sent there does not count as synced)."""
         monitor = self.health.pop("supabase", None)
         if monitor is not None:
             await monitor.stop()
@@ -241,10 +235,7 @@ class AgentService:
             if rt.watcher is not None:
                 rt.watcher.stop()
         await self.hub_keeper.aclose()
-        restoring = list(self._bringing_back.values())
-        for task in restoring:
-            task.cancel()
-        await asyncio.gather(*restoring, return_exceptions=True)
+        await self.held.aclose()
         for monitor in self.health.values():
             await monitor.stop()
         if self.exai_health is not None:
@@ -287,9 +278,6 @@ class AgentService:
             self._wake.set()
 
     def remove_root(self, root_id: str) -> None:
-        restoring = self._bringing_back.get(root_id)
-        if restoring is not None:
-            restoring.cancel()
         rt = self.runtimes.pop(root_id, None)
         if rt is not None and rt.watcher is not None:
             rt.watcher.stop()
@@ -330,56 +318,6 @@ class AgentService:
 
     def wake(self) -> None:
         """Look for due work now (after a retry request, a resume, a new root...)."""
-        self._wake.set()
-
-    # -- held deletions ---------------------------------------------------------------------
-
-    def apply_held(self, root_id: str) -> int:
-        """The user confirmed a held deletion: the next pass tombstones the files in the hub."""
-        rt = self.runtimes[root_id]
-        held = len(self.ctx.journal.held(root_id))
-        if held:
-            rt.confirm_deletes = rt.needs_full_scan = True
-            self._wake.set()
-        return held
-
-    def bring_back_held(self, root_id: str) -> int:
-        """Undo a held deletion: restore its files from the hub, in the background."""
-        rt = self.runtimes[root_id]
-        if root_id in self._bringing_back:
-            return 0
-        held = self.ctx.journal.held(root_id)
-        if held:
-            task = asyncio.create_task(self._bring_back(rt, held))
-            self._bringing_back[root_id] = task
-            task.add_done_callback(lambda _t: self._bringing_back.pop(root_id, None))
-        return len(held)
-
-    async def _bring_back(self, rt: RootRuntime, relpaths: list[str]) -> None:
-        root = rt.root
-        remote = self.ctx.remotes.get(root.hub)
-        restored, failed = 0, 0
-        for rel in relpaths:
-            if remote is None:
-                failed += 1
-                continue
-            try:
-                await restore_file(self.ctx.journal, remote, self.ctx.cache, root, rel)
-                restored += 1
-            except (RestoreError, SyncError) as exc:
-                failed += 1
-                log.warning("could not bring back %s/%s: %s", root.path, rel, exc.message)
-        log.info("brought back %d held files in %s (%d failed)", restored, root.path, failed)
-        item = {
-            "ts": time.time(),
-            "root": str(root.path),
-            "kind": "restore",
-            "restored": restored,
-            "errors": failed,
-        }
-        self.activity.appendleft(item)
-        self.server.publish("activity", item)
-        rt.needs_full_scan = True  # the files are back: the next pass sees them
         self._wake.set()
 
     def set_paused(self, paused: bool, root_id: str | None = None) -> None:
@@ -529,15 +467,12 @@ class AgentService:
         if paths is None:
             rt.needs_full_scan = False
             rt.last_full_scan = time.monotonic()
-        confirm = paths is None and rt.confirm_deletes
-        if confirm:
-            rt.confirm_deletes = False
         started = time.time()
         ticker = asyncio.create_task(self._tick_progress())
         try:
-            async with self._pass_lock:
+            async with self.pass_lock:
                 report = await self.ctx.engine.sync_root(
-                    root, paths=paths, confirm_deletes=confirm, progress=self._on_progress
+                    root, paths=paths, progress=self._on_progress
                 )
         except Exception as exc:  # never let one pass kill the agent
             log.exception("sync of %s failed", root.path)
@@ -662,7 +597,7 @@ class AgentService:
                     "ignore": read_ignore(rt.root.path) if not rt.missing else [],
                     "counts": counts,
                     "held": journal.held(rt.root.id, HELD_SHOWN) if counts.get("held") else [],
-                    "bringing_back": rt.root.id in self._bringing_back,
+                    "answering": self.held.busy(rt.root.id),
                     "problems": [
                         {"path": rel, "kind": kind, "reason": reason}
                         for rel, (kind, reason) in list(rt.problems.items())[:50]

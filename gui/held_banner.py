@@ -62,13 +62,17 @@ class HeldBanner(QFrame):
             "That looks like an accident (an unplugged drive, a mistaken delete), so "
             "HubSync kept them in the hub. Nothing is deleted there until you choose."
         )
-        if r.bringing_back:
-            text += "<br><i>Bringing the files back…</i>"
+        there = r.state != "missing"
+        if not there:
+            text += "<br><i>The folder is not there now (is its drive plugged in?).</i>"
+        elif r.answering:
+            text += "<br><i>Working on your answer…</i>"
         if len(held) > 1:
             text += f"<br>{len(held) - 1} more folders have held deletions."
         self.text.setText(text)
-        self.bring_back.setEnabled(connected and not r.bringing_back)
-        self.apply.setEnabled(connected and not r.bringing_back)
+        ready = connected and there and not r.answering
+        self.bring_back.setEnabled(ready)
+        self.apply.setEnabled(ready)
         self.show()
 
     def _bring_back(self) -> None:
@@ -87,8 +91,8 @@ class HeldBanner(QFrame):
             f"Delete {fmt.count(r.held)} files from the hub's copy of {r.path}?\n\n{names}\n\n"
             "They stay in the hub's history and can be restored later."
         )
-        if self.confirm(question):
-            self.link.fire("apply_held", {"root": r.path})
+        if self.confirm(question):  # exactly what was shown: the agent refuses if it changed
+            self.link.fire("apply_held", {"root": r.path, "expected": r.held})
 
     def confirm(self, question: str) -> bool:
         answer = QMessageBox.question(

@@ -44,7 +44,7 @@ class RootView:
     held: int = 0
     """Deletions held for the user to apply or undo."""
     held_sample: tuple[str, ...] = ()
-    bringing_back: bool = False
+    answering: bool = False
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,7 @@ class AgentState(QObject):
                     bool(r.get("paused")),
                     int(counts.get("held") or 0),
                     tuple(str(p) for p in r.get("held") or ()),
-                    bool(r.get("bringing_back")),
+                    bool(r.get("answering")),
                 )
             )
         return views

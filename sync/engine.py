@@ -13,8 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +31,7 @@ from pathlib import Path
 
 from sync.errors import AuthError, LocalFileError, SyncError, TransientError
 from sync.hashing import Hashed, hash_file
-from sync.journal import DELETED, FileRow, Journal, Root
+from sync.journal import DELETED, HELD, FileRow, Journal, Root
 from sync.remotes.base import (
     BatchProgressFn,
     BatchPut,
@@ -155,6 +164,8 @@ class SyncEngine:
     ) -> None:
         self.journal = journal
         self.remotes = remotes
+        self._hub_at_start: dict[str, str | None] = {}
+        """root id → the id of its hub when its pass began (see ``_record``)."""
         self.workers = workers
         self.mass_delete = mass_delete or MassDeletePolicy()
         self.retry = retry or RetryPolicy()
@@ -193,6 +204,7 @@ class SyncEngine:
         if not root.path.is_dir():
             report.errors["."] = ("local", f"folder {root.path} is not reachable")
             return report
+        self._hub_at_start[root.id] = self.journal.hub_seen(root.hub)[0]
         emit = progress or (lambda _p: None)
         emit(Progress("scanning", str(root.path)))
         loop = asyncio.get_running_loop()
@@ -249,6 +261,27 @@ class SyncEngine:
         emit(Progress("done", str(root.path)))
         return report
 
+    async def apply_held(self, root: Root, relpaths: Collection[str]) -> PassReport:
+        """Tombstone the held deletions the user confirmed, and only those: a file that is
+        back, or no longer held, is left alone (a later deletion waits for its own yes)."""
+        report = PassReport(root)
+        remote = self.remote_for(root)
+        held = {
+            r: row
+            for r, row in self.journal.files_for(root.id, relpaths).items()
+            if row.state == HELD
+        }
+        back = await self._still_there(root, held)
+        rows = {rel: row for rel, row in held.items() if rel not in back}
+        try:
+            await self._apply_deletions(root, remote, sorted(rows), rows, report, confirm=True)
+        except AuthError as exc:
+            report.auth_needed = True
+            report.errors["."] = ("auth", exc.message)
+        except SyncError as exc:
+            report.errors["."] = (exc.kind, exc.message)
+        return report
+
     # -- the pass -----------------------------------------------------------------------------
 
     async def _run_pass(
@@ -288,7 +321,7 @@ class SyncEngine:
                         root.id, (v for v in vanished if v not in rows or not rows[v].sha256)
                     )
                     # Back for a moment at a path with a tombstone, gone again: still deleted.
-                    self.journal.mark_gone_again(
+                    self.journal.mark_deleted_here(
                         root.id, (v for v in vanished if v in rows and rows[v].state == DELETED)
                     )
 
@@ -698,6 +731,10 @@ class SyncEngine:
             synced = [s for s in synced if s[0] not in rejected]
         now = self.clock()
         with self.journal.transaction():
+            if self.journal.hub_seen(root.hub)[0] != self._hub_at_start.get(root.id):
+                # Switched to another hub (another account) mid-pass: what went to the old
+                # one must not count as synced; the rows stay 'seen' for the new one.
+                raise TransientError(f"the {root.hub} hub was switched during the pass")
             self.journal.mark_synced(root.id, synced, now)
             self.journal.log_many(
                 (("upload", root.id, s[0], s[4], s[1], None) for s in synced), now
@@ -745,6 +782,16 @@ class SyncEngine:
                 )
                 report.errors[rel] = (exc.kind, exc.message)
 
+    async def _still_there(self, root: Root, relpaths: Iterable[str]) -> set[str]:
+        """Which of ``relpaths`` exist in the folder (looked at off the event loop)."""
+        base, wanted = root.path, list(relpaths)
+        if not wanted:
+            return set()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._hash_pool, lambda: {rel for rel in wanted if os.path.lexists(base / rel)}
+        )
+
     async def _apply_deletions(
         self,
         root: Root,
@@ -754,12 +801,22 @@ class SyncEngine:
         report: PassReport,
         confirm: bool,
     ) -> None:
-        """Tombstone deleted files (never their blobs), unless it looks like an accident."""
-        tombstones = [rel for rel in deleting if rows.get(rel) and rows[rel].sha256]
-        never_synced = [rel for rel in deleting if rel not in tombstones]
-        if never_synced:
+        """Tombstone deleted files (never their blobs), unless it looks like an accident.
+
+        A file that is still there (now ignored, or no longer a regular file) is only
+        no longer mirrored: the hub keeps it as it was, with no tombstone.
+        """
+        still_there = await self._still_there(root, deleting)
+        tombstones = [
+            rel for rel in deleting if rows.get(rel) and rows[rel].sha256 and rel not in still_there
+        ]
+        never_synced = [rel for rel in deleting if not (rows.get(rel) and rows[rel].sha256)]
+        if never_synced or still_there:
             with self.journal.transaction():
                 self.journal.forget(root.id, never_synced)
+                self.journal.mark_deleted_here(
+                    root.id, (rel for rel in still_there if rel not in never_synced)
+                )
         if not tombstones:
             return
         going = set(tombstones)
@@ -778,20 +835,25 @@ class SyncEngine:
         tracked = self.journal.conn.execute(
             "SELECT count(*) FROM files WHERE root_id=? AND state != 'deleted'", (root.id,)
         ).fetchone()[0]
-        # While a deletion is held, later ones in the folder wait with it: the watcher may
-        # report one ``rm -rf`` in several batches, each too small to look like an accident.
-        waiting = self.journal.conn.execute(
-            "SELECT 1 FROM files WHERE root_id=? AND state='held' LIMIT 1", (root.id,)
-        ).fetchone()
-        if (
-            real
-            and not confirm
-            and (waiting or self.mass_delete.holds(len(real) + recent, tracked + recent))
-        ):
-            with self.journal.transaction():
-                self.journal.mark_held(root.id, tombstones)
-            report.held_deletes = sorted(tombstones)
-            return
+        if not confirm:
+            # What is held stays held until the user answers; only new deletions are
+            # judged. While a deletion was held recently, new ones join it: the watcher
+            # may report one ``rm -rf`` in batches, each too small to look like an accident.
+            held = [rel for rel in tombstones if rows[rel].state == HELD]
+            fresh = [rel for rel in tombstones if rows[rel].state != HELD]
+            fresh_real = [rel for rel in real if rows[rel].state != HELD]
+            joining = self.journal.held_since(root.id, self.clock() - self.mass_delete.window)
+            if fresh_real and (
+                joining or self.mass_delete.holds(len(fresh_real) + recent, tracked + recent)
+            ):
+                held, fresh = held + fresh, []
+            if held:
+                with self.journal.transaction():
+                    self.journal.mark_held(root.id, held, self.clock())
+                report.held_deletes = sorted(held)
+            tombstones = fresh
+            if not tombstones:
+                return
         device = self.journal.device_id
         entries = []
         marks: list[tuple[str, int, str, int, int, str]] = []

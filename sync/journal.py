@@ -25,7 +25,7 @@ import sqlite_utils
 from sync import stat_snapshot
 from sync.stat_index import SYNCED_MARK, StatIndex, StatRow
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 log = logging.getLogger("hubsync.journal")
 
@@ -133,7 +133,12 @@ def _migrate_v2(db: sqlite_utils.Database) -> None:
         )
 
 
-_MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2}
+def _migrate_v3(db: sqlite_utils.Database) -> None:
+    """When a deletion was held: later deletions join a hold only while it is recent."""
+    db.execute("ALTER TABLE files ADD COLUMN held_at REAL")
+
+
+_MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3}
 
 
 class Journal:
@@ -476,11 +481,22 @@ class Journal:
         )
         return [r[0] for r in cur]
 
-    def mark_held(self, root_id: str, relpaths: Iterable[str]) -> None:
+    def mark_held(self, root_id: str, relpaths: Iterable[str], now: float) -> None:
+        """Hold these deletions; ``held_at`` keeps the time a file was first held."""
         self.conn.executemany(
-            "UPDATE files SET state='held' WHERE root_id=? AND relpath=? AND state != 'deleted'",
-            ((root_id, p) for p in relpaths),
+            """UPDATE files SET held_at = CASE WHEN state='held' THEN held_at ELSE ? END,
+                 state='held'
+               WHERE root_id=? AND relpath=? AND state != 'deleted'""",
+            ((now, root_id, p) for p in relpaths),
         )
+
+    def held_since(self, root_id: str, since: float) -> bool:
+        """Whether a deletion in the folder was held at or after ``since``."""
+        found = self.conn.execute(
+            "SELECT 1 FROM files WHERE root_id=? AND state='held' AND held_at >= ? LIMIT 1",
+            (root_id, since),
+        ).fetchone()
+        return found is not None
 
     def mark_error(
         self, root_id: str, relpath: str, kind: str, message: str, retry_in: float, now: float
@@ -499,8 +515,9 @@ class Journal:
             ((sha, version, key, root_id, rel) for rel, sha, version, key in items),
         )
 
-    def mark_gone_again(self, root_id: str, relpaths: Iterable[str]) -> None:
-        """Files with a tombstone that reappeared and vanished before they were hashed."""
+    def mark_deleted_here(self, root_id: str, relpaths: Iterable[str]) -> None:
+        """Deleted in the journal only: the hub needs no tombstone (it has one already, or
+        the file is still there, only no longer mirrored)."""
         self.conn.executemany(
             "UPDATE files SET state='deleted' WHERE root_id=? AND relpath=?",
             ((root_id, p) for p in relpaths),
@@ -612,13 +629,6 @@ class Journal:
         like = prefix.rstrip("/") + "/%"
         cur = self.conn.execute(
             "SELECT relpath FROM files WHERE root_id=? AND state IN ('deleted', 'held')"
-            " AND (relpath=? OR relpath LIKE ?) ORDER BY relpath",
-            (root_id, prefix, like),
-        )
-        return [r[0] for r in cur]
-        like = prefix.rstrip("/") + "/%"
-        cur = self.conn.execute(
-            "SELECT relpath FROM files WHERE root_id=? AND state='deleted'"
             " AND (relpath=? OR relpath LIKE ?) ORDER BY relpath",
             (root_id, prefix, like),
         )

@@ -7,6 +7,7 @@ copy is written next to it as ``name (restored vN).ext`` and both are kept.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import uuid
@@ -138,11 +139,13 @@ async def restore_file(
     to_dir: Path | None = None,
 ) -> Restored:
     chosen = pick_version(journal.versions(root.id, relpath), version=version, at=at)
+    if to_dir is None and not root.path.is_dir():  # never rebuild an unplugged drive's path
+        raise RestoreError(f"{root.path} is not there (is its drive plugged in?)")
     blob = await cache.fetch(remote, chosen.remote_key, chosen.sha256)
     target = (to_dir or root.path) / relpath
     try:
-        path, identical, kept_both = place(
-            blob, target, chosen.sha256, chosen.mtime_ns, chosen.version
+        path, identical, kept_both = await asyncio.to_thread(
+            place, blob, target, chosen.sha256, chosen.mtime_ns, chosen.version
         )
     except OSError as exc:
         raise RestoreError(f"cannot write {target}: {exc.strerror or exc}") from None

@@ -170,7 +170,15 @@ async def test_held_deletions_can_be_undone_or_applied_from_the_tray(short_home:
             await agent.wait_for(
                 lambda: agent.ctx.journal.count_states(rid).get("held") == 20, timeout=30
             )
-            assert await client.call("apply_held", {"root": str(docs)}) == {"applying": 20}
+            with pytest.raises(ControlError, match="20 deletions are held now, not 19"):
+                await client.call("apply_held", {"root": str(docs), "expected": 19})
+            async with agent.service.pass_lock:  # a pass under way: the answer waits for it
+                assert await client.call("apply_held", {"root": str(docs), "expected": 20}) == {
+                    "applying": 20
+                }
+                assert (await client.call("status"))["roots"][0]["answering"] is True
+                with pytest.raises(ControlError, match="still under way"):
+                    await client.call("bring_back_held", {"root": str(docs)})
             await agent.wait_for(
                 lambda: agent.ctx.journal.count_states(rid) == {"synced": 1, "deleted": 20},
                 timeout=30,
@@ -178,6 +186,20 @@ async def test_held_deletions_can_be_undone_or_applied_from_the_tray(short_home:
             assert_hub_mirrors(agent.ctx.config.local_hub_path(agent.paths), rid, docs)
             with pytest.raises(ControlError, match="a mirrored folder is needed"):
                 await client.call("apply_held", {})
+            shutil.rmtree(docs / "big", ignore_errors=True)
+            for i in range(12):
+                (docs / f"n{i}.txt").write_text(str(i))
+            await agent.idle()
+            for i in range(12):
+                (docs / f"n{i}.txt").unlink()
+            await agent.wait_for(
+                lambda: agent.ctx.journal.count_states(rid).get("held") == 12, timeout=30
+            )
+            docs.rename(short_home / "unplugged")  # the drive is gone: nothing is rebuilt
+            await agent.wait_for(lambda: agent.service.runtimes[rid].missing, timeout=20)
+            with pytest.raises(ControlError, match="is not there"):
+                await client.call("bring_back_held", {"root": str(docs)})
+            assert not docs.exists()
         finally:
             await client.close()
 

@@ -266,6 +266,9 @@ def test_a_hub_setting_changed_under_a_running_agent_is_switched_by_the_agent_on
         assert not (tmp_path / "hub-b").exists()
     finally:
         agent.stop()
-    done = hubsync(home, "sync", "--once")  # no agent now: this one switches
+    # No agent now (its lock file may name a pid some other live process has since
+    # taken): this command switches.
+    (home / "run" / "agent.lock").write_text(f"{os.getpid()}\n")
+    done = hubsync(home, "sync", "--once")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 file will be uploaded to it" in done.stderr

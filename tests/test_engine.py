@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -216,6 +217,68 @@ async def test_held_deletions_are_not_applied_by_later_small_passes(rig: Rig) ->
     assert rig.journal.count_states(root.id) == {"held": 25}
     latest = hub_latest(rig.hub.root, root.id)
     assert len(latest) == 25 and not any(deleted for _, deleted, _ in latest.values())
+
+
+async def test_confirming_a_held_deletion_deletes_only_what_was_confirmed(rig: Rig) -> None:
+    docs = rig.folder()
+    for i in range(20):
+        write(docs / "old" / f"f{i:02}.txt", f"old {i}")
+    for i in range(5):
+        write(docs / "new" / f"g{i}.txt", f"new {i}")
+    write(docs / "keep.txt", "keep")
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    shutil.rmtree(docs / "old")
+    shown = (await rig.engine.sync_root(root)).held_deletes
+    assert len(shown) == 20
+    shutil.rmtree(docs / "new")  # after the user looked: joins the hold, not the answer
+    assert len((await rig.engine.sync_root(root)).held_deletes) == 25
+    write(docs / "old" / "f07.txt", "old 7")  # one came back before the answer
+    applied = await rig.engine.apply_held(root, shown)
+    assert applied.deleted == 19 and applied.complete
+    states = rig.journal.count_states(root.id)
+    assert states == {"deleted": 19, "held": 6, "synced": 1}  # f07 waits to be seen again
+    latest = hub_latest(rig.hub.root, root.id)
+    assert latest["new/g0.txt"][1] is False and latest["old/f00.txt"][1] is True
+
+
+async def test_a_deletion_long_after_a_hold_does_not_join_it(rig: Rig) -> None:
+    now = [1_000_000.0]
+    rig.engine.clock = lambda: now[0]
+    docs = rig.folder()
+    for i in range(20):
+        write(docs / "old" / f"f{i:02}.txt", f"old {i}")
+    write(docs / "notes.txt", "draft")
+    write(docs / "keep.txt", "keep")
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    shutil.rmtree(docs / "old")
+    assert len((await rig.engine.sync_root(root)).held_deletes) == 20
+    now[0] += rig.engine.mass_delete.window + 1  # an hour later, a deliberate delete
+    (docs / "notes.txt").unlink()
+    report = await rig.engine.sync_root(root)
+    assert report.deleted == 1 and "notes.txt" not in report.held_deletes
+
+
+async def test_a_newly_ignored_file_is_no_longer_mirrored_not_deleted(rig: Rig) -> None:
+    """Ignoring a folder stops mirroring it: the hub keeps what it has (no tombstone,
+    no held deletion waiting for ever), and the files stay where they are."""
+    docs = rig.folder()
+    for i in range(20):
+        write(docs / "build" / f"o{i}.bin", f"object {i}")
+    write(docs / "main.c", "int main;")
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    write(docs / ".hubignore", "build/\n")
+    report = await rig.engine.sync_root(root)
+    assert report.deleted == 0 and report.held_deletes == [] and report.complete
+    latest = hub_latest(rig.hub.root, root.id)
+    assert latest["build/o3.bin"][1] is False  # still there in the hub, as it was
+    assert rig.journal.count_states(root.id)["deleted"] == 20
+    (docs / ".hubignore").unlink()  # mirrored again: back as new versions
+    again = await rig.engine.sync_root(root)
+    assert again.recorded == 20 and again.uploaded == 0
+    assert rig.journal.count_states(root.id) == {"synced": 21, "deleted": 1}  # .hubignore
 
 
 async def test_restoring_a_folder_brings_back_its_held_deletions(rig: Rig) -> None:

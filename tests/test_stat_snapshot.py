@@ -136,11 +136,14 @@ def test_journal_of_schema_1_gains_the_generation_on_upgrade(tmp_path: Path) -> 
     for event in ("insert", "update", "delete"):
         v1.execute(f"DROP TRIGGER files_{event}_generation")
     v1.execute("DROP TABLE files_generation")
+    v1.execute("ALTER TABLE files DROP COLUMN held_at")
     v1.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     v1.commit()
     v1.close()
     upgraded = Journal(tmp_path / "j.sqlite3")
-    assert upgraded.get_meta("schema_version") == "2"
+    assert upgraded.get_meta("schema_version") == "3"
+    columns = {r[1] for r in upgraded.conn.execute("PRAGMA table_info(files)")}
+    assert "held_at" in columns
     before = rows_of(upgraded, root_id)
     with upgraded.transaction():
         upgraded.forget(root_id, ["f0.txt"])

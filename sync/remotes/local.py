@@ -745,6 +745,10 @@ class LocalHub:
             await self._io.aclose()
             await _in_own_thread(self._release, "hubsync-localhub-close")
 
+    def discard(self) -> None:
+        """Let go of a hub that was never used (nothing to flush); blocks briefly."""
+        self._release()
+
     def _release(self) -> None:
         try:
             self._pool.shutdown(wait=True)
