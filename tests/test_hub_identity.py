@@ -227,3 +227,28 @@ async def test_a_process_that_may_not_switch_hubs_changes_nothing(
         await open_local_hub(journal, tmp_path / "hub-c", make, adopt=False)
     assert journal.hub_seen("local") == seen
     assert journal.count_states(rid) == {"synced": 2}
+
+
+async def test_a_pass_whose_hub_is_switched_midway_does_not_call_its_files_synced(
+    tmp_path: Path, journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signed in as another user while a pass uploads as the first: what went to the
+    first account must not count as synced for the second."""
+    _docs, rid = folder_with_files(tmp_path, journal)
+    opened = await open_local_hub(journal, tmp_path / "hub", make)
+    engine = SyncEngine(journal, {"local": opened.hub}, retry=FAST_RETRY)
+    record = opened.hub.record
+
+    async def record_then_switch(entries: object) -> object:
+        result = await record(entries)  # type: ignore[arg-type]
+        journal.rebase_hub("local", "another-hub", "elsewhere")  # what a sign-in does
+        return result
+
+    monkeypatch.setattr(opened.hub, "record", record_then_switch)
+    try:
+        report = await engine.sync_root(journal.roots()[0])
+    finally:
+        engine.close()
+        await opened.hub.close()
+    assert report.errors["."] == ("transient", "the local hub was switched during the pass")
+    assert journal.count_states(rid) == {"seen": 2}  # uploaded to the new hub next time
