@@ -32,7 +32,7 @@ from rich.table import Table
 from agent.cli_output import JsonOpt, emit_json, err, out
 from agent.config import ConfigError
 from agent.context import Context
-from agent.control.client import agent_listening
+from agent.lock import lock_held
 from agent.paths import resolve_paths
 from sync.engine import PassReport
 from sync.engine import Progress as SyncProgress
@@ -122,7 +122,7 @@ def run_async(
             ctx = Context.open(
                 paths,
                 service_role_user=service_role_user,
-                may_adopt=not agent_listening(paths.control_socket),
+                may_adopt=not lock_held(paths.agent_lock),
             )
         except ConfigError as exc:
             raise CliError(f"configuration error: {exc}") from None

@@ -30,8 +30,11 @@ class LocalHubKeeper:
         ctx: Context,
         on_lost: Callable[[], Awaitable[None]],
         on_back: Callable[[], None],
+        between_passes: asyncio.Lock,
     ) -> None:
+        """``between_passes``: held by a pass; a hub is switched (rebased) only without one."""
         self.ctx = ctx
+        self._between_passes = between_passes
         self._on_lost = on_lost
         self._on_back = on_back
         self._looker = ThreadPoolExecutor(1, thread_name_prefix="hubsync-hubwatch")
@@ -86,8 +89,9 @@ class LocalHubKeeper:
     async def _reopen(self) -> None:
         try:
             seen = len(self.ctx.notices)
-            if not await self.ctx.open_local(remake_own=False, executor=self._looker):
-                return
+            async with self._between_passes:
+                if not await self.ctx.open_local(remake_own=False, executor=self._looker):
+                    return
             log.info("the local hub is back")
             for notice in self.ctx.notices[seen:]:
                 log.warning("%s", notice)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -38,6 +39,25 @@ def read_holder(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def lock_held(path: Path) -> bool:
+    """Whether a process holds the agent lock at ``path`` now. The look takes the lock
+    for an instant (an agent starting then retries; see :meth:`AgentLock.acquire`)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        _lock(fd)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases the lock
+    return False
+
+
+LOCK_ATTEMPTS = 5
+
+
 class AgentLock:
     """``with AgentLock(paths.agent_lock): run_agent()`` — raises ``AlreadyRunning``."""
 
@@ -54,11 +74,15 @@ class AgentLock:
             raise RuntimeError("lock already held by this object")
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            _lock(fd)
-        except OSError:
-            os.close(fd)
-            raise AlreadyRunning(read_holder(self.path)) from None
+        for attempt in range(LOCK_ATTEMPTS):
+            try:
+                _lock(fd)
+                break
+            except OSError:
+                if attempt == LOCK_ATTEMPTS - 1:
+                    os.close(fd)
+                    raise AlreadyRunning(read_holder(self.path)) from None
+                time.sleep(0.02)  # a command looking (``lock_held``) lets go at once
         try:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode("ascii"))

@@ -112,10 +112,14 @@ class AgentService:
         self._live: Progress | None = None
         self._last_root_check = 0.0
         self._last_hub_check = time.monotonic()
-        self.hub_keeper = LocalHubKeeper(ctx, self._local_hub_lost, self._local_hub_back)
         self.pass_lock = asyncio.Lock()
-        """Held by a pass; answers to held deletions wait for it."""
+        """Held by a pass; answers to held deletions and hub switches wait for it."""
+        self.hub_keeper = LocalHubKeeper(
+            ctx, self._local_hub_lost, self._local_hub_back, self.pass_lock
+        )
         self.held = HeldDeletions(self)
+        self._switches: set[asyncio.Task[None]] = set()
+        """Supabase remotes being replaced once the pass under way ends."""
         self.passes = 0
         self.exai: ExaiJobs | None = None
         self.exai_health: HealthMonitor | None = None
@@ -190,11 +194,26 @@ class AgentService:
         self.exai_health = monitor
         monitor.start()
 
-    async def reopen_supabase(self) -> None:
-        """After a sign-in or sign-out: replace the Supabase remote and its health monitor.
+    async def reopen_supabase(self, wait: float = 5.0) -> bool:
+        """After a sign-in or sign-out: replace the Supabase remote and its health monitor,
+        between passes (a pass must not write into the journal for one account while
+        it is switched to another). Waits up to ``wait`` s; False when the switch is
+        left to happen after the pass under way."""
+        task = asyncio.create_task(self._reopen_supabase_between_passes())
+        self._switches.add(task)
+        task.add_done_callback(self._switches.discard)
+        try:
+            async with asyncio.timeout(wait):
+                await asyncio.shield(task)
+        except TimeoutError:
+            return False
+        return True
 
-        A pass under way with the old one ends (the engine sees the hub switched, and
-        what it sent there does not count as synced)."""
+    async def _reopen_supabase_between_passes(self) -> None:
+        async with self.pass_lock:
+            await self._reopen_supabase()
+
+    async def _reopen_supabase(self) -> None:
         monitor = self.health.pop("supabase", None)
         if monitor is not None:
             await monitor.stop()
@@ -236,6 +255,9 @@ class AgentService:
                 rt.watcher.stop()
         await self.hub_keeper.aclose()
         await self.held.aclose()
+        for switch in self._switches:
+            switch.cancel()
+        await asyncio.gather(*self._switches, return_exceptions=True)
         for monitor in self.health.values():
             await monitor.stop()
         if self.exai_health is not None:

@@ -156,8 +156,10 @@ def register_settings(agent: AgentService) -> None:
             await session.close()
         except SyncError as exc:
             raise ControlError("auth", exc.message) from None
-        await agent.reopen_supabase()
-        return await account()
+        if await agent.reopen_supabase():
+            return await account()
+        # The switch waits for the pass under way; the sign-in itself is done.
+        return {"signed_in": True, "user": session.identity.email or session.identity.user_id}
 
     async def sign_out(params: dict[str, Any]) -> dict[str, Any]:
         remote = ctx.remotes.get("supabase")
@@ -175,8 +177,9 @@ def register_settings(agent: AgentService) -> None:
 
             base_url = settings_from(ctx.config).base_url
             store().delete(f"{session_namespace(base_url)}:{STORAGE_KEY}")
-        await agent.reopen_supabase()
-        return await account()
+        if await agent.reopen_supabase():
+            return await account()
+        return {"signed_in": False, "user": None}  # the switch follows the pass under way
 
     async def set_ignore(params: dict[str, Any]) -> dict[str, Any]:
         path = params.get("path")

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import stat
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -243,7 +244,7 @@ class SyncEngine:
         if d.revived:
             with self.journal.transaction():
                 self.journal.conn.executemany(
-                    "UPDATE files SET state='synced' WHERE root_id=? AND relpath=?",
+                    "UPDATE files SET state='synced' WHERE root_id=? AND relpath=? AND state='held'",
                     ((root.id, rel) for rel in d.revived),
                 )
         remote = self.remote_for(root)
@@ -265,7 +266,6 @@ class SyncEngine:
         """Tombstone the held deletions the user confirmed, and only those: a file that is
         back, or no longer held, is left alone (a later deletion waits for its own yes)."""
         report = PassReport(root)
-        remote = self.remote_for(root)
         held = {
             r: row
             for r, row in self.journal.files_for(root.id, relpaths).items()
@@ -274,6 +274,7 @@ class SyncEngine:
         back = await self._still_there(root, held)
         rows = {rel: row for rel, row in held.items() if rel not in back}
         try:
+            remote = self.remote_for(root)
             await self._apply_deletions(root, remote, sorted(rows), rows, report, confirm=True)
         except AuthError as exc:
             report.auth_needed = True
@@ -783,14 +784,12 @@ class SyncEngine:
                 report.errors[rel] = (exc.kind, exc.message)
 
     async def _still_there(self, root: Root, relpaths: Iterable[str]) -> set[str]:
-        """Which of ``relpaths`` exist in the folder (looked at off the event loop)."""
-        base, wanted = root.path, list(relpaths)
+        """Which of ``relpaths`` are still there as files (looked at off the event loop)."""
+        wanted = list(relpaths)
         if not wanted:
             return set()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._hash_pool, lambda: {rel for rel in wanted if os.path.lexists(base / rel)}
-        )
+        return await loop.run_in_executor(self._hash_pool, _files_still_there, root.path, wanted)
 
     async def _apply_deletions(
         self,
@@ -839,18 +838,22 @@ class SyncEngine:
             # What is held stays held until the user answers; only new deletions are
             # judged. While a deletion was held recently, new ones join it: the watcher
             # may report one ``rm -rf`` in batches, each too small to look like an accident.
-            held = [rel for rel in tombstones if rows[rel].state == HELD]
-            fresh = [rel for rel in tombstones if rows[rel].state != HELD]
-            fresh_real = [rel for rel in real if rows[rel].state != HELD]
+            # (A held file whose content is now at another path was moved back in under
+            # a new name: a move, like any other, is applied.)
+            moves = set(tombstones).difference(real)
+            held = [r for r in tombstones if rows[r].state == HELD and r not in moves]
+            fresh = [r for r in tombstones if r not in held]
+            fresh_real = [r for r in real if rows[r].state != HELD]
             joining = self.journal.held_since(root.id, self.clock() - self.mass_delete.window)
+            newly_held: list[str] = []
             if fresh_real and (
                 joining or self.mass_delete.holds(len(fresh_real) + recent, tracked + recent)
             ):
-                held, fresh = held + fresh, []
-            if held:
+                newly_held, fresh = fresh, []
                 with self.journal.transaction():
-                    self.journal.mark_held(root.id, held, self.clock())
-                report.held_deletes = sorted(held)
+                    self.journal.mark_held(root.id, newly_held, self.clock())
+            held += newly_held
+            report.held_deletes = sorted(held)
             tombstones = fresh
             if not tombstones:
                 return
@@ -897,6 +900,29 @@ class SyncEngine:
                     now,
                 )
         report.deleted += len(entries)
+
+
+def _files_still_there(base: Path, relpaths: list[str]) -> set[str]:
+    """The paths that still name something other than a folder, by their exact name (a
+    case-only rename on a case-insensitive disk, or a folder in its place, is a change)."""
+    listings: dict[str, set[str] | None] = {}
+    there: set[str] = set()
+    for rel in relpaths:
+        parent, _, name = rel.rpartition("/")
+        try:
+            if stat.S_ISDIR(os.lstat(base / rel).st_mode):
+                continue
+        except OSError:
+            continue
+        if parent not in listings:
+            try:
+                listings[parent] = set(os.listdir(base / parent))
+            except OSError:
+                listings[parent] = None
+        names = listings[parent]
+        if names is not None and name in names:
+            there.add(rel)
+    return there
 
 
 def _chunks(items: list[_Item]) -> Iterable[list[_Item]]:

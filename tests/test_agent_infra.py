@@ -26,7 +26,7 @@ from agent.agent_cli import doctor_bundle, register
 from agent.control.client import ControlClient
 from agent.control.server import ControlServer
 from agent.health import HealthMonitor, HealthState, HealthStatus
-from agent.lock import AgentLock, AlreadyRunning, read_holder
+from agent.lock import AgentLock, AlreadyRunning, lock_held, read_holder
 from agent.logs import follow, redact, setup_logging, tail
 from agent.metrics import (
     BYTES_UPLOADED,
@@ -116,6 +116,16 @@ def test_second_agent_is_refused_with_the_holders_pid(paths: Paths) -> None:
 
 
 # -- logs --------------------------------------------------------------------------
+
+
+def test_a_look_at_the_agent_lock_never_keeps_an_agent_from_starting(paths: Paths) -> None:
+    """What a CLI command does to learn whether an agent runs (starting ones included)."""
+    assert not lock_held(paths.agent_lock)  # no file yet
+    with AgentLock(paths.agent_lock):
+        assert lock_held(paths.agent_lock)
+    assert not lock_held(paths.agent_lock)
+    with AgentLock(paths.agent_lock) as lock:  # the look let go at once
+        assert lock.held
 
 
 def test_log_file_never_contains_secrets(paths: Paths, root_logging: object) -> None:
@@ -375,7 +385,7 @@ async def test_a_hung_hub_drive_stalls_neither_the_loop_nor_other_threads(
     import agent.hub_keeper as hub_keeper
 
     monkeypatch.setattr(hub_keeper, "LOOK_DEADLINE", 0.2)
-    keeper = hub_keeper.LocalHubKeeper(None, None, None)  # type: ignore[arg-type]
+    keeper = hub_keeper.LocalHubKeeper(None, None, None, asyncio.Lock())  # type: ignore[arg-type]
     share_back = threading.Event()
     calls: list[str] = []
 

@@ -10,6 +10,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from agent.lock import AgentLock
 from tests.fixtures.agent import start_agent_process
 
 
@@ -266,6 +267,10 @@ def test_a_hub_setting_changed_under_a_running_agent_is_switched_by_the_agent_on
         assert not (tmp_path / "hub-b").exists()
     finally:
         agent.stop()
+    starting = AgentLock(home / "run" / "agent.lock")  # an agent starting: not listening yet
+    with starting:
+        done = hubsync(home, "sync", "--once")
+        assert "keeps using that one until it is restarted" in done.stdout
     # No agent now (its lock file may name a pid some other live process has since
     # taken): this command switches.
     (home / "run" / "agent.lock").write_text(f"{os.getpid()}\n")

@@ -281,6 +281,57 @@ async def test_a_newly_ignored_file_is_no_longer_mirrored_not_deleted(rig: Rig) 
     assert rig.journal.count_states(root.id) == {"synced": 21, "deleted": 1}  # .hubignore
 
 
+async def test_a_held_folder_moved_back_under_another_name_is_a_move(rig: Rig) -> None:
+    """Dragged out (held), dragged back renamed: the hold ends, nothing is uploaded, and
+    a pass with nothing held does not rewrite the journal (its stat cache stays)."""
+    docs = rig.folder()
+    for i in range(20):
+        write(docs / "A" / f"f{i:02}.txt", f"file {i}")
+    write(docs / "keep.txt", "keep")
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    (docs / "A").rename(rig.tmp / "out")
+    assert len((await rig.engine.sync_root(root)).held_deletes) == 20
+    generation = rig.journal._files_generation()
+    assert len((await rig.engine.sync_root(root)).held_deletes) == 20
+    assert rig.journal._files_generation() == generation  # still held: no row rewritten
+    (rig.tmp / "out").rename(docs / "B")
+    report = await rig.engine.sync_root(root)
+    assert report.held_deletes == [] and report.deleted == 20 and report.uploaded == 0
+    assert rig.journal.count_states(root.id) == {"synced": 21, "deleted": 20}
+
+
+async def test_a_file_replaced_by_a_folder_of_its_name_is_deleted_in_the_hub(rig: Rig) -> None:
+    docs = rig.folder()
+    write(docs / "notes", "a file")
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    (docs / "notes").unlink()
+    write(docs / "notes" / "a.txt", "now a folder")
+    report = await rig.engine.sync_root(root)
+    assert report.deleted == 1 and report.complete
+    latest = hub_latest(rig.hub.root, root.id)
+    assert latest["notes"][1] is True and latest["notes/a.txt"][1] is False
+
+
+async def test_confirming_while_the_hub_is_away_reports_it(rig: Rig) -> None:
+    docs = rig.folder()
+    for i in range(12):
+        write(docs / f"f{i}.txt", str(i))
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    for i in range(12):
+        (docs / f"f{i}.txt").unlink()
+    shown = (await rig.engine.sync_root(root)).held_deletes
+    hub = rig.engine.remotes.pop("local")
+    try:
+        report = await rig.engine.apply_held(root, shown)
+    finally:
+        rig.engine.remotes["local"] = hub
+    assert report.auth_needed and "not available" in report.errors["."][1]
+    assert rig.journal.count_states(root.id) == {"held": 12}
+
+
 async def test_restoring_a_folder_brings_back_its_held_deletions(rig: Rig) -> None:
     """What `sync --once` suggests for a held deletion: `hubsync restore FOLDER`."""
     docs = rig.folder()

@@ -8,7 +8,6 @@ import itertools
 import logging
 import os
 import random
-import socket
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
@@ -299,18 +298,6 @@ class AgentLink:
         client, self.client = self.client, None
         if client is not None:
             await client.close()
-
-
-def agent_listening(socket_path: Path, timeout: float = 1.0) -> bool:
-    """Whether an agent accepts connections on its control socket (a crashed one left
-    no listener, whatever pid its lock file still names)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(timeout)
-        try:
-            probe.connect(os.fspath(socket_path))
-        except OSError:
-            return False
-    return True
 
 
 def call_sync(
