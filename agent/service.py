@@ -115,7 +115,7 @@ class AgentService:
         self.pass_lock = asyncio.Lock()
         """Held by a pass; answers to held deletions and hub switches wait for it."""
         self.hub_keeper = LocalHubKeeper(
-            ctx, self._local_hub_lost, self._local_hub_back, self.pass_lock
+            ctx, self._local_hub_lost, lambda: self._hub_opened("local"), self.pass_lock
         )
         self.held = HeldDeletions(self)
         self._switches: set[asyncio.Task[None]] = set()
@@ -225,10 +225,14 @@ class AgentService:
         await self.ctx.open_supabase()
         for notice in self.ctx.notices[seen:]:
             log.warning("%s", notice)
-        if "supabase" in self.ctx.remotes:
-            self._monitor("supabase")
+        self._hub_opened("supabase")
+
+    def _hub_opened(self, hub: str) -> None:
+        """A hub was (re)opened, or could not be: watch its health, rescan its folders."""
+        if hub in self.ctx.remotes:
+            self._monitor(hub)
         for rt in self.runtimes.values():
-            if rt.root.hub == "supabase":
+            if rt.root.hub == hub:
                 rt.needs_full_scan = True
         self._wake.set()
         self.publish_status()
@@ -363,14 +367,6 @@ class AgentService:
         monitor = self.health.pop("local", None)
         if monitor is not None:
             await monitor.stop()
-        self.publish_status()
-
-    def _local_hub_back(self) -> None:
-        self._monitor("local")
-        for rt in self.runtimes.values():
-            if rt.root.hub == "local":
-                rt.needs_full_scan = True
-        self._wake.set()
         self.publish_status()
 
     def _hub_ready(self, hub: str) -> bool:
