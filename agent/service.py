@@ -49,7 +49,6 @@ PROGRESS_INTERVAL = 0.2
 MISSING_ROOT_CHECK = 5.0
 HELD_SHOWN = 10
 """Held deletions named in the status (the count is in ``counts``)."""
-METRICS_FLUSH_INTERVAL = 60.0
 
 
 @dataclass
@@ -75,6 +74,9 @@ class Timings:
     rescan_interval: float = 4 * 3600.0
     degraded_scan_interval: float = 60.0
     health_interval: float = 30.0
+    housekeeping: float = 60.0
+    """Metrics go to the journal this often; after this long without a pass, the stat
+    snapshot is refreshed (so a crash does not cost the next start a slow first rescan)."""
 
 
 class AgentService:
@@ -112,6 +114,7 @@ class AgentService:
         self._live: Progress | None = None
         self._last_root_check = 0.0
         self._last_hub_check = time.monotonic()
+        self._last_pass_end = time.monotonic()
         self.pass_lock = asyncio.Lock()
         """Held by a pass; answers to held deletions and hub switches wait for it."""
         self.hub_keeper = LocalHubKeeper(
@@ -431,7 +434,7 @@ class AgentService:
     def _next_wake(self) -> float:
         """Seconds until something may be due. Roots that cannot run now (paused, hub
         offline) add nothing: a resume or a health change wakes the scheduler."""
-        delays = [METRICS_FLUSH_INTERVAL]
+        delays = [self.timings.housekeeping]
         due = self.debouncer.next_due()
         if due is not None:
             delays.append(due)
@@ -473,9 +476,12 @@ class AgentService:
                     break
                 await self._sync(rt, paths)
             self.metrics.set_queue_length(self.debouncer.queued)
-            if time.monotonic() - last_flush >= METRICS_FLUSH_INTERVAL:
+            now = time.monotonic()
+            if now - last_flush >= self.timings.housekeeping:
                 self.metrics_store.flush(self.metrics)
-                last_flush = time.monotonic()
+                if now - self._last_pass_end >= self.timings.housekeeping:
+                    self.ctx.journal.save_snapshot()
+                last_flush = now
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._next_wake()):
                     await self._wake.wait()
@@ -504,6 +510,7 @@ class AgentService:
             await asyncio.gather(ticker, return_exceptions=True)
             self._live = None
         self.passes += 1
+        self._last_pass_end = time.monotonic()
         if paths is None and rt.watcher is not None and not rt.degraded:
             self._set_degraded(rt, coverage_shortfall(report.folders, rt.watcher.watches))
         if report.errors.get(".", ("", ""))[0] == "local":

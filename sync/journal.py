@@ -207,11 +207,17 @@ class Journal:
     def close(self) -> None:
         """Close, leaving a snapshot of the stat indexes for the next run's first rescan."""
         try:
+            self.save_snapshot()
+        finally:
+            self.conn.close()
+
+    def save_snapshot(self) -> None:
+        """Write the stat snapshot if it is out of date (close does; an agent also does
+        while idle, so that a crash leaves a current one)."""
+        try:
             self._save_snapshot()
         except Exception:  # only a cache: the next first rescan reads SQLite instead
             log.debug("no stat snapshot written", exc_info=True)
-        finally:
-            self.conn.close()
 
     def _save_snapshot(self) -> None:
         """For a process that rescanned (the agent; not a one-off CLI command)."""

@@ -18,6 +18,7 @@ import pytest
 
 from agent.control.client import ControlClient
 from agent.control.protocol import ControlError
+from sync import stat_snapshot
 from tests.fixtures.agent import FAST, LiveAgent, live_agent, start_agent_process
 from tests.fixtures.engine import assert_hub_mirrors, blob_files, sha_of
 
@@ -202,6 +203,29 @@ async def test_held_deletions_can_be_undone_or_applied_from_the_tray(short_home:
             assert not docs.exists()
         finally:
             await client.close()
+
+
+async def test_an_idle_agent_keeps_a_current_stat_snapshot_for_after_a_crash(
+    short_home: Path,
+) -> None:
+    """Written at close only, a snapshot is lost to a crash or power cut: the next start
+    then pays a slow first rescan. An idle agent writes it as it goes."""
+    docs = short_home / "docs"
+    docs.mkdir()
+    for i in range(50):
+        (docs / f"f{i}.txt").write_text(str(i))
+    async with live_agent(short_home, [docs]) as agent:
+        await agent.idle()
+        journal = agent.ctx.journal
+        snapshot = journal.path.with_name(journal.path.name + ".stat")
+
+        def current() -> bool:
+            return stat_snapshot.read(snapshot, journal._files_generation()) is not None
+
+        await agent.wait_for(current, timeout=10)
+        (docs / "new.txt").write_text("new")
+        await agent.wait_for(lambda: journal.count_states(_root_id(agent)).get("synced") == 51)
+        await agent.wait_for(current, timeout=10)  # refreshed after the change
 
 
 async def test_many_subscribers_and_churning_clients_leak_nothing(short_home: Path) -> None:
