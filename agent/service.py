@@ -217,9 +217,7 @@ class AgentService:
             await self._reopen_supabase()
 
     async def _reopen_supabase(self) -> None:
-        monitor = self.health.pop("supabase", None)
-        if monitor is not None:
-            await monitor.stop()
+        await self._stop_monitor("supabase")
         old = self.ctx.remotes.pop("supabase", None)
         if old is not None:
             await old.close()
@@ -229,6 +227,11 @@ class AgentService:
         for notice in self.ctx.notices[seen:]:
             log.warning("%s", notice)
         self._hub_opened("supabase")
+
+    async def _stop_monitor(self, hub: str) -> None:
+        monitor = self.health.pop(hub, None)
+        if monitor is not None:
+            await monitor.stop()
 
     def _hub_opened(self, hub: str) -> None:
         """A hub was (re)opened, or could not be: watch its health, rescan its folders."""
@@ -367,9 +370,7 @@ class AgentService:
     # -- scheduling -------------------------------------------------------------------------
 
     async def _local_hub_lost(self) -> None:
-        monitor = self.health.pop("local", None)
-        if monitor is not None:
-            await monitor.stop()
+        await self._stop_monitor("local")
         self.publish_status()
 
     def _hub_ready(self, hub: str) -> bool:

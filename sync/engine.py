@@ -805,17 +805,14 @@ class SyncEngine:
         A file that is still there (now ignored, or no longer a regular file) is only
         no longer mirrored: the hub keeps it as it was, with no tombstone.
         """
-        still_there = await self._still_there(root, deleting)
-        tombstones = [
-            rel for rel in deleting if rows.get(rel) and rows[rel].sha256 and rel not in still_there
-        ]
-        never_synced = [rel for rel in deleting if not (rows.get(rel) and rows[rel].sha256)]
+        recorded = [rel for rel in deleting if rows.get(rel) and rows[rel].sha256]
+        never_synced = set(deleting).difference(recorded)
+        still_there = await self._still_there(root, recorded)
+        tombstones = [rel for rel in recorded if rel not in still_there]
         if never_synced or still_there:
             with self.journal.transaction():
                 self.journal.forget(root.id, never_synced)
-                self.journal.mark_deleted_here(
-                    root.id, (rel for rel in still_there if rel not in never_synced)
-                )
+                self.journal.mark_deleted_here(root.id, still_there)
         if not tombstones:
             return
         going = set(tombstones)
@@ -840,9 +837,9 @@ class SyncEngine:
             # may report one ``rm -rf`` in batches, each too small to look like an accident.
             # (A held file whose content is now at another path was moved back in under
             # a new name: a move, like any other, is applied.)
-            moves = set(tombstones).difference(real)
-            held = [r for r in tombstones if rows[r].state == HELD and r not in moves]
-            fresh = [r for r in tombstones if r not in held]
+            held = [r for r in real if rows[r].state == HELD]
+            kept = set(held)
+            fresh = [r for r in tombstones if r not in kept]
             fresh_real = [r for r in real if rows[r].state != HELD]
             joining = self.journal.held_since(root.id, self.clock() - self.mass_delete.window)
             newly_held: list[str] = []
