@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,8 @@ class RootRuntime:
     needs_full_scan: bool = True
     last_full_scan: float = 0.0
     problems: dict[str, tuple[str, str]] = field(default_factory=dict)
+    deletions_due: float = 0.0
+    """When (monotonic) deletions waiting for the folder to be quiet are judged; 0: none."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,9 @@ class Timings:
     rescan_interval: float = 4 * 3600.0
     degraded_scan_interval: float = 60.0
     health_interval: float = 30.0
+    deletion_settle: float = 10.0
+    """Deletions wait until none new were seen this long (more than ``max_delay``: the
+    watcher's batches of one ``rm -rf`` all arrive by then), then are judged together."""
     housekeeping: float = 60.0
     """Metrics go to the journal this often; after this long without a pass, the stat
     snapshot is refreshed (so a crash does not cost the next start a slow first rescan)."""
@@ -95,6 +100,7 @@ class AgentService:
             health_interval=cfg.health_interval_seconds,
         )
         self._observer_factory = observer_factory
+        ctx.engine.mass_delete = replace(ctx.engine.mass_delete, settle=self.timings.deletion_settle)
         self.debouncer = Debouncer(self.timings.debounce, self.timings.max_delay)
         self.server = ControlServer(
             ctx.paths.control_socket,
@@ -403,6 +409,9 @@ class AgentService:
             )
             if now - rt.last_full_scan >= interval:
                 rt.needs_full_scan = True
+            if rt.deletions_due and now >= rt.deletions_due:
+                rt.deletions_due = 0.0
+                rt.needs_full_scan = True  # sees every deletion, also those not reported
             blocked = (
                 self.paused
                 or rt.root.paused
@@ -450,6 +459,8 @@ class AgentService:
                 continue
             if self.paused or rt.root.paused or not self._hub_ready(rt.root.hub):
                 continue
+            if rt.deletions_due:
+                delays.append(max(0.05, rt.deletions_due - now))
             if not rt.needs_full_scan:
                 interval = (
                     self.timings.degraded_scan_interval
@@ -527,6 +538,8 @@ class AgentService:
         else:
             rt.failures = 0
             rt.blocked_until = 0.0
+        if report.deferred:
+            rt.deletions_due = time.monotonic() + self.timings.deletion_settle
         self._account(rt, report, paths, started)
 
     def _account(

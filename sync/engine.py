@@ -32,7 +32,7 @@ from pathlib import Path
 
 from sync.errors import AuthError, LocalFileError, SyncError, TransientError
 from sync.hashing import Hashed, hash_file
-from sync.journal import DELETED, HELD, FileRow, Journal, Root
+from sync.journal import DELETED, HELD, SYNCED, FileRow, Journal, Root
 from sync.remotes.base import (
     BatchProgressFn,
     BatchPut,
@@ -69,6 +69,10 @@ class MassDeletePolicy:
     window: float = 600.0
     """Deletions applied this many seconds before count too: a slow ``rm -rf`` seen in
     many small passes is still one mass deletion."""
+    settle: float = 0.0
+    """Deletions wait until no new one was seen for this many seconds, then are judged
+    all together (an agent: its watcher reports one ``rm -rf`` in many small batches,
+    and judging each alone would apply the first ones before the hold trips)."""
 
     def holds(self, deleting: int, tracked: int) -> bool:
         if deleting > self.count:
@@ -108,6 +112,8 @@ class PassReport:
     recorded: int = 0
     deleted: int = 0
     held_deletes: list[str] = field(default_factory=list)
+    deferred: int = 0
+    """Deletions waiting for the folder to be quiet (see ``MassDeletePolicy.settle``)."""
     errors: dict[str, tuple[str, str]] = field(default_factory=dict)
     """relpath → (kind, reason) for files that are not in the hub as they are."""
     skipped: dict[str, str] = field(default_factory=dict)
@@ -118,7 +124,9 @@ class PassReport:
 
     @property
     def complete(self) -> bool:
-        return not self.errors and not self.held_deletes and not self.auth_needed
+        return (
+            not self.errors and not self.held_deletes and not self.auth_needed and not self.deferred
+        )
 
 
 @dataclass
@@ -173,6 +181,9 @@ class SyncEngine:
         self.upload_limit = upload_limit or Bandwidth()
         self.clock = clock
         self._hash_pool = ThreadPoolExecutor(hash_threads, thread_name_prefix="hubsync-hash")
+        self._pending_deletes: dict[str, set[str]] = {}
+        """root id → deletions seen but not judged yet (``MassDeletePolicy.settle``)."""
+        self._last_new_delete: dict[str, float] = {}
 
     def close(self) -> None:
         self._hash_pool.shutdown(wait=True, cancel_futures=True)
@@ -813,6 +824,8 @@ class SyncEngine:
             with self.journal.transaction():
                 self.journal.forget(root.id, never_synced)
                 self.journal.mark_deleted_here(root.id, still_there)
+        if not confirm and self.mass_delete.settle > 0:
+            tombstones, rows = await self._settled(root, tombstones, rows, report)
         if not tombstones:
             return
         going = set(tombstones)
@@ -824,8 +837,10 @@ class SyncEngine:
             if r[0] not in going
         }
         real = [rel for rel in tombstones if rows[rel].sha256 not in moved_shas]
+        # The old names of moved files are logged as deletions too, but were no removal.
         recent = self.journal.conn.execute(
-            "SELECT count(*) FROM operations WHERE kind='delete' AND root_id=? AND ts >= ?",
+            "SELECT count(*) FROM operations WHERE kind='delete' AND root_id=? AND ts >= ?"
+            " AND detail IS NOT 'moved'",
             (root.id, self.clock() - self.mass_delete.window),
         ).fetchone()[0]
         tracked = self.journal.conn.execute(
@@ -876,6 +891,7 @@ class SyncEngine:
                 )
             )
             marks.append((rel, version, row.sha256, row.size, row.mtime_ns, row.remote_key))
+        moves = set(tombstones).difference(real)
         for start in range(0, len(entries), CHUNK_FILES):
             batch = entries[start : start + CHUNK_FILES]
             await with_retries(lambda b=batch: remote.record(b), self.retry)  # type: ignore[misc]
@@ -891,12 +907,39 @@ class SyncEngine:
                 self.journal.mark_deleted(root.id, marks[start : start + CHUNK_FILES], now)
                 self.journal.log_many(
                     (
-                        ("delete", root.id, m[0], m[2], m[3], None)
+                        ("delete", root.id, m[0], m[2], m[3], "moved" if m[0] in moves else None)
                         for m in marks[start : start + CHUNK_FILES]
                     ),
                     now,
                 )
         report.deleted += len(entries)
+
+    async def _settled(
+        self, root: Root, tombstones: list[str], rows: Mapping[str, FileRow], report: PassReport
+    ) -> tuple[list[str], Mapping[str, FileRow]]:
+        """The deletions to judge now: none new while the folder is not quiet yet (only
+        those held already), then every deletion seen meanwhile, all together."""
+        pending = self._pending_deletes.setdefault(root.id, set())
+        now = self.clock()
+        new = [r for r in tombstones if rows[r].state != HELD and r not in pending]
+        if new:
+            pending.update(new)
+            self._last_new_delete[root.id] = now
+        if not pending:
+            return tombstones, rows
+        if now - self._last_new_delete.get(root.id, now) < self.mass_delete.settle:
+            report.deferred = len(pending)
+            return [r for r in tombstones if rows[r].state == HELD], rows
+        del self._pending_deletes[root.id]
+        earlier = pending.difference(tombstones)
+        found = {
+            r: row
+            for r, row in self.journal.files_for(root.id, earlier).items()
+            if row.state in (SYNCED, HELD) and row.sha256
+        }
+        back = await self._still_there(root, found)
+        gone = {r: row for r, row in found.items() if r not in back}
+        return [*tombstones, *gone], {**rows, **gone}
 
 
 def _files_still_there(base: Path, relpaths: list[str]) -> set[str]:
