@@ -7,9 +7,11 @@ whatever concerns a running agent goes through its control API.
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
 import sqlite3
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from importlib.metadata import version as dist_version
@@ -32,7 +34,10 @@ from rich.table import Table
 from agent.cli_output import JsonOpt, emit_json, err, out
 from agent.config import ConfigError
 from agent.context import Context
+from agent.journal_lock import JournalBusy
+from agent.journal_lock import one_engine as journal_lock
 from agent.lock import lock_held
+from agent.pass_json import report_from_json, report_json
 from agent.paths import resolve_paths
 from sync.engine import PassReport
 from sync.engine import Progress as SyncProgress
@@ -111,9 +116,21 @@ def _root(
 
 
 def run_async(
-    body: Callable[[Context], Awaitable[T]], *, service_role_user: str | None = None
+    body: Callable[[Context], Awaitable[T]],
+    *,
+    service_role_user: str | None = None,
+    one_engine: bool = False,
 ) -> T:
-    """Open the context, run ``body`` and close everything, turning errors into messages."""
+    """Open the context, run ``body`` and close everything, turning errors into messages.
+
+    ``one_engine``: the command syncs or restores, and keeps any other process that
+    would out of the journal while it runs (see agent/journal_lock.py)."""
+    if one_engine:
+        try:
+            with journal_lock(resolve_paths().journal):
+                return run_async(body, service_role_user=service_role_user)
+        except JournalBusy as exc:
+            raise CliError(str(exc)) from None
 
     async def main() -> T:
         paths = resolve_paths()
@@ -157,13 +174,13 @@ def _find_root(ctx: Context, path: Path) -> tuple[Root, str]:
 _NO_AGENT = object()
 
 
-def _agent_call(method: str, params: dict[str, Any]) -> Any:
+def _agent_call(method: str, params: dict[str, Any], timeout: float = 30) -> Any:
     """Ask the running agent (so it starts watching at once); ``_NO_AGENT`` when none runs."""
     from agent.control.client import AgentUnavailable, call_sync
     from agent.control.protocol import ControlError
 
     try:
-        return call_sync(method, params, timeout=30)
+        return call_sync(method, params, timeout=timeout)
     except AgentUnavailable:
         return _NO_AGENT
     except ControlError as exc:
@@ -289,28 +306,6 @@ def list_roots(json_out: JsonOpt = False) -> None:
 # -- sync ---------------------------------------------------------------------------------------
 
 
-def report_json(report: PassReport) -> dict[str, Any]:
-    return {
-        "root": str(report.root.path),
-        "hub": report.root.hub,
-        "complete": report.complete,
-        "scanned": report.scanned,
-        "unchanged": report.unchanged,
-        "hashed": report.hashed,
-        "uploaded": report.uploaded,
-        "uploaded_bytes": report.uploaded_bytes,
-        "deduplicated": report.deduplicated,
-        "dedup_bytes": report.dedup_bytes,
-        "renamed": report.renamed,
-        "recorded": report.recorded,
-        "deleted": report.deleted,
-        "held_deletes": report.held_deletes,
-        "errors": {k: {"kind": v[0], "reason": v[1]} for k, v in report.errors.items()},
-        "skipped": report.skipped,
-        "ignored": report.ignored,
-    }
-
-
 class _RichProgress:
     """Turns engine progress into a rich progress bar (files and bytes)."""
 
@@ -350,6 +345,10 @@ def sync(
     if not once:
         raise CliError("use `hubsync sync --once` for one pass, or `hubsync agent` to keep syncing")
     acting_for = _service_role_user(service_role, user_id)
+    through_agent = _sync_through_agent(confirm_deletes)
+    if through_agent is not None:
+        _show_reports(through_agent, json_out)
+        return
 
     async def body(ctx: Context) -> list[PassReport]:
         every = ctx.journal.roots()
@@ -381,7 +380,10 @@ def sync(
                 )
         return reports
 
-    reports = run_async(body, service_role_user=acting_for)
+    _show_reports(run_async(body, service_role_user=acting_for, one_engine=True), json_out)
+
+
+def _show_reports(reports: list[PassReport], json_out: bool) -> None:
     if json_out:
         emit_json([report_json(r) for r in reports])
     else:
@@ -389,6 +391,34 @@ def sync(
             _print_report(r)
     if not all(r.complete for r in reports):
         raise typer.Exit(2)
+
+
+PASS_TIMEOUT = 7 * 24 * 3600.0
+"""How long ``sync --once`` waits for the agent's pass: as long as the pass takes."""
+
+
+def _sync_through_agent(confirm_deletes: bool) -> list[PassReport] | None:
+    """``sync --once`` while an agent runs: the agent's engine makes the pass (None: no
+    agent). ``--confirm-deletes`` is the tray's "Delete in the hub too": the held files
+    counted here are deleted (the agent refuses if more were held since)."""
+    live = _agent_call("status", {})
+    if live is _NO_AGENT:
+        return None
+    if confirm_deletes:
+        for root in live["roots"]:
+            held = root["counts"].get("held", 0)
+            if held:
+                err.print(f"Deleting the {held} held files of {escape(root['path'])} in the hub.")
+                _agent_call("apply_held", {"root": root["path"], "expected": held})
+        while True:  # the answers run in the background, between passes
+            now = _agent_call("status", {})
+            if now is _NO_AGENT or not any(r["answering"] for r in now["roots"]):
+                break
+            time.sleep(0.2)
+    answer = _agent_call("sync_once", {}, timeout=PASS_TIMEOUT)
+    if answer is _NO_AGENT:
+        raise CliError("the agent stopped during the pass; run the command again")
+    return [report_from_json(r) for r in answer["reports"]]
 
 
 def _unavailable_report(root: Root, why: str) -> PassReport:
@@ -597,6 +627,17 @@ def restore(
             when = when.astimezone()
     if version is not None and when is not None:
         raise CliError("give --version or --at, not both")
+    asked: dict[str, Any] = {"path": os.path.abspath(path.expanduser())}
+    if version is not None:
+        asked["version"] = version
+    if when is not None:
+        asked["at"] = when.isoformat()
+    if to is not None:
+        asked["to"] = str(to.expanduser().resolve())
+    live = _agent_call("restore", asked, timeout=PASS_TIMEOUT)  # the agent's journal
+    if live is not _NO_AGENT:
+        _show_restored(live["restored"], json_out)
+        return
 
     async def body(ctx: Context) -> list[dict[str, Any]]:
         root, rel = _find_root(ctx, path.expanduser())
@@ -626,7 +667,10 @@ def restore(
             for d in done
         ]
 
-    rows = run_async(body)
+    _show_restored(run_async(body, one_engine=True), json_out)
+
+
+def _show_restored(rows: list[dict[str, Any]], json_out: bool) -> None:
     if json_out:
         emit_json(rows)
         return

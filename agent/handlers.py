@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from agent.control.protocol import BAD_PARAMS, ControlError
 from agent.logs import tail
 from agent.oneoff import LINK_LIFETIME
+from agent.pass_json import report_json
 from sync.restore import RestoreError, restore_path
 
 if TYPE_CHECKING:
@@ -181,6 +182,9 @@ def register_handlers(agent: AgentService) -> None:
     async def bring_back_held(params: dict[str, Any]) -> dict[str, Any]:
         return {"restoring": agent.held.bring_back(running_root(params))}
 
+    async def sync_once(params: dict[str, Any]) -> dict[str, Any]:
+        return {"reports": [report_json(r) for r in await agent.sync_now()]}
+
     async def quit_agent(params: dict[str, Any]) -> dict[str, Any]:
         agent.stop()
         return {"stopping": True}
@@ -200,6 +204,7 @@ def register_handlers(agent: AgentService) -> None:
         "retry": retry,
         "apply_held": apply_held,
         "bring_back_held": bring_back_held,
+        "sync_once": sync_once,
         "quit": quit_agent,
     }.items():
         agent.server.register(name, handler)

@@ -7,6 +7,7 @@ import logging
 import signal
 
 from agent.context import Context
+from agent.journal_lock import one_engine
 from agent.lock import AgentLock
 from agent.logs import setup_logging
 from agent.paths import Paths, resolve_paths
@@ -32,5 +33,5 @@ def run_agent(*, console: bool = True, service_role_user: str | None = None) -> 
     """The ``hubsync agent`` command: one agent per user (lock), until SIGTERM/SIGINT."""
     paths = resolve_paths().ensure()
     setup_logging(paths, console=console)
-    with AgentLock(paths.agent_lock):
+    with AgentLock(paths.agent_lock), one_engine(paths.journal, wait=True):
         asyncio.run(serve(paths, service_role_user))

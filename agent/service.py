@@ -100,7 +100,9 @@ class AgentService:
             health_interval=cfg.health_interval_seconds,
         )
         self._observer_factory = observer_factory
-        ctx.engine.mass_delete = replace(ctx.engine.mass_delete, settle=self.timings.deletion_settle)
+        ctx.engine.mass_delete = replace(
+            ctx.engine.mass_delete, settle=self.timings.deletion_settle
+        )
         self.debouncer = Debouncer(self.timings.debounce, self.timings.max_delay)
         self.server = ControlServer(
             ctx.paths.control_socket,
@@ -498,7 +500,11 @@ class AgentService:
                 async with asyncio.timeout(self._next_wake()):
                     await self._wake.wait()
 
-    async def _sync(self, rt: RootRuntime, paths: list[str] | None) -> None:
+    async def _sync(
+        self, rt: RootRuntime, paths: list[str] | None, *, asked: bool = False
+    ) -> PassReport | None:
+        """One pass; ``asked``: the user asked for it (``sync --once``), so failed files
+        are tried again at once and deletions are judged at once."""
         root = rt.root
         if paths is None:
             rt.needs_full_scan = False
@@ -508,7 +514,11 @@ class AgentService:
         try:
             async with self.pass_lock:
                 report = await self.ctx.engine.sync_root(
-                    root, paths=paths, progress=self._on_progress
+                    root,
+                    paths=paths,
+                    progress=self._on_progress,
+                    retry_errors=asked,
+                    settle=not asked,
                 )
         except Exception as exc:  # never let one pass kill the agent
             log.exception("sync of %s failed", root.path)
@@ -516,7 +526,7 @@ class AgentService:
                 "error", {"root": str(root.path), "kind": "internal", "reason": str(exc)}
             )
             rt.needs_full_scan = True
-            return
+            return None
         finally:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
@@ -541,6 +551,33 @@ class AgentService:
         if report.deferred:
             rt.deletions_due = time.monotonic() + self.timings.deletion_settle
         self._account(rt, report, paths, started)
+        return report
+
+    async def sync_now(self) -> list[PassReport]:
+        """A full pass of every folder, now (``sync --once`` while the agent runs): the
+        agent's own engine, so no second one writes the journal."""
+        reports = []
+        for rt in list(self.runtimes.values()):
+            if rt.root.paused:
+                continue
+            root = rt.root
+            if rt.missing or not root.path.is_dir():
+                report = PassReport(root)
+                report.errors["."] = ("local", f"folder {root.path} is not reachable")
+            elif root.hub not in self.ctx.remotes:
+                report = PassReport(root)
+                why = self.ctx.unavailable.get(root.hub) or f"the {root.hub} hub is not available"
+                report.errors["."] = ("transient" if root.hub == "local" else "auth", why)
+                report.auth_needed = root.hub != "local"
+            else:
+                done = await self._sync(rt, None, asked=True)
+                if done is None:
+                    report = PassReport(root)
+                    report.errors["."] = ("internal", "the pass failed; see `hubsync logs`")
+                else:
+                    report = done
+            reports.append(report)
+        return reports
 
     def _account(
         self, rt: RootRuntime, report: PassReport, paths: list[str] | None, started: float

@@ -206,11 +206,13 @@ class SyncEngine:
         confirm_deletes: bool = False,
         retry_errors: bool = False,
         progress: ProgressSink | None = None,
+        settle: bool = True,
     ) -> PassReport:
         """Bring the hub up to date with ``root`` (all of it, or only ``paths`` and below).
 
         Files that failed are tried again when their retry time has come, or
-        at once with ``retry_errors`` (a pass the user asked for).
+        at once with ``retry_errors`` (a pass the user asked for). Without ``settle``
+        (a pass the user asked for) deletions are judged at once, not when quiet.
         """
         report = PassReport(root)
         if not root.path.is_dir():
@@ -260,7 +262,9 @@ class SyncEngine:
                 )
         remote = self.remote_for(root)
         try:
-            await self._run_pass(root, remote, walked, d, rows, report, confirm_deletes, emit)
+            await self._run_pass(
+                root, remote, walked, d, rows, report, confirm_deletes, emit, settle
+            )
         except AuthError as exc:
             report.auth_needed = True
             report.errors.setdefault(".", ("auth", exc.message))
@@ -306,6 +310,7 @@ class SyncEngine:
         report: PassReport,
         confirm_deletes: bool,
         emit: ProgressSink,
+        wait_quiet: bool,
     ) -> None:
         new_items = [_Item(rel, st) for rel, st in d.to_hash.items()]
         with self.journal.transaction():
@@ -362,7 +367,9 @@ class SyncEngine:
                     recording.cancel()
                 await asyncio.gather(recording, return_exceptions=True)
             raise
-        await self._apply_deletions(root, remote, deleting, rows, report, confirm_deletes)
+        await self._apply_deletions(
+            root, remote, deleting, rows, report, confirm_deletes, settle=wait_quiet
+        )
 
     async def _hashed_ahead(
         self,
@@ -713,11 +720,15 @@ class SyncEngine:
         device = self.journal.device_id
         entries: list[ManifestEntry] = []
         synced: list[tuple[str, int, int, int, str, int, str]] = []
+        # The rows as they are now, not as the pass found them: what a killed pass (or
+        # another process) recorded since is not recorded again as a new version.
+        current = {**rows, **self.journal.files_for(root.id, [i.relpath for i in items])}
         for item in items:
             h = item.hashed
             assert h is not None and item.key is not None
-            row = rows.get(item.relpath)
-            version = (row.version if row else 0) + 1
+            row = current.get(item.relpath)
+            same = row is not None and row.state != DELETED and row.sha256 == h.sha256
+            version = (row.version if row else 0) + (0 if same and row and row.version else 1)
             entries.append(
                 ManifestEntry(
                     device=device,
@@ -810,6 +821,8 @@ class SyncEngine:
         rows: Mapping[str, FileRow],
         report: PassReport,
         confirm: bool,
+        *,
+        settle: bool = False,
     ) -> None:
         """Tombstone deleted files (never their blobs), unless it looks like an accident.
 
@@ -825,7 +838,7 @@ class SyncEngine:
                 self.journal.forget(root.id, never_synced)
                 self.journal.mark_deleted_here(root.id, still_there)
         if not confirm and self.mass_delete.settle > 0:
-            tombstones, rows = await self._settled(root, tombstones, rows, report)
+            tombstones, rows = await self._settled(root, tombstones, rows, report, settle)
         if not tombstones:
             return
         going = set(tombstones)
@@ -915,10 +928,16 @@ class SyncEngine:
         report.deleted += len(entries)
 
     async def _settled(
-        self, root: Root, tombstones: list[str], rows: Mapping[str, FileRow], report: PassReport
+        self,
+        root: Root,
+        tombstones: list[str],
+        rows: Mapping[str, FileRow],
+        report: PassReport,
+        wait: bool,
     ) -> tuple[list[str], Mapping[str, FileRow]]:
         """The deletions to judge now: none new while the folder is not quiet yet (only
-        those held already), then every deletion seen meanwhile, all together."""
+        those held already), then every deletion seen meanwhile, all together; without
+        ``wait``, every deletion seen so far at once."""
         pending = self._pending_deletes.setdefault(root.id, set())
         now = self.clock()
         new = [r for r in tombstones if rows[r].state != HELD and r not in pending]
@@ -927,7 +946,7 @@ class SyncEngine:
             self._last_new_delete[root.id] = now
         if not pending:
             return tombstones, rows
-        if now - self._last_new_delete.get(root.id, now) < self.mass_delete.settle:
+        if wait and now - self._last_new_delete.get(root.id, now) < self.mass_delete.settle:
             report.deferred = len(pending)
             return [r for r in tombstones if rows[r].state == HELD], rows
         del self._pending_deletes[root.id]
