@@ -504,6 +504,18 @@ class Journal:
         ).fetchone()
         return found is not None
 
+    def mark_restored(
+        self, root_id: str, relpath: str, stat: tuple[int, int, int], version: int
+    ) -> None:
+        """A version restored in place (size, mtime_ns, inode of the written file): the
+        file is that version again, synced as it is (no upload, no new version)."""
+        self.conn.execute(
+            """UPDATE files SET state='synced', size=?, mtime_ns=?, inode=?, held_at=NULL,
+                 version=?, error_kind=NULL, last_error=NULL, attempts=0, next_retry=NULL
+               WHERE root_id=? AND relpath=?""",
+            (*stat, version, root_id, relpath),
+        )
+
     def mark_error(
         self, root_id: str, relpath: str, kind: str, message: str, retry_in: float, now: float
     ) -> None:

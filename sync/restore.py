@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,8 +20,8 @@ from pathlib import Path
 from sync.cache import BlobCache
 from sync.errors import PermanentError, SyncError
 from sync.hashing import hash_file
-from sync.journal import Journal, Root, VersionRow
-from sync.remotes.base import Remote
+from sync.journal import DELETED, Journal, Root, VersionRow
+from sync.remotes.base import ManifestEntry, Remote, guess_content_type
 
 
 class RestoreError(PermanentError):
@@ -149,6 +150,8 @@ async def restore_file(
         )
     except OSError as exc:
         raise RestoreError(f"cannot write {target}: {exc.strerror or exc}") from None
+    if to_dir is None and not kept_both:
+        await _known_again(journal, remote, root, relpath, chosen, path)
     with journal.transaction():
         journal.log(
             "restore",
@@ -159,6 +162,47 @@ async def restore_file(
             detail=f"v{chosen.version} -> {path}",
         )
     return Restored(relpath, chosen.version, path, identical, kept_both)
+
+
+async def _known_again(
+    journal: Journal, remote: Remote, root: Root, relpath: str, chosen: VersionRow, path: Path
+) -> None:
+    """The file restored in place is content the hub has: the journal records it as
+    synced, so no pass uploads it again. Restoring the version the file is at (a held
+    deletion brought back) adds no version; after a tombstone, the hub records the
+    content as the next version (the file is there again), still without an upload."""
+    row = journal.file(root.id, relpath)
+    if row is None:
+        return
+    st = os.stat(path)
+    stat = (st.st_size, st.st_mtime_ns, st.st_ino)
+    if row.state != DELETED and row.sha256 == chosen.sha256:
+        with journal.transaction():
+            journal.mark_restored(root.id, relpath, stat, row.version)
+        return
+    version = row.version + 1
+    await remote.record(
+        [
+            ManifestEntry(
+                device=journal.device_id,
+                root_id=root.id,
+                root_path=str(root.path),
+                relpath=relpath,
+                sha256=chosen.sha256,
+                size=chosen.size,
+                mtime_ns=st.st_mtime_ns,
+                version=version,
+                key=chosen.remote_key,
+                content_type=guess_content_type(path.name),
+            )
+        ]
+    )
+    with journal.transaction():
+        journal.mark_synced(
+            root.id,
+            [(relpath, *stat, chosen.sha256, version, chosen.remote_key)],
+            time.time(),
+        )
 
 
 async def restore_path(
