@@ -43,6 +43,7 @@ from sync.engine import PassReport
 from sync.engine import Progress as SyncProgress
 from sync.errors import SyncError
 from sync.journal import Root
+from sync.reattach import reattach
 from sync.restore import RestoreError, restore_path
 
 T = TypeVar("T")
@@ -230,6 +231,10 @@ def add(
             err.print(
                 f"[yellow]note:[/] {escape(ctx.unavailable.get(chosen, ''))}; syncing waits until then"
             )
+            return root
+        root, known = await reattach(ctx.journal, ctx.remotes[chosen], root)
+        if known:
+            err.print(f"Mirrored before: the history of its {known} files is back.")
         return root
 
     root = run_async(body)

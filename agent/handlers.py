@@ -10,6 +10,7 @@ from agent.control.protocol import BAD_PARAMS, ControlError
 from agent.logs import tail
 from agent.oneoff import LINK_LIFETIME
 from agent.pass_json import report_json
+from sync.reattach import reattach
 from sync.restore import RestoreError, restore_path
 
 if TYPE_CHECKING:
@@ -70,6 +71,9 @@ def register_handlers(agent: AgentService) -> None:
             root = journal.add_root(folder, hub, hub_asked=bool(params.get("hub")))
         except ValueError as exc:
             raise ControlError(BAD_PARAMS, str(exc)) from None
+        remote = ctx.remotes.get(hub)
+        if remote is not None:
+            root, _ = await reattach(journal, remote, root)  # mirrored before: its history
         agent.add_root(root)
         agent.publish_status()
         return {"id": root.id, "path": str(root.path), "hub": root.hub}

@@ -73,6 +73,9 @@ class VersionRow:
     recorded_at: float
 
 
+VersionedRow = tuple[str, int, str, int, int, bool, str, float]
+"""(relpath, version, sha256, size, mtime_ns, deleted, remote_key, recorded_at)."""
+
 _FILE_COLUMNS = (
     "relpath, size, mtime_ns, inode, sha256, state, version, remote_key,"
     " error_kind, last_error, attempts, next_retry"
@@ -179,7 +182,28 @@ class Journal:
                 _MIGRATIONS[version](self.db)
                 self.set_meta("schema_version", str(version))
             if self.get_meta("device_id") is None:
-                self.set_meta("device_id", uuid.uuid4().hex)
+                self.set_meta("device_id", self._kept_device_id() or uuid.uuid4().hex)
+        self._keep_device_id()
+
+    @property
+    def _device_file(self) -> Path:
+        """The device's id kept beside the journal: a journal moved aside (the advised
+        recovery) and made anew is still this device, whose history the hub keeps."""
+        return self.path.with_name(self.path.name + ".device")
+
+    def _kept_device_id(self) -> str | None:
+        try:
+            text = self._device_file.read_text("ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text if len(text) == 32 and text.isalnum() else None
+
+    def _keep_device_id(self) -> None:
+        if self._kept_device_id() != self.get_meta("device_id"):
+            try:
+                self._device_file.write_text(f"{self.get_meta('device_id')}\n", "ascii")
+            except OSError:
+                log.warning("could not keep the device id beside %s", self.path)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -280,6 +304,35 @@ class Journal:
                 (root.id, str(resolved), hub, time.time()),
             )
         return root
+
+    def reattach(self, root: Root, old_id: str, hub: str, rows: Sequence[VersionedRow]) -> Root:
+        """``root`` (just added, nothing synced yet) is the folder this device mirrored
+        before as ``old_id``: it takes that id back with the history the hub has
+        (``rows``, every recorded version), its files as the newest versions say."""
+        latest: dict[str, VersionedRow] = {}
+        for r in rows:
+            if r[0] not in latest or r[1] > latest[r[0]][1]:
+                latest[r[0]] = r
+        with self.transaction():
+            self.conn.execute("DELETE FROM files WHERE root_id=?", (old_id,))
+            self.conn.execute("DELETE FROM versions WHERE root_id=?", (old_id,))
+            self.conn.execute("UPDATE roots SET id=? WHERE id=?", (old_id, root.id))
+            self.conn.executemany(
+                """INSERT OR REPLACE INTO versions(root_id, relpath, version, sha256, size,
+                     mtime_ns, deleted, remote_key, recorded_at) VALUES(?,?,?,?,?,?,?,?,?)""",
+                ((old_id, *r) for r in rows),
+            )
+            self.conn.executemany(
+                """INSERT INTO files(root_id, relpath, size, mtime_ns, inode, sha256, state,
+                     version, remote_key, synced_at) VALUES(?, ?, ?, ?, 0, ?, ?, ?, ?, ?)""",
+                (
+                    (old_id, r[0], r[3], r[4], r[2], DELETED if r[5] else SYNCED, r[1], r[6], r[7])
+                    for r in latest.values()
+                ),
+            )
+            self.add_blobs(hub, {(r[2], r[3], r[6]) for r in rows})
+        self._stat_cache.pop(root.id, None)
+        return Root(old_id, root.path, root.hub, root.paused, root.degraded)
 
     def remove_root(self, root_id: str) -> None:
         """Forget a folder locally; its versions stay in the hub."""

@@ -191,6 +191,14 @@ class Ingested:
 
 
 @runtime_checkable
+class FolderManifest(Protocol):
+    """A hub that lists the versions one device recorded for a folder (by its path): a
+    folder added again takes its history back (see sync/reattach.py)."""
+
+    async def folder_manifest(self, device: str, root_path: str) -> list[ManifestEntry]: ...
+
+
+@runtime_checkable
 class Ingest(Protocol):
     """A hub that can hash and store small files in one read (the local hub).
 

@@ -728,6 +728,38 @@ class LocalHub:
 
         return await self._run_db(read)
 
+    async def folder_manifest(self, device: str, root_path: str) -> list[ManifestEntry]:
+        """Every version this device recorded for the folder at ``root_path``, any root id."""
+
+        def read() -> list[ManifestEntry]:
+            with self._db_lock:
+                rows = self._db.execute(
+                    """SELECT device_id, root_id, root_path, rel_path, sha256, size, mtime_ns,
+                         version, storage_key, deleted, content_type, recorded_at
+                       FROM hubsync_manifest WHERE user_id=? AND device_id=? AND root_path=?
+                       ORDER BY recorded_at""",
+                    (self.user_id, device, root_path),
+                ).fetchall()
+            return [
+                ManifestEntry(
+                    device=r[0],
+                    root_id=r[1],
+                    root_path=r[2],
+                    relpath=r[3],
+                    sha256=r[4],
+                    size=r[5],
+                    mtime_ns=r[6],
+                    version=r[7],
+                    key=r[8],
+                    deleted=bool(r[9]),
+                    content_type=r[10] or "application/octet-stream",
+                    recorded_at=r[11],
+                )
+                for r in rows
+            ]
+
+        return await self._run_db(read)
+
     async def signed_url(self, key: str, expires_in: int, bucket: str = BUCKET_FILES) -> str:
         path = self._path_of(bucket, key)
         if not path.exists():
