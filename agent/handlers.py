@@ -19,6 +19,8 @@ def _path(params: dict[str, Any], key: str = "path") -> Path:
     value = params.get(key)
     if not isinstance(value, str) or not value:
         raise ControlError(BAD_PARAMS, f"'{key}' must be a path")
+    if "\0" in value:
+        raise ControlError(BAD_PARAMS, f"'{key}' must not contain a NUL character")
     return Path(value).expanduser()
 
 
@@ -114,7 +116,10 @@ def register_handlers(agent: AgentService) -> None:
         remote = ctx.remotes.get(root.hub)
         if remote is None:
             raise ControlError("unavailable", ctx.unavailable.get(root.hub, "hub unavailable"))
-        at = datetime.fromisoformat(params["at"]) if params.get("at") else None
+        try:
+            at = datetime.fromisoformat(params["at"]) if params.get("at") else None
+        except (TypeError, ValueError):
+            raise ControlError(BAD_PARAMS, "'at' must be an ISO date and time") from None
         to = _path(params, "to") if params.get("to") else None
         try:
             done = await restore_path(

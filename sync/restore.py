@@ -58,7 +58,11 @@ def pick_version(
     candidates = [v for v in versions if not v.deleted]
     if at is not None:
         stamp = at.timestamp()
-        candidates = [v for v in candidates if v.recorded_at <= stamp]
+        if at.microsecond == 0:
+            # Times are shown to the second: the second named includes all of it.
+            candidates = [v for v in candidates if v.recorded_at < stamp + 1]
+        else:
+            candidates = [v for v in candidates if v.recorded_at <= stamp]
         if not candidates:
             raise RestoreError(f"no version recorded at or before {at.isoformat()}")
     if not candidates:
