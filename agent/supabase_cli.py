@@ -130,7 +130,7 @@ def login(
         except SyncError as exc:
             _fail(f"the hub refused the service_role key ({exc}); nothing was stored")
         store.set(SERVICE_ROLE_SECRET, key)
-        out.print(f"Service-role key stored; acting as user {user_id} on {settings.base_url}")
+        out.print(f"Service-role key stored; acting as user {user_id} on {settings.public_url}")
         return
     if email is None:
         email = typer.prompt("E-mail")
@@ -144,7 +144,7 @@ def login(
         return session.identity
 
     identity = _run(sign_in())
-    out.print(f"Signed in to {settings.base_url} as {identity.email} ({identity.user_id})")
+    out.print(f"Signed in to {settings.public_url} as {identity.email} ({identity.user_id})")
 
 
 async def _check_service_role(settings: SupabaseSettings, key: str, user_id: str) -> None:
@@ -178,7 +178,7 @@ def logout() -> None:
 
     had_session = _run(sign_out())
     # Whatever the server said, nothing of the session stays on this machine.
-    store.delete(f"{session_namespace(settings.base_url)}:{STORAGE_KEY}")
+    store.delete(f"{session_namespace(settings.public_url)}:{STORAGE_KEY}")
     out.print("Signed out." if had_session else "No session was stored; nothing to do.")
 
 
@@ -198,7 +198,7 @@ def whoami(service_role: ServiceRoleOpt = False, user_id: UserIdOpt = None) -> N
                 else "-"
             )
             mode = "service role" if identity.service_role else (identity.email or "?")
-            return session.settings.base_url, mode, identity.user_id, expires
+            return session.settings.public_url, mode, identity.user_id, expires
         finally:
             await session.close()
 
