@@ -36,7 +36,7 @@ from agent.lock import lock_held
 from agent.paths import resolve_paths
 from sync.engine import PassReport
 from sync.engine import Progress as SyncProgress
-from sync.errors import SyncError
+from sync.errors import SyncError, UndecodableName
 from sync.journal import Root
 from sync.restore import RestoreError, restore_path
 
@@ -145,7 +145,10 @@ def run_async(
 
 
 def _find_root(ctx: Context, path: Path) -> tuple[Root, str]:
-    found = ctx.journal.root_for(path)
+    try:
+        found = ctx.journal.root_for(path)
+    except UndecodableName as exc:
+        raise CliError(str(exc)) from None
     if found is None:
         raise CliError(f"{path} is not inside a mirrored folder (see `hubsync list`)")
     return found
@@ -207,7 +210,7 @@ def add(
             raise CliError(ctx.unavailable.get("local", "the local hub cannot be opened"))
         try:
             root = ctx.journal.add_root(folder, chosen, hub_asked=hub is not None)
-        except ValueError as exc:
+        except (ValueError, UndecodableName) as exc:
             raise CliError(str(exc)) from None
         if chosen not in ctx.remotes:
             err.print(
@@ -768,7 +771,7 @@ def run(
         async def body(ctx: Context) -> Root:
             try:
                 return ctx.journal.add_root(folder, ctx.config.default_hub())
-            except ValueError as exc:
+            except (ValueError, UndecodableName) as exc:
                 raise CliError(str(exc)) from None
 
         root = run_async(body)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from agent.control.protocol import BAD_PARAMS, ControlError
 from agent.logs import tail
 from agent.oneoff import LINK_LIFETIME
+from sync.errors import UndecodableName
 from sync.restore import RestoreError, restore_path
 
 if TYPE_CHECKING:
@@ -29,7 +30,10 @@ def register_handlers(agent: AgentService) -> None:
     journal = ctx.journal
 
     def find(path: Path) -> tuple[Any, str]:
-        found = journal.root_for(path)
+        try:
+            found = journal.root_for(path)
+        except UndecodableName as exc:
+            raise ControlError(BAD_PARAMS, str(exc)) from None
         if found is None:
             raise ControlError("not_found", f"{path} is not inside a mirrored folder")
         return found
@@ -69,7 +73,7 @@ def register_handlers(agent: AgentService) -> None:
         # A Supabase folder added before signing in waits for the sign-in (status says so).
         try:
             root = journal.add_root(folder, hub, hub_asked=bool(params.get("hub")))
-        except ValueError as exc:
+        except (ValueError, UndecodableName) as exc:
             raise ControlError(BAD_PARAMS, str(exc)) from None
         agent.add_root(root)
         agent.publish_status()

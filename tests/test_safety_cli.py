@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from tests.test_cli import hubsync
+
+
+def hubsync_bytes(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Like ``hubsync``, reading output that may hold undecodable bytes."""
+    env = {**os.environ, "HUBSYNC_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        errors="backslashreplace",
+        timeout=60,
+    )
 
 
 def _sync(home: Path) -> None:
@@ -61,3 +77,25 @@ def test_restore_refuses_to_write_through_a_symlinked_folder(tmp_path: Path) -> 
     assert list(outside.rglob("*.txt")) == []
     fine = hubsync(home, "restore", str(docs / "sub" / "s.txt"), "--to", str(tmp_path / "ok"))
     assert fine.returncode == 0 and (tmp_path / "ok" / "sub" / "s.txt").read_text() == "secret-ish"
+
+
+def test_names_that_are_not_utf8_are_reported_never_a_traceback(tmp_path: Path) -> None:
+    home, docs = tmp_path / "home", tmp_path / "docs"
+    docs.mkdir()
+    bad = Path(os.fsdecode(bytes(docs) + b"/bad\xff\xfeutf8.txt"))
+    bad.write_text("x")
+    (docs / "ok.txt").write_text("y")
+    assert hubsync(home, "add", str(docs)).returncode == 0
+    synced = hubsync_bytes(home, "sync", "--once")
+    assert synced.returncode == 0 and "not valid UTF-8" in synced.stdout + synced.stderr
+    bad_dir = Path(os.fsdecode(bytes(tmp_path) + b"/dir\xff"))
+    bad_dir.mkdir()
+    for args in [
+        ["restore", str(bad)],
+        ["restore", str(bad), "--json"],
+        ["history", str(bad)],
+        ["add", str(bad_dir)],
+    ]:
+        done = hubsync_bytes(home, *args)
+        assert done.returncode == 1, args
+        assert "Traceback" not in done.stderr and "not valid UTF-8" in done.stderr, done.stderr
