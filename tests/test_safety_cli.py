@@ -99,3 +99,47 @@ def test_names_that_are_not_utf8_are_reported_never_a_traceback(tmp_path: Path) 
         done = hubsync_bytes(home, *args)
         assert done.returncode == 1, args
         assert "Traceback" not in done.stderr and "not valid UTF-8" in done.stderr, done.stderr
+
+
+def test_bad_config_values_are_refused_in_one_line_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "config" / "config.toml"
+    config.parent.mkdir(parents=True)
+    for text, named in [
+        ("[sync]\nworkers = -3\n", "[sync] workers"),
+        ('[hub]\ndefault = "ftp"\n', "[hub] default"),
+        ("[agent]\ndebounce_seconds = -1\n", "[agent] debounce_seconds"),
+        ('[agent]\ndebounce_seconds = "soon"\n', "[agent] debounce_seconds"),
+        ("hub = 3\n", "[hub]"),
+    ]:
+        config.write_text(text)
+        for args in (["list"], ["agent"], ["run", "--no-tray", str(tmp_path / "new")]):
+            done = hubsync(tmp_path, *args)
+            assert done.returncode == 1 and named in done.stderr, (text, args, done.stderr)
+            assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+    config.write_bytes(b"\xff\x00 garbage [[[")
+    for args in (["list"], ["agent"], ["run", "--no-tray"]):
+        done = hubsync(tmp_path, *args)
+        assert done.returncode == 1 and "config.toml" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_run_refuses_bad_paths_and_a_damaged_journal_in_one_line(tmp_path: Path) -> None:
+    home, docs = tmp_path / "home", tmp_path / "HubSync"
+    docs.mkdir()
+    (tmp_path / "file").write_text("x")
+    assert hubsync(home, "add", str(docs)).returncode == 0
+    for path, said in [
+        (tmp_path / "file", "is not a folder"),
+        (Path("/proc/nope"), "cannot make the folder"),
+        (docs / "newsub", "overlaps"),
+    ]:
+        done = hubsync(home, "run", "--no-tray", str(path))
+        assert done.returncode == 1 and said in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (docs / "newsub").exists()
+    journal = home / "data" / "journal.sqlite3"
+    journal.write_bytes(b"garbage" * 3000)
+    for args in (["agent"], ["run", "--no-tray"]):
+        done = hubsync(home, *args)
+        assert done.returncode == 1 and "is damaged" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
