@@ -143,3 +143,17 @@ def test_run_refuses_bad_paths_and_a_damaged_journal_in_one_line(tmp_path: Path)
         done = hubsync(home, *args)
         assert done.returncode == 1 and "is damaged" in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_no_python_warning_without_xdg_runtime_dir(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "HUBSYNC_"))}
+    env["HOME"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr, done.stderr
