@@ -157,3 +157,23 @@ def test_no_python_warning_without_xdg_runtime_dir(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "Warning" not in done.stderr, done.stderr
+
+
+def test_sign_in_messages_keep_their_brackets_and_logs_prints_json(tmp_path: Path) -> None:
+    for args in (["login", "--password-stdin"], ["logout"], ["whoami"], ["whoami", "--json"]):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SUPABASE_")}
+        done = subprocess.run(
+            [sys.executable, "-m", "agent", *args],
+            env={**env, "HUBSYNC_HOME": str(tmp_path)},
+            input="\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 1 and "[supabase] url" in done.stderr, (args, done.stderr)
+    log = tmp_path / "logs" / "hubsync.log"
+    log.parent.mkdir(exist_ok=True)
+    log.write_text("first [line]\nsecond line\n")
+    shown = hubsync(tmp_path, "logs", "--json", "-n", "5")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == {"log": str(log), "lines": ["first [line]", "second line"]}

@@ -328,6 +328,10 @@ def test_credentials_in_the_supabase_url_are_never_stored_or_shown(
             [*cli, *args], input=stdin + "\n", env=env, capture_output=True, text=True
         )
         said += done.stdout + done.stderr
+    who = subprocess.run([*cli, "whoami", "--json"], env=env, capture_output=True, text=True)
+    assert who.returncode == 0, who.stderr
+    shown = json.loads(who.stdout)
+    assert shown["user_id"] == supabase_user.uid and shown["hub"] == supabase_server.url
     assert "hubuser" in env["SUPABASE_URL"] and "pa55w0rd-in-url" not in said
     assert "Signed in" in said
     journal = tmp_path / "home" / "data" / "journal.sqlite3"
