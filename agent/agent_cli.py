@@ -41,6 +41,9 @@ def register(app: typer.Typer, *, paths_factory: Callable[[], Paths] = resolve_p
         follow_: Annotated[
             bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")
         ] = False,
+        json_out: Annotated[
+            bool, typer.Option("--json", help="Print JSON (with -f: one JSON string a line).")
+        ] = False,
     ) -> None:
         """Show the end of the agent's log (secrets are redacted when written)."""
         log_file = paths_factory().log_file
@@ -48,12 +51,15 @@ def register(app: typer.Typer, *, paths_factory: Callable[[], Paths] = resolve_p
         if not shown and not follow_ and not log_file.exists():
             typer.echo(f"no log yet at {log_file}", err=True)
             raise typer.Exit(1)
+        if json_out and not follow_:
+            typer.echo(json.dumps({"log": str(log_file), "lines": shown}, indent=2))
+            return
         for line in shown:
-            typer.echo(line)
+            typer.echo(json.dumps(line) if json_out else line)
         if follow_:
             try:
                 for line in follow(log_file):
-                    typer.echo(line)
+                    typer.echo(json.dumps(line) if json_out else line)
                     sys.stdout.flush()
             except KeyboardInterrupt:
                 pass

@@ -7,6 +7,7 @@ whatever concerns a running agent goes through its control API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 import sqlite3
@@ -41,7 +42,7 @@ from agent.pass_json import report_from_json, report_json
 from agent.paths import resolve_paths
 from sync.engine import PassReport
 from sync.engine import Progress as SyncProgress
-from sync.errors import SyncError
+from sync.errors import SyncError, UndecodableName
 from sync.journal import Root
 from sync.reattach import reattach
 from sync.restore import RestoreError, restore_path
@@ -163,7 +164,10 @@ def run_async(
 
 
 def _find_root(ctx: Context, path: Path) -> tuple[Root, str]:
-    found = ctx.journal.root_for(path)
+    try:
+        found = ctx.journal.root_for(path)
+    except UndecodableName as exc:
+        raise CliError(str(exc)) from None
     if found is None:
         raise CliError(f"{path} is not inside a mirrored folder (see `hubsync list`)")
     return found
@@ -225,7 +229,7 @@ def add(
             raise CliError(ctx.unavailable.get("local", "the local hub cannot be opened"))
         try:
             root = ctx.journal.add_root(folder, chosen, hub_asked=hub is not None)
-        except ValueError as exc:
+        except (ValueError, UndecodableName) as exc:
             raise CliError(str(exc)) from None
         if chosen not in ctx.remotes:
             err.print(
@@ -786,6 +790,33 @@ def agent(service_role: ServiceRoleOpt = False, user_id: UserIdOpt = None) -> No
         run_agent(service_role_user=acting_for)
     except AlreadyRunning as exc:
         raise CliError(str(exc)) from None
+    except ConfigError as exc:
+        raise CliError(f"configuration error: {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise JournalDamaged(exc) from None
+
+
+def _add_for_run(folder: Path) -> Root:
+    async def body(ctx: Context) -> Root:
+        try:
+            return ctx.journal.add_root(folder, ctx.config.default_hub())
+        except (ValueError, UndecodableName) as exc:
+            raise CliError(str(exc)) from None
+
+    return run_async(body)
+
+
+def _folder_to_run(path: Path) -> tuple[Path, bool]:
+    """``path`` as a folder to mirror, made if missing; returns (folder, made here)."""
+    folder = path.expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise CliError(f"{folder} is not a folder")
+    made = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot make the folder {folder}: {exc.strerror or exc}") from None
+    return folder, made
 
 
 def _has_display() -> bool:
@@ -806,21 +837,19 @@ def run(
 ) -> None:
     """Mirror PATH and keep it synced: the agent, with the tray when there is a screen."""
     running = _agent_call("status", {}) is not _NO_AGENT
-    if path is not None and running:
-        folder = path.expanduser()
-        folder.mkdir(parents=True, exist_ok=True)
-        add(folder, hub=None, json_out=False)
-    elif path is not None:
-        folder = path.expanduser()
-        folder.mkdir(parents=True, exist_ok=True)
-
-        async def body(ctx: Context) -> Root:
-            try:
-                return ctx.journal.add_root(folder, ctx.config.default_hub())
-            except ValueError as exc:
-                raise CliError(str(exc)) from None
-
-        root = run_async(body)
+    if path is not None:
+        folder, made = _folder_to_run(path)
+        try:
+            if running:
+                add(folder, hub=None, json_out=False)
+            else:
+                root = _add_for_run(folder)
+        except BaseException:
+            if made:  # refused: leave nothing behind
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
+    if path is not None and not running:
         out.print(f"Mirroring [bold]{escape(str(root.path))}[/] to the {root.hub} hub.")
     use_tray = _has_display() if tray is None else tray
     if use_tray:

@@ -100,15 +100,61 @@ class ConfigError(ValueError):
     pass
 
 
-def _section(cls: type[Any], data: dict[str, Any], name: str) -> Any:
+_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("hub", "default"): ("auto", "local", "supabase")
+}
+_POSITIVE = {
+    ("supabase", "requests_per_second"),
+    ("supabase", "tus_threshold_bytes"),
+    ("sync", "workers"),
+    ("sync", "hash_threads"),
+    ("sync", "mass_delete_count"),
+    ("agent", "rescan_interval_seconds"),
+    ("agent", "health_interval_seconds"),
+    ("exai", "port"),
+}
+"""Settings that must be above zero; every other number must not be negative."""
+
+
+def _check_value(section: str, key: str, value: Any, default: Any) -> None:
+    name = f"[{section}] {key}"
+    if isinstance(default, bool) or isinstance(value, bool):
+        ok = isinstance(value, bool) and isinstance(default, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float)
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ConfigError(f"{name} must be {type(default).__name__}, not {value!r}")
+    if isinstance(value, dict) and not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigError(f"{name} must map text to text")
+    choices = _CHOICES.get((section, key))
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    if isinstance(value, int | float):
+        if (section, key) in _POSITIVE and not value > 0:
+            raise ConfigError(f"{name} must be above 0, not {value!r}")
+        if not value >= 0:
+            raise ConfigError(f"{name} must not be negative, not {value!r}")
+    if (section, key) == ("sync", "mass_delete_ratio") and not 0 < value <= 1:
+        raise ConfigError(f"{name} must be above 0 and at most 1, not {value!r}")
+    if section == "exai" and key.endswith("port") and not 0 <= value <= 65535:
+        raise ConfigError(f"{name} must be a port number (0..65535), not {value!r}")
+
+
+def _section(cls: type[Any], data: object, name: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{name}] must be a section of settings, not {data!r}")
     known = {f.name for f in fields(cls)}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"unknown setting(s) in [{name}]: {', '.join(sorted(unknown))}")
-    try:
-        return cls(**data)
-    except TypeError as exc:
-        raise ConfigError(f"bad [{name}] section: {exc}") from None
+    defaults = cls()
+    for key, value in data.items():
+        _check_value(name, key, value, getattr(defaults, key))
+    return cls(**data)
 
 
 def load_config(paths: Paths) -> Config:
@@ -116,6 +162,10 @@ def load_config(paths: Paths) -> Config:
         raw = tomllib.loads(paths.config_file.read_text("utf-8"))
     except FileNotFoundError:
         return Config()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{paths.config_file} is not text (UTF-8 TOML)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {paths.config_file}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{paths.config_file}: {exc}") from None
     sections = {f.name: f.type for f in fields(Config)}

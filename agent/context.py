@@ -139,8 +139,8 @@ class Context(AbstractAsyncContextManager["Context"]):
                     notice = adopt_hub(
                         self.journal,
                         "supabase",
-                        f"{remote.session.settings.base_url} {identity.user_id}",
-                        f"{remote.session.settings.base_url} ({identity.email or identity.user_id})",
+                        f"{remote.session.settings.public_url} {identity.user_id}",
+                        f"{remote.session.settings.public_url} ({identity.email or identity.user_id})",
                         why=" (another project or user)",
                         adopt=self.may_adopt,
                     )

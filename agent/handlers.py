@@ -10,6 +10,7 @@ from agent.control.protocol import BAD_PARAMS, ControlError
 from agent.logs import tail
 from agent.oneoff import LINK_LIFETIME
 from agent.pass_json import report_json
+from sync.errors import UndecodableName
 from sync.reattach import reattach
 from sync.restore import RestoreError, restore_path
 
@@ -21,6 +22,8 @@ def _path(params: dict[str, Any], key: str = "path") -> Path:
     value = params.get(key)
     if not isinstance(value, str) or not value:
         raise ControlError(BAD_PARAMS, f"'{key}' must be a path")
+    if "\0" in value:
+        raise ControlError(BAD_PARAMS, f"'{key}' must not contain a NUL character")
     return Path(value).expanduser()
 
 
@@ -29,7 +32,10 @@ def register_handlers(agent: AgentService) -> None:
     journal = ctx.journal
 
     def find(path: Path) -> tuple[Any, str]:
-        found = journal.root_for(path)
+        try:
+            found = journal.root_for(path)
+        except UndecodableName as exc:
+            raise ControlError(BAD_PARAMS, str(exc)) from None
         if found is None:
             raise ControlError("not_found", f"{path} is not inside a mirrored folder")
         return found
@@ -69,7 +75,7 @@ def register_handlers(agent: AgentService) -> None:
         # A Supabase folder added before signing in waits for the sign-in (status says so).
         try:
             root = journal.add_root(folder, hub, hub_asked=bool(params.get("hub")))
-        except ValueError as exc:
+        except (ValueError, UndecodableName) as exc:
             raise ControlError(BAD_PARAMS, str(exc)) from None
         remote = ctx.remotes.get(hub)
         if remote is not None:
@@ -119,7 +125,10 @@ def register_handlers(agent: AgentService) -> None:
         remote = ctx.remotes.get(root.hub)
         if remote is None:
             raise ControlError("unavailable", ctx.unavailable.get(root.hub, "hub unavailable"))
-        at = datetime.fromisoformat(params["at"]) if params.get("at") else None
+        try:
+            at = datetime.fromisoformat(params["at"]) if params.get("at") else None
+        except (TypeError, ValueError):
+            raise ControlError(BAD_PARAMS, "'at' must be an ISO date and time") from None
         to = _path(params, "to") if params.get("to") else None
         try:
             done = await restore_path(

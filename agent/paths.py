@@ -8,6 +8,7 @@ installs and a second profile use. Otherwise the platform's usual places.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,11 @@ def resolve_paths(env: Mapping[str, str] | None = None) -> Paths:
             log_dir=base / "logs",
             runtime_dir=base / "run",
         )
-    runtime = platformdirs.user_runtime_path(APP)
+    with warnings.catch_warnings():
+        # Without XDG_RUNTIME_DIR platformdirs falls back to a private folder of its own
+        # (checked 0700, as the control server checks it again): nothing for the user to do.
+        warnings.simplefilter("ignore")  # RuntimeDirWarning, only in newer platformdirs
+        runtime = platformdirs.user_runtime_path(APP)
     return Paths(
         config_dir=platformdirs.user_config_path(APP),
         data_dir=platformdirs.user_data_path(APP),

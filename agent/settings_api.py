@@ -175,7 +175,7 @@ def register_settings(agent: AgentService) -> None:
             from agent.secrets import session_namespace
             from agent.supabase_hub import settings_from
 
-            base_url = settings_from(ctx.config).base_url
+            base_url = settings_from(ctx.config).public_url
             store().delete(f"{session_namespace(base_url)}:{STORAGE_KEY}")
         if await agent.reopen_supabase():
             return await account()

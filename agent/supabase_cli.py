@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from rich.markup import escape
 from supabase_auth.constants import STORAGE_KEY
 
-from agent.cli_output import err, out
+from agent.cli_output import emit_json, err, out
 from agent.config import Config, ConfigError, load_config
 from agent.paths import Paths, resolve_paths
 from agent.secrets import (
@@ -66,7 +67,7 @@ def _context() -> tuple[Paths, Config]:
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -76,7 +77,7 @@ def _secrets(paths: Paths) -> SecretStore:
     except SecretStoreError as exc:
         _fail(str(exc))
     if store.warning:
-        err.print(f"[yellow]warning:[/yellow] {store.warning}", highlight=False)
+        err.print(f"[yellow]warning:[/yellow] {escape(store.warning)}", highlight=False)
     return store
 
 
@@ -88,7 +89,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def _warn_service_role(user_id: str) -> None:
-    err.print(f"[bold red]{SERVICE_ROLE_WARNING.format(user_id=user_id)}[/bold red]")
+    err.print(f"[bold red]{escape(SERVICE_ROLE_WARNING.format(user_id=user_id))}[/bold red]")
 
 
 def _read_password(password_stdin: bool) -> str:
@@ -130,7 +131,9 @@ def login(
         except SyncError as exc:
             _fail(f"the hub refused the service_role key ({exc}); nothing was stored")
         store.set(SERVICE_ROLE_SECRET, key)
-        out.print(f"Service-role key stored; acting as user {user_id} on {settings.base_url}")
+        out.print(
+            escape(f"Service-role key stored; acting as user {user_id} on {settings.public_url}")
+        )
         return
     if email is None:
         email = typer.prompt("E-mail")
@@ -144,7 +147,9 @@ def login(
         return session.identity
 
     identity = _run(sign_in())
-    out.print(f"Signed in to {settings.base_url} as {identity.email} ({identity.user_id})")
+    out.print(
+        escape(f"Signed in to {settings.public_url} as {identity.email} ({identity.user_id})")
+    )
 
 
 async def _check_service_role(settings: SupabaseSettings, key: str, user_id: str) -> None:
@@ -178,11 +183,15 @@ def logout() -> None:
 
     had_session = _run(sign_out())
     # Whatever the server said, nothing of the session stays on this machine.
-    store.delete(f"{session_namespace(settings.base_url)}:{STORAGE_KEY}")
+    store.delete(f"{session_namespace(settings.public_url)}:{STORAGE_KEY}")
     out.print("Signed out." if had_session else "No session was stored; nothing to do.")
 
 
-def whoami(service_role: ServiceRoleOpt = False, user_id: UserIdOpt = None) -> None:
+def whoami(
+    service_role: ServiceRoleOpt = False,
+    user_id: UserIdOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     """Show who HubSync is signed in as, and where."""
     paths, config = _context()
     if service_role and user_id:
@@ -198,12 +207,17 @@ def whoami(service_role: ServiceRoleOpt = False, user_id: UserIdOpt = None) -> N
                 else "-"
             )
             mode = "service role" if identity.service_role else (identity.email or "?")
-            return session.settings.base_url, mode, identity.user_id, expires
+            return session.settings.public_url, mode, identity.user_id, expires
         finally:
             await session.close()
 
     url, who, uid, expires = _run(identify())
-    out.print(f"hub:     {url}\nuser:    {who}\nuser id: {uid}\nsession: valid until {expires}")
+    if json_out:
+        emit_json({"hub": url, "user": who, "user_id": uid, "session_valid_until": expires})
+        return
+    out.print(
+        escape(f"hub:     {url}\nuser:    {who}\nuser id: {uid}\nsession: valid until {expires}")
+    )
 
 
 supabase_app = typer.Typer(help="Supabase hub setup.", no_args_is_help=True)

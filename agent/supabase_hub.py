@@ -50,7 +50,7 @@ def settings_from(config: Config) -> SupabaseSettings:
 
 
 def session_storage(settings: SupabaseSettings, store: SecretStore) -> KeyringSessionStorage:
-    return KeyringSessionStorage(store, session_namespace(settings.base_url))
+    return KeyringSessionStorage(store, session_namespace(settings.public_url))
 
 
 def service_role_key(store: SecretStore | None) -> str:

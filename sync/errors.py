@@ -8,6 +8,8 @@ on one file until it changes (permanent), or telling the user about a limit
 
 from __future__ import annotations
 
+import os
+
 
 class SyncError(Exception):
     """Base class; ``kind`` is stored in the journal next to the message."""
@@ -60,3 +62,19 @@ class IntegrityError(SyncError):
     """Bytes read back do not match their SHA-256."""
 
     kind = "integrity"
+
+
+def shown_name(path: str | os.PathLike[str]) -> str:
+    """``path`` as text that can always be printed: undecodable bytes as ``\\xff``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+class UndecodableName(LocalFileError):
+    """A name that is not valid UTF-8: never mirrored (the scan reports it), so never
+    found in the journal either."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(
+            f"{shown_name(path)}: the name is not valid UTF-8; HubSync does not mirror such "
+            "names (rename the file to sync it)"
+        )

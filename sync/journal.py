@@ -23,6 +23,7 @@ from typing import Any
 import sqlite_utils
 
 from sync import stat_snapshot
+from sync.errors import UndecodableName
 from sync.stat_index import SYNCED_MARK, StatIndex, StatRow
 
 SCHEMA_VERSION = 3
@@ -142,6 +143,13 @@ def _migrate_v3(db: sqlite_utils.Database) -> None:
 
 
 _MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3}
+
+
+def _check_decodable(path: Path) -> None:
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UndecodableName(path) from None
 
 
 class Journal:
@@ -286,6 +294,7 @@ class Journal:
         """Mirror ``path`` to ``hub``; a folder mirrored already stays as it is, unless
         ``hub_asked`` (the user named the hub) and it goes to another one: ValueError."""
         resolved = path.resolve()
+        _check_decodable(resolved)
         existing = self.root_by_path(resolved)
         if existing is not None:
             if hub_asked and existing.hub != hub:
@@ -359,7 +368,9 @@ class Journal:
 
         ``..`` is folded first; a path reaching a root through a symbolic link (or
         /tmp for /private/tmp on macOS) is then tried with its links resolved.
+        Raises :class:`UndecodableName` for a name that is not valid UTF-8.
         """
+        _check_decodable(path)
         roots = self.roots()
         normal = Path(os.path.abspath(path))
         for candidate in (normal, normal.resolve()):

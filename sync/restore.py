@@ -8,15 +8,18 @@ copy is written next to it as ``name (restored vN).ext`` and both are kept.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import stat
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 
+from sync import safe_paths
 from sync.cache import BlobCache
 from sync.errors import PermanentError, SyncError
 from sync.hashing import hash_file
@@ -59,7 +62,11 @@ def pick_version(
     candidates = [v for v in versions if not v.deleted]
     if at is not None:
         stamp = at.timestamp()
-        candidates = [v for v in candidates if v.recorded_at <= stamp]
+        if at.microsecond == 0:
+            # Times are shown to the second: the second named includes all of it.
+            candidates = [v for v in candidates if v.recorded_at < stamp + 1]
+        else:
+            candidates = [v for v in candidates if v.recorded_at <= stamp]
         if not candidates:
             raise RestoreError(f"no version recorded at or before {at.isoformat()}")
     if not candidates:
@@ -67,65 +74,95 @@ def pick_version(
     return candidates[-1]
 
 
-def _same_content(path: Path, sha256: str) -> bool:
+def _same_content(dir_fd: int, folder: Path, name: str, sha256: str) -> bool:
     try:
-        return path.is_file() and hash_file(path).sha256 == sha256
-    except SyncError:
+        if not stat.S_ISREG(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+            return False
+        return hash_file(folder / name).sha256 == sha256
+    except (OSError, SyncError):
         return False
 
 
-def _candidates(target: Path, version: int) -> Iterator[Path]:
-    yield target
+def _candidates(name: str, version: int) -> Iterator[str]:
+    yield name
+    stem, suffix = PurePath(name).stem, PurePath(name).suffix
     for n in range(1, 1000):
         extra = "" if n == 1 else f" {n}"
-        yield target.with_name(f"{target.stem} (restored v{version}{extra}){target.suffix}")
-    raise RestoreError(f"too many restored copies of {target.name}")
+        yield f"{stem} (restored v{version}{extra}){suffix}"
+    raise RestoreError(f"too many restored copies of {name}")
+
+
+def _exists(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def place(
-    blob: Path, target: Path, sha256: str, mtime_ns: int, version: int
+    blob: Path, base: Path, relpath: str, sha256: str, mtime_ns: int, version: int
 ) -> tuple[Path, bool, bool]:
-    """Put a cached blob at ``target`` without clobbering; returns (path, identical, kept_both).
+    """Put a cached blob at ``base/relpath`` without clobbering; returns (path, identical,
+    kept_both).
 
-    An existing file with the same content (at the target or an earlier
-    restored copy) is reused instead of writing yet another copy.
+    An existing file with the same content (at the target or an earlier restored copy)
+    is reused instead of writing yet another copy. Nothing below ``base`` may be a
+    symbolic link (:mod:`sync.safe_paths`): every write is relative to a folder fd.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for candidate in _candidates(target, version):
-        if not candidate.exists():
-            break
-        if _same_content(candidate, sha256):
-            return candidate, True, candidate != target
-    temp = target.with_name(f".hubsync-restore-{uuid.uuid4().hex}")
+    *folders, name = PurePosixPath(relpath).parts
+    folder = base.joinpath(*folders)
+    base.mkdir(parents=True, exist_ok=True)  # the caller checked a root is there
+    dir_fd = safe_paths.open_dir(base, folders)
     try:
-        shutil.copyfile(blob, temp)
-        with open(temp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.utime(temp, ns=(mtime_ns, mtime_ns))
-        for final in _candidates(target, version):
-            try:
-                _put_new(temp, final)
+        for candidate in _candidates(name, version):
+            if not _exists(dir_fd, candidate):
                 break
-            except FileExistsError:
-                continue
+            if _same_content(dir_fd, folder, candidate, sha256):
+                return folder / candidate, True, candidate != name
+        temp = f".hubsync-restore-{uuid.uuid4().hex}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            with (
+                open(blob, "rb") as src,
+                os.fdopen(os.open(temp, flags, 0o666, dir_fd=dir_fd), "wb") as out,
+            ):
+                shutil.copyfileobj(src, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+                os.utime(out.fileno(), ns=(mtime_ns, mtime_ns))
+            for final in _candidates(name, version):
+                try:
+                    _put_new(dir_fd, temp, final, mtime_ns)
+                    break
+                except FileExistsError:
+                    continue
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp, dir_fd=dir_fd)
     finally:
-        temp.unlink(missing_ok=True)
-    return final, False, final != target
+        os.close(dir_fd)
+    return folder / final, False, final != name
 
 
-def _put_new(temp: Path, final: Path) -> None:
+def _put_new(dir_fd: int, temp: str, final: str, mtime_ns: int) -> None:
     """Give ``temp``'s bytes the name ``final``; FileExistsError if that name is taken."""
-    try:
-        os.link(temp, final)  # atomic, and never replaces an existing file
+    try:  # atomic, and never replaces an existing file
+        os.link(temp, final, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
     except FileExistsError:
         raise
     except OSError:
         # No hard links here (exFAT, FAT, some network shares): claim the name, then copy.
-        with open(final, "xb") as out, open(temp, "rb") as src:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        src_fd = os.open(temp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        with (
+            os.fdopen(src_fd, "rb") as src,
+            os.fdopen(os.open(final, flags, 0o666, dir_fd=dir_fd), "wb") as out,
+        ):
             shutil.copyfileobj(src, out)
             out.flush()
             os.fsync(out.fileno())
-        os.utime(final, ns=(os.stat(temp).st_mtime_ns,) * 2)
+            os.utime(out.fileno(), ns=(mtime_ns, mtime_ns))
 
 
 async def restore_file(
@@ -143,13 +180,16 @@ async def restore_file(
     if to_dir is None and not root.path.is_dir():  # never rebuild an unplugged drive's path
         raise RestoreError(f"{root.path} is not there (is its drive plugged in?)")
     blob = await cache.fetch(remote, chosen.remote_key, chosen.sha256)
-    target = (to_dir or root.path) / relpath
+    base = to_dir or root.path
+    target = base / relpath
     try:
         path, identical, kept_both = await asyncio.to_thread(
-            place, blob, target, chosen.sha256, chosen.mtime_ns, chosen.version
+            place, blob, base, relpath, chosen.sha256, chosen.mtime_ns, chosen.version
         )
     except OSError as exc:
         raise RestoreError(f"cannot write {target}: {exc.strerror or exc}") from None
+    except PermanentError as exc:  # e.g. a symbolic link on the way (sync.safe_paths)
+        raise RestoreError(str(exc)) from None
     if to_dir is None and not kept_both:
         await _known_again(journal, remote, root, relpath, chosen, path)
     with journal.transaction():

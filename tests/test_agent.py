@@ -503,3 +503,21 @@ def test_an_edit_made_while_the_agent_was_stopped_is_synced_after_restart(
         _wait(lambda: _synced(short_home, "f07.txt") == sha_of(docs / "f07.txt"))
     finally:
         agent.stop()
+
+
+async def test_a_path_with_a_nul_is_bad_params_not_internal(short_home: Path) -> None:
+    docs = short_home / "docs"
+    docs.mkdir()
+    async with live_agent(short_home, [docs]) as agent:
+        await agent.idle()
+        client = await agent.client()
+        try:
+            for method in ("history", "restore"):
+                with pytest.raises(ControlError) as err:
+                    await client.call(method, {"path": f"{docs}/a\0b"})
+                assert err.value.code == "bad_params", method
+            with pytest.raises(ControlError) as err:
+                await client.call("restore", {"path": f"{docs}/a", "at": "yesterday"})
+            assert err.value.code == "bad_params"
+        finally:
+            await client.close()

@@ -587,3 +587,19 @@ def test_call_sync_from_plain_code(short_tmp: Path) -> None:
         assert stop is not None
         loop_box[0].call_soon_threadsafe(stop.set)
         thread.join(5)
+
+
+async def test_deeply_nested_and_huge_number_frames_answer_bad_frame(
+    control_server: ControlServer,
+) -> None:
+    reader, writer, _ = await raw_connect(control_server.socket_path)
+    try:
+        for bad in [b"[" * 200_000 + b"\n", b'{"id": ' + b"9" * 5000 + b', "method": "echo"}\n']:
+            writer.write(bad)
+            frame = await read_frame(reader)
+            assert frame["ok"] is False and frame["error"]["code"] == protocol.BAD_FRAME
+        writer.write(b'{"id": "x", "method": "echo", "params": {"k": 1}}\n')
+        assert await read_frame(reader) == {"id": "x", "ok": True, "result": {"k": 1}}
+    finally:
+        writer.close()
+        await writer.wait_closed()

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -303,3 +304,40 @@ def test_service_role_mode_syncs_for_a_fixed_user_only_when_asked(
     assert "service" in run.stderr.lower()  # the loud warning
     assert supabase_server.service_key not in run.stdout + run.stderr
     assert_hub_mirrors(supabase_server, supabase_user.uid, docs)
+
+
+def test_credentials_in_the_supabase_url_are_never_stored_or_shown(
+    tmp_path: Path, supabase_server: SupabaseTestServer, supabase_user: SupabaseUser
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("a")
+    env = cli_env(tmp_path, supabase_server)
+    env["SUPABASE_URL"] = supabase_server.url.replace("://", "://hubuser:pa55w0rd-in-url@", 1)
+    cli = [sys.executable, "-m", "agent"]
+    said = ""
+    for args, stdin in [
+        (["login", "--email", supabase_user.email, "--password-stdin"], supabase_user.password),
+        (["whoami"], ""),
+        (["add", str(docs)], ""),
+        (["sync", "--once"], ""),
+        (["status", "--json"], ""),
+        (["doctor"], ""),
+    ]:
+        done = subprocess.run(
+            [*cli, *args], input=stdin + "\n", env=env, capture_output=True, text=True
+        )
+        said += done.stdout + done.stderr
+    who = subprocess.run([*cli, "whoami", "--json"], env=env, capture_output=True, text=True)
+    assert who.returncode == 0, who.stderr
+    shown = json.loads(who.stdout)
+    assert shown["user_id"] == supabase_user.uid and shown["hub"] == supabase_server.url
+    assert "hubuser" in env["SUPABASE_URL"] and "pa55w0rd-in-url" not in said
+    assert "Signed in" in said
+    journal = tmp_path / "home" / "data" / "journal.sqlite3"
+    with sqlite3.connect(journal) as db:
+        meta = dict(db.execute("SELECT key, value FROM meta WHERE key LIKE 'hub.supabase.%'"))
+    assert set(meta) == {"hub.supabase.id", "hub.supabase.path"}
+    assert not any("pa55w0rd" in v or "hubuser" in v for v in meta.values()), meta
+    stored = [p for p in (tmp_path / "home").rglob("*") if p.is_file()]
+    assert not any(b"pa55w0rd-in-url" in p.read_bytes() for p in stored)

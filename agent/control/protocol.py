@@ -114,6 +114,10 @@ def decode_frame(line: bytes) -> Frame:
         obj = json.loads(line)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ControlError(BAD_FRAME, f"not JSON: {exc.__class__.__name__}") from None
+    except RecursionError:
+        raise ControlError(BAD_FRAME, "nested too deeply") from None
+    except ValueError:  # e.g. an integer past Python's digit limit
+        raise ControlError(BAD_FRAME, "a number too large") from None
     if not isinstance(obj, dict):
         raise ControlError(BAD_FRAME, "a frame must be a JSON object")
     if "method" in obj:

@@ -328,7 +328,7 @@ class SupabaseRemote:
 
 def session_description(session: SupabaseSession) -> str:
     mode = " (service role)" if session.identity.service_role else ""
-    return f"{session.settings.base_url}{mode}"
+    return f"{session.settings.public_url}{mode}"
 
 
 def _info_size(info: Any) -> int | None:

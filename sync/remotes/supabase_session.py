@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
@@ -68,6 +69,11 @@ class SupabaseSettings:
     @property
     def base_url(self) -> str:
         return self.url.rstrip("/")
+
+    @property
+    def public_url(self) -> str:
+        """The URL without ``user:password@``: what is stored, logged and shown."""
+        return strip_credentials(self.base_url)
 
     @property
     def storage_url(self) -> str:
@@ -305,3 +311,11 @@ def seconds_left(identity: Identity) -> float | None:
     if identity.expires_at is None:
         return None
     return identity.expires_at - time.time()
+
+
+def strip_credentials(url: str) -> str:
+    """``url`` without any ``user:password@`` part."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
