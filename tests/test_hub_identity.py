@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -252,3 +253,30 @@ async def test_a_pass_whose_hub_is_switched_midway_does_not_call_its_files_synce
         await opened.hub.close()
     assert report.errors["."] == ("transient", "the local hub was switched during the pass")
     assert journal.count_states(rid) == {"seen": 2}  # uploaded to the new hub next time
+
+
+async def test_a_blob_write_never_recreates_a_hub_that_went_away(tmp_path: Path) -> None:
+    """Issue 14.2: ``mv drive drive.away`` then a write must not rebuild ``drive/hub/...``
+    (the real hub would land nested inside it when the drive comes back)."""
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    hub = LocalHub(drive / "hub")
+    source = tmp_path / "repro.md"
+    source.write_bytes(b"x\n")
+    sha = hashlib.sha256(b"x\n").hexdigest()
+    try:
+        drive.rename(tmp_path / "drive.away")
+        with pytest.raises(HubMissing):
+            await hub.put_blob(source, sha, 2, "repro.md", "text/markdown")
+        (outcome,) = await hub.ingest([(source, "repro.md", "text/markdown")])
+        assert isinstance(outcome, HubMissing)
+        assert not drive.exists()
+    finally:
+        await hub.close()
+    (tmp_path / "drive.away").rename(drive)
+    back = LocalHub(drive / "hub", create=False)
+    try:
+        key = await back.put_blob(source, sha, 2, "repro.md", "text/markdown")
+        assert (drive / "hub" / "user-files" / key).read_bytes() == b"x\n"
+    finally:
+        await back.close()

@@ -303,14 +303,21 @@ def _unlink_quiet(path: str | Path) -> None:
         os.unlink(path)
 
 
-def _new_dir(path: str) -> bool:
-    """Make the folder ``path`` (and missing parents); False when it was there already."""
+def _new_dir(path: str, levels: int = 3) -> bool:
+    """Make the folder ``path`` and at most ``levels - 1`` missing parents (the user and
+    ``sha[:2]`` folders of a blob); False when it was there already. A missing bucket
+    folder means the hub went away (an unplugged drive): it is never recreated, since
+    the real hub would then land nested inside the new folder when the drive returns."""
     try:
         os.mkdir(path)
     except FileExistsError:
         return False
     except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if levels <= 1:
+            raise HubMissing(
+                f"{os.path.dirname(path)} is missing (was the hub's drive unplugged?)"
+            ) from None
+        _new_dir(os.path.dirname(path), levels - 1)
         try:
             os.mkdir(path)
         except FileExistsError:
@@ -447,6 +454,11 @@ class LocalHub:
                     return existing, False
             fill(tmp)
             os.replace(tmp, final)
+        except FileNotFoundError as exc:
+            _unlink_quiet(tmp)
+            if not os.path.isdir(self._temps.folder) or self.went_away():
+                raise HubMissing(f"the local hub {self.root} went away") from None
+            raise TransientError(f"cannot write to the hub: {exc.strerror or exc}") from None
         except OSError as exc:
             _unlink_quiet(tmp)
             raise TransientError(f"cannot write to the hub: {exc.strerror or exc}") from None
