@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from sync.devices import DeviceInfo
 from sync.errors import SyncError
 from sync.hashing import Hashed
 
@@ -87,6 +88,9 @@ class Remote(Protocol):
     user_id: str
     """First segment of every key (auth uid on Supabase)."""
 
+    device_name: str
+    """The name recorded for this device in ``hubsync_devices``."""
+
     def describe(self) -> str:
         """Where the hub is, for status lines (a path or a URL, never a secret)."""
         ...
@@ -139,6 +143,10 @@ class Remote(Protocol):
 
     async def history(self, device: str, root_id: str, relpath: str) -> list[ManifestEntry]:
         """Every recorded version of one path, oldest first."""
+        ...
+
+    async def devices(self) -> list[DeviceInfo]:
+        """Every device of this user in the hub, with its folders (current files only)."""
         ...
 
     async def signed_url(self, key: str, expires_in: int, bucket: str = BUCKET_FILES) -> str:

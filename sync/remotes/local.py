@@ -25,7 +25,6 @@ import io
 import itertools
 import json
 import os
-import socket
 import sqlite3
 import threading
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sync.batching import BatchRunner
+from sync.devices import DeviceInfo, default_device_name, summarize
 from sync.durable import make_durable
 from sync.errors import (
     FileChangedError,
@@ -344,6 +344,7 @@ class LocalHub:
         """
         self.root = root
         self.user_id = user_id
+        self.device_name = default_device_name()
         self.created = not (root / HUB_DB).is_file()
         """Whether this opening made a new hub."""
         if self.created and not create:
@@ -661,8 +662,9 @@ class LocalHub:
                 self._db.executemany(
                     """INSERT INTO hubsync_devices(user_id, device_id, name, last_seen)
                        VALUES(?, ?, ?, ?)
-                       ON CONFLICT DO UPDATE SET last_seen=excluded.last_seen""",
-                    ((self.user_id, d, socket.gethostname(), now) for d in devices),
+                       ON CONFLICT DO UPDATE SET last_seen=excluded.last_seen,
+                         name=excluded.name""",
+                    ((self.user_id, d, self.device_name, now) for d in devices),
                 )
             with self._unflushed_lock:  # written: only now they leave the list
                 del self._new_blobs[: len(new_blobs)]
@@ -725,6 +727,27 @@ class LocalHub:
                 )
                 for r in rows
             ]
+
+        return await self._run_db(read)
+
+    async def devices(self) -> list[DeviceInfo]:
+        def read() -> list[DeviceInfo]:
+            with self._db_lock:
+                devices = self._db.execute(
+                    "SELECT device_id, name, last_seen FROM hubsync_devices WHERE user_id=?",
+                    (self.user_id,),
+                ).fetchall()
+                current = self._db.execute(
+                    """SELECT m.device_id, m.root_id, m.root_path, m.size
+                       FROM hubsync_manifest m JOIN (
+                         SELECT device_id, root_id, rel_path, MAX(version) AS version
+                         FROM hubsync_manifest WHERE user_id=?
+                         GROUP BY device_id, root_id, rel_path) last
+                       USING (device_id, root_id, rel_path, version)
+                       WHERE m.user_id=? AND m.deleted=0""",
+                    (self.user_id, self.user_id),
+                ).fetchall()
+            return summarize(devices, current)
 
         return await self._run_db(read)
 

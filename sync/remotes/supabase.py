@@ -25,6 +25,7 @@ from postgrest.types import ReturnMethod
 from storage3.types import FileOptions
 from yarl import URL
 
+from sync.devices import DeviceInfo, default_device_name, summarize
 from sync.errors import FileChangedError, IntegrityError, LocalFileError, PermanentError
 from sync.keys import is_sha256, object_key
 from sync.remotes.base import (
@@ -95,6 +96,7 @@ class SupabaseRemote:
         )
         self.probe_limit = probe_limit
         self._devices_seen: set[str] = set()
+        self.device_name = default_device_name()
         self._metadata = GroupWriter(self._write_metadata)
 
     async def _write_metadata(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -271,7 +273,15 @@ class SupabaseRemote:
         new = sorted(devices - self._devices_seen)
         if not new:
             return
-        rows = [{"user_id": self.user_id, "device_id": d, "last_seen": now_iso()} for d in new]
+        rows = [
+            {
+                "user_id": self.user_id,
+                "device_id": d,
+                "name": self.device_name,
+                "last_seen": now_iso(),
+            }
+            for d in new
+        ]
         await self._upsert("hubsync_devices", rows, DEVICES_CONFLICT, "registering the device")
         self._devices_seen.update(new)
 
@@ -297,6 +307,49 @@ class SupabaseRemote:
             ),
         )
         return [manifest_entry(row) for row in response.data or [] if isinstance(row, dict)]
+
+    async def devices(self) -> list[DeviceInfo]:
+        devices = await self._select_all(
+            "listing devices", "hubsync_devices", "device_id,name,last_seen", "device_id"
+        )
+        rows = await self._select_all(
+            "listing devices",
+            "hubsync_manifest",
+            "device_id,root_id,root_path,rel_path,version,size,deleted",
+            "device_id,root_id,rel_path,version",
+        )
+        latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for row in rows:  # ordered by version: the last one of each path wins
+            latest[(row["device_id"], row["root_id"], row["rel_path"])] = row
+        current = [
+            (r["device_id"], r["root_id"], r["root_path"], int(r["size"]))
+            for r in latest.values()
+            if not r["deleted"]
+        ]
+        return summarize(
+            ((d["device_id"], d.get("name") or "", str(d.get("last_seen") or "")) for d in devices),
+            current,
+        )
+
+    async def _select_all(
+        self, what: str, table: str, columns: str, order: str
+    ) -> list[dict[str, Any]]:
+        """Every row of ``table`` for this user, read in pages of ROW_BATCH."""
+        out: list[dict[str, Any]] = []
+        while True:
+            start = len(out)
+
+            def page(start: int = start) -> Any:
+                query = self.session.client.table(table).select(columns).eq("user_id", self.user_id)
+                for column in order.split(","):
+                    query = query.order(column)
+                return query.range(start, start + ROW_BATCH - 1).execute()
+
+            response = await self.session.call(what, page)
+            batch = [row for row in response.data or [] if isinstance(row, dict)]
+            out.extend(batch)
+            if len(batch) < ROW_BATCH:
+                return out
 
     async def _upsert(
         self, table: str, rows: Sequence[dict[str, Any]], conflict: str, what: str
