@@ -13,11 +13,14 @@ import mimetypes
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sync.devices import DeviceInfo
 from sync.errors import SyncError
 from sync.hashing import Hashed
+
+if TYPE_CHECKING:
+    from sync.find import FindQuery
 
 BUCKET_FILES = "user-files"
 BUCKET_RESULTS = "results"
@@ -147,6 +150,11 @@ class Remote(Protocol):
 
     async def devices(self) -> list[DeviceInfo]:
         """Every device of this user in the hub, with its folders (current files only)."""
+        ...
+
+    async def find(self, query: FindQuery) -> list[ManifestEntry]:
+        """The current version of every path of any device that ``query`` matches,
+        narrowed where the data is (not by reading the whole manifest)."""
         ...
 
     async def signed_url(self, key: str, expires_in: int, bucket: str = BUCKET_FILES) -> str:

@@ -46,6 +46,7 @@ from sync.errors import (
     SyncError,
     TransientError,
 )
+from sync.find import FindQuery
 from sync.hashing import read_small, reusable_buffer
 from sync.keys import is_sha256, object_key
 from sync.remotes.base import (
@@ -201,6 +202,25 @@ def _file_identity(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino
+
+
+def _entry_of_row(r: Sequence[object]) -> ManifestEntry:
+    """A ManifestEntry from (device_id, root_id, root_path, rel_path, sha256, size,
+    mtime_ns, version, storage_key, deleted, content_type, recorded_at)."""
+    return ManifestEntry(
+        device=str(r[0]),
+        root_id=str(r[1]),
+        root_path=str(r[2]),
+        relpath=str(r[3]),
+        sha256=str(r[4]),
+        size=int(r[5]),  # type: ignore[call-overload]
+        mtime_ns=int(r[6]),  # type: ignore[call-overload]
+        version=int(r[7]),  # type: ignore[call-overload]
+        key=str(r[8]),
+        deleted=bool(r[9]),
+        content_type=str(r[10] or "application/octet-stream"),
+        recorded_at=str(r[11]),
+    )
 
 
 def _now_iso() -> str:
@@ -710,23 +730,7 @@ class LocalHub:
                          AND rel_path=? ORDER BY version""",
                     (self.user_id, device, root_id, relpath),
                 ).fetchall()
-            return [
-                ManifestEntry(
-                    device=r[0],
-                    root_id=r[1],
-                    root_path=r[2],
-                    relpath=r[3],
-                    sha256=r[4],
-                    size=r[5],
-                    mtime_ns=r[6],
-                    version=r[7],
-                    key=r[8],
-                    deleted=bool(r[9]),
-                    content_type=r[10] or "application/octet-stream",
-                    recorded_at=r[11],
-                )
-                for r in rows
-            ]
+            return [_entry_of_row(r) for r in rows]
 
         return await self._run_db(read)
 
@@ -748,6 +752,50 @@ class LocalHub:
                     (self.user_id, self.user_id),
                 ).fetchall()
             return summarize(devices, current)
+
+        return await self._run_db(read)
+
+    async def find(self, query: FindQuery) -> list[ManifestEntry]:
+        where = ["user_id=?"]
+        args: list[object] = [self.user_id]
+        paths: tuple[tuple[str, str | None], ...] = (
+            ("device_id=?", query.device or None),
+            ("root_path=?", query.folder or None),
+            ("rel_path LIKE ?", query.like()),
+            ("rel_path LIKE ?", f"%{query.suffix}" if query.suffix else None),
+        )
+        for clause, text in paths:
+            if text is not None:
+                where.append(clause)
+                args.append(text)
+        last = f"""SELECT device_id, root_id, rel_path, MAX(version) AS version
+                   FROM hubsync_manifest WHERE {" AND ".join(where)}
+                   GROUP BY device_id, root_id, rel_path"""
+        outer = ["m.user_id=?", "m.deleted=?"]
+        outer_args: list[object] = [self.user_id, int(query.deleted)]
+        filters: tuple[tuple[str, object], ...] = (
+            ("m.sha256=?", query.sha256.lower() or None),
+            ("m.size>?", query.larger),
+            ("m.size<?", query.smaller),
+            ("m.mtime_ns>=?", query.since_ns),
+            ("m.mtime_ns<=?", query.until_ns),
+        )
+        for clause, value in filters:
+            if value is not None:
+                outer.append(clause)
+                outer_args.append(value)
+        sql = f"""SELECT m.device_id, m.root_id, m.root_path, m.rel_path, m.sha256, m.size,
+                    m.mtime_ns, m.version, m.storage_key, m.deleted, m.content_type,
+                    m.recorded_at
+                  FROM hubsync_manifest m JOIN ({last}) last
+                    USING (device_id, root_id, rel_path, version)
+                  WHERE {" AND ".join(outer)}
+                  ORDER BY m.device_id, m.root_path, m.rel_path"""
+
+        def read() -> list[ManifestEntry]:
+            with self._db_lock:
+                rows = self._db.execute(sql, (*args, *outer_args)).fetchall()
+            return [e for e in map(_entry_of_row, rows) if query.matches(e)]
 
         return await self._run_db(read)
 

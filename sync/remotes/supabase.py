@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from yarl import URL
 
 from sync.devices import DeviceInfo, default_device_name, summarize
 from sync.errors import FileChangedError, IntegrityError, LocalFileError, PermanentError
+from sync.find import FindQuery
 from sync.keys import is_sha256, object_key
 from sync.remotes.base import (
     BUCKET_FILES,
@@ -331,8 +332,75 @@ class SupabaseRemote:
             current,
         )
 
+    async def find(self, query: FindQuery) -> list[ManifestEntry]:
+        """Matching rows are filtered by PostgREST (paged); of those, only paths whose
+        newest version is the matching one are kept (asked in batches of paths)."""
+
+        def narrow(q: Any) -> Any:
+            if query.device:
+                q = q.eq("device_id", query.device)
+            if query.folder:
+                q = q.eq("root_path", query.folder)
+            if (like := query.like()) is not None:
+                q = q.like("rel_path", like)
+            if query.suffix:
+                q = q.ilike("rel_path", f"%{query.suffix}")
+            if query.sha256:
+                q = q.eq("sha256", query.sha256.lower())
+            if query.larger is not None:
+                q = q.gt("size", query.larger)
+            if query.smaller is not None:
+                q = q.lt("size", query.smaller)
+            if query.since_ns is not None:
+                q = q.gte("mtime_ns", query.since_ns)
+            if query.until_ns is not None:
+                q = q.lte("mtime_ns", query.until_ns)
+            return q.eq("deleted", query.deleted)
+
+        rows = await self._select_all(
+            "finding files",
+            "hubsync_manifest",
+            MANIFEST_COLUMNS,
+            "device_id,root_id,rel_path,version",
+            narrow,
+        )
+        candidates: dict[tuple[str, str, str], ManifestEntry] = {}
+        for entry in map(manifest_entry, rows):
+            if query.matches(entry):
+                candidates[(entry.device, entry.root_id, entry.relpath)] = entry
+        newest = await self._newest_versions(list(candidates))
+        found = [e for k, e in candidates.items() if newest.get(k, e.version) == e.version]
+        return sorted(found, key=lambda e: (e.device, e.root_path, e.relpath))
+
+    async def _newest_versions(
+        self, paths: Sequence[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], int]:
+        by_root: dict[tuple[str, str], list[str]] = {}
+        for device, root_id, rel in paths:
+            by_root.setdefault((device, root_id), []).append(rel)
+        newest: dict[tuple[str, str, str], int] = {}
+        for (device, root_id), rels in by_root.items():
+            for batch in chunks(rels, HASH_BATCH):
+
+                def narrow(
+                    q: Any, device: str = device, root_id: str = root_id, batch: Any = batch
+                ) -> Any:
+                    return q.eq("device_id", device).eq("root_id", root_id).in_("rel_path", batch)
+
+                for row in await self._select_all(
+                    "finding files", "hubsync_manifest", "rel_path,version", "version", narrow
+                ):
+                    key = (device, root_id, str(row["rel_path"]))
+                    newest[key] = max(newest.get(key, 0), int(row["version"]))
+        return newest
+
     async def _select_all(
-        self, what: str, table: str, columns: str, order: str
+        self,
+        what: str,
+        table: str,
+        columns: str,
+        order: str,
+        narrow: Callable[[Any], Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Every row of ``table`` for this user, read in pages of ROW_BATCH."""
         out: list[dict[str, Any]] = []
@@ -341,6 +409,8 @@ class SupabaseRemote:
 
             def page(start: int = start) -> Any:
                 query = self.session.client.table(table).select(columns).eq("user_id", self.user_id)
+                if narrow is not None:
+                    query = narrow(query)
                 for column in order.split(","):
                     query = query.order(column)
                 return query.range(start, start + ROW_BATCH - 1).execute()

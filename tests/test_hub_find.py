@@ -1,0 +1,145 @@
+"""B finds A's files in the hub by name, type, size, time and content: local hub and Supabase."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from tests.fixtures.supabase import SupabaseUser
+from tests.supabase_server import SupabaseTestServer
+from tests.test_supabase_sync import cli_env
+
+pytest_plugins = ["tests.fixtures.supabase"]
+
+Cli = Callable[..., str]
+
+
+def _corpus(docs: Path) -> dict[str, bytes]:
+    files = {
+        "report.pdf": b"%PDF" + b"p" * 5000,
+        "notes/plan.md": b"plan",
+        "notes/old.md": b"old notes",
+        "img/photo.JPG": b"j" * 20000,
+        "a,b (1).txt": b"odd name",
+    }
+    for rel, data in files.items():
+        (docs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (docs / rel).write_bytes(data)
+    old = (datetime.now() - timedelta(days=10)).timestamp()
+    os.utime(docs / "notes/old.md", (old, old))
+    return files
+
+
+def _paths(out: str, hub: str) -> set[str]:
+    return {r["path"] for r in json.loads(out) if r["hub"] == hub}
+
+
+def _check_find(b: Cli, hub: str, docs: Path, files: dict[str, bytes], a_name: str) -> None:
+    def find(*args: str) -> set[str]:
+        return _paths(b("find", *args, "--json"), hub)
+
+    assert find() == set(files)
+    assert find("*.md") == {"notes/plan.md", "notes/old.md"}
+    assert find("notes/p*") == {"notes/plan.md"}
+    assert find("a,b (1).txt") == {"a,b (1).txt"}
+    assert find("--type", "jpg") == {"img/photo.JPG"}
+    assert find("--larger", "4k") == {"report.pdf", "img/photo.JPG"}
+    assert find("--larger", "4k", "--smaller", "10k") == {"report.pdf"}
+    week_ago = (datetime.now() - timedelta(days=7)).isoformat(timespec="seconds")
+    assert find("--until", week_ago) == {"notes/old.md"}
+    assert find("--since", week_ago) == set(files) - {"notes/old.md"}
+    sha = hashlib.sha256(files["notes/plan.md"]).hexdigest()
+    assert find("--sha", sha) == {"notes/plan.md"}
+    assert find("--device", a_name, "--folder", docs.name, "plan.md") == {"notes/plan.md"}
+    assert find("--device", a_name, "--folder", str(docs.resolve()), "*.pdf") == {"report.pdf"}
+    rows = [r for r in json.loads(b("find", "report.pdf", "--json")) if r["hub"] == hub]
+    assert rows[0]["device"] == a_name and rows[0]["size"] == len(files["report.pdf"])
+
+
+def _check_changes(a: Cli, b: Cli, hub: str, docs: Path) -> None:
+    """Only current versions are found; a deleted file only with --deleted."""
+    (docs / "notes/plan.md").write_bytes(b"plan, second version, longer")
+    (docs / "report.pdf").unlink()
+    a("sync", "--once")
+
+    def find(*args: str) -> set[str]:
+        return _paths(b("find", *args, "--json"), hub)
+
+    assert find("--smaller", "5") == set()  # plan.md's first version (4 bytes) is gone
+    assert find("plan.md", "--larger", "20") == {"notes/plan.md"}
+    assert find("*.pdf") == set()
+    assert find("--deleted") == {"report.pdf"}
+
+
+def test_find_on_the_local_hub(tmp_path: Path) -> None:
+    hub = tmp_path / "hub"
+
+    def home(label: str, name: str) -> Cli:
+        config = tmp_path / label / "config" / "config.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text(f'[hub]\nlocal_path = "{hub}"\n[device]\nname = "{name}"\n')
+        env = {**os.environ, "HUBSYNC_HOME": str(tmp_path / label)}
+        env.pop("HUBSYNC_DEVICE_NAME", None)
+        return _runner(env)
+
+    a, b = home("a", "laptop"), home("b", "desk")
+    docs = tmp_path / "docs"
+    files = _corpus(docs)
+    a("add", str(docs))
+    a("sync", "--once")
+    _check_find(b, "local", docs, files, "laptop")
+    _check_changes(a, b, "local", docs)
+    unknown = subprocess.run(
+        [sys.executable, "-m", "agent", "find", "--device", "nope"],
+        env={**os.environ, "HUBSYNC_HOME": str(tmp_path / "b")},
+        capture_output=True,
+        text=True,
+    )
+    assert unknown.returncode == 1 and "no hub knows the device 'nope'" in unknown.stderr
+
+
+def test_find_on_the_supabase_hub(
+    tmp_path: Path, supabase_server: SupabaseTestServer, supabase_user: SupabaseUser
+) -> None:
+    def home(label: str, name: str) -> Cli:
+        env = {**cli_env(tmp_path, supabase_server), "HUBSYNC_HOME": str(tmp_path / label)}
+        env["HUBSYNC_DEVICE_NAME"] = name
+        cli = _runner(env)
+        cli(
+            "login",
+            "--email",
+            supabase_user.email,
+            "--password-stdin",
+            stdin=supabase_user.password + "\n",
+        )
+        return cli
+
+    a, b = home("a", "laptop"), home("b", "desk")
+    docs = tmp_path / "docs"
+    files = _corpus(docs)
+    a("add", str(docs), "--hub", "supabase")
+    a("sync", "--once")
+    _check_find(b, "supabase", docs, files, "laptop")
+    _check_changes(a, b, "supabase", docs)
+
+
+def _runner(env: dict[str, str]) -> Cli:
+    def cli(*args: str, stdin: str | None = None) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "agent", *args],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, f"{args}: {done.stdout}{done.stderr}"
+        return done.stdout
+
+    return cli
