@@ -11,6 +11,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from sync.find import FindQuery
+from sync.remotes.base import ManifestEntry
+from sync.remotes.local import LocalHub
 from tests.fixtures.supabase import SupabaseUser
 from tests.supabase_server import SupabaseTestServer
 from tests.test_supabase_sync import cli_env
@@ -143,3 +146,38 @@ def _runner(env: dict[str, str]) -> Cli:
         return done.stdout
 
     return cli
+
+
+def _entry(relpath: str, version: int = 1, size: int = 3) -> ManifestEntry:
+    sha = hashlib.sha256(f"{relpath}{version}".encode()).hexdigest()
+    return ManifestEntry(
+        device="dev-a",
+        root_id="root",
+        root_path="/docs",
+        relpath=relpath,
+        sha256=sha,
+        size=size,
+        mtime_ns=1,
+        version=version,
+        key=f"local/{sha[:2]}/{sha}/x",
+    )
+
+
+async def test_find_answers_are_cached_until_the_hub_changes(tmp_path: Path) -> None:
+    writer, reader = LocalHub(tmp_path / "hub"), LocalHub(tmp_path / "hub")
+    try:
+        await writer.record([_entry("a.md")])
+        query = FindQuery(pattern="*.md")
+        assert [e.relpath for e in await reader.find(query)] == ["a.md"]
+        assert [e.relpath for e in await reader.find(query)] == ["a.md"]
+        assert reader.find_cache_hits == 1
+        await writer.record([_entry("b.md")])  # another process (connection) writes
+        assert [e.relpath for e in await reader.find(query)] == ["a.md", "b.md"]
+        assert reader.find_cache_hits == 1
+        await reader.record([_entry("a.md", version=2, size=50)])  # its own write
+        assert [e.size for e in await reader.find(query)] == [50, 3]
+        assert reader.find_cache_hits == 1
+        assert len(await reader.find(query)) == 2 and reader.find_cache_hits == 2
+    finally:
+        await writer.close()
+        await reader.close()

@@ -70,6 +70,8 @@ LOCAL_USER = "local"
 BUCKETS = (BUCKET_FILES, BUCKET_RESULTS, BUCKET_GENERATED)
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _PUT_BATCH = 32
+_FIND_CACHE = 64
+"""Answers of ``find`` kept (all dropped when full: they are cheap to make again)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS file_metadata (
@@ -399,6 +401,10 @@ class LocalHub:
         self._unflushed: list[str] = []
         self._unflushed_lock = threading.Lock()
         self._new_blobs: list[tuple[str, str, str, int, str, str]] = []
+        self._found: dict[FindQuery, tuple[tuple[int, int], list[ManifestEntry]]] = {}
+        self._writes = 0
+        self.find_cache_hits = 0
+        """Answers of :meth:`find` served from its cache (the hub had not changed)."""
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -686,6 +692,7 @@ class LocalHub:
                          name=excluded.name""",
                     ((self.user_id, d, self.device_name, now) for d in devices),
                 )
+            self._writes += 1
             with self._unflushed_lock:  # written: only now they leave the list
                 del self._new_blobs[: len(new_blobs)]
 
@@ -794,8 +801,19 @@ class LocalHub:
 
         def read() -> list[ManifestEntry]:
             with self._db_lock:
+                # data_version moves when another connection commits; own writes
+                # bump _writes: either one means the hub changed since the answer.
+                stamp = (self._db.execute("PRAGMA data_version").fetchone()[0], self._writes)
+                cached = self._found.get(query)
+                if cached is not None and cached[0] == stamp:
+                    self.find_cache_hits += 1
+                    return list(cached[1])
                 rows = self._db.execute(sql, (*args, *outer_args)).fetchall()
-            return [e for e in map(_entry_of_row, rows) if query.matches(e)]
+            found = [e for e in map(_entry_of_row, rows) if query.matches(e)]
+            if len(self._found) >= _FIND_CACHE:
+                self._found.clear()
+            self._found[query] = (stamp, found)
+            return list(found)
 
         return await self._run_db(read)
 
