@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from agent.cli_output import JsonOpt, emit_json, out
+from agent.cli_output import JsonOpt, emit_json, err, out
 from agent.context import Context
 from sync.devices import DeviceInfo
 from sync.find import FindQuery
@@ -38,6 +41,10 @@ def parse_time_ns(text: str) -> int:
             f"not a time: {text!r} (try 2026-11-20 or 2026-11-20T09:00)"
         ) from None
     return int(when.astimezone().timestamp() * 1e9)
+
+
+def _advance(bar: Progress, task: TaskID, _entry: object) -> None:
+    bar.advance(task)
 
 
 def resolve_device(devices: list[DeviceInfo], wanted: str) -> DeviceInfo | None:
@@ -165,6 +172,65 @@ def register(app: typer.Typer) -> None:
         out.print(table)
         if not rows:
             out.print("nothing found")
+
+    @app.command()
+    def pull(
+        source: Annotated[
+            str, typer.Argument(help="DEVICE:FOLDER (a name or id; a path or name).")
+        ],
+        dest: Annotated[Path, typer.Argument(help="Where the folder's files go.")],
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Bring a device's mirrored folder from the hub into DIR (never overwriting)."""
+        from sync.errors import SyncError
+        from sync.pull import folder_entries, pull_entries
+
+        device, sep, folder = source.partition(":")
+        if not sep or not device or not folder:
+            raise CliError("name the folder as DEVICE:FOLDER (see `hubsync devices`)")
+
+        async def body(ctx: Context) -> dict[str, Any]:
+            for hub, remote in sorted(ctx.remotes.items()):
+                known = await remote.devices()
+                found = resolve_device(known, device)
+                path = resolve_folder([found], folder) if found is not None else None
+                if found is None or path is None:
+                    continue
+                entries = await folder_entries(remote, found.device_id, path)
+                hits = ctx.cache.stats().hits
+                with Progress(transient=True, console=err) as bar:
+                    task = bar.add_task(f"pulling {escape(path)}", total=len(entries))
+                    try:
+                        pulled = await pull_entries(
+                            remote,
+                            ctx.cache,
+                            entries,
+                            dest.expanduser().absolute(),
+                            functools.partial(_advance, bar, task),
+                        )
+                    except SyncError as exc:
+                        raise CliError(exc.message) from None
+                return {
+                    "hub": hub,
+                    "device": found.name,
+                    "folder": path,
+                    "files": len(pulled),
+                    "identical": sum(p.identical for p in pulled),
+                    "kept_both": [str(p.path) for p in pulled if p.kept_both],
+                    "cache_hits": ctx.cache.stats().hits - hits,
+                }
+            raise CliError(f"no hub knows {source!r} (see `hubsync devices`)")
+
+        result = run_async(body)
+        if json_out:
+            emit_json(result)
+            return
+        out.print(
+            f"pulled {result['files']} files of {escape(result['folder'])} from "
+            f"{escape(result['device'])} ({result['cache_hits']} from the cache)"
+        )
+        for kept in result["kept_both"]:
+            out.print(f"  kept both: {escape(kept)} (a different file was there)")
 
     @app.command()
     def devices(json_out: JsonOpt = False) -> None:

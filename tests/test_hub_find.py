@@ -129,6 +129,7 @@ def test_find_on_the_supabase_hub(
     a("add", str(docs), "--hub", "supabase")
     a("sync", "--once")
     _check_find(b, "supabase", docs, files, "laptop")
+    _check_pull(a, b, docs, tmp_path / "pulled", "laptop")
     _check_changes(a, b, "supabase", docs)
 
 
@@ -181,3 +182,55 @@ async def test_find_answers_are_cached_until_the_hub_changes(tmp_path: Path) -> 
     finally:
         await writer.close()
         await reader.close()
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
+
+
+def _check_pull(a: Cli, b: Cli, docs: Path, dest: Path, a_name: str) -> None:
+    """B pulls A's folder: equal hash by hash; again: all from the cache; never overwrites."""
+    first = json.loads(b("pull", f"{a_name}:{docs.name}", str(dest), "--json"))
+    assert _tree(dest) == _tree(docs) and first["files"] == len(_tree(docs))
+    again = dest.parent / "again"
+    second = json.loads(b("pull", f"{a_name}:{docs.resolve()}", str(again), "--json"))
+    assert _tree(again) == _tree(docs) and second["cache_hits"] == second["files"]
+    (again / "notes/plan.md").write_bytes(b"mine, different")
+    third = json.loads(b("pull", f"{a_name}:{docs.name}", str(again), "--json"))
+    assert (again / "notes/plan.md").read_bytes() == b"mine, different"
+    assert third["kept_both"] == [str(again / "notes/plan (restored v1).md")]
+    assert third["identical"] == third["files"] - 1
+
+
+def test_pull_from_the_local_hub(tmp_path: Path) -> None:
+    hub = tmp_path / "hub"
+
+    def home(label: str, name: str) -> Cli:
+        config = tmp_path / label / "config" / "config.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text(f'[hub]\nlocal_path = "{hub}"\n[device]\nname = "{name}"\n')
+        env = {**os.environ, "HUBSYNC_HOME": str(tmp_path / label)}
+        env.pop("HUBSYNC_DEVICE_NAME", None)
+        return _runner(env)
+
+    a, b = home("a", "laptop"), home("b", "desk")
+    docs = tmp_path / "docs"
+    _corpus(docs)
+    a("add", str(docs))
+    a("sync", "--once")
+    _check_pull(a, b, docs, tmp_path / "pulled", "laptop")
+    trap = tmp_path / "trap"
+    trap.mkdir()
+    (trap / "notes").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    refused = subprocess.run(
+        [sys.executable, "-m", "agent", "pull", f"laptop:{docs.name}", str(trap)],
+        env={**os.environ, "HUBSYNC_HOME": str(tmp_path / "b")},
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 1 and "symbolic link" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "elsewhere").exists()
