@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -179,12 +179,14 @@ def register(app: typer.Typer) -> None:
             str, typer.Argument(help="DEVICE:FOLDER (a name or id; a path or name).")
         ],
         dest: Annotated[Path, typer.Argument(help="Where the folder's files go.")],
+        at: Annotated[str, typer.Option(help="The folder as it was at TIME (ISO).")] = "",
         json_out: JsonOpt = False,
     ) -> None:
         """Bring a device's mirrored folder from the hub into DIR (never overwriting)."""
         from sync.errors import SyncError
         from sync.pull import folder_entries, pull_entries
 
+        at_utc = datetime.fromtimestamp(parse_time_ns(at) / 1e9, UTC).isoformat() if at else ""
         device, sep, folder = source.partition(":")
         if not sep or not device or not folder:
             raise CliError("name the folder as DEVICE:FOLDER (see `hubsync devices`)")
@@ -196,7 +198,7 @@ def register(app: typer.Typer) -> None:
                 path = resolve_folder([found], folder) if found is not None else None
                 if found is None or path is None:
                     continue
-                entries = await folder_entries(remote, found.device_id, path)
+                entries = await folder_entries(remote, found.device_id, path, at_utc)
                 hits = ctx.cache.stats().hits
                 with Progress(transient=True, console=err) as bar:
                     task = bar.add_task(f"pulling {escape(path)}", total=len(entries))

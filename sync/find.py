@@ -31,6 +31,8 @@ class FindQuery:
     until_ns: int | None = None
     sha256: str = ""
     deleted: bool = False
+    at: str = ""
+    """An ISO time in UTC: the hub as it was then (versions recorded up to it)."""
 
     @property
     def on_path(self) -> bool:

@@ -77,9 +77,12 @@ def _land(blob: Path, dest: Path, entry: ManifestEntry) -> Pulled:
     return Pulled(entry.relpath, path, identical, kept_both)
 
 
-async def folder_entries(remote: Remote, device: str, folder: str) -> list[ManifestEntry]:
-    """The current files of one device's folder, as the hub records them."""
-    return await remote.find(FindQuery(device=device, folder=folder))
+async def folder_entries(
+    remote: Remote, device: str, folder: str, at: str = ""
+) -> list[ManifestEntry]:
+    """The files of one device's folder as the hub records them (as they were
+    at ``at``, an ISO time in UTC, when given)."""
+    return await remote.find(FindQuery(device=device, folder=folder, at=at))
 
 
 __all__ = ["PullError", "Pulled", "check_no_symlink", "folder_entries", "pull_entries"]

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -66,7 +67,11 @@ def _check_find(b: Cli, hub: str, docs: Path, files: dict[str, bytes], a_name: s
 
 
 def _check_changes(a: Cli, b: Cli, hub: str, docs: Path) -> None:
-    """Only current versions are found; a deleted file only with --deleted."""
+    """Only current versions are found; a deleted file only with --deleted; pull --at
+    gives the folder as it was."""
+    before = _tree(docs)
+    between = datetime.now().astimezone().isoformat()
+    time.sleep(0.05)
     (docs / "notes/plan.md").write_bytes(b"plan, second version, longer")
     (docs / "report.pdf").unlink()
     a("sync", "--once")
@@ -78,6 +83,12 @@ def _check_changes(a: Cli, b: Cli, hub: str, docs: Path) -> None:
     assert find("plan.md", "--larger", "20") == {"notes/plan.md"}
     assert find("*.pdf") == set()
     assert find("--deleted") == {"report.pdf"}
+    then = docs.parent / "then"
+    b("pull", f"laptop:{docs.name}", str(then), "--at", between)
+    assert _tree(then) == before
+    now = docs.parent / "now"
+    b("pull", f"laptop:{docs.name}", str(now))
+    assert _tree(now) == _tree(docs) != before
 
 
 def test_find_on_the_local_hub(tmp_path: Path) -> None:

@@ -770,6 +770,7 @@ class LocalHub:
             ("root_path=?", query.folder or None),
             ("rel_path LIKE ?", query.like()),
             ("rel_path LIKE ?", f"%{query.suffix}" if query.suffix else None),
+            ("recorded_at<=?", query.at or None),
         )
         for clause, text in paths:
             if text is not None:

@@ -355,6 +355,8 @@ class SupabaseRemote:
                 q = q.gte("mtime_ns", query.since_ns)
             if query.until_ns is not None:
                 q = q.lte("mtime_ns", query.until_ns)
+            if query.at:
+                q = q.lte("recorded_at", query.at)
             return q.eq("deleted", query.deleted)
 
         rows = await self._select_all(
@@ -368,13 +370,14 @@ class SupabaseRemote:
         for entry in map(manifest_entry, rows):
             if query.matches(entry):
                 candidates[(entry.device, entry.root_id, entry.relpath)] = entry
-        newest = await self._newest_versions(list(candidates))
+        newest = await self._newest_versions(list(candidates), query.at)
         found = [e for k, e in candidates.items() if newest.get(k, e.version) == e.version]
         return sorted(found, key=lambda e: (e.device, e.root_path, e.relpath))
 
     async def _newest_versions(
-        self, paths: Sequence[tuple[str, str, str]]
+        self, paths: Sequence[tuple[str, str, str]], at: str
     ) -> dict[tuple[str, str, str], int]:
+        """The newest version of each path (recorded up to ``at``, when given)."""
         by_root: dict[tuple[str, str], list[str]] = {}
         for device, root_id, rel in paths:
             by_root.setdefault((device, root_id), []).append(rel)
@@ -385,7 +388,8 @@ class SupabaseRemote:
                 def narrow(
                     q: Any, device: str = device, root_id: str = root_id, batch: Any = batch
                 ) -> Any:
-                    return q.eq("device_id", device).eq("root_id", root_id).in_("rel_path", batch)
+                    q = q.eq("device_id", device).eq("root_id", root_id).in_("rel_path", batch)
+                    return q.lte("recorded_at", at) if at else q
 
                 for row in await self._select_all(
                     "finding files", "hubsync_manifest", "rel_path,version", "version", narrow
