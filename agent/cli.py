@@ -875,11 +875,13 @@ def _register_subcommands() -> None:
     from agent.agent_cli import register as register_agent_tools
     from agent.desktop import register as register_desktop
     from agent.exai.cli import exai_app
+    from agent.hub_cli import register as register_hub
     from agent.supabase_cli import register as register_supabase
 
     register_agent_tools(app)
     register_supabase(app)
     register_desktop(app)
+    register_hub(app)
     app.add_typer(exai_app, name="exai", help="Send hub files to an EXAI server.")
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import tomli_w
 
 from agent.paths import Paths
+from sync.devices import default_device_name
 
 
 @dataclass
@@ -63,6 +64,13 @@ class ExaiConfig:
 
 
 @dataclass
+class DeviceConfig:
+    name: str = ""
+    """How other devices see this one; empty means the host name
+    (``HUBSYNC_DEVICE_NAME`` overrides both)."""
+
+
+@dataclass
 class Config:
     hub: HubConfig = field(default_factory=HubConfig)
     supabase: SupabaseConfig = field(default_factory=SupabaseConfig)
@@ -70,6 +78,11 @@ class Config:
     cache: CacheConfig = field(default_factory=CacheConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     exai: ExaiConfig = field(default_factory=ExaiConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+
+    @property
+    def device_name(self) -> str:
+        return default_device_name(self.device.name)
 
     @property
     def supabase_url(self) -> str:

@@ -117,6 +117,7 @@ class Context(AbstractAsyncContextManager["Context"]):
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             self.unavailable["local"] = f"local hub {hub_dir} cannot be opened: {why}"
             return False
+        opened.hub.device_name = self.config.device_name
         self.remotes["local"] = opened.hub
         self.unavailable.pop("local", None)
         if opened.notice:
@@ -148,6 +149,7 @@ class Context(AbstractAsyncContextManager["Context"]):
                     await remote.close()
                     self.unavailable["supabase"] = exc.message
                     return
+                remote.device_name = self.config.device_name
                 self.remotes["supabase"] = remote
                 if notice:
                     self.notices.append(notice)

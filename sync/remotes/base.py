@@ -13,10 +13,14 @@ import mimetypes
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from sync.devices import DeviceInfo
 from sync.errors import SyncError
 from sync.hashing import Hashed
+
+if TYPE_CHECKING:
+    from sync.find import FindQuery
 
 BUCKET_FILES = "user-files"
 BUCKET_RESULTS = "results"
@@ -87,6 +91,9 @@ class Remote(Protocol):
     user_id: str
     """First segment of every key (auth uid on Supabase)."""
 
+    device_name: str
+    """The name recorded for this device in ``hubsync_devices``."""
+
     def describe(self) -> str:
         """Where the hub is, for status lines (a path or a URL, never a secret)."""
         ...
@@ -139,6 +146,15 @@ class Remote(Protocol):
 
     async def history(self, device: str, root_id: str, relpath: str) -> list[ManifestEntry]:
         """Every recorded version of one path, oldest first."""
+        ...
+
+    async def devices(self) -> list[DeviceInfo]:
+        """Every device of this user in the hub, with its folders (current files only)."""
+        ...
+
+    async def find(self, query: FindQuery) -> list[ManifestEntry]:
+        """The current version of every path of any device that ``query`` matches,
+        narrowed where the data is (not by reading the whole manifest)."""
         ...
 
     async def signed_url(self, key: str, expires_in: int, bucket: str = BUCKET_FILES) -> str:

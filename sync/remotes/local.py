@@ -25,7 +25,6 @@ import io
 import itertools
 import json
 import os
-import socket
 import sqlite3
 import threading
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sync.batching import BatchRunner
+from sync.devices import DeviceInfo, default_device_name, summarize
 from sync.durable import make_durable
 from sync.errors import (
     FileChangedError,
@@ -46,6 +46,7 @@ from sync.errors import (
     SyncError,
     TransientError,
 )
+from sync.find import FindQuery
 from sync.hashing import read_small, reusable_buffer
 from sync.keys import is_sha256, object_key
 from sync.remotes.base import (
@@ -69,6 +70,8 @@ LOCAL_USER = "local"
 BUCKETS = (BUCKET_FILES, BUCKET_RESULTS, BUCKET_GENERATED)
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _PUT_BATCH = 32
+_FIND_CACHE = 64
+"""Answers of ``find`` kept (all dropped when full: they are cheap to make again)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS file_metadata (
@@ -201,6 +204,25 @@ def _file_identity(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino
+
+
+def _entry_of_row(r: Sequence[object]) -> ManifestEntry:
+    """A ManifestEntry from (device_id, root_id, root_path, rel_path, sha256, size,
+    mtime_ns, version, storage_key, deleted, content_type, recorded_at)."""
+    return ManifestEntry(
+        device=str(r[0]),
+        root_id=str(r[1]),
+        root_path=str(r[2]),
+        relpath=str(r[3]),
+        sha256=str(r[4]),
+        size=int(r[5]),  # type: ignore[call-overload]
+        mtime_ns=int(r[6]),  # type: ignore[call-overload]
+        version=int(r[7]),  # type: ignore[call-overload]
+        key=str(r[8]),
+        deleted=bool(r[9]),
+        content_type=str(r[10] or "application/octet-stream"),
+        recorded_at=str(r[11]),
+    )
 
 
 def _now_iso() -> str:
@@ -351,6 +373,7 @@ class LocalHub:
         """
         self.root = root
         self.user_id = user_id
+        self.device_name = default_device_name()
         self.created = not (root / HUB_DB).is_file()
         """Whether this opening made a new hub."""
         if self.created and not create:
@@ -385,6 +408,10 @@ class LocalHub:
         self._unflushed: list[str] = []
         self._unflushed_lock = threading.Lock()
         self._new_blobs: list[tuple[str, str, str, int, str, str]] = []
+        self._found: dict[FindQuery, tuple[tuple[int, int], list[ManifestEntry]]] = {}
+        self._writes = 0
+        self.find_cache_hits = 0
+        """Answers of :meth:`find` served from its cache (the hub had not changed)."""
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -673,9 +700,11 @@ class LocalHub:
                 self._db.executemany(
                     """INSERT INTO hubsync_devices(user_id, device_id, name, last_seen)
                        VALUES(?, ?, ?, ?)
-                       ON CONFLICT DO UPDATE SET last_seen=excluded.last_seen""",
-                    ((self.user_id, d, socket.gethostname(), now) for d in devices),
+                       ON CONFLICT DO UPDATE SET last_seen=excluded.last_seen,
+                         name=excluded.name""",
+                    ((self.user_id, d, self.device_name, now) for d in devices),
                 )
+            self._writes += 1
             with self._unflushed_lock:  # written: only now they leave the list
                 del self._new_blobs[: len(new_blobs)]
 
@@ -720,23 +749,84 @@ class LocalHub:
                          AND rel_path=? ORDER BY version""",
                     (self.user_id, device, root_id, relpath),
                 ).fetchall()
-            return [
-                ManifestEntry(
-                    device=r[0],
-                    root_id=r[1],
-                    root_path=r[2],
-                    relpath=r[3],
-                    sha256=r[4],
-                    size=r[5],
-                    mtime_ns=r[6],
-                    version=r[7],
-                    key=r[8],
-                    deleted=bool(r[9]),
-                    content_type=r[10] or "application/octet-stream",
-                    recorded_at=r[11],
-                )
-                for r in rows
-            ]
+            return [_entry_of_row(r) for r in rows]
+
+        return await self._run_db(read)
+
+    async def devices(self) -> list[DeviceInfo]:
+        def read() -> list[DeviceInfo]:
+            with self._db_lock:
+                devices = self._db.execute(
+                    "SELECT device_id, name, last_seen FROM hubsync_devices WHERE user_id=?",
+                    (self.user_id,),
+                ).fetchall()
+                current = self._db.execute(
+                    """SELECT m.device_id, m.root_id, m.root_path, m.size
+                       FROM hubsync_manifest m JOIN (
+                         SELECT device_id, root_id, rel_path, MAX(version) AS version
+                         FROM hubsync_manifest WHERE user_id=?
+                         GROUP BY device_id, root_id, rel_path) last
+                       USING (device_id, root_id, rel_path, version)
+                       WHERE m.user_id=? AND m.deleted=0""",
+                    (self.user_id, self.user_id),
+                ).fetchall()
+            return summarize(devices, current)
+
+        return await self._run_db(read)
+
+    async def find(self, query: FindQuery) -> list[ManifestEntry]:
+        where = ["user_id=?"]
+        args: list[object] = [self.user_id]
+        paths: tuple[tuple[str, str | None], ...] = (
+            ("device_id=?", query.device or None),
+            ("root_path=?", query.folder or None),
+            ("rel_path LIKE ?", query.like()),
+            ("rel_path LIKE ?", f"%{query.suffix}" if query.suffix else None),
+            ("recorded_at<=?", query.at or None),
+        )
+        for clause, text in paths:
+            if text is not None:
+                where.append(clause)
+                args.append(text)
+        last = f"""SELECT device_id, root_id, rel_path, MAX(version) AS version
+                   FROM hubsync_manifest WHERE {" AND ".join(where)}
+                   GROUP BY device_id, root_id, rel_path"""
+        outer = ["m.user_id=?", "m.deleted=?"]
+        outer_args: list[object] = [self.user_id, int(query.deleted)]
+        filters: tuple[tuple[str, object], ...] = (
+            ("m.sha256=?", query.sha256.lower() or None),
+            ("m.size>?", query.larger),
+            ("m.size<?", query.smaller),
+            ("m.mtime_ns>=?", query.since_ns),
+            ("m.mtime_ns<=?", query.until_ns),
+        )
+        for clause, value in filters:
+            if value is not None:
+                outer.append(clause)
+                outer_args.append(value)
+        sql = f"""SELECT m.device_id, m.root_id, m.root_path, m.rel_path, m.sha256, m.size,
+                    m.mtime_ns, m.version, m.storage_key, m.deleted, m.content_type,
+                    m.recorded_at
+                  FROM hubsync_manifest m JOIN ({last}) last
+                    USING (device_id, root_id, rel_path, version)
+                  WHERE {" AND ".join(outer)}
+                  ORDER BY m.device_id, m.root_path, m.rel_path"""
+
+        def read() -> list[ManifestEntry]:
+            with self._db_lock:
+                # data_version moves when another connection commits; own writes
+                # bump _writes: either one means the hub changed since the answer.
+                stamp = (self._db.execute("PRAGMA data_version").fetchone()[0], self._writes)
+                cached = self._found.get(query)
+                if cached is not None and cached[0] == stamp:
+                    self.find_cache_hits += 1
+                    return list(cached[1])
+                rows = self._db.execute(sql, (*args, *outer_args)).fetchall()
+            found = [e for e in map(_entry_of_row, rows) if query.matches(e)]
+            if len(self._found) >= _FIND_CACHE:
+                self._found.clear()
+            self._found[query] = (stamp, found)
+            return list(found)
 
         return await self._run_db(read)
 

@@ -1,0 +1,269 @@
+"""Commands that read the hub across devices: ``hubsync devices``."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.progress import Progress, TaskID
+from rich.table import Table
+
+from agent.cli_output import JsonOpt, emit_json, err, out
+from agent.context import Context
+from sync.devices import DeviceInfo
+from sync.find import FindQuery
+from sync.remotes.base import ManifestEntry
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3}
+_UNITS["gb"] = 1024**3
+
+
+def parse_size(text: str) -> int:
+    """``1500``, ``10k``, ``5MB``, ``1.5g`` (powers of 1024) → bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if match is None or match.group(2).lower() not in _UNITS:
+        raise typer.BadParameter(f"not a size: {text!r} (try 500, 10k, 5MB, 1G)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def parse_time_ns(text: str) -> int:
+    """An ISO date or time (local time when it has no zone) → ns since the epoch."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"not a time: {text!r} (try 2026-11-20 or 2026-11-20T09:00)"
+        ) from None
+    return int(when.astimezone().timestamp() * 1e9)
+
+
+def _advance(bar: Progress, task: TaskID, _entry: object) -> None:
+    bar.advance(task)
+
+
+def resolve_device(devices: list[DeviceInfo], wanted: str) -> DeviceInfo | None:
+    """A device by its id, its id's first digits, or its name; None when none fits."""
+    exact = [d for d in devices if wanted in (d.device_id, d.name)]
+    if len(exact) == 1:
+        return exact[0]
+    prefix = [d for d in devices if d.device_id.startswith(wanted)]
+    return prefix[0] if len(prefix) == 1 and len(wanted) >= 4 else None
+
+
+def resolve_folder(devices: list[DeviceInfo], wanted: str) -> str | None:
+    """A folder's path on its device, from that path or its unambiguous name."""
+    paths = {f.path for d in devices for f in d.folders}
+    if wanted in paths:
+        return wanted
+    named = {p for p in paths if p.rstrip("/").rsplit("/", 1)[-1] == wanted.rstrip("/")}
+    return named.pop() if len(named) == 1 else None
+
+
+def _entry_json(hub: str, names: dict[str, str], e: ManifestEntry) -> dict[str, Any]:
+    return {
+        "hub": hub,
+        "device_id": e.device,
+        "device": names.get(e.device, e.device[:8]),
+        "folder": e.root_path,
+        "path": e.relpath,
+        "size": e.size,
+        "sha256": e.sha256,
+        "modified": datetime.fromtimestamp(e.mtime_ns / 1e9).astimezone().isoformat("T", "seconds"),
+        "version": e.version,
+        "deleted": e.deleted,
+        "content_type": e.content_type,
+    }
+
+
+def _device_json(hub: str, this_device: str, device: Any) -> dict[str, Any]:
+    return {
+        "hub": hub,
+        "device_id": device.device_id,
+        "name": device.name,
+        "this_device": device.device_id == this_device,
+        "last_seen": device.last_seen,
+        "files": device.files,
+        "bytes": device.bytes,
+        "folders": [
+            {"root_id": f.root_id, "path": f.path, "files": f.files, "bytes": f.bytes}
+            for f in device.folders
+        ],
+    }
+
+
+def register(app: typer.Typer) -> None:
+    from agent.cli import CliError, run_async
+
+    @app.command()
+    def find(
+        pattern: Annotated[
+            str, typer.Argument(help="Glob on the name (on the path with a /).")
+        ] = "",
+        device: Annotated[str, typer.Option(help="A device's name or id.")] = "",
+        folder: Annotated[str, typer.Option(help="A folder's path on its device, or name.")] = "",
+        type_: Annotated[str, typer.Option("--type", help="File extension, e.g. pdf.")] = "",
+        larger: Annotated[str, typer.Option(help="Bigger than SIZE (10k, 5MB).")] = "",
+        smaller: Annotated[str, typer.Option(help="Smaller than SIZE.")] = "",
+        since: Annotated[str, typer.Option(help="Modified at or after TIME (ISO).")] = "",
+        until: Annotated[str, typer.Option(help="Modified at or before TIME (ISO).")] = "",
+        sha: Annotated[str, typer.Option(help="Content SHA-256 (hex).")] = "",
+        deleted: Annotated[bool, typer.Option("--deleted", help="Find deleted files.")] = False,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Find files in the hub, of every device, by name, type, size, time or content."""
+        base = FindQuery(
+            pattern=pattern,
+            ext=type_,
+            larger=parse_size(larger) if larger else None,
+            smaller=parse_size(smaller) if smaller else None,
+            since_ns=parse_time_ns(since) if since else None,
+            until_ns=parse_time_ns(until) if until else None,
+            sha256=sha,
+            deleted=deleted,
+        )
+
+        async def body(ctx: Context) -> list[dict[str, Any]]:
+            if not ctx.remotes:
+                raise CliError("no hub can be reached: " + "; ".join(ctx.unavailable.values()))
+            rows: list[dict[str, Any]] = []
+            searched = 0
+            for hub, remote in sorted(ctx.remotes.items()):
+                known = await remote.devices()
+                query = base
+                if device:
+                    found = resolve_device(known, device)
+                    if found is None:
+                        continue
+                    query = dataclasses.replace(query, device=found.device_id)
+                if folder:
+                    path = resolve_folder(known, folder)
+                    if path is None:
+                        continue
+                    query = dataclasses.replace(query, folder=path)
+                searched += 1
+                names = {d.device_id: d.name for d in known}
+                rows.extend(_entry_json(hub, names, e) for e in await remote.find(query))
+            if not searched:
+                what = f"device {device!r}" if device else ""
+                what += (" or " if what else "") + (f"folder {folder!r}" if folder else "")
+                raise CliError(f"no hub knows the {what} (see `hubsync devices`)")
+            return rows
+
+        rows = run_async(body)
+        if json_out:
+            emit_json(rows)
+            return
+        table = Table("Device", "Folder", "Path", "Size", "Modified")
+        table.columns[4].no_wrap = True
+        for r in rows:
+            table.add_row(
+                escape(r["device"]),
+                escape(r["folder"]),
+                escape(r["path"]),
+                f"{r['size']:,}",
+                r["modified"][:16].replace("T", " "),
+            )
+        out.print(table)
+        if not rows:
+            out.print("nothing found")
+
+    @app.command()
+    def pull(
+        source: Annotated[
+            str, typer.Argument(help="DEVICE:FOLDER (a name or id; a path or name).")
+        ],
+        dest: Annotated[Path, typer.Argument(help="Where the folder's files go.")],
+        at: Annotated[str, typer.Option(help="The folder as it was at TIME (ISO).")] = "",
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Bring a device's mirrored folder from the hub into DIR (never overwriting)."""
+        from sync.errors import SyncError
+        from sync.pull import folder_entries, pull_entries
+
+        at_utc = datetime.fromtimestamp(parse_time_ns(at) / 1e9, UTC).isoformat() if at else ""
+        device, sep, folder = source.partition(":")
+        if not sep or not device or not folder:
+            raise CliError("name the folder as DEVICE:FOLDER (see `hubsync devices`)")
+
+        async def body(ctx: Context) -> dict[str, Any]:
+            for hub, remote in sorted(ctx.remotes.items()):
+                known = await remote.devices()
+                found = resolve_device(known, device)
+                path = resolve_folder([found], folder) if found is not None else None
+                if found is None or path is None:
+                    continue
+                entries = await folder_entries(remote, found.device_id, path, at_utc)
+                hits = ctx.cache.stats().hits
+                with Progress(transient=True, console=err) as bar:
+                    task = bar.add_task(f"pulling {escape(path)}", total=len(entries))
+                    try:
+                        pulled = await pull_entries(
+                            remote,
+                            ctx.cache,
+                            entries,
+                            dest.expanduser().absolute(),
+                            functools.partial(_advance, bar, task),
+                        )
+                    except SyncError as exc:
+                        raise CliError(exc.message) from None
+                return {
+                    "hub": hub,
+                    "device": found.name,
+                    "folder": path,
+                    "files": len(pulled),
+                    "identical": sum(p.identical for p in pulled),
+                    "kept_both": [str(p.path) for p in pulled if p.kept_both],
+                    "cache_hits": ctx.cache.stats().hits - hits,
+                }
+            raise CliError(f"no hub knows {source!r} (see `hubsync devices`)")
+
+        result = run_async(body)
+        if json_out:
+            emit_json(result)
+            return
+        out.print(
+            f"pulled {result['files']} files of {escape(result['folder'])} from "
+            f"{escape(result['device'])} ({result['cache_hits']} from the cache)"
+        )
+        for kept in result["kept_both"]:
+            out.print(f"  kept both: {escape(kept)} (a different file was there)")
+
+    @app.command()
+    def devices(json_out: JsonOpt = False) -> None:
+        """Every device of this user in the hub: its folders, file counts, sizes, last seen."""
+
+        async def body(ctx: Context) -> list[dict[str, Any]]:
+            if not ctx.remotes:
+                raise CliError("no hub can be reached: " + "; ".join(ctx.unavailable.values()))
+            rows: list[dict[str, Any]] = []
+            this_device = ctx.journal.device_id
+            for hub, remote in sorted(ctx.remotes.items()):
+                rows.extend(_device_json(hub, this_device, d) for d in await remote.devices())
+            return rows
+
+        rows = run_async(body)
+        if json_out:
+            emit_json(rows)
+            return
+        table = Table("Hub", "Device", "Last seen", "Folder", "Files", "Size")
+        for column in table.columns[1:3]:
+            column.no_wrap = True
+        for r in rows:
+            name = escape(r["name"]) + (" (this device)" if r["this_device"] else "")
+            folders = r["folders"] or [{"path": "", "files": 0, "bytes": 0}]
+            for i, f in enumerate(folders):
+                table.add_row(
+                    r["hub"] if i == 0 else "",
+                    name if i == 0 else "",
+                    r["last_seen"][:19].replace("T", " ") if i == 0 else "",
+                    escape(f["path"]),
+                    f"{f['files']:,}",
+                    f"{f['bytes']:,}",
+                )
+        out.print(table)
