@@ -31,20 +31,12 @@ class Pulled:
     kept_both: bool
 
 
-def check_no_symlink(base: Path, relpath: str) -> Path:
-    """``base/relpath``, provided no component below ``base`` is a symbolic link
-    (nor ``..``): writing there then cannot land outside ``base``.
-
-    A stand-in for the shared symlink-safe writer, kept in this one place."""
-    parts = relpath.split("/")
-    if any(p in ("", ".", "..") for p in parts):
+def _checked(relpath: str) -> str:
+    """``relpath`` as a hub path may be written below a folder: no empty, ``.`` or
+    ``..`` part (links on the way are refused by :func:`sync.restore.place`)."""
+    if any(p in ("", ".", "..") for p in relpath.split("/")):
         raise PullError(f"refusing the path {relpath!r}")
-    current = base
-    for part in parts:
-        current = current / part
-        if current.is_symlink():
-            raise PullError(f"refusing to write through the symbolic link {current}")
-    return current
+    return relpath
 
 
 async def pull_entries(
@@ -67,13 +59,15 @@ async def pull_entries(
 def _land(blob: Path, dest: Path, entry: ManifestEntry) -> Pulled:
     if dest.is_symlink():
         raise PullError(f"refusing to write through the symbolic link {dest}")
-    target = check_no_symlink(dest, entry.relpath)
+    relpath = _checked(entry.relpath)
     try:
         path, identical, kept_both = place(
-            blob, target, entry.sha256, entry.mtime_ns, entry.version
+            blob, dest, relpath, entry.sha256, entry.mtime_ns, entry.version
         )
     except OSError as exc:
-        raise PullError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise PullError(f"cannot write {dest / relpath}: {exc.strerror or exc}") from None
+    except PermanentError as exc:  # a symbolic link on the way (sync.safe_paths)
+        raise PullError(str(exc)) from None
     return Pulled(entry.relpath, path, identical, kept_both)
 
 
@@ -85,4 +79,4 @@ async def folder_entries(
     return await remote.find(FindQuery(device=device, folder=folder, at=at))
 
 
-__all__ = ["PullError", "Pulled", "check_no_symlink", "folder_entries", "pull_entries"]
+__all__ = ["PullError", "Pulled", "folder_entries", "pull_entries"]
