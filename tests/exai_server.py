@@ -4,10 +4,22 @@ Used by the tests and runnable by hand::
 
     python -m tests.exai_server --port 8079 --token T
 
-Besides a well-behaved ``smart_file_query`` it offers tools that misbehave in
-every way the real server can (slow, failing, closing mid-call, errors with and
-without ``request_id``, a hostile file name in the answer). It counts open
-connections so tests can prove that a client leaves none behind.
+Like the real daemon (EX-AI-MCP-Server, ``src/daemon/ws``) it checks the token,
+then the JWT when one is required (``jwt_required`` and close 4003), answers
+``ping`` with ``pong`` and ``cancel`` with ``cancelled`` (stopping the call), and
+offers the real ``smart_file_query`` and ``smart_file_download`` with their
+inputSchemas: the query reads only server paths (``/app/…``,
+``/mnt/project/EX-AI-MCP-Server/…``, ``/mnt/project/Personal_AI_Agent/…``) and
+the download fetches a Supabase ``bucket/path`` with the service key into a
+server path under ``/mnt/project/``. The server's disk is a temp folder: a
+server path ``/x/y`` is ``<disk>/x/y``.
+
+Besides those it offers tools that misbehave in every way the real server can
+(slow, failing, closing mid-call, errors with and without ``request_id``, a
+hostile file name in the answer). It counts open connections so tests can
+prove that a client leaves none behind, and records the ``cancel`` and
+``ping`` frames it gets; ``GET /test/stats`` on the health port reports them
+to tests that run it in its own process.
 """
 
 from __future__ import annotations
@@ -15,15 +27,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
+import hashlib
 import json
 import logging
+import os
 import re
+import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -40,17 +60,72 @@ def _schema(required: list[str], **props: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": required}
 
 
+SERVER_PATH_PATTERN = "^/(app|mnt/project/(EX-AI-MCP-Server|Personal_AI_Agent))/.*"
+"""``smart_file_query``'s ``file_path`` pattern (tools/smart_file_query.py)."""
+DOWNLOAD_ROOT = "/mnt/project/"
+DEFAULT_DOWNLOAD_DIR = "/mnt/project/downloads/"
+
 TOOLS: list[dict[str, Any]] = [
     {
         "name": "smart_file_query",
         "description": "Answer a question about a file on the server's disk.",
-        "inputSchema": _schema(
-            ["file_path", "question"],
-            file_path={"type": "string"},
-            question=QUESTION,
-            provider={"type": "string"},
-            model={"type": "string"},
-        ),
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "file_path": {
+                    "type": "string",
+                    "description": (
+                        "REQUIRED. Absolute Linux path to file within mounted directories. "
+                        "MUST start with /app/ or /mnt/project/EX-AI-MCP-Server/ or "
+                        "/mnt/project/Personal_AI_Agent/."
+                    ),
+                    "pattern": SERVER_PATH_PATTERN,
+                },
+                "question": {
+                    "type": "string",
+                    "description": "REQUIRED. Question or instruction about the file.",
+                },
+                "provider": {
+                    "type": "string",
+                    "description": "Optional. Provider to use: 'kimi', 'glm', or 'auto' (default).",
+                    "enum": ["auto", "kimi", "glm"],
+                    "default": "auto",
+                },
+                "model": {
+                    "type": "string",
+                    "description": "Optional. Specific model to use or 'auto' (default).",
+                    "default": "auto",
+                },
+            },
+            "required": ["file_path", "question"],
+        },
+    },
+    {
+        "name": "smart_file_download",
+        "description": "Download a file from Supabase Storage (or Kimi) to the server's disk.",
+        # SmartFileDownloadInput.model_json_schema() (pydantic v2)
+        "inputSchema": {
+            "properties": {
+                "file_id": {
+                    "description": "REQUIRED. Provider file ID to download.",
+                    "title": "File Id",
+                    "type": "string",
+                },
+                "destination": {
+                    "anyOf": [{"type": "string"}, {"type": "null"}],
+                    "default": None,
+                    "description": (
+                        "Optional destination path for the downloaded file. Can be either a "
+                        "directory path or a full file path. MUST be within /mnt/project/ "
+                        "directory (Docker container path)."
+                    ),
+                    "title": "Destination",
+                },
+            },
+            "required": ["file_id"],
+            "title": "SmartFileDownloadInput",
+            "type": "object",
+        },
     },
     {
         "name": "analyze_file",
@@ -144,12 +219,24 @@ class ExaiTestServer:
     call_timeout: float = 300.0
     retry_after: float = 1.0
     max_connections_per_ip: int = 10
+    jwt: str | None = None
+    """When set, a hello must carry this ``jwt`` (the daemon after its grace period)."""
+    supabase_url: str = ""
+    service_key: str = field(default="", repr=False)
+    """Where ``smart_file_download`` downloads from (EXAI's SUPABASE_URL / service key)."""
+    disk: Path | None = None
+    """The server's file system root; None: a temp folder made on start, removed on stop."""
 
     open_connections: int = 0
     peak_connections: int = 0
     total_connections: int = 0
     rejected_hellos: int = 0
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    cancels: list[str] = field(default_factory=list)
+    """request_id of every ``cancel`` received."""
+    pings: int = 0
+    downloads: list[str] = field(default_factory=list)
+    """Server paths ``smart_file_download`` wrote."""
 
     _server: Server | None = None
     _health: asyncio.Server | None = None
@@ -157,12 +244,16 @@ class ExaiTestServer:
     _in_flight: set[tuple[str, str]] = field(default_factory=set)
     _closed: asyncio.Event = field(default_factory=asyncio.Event)
     _connections: set[ServerConnection] = field(default_factory=set)
+    _own_disk: bool = False
 
     @property
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}"
 
     async def start(self) -> ExaiTestServer:
+        if self.disk is None:
+            self.disk = Path(tempfile.mkdtemp(prefix="exai-disk-"))
+            self._own_disk = True
         self._server = await serve(
             self._handle, self.host, self.port, max_size=MAX_MESSAGE, logger=_frames_log
         )
@@ -183,6 +274,25 @@ class ExaiTestServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        if self._own_disk and self.disk is not None:
+            shutil.rmtree(self.disk, ignore_errors=True)
+            self.disk, self._own_disk = None, False
+
+    def local_path(self, server_path: str) -> Path:
+        """Where the server path ``server_path`` is on this machine (inside ``disk``)."""
+        assert self.disk is not None, "the server is not started"
+        normal = os.path.normpath("/" + server_path.lstrip("/"))
+        return self.disk / normal.lstrip("/")
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "cancels": list(self.cancels),
+            "pings": self.pings,
+            "calls": [[name, args] for name, args in self.calls],
+            "downloads": list(self.downloads),
+            "rejected_hellos": self.rejected_hellos,
+            "open_connections": self.open_connections,
+        }
 
     async def __aenter__(self) -> ExaiTestServer:
         return await self.start()
@@ -249,29 +359,45 @@ class ExaiTestServer:
             await ws.send(json.dumps({"op": "hello_ack", "ok": False, "error": "bad_session_id"}))
             await ws.close(4001, "bad session id")
             return False
-        if msg.get("token") != self.token:
-            self.rejected_hellos += 1
-            await ws.send(json.dumps({"op": "hello_ack", "ok": False, "error": "unauthorized"}))
-            await ws.close(4003, "unauthorized")
-            return False
+        for refused, reason in (
+            (msg.get("token") != self.token, "unauthorized"),
+            (self.jwt is not None and msg.get("jwt") != self.jwt, "jwt_required"),
+        ):
+            if refused:
+                self.rejected_hellos += 1
+                await ws.send(json.dumps({"op": "hello_ack", "ok": False, "error": reason}))
+                await ws.close(4003, reason)
+                return False
         await ws.send(json.dumps({"op": "hello_ack", "ok": True, "session_id": session_id}))
         return True
 
     async def _serve(self, ws: ServerConnection, tasks: set[asyncio.Task[None]]) -> None:
+        running: dict[str, asyncio.Task[None]] = {}
         async for raw in ws:
             msg = _parse(raw)
             if msg is None:
                 await ws.close(4000, "invalid json")
                 return
             op = msg.get("op")
+            rid = msg.get("request_id")
             if op == "list_tools":
                 await ws.send(json.dumps({"op": "list_tools_res", "tools": TOOLS}))
             elif op == "ping":
-                await ws.send(json.dumps({"op": "pong"}))
+                self.pings += 1
+                await ws.send(json.dumps({"op": "pong", "request_id": rid}))
+            elif op == "cancel":
+                self.cancels.append(str(rid))
+                call = running.pop(str(rid), None)
+                if call is not None:
+                    call.cancel()
+                    await asyncio.gather(call, return_exceptions=True)
+                await ws.send(json.dumps({"op": "cancelled", "request_id": rid}))
             elif op == "call_tool":
                 task = asyncio.create_task(self._call(ws, msg))
                 tasks.add(task)
+                running[str(rid)] = task
                 task.add_done_callback(tasks.discard)
+                task.add_done_callback(functools.partial(_forget, running, str(rid)))
             else:
                 error = {"code": "UNKNOWN_OP", "message": f"unknown op: {op}"}
                 await ws.send(json.dumps({"op": "error", "error": error}))
@@ -344,6 +470,8 @@ class ExaiTestServer:
                     {"status": "healthy", "service": "exai-mcp-daemon", "timestamp": time.time()}
                 ).encode()
                 status = b"200 OK"
+            elif path == b"/test/stats":
+                body, status = json.dumps(self.stats()).encode(), b"200 OK"
             else:
                 body, status = b'{"error":"not found"}', b"404 Not Found"
             writer.write(
@@ -447,6 +575,70 @@ async def _close(
     await ws.close(1011, "worker crashed")
 
 
+def _tool_error(content: str, **metadata: Any) -> str:
+    """What EXAI's tools answer (ok, inside the text) when they fail."""
+    return json.dumps(
+        {"status": "error", "content": content, "content_type": "text", "metadata": metadata}
+    )
+
+
+async def _smart_file_query(
+    server: ExaiTestServer, send: Send, ws: ServerConnection, rid: str, args: dict[str, Any]
+) -> None:
+    """Reads the file at a server path, as the real tool does, and answers about it."""
+    path = str(args.get("file_path", ""))
+    if not re.match(SERVER_PATH_PATTERN, path):
+        text = _tool_error(
+            f"Path not accessible: {path}. Files must be under /app/, "
+            "/mnt/project/EX-AI-MCP-Server/ or /mnt/project/Personal_AI_Agent/",
+            error_type="query_failed",
+            file_path=path,
+        )
+        await send(_ok(rid, text))
+        return
+    try:
+        data = await asyncio.to_thread(server.local_path(path).read_bytes)
+    except OSError:
+        await send(_ok(rid, _tool_error(f"File not found: {path}", file_path=path)))
+        return
+    sha = hashlib.sha256(data).hexdigest()
+    text = f"# Answer\n\nAbout `{path}` ({len(data)} bytes, sha256 {sha}): {_question(args)}\n"
+    await send(_ok(rid, envelope(text, content_type="text", model="test-model")))
+
+
+async def _smart_file_download(
+    server: ExaiTestServer, send: Send, ws: ServerConnection, rid: str, args: dict[str, Any]
+) -> None:
+    """Downloads ``bucket/path`` from Supabase Storage with the service key to the
+    destination (a folder, or a file path) under /mnt/project/; answers the server path."""
+    file_id = str(args.get("file_id", "")).strip("/")
+    destination = str(args.get("destination") or DEFAULT_DOWNLOAD_DIR)
+    normal = os.path.normpath(destination)
+    if not (normal + "/").startswith(DOWNLOAD_ROOT):
+        text = f"Downloads must be within allowed directories ['{DOWNLOAD_ROOT}'], got: {normal}"
+        await send(_ok(rid, _tool_error(text, file_id=file_id)))
+        return
+    bucket, _, key = file_id.partition("/")
+    if not key or not server.supabase_url:
+        await send(_ok(rid, _tool_error(f"Failed to download from Supabase: {file_id}")))
+        return
+    headers = {"apikey": server.service_key, "Authorization": f"Bearer {server.service_key}"}
+    url = f"{server.supabase_url.rstrip('/')}/storage/v1/object/{bucket}/{quote(key)}"
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.get(url, headers=headers)
+    if response.status_code != 200:
+        text = f"Failed to download from Supabase: HTTP {response.status_code} for {file_id}"
+        await send(_ok(rid, _tool_error(text, file_id=file_id)))
+        return
+    if destination.endswith("/") or server.local_path(normal).is_dir():
+        normal = f"{normal}/{key.rsplit('/', 1)[-1]}"
+    target = server.local_path(normal)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(target.write_bytes, response.content)
+    server.downloads.append(normal)
+    await send(_ok(rid, envelope(normal, content_type="text", file_id=file_id)))
+
+
 async def _huge(
     server: ExaiTestServer, send: Send, ws: ServerConnection, rid: str, args: dict[str, Any]
 ) -> None:
@@ -467,6 +659,8 @@ async def _traversal(
 
 
 _BEHAVIOURS: dict[str, Behaviour] = {
+    "smart_file_query": _smart_file_query,
+    "smart_file_download": _smart_file_download,
     "analyze_file": _streamed,
     "extract_json": _structured,
     "plain_answer": _plain,
@@ -478,6 +672,11 @@ _BEHAVIOURS: dict[str, Behaviour] = {
     "huge_answer": _huge,
     "traversal_query": _traversal,
 }
+
+
+def _forget(running: dict[str, asyncio.Task[None]], rid: str, task: asyncio.Task[None]) -> None:
+    if running.get(rid) is task:
+        del running[rid]
 
 
 def _parse(raw: str | bytes) -> dict[str, Any] | None:
@@ -496,6 +695,9 @@ async def _main(args: argparse.Namespace) -> None:
         health_port=args.health_port,
         progress_interval=args.progress_interval,
         tool_delay=args.delay,
+        jwt=args.jwt or None,
+        supabase_url=args.supabase_url,
+        service_key=os.environ.get("EXAI_TEST_SERVICE_KEY", ""),
     )
     async with server:
         print(f"EXAI test server on {server.url} (health port {server.health_port})", flush=True)
@@ -510,6 +712,12 @@ def main() -> None:
     parser.add_argument("--token", default="test-token")
     parser.add_argument("--progress-interval", type=float, default=1.0)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds every tool takes")
+    parser.add_argument("--jwt", default="", help="require this JWT in hello")
+    parser.add_argument(
+        "--supabase-url",
+        default="",
+        help="where smart_file_download downloads from (service key: EXAI_TEST_SERVICE_KEY)",
+    )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_main(parser.parse_args()))
 

@@ -2,9 +2,11 @@
 
 EXAI's argument names vary between tools and versions, so the names are
 looked up in the schema instead of being hard-coded per tool. A tool that wants
-a path on the server's own disk gets one through ``path_map`` (local or hub
-prefix → server prefix); without a matching mapping it gets the local path
-(right when EXAI runs on this machine) or else the hub reference.
+a path on the server's own disk gets ``server_path`` when the caller has one
+(see :mod:`agent.exai.server_files`: a download by EXAI, or a shared disk),
+else one through ``path_map`` (local or hub prefix → server prefix); without a
+matching mapping it gets the local path (right when EXAI runs on this machine)
+or else the hub reference.
 """
 
 from __future__ import annotations
@@ -41,6 +43,16 @@ def map_path(file_ref: str, local_path: Path | None, path_map: Mapping[str, str]
     return candidates[0]
 
 
+def wants_path(tool: ToolInfo) -> bool:
+    """True when ``tool`` gets the file as a path (on the server's disk), not a reference."""
+    props = tool.properties
+    ref_name = _first(FILE_REF_NAMES, props)
+    path_name = _first(PATH_NAMES, props)
+    if path_name:
+        return not ref_name or path_name in tool.required
+    return not ref_name and _first(PATH_LIST_NAMES, props) is not None
+
+
 def build_arguments(
     tool: ToolInfo,
     *,
@@ -49,6 +61,7 @@ def build_arguments(
     question: str,
     local_path: Path | None = None,
     path_map: Mapping[str, str] | None = None,
+    server_path: str | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Arguments for calling ``tool`` on one hub file; raises ExaiToolError when the
@@ -59,12 +72,13 @@ def build_arguments(
     ref_name = _first(FILE_REF_NAMES, props)
     path_name = _first(PATH_NAMES, props)
     list_name = _first(PATH_LIST_NAMES, props)
+    path = server_path or map_path(file_ref, local_path, path_map or {})
     if ref_name:
         args[ref_name] = file_ref
     if path_name and (not ref_name or path_name in required):
-        args[path_name] = map_path(file_ref, local_path, path_map or {})
+        args[path_name] = path
     if list_name and not ref_name and not path_name:
-        args[list_name] = [map_path(file_ref, local_path, path_map or {})]
+        args[list_name] = [path]
     if not (ref_name or path_name or list_name):
         raise ExaiToolError(f"EXAI tool {tool.name} takes no file argument")
 

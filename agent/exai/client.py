@@ -3,13 +3,18 @@
 One call is in flight per connection, so a bare ``{"error": ...}`` frame is
 never ambiguous. Connections live in a small pool (``max_connections``); a
 connection goes back to the pool only when its last call ended with a frame
-from the server. A call that was cancelled, timed out or lost its connection
-closes that connection, which is also how a running call is cancelled.
+from the server. A call that is cancelled (or runs out of time) first tells the
+server with ``cancel`` and waits briefly for ``cancelled``; then, like a call
+that lost its connection, it closes that connection: the real daemon reads the
+next frame only after the running tool returns, so closing is what frees it.
+An idle pooled connection sends a ``ping`` every ``keepalive_interval`` and is
+dropped when no ``pong`` comes back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -158,6 +163,8 @@ def closed_error(exc: ConnectionClosed, during: str) -> ExaiError:
         return ExaiProtocolError("EXAI sent a message over the size limit (1009)", code="1009")
     reason = f": {_short(frame.reason)}" if frame and frame.reason else ""
     if code == 4003:
+        if frame and frame.reason in (JWT_REQUIRED, UNAUTHORIZED):
+            return hello_rejected(frame.reason, None)
         return ExaiAuthError(f"EXAI rejected the token (close 4003{reason})", code="4003")
     if code == 4002:
         return ExaiProtocolError("EXAI closed the connection: no hello in time (4002)", code="4002")
@@ -176,17 +183,52 @@ def closed_error(exc: ConnectionClosed, during: str) -> ExaiError:
     )
 
 
+JWT_REQUIRED = "jwt_required"
+UNAUTHORIZED = "unauthorized"
+
+
+def hello_rejected(error: str, settings: ExaiSettings | None) -> ExaiAuthError:
+    """The one message for each reason the daemon refuses a hello (it closes 4003 after)."""
+    if error == JWT_REQUIRED:
+        if settings is not None and settings.jwt:
+            why = "it refused the JWT HubSync sent (expired, or signed with another secret)"
+        else:
+            why = "none is set"
+        return ExaiAuthError(
+            f"this EXAI server needs a JWT: {why}; set EXAI_WS_JWT or store one with "
+            "`hubsync exai token --jwt`",
+            code=JWT_REQUIRED,
+        )
+    if error == UNAUTHORIZED:
+        hint = (
+            "check EXAI_WS_TOKEN or `hubsync exai token`"
+            if settings is None or settings.token
+            else "no token set (EXAI_WS_TOKEN or `hubsync exai token`)"
+        )
+        return ExaiAuthError(f"EXAI rejected the token (unauthorized): {hint}", code=UNAUTHORIZED)
+    why = _short(error or "no reason given")
+    hint = (
+        ""
+        if settings is None or settings.token
+        else "; no token set (EXAI_WS_TOKEN or the keyring)"
+    )
+    return ExaiAuthError(f"EXAI rejected the token ({why}{hint})", code="4003")
+
+
 class Connection:
     """One authenticated WebSocket; carries at most one request at a time."""
 
-    def __init__(self, ws: ClientConnection, session_id: str) -> None:
+    def __init__(self, ws: ClientConnection, session_id: str, cancel_grace: float = 1.0) -> None:
         self.ws = ws
         self.session_id = session_id
+        self.cancel_grace = cancel_grace
         self.in_flight = False
         """True from sending a request until its final frame: then the connection is dirty."""
         self.answered = False
         """True once any frame of the current request arrived (the server saw it)."""
         self.reused = False
+        self.keepalive: asyncio.TimerHandle | None = None
+        """The pending ``ping`` of an idle pooled connection."""
 
     @classmethod
     async def open(cls, settings: ExaiSettings) -> Connection:
@@ -208,7 +250,7 @@ class Connection:
             reason = _short(str(exc) or type(exc).__name__)
             raise ExaiUnavailable(f"cannot reach EXAI at {settings.url}: {reason}") from None
         session_id = f"hubsync-{secrets.token_hex(8)}"
-        conn = cls(ws, session_id)
+        conn = cls(ws, session_id, settings.cancel_grace)
         try:
             await conn._hello(settings)
         except BaseException:
@@ -218,6 +260,8 @@ class Connection:
 
     async def _hello(self, settings: ExaiSettings) -> None:
         hello = {"op": "hello", "session_id": self.session_id, "token": settings.token}
+        if settings.jwt:
+            hello["jwt"] = settings.jwt
         try:
             async with asyncio.timeout(settings.hello_timeout):
                 await self.send(hello, "during hello")
@@ -233,9 +277,7 @@ class Connection:
                 f"{settings.hello_timeout:g} s"
             ) from None
         if msg.get("ok") is not True:
-            why = _short(msg.get("error") or "no reason given")
-            hint = "" if settings.token else "; no token set (EXAI_WS_TOKEN or the keyring)"
-            raise ExaiAuthError(f"EXAI rejected the token ({why}{hint})", code="4003")
+            raise hello_rejected(str(msg.get("error") or ""), settings)
 
     @property
     def is_open(self) -> bool:
@@ -287,6 +329,42 @@ class Connection:
         self.in_flight, self.answered = True, False
         frame = {"op": "call_tool", "request_id": request_id, "name": name, "arguments": arguments}
         await self.send(frame, "before the call was sent")
+        try:
+            return await self._answer(request_id, name, on_progress, on_chunk)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._cancel(request_id))
+            raise
+
+    async def _cancel(self, request_id: str) -> None:
+        """Send ``cancel`` for the running call and wait briefly for ``cancelled``; the
+        connection stays dirty (``in_flight``), so the pool closes it afterwards."""
+        with contextlib.suppress(ExaiError, TimeoutError):
+            async with asyncio.timeout(self.cancel_grace):
+                await self.send({"op": "cancel", "request_id": request_id}, "sending cancel")
+                while True:
+                    msg = await self.receive("waiting for cancelled")
+                    if msg.get("op") == "cancelled" and msg.get("request_id") == request_id:
+                        return
+
+    async def ping(self, time_limit: float) -> bool:
+        """A ``ping`` round-trip on an idle connection; False when no ``pong`` came back."""
+        request_id = f"p-{secrets.token_hex(8)}"
+        with contextlib.suppress(ExaiError, TimeoutError):
+            async with asyncio.timeout(time_limit):
+                await self.send({"op": "ping", "request_id": request_id}, "sending ping")
+                while True:
+                    msg = await self.receive("waiting for pong")
+                    if msg.get("op") == "pong":
+                        return True
+        return False
+
+    async def _answer(
+        self,
+        request_id: str,
+        name: str,
+        on_progress: TextCallback | None,
+        on_chunk: TextCallback | None,
+    ) -> ToolResult:
         chunks: list[str] = []
         while True:
             msg = await self.receive(f"during {name}")
@@ -373,6 +451,7 @@ class ExaiClient:
         self._open: set[Connection] = set()
         self._permits = asyncio.Semaphore(max(1, settings.max_connections))
         self._closed = False
+        self._pinging: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> ExaiClient:
         return self
@@ -467,15 +546,42 @@ class ExaiClient:
                     await self._discard(conn)
                 else:
                     conn.reused = True
-                    self._idle.append(conn)
+                    self._park(conn)
 
     async def _checkout(self) -> Connection:
         while self._idle:
             conn = self._idle.pop()
+            _stop_keepalive(conn)
             if conn.is_open:
                 return conn
             await self._discard(conn)
         return await self._connect()
+
+    def _park(self, conn: Connection) -> None:
+        """Put ``conn`` in the pool with its keep-alive timer (a timer, not a task: an
+        idle client holds no task)."""
+        self._idle.append(conn)
+        interval = self.settings.keepalive_interval
+        if interval > 0:
+            loop = asyncio.get_running_loop()
+            conn.keepalive = loop.call_later(interval, self._start_ping, conn)
+
+    def _start_ping(self, conn: Connection) -> None:
+        conn.keepalive = None
+        if self._closed or conn not in self._idle:
+            return
+        self._idle.remove(conn)  # nobody may lease it while the ping is out
+        task = asyncio.create_task(self._keepalive(conn), name="exai-keepalive")
+        self._pinging.add(task)
+        task.add_done_callback(self._pinging.discard)
+
+    async def _keepalive(self, conn: Connection) -> None:
+        alive = await conn.ping(self.settings.pong_timeout)
+        if alive and conn.is_open and not self._closed:
+            self._park(conn)
+        else:
+            log.info("idle EXAI connection did not answer ping; closing it")
+            await self._discard(conn)
 
     async def _connect(self) -> Connection:
         attempts = max(1, self.settings.connect_attempts)
@@ -500,6 +606,7 @@ class ExaiClient:
 
     async def _discard(self, conn: Connection) -> None:
         self._open.discard(conn)
+        _stop_keepalive(conn)
         if conn in self._idle:
             self._idle.remove(conn)
         await conn.close()
@@ -515,6 +622,15 @@ class ExaiClient:
     async def aclose(self) -> None:
         """Close every connection, including those of calls still running (they fail)."""
         self._closed = True
+        for task in list(self._pinging):
+            task.cancel()
+        await asyncio.gather(*self._pinging, return_exceptions=True)
         for conn in list(self._open):
             await self._discard(conn)
         self._idle.clear()
+
+
+def _stop_keepalive(conn: Connection) -> None:
+    if conn.keepalive is not None:
+        conn.keepalive.cancel()
+        conn.keepalive = None

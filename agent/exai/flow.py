@@ -14,16 +14,22 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from agent.exai.arguments import build_arguments
+from agent.exai.arguments import build_arguments, wants_path
 from agent.exai.client import ExaiClient, TextCallback, ToolInfo, ToolResult
 from agent.exai.errors import ExaiToolError
 from agent.exai.results import write_result
+from agent.exai.server_files import (
+    download_destination,
+    download_to_server,
+    path_pattern,
+    shared_disk_path,
+)
 from sync.errors import SyncError
 from sync.hashing import hash_file
 from sync.keys import sha_from_key
@@ -36,6 +42,7 @@ from sync.remotes.base import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _MAX_QUESTION_META = 500
 _FINAL_ROW_TIME_LIMIT = 30.0
@@ -132,6 +139,7 @@ async def process_file(
     results_dir: Path,
     *,
     path_map: Mapping[str, str] | None = None,
+    download_dir: str = "",
     extra_arguments: Mapping[str, Any] | None = None,
     tools: Sequence[ToolInfo] | None = None,
     on_progress: TextCallback | None = None,
@@ -140,8 +148,10 @@ async def process_file(
     time_limit: float | None = None,
 ) -> ProcessOutcome:
     """Ask EXAI's ``tool`` about ``source`` (a local path or a hub reference) and keep
-    the answer: in ``results_dir`` and in the ``results`` bucket. Raises the error that
-    made it fail after recording it."""
+    the answer: in ``results_dir`` and in the ``results`` bucket. A tool that reads only
+    server paths gets the file through ``path_map`` (a shared disk) or, without one, by
+    EXAI downloading it from the hub first (``download_dir``: where on the server).
+    Raises the error that made it fail after recording it."""
     stage: Callable[[str], None] = on_stage or (lambda _msg: None)
     source = _as_source(source)
     local_path: Path | None = None
@@ -171,8 +181,27 @@ async def process_file(
         file_ref = f"{BUCKET_FILES}/{record.key}"
         await record.log("processing", file_ref=file_ref)
 
+        listed = tools if tools is not None else await client.list_tools()
+        info = _tool_info(listed, tool)
+        server_path: str | None = None
+        if wants_path(info):
+            server_path = shared_disk_path(info, file_ref, local_path, path_map or {})
+            if server_path is None:  # no shared disk: EXAI downloads the file from the hub
+                _check_server_can_download(remote, info)
+                stage("EXAI is fetching the file from the hub")
+                name = record.key.rsplit("/", 1)[-1]
+                server_path = await download_to_server(
+                    client,
+                    listed,
+                    info,
+                    file_ref,
+                    download_destination(info, sha256, name, download_dir),
+                    on_progress=on_progress,
+                    time_limit=time_limit,
+                )
+                record.metadata["server_path"] = server_path
+
         stage(f"asking EXAI ({tool})")
-        info = await _tool_info(client, tool, tools)
         args = build_arguments(
             info,
             file_ref=file_ref,
@@ -180,26 +209,18 @@ async def process_file(
             question=question,
             local_path=local_path,
             path_map=path_map,
+            server_path=server_path,
             extra=extra_arguments,
         )
         result = await client.call_tool(
             tool, args, on_progress=on_progress, on_chunk=on_chunk, time_limit=time_limit
         )
-
         stage("saving the result")
-        result_path = await asyncio.to_thread(
-            write_result, results_dir, filename, tool, result.content, structured=result.structured
-        )
-        record.metadata["result_file"] = result_path.name
-        result_key = await _upload_result(remote, result_path, result)
-        await record.log(
-            "completed",
-            result_key=f"{BUCKET_RESULTS}/{result_key}",
-            content_type=result.content_type,
-        )
+        saved = await _save_whole(_save(remote, record, results_dir, filename, tool, result))
     except BaseException as exc:
         await _log_failure(record, exc)
         raise
+    result_path, result_key = saved
     return ProcessOutcome(
         op_id=metadata["op_id"],
         tool=tool,
@@ -209,6 +230,61 @@ async def process_file(
         result_path=result_path,
         result_key=result_key,
         duration_ms=record.elapsed_ms,
+    )
+
+
+async def _save(
+    remote: Remote, record: _Record, results_dir: Path, filename: str, tool: str, result: ToolResult
+) -> tuple[Path, str]:
+    """The answer into the results folder and bucket, then the ``completed`` row."""
+    result_path = await asyncio.to_thread(
+        write_result, results_dir, filename, tool, result.content, structured=result.structured
+    )
+    record.metadata["result_file"] = result_path.name
+    result_key = await _upload_result(remote, result_path, result)
+    await record.log(
+        "completed",
+        result_key=f"{BUCKET_RESULTS}/{result_key}",
+        content_type=result.content_type,
+    )
+    return result_path, result_key
+
+
+async def _save_whole(saving: Coroutine[Any, Any, T]) -> T:
+    """Run ``saving`` to its end even when cancelled meanwhile: once EXAI has answered, a
+    cancel is too late and the answer is kept whole (file, bucket object and
+    ``completed`` row), never half of it. The cancel is then taken back
+    (``Task.uncancel``), so the caller sees the completed job it is."""
+    task = asyncio.ensure_future(saving)
+    cancels = 0
+    try:
+        while True:
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if task.cancelled():
+                    raise
+                cancels += 1
+                if task.done():
+                    return task.result()
+    finally:
+        current = asyncio.current_task()
+        if cancels and current is not None and not task.cancelled():
+            for _ in range(cancels):
+                current.uncancel()
+            log.info("a cancel came after EXAI had answered; the answer was kept")
+
+
+def _check_server_can_download(remote: Remote, tool: ToolInfo) -> None:
+    """EXAI's smart_file_download fetches from Supabase Storage only."""
+    if remote.kind == "supabase":
+        return
+    pattern = path_pattern(tool)
+    shown = pattern.pattern if pattern is not None else "server paths"
+    raise ExaiToolError(
+        f"EXAI tool {tool.name} reads only files on the EXAI server ({shown}); EXAI can "
+        f"fetch them from the Supabase hub, not from the {remote.kind} hub: use the "
+        "Supabase hub, or map a disk shared with the server in [exai] path_map"
     )
 
 
@@ -231,8 +307,7 @@ async def _ensure_in_hub(remote: Remote, path: Path, sha256: str, size: int, fil
     return key
 
 
-async def _tool_info(client: ExaiClient, name: str, tools: Sequence[ToolInfo] | None) -> ToolInfo:
-    listed = tools if tools is not None else await client.list_tools()
+def _tool_info(listed: Sequence[ToolInfo], name: str) -> ToolInfo:
     for info in listed:
         if info.name == name:
             return info
