@@ -61,6 +61,10 @@ class ExaiConfig:
     health_port: int = 8082
     results_dir: str = ""
     path_map: dict[str, str] = field(default_factory=dict)
+    """Only for a disk shared with the EXAI server: local or hub prefix → server prefix."""
+    download_dir: str = ""
+    """Server folder (under /mnt/project/) where EXAI downloads hub files for tools that
+    read only server paths; empty: the first default the tool accepts."""
 
 
 @dataclass

@@ -172,6 +172,7 @@ class AgentService:
             results_dir=default_results_dir(cfg, self.ctx.paths),
             publish=self.server.publish,
             path_map=cfg.exai.path_map,
+            download_dir=cfg.exai.download_dir,
         )
 
     def _monitor(self, hub: str) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from agent import autostart
 from agent.config import Config, ConfigError, save_config
 from agent.control.protocol import BAD_PARAMS, ControlError
-from agent.exai.settings import TOKEN_SECRET
+from agent.exai.settings import JWT_SECRET, TOKEN_SECRET
 from agent.secrets import SecretStore, SecretStoreError, open_secret_store
 from sync.errors import SyncError
 from sync.ignore import IGNORE_FILE
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hubsync.settings")
 
-SECRET_NAMES = {"exai_token": TOKEN_SECRET}
+SECRET_NAMES = {"exai_token": TOKEN_SECRET, "exai_jwt": JWT_SECRET}
 """Names the API uses → names in the keyring."""
 
 

@@ -91,6 +91,8 @@ async def close_exai_dialogs() -> None:
 def explain(code: str, message: str) -> str:
     """A failure in words for the user: what happened, the agent's message, what to do."""
     lowered = message.lower()
+    if code == "auth" and "needs a JWT" in message:
+        return f"EXAI wants a JWT. {message}"
     if code == "auth":
         return f"EXAI refused HubSync's token. {message}\nSet the right token in Settings → EXAI."
     if code == "timeout" or "timed out" in lowered or "did not answer within" in lowered:

@@ -192,22 +192,50 @@ async def test_hub_reference_is_processed_without_upload(
     assert [r["file_id"] for r in process_rows(hub)] == [key, key, key]
 
 
-async def test_path_tools_get_a_mapped_server_path(
+async def test_path_only_tools_read_the_file_through_a_shared_disk(
     hub: LocalHub, exai_server: ExaiTestServer, exai_client: ExaiClient, notes: Path, results: Path
 ) -> None:
-    await process_file(hub, exai_client, notes, QUESTION, "smart_file_query", results)
-    assert exai_server.calls[-1][1]["file_path"] == str(notes)  # same machine: the local path
-    mapping = {str(notes.parent): "/mnt/laptop-docs"}
-    await process_file(
+    """smart_file_query reads only server paths (its schema's pattern). EXAI can download
+    from the Supabase hub but not from the local one: there only a shared disk helps."""
+    with pytest.raises(ExaiToolError, match=r"reads only files on the EXAI server .*local hub"):
+        await process_file(hub, exai_client, notes, QUESTION, "smart_file_query", results)
+    assert process_rows(hub)[-1]["status"] == "failed" and is_empty(results)
+    assert [name for name, _ in exai_server.calls] == []  # refused before any call
+
+    # the folder is shared: the server sees it as /mnt/project/Personal_AI_Agent/docs
+    shared = exai_server.local_path("/mnt/project/Personal_AI_Agent/docs")
+    shared.parent.mkdir(parents=True)
+    shared.symlink_to(notes.parent)
+    mapping = {str(notes.parent): "/mnt/project/Personal_AI_Agent/docs"}
+    outcome = await process_file(
         hub, exai_client, notes, QUESTION, "smart_file_query", results, path_map=mapping
     )
-    assert exai_server.calls[-1][1]["file_path"] == "/mnt/laptop-docs/notes.pdf"
-    ref = HubRef.parse(process_rows(hub)[-1]["metadata"]["file_ref"])
-    hub_map = {"user-files": "/srv/hub/user-files"}
+    assert exai_server.calls[-1][1]["file_path"] == "/mnt/project/Personal_AI_Agent/docs/notes.pdf"
+    assert f"sha256 {sha_of(notes)}" in outcome.result.content  # the server read that file
+
+    # a map onto a path the tool refuses is no disk it can use
+    with pytest.raises(ExaiToolError, match="local hub"):
+        await process_file(
+            hub,
+            exai_client,
+            notes,
+            QUESTION,
+            "smart_file_query",
+            results,
+            path_map={str(notes.parent): "/mnt/laptop-docs"},
+        )
+
+    # the hub folder itself shared, as /app/hub
+    app = exai_server.local_path("/app/hub")
+    app.parent.mkdir(parents=True)
+    app.symlink_to(hub.root)
+    ref = HubRef.parse(outcome.file_ref)
+    hub_map = {"user-files": "/app/hub/user-files"}
     await process_file(
         hub, exai_client, ref, QUESTION, "smart_file_query", results, path_map=hub_map
     )
-    assert exai_server.calls[-1][1]["file_path"] == f"/srv/hub/user-files/{ref.key}"
+    assert exai_server.calls[-1][1]["file_path"] == f"/app/hub/user-files/{ref.key}"
+    assert [name for name, _ in exai_server.calls] == ["smart_file_query"] * 2
 
 
 # -- acceptance 2: every failure is clear and ends the row failed ---------------------------
@@ -501,7 +529,9 @@ def test_cli_ask_tools_and_status(tmp_path: Path, server_process: tuple[int, int
         "SUPABASE_ANON_KEY": "",
     }
     runner = CliRunner()
-    asked = runner.invoke(exai_app, ["ask", str(notes), QUESTION], env=env)
+    asked = runner.invoke(
+        exai_app, ["ask", str(notes), QUESTION, "--tool", "analyze_file"], env=env
+    )
     assert asked.exit_code == 0, asked.output
     result_path = Path(asked.stdout.strip().splitlines()[-1])
     assert result_path.parent == home.resolve() / "data" / "results"

@@ -23,7 +23,7 @@ from agent.exai.client import ExaiClient, ToolInfo
 from agent.exai.flow import ProcessOutcome, process_file
 from agent.exai.health import ExaiHealth, check_health
 from agent.exai.results import default_results_dir
-from agent.exai.settings import TOKEN_SECRET, ExaiSettings, read_token
+from agent.exai.settings import JWT_SECRET, TOKEN_SECRET, ExaiSettings, read_jwt, read_token
 from agent.paths import resolve_paths
 from sync.errors import SyncError
 from sync.remotes.base import BUCKET_FILES
@@ -56,7 +56,7 @@ def _run(body: Callable[[], Awaitable[T]]) -> T:
         _fail(exc.message)
     except ConfigError as exc:
         _fail(f"configuration error: {exc}")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C: the running call was cancelled (and EXAI told so)
         _fail("interrupted", 130)
 
 
@@ -137,6 +137,7 @@ def ask(
                     tool,
                     default_results_dir(ctx.config, ctx.paths),
                     path_map=ctx.config.exai.path_map,
+                    download_dir=ctx.config.exai.download_dir,
                     on_progress=show,
                     on_chunk=stream if not json_out else None,
                     on_stage=show,
@@ -167,13 +168,22 @@ def status(json_out: JsonOpt = False) -> None:
     """Check the EXAI endpoint: hello round-trip with the token, and its /health port."""
     settings = _settings()
     _, token_source = read_token()
+    _, jwt_source = read_jwt()
     health: ExaiHealth = _run(lambda: check_health(settings))
     if json_out:
-        emit_json({**health.__dict__, "state": health.state, "token_source": token_source})
+        emit_json(
+            {
+                **health.__dict__,
+                "state": health.state,
+                "token_source": token_source,
+                "jwt_source": jwt_source,
+            }
+        )
     else:
         colour = {"ok": "green", "auth": "yellow"}.get(health.state, "red")
         out.print(f"EXAI {escape(health.url)}: [{colour}]{health.state}[/]")
         out.print(f"  token: {token_source or 'none (set EXAI_WS_TOKEN or the keyring)'}")
+        out.print(f"  jwt: {jwt_source or 'none (only daemons with JWT validation want one)'}")
         if health.round_trip_ms is not None:
             out.print(f"  hello round-trip: {health.round_trip_ms:.0f} ms")
         if health.error:
@@ -192,20 +202,28 @@ def token(
         bool, typer.Option("--stdin", help="Read the token from standard input.")
     ] = False,
     forget: Annotated[bool, typer.Option("--forget", help="Remove the stored token.")] = False,
+    jwt: Annotated[
+        bool,
+        typer.Option("--jwt", help="The JWT a daemon with JWT validation wants, not the token."),
+    ] = False,
 ) -> None:
-    """Store the EXAI token in the OS keyring (never in the config); EXAI_WS_TOKEN overrides it."""
+    """Store the EXAI token (or with --jwt the JWT) in the OS keyring, never in the config;
+    EXAI_WS_TOKEN / EXAI_WS_JWT override them."""
     from agent.secrets import SecretStoreError, open_secret_store
 
+    secret, what = (JWT_SECRET, "EXAI JWT") if jwt else (TOKEN_SECRET, "EXAI token")
     try:
         store = open_secret_store(resolve_paths())
     except SecretStoreError as exc:
         _fail(str(exc))
+    if store.warning:
+        err.print(f"[yellow]warning:[/] {escape(store.warning)}")
     if forget:
-        store.delete(TOKEN_SECRET)
-        out.print("EXAI token removed from the keyring.")
+        store.delete(secret)
+        out.print(f"{what} removed from the keyring.")
         return
-    value = sys.stdin.readline().strip() if stdin else typer.prompt("EXAI token", hide_input=True)
+    value = sys.stdin.readline().strip() if stdin else typer.prompt(what, hide_input=True)
     if not value:
-        _fail("no token given")
-    store.set(TOKEN_SECRET, value)
-    out.print("EXAI token stored in the keyring.")
+        _fail(f"no {what} given")
+    store.set(secret, value)
+    out.print(f"{what} stored in the keyring.")

@@ -84,6 +84,7 @@ class ExaiJobs:
         results_dir: Path,
         publish: Callable[[str, Any], object],
         path_map: Mapping[str, str] | None = None,
+        download_dir: str = "",
         keep: int = 100,
         max_running: int = 16,
     ) -> None:
@@ -93,6 +94,7 @@ class ExaiJobs:
         self._results_dir = results_dir
         self._publish = publish
         self._path_map = dict(path_map or {})
+        self._download_dir = download_dir
         self._keep = keep
         self._max_running = max_running
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -209,6 +211,7 @@ class ExaiJobs:
                 job.tool,
                 self._results_dir,
                 path_map=self._path_map,
+                download_dir=self._download_dir,
                 extra_arguments=extra,
                 on_stage=lambda message: self._stage(job, message),
                 on_progress=lambda message: self._progress(job, message),
