@@ -232,8 +232,12 @@ class ExaiTestServer:
     total_connections: int = 0
     rejected_hellos: int = 0
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    """(request_id, tool) of every call that reached a tool."""
     cancels: list[str] = field(default_factory=list)
     """request_id of every ``cancel`` received."""
+    answer_pings: bool = True
+    """False: ``ping`` goes unanswered (a server that hangs)."""
     pings: int = 0
     downloads: list[str] = field(default_factory=list)
     """Server paths ``smart_file_download`` wrote."""
@@ -286,6 +290,7 @@ class ExaiTestServer:
 
     def stats(self) -> dict[str, Any]:
         return {
+            "requests": [list(r) for r in self.requests],
             "cancels": list(self.cancels),
             "pings": self.pings,
             "calls": [[name, args] for name, args in self.calls],
@@ -384,7 +389,8 @@ class ExaiTestServer:
                 await ws.send(json.dumps({"op": "list_tools_res", "tools": TOOLS}))
             elif op == "ping":
                 self.pings += 1
-                await ws.send(json.dumps({"op": "pong", "request_id": rid}))
+                if self.answer_pings:
+                    await ws.send(json.dumps({"op": "pong", "request_id": rid}))
             elif op == "cancel":
                 self.cancels.append(str(rid))
                 call = running.pop(str(rid), None)
@@ -428,6 +434,7 @@ class ExaiTestServer:
             return
         self._in_flight.add(flight)
         self.calls.append((name, dict(args)))
+        self.requests.append((rid, name))
         try:
             await asyncio.wait_for(self._run(ws, rid, name, args), self.call_timeout)
         except TimeoutError:
