@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from agent.control.client import AgentUnavailable, call_sync
 from agent.paths import Paths, resolve_paths
 from tests.exai_server import ExaiTestServer
@@ -75,6 +77,12 @@ class ExaiServerProcess:
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
             self.proc = None
+
+    def stats(self) -> dict[str, Any]:
+        """What the server received (``requests``, ``cancels``, ``pings``...)."""
+        url = f"http://127.0.0.1:{self.health_port}/test/stats"
+        stats: dict[str, Any] = httpx.get(url, timeout=10).json()
+        return stats
 
 
 class ExaiAgent:

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +98,15 @@ def notes(short_home: Path) -> Path:
     path = short_home / "Q3 notes.md"
     path.write_text("# Q3\nRevenue up 12%, costs flat.\n" * 50)
     return path
+
+
+def process_rows(hub: Path) -> list[dict[str, Any]]:
+    with closing(sqlite3.connect(hub / "hub.sqlite3")) as db:
+        found = db.execute(
+            "SELECT status, error_message, metadata FROM file_operations "
+            "WHERE operation_type='process' ORDER BY rowid"
+        ).fetchall()
+    return [{"status": s, "error_message": e, "metadata": json.loads(m)} for s, e, m in found]
 
 
 def dialog_for(
@@ -201,7 +213,7 @@ def test_ask_about_a_file_watch_the_answer_stream_and_keep_the_result(
 
 
 def test_schema_arguments_reach_the_tool_and_a_run_can_be_cancelled(
-    qtbot: QtBot, link: AgentLink, agent: ExaiAgent, notes: Path
+    qtbot: QtBot, link: AgentLink, agent: ExaiAgent, exai_server: ExaiServerProcess, notes: Path
 ) -> None:
     dialog = dialog_for(qtbot, link, notes)
     # slow_query's `seconds` (optional number) is the only argument the user fills in;
@@ -214,13 +226,21 @@ def test_schema_arguments_reach_the_tool_and_a_run_can_be_cancelled(
     click(dialog.run_button)
     qtbot.waitUntil(lambda: "working…" in dialog.progress_log.toPlainText(), timeout=10_000)
     assert dialog.cancel_button.isEnabled()
+    running = exai_server.stats()["requests"][-1]
+    assert running[1] == "slow_query"
     with qtbot.waitSignal(dialog.job_finished, timeout=10_000) as finished:
         click(dialog.cancel_button)
     assert finished.args[0]["state"] == "cancelled"
     assert dialog.state_label.text() == "Cancelled" and not dialog.error_label.isVisible()
     assert dialog.result_path is None and not dialog.open_button.isEnabled()
     assert agent.call("exai.status")["running_jobs"] == 0
+    assert exai_server.stats()["cancels"][-1] == running[0]  # EXAI was told, for that call
     assert [p.name for p in agent.results_dir.iterdir()] == [Path(job["result_path"]).name]
+    rows = process_rows(agent.paths.default_local_hub)
+    assert rows[-1]["status"] == "failed" and rows[-1]["error_message"] == "cancelled"
+    assert {r["metadata"]["op_id"] for r in rows[-3:]} == {rows[-1]["metadata"]["op_id"]}
+    hub_results = agent.paths.default_local_hub / "results"
+    assert len([p for p in hub_results.rglob("*") if p.is_file()]) == 1  # the first run's
 
 
 def test_a_failing_tool_and_missing_input_are_explained(
