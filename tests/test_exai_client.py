@@ -299,6 +299,72 @@ async def test_cancel_closes_the_connection_and_leaves_nothing(
     assert exai_client.open_connections == 0
     assert await exai_server.wait_idle() == 0  # the server saw the close
     assert _others() == set()
+    # the server was told first, for that very call
+    assert exai_server.cancels == [
+        rid for rid, name in exai_server.requests if name == "slow_query"
+    ]
+
+
+async def test_a_call_out_of_time_is_cancelled_on_the_server_too(
+    exai_server: ExaiTestServer, exai_client: ExaiClient
+) -> None:
+    with pytest.raises(ExaiTimeout):
+        await exai_client.call_tool("slow_query", {**ARGS, "seconds": 30}, time_limit=0.2)
+    assert exai_server.cancels == [exai_server.requests[-1][0]]
+    assert await exai_server.wait_idle() == 0
+
+
+async def test_hello_carries_the_jwt_a_server_requires(
+    exai_server: ExaiTestServer, exai_settings: ExaiSettings
+) -> None:
+    exai_server.jwt = "header.payload.signature"
+    async with ExaiClient(exai_settings) as client:
+        with pytest.raises(ExaiAuthError) as missing:
+            await client.list_tools()
+    assert str(missing.value).startswith("this EXAI server needs a JWT: none is set;")
+    wrong = replace(exai_settings, jwt="header.other.signature")
+    async with ExaiClient(wrong) as client:
+        with pytest.raises(ExaiAuthError) as refused:
+            await client.list_tools()
+    assert "needs a JWT: it refused the JWT HubSync sent" in str(refused.value)
+    assert "header.other.signature" not in str(refused.value) + repr(wrong)
+    assert exai_server.rejected_hellos == 2  # auth failures are not retried
+    async with ExaiClient(replace(exai_settings, jwt="header.payload.signature")) as client:
+        assert await client.list_tools()
+    assert await exai_server.wait_idle() == 0
+
+
+def test_4003_close_reasons_get_the_same_messages_as_hello_ack() -> None:
+    jwt = closed_error(ConnectionClosed(Close(4003, "jwt_required"), None), "during hello")
+    assert str(jwt).startswith("this EXAI server needs a JWT:")
+    token = closed_error(ConnectionClosed(Close(4003, "unauthorized"), None), "during hello")
+    assert str(token).startswith("EXAI rejected the token (unauthorized)")
+
+
+async def test_idle_pooled_connections_ping_and_a_silent_one_is_replaced(
+    exai_server: ExaiTestServer, exai_settings: ExaiSettings
+) -> None:
+    settings = replace(exai_settings, keepalive_interval=0.05, pong_timeout=0.2)
+    async with ExaiClient(settings) as client:
+        await client.list_tools()
+        async with asyncio.timeout(5):
+            while exai_server.pings < 3:  # pong after pong, the same connection stays pooled
+                await asyncio.sleep(0.02)
+        assert exai_server.total_connections == 1 and client.open_connections == 1
+        await client.list_tools()
+        assert exai_server.total_connections == 1
+
+        exai_server.answer_pings = False  # a server that stopped answering
+        pings = exai_server.pings
+        async with asyncio.timeout(5):
+            while client.open_connections:
+                await asyncio.sleep(0.02)
+        assert exai_server.pings == pings + 1  # one unanswered ping closed it
+        exai_server.answer_pings = True
+        await client.list_tools()  # a fresh connection, transparently
+        assert exai_server.total_connections == 2
+    assert await exai_server.wait_idle() == 0
+    assert _others() == set()
 
 
 async def test_ten_concurrent_calls_are_bounded_and_release_everything(
