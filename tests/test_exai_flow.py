@@ -13,6 +13,8 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import closing
 from dataclasses import replace
@@ -40,6 +42,7 @@ from agent.exai.errors import (
 from agent.exai.flow import HubRef, process_file
 from agent.exai.jobs import ExaiJobs
 from agent.exai.results import default_results_dir, result_stem, write_result
+from agent.exai.server_files import answered_path, download_destination, download_to_server
 from agent.exai.settings import ExaiSettings
 from agent.paths import resolve_paths
 from sync.remotes.local import LocalHub
@@ -488,6 +491,62 @@ def test_path_map_prefers_the_longest_prefix() -> None:
     assert map_path("user-files/k", Path("/home/me/docs/a.pdf"), mapping) == "/data/docs/a.pdf"
     assert map_path("user-files/k", Path("/home/meow/a.pdf"), mapping) == "/hub/uf/k"
     assert map_path("user-files/k", None, {}) == "user-files/k"
+
+
+def test_server_download_destinations_suit_both_tools() -> None:
+    query, sha = _tool("smart_file_query"), "cd" * 32
+    default = download_destination(query, sha, "n.pdf")
+    assert default == f"/mnt/project/Personal_AI_Agent/hubsync-downloads/{sha}/n.pdf"
+    chosen = download_destination(query, sha, "n.pdf", "/mnt/project/EX-AI-MCP-Server/in/")
+    assert chosen == f"/mnt/project/EX-AI-MCP-Server/in/{sha}/n.pdf"
+    with pytest.raises(ExaiToolError, match="download_dir /mnt/project/downloads is not"):
+        download_destination(query, sha, "n.pdf", "/mnt/project/downloads")  # query refuses it
+    app_only = ToolInfo(
+        "app_query",
+        input_schema={
+            "properties": {"file_path": {"pattern": "^/app/"}},
+            "required": ["file_path"],
+        },
+    )
+    with pytest.raises(ExaiToolError, match="none is under /mnt/project/"):
+        download_destination(app_only, sha, "n.pdf")
+    assert answered_path(" /mnt/project/x/n.pdf\n") == "/mnt/project/x/n.pdf"
+    assert answered_path('{"local_path": "/mnt/project/x/n.pdf"}') == "/mnt/project/x/n.pdf"
+    assert answered_path("Downloaded it!") is None
+    assert answered_path("/mnt/a\n/mnt/b") is None and answered_path('["/mnt/a"]') is None
+
+
+async def test_a_server_without_smart_file_download_is_explained(exai_client: ExaiClient) -> None:
+    query = _tool("smart_file_query")
+    with pytest.raises(ExaiToolError, match=r"no smart_file_download .* path_map"):
+        await download_to_server(exai_client, [query], query, "user-files/k", "/mnt/project/x")
+
+
+async def test_a_cancel_after_the_answer_is_too_late_and_the_answer_is_kept_whole(
+    hub: LocalHub,
+    exai_client: ExaiClient,
+    notes: Path,
+    results: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    saving = threading.Event()
+
+    def slow_write(*args: Any, **kwargs: Any) -> Path:  # a slow disk
+        saving.set()
+        time.sleep(0.3)
+        return write_result(*args, **kwargs)
+
+    monkeypatch.setattr("agent.exai.flow.write_result", slow_write)
+    task = asyncio.create_task(
+        process_file(hub, exai_client, notes, QUESTION, "analyze_file", results)
+    )
+    while not saving.is_set():
+        await asyncio.sleep(0.01)
+    task.cancel()
+    outcome = await task  # not CancelledError: the job completed
+    assert outcome.result_path.read_text("utf-8") == outcome.result.content
+    assert (hub.root / "results" / outcome.result_key).is_file()
+    assert [r["status"] for r in process_rows(hub)] == ["pending", "processing", "completed"]
 
 
 # -- acceptance 1 through the command line --------------------------------------------------
