@@ -4,7 +4,7 @@ Methods (``register`` puts them on the control server):
 
 * ``exai.tools``   ``{}`` → ``[{name, description, inputSchema}]``
 * ``exai.process`` ``{source, question, tool, hub?, arguments?}`` → the new job
-* ``exai.cancel``  ``{job}`` → ``{cancelled}``; closes that call's connection
+* ``exai.cancel``  ``{job}`` → ``{cancelled}``; sends EXAI ``cancel``, then closes the connection
 * ``exai.jobs``    ``{}`` → recent jobs, newest first
 * ``exai.results`` ``{limit?}`` → past result files, newest first
 * ``exai.status``  ``{}`` → the endpoint's health
