@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from agent.exai.cli import exai_app
 from tests.exai_server import ExaiTestServer
 from tests.fixtures.exai import threaded_exai_server
 from tests.fixtures.supabase import SupabaseUser
@@ -177,31 +179,32 @@ def test_a_server_requiring_a_jwt_is_explained_and_works_once_one_is_set(
 ) -> None:
     with threaded_exai_server(token=TOKEN, jwt=JWT, progress_interval=0.05) as exai:
         env = base_env(tmp_path / "home", exai)
-        args = ("exai", "ask", str(notes), QUESTION, "--tool", "analyze_file")
-        refused = run(env, *args)
-        assert refused.returncode == 1
+        runner = CliRunner()  # in-process (the server has a loop of its own): fast
+        args = ["ask", str(notes), QUESTION, "--tool", "analyze_file"]
+        refused = runner.invoke(exai_app, args, env=env)
+        assert refused.exit_code == 1
         message = refused.stderr.strip().splitlines()[-1]  # after the progress lines
         assert message.startswith("error: this EXAI server needs a JWT: none is set"), message
         assert "EXAI_WS_JWT" in message and "hubsync exai token --jwt" in message
 
-        wrong = run({**env, "EXAI_WS_JWT": "eyJ.wrong.jwt"}, *args)
-        assert wrong.returncode == 1
+        wrong = runner.invoke(exai_app, args, env={**env, "EXAI_WS_JWT": "eyJ.wrong.jwt"})
+        assert wrong.exit_code == 1
         assert "needs a JWT: it refused the JWT HubSync sent" in wrong.stderr
-        assert "eyJ.wrong.jwt" not in wrong.stderr + wrong.stdout
+        assert "eyJ.wrong.jwt" not in wrong.output
 
-        works = run({**env, "EXAI_WS_JWT": JWT}, *args)
-        assert works.returncode == 0, works.stderr
+        works = runner.invoke(exai_app, args, env={**env, "EXAI_WS_JWT": JWT})
+        assert works.exit_code == 0, works.output
         assert QUESTION in Path(works.stdout.strip()).read_text("utf-8")
+        assert exai.rejected_hellos == 2
 
-        # stored with `hubsync exai token --jwt`, it is used without the variable
+        # stored with `hubsync exai token --jwt` (its own processes: the file secret store)
         stored = run(env, "exai", "token", "--jwt", "--stdin", stdin=JWT + "\n")
         assert stored.returncode == 0 and "EXAI JWT stored" in stored.stdout, stored.stderr
-        again = run(env, *args)
-        assert again.returncode == 0, again.stderr
         status = run(env, "exai", "status", "--json")
-        assert json.loads(status.stdout)["jwt_source"] == "keyring"
-        assert JWT not in status.stdout + again.stdout + again.stderr
-        assert exai.rejected_hellos == 2
+        state = json.loads(status.stdout)
+        assert state["jwt_source"] == "keyring" and state["round_trip_ms"] is not None
+        assert JWT not in status.stdout + status.stderr
+        assert exai.rejected_hellos == 2  # the stored JWT was accepted
 
 
 # -- acceptance 4: Ctrl-C --------------------------------------------------------------------
