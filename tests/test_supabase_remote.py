@@ -227,6 +227,45 @@ async def test_repeated_rows_in_one_batch_are_merged(
     assert len(supabase_server.rest.snapshot("hubsync_manifest")) == 2
 
 
+async def test_lost_responses_and_an_exai_row_add_no_duplicate_rows(
+    hub_remote: SupabaseRemote, supabase_server: SupabaseTestServer, tmp_path: Path
+) -> None:
+    """file_metadata has no unique key (EXAI adds a row per dedup hit), so HubSync's
+    own rows must not multiply: not when a response is lost after the insert took
+    effect, not when EXAI already recorded the object."""
+    sha = write_file(tmp_path / "a.txt", b"recorded once")
+    supabase_server.faults.drop(2, after_handling=True, prefix="/rest/v1/file_", methods=("POST",))
+    key = await hub_remote.put_blob(tmp_path / "a.txt", sha, 13, "a.txt", "text/plain")
+    ops = [Operation("upload", "completed", key=key, sha256=sha, bytes=13)]
+    await hub_remote.log_operations(ops)
+    assert supabase_server.faults.injected == 2
+    await hub_remote.record([entry(hub_remote, "a.txt", sha, key, 13)])
+    assert [r["path"] for r in supabase_server.rest.snapshot("file_metadata")] == [key]
+    assert len(supabase_server.rest.snapshot("file_operations")) == 1
+
+    other = write_file(tmp_path / "b.txt", b"uploaded by EXAI first")
+    exai_key = f"{hub_remote.user_id}/{other[:2]}/{other}/b.txt"
+    await (
+        hub_remote.session.client.table("file_metadata")
+        .insert(
+            {
+                "file_id": exai_key,
+                "user_id": hub_remote.user_id,
+                "filename": "b.txt",
+                "file_size": 22,
+                "bucket_id": BUCKET_FILES,
+                "path": exai_key,
+                "sha256_hash": other,
+            }
+        )
+        .execute()
+    )
+    await hub_remote.record([entry(hub_remote, "b.txt", other, exai_key, 22)])
+    assert sorted(r["path"] for r in supabase_server.rest.snapshot("file_metadata")) == sorted(
+        [key, exai_key]
+    )
+
+
 async def test_large_file_goes_through_tus_in_6_mib_chunks(
     hub_remote: SupabaseRemote, supabase_server: SupabaseTestServer, tmp_path: Path
 ) -> None:

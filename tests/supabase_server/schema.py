@@ -63,7 +63,6 @@ TABLES: tuple[Table, ...] = (
             Column("updated_at", "timestamptz", default="now"),
         ),
         ("id",),
-        {"file_metadata_file_id_key": ("file_id",)},
         touch_updated_at=True,
     ),
     Table(
