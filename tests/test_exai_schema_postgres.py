@@ -397,7 +397,8 @@ def test_a_sync_writes_rows_valid_under_the_projects_schema(project: Project) ->
     operations = project.sql(
         "SELECT o.file_id::text, o.metadata, s.id::text, o.status, (s.metadata->>'size')::int"
         " FROM public.file_operations o"
-        " JOIN storage.objects s ON s.name = o.metadata->>'path' OR s.name = o.file_id::text"
+        " JOIN storage.objects s ON s.name = o.metadata->>'storage_path'"
+        " OR s.name = o.file_id::text"
         " OR s.id::text = o.file_id::text WHERE o.user_id = %s",
         (uid,),
     )
@@ -405,7 +406,7 @@ def test_a_sync_writes_rows_valid_under_the_projects_schema(project: Project) ->
     for file_id, metadata, object_id, status, size in operations:
         assert status == "completed" and metadata["sha256"]
         if project.file_id_type == "uuid":
-            assert file_id == object_id and metadata["path"]
+            assert file_id == object_id and metadata["storage_path"]
         if project.kind != "empty":  # no timing columns: kept in metadata instead
             assert (metadata["duration_ms"], metadata["bytes"]) == (1000, size)
     assert project.sql("SELECT count(*) FROM public.hubsync_manifest") == [(SYNCED_FILES,)]

@@ -179,7 +179,7 @@ def operation_row(
     if operation != op.operation:
         metadata.setdefault("operation", op.operation)
     if op.key and schema.operations_file_id_uuid:
-        metadata.setdefault("path", op.key)
+        metadata.setdefault("storage_path", op.key)
     optional: dict[str, Any] = {
         "started_at": op.started_at or None,
         "completed_at": op.finished_at or None,

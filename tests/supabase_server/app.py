@@ -23,6 +23,7 @@ from . import auth as auth_api
 from .auth import AuthService
 from .database import OwnDatabase
 from .faults import Faults, LogEntry, RequestLog
+from .objects_table import ObjectsMirror
 from .rest import RestHandlers, RestService
 from .storage import StorageHandlers, StorageService
 from .tus import CHUNK, TusService
@@ -119,6 +120,7 @@ class SupabaseTestServer:
             self._own_database = OwnDatabase()
             self.database_url = self._own_database.url
         self.rest.attach(self.database_url)
+        self.storage.objects.mirror = ObjectsMirror(self.database_url)
         loop = asyncio.new_event_loop()
         ready = threading.Event()
         failure: list[BaseException] = []
@@ -146,7 +148,7 @@ class SupabaseTestServer:
         if failure:
             self._thread.join()
             self._thread = self._loop = None
-            self._close_own_database()
+            self._close_database()
             raise failure[0]
         return self
 
@@ -157,9 +159,12 @@ class SupabaseTestServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
         self._thread = self._loop = None
-        self._close_own_database()
+        self._close_database()
 
-    def _close_own_database(self) -> None:
+    def _close_database(self) -> None:
+        mirror, self.storage.objects.mirror = self.storage.objects.mirror, None
+        if mirror is not None:
+            mirror.close()
         if self._own_database is not None:
             self._own_database.close()
             self._own_database = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING
 
@@ -45,7 +46,7 @@ class ObjectsMirror:
                     obj.id,
                     obj.bucket_id,
                     obj.name,
-                    obj.owner,
+                    _uuid_or_none(obj.owner),
                     obj.owner,
                     json.dumps(obj.metadata()),
                     json.dumps(obj.user_metadata) if obj.user_metadata is not None else None,
@@ -62,6 +63,14 @@ class ObjectsMirror:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _uuid_or_none(value: str | None) -> str | None:
+    """``storage.objects.owner`` is a uuid (``owner_id`` holds any ``sub`` as text)."""
+    try:
+        return str(uuid.UUID(value)) if value else None
+    except ValueError:
+        return None
 
 
 class MirroredObjects(MutableMapping[ObjectKey, "StoredObject"]):
