@@ -6,10 +6,11 @@ Implements :class:`sync.remotes.base.Remote` on one signed-in
 large ones through resumable TUS uploads (:mod:`.supabase_tus`). Every write is
 idempotent (uploads use ``x-upsert``, HubSync's own rows are upserts on their
 natural keys, rows of the tables shared with EXAI are added only when missing:
-:mod:`.supabase_files`), so a step repeated after a crash does no harm. Each request is retried a few
-times in place when it fails transiently, and once after a token refresh
-(:meth:`SupabaseSession.call`); beyond that failures leave as
-:mod:`sync.errors` kinds and the engine decides when to try the file again.
+:mod:`.supabase_files`), so a step repeated after a crash does no harm. Each
+request is retried a few times in place when it fails transiently, and once
+after a token refresh (:meth:`SupabaseSession.call`); beyond that failures
+leave as :mod:`sync.errors` kinds and the engine decides when to try the file
+again.
 """
 
 from __future__ import annotations
