@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 
 HASH_BATCH = 100
 """Hashes per ``in.(...)`` filter: 100 keep the URL under the common 8 KiB line limit."""
-KEY_BATCH = 25
-"""Storage keys (up to ~230 characters) per ``in.(...)`` filter, for the same limit."""
+KEY_BATCH = 15
+"""Storage keys per ``in.(...)`` filter, for the same limit: a key has up to ~230
+characters, and quoting and URL-encoding may double that."""
 ROW_BATCH = 500
 _MISSING_RELATION = {"42P01", "PGRST205"}
 
