@@ -266,6 +266,25 @@ async def test_lost_responses_and_an_exai_row_add_no_duplicate_rows(
     )
 
 
+async def test_a_hub_without_the_schema_view_is_taken_for_hubsyncs_first_tables(
+    hub_remote: SupabaseRemote,
+    supabase_server: SupabaseTestServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Migrations older than the hubsync_schema view made text file ids and timing columns."""
+    supabase_server.rest.execute("DROP VIEW public.hubsync_schema")
+    sha = write_file(tmp_path / "old.txt", b"an older hub")
+    key = await hub_remote.put_blob(tmp_path / "old.txt", sha, 12, "old.txt", "text/plain")
+    await hub_remote.log_operations(
+        [Operation("upload", "completed", key=key, sha256=sha, bytes=12, duration_ms=7)]
+    )
+    assert [r["file_id"] for r in supabase_server.rest.snapshot("file_metadata")] == [key]
+    [op] = supabase_server.rest.snapshot("file_operations")
+    assert (op["file_id"], op["bytes"], op["duration_ms"]) == (key, 12, 7)
+    assert "hubsync supabase schema" in caplog.text
+
+
 async def test_large_file_goes_through_tus_in_6_mib_chunks(
     hub_remote: SupabaseRemote, supabase_server: SupabaseTestServer, tmp_path: Path
 ) -> None:
