@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 pytest_plugins: list[str] = [
+    "tests.fixtures.postgres",
     "tests.fixtures.engine",
     "tests.fixtures.agent",
     "tests.fixtures.supabase",
-    "tests.fixtures.postgres",
     "tests.fixtures.exai",
     "tests.fixtures.agent_infra",
     "tests.fixtures.supabase_remote",

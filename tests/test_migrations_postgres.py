@@ -152,7 +152,6 @@ CHANGE = {
 }
 TABLES = sorted(CHANGE)
 UPSERT_TARGETS = {
-    "file_metadata": ("file_id",),
     "hubsync_devices": ("user_id", "device_id"),
     "hubsync_manifest": ("user_id", "device_id", "root_id", "rel_path", "version"),
 }
@@ -335,8 +334,8 @@ def test_upsert_targets_of_the_sync_client_exist(
     with acting(pg_cluster, db, "authenticated", uid) as a:
         for size in (12, 34):  # the same row twice, as PostgREST upserts it
             row = {**table_row(table, uid), "user_id": uid}
-            if table != "hubsync_devices":
-                row["file_size" if table == "file_metadata" else "size"] = size
+            if table == "hubsync_manifest":
+                row["size"] = size
             else:
                 row["name"] = f"Laptop {size}"
             query = insert_sql(table, row) + sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {}").format(
@@ -350,28 +349,22 @@ def test_upsert_targets_of_the_sync_client_exist(
             a.conn.execute(query, list(row.values()))
         assert a.count(table) == 1
         changed = {
-            "file_metadata": "file_size = 34",
             "hubsync_manifest": "size = 34",
             "hubsync_devices": "name = 'Laptop 34'",
         }[table]
         assert a.count(table, changed) == 1
 
 
-def test_upsert_cannot_take_over_another_users_file_metadata(
+def test_file_metadata_takes_another_row_for_the_same_file_id(
     pg_cluster: PostgresCluster, db: str
 ) -> None:
-    uid_a, uid_b = new_uid(), new_uid()
-    row = table_row("file_metadata", uid_a)
-    with acting(pg_cluster, db, "authenticated", uid_a) as a:
+    """The EXAI server adds a row per dedup hit: nothing may make file_id unique."""
+    uid = new_uid()
+    row = table_row("file_metadata", uid)
+    with acting(pg_cluster, db, "authenticated", uid) as a:
         a.insert("file_metadata", row)
-    with acting(pg_cluster, db, "authenticated", uid_b) as b:
-        query = insert_sql("file_metadata", row) + sql.SQL(
-            " ON CONFLICT (file_id) DO UPDATE SET filename = EXCLUDED.filename, user_id = %s"
-        )
-        with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
-            b.conn.execute(query, [*row.values(), uid_b])
-    with acting(pg_cluster, db, "authenticated", uid_a) as a:
-        assert a.count("file_metadata", "filename = %s", (row["filename"],)) == 1
+        a.insert("file_metadata", {**row, "filename": "the same content.txt"})
+        assert a.count("file_metadata", "file_id = %s", (row["file_id"],)) == 2
 
 
 def test_manifest_keeps_every_version_but_rejects_a_duplicate(

@@ -177,7 +177,7 @@ async def test_find_blobs_is_one_query_per_batch_and_probes_storage_without_rows
 ) -> None:
     sha = write_file(tmp_path / "x", b"stored without a row")
     key = await hub_remote.put_blob(tmp_path / "x", sha, 20, "x.txt", "text/plain")
-    supabase_server.rest.rows["file_metadata"].clear()
+    supabase_server.rest.clear("file_metadata")
     supabase_server.log.clear()
     unknown = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(450)]
     hub_remote.probe_limit = 500
@@ -225,6 +225,64 @@ async def test_repeated_rows_in_one_batch_are_merged(
 
     assert len(supabase_server.rest.snapshot("file_metadata")) == 1
     assert len(supabase_server.rest.snapshot("hubsync_manifest")) == 2
+
+
+async def test_lost_responses_and_an_exai_row_add_no_duplicate_rows(
+    hub_remote: SupabaseRemote, supabase_server: SupabaseTestServer, tmp_path: Path
+) -> None:
+    """file_metadata has no unique key (EXAI adds a row per dedup hit), so HubSync's
+    own rows must not multiply: not when a response is lost after the insert took
+    effect, not when EXAI already recorded the object."""
+    sha = write_file(tmp_path / "a.txt", b"recorded once")
+    supabase_server.faults.drop(2, after_handling=True, prefix="/rest/v1/file_", methods=("POST",))
+    key = await hub_remote.put_blob(tmp_path / "a.txt", sha, 13, "a.txt", "text/plain")
+    ops = [Operation("upload", "completed", key=key, sha256=sha, bytes=13)]
+    await hub_remote.log_operations(ops)
+    assert supabase_server.faults.injected == 2
+    await hub_remote.record([entry(hub_remote, "a.txt", sha, key, 13)])
+    assert [r["path"] for r in supabase_server.rest.snapshot("file_metadata")] == [key]
+    assert len(supabase_server.rest.snapshot("file_operations")) == 1
+
+    other = write_file(tmp_path / "b.txt", b"uploaded by EXAI first")
+    exai_key = f"{hub_remote.user_id}/{other[:2]}/{other}/b.txt"
+    await (
+        hub_remote.session.client.table("file_metadata")
+        .insert(
+            {
+                "file_id": exai_key,
+                "user_id": hub_remote.user_id,
+                "filename": "b.txt",
+                "file_size": 22,
+                "bucket_id": BUCKET_FILES,
+                "path": exai_key,
+                "sha256_hash": other,
+            }
+        )
+        .execute()
+    )
+    await hub_remote.record([entry(hub_remote, "b.txt", other, exai_key, 22)])
+    assert sorted(r["path"] for r in supabase_server.rest.snapshot("file_metadata")) == sorted(
+        [key, exai_key]
+    )
+
+
+async def test_a_hub_without_the_schema_view_is_taken_for_hubsyncs_first_tables(
+    hub_remote: SupabaseRemote,
+    supabase_server: SupabaseTestServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Migrations older than the hubsync_schema view made text file ids and timing columns."""
+    supabase_server.rest.execute("DROP VIEW public.hubsync_schema")
+    sha = write_file(tmp_path / "old.txt", b"an older hub")
+    key = await hub_remote.put_blob(tmp_path / "old.txt", sha, 12, "old.txt", "text/plain")
+    await hub_remote.log_operations(
+        [Operation("upload", "completed", key=key, sha256=sha, bytes=12, duration_ms=7)]
+    )
+    assert [r["file_id"] for r in supabase_server.rest.snapshot("file_metadata")] == [key]
+    [op] = supabase_server.rest.snapshot("file_operations")
+    assert (op["file_id"], op["bytes"], op["duration_ms"]) == (key, 12, 7)
+    assert "hubsync supabase schema" in caplog.text
 
 
 async def test_large_file_goes_through_tus_in_6_mib_chunks(

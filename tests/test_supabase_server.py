@@ -597,13 +597,18 @@ def test_rest_insert_select_filters_and_order(supabase_client: Client) -> None:
 
 def test_rest_upsert_update_delete(supabase_client: Client, supabase_user: SupabaseUser) -> None:
     table = supabase_client.table("file_metadata")
-    row = {"file_id": f"{supabase_user.uid}/aa/x", "filename": "x", "file_size": 1}
-    first = records(table.upsert(row, on_conflict="file_id").execute())[0]
-    second = records(table.upsert({**row, "file_size": 2}, on_conflict="file_id").execute())[0]
+    row = {
+        "id": "6a0f3c1e-2b4d-5e6f-8a9b-0c1d2e3f4a5b",
+        "file_id": f"{supabase_user.uid}/aa/x",
+        "filename": "x",
+        "file_size": 1,
+    }
+    first = records(table.upsert(row, on_conflict="id").execute())[0]
+    second = records(table.upsert({**row, "file_size": 2}, on_conflict="id").execute())[0]
     assert first["created_at"] == first["updated_at"]  # one now() per statement
     assert second["id"] == first["id"] and second["file_size"] == 2
     assert second["updated_at"] >= first["updated_at"]
-    ignored = table.upsert({**row, "file_size": 3}, on_conflict="file_id", ignore_duplicates=True)
+    ignored = table.upsert({**row, "file_size": 3}, on_conflict="id", ignore_duplicates=True)
     assert ignored.execute().data == []
     updated = records(table.update({"access_count": 5}).eq("file_id", row["file_id"]).execute())
     assert updated[0]["access_count"] == 5

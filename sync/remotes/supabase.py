@@ -4,11 +4,13 @@ Implements :class:`sync.remotes.base.Remote` on one signed-in
 :class:`~sync.remotes.supabase_session.SupabaseSession`. Blobs live under
 ``{uid}/{sha[:2]}/{sha}/{ascii_name}``; small ones go up in one request,
 large ones through resumable TUS uploads (:mod:`.supabase_tus`). Every write is
-idempotent (uploads use ``x-upsert``, rows are upserts on their natural keys),
-so a step repeated after a crash does no harm. Each request is retried a few
-times in place when it fails transiently, and once after a token refresh
-(:meth:`SupabaseSession.call`); beyond that failures leave as
-:mod:`sync.errors` kinds and the engine decides when to try the file again.
+idempotent (uploads use ``x-upsert``, HubSync's own rows are upserts on their
+natural keys, rows of the tables shared with EXAI are added only when missing:
+:mod:`.supabase_files`), so a step repeated after a crash does no harm. Each
+request is retried a few times in place when it fails transiently, and once
+after a token refresh (:meth:`SupabaseSession.call`); beyond that failures
+leave as :mod:`sync.errors` kinds and the engine decides when to try the file
+again.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Collection, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,25 +39,21 @@ from sync.remotes.base import (
 )
 from sync.remotes.supabase_batch import GroupWriter
 from sync.remotes.supabase_errors import NotFound
+from sync.remotes.supabase_files import HASH_BATCH, ROW_BATCH, SharedTables
 from sync.remotes.supabase_rows import (
     DEVICES_CONFLICT,
     MANIFEST_COLUMNS,
     MANIFEST_CONFLICT,
-    METADATA_CONFLICT,
     chunks,
     manifest_entry,
     manifest_row,
     metadata_row,
     metadata_rows_for,
     now_iso,
-    operation_row,
 )
 from sync.remotes.supabase_session import SupabaseSession
 from sync.remotes.supabase_tus import upload_resumable
 
-HASH_BATCH = 100
-"""Hashes per ``in.(...)`` filter: 100 keep the URL under the common 8 KiB line limit."""
-ROW_BATCH = 500
 DOWNLOAD_BLOCK = 1024 * 1024
 
 
@@ -98,10 +95,8 @@ class SupabaseRemote:
         self.probe_limit = probe_limit
         self._devices_seen: set[str] = set()
         self.device_name = default_device_name()
-        self._metadata = GroupWriter(self._write_metadata)
-
-    async def _write_metadata(self, rows: Sequence[dict[str, Any]]) -> None:
-        await self._upsert("file_metadata", rows, METADATA_CONFLICT, "recording file metadata")
+        self.shared = SharedTables(session)
+        self._metadata = GroupWriter(self.shared.write_metadata)
 
     def describe(self) -> str:
         return session_description(self.session)
@@ -125,31 +120,15 @@ class SupabaseRemote:
         wanted = sorted({h for h in hashes if is_sha256(h)})
         found: dict[str, str] = {}
         prefix = f"{self.user_id}/"
-        for batch in chunks(wanted, HASH_BATCH):
-            rows = await self._select_metadata(list(batch), bucket)
-            for row in rows:
-                sha, key = row.get("sha256_hash"), row.get("file_id")
-                if isinstance(sha, str) and isinstance(key, str) and key.startswith(prefix):
-                    found.setdefault(sha, key)
+        for row in await self.shared.rows_by_hash(wanted, bucket):
+            sha, key = row.get("sha256_hash"), row.get("path")
+            if isinstance(sha, str) and isinstance(key, str) and key.startswith(prefix):
+                found.setdefault(sha, key)
         missing = [h for h in wanted if h not in found][: self.probe_limit]
         if missing:
             probes = await asyncio.gather(*(self._probe(h, bucket) for h in missing))
             found.update({h: key for h, key in zip(missing, probes, strict=True) if key})
         return found
-
-    async def _select_metadata(self, hashes: list[str], bucket: str) -> list[dict[str, Any]]:
-        def query() -> Any:
-            return (
-                self.session.client.table("file_metadata")
-                .select("file_id,sha256_hash")
-                .in_("sha256_hash", hashes)
-                .eq("bucket_id", bucket)
-                .eq("user_id", self.user_id)
-                .execute()
-            )
-
-        response = await self.session.call("looking up hashes", query)
-        return list(response.data or [])
 
     async def _probe(self, sha256: str, bucket: str) -> str | None:
         """The key of an object stored without a file_metadata row (one list request)."""
@@ -265,8 +244,7 @@ class SupabaseRemote:
         if not entries:
             return
         await self._register_devices({e.device for e in entries})
-        metadata = metadata_rows_for(self.user_id, BUCKET_FILES, entries)
-        await self._upsert("file_metadata", metadata, METADATA_CONFLICT, "recording file metadata")
+        await self.shared.write_metadata(metadata_rows_for(self.user_id, BUCKET_FILES, entries))
         rows = [manifest_row(self.user_id, e) for e in entries]
         await self._upsert("hubsync_manifest", rows, MANIFEST_CONFLICT, "recording the manifest")
 
@@ -287,11 +265,7 @@ class SupabaseRemote:
         self._devices_seen.update(new)
 
     async def log_operations(self, operations: Sequence[Operation]) -> None:
-        rows = [operation_row(self.user_id, op) for op in operations]
-        for batch in chunks(rows, ROW_BATCH):
-            await self.session.call(
-                "logging operations", partial(self._send_rows, "file_operations", batch, None)
-            )
+        await self.shared.log_operations(operations)
 
     async def history(self, device: str, root_id: str, relpath: str) -> list[ManifestEntry]:
         response = await self.session.call(
@@ -433,20 +407,14 @@ class SupabaseRemote:
         columns = conflict.split(",")
         unique = list({tuple(row[c] for c in columns): row for row in rows}.values())
         for batch in chunks(unique, ROW_BATCH):
-            await self.session.call(what, partial(self._send_rows, table, batch, conflict))
 
-    async def _send_rows(
-        self, table: str, rows: Sequence[dict[str, Any]], conflict: str | None
-    ) -> None:
-        """One PostgREST request: an insert, or an upsert on ``conflict``."""
-        builder = self.session.client.table(table)
-        if conflict is None:
-            request = builder.insert(list(rows), returning=ReturnMethod.minimal)
-        else:
-            request = builder.upsert(
-                list(rows), on_conflict=conflict, returning=ReturnMethod.minimal
-            )
-        await request.execute()
+            async def send(batch: Sequence[dict[str, Any]] = batch) -> None:
+                builder = self.session.client.table(table)
+                await builder.upsert(
+                    list(batch), on_conflict=conflict, returning=ReturnMethod.minimal
+                ).execute()
+
+            await self.session.call(what, send)
 
     async def close(self) -> None:
         await self._metadata.close()

@@ -1,14 +1,20 @@
 """Rows of the hub tables, as HubSync writes and reads them.
 
-Column names follow ``resources/supabase/migrations``. ``file_metadata`` rows
-match what the EXAI server's own uploader writes (file_id = path = the storage
-key, bucket_id, filename, file_size, content_type, sha256_hash, user_id), so
-files synced by HubSync and files uploaded through EXAI look the same.
+Column names follow ``resources/supabase/migrations``. ``file_metadata`` and
+``file_operations`` may be the EXAI server's own tables, whose shape varies by
+project (:class:`HubSchema`): ``file_id`` is the storage object's id where the
+column is a uuid (a foreign key to ``storage.objects``) and the storage key
+where it is text. Every other column matches what EXAI's uploader writes
+(path = the storage key, bucket_id, filename, file_size, content_type,
+sha256_hash, user_id), so files synced by HubSync and files uploaded through
+EXAI look the same, and EXAI's dedup copies of HubSync rows are valid rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -17,7 +23,6 @@ from sync.remotes.base import ManifestEntry, Operation
 T = TypeVar("T")
 
 MANIFEST_CONFLICT = "user_id,device_id,root_id,rel_path,version"
-METADATA_CONFLICT = "file_id"
 DEVICES_CONFLICT = "user_id,device_id"
 MANIFEST_COLUMNS = (
     "device_id,root_id,root_path,rel_path,sha256,size,mtime_ns,version,deleted,"
@@ -25,6 +30,40 @@ MANIFEST_COLUMNS = (
 )
 _OPERATION_TYPES = {"upload", "download", "process", "delete", "generate"}
 _STATUSES = {"pending", "processing", "completed", "failed"}
+_OPTIONAL_OPERATION_COLUMNS = (
+    "started_at",
+    "completed_at",
+    "duration_ms",
+    "bytes",
+    "error_message",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HubSchema:
+    """How the project's ``file_metadata`` / ``file_operations`` name a file and
+    which optional ``file_operations`` columns exist (the ``hubsync_schema`` view)."""
+
+    metadata_file_id_uuid: bool
+    operations_file_id_uuid: bool
+    operation_columns: frozenset[str]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> HubSchema:
+        columns = row.get("operations_columns") or ()
+        return cls(
+            metadata_file_id_uuid=row.get("metadata_file_id_type") == "uuid",
+            operations_file_id_uuid=row.get("operations_file_id_type") == "uuid",
+            operation_columns=frozenset(str(c) for c in columns),
+        )
+
+    @property
+    def needs_object_ids(self) -> bool:
+        return self.metadata_file_id_uuid or self.operations_file_id_uuid
+
+
+LEGACY_SCHEMA = HubSchema(False, False, frozenset(_OPTIONAL_OPERATION_COLUMNS))
+"""The tables of HubSync's first migrations, which had no ``hubsync_schema`` view."""
 
 
 def now_iso() -> str:
@@ -45,8 +84,9 @@ def metadata_row(
     content_type: str,
     sha256: str,
 ) -> dict[str, Any]:
+    """The columns of a ``file_metadata`` row that do not depend on the schema
+    (``file_id`` is added by :func:`with_file_id`)."""
     return {
-        "file_id": key,
         "path": key,
         "bucket_id": bucket,
         "filename": filename,
@@ -92,6 +132,26 @@ def manifest_entry(row: dict[str, Any]) -> ManifestEntry:
     )
 
 
+_METADATA_IDS = uuid.UUID("2f1e5a0c-7d4b-5e8a-9c3f-6b0d1e2a3c4d")
+
+
+def metadata_row_id(user_id: str, bucket: str, key: str) -> str:
+    """The primary key HubSync gives its ``file_metadata`` row of one object: the same
+    on every device and every retry, so inserting it twice adds nothing (the EXAI
+    server's rows get random ids and never collide with it)."""
+    return str(uuid.uuid5(_METADATA_IDS, f"{user_id}/{bucket}/{key}"))
+
+
+def with_file_id(
+    row: Mapping[str, Any], schema: HubSchema, object_id: str | None
+) -> dict[str, Any]:
+    """``row`` with its id and the ``file_id`` the schema wants: the object's id (None
+    when the object is unknown, which the nullable foreign key accepts) or the key."""
+    file_id = object_id if schema.metadata_file_id_uuid else row["path"]
+    row_id = metadata_row_id(row["user_id"], row["bucket_id"], row["path"])
+    return {"id": row_id, "file_id": file_id, **row}
+
+
 def metadata_rows_for(
     user_id: str, bucket: str, entries: Iterable[ManifestEntry]
 ) -> list[dict[str, Any]]:
@@ -106,7 +166,11 @@ def metadata_rows_for(
     return list(rows.values())
 
 
-def operation_row(user_id: str, op: Operation) -> dict[str, Any]:
+def operation_row(
+    schema: HubSchema, user_id: str, op: Operation, object_id: str | None = None
+) -> dict[str, Any]:
+    """A ``file_operations`` row with a fresh id (a retried insert of it adds nothing);
+    values whose column the table lacks go into ``metadata``."""
     operation = op.operation if op.operation in _OPERATION_TYPES else "process"
     status = op.status if op.status in _STATUSES else ("failed" if op.error else "completed")
     metadata: dict[str, Any] = dict(op.metadata)
@@ -114,15 +178,26 @@ def operation_row(user_id: str, op: Operation) -> dict[str, Any]:
         metadata.setdefault("sha256", op.sha256)
     if operation != op.operation:
         metadata.setdefault("operation", op.operation)
-    return {
-        "user_id": user_id,
-        "file_id": op.key,
-        "operation_type": operation,
-        "status": status,
+    if op.key and schema.operations_file_id_uuid:
+        metadata.setdefault("storage_path", op.key)
+    optional: dict[str, Any] = {
         "started_at": op.started_at or None,
         "completed_at": op.finished_at or None,
         "duration_ms": op.duration_ms,
         "bytes": op.bytes,
         "error_message": op.error,
-        "metadata": metadata,
     }
+    row: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "user_id": user_id,
+        "file_id": object_id if schema.operations_file_id_uuid else op.key,
+        "operation_type": operation,
+        "status": status,
+    }
+    for column, value in optional.items():
+        if column in schema.operation_columns:
+            row[column] = value
+        elif value is not None:
+            metadata.setdefault(column, value)
+    row["metadata"] = metadata
+    return row

@@ -21,7 +21,9 @@ from aiohttp import web
 
 from . import auth as auth_api
 from .auth import AuthService
+from .database import OwnDatabase
 from .faults import Faults, LogEntry, RequestLog
+from .objects_table import ObjectsMirror
 from .rest import RestHandlers, RestService
 from .storage import StorageHandlers, StorageService
 from .tus import CHUNK, TusService
@@ -61,6 +63,7 @@ class SupabaseTestServer:
         upload_limit: int = 50 * 1024**2,
         bucket_limits: Mapping[str, int | None] | None = None,
         tus_chunk_size: int = CHUNK,
+        database_url: str | None = None,
     ) -> None:
         self.jwt_secret = jwt_secret or secrets.token_urlsafe(32)
         self.host = host
@@ -76,6 +79,9 @@ class SupabaseTestServer:
             self.storage.create_bucket(bucket, file_size_limit=limits.get(bucket))
         self.tus = TusService(self.storage, chunk_size=tus_chunk_size)
         self.rest = RestService(self.auth)
+        self.database_url = database_url
+        """/rest/v1 runs on this migrated database; None: :meth:`start` makes one."""
+        self._own_database: OwnDatabase | None = None
         self.faults = Faults(seed)
         self.log = RequestLog()
         self._storage_http = StorageHandlers(self.storage)
@@ -99,8 +105,10 @@ class SupabaseTestServer:
         return self.auth.service_key
 
     def create_user(self, email: str, password: str) -> str:
-        """Create a confirmed email/password user; returns their uid."""
-        return self.auth.create_user(email, password)
+        """Create a confirmed email/password user (also in ``auth.users``); returns their uid."""
+        uid = self.auth.create_user(email, password)
+        self.rest.add_auth_user(uid, email)
+        return uid
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -108,6 +116,11 @@ class SupabaseTestServer:
         """Serve in a background thread; returns once the port is bound."""
         if self._thread is not None:
             raise RuntimeError("already started")
+        if self.database_url is None:
+            self._own_database = OwnDatabase()
+            self.database_url = self._own_database.url
+        self.rest.attach(self.database_url)
+        self.storage.objects.mirror = ObjectsMirror(self.database_url)
         loop = asyncio.new_event_loop()
         ready = threading.Event()
         failure: list[BaseException] = []
@@ -124,6 +137,7 @@ class SupabaseTestServer:
             ready.set()
             loop.run_forever()
             loop.run_until_complete(self._unbind())
+            loop.run_until_complete(self.rest.close())
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
@@ -134,6 +148,7 @@ class SupabaseTestServer:
         if failure:
             self._thread.join()
             self._thread = self._loop = None
+            self._close_database()
             raise failure[0]
         return self
 
@@ -144,6 +159,16 @@ class SupabaseTestServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
         self._thread = self._loop = None
+        self._close_database()
+
+    def _close_database(self) -> None:
+        mirror, self.storage.objects.mirror = self.storage.objects.mirror, None
+        if mirror is not None:
+            mirror.close()
+        if self._own_database is not None:
+            self._own_database.close()
+            self._own_database = None
+            self.database_url = None
 
     def restart(self) -> None:
         """Drop all connections and listen again on the same port, state kept."""

@@ -1,40 +1,45 @@
-"""PostgREST stand-in at ``/rest/v1/<table>``: the subset postgrest-py sends.
+"""PostgREST stand-in at ``/rest/v1/<table>``, running SQL on a real PostgreSQL.
 
-Reads: ``select`` (columns, ``alias:col``), filters (eq neq gt gte lt lte like
-ilike is in cs cd, ``not.``, ``or=(...)``/``and=(...)``), ``order``, ``limit``,
-``offset``, ``Range``, ``Prefer: count=exact``, single-object Accept.
-Writes: insert (one or many, ``columns``, ``missing=default``), upsert
-(``resolution=merge|ignore-duplicates`` + ``on_conflict``), update and delete
-with filters (a WHERE clause is required, as Supabase's safeupdate wants),
-``Prefer: return=representation|minimal``. Each statement is atomic.
-Row level security mirrors the migrations: ``user_id = auth.uid()``;
-service_role bypasses it; anon has no grants.
+Each request becomes one parameterised statement (see :mod:`.pgrst_query`)
+run in its own transaction after, as PostgREST does,
+``set_config('role', <JWT role>, true)`` and ``request.jwt.claims`` (plus
+``request.jwt.claim.sub`` / ``.role``, ``request.method``, ``request.path``),
+so the grants, constraints, triggers and row level security of the
+project's migrations decide. Writes: insert (``columns``,
+``missing=default``), upsert (``resolution=merge|ignore-duplicates`` +
+``on_conflict``, else the primary key), update and delete (a WHERE clause
+is required, as Supabase's safeupdate wants). ``Prefer: return=
+representation|minimal`` and ``count=exact``; ``limit``/``offset`` or a
+``Range`` header; single-object Accept. Errors are PostgREST's JSON
+(code, message, details, hint) with its HTTP statuses (:mod:`.pg_errors`).
 """
 
 from __future__ import annotations
 
-import copy
-import functools
+import asyncio
 import json
-import operator
 import re
-import threading
-import uuid
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from aiohttp import web
+from psycopg import pq, sql
 
-from .auth import AuthService, Identity, JwtError
-from .schema import TABLES, Column, Table
+from .auth import AuthService, JwtError
+from .pg_errors import error_body, status_for
+from .pgrst_query import QueryError, Translator, Where
 
+SCHEMA = "public"
+POOL_SIZE = 8
 Row = dict[str, Any]
-Pred = Callable[[Row], bool | None]
-RESERVED = {"select", "order", "limit", "offset", "on_conflict", "columns", "apikey"}
 
 
 class RestError(Exception):
+    """An answer PostgREST gives without asking the database."""
+
     def __init__(
         self,
         status: int,
@@ -51,510 +56,177 @@ class RestError(Exception):
         return web.json_response(self.body, status=self.status)
 
 
-def _syntax(column: Column, value: Any) -> RestError:
-    return RestError(400, "22P02", f'invalid input syntax for type {column.type}: "{value}"')
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    """What PostgREST's schema cache knows of a table."""
+
+    name: str
+    columns: tuple[str, ...]
+    primary_key: tuple[str, ...]
+
+    @property
+    def qualified(self) -> sql.Composable:
+        return sql.Identifier(SCHEMA, self.name)
 
 
-def _timestamp(value: Any, column: Column) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00").replace(" ", "T", 1))
-    except ValueError as exc:
-        raise _syntax(column, value) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+_SCHEMA_SQL = """
+select c.relname,
+       array_agg(a.attname::text order by a.attnum),
+       coalesce((select array_agg(k.attname::text order by k.attnum)
+                 from pg_constraint p
+                 join pg_attribute k on k.attrelid = p.conrelid and k.attnum = any(p.conkey)
+                 where p.conrelid = c.oid and p.contype = 'p'), '{}')
+from pg_class c
+join pg_namespace n on n.oid = c.relnamespace
+join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+where n.nspname = %s and c.relkind in ('r', 'p', 'v', 'm', 'f')
+group by c.oid, c.relname
+"""
 
 
-def coerce(column: Column, value: Any) -> Any:
-    """A JSON value as the column stores it (what PostgreSQL would accept)."""
-    if value is None or column.type == "jsonb":
-        return value
-    kind = column.type
-    if kind in ("bigint", "integer"):
-        if isinstance(value, bool):
-            raise _syntax(column, value)
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        try:
-            return int(str(value))
-        except ValueError as exc:
-            raise _syntax(column, value) from exc
-    if kind == "boolean":
-        if isinstance(value, bool):
-            return value
-        text = str(value).lower()
-        if text in ("true", "t", "1", "yes", "on"):
-            return True
-        if text in ("false", "f", "0", "no", "off"):
-            return False
-        raise _syntax(column, value)
-    if kind == "timestamptz":
-        return _timestamp(value, column).astimezone(UTC).isoformat()
-    if kind == "uuid":
-        try:
-            return str(uuid.UUID(str(value)))
-        except ValueError as exc:
-            raise _syntax(column, value) from exc
-    if kind == "text[]":
-        if not isinstance(value, list):
-            raise RestError(400, "22P02", f'malformed array literal: "{value}"')
-        return [None if v is None else str(v) for v in value]
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+class ConnectionPool:
+    """A few connections as the database owner, reused across requests."""
 
+    def __init__(self, conninfo: str, size: int = POOL_SIZE) -> None:
+        self.conninfo = conninfo
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._slots = asyncio.Semaphore(size)
 
-def _order_key(column: Column, value: Any) -> Any:
-    if column.type == "timestamptz":
-        return datetime.fromisoformat(value)
-    if column.type in ("jsonb", "text[]"):
-        return json.dumps(value, sort_keys=True)
-    return value
-
-
-def _row_key(column: Column, row: Row) -> Any:
-    return _order_key(column, row[column.name])
-
-
-def split_top(text: str) -> list[str]:
-    """Split on commas outside parentheses and double quotes."""
-    parts, depth, quoted, current = [], 0, False, []
-    escape = False
-    for char in text:
-        if escape:
-            current.append(char)
-            escape = False
-            continue
-        if char == "\\" and quoted:
-            current.append(char)
-            escape = True
-            continue
-        if char == '"':
-            quoted = not quoted
-        elif not quoted and char == "(":
-            depth += 1
-        elif not quoted and char == ")":
-            depth -= 1
-        elif not quoted and depth == 0 and char == ",":
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(char)
-    parts.append("".join(current))
-    return parts
-
-
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        return re.sub(r"\\(.)", r"\1", value[1:-1])
-    return value
-
-
-def _like(pattern: str, *, ignore_case: bool) -> re.Pattern[str]:
-    regex = "".join(".*" if c in "*%" else "." if c == "_" else re.escape(c) for c in pattern)
-    return re.compile(f"^{regex}$", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
-
-
-def _array_literal(text: str) -> list[str | None]:
-    inner = text.strip()
-    if not (inner.startswith("{") and inner.endswith("}")):
-        raise RestError(400, "22P02", f'malformed array literal: "{text}"')
-    body = inner[1:-1]
-    if not body:
-        return []
-    return [None if item == "NULL" else _unquote(item) for item in split_top(body)]
-
-
-class Query:
-    """Parses the query string of one request against one table."""
-
-    def __init__(self, table: Table) -> None:
-        self.table = table
-
-    def column(self, name: str) -> Column:
-        column = self.table.column(name.strip('"'))
-        if column is None:
-            raise RestError(400, "42703", f"column {self.table.name}.{name} does not exist")
-        return column
-
-    def condition(self, name: str, expression: str) -> Pred:
-        column = self.column(name)
-        negate = expression.startswith("not.")
-        if negate:
-            expression = expression[4:]
-        op, _, raw = expression.partition(".")
-        test = self._operator(column, op, raw)
-
-        def pred(row: Row) -> bool | None:
-            result = test(row.get(column.name))
-            return None if result is None else (not result if negate else result)
-
-        return pred
-
-    def _literal(self, column: Column, raw: str) -> Any:
-        if column.type == "jsonb":
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        async with self._slots:
+            conn = self._idle.pop() if self._idle else await self._connect()
             try:
-                return json.loads(raw)
-            except ValueError:
-                return raw
-        if column.type == "text[]":
-            return _array_literal(raw)
-        return coerce(column, raw)
+                yield conn
+            finally:
+                if conn.info.transaction_status == pq.TransactionStatus.IDLE:
+                    self._idle.append(conn)
+                else:
+                    await conn.close()
 
-    def _operator(self, column: Column, op: str, raw: str) -> Callable[[Any], bool | None]:
-        cmp: dict[str, Callable[[Any, Any], bool]] = {
-            "eq": operator.eq,
-            "neq": operator.ne,
-            "gt": operator.gt,
-            "gte": operator.ge,
-            "lt": operator.lt,
-            "lte": operator.le,
-        }
-        if op in cmp:
-            target = _order_key(column, self._literal(column, raw))
-            fn = cmp[op]
-            return lambda v: None if v is None else bool(fn(_order_key(column, v), target))
-        if op in ("like", "ilike"):
-            pattern = _like(raw, ignore_case=op == "ilike")
-            return lambda v: None if v is None else bool(pattern.match(str(v)))
-        if op == "is":
-            word = raw.lower()
-            if word == "null":
-                return lambda v: v is None
-            if word in ("true", "false"):
-                flag = word == "true"
-                return lambda v: v is flag
-            if word == "unknown":
-                return lambda v: v is None
-            raise RestError(400, "PGRST100", f"failed to parse filter (is.{raw})")
-        if op == "in":
-            if not (raw.startswith("(") and raw.endswith(")")):
-                raise RestError(400, "PGRST100", f"failed to parse filter (in.{raw})")
-            items = [_unquote(i) for i in split_top(raw[1:-1])] if raw[1:-1] else []
-            values = {_order_key(column, self._literal(column, i)) for i in items}
-            return lambda v: None if v is None else _order_key(column, v) in values
-        if op in ("cs", "cd"):
-            target = self._literal(column, raw)
-            if column.type == "text[]":
-                wanted = set(target)
-                if op == "cs":
-                    return lambda v: None if v is None else wanted <= set(v)
-                return lambda v: None if v is None else set(v) <= wanted
-            if column.type == "jsonb" and isinstance(target, dict) and op == "cs":
-                return lambda v: (
-                    None if v is None else all(v.get(k) == t for k, t in target.items())
-                )
-        raise RestError(400, "PGRST100", f'"failed to parse filter ({op}.{raw})"')
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+        # A Supabase project's database runs in UTC; PostgREST answers in its zone.
+        await conn.execute("set timezone to 'UTC'")
+        return conn
 
-    def logic(self, expression: str, *, conjunction: bool, negate: bool = False) -> Pred:
-        if not (expression.startswith("(") and expression.endswith(")")):
-            raise RestError(400, "PGRST100", f"failed to parse logic tree ({expression})")
-        preds = [self._logic_item(item) for item in split_top(expression[1:-1])]
-
-        def pred(row: Row) -> bool | None:
-            results = [p(row) for p in preds]
-            if conjunction:
-                value = False if False in results else None if None in results else True
-            else:
-                value = True if True in results else None if None in results else False
-            return None if value is None else (not value if negate else value)
-
-        return pred
-
-    def _logic_item(self, item: str) -> Pred:
-        match = re.fullmatch(r"(not\.)?(and|or)(\(.*\))", item, re.DOTALL)
-        if match:
-            return self.logic(match[3], conjunction=match[2] == "and", negate=bool(match[1]))
-        name, _, expression = item.partition(".")
-        return self.condition(name, expression)
-
-    def filters(self, params: Iterable[tuple[str, str]]) -> list[Pred]:
-        preds = []
-        for key, value in params:
-            if key in RESERVED:
-                continue
-            logic = re.fullmatch(r"(not\.)?(and|or)", key)
-            if logic:
-                preds.append(
-                    self.logic(value, conjunction=logic[2] == "and", negate=bool(logic[1]))
-                )
-            else:
-                preds.append(self.condition(key, value))
-        return preds
-
-    def projection(self, select: str | None) -> list[tuple[str, str]]:
-        """(output name, column) pairs."""
-        if not select or select == "*":
-            return [(c.name, c.name) for c in self.table.columns]
-        result: list[tuple[str, str]] = []
-        for item in split_top(select):
-            item = item.strip()
-            if item == "*":
-                result += [(c.name, c.name) for c in self.table.columns]
-                continue
-            if "(" in item:
-                raise RestError(
-                    400,
-                    "PGRST200",
-                    f"Could not find a relationship between '{self.table.name}' "
-                    f"and '{item.split('(')[0]}' in the schema cache",
-                )
-            alias, _, name = (
-                item.rpartition(":") if ":" in item.replace("::", "") else ("", "", item)
-            )
-            name = name.split("::")[0]
-            self.column(name)
-            result.append((alias or name, name))
-        return result
-
-    def order(self, spec: str | None) -> Callable[[list[Row]], list[Row]]:
-        terms: list[tuple[Column, bool, bool]] = []
-        for term in split_top(spec) if spec else []:
-            parts = term.split(".")
-            column = self.column(parts[0])
-            desc = "desc" in parts[1:]
-            nulls_first = "nullsfirst" in parts[1:] or (desc and "nullslast" not in parts[1:])
-            terms.append((column, desc, nulls_first))
-
-        def apply(rows: list[Row]) -> list[Row]:
-            for column, desc, nulls_first in reversed(terms):
-                present = [r for r in rows if r.get(column.name) is not None]
-                absent = [r for r in rows if r.get(column.name) is None]
-                present.sort(key=functools.partial(_row_key, column), reverse=desc)
-                rows = absent + present if nulls_first else present + absent
-            return rows
-
-        return apply
+    async def close(self) -> None:
+        while self._idle:
+            await self._idle.pop().close()
 
 
 class RestService:
-    """In-memory tables with PostgreSQL-like constraints. Thread-safe."""
+    """The database side: schema cache, statements, and direct access for tests."""
 
-    def __init__(self, auth: AuthService, tables: Iterable[Table] = TABLES) -> None:
+    def __init__(self, auth: AuthService) -> None:
         self.auth = auth
-        self.tables = {t.name: t for t in tables}
-        self.rows: dict[str, list[Row]] = {name: [] for name in self.tables}
-        self._identity_seq: dict[str, int] = {name: 0 for name in self.tables}
-        self._lock = threading.RLock()
-        self._now = ""  # now() of the running statement: one value per transaction
+        self.conninfo: str | None = None
+        self._pool: ConnectionPool | None = None
+        self._tables: dict[str, TableInfo] = {}
+
+    def attach(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self._pool = ConnectionPool(conninfo)
+        self._tables = {}
+
+    @property
+    def pool(self) -> ConnectionPool:
+        if self._pool is None:
+            raise RuntimeError("the REST service has no database yet (start the server)")
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    # -- direct access for tests (as the database owner, RLS not applied) --
+
+    def _owner(self) -> psycopg.Connection[Any]:
+        if self.conninfo is None:
+            raise RuntimeError("the REST service has no database yet (start the server)")
+        return psycopg.connect(self.conninfo, autocommit=True)
 
     def snapshot(self, table: str) -> list[Row]:
-        """A copy of every row of a table, ignoring RLS (for assertions)."""
-        with self._lock:
-            return copy.deepcopy(self.rows[table])
+        """Every row of a table, as PostgREST would render it, ignoring RLS."""
+        query = sql.SQL("select coalesce(json_agg(t), '[]')::text from {} t").format(
+            sql.Identifier(SCHEMA, table)
+        )
+        with self._owner() as conn, conn.cursor() as cur:
+            cur.execute("set timezone to 'UTC'")
+            row = cur.execute(query).fetchone()
+        assert row is not None
+        rows: list[Row] = json.loads(row[0])
+        return rows
 
     def clear(self, table: str) -> None:
         """Delete every row of a table, ignoring RLS."""
-        with self._lock:
-            self.rows[table] = []
+        with self._owner() as conn:
+            conn.execute(sql.SQL("delete from {}").format(sql.Identifier(SCHEMA, table)))
 
-    # -- row rules ------------------------------------------------------
+    def execute(self, statement: str, params: Iterable[Any] = ()) -> None:
+        """Run SQL as the database owner (to add a constraint in a test, say)."""
+        with self._owner() as conn:
+            conn.execute(statement.encode(), list(params))
 
-    @staticmethod
-    def _visible(identity: Identity, row: Row) -> bool:
-        return identity.is_service or (
-            identity.sub is not None and row.get("user_id") == identity.sub
-        )
-
-    def _rls_check(self, table: Table, identity: Identity, row: Row) -> None:
-        if not self._visible(identity, row):
-            raise RestError(
-                403, "42501", f'new row violates row-level security policy for table "{table.name}"'
+    def add_auth_user(self, uid: str, email: str) -> None:
+        """Record a user in ``auth.users``, as GoTrue would (foreign keys may point there)."""
+        with self._owner() as conn:
+            conn.execute(
+                "insert into auth.users (id, email) values (%s, %s) on conflict do nothing",
+                [uid, email],
             )
 
-    def _default(self, table: Table, column: Column, identity: Identity) -> Any:
-        default = column.default
-        if default is None:
-            return None
-        if default == "gen_random_uuid":
-            return str(uuid.uuid4())
-        if default == "now":
-            return self._now
-        if default == "auth.uid":
-            return identity.sub
-        if default == "identity":
-            self._identity_seq[table.name] += 1
-            return self._identity_seq[table.name]
-        return json.loads(default)
+    # -- schema cache -------------------------------------------------------
 
-    def _validate(self, table: Table, row: Row) -> None:
-        for column in table.columns:
-            value = row.get(column.name)
-            if value is None and not column.nullable:
-                raise RestError(
-                    400,
-                    "23502",
-                    f'null value in column "{column.name}" of relation "{table.name}" violates '
-                    "not-null constraint",
-                )
-            if column.check is not None and not column.check(value):
-                raise RestError(
-                    400,
-                    "23514",
-                    f'new row for relation "{table.name}" violates check constraint '
-                    f'"{table.name}_{column.name}_check"',
-                )
+    async def table(self, name: str) -> TableInfo:
+        info = self._tables.get(name)
+        if info is None:
+            await self._load_schema()
+            info = self._tables.get(name)
+        if info is None:
+            raise RestError(
+                404,
+                "PGRST205",
+                f"Could not find the table '{SCHEMA}.{name}' in the schema cache",
+            )
+        return info
 
-    @staticmethod
-    def _key(row: Row, columns: tuple[str, ...]) -> tuple[Any, ...] | None:
-        values = tuple(row.get(c) for c in columns)
-        return None if any(v is None for v in values) else values
-
-    def _unique_check(self, table: Table, rows: list[Row]) -> None:
-        for name, columns in table.constraints.items():
-            seen: set[tuple[Any, ...]] = set()
-            for row in rows:
-                key = self._key(row, columns)
-                if key is None:
-                    continue
-                if key in seen:
-                    shown = ", ".join(columns)
-                    values = ", ".join(str(v) for v in key)
-                    raise RestError(
-                        409,
-                        "23505",
-                        f'duplicate key value violates unique constraint "{name}"',
-                        details=f"Key ({shown})=({values}) already exists.",
-                    )
-                seen.add(key)
-
-    def _build(
-        self, table: Table, identity: Identity, data: Row, columns: list[str], fill: bool
-    ) -> Row:
-        row: Row = {}
-        for column in table.columns:
-            if column.name in columns and (column.name in data or not fill):
-                row[column.name] = coerce(column, data.get(column.name))
-            else:
-                row[column.name] = self._default(table, column, identity)
-        return row
+    async def _load_schema(self) -> None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_SCHEMA_SQL, [SCHEMA])
+            rows = await cur.fetchall()
+        self._tables = {r[0]: TableInfo(r[0], tuple(r[1]), tuple(r[2])) for r in rows}
 
     # -- statements -------------------------------------------------------
 
-    def insert(
+    async def run(
         self,
-        table: Table,
-        identity: Identity,
-        payload: list[Row],
-        columns: list[str],
+        claims: dict[str, Any],
+        method: str,
+        path: str,
+        statement: sql.Composable,
+        params: list[Any],
         *,
-        fill_missing: bool,
-        resolution: str | None,
-        on_conflict: tuple[str, ...] | None,
-    ) -> list[Row]:
-        for name in columns:
-            if table.column(name) is None:
-                raise RestError(
-                    400,
-                    "PGRST204",
-                    f"Could not find the '{name}' column of '{table.name}' in the schema cache",
-                )
-        conflict = on_conflict or table.primary_key
-        if resolution and conflict not in table.constraints.values():
-            raise RestError(
-                400,
-                "42P10",
-                "there is no unique or exclusion constraint matching the ON CONFLICT specification",
+        returns_rows: bool,
+    ) -> tuple[int, int | None, str, str | None]:
+        """(rows, total or None, JSON array, JSON of the first row) of one statement."""
+        role = str(claims.get("role") or "anon")
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "select set_config('role', %s, true),"
+                " set_config('request.jwt.claims', %s, true),"
+                " set_config('request.jwt.claim.sub', %s, true),"
+                " set_config('request.jwt.claim.role', %s, true),"
+                " set_config('request.method', %s, true),"
+                " set_config('request.path', %s, true)",
+                [role, json.dumps(claims), str(claims.get("sub") or ""), role, method, path],
             )
-        with self._lock:
-            self._now = datetime.now(UTC).isoformat()
-            rows = [dict(r) for r in self.rows[table.name]]
-            result: list[Row] = []
-            touched: set[int] = set()
-            for data in payload:
-                new = self._build(table, identity, data, columns, fill_missing)
-                key = self._key(new, conflict) if resolution else None
-                existing = next(
-                    (
-                        i
-                        for i, r in enumerate(rows)
-                        if key is not None and self._key(r, conflict) == key
-                    ),
-                    None,
-                )
-                if existing is None:
-                    self._rls_check(table, identity, new)
-                    self._validate(table, new)
-                    rows.append(new)
-                    touched.add(len(rows) - 1)
-                    result.append(new)
-                    continue
-                if resolution == "ignore":
-                    continue
-                if existing in touched:
-                    raise RestError(
-                        400,
-                        "21000",
-                        "ON CONFLICT DO UPDATE command cannot affect row a second time",
-                    )
-                old = rows[existing]
-                if not self._visible(identity, old):
-                    raise RestError(
-                        403,
-                        "42501",
-                        f'new row violates row-level security policy (USING expression) for table "{table.name}"',
-                    )
-                merged = dict(old)
-                for name in columns:
-                    if name in data or not fill_missing:
-                        merged[name] = new[name]
-                if table.touch_updated_at:
-                    merged["updated_at"] = self._now
-                self._rls_check(table, identity, merged)
-                self._validate(table, merged)
-                rows[existing] = merged
-                touched.add(existing)
-                result.append(merged)
-            self._unique_check(table, rows)
-            self.rows[table.name] = rows
-            return copy.deepcopy(result)
-
-    def select(self, table: Table, identity: Identity, preds: list[Pred]) -> list[Row]:
-        with self._lock:
-            return [
-                copy.deepcopy(r)
-                for r in self.rows[table.name]
-                if self._visible(identity, r) and all(p(r) is True for p in preds)
-            ]
-
-    def update(self, table: Table, identity: Identity, preds: list[Pred], data: Row) -> list[Row]:
-        changes = {}
-        for name, value in data.items():
-            column = table.column(name)
-            if column is None:
-                raise RestError(
-                    400,
-                    "PGRST204",
-                    f"Could not find the '{name}' column of '{table.name}' in the schema cache",
-                )
-            changes[name] = coerce(column, value)
-        with self._lock:
-            self._now = datetime.now(UTC).isoformat()
-            rows = [dict(r) for r in self.rows[table.name]]
-            result = []
-            for i, row in enumerate(rows):
-                if not self._visible(identity, row) or not all(p(row) is True for p in preds):
-                    continue
-                row.update(changes)
-                if table.touch_updated_at:
-                    row["updated_at"] = self._now
-                self._rls_check(table, identity, row)
-                self._validate(table, row)
-                rows[i] = row
-                result.append(row)
-            self._unique_check(table, rows)
-            self.rows[table.name] = rows
-            return copy.deepcopy(result)
-
-    def delete(self, table: Table, identity: Identity, preds: list[Pred]) -> list[Row]:
-        with self._lock:
-            keep: list[Row] = []
-            gone: list[Row] = []
-            for row in self.rows[table.name]:
-                hit = self._visible(identity, row) and all(p(row) is True for p in preds)
-                (gone if hit else keep).append(row)
-            self.rows[table.name] = keep
-            return copy.deepcopy(gone)
+            cur = await conn.execute(statement, params)
+            if not returns_rows:
+                return max(cur.rowcount, 0), None, "[]", None
+            row = await cur.fetchone()
+        assert row is not None
+        return int(row[1]), None if row[0] is None else int(row[0]), row[2], row[3]
 
 
 # -- HTTP --------------------------------------------------------------------
@@ -570,23 +242,23 @@ def _prefer(request: web.Request) -> dict[str, str]:
     return prefs
 
 
-def _identity(auth: AuthService, request: web.Request) -> Identity:
+def _token(request: web.Request) -> str:
     value = request.headers.get("Authorization", "")
-    token = (
-        value[7:].strip()
-        if value.lower().startswith("bearer ")
-        else request.headers.get("apikey") or request.query.get("apikey", "")
-    )
-    try:
-        return auth.identity(token)
-    except JwtError as exc:
-        if exc.expired:
-            raise RestError(401, "PGRST303", "JWT expired") from exc
-        raise RestError(401, "PGRST301", "JWSError JWSInvalidSignature") from exc
+    if value.lower().startswith("bearer "):
+        return value[7:].strip()
+    return request.headers.get("apikey") or request.query.get("apikey", "")
 
 
-def _project(rows: list[Row], projection: list[tuple[str, str]]) -> list[Row]:
-    return [{alias: row.get(name) for alias, name in projection} for row in rows]
+_AGGREGATE = sql.SQL(
+    "count(*), coalesce(json_agg(_pgrst_t), '[]')::text, (json_agg(_pgrst_t) -> 0)::text"
+)
+
+
+@dataclass
+class Statement:
+    sql: sql.Composable
+    params: list[Any]
+    returns_rows: bool
 
 
 class RestHandlers:
@@ -594,69 +266,269 @@ class RestHandlers:
         self.s = service
 
     async def handle(self, request: web.Request, tail: str) -> web.StreamResponse:
+        signed_in = False
         try:
-            return await self._handle(request, tail)
+            claims = self._claims(request)
+            signed_in = claims.get("role", "anon") != "anon"
+            return await self._handle(request, tail, claims)
         except RestError as error:
             return error.response()
+        except QueryError as error:
+            body = {"code": error.code, "details": error.details, "hint": None}
+            return web.json_response({**body, "message": error.message}, status=error.status)
+        except psycopg.Error as error:
+            if error.sqlstate is None:
+                body = {"code": "PGRST000", "details": str(error), "hint": None}
+                message = "Could not connect with the database"
+                return web.json_response({**body, "message": message}, status=503)
+            status = status_for(error.sqlstate, signed_in=signed_in)
+            return web.json_response(error_body(error), status=status)
 
-    async def _handle(self, request: web.Request, tail: str) -> web.StreamResponse:
-        identity = _identity(self.s.auth, request)
-        name = tail.strip("/")
-        table = self.s.tables.get(name)
-        if table is None:
-            raise RestError(
-                404, "PGRST205", f"Could not find the table 'public.{name}' in the schema cache"
-            )
-        if identity.role == "anon":
-            raise RestError(401, "42501", f"permission denied for table {table.name}")
-        query = Query(table)
-        params = list(request.query.items())
-        preds = query.filters(params)
-        projection = query.projection(request.query.get("select"))
+    def _claims(self, request: web.Request) -> dict[str, Any]:
+        try:
+            return dict(self.s.auth.decode(_token(request)))
+        except JwtError as exc:
+            if exc.expired:
+                raise RestError(401, "PGRST303", "JWT expired") from exc
+            raise RestError(401, "PGRST301", "JWSError JWSInvalidSignature") from exc
+
+    async def _handle(
+        self, request: web.Request, tail: str, claims: dict[str, Any]
+    ) -> web.StreamResponse:
+        table = await self.s.table(tail.strip("/"))
+        translator = Translator(table.name)
+        where = translator.where(request.query.items())
+        projection = translator.projection(request.query.get("select"), table.name)
         prefer = _prefer(request)
+        representation = prefer.get("return") == "representation"
+        counted = prefer.get("count") in ("exact", "planned", "estimated")
         method = request.method
+        offset = 0
         if method in ("GET", "HEAD"):
-            rows = query.order(request.query.get("order"))(self.s.select(table, identity, preds))
-            total = len(rows)
             offset, limit = self._window(request)
-            page = rows[offset : offset + limit if limit is not None else None]
-            return self._respond(request, _project(page, projection), 200, prefer, total, offset)
-        body = await self._body(request)
-        if method == "POST":
-            payload = body if isinstance(body, list) else [body]
-            if not all(isinstance(r, dict) for r in payload):
-                raise RestError(400, "PGRST102", "All object keys must match")
-            if "columns" in request.query:
-                columns = [c.strip().strip('"') for c in request.query["columns"].split(",")]
-            else:
-                columns = list(dict.fromkeys(k for r in payload for k in r))
-            resolution = prefer.get("resolution", "").removesuffix("-duplicates") or None
-            conflict = request.query.get("on_conflict")
-            rows = self.s.insert(
-                table,
-                identity,
-                payload,
-                columns,
-                fill_missing=prefer.get("missing") == "default",
-                resolution=resolution,
-                on_conflict=tuple(c.strip() for c in conflict.split(",")) if conflict else None,
+            order = translator.order(request.query.get("order"))
+            statement = self._select(table, where, projection, order, offset, limit, counted)
+            status = 200
+        elif method == "POST":
+            statement = self._insert(
+                table, projection, await self._body(request), request, prefer, representation
             )
-            return self._respond(request, _project(rows, projection), 201, prefer, len(rows), 0)
-        if method in ("PATCH", "DELETE"):
-            if not preds:
-                raise RestError(
-                    400,
-                    "21000",
-                    f"{'UPDATE' if method == 'PATCH' else 'DELETE'} requires a WHERE clause",
-                )
+            status = 201
+        elif method in ("PATCH", "DELETE"):
+            if where is None:
+                verb = "UPDATE" if method == "PATCH" else "DELETE"
+                raise RestError(400, "21000", f"{verb} requires a WHERE clause")
             if method == "PATCH":
+                body = await self._body(request)
                 if not isinstance(body, dict):
                     raise RestError(400, "PGRST102", "Empty or invalid json")
-                rows = self.s.update(table, identity, preds, body)
+                statement = self._update(table, projection, where, body, representation)
             else:
-                rows = self.s.delete(table, identity, preds)
-            return self._respond(request, _project(rows, projection), 200, prefer, len(rows), 0)
-        raise RestError(405, "PGRST117", f"Unsupported HTTP method: {method}")
+                statement = self._delete(table, projection, where, representation)
+            status = 200
+        else:
+            raise RestError(405, "PGRST117", f"Unsupported HTTP method: {method}")
+        rows, total, body_json, first = await self.s.run(
+            claims,
+            method,
+            request.path,
+            statement.sql,
+            statement.params,
+            returns_rows=statement.returns_rows,
+        )
+        if method not in ("GET", "HEAD") and counted:
+            total = rows
+        return self._respond(request, status, representation, rows, total, offset, body_json, first)
+
+    # -- statement builders ---------------------------------------------------
+
+    @staticmethod
+    def _filtered(where: Where | None) -> tuple[sql.Composable, list[Any]]:
+        if where is None:
+            return sql.SQL(""), []
+        return sql.SQL(" WHERE ") + where.sql, list(where.params)
+
+    def _select(
+        self,
+        table: TableInfo,
+        where: Where | None,
+        projection: sql.Composable,
+        order: sql.Composable,
+        offset: int,
+        limit: int | None,
+        counted: bool,
+    ) -> Statement:
+        clause, params = self._filtered(where)
+        relation = sql.Identifier(table.name)
+        page = sql.SQL(" LIMIT %s OFFSET %s") if limit is not None else sql.SQL(" OFFSET %s")
+        source = sql.SQL("SELECT {} FROM {} AS {}{}{}{}").format(
+            projection, table.qualified, relation, clause, order, page
+        )
+        total = (
+            sql.SQL("(SELECT count(*) FROM {} AS {}{})").format(table.qualified, relation, clause)
+            if counted
+            else sql.SQL("NULL::bigint")
+        )
+        query = sql.SQL(
+            "WITH pgrst_source AS ({}) SELECT {}, {} FROM pgrst_source _pgrst_t"
+        ).format(source, total, _AGGREGATE)
+        window = [limit, offset] if limit is not None else [offset]
+        return Statement(query, [*params, *window, *(params if counted else [])], True)
+
+    def _insert(
+        self,
+        table: TableInfo,
+        projection: sql.Composable,
+        body: Any,
+        request: web.Request,
+        prefer: dict[str, str],
+        representation: bool,
+    ) -> Statement:
+        payload = body if isinstance(body, list) else [body]
+        if not all(isinstance(r, dict) for r in payload):
+            raise RestError(400, "PGRST102", "All object keys must match")
+        if "columns" in request.query:
+            columns = [c.strip().strip('"') for c in request.query["columns"].split(",")]
+        else:
+            columns = list(payload[0]) if payload else []
+            if any(set(r) != set(columns) for r in payload):
+                raise RestError(400, "PGRST102", "All object keys must match")
+        self._known_columns(table, columns)
+        names = sql.SQL(", ").join(map(sql.Identifier, columns))
+        target = sql.SQL("INSERT INTO {} AS {}").format(table.qualified, sql.Identifier(table.name))
+        params: list[Any]
+        if not columns:
+            rows = sql.SQL(" SELECT FROM json_populate_recordset(NULL::{}, %s::json)").format(
+                table.qualified
+            )
+            params = [json.dumps(payload)]
+        elif prefer.get("missing") == "default":
+            rows, params = self._values_with_defaults(table, columns, payload)
+            rows = sql.SQL(" ({})").format(names) + rows
+        else:
+            rows = sql.SQL(
+                " ({}) SELECT {} FROM json_populate_recordset(NULL::{}, %s::json)"
+            ).format(names, names, table.qualified)
+            params = [json.dumps(payload)]
+        conflict = self._on_conflict(table, columns, request, prefer.get("resolution"))
+        return self._write(table, target + rows + conflict, params, projection, representation)
+
+    @staticmethod
+    def _values_with_defaults(
+        table: TableInfo, columns: list[str], payload: list[Row]
+    ) -> tuple[sql.Composable, list[Any]]:
+        """VALUES rows where a key an object lacks takes the column default."""
+        params: list[Any] = []
+        tuples: list[sql.Composable] = []
+        for row in payload:
+            cells: list[sql.Composable] = []
+            for name in columns:
+                if name not in row:
+                    cells.append(sql.SQL("DEFAULT"))
+                    continue
+                cells.append(
+                    sql.SQL("(json_populate_record(NULL::{}, %s::json)).{}").format(
+                        table.qualified, sql.Identifier(name)
+                    )
+                )
+                params.append(json.dumps({name: row[name]}))
+            tuples.append(sql.SQL("({})").format(sql.SQL(", ").join(cells)))
+        return sql.SQL(" VALUES ") + sql.SQL(", ").join(tuples), params
+
+    @staticmethod
+    def _on_conflict(
+        table: TableInfo, columns: list[str], request: web.Request, resolution: str | None
+    ) -> sql.Composable:
+        if resolution not in ("merge-duplicates", "ignore-duplicates"):
+            return sql.SQL("")
+        spec = request.query.get("on_conflict")
+        target = (
+            [c.strip().strip('"') for c in spec.split(",")] if spec else list(table.primary_key)
+        )
+        on = (
+            sql.SQL(" ON CONFLICT ({})").format(sql.SQL(", ").join(map(sql.Identifier, target)))
+            if target
+            else sql.SQL(" ON CONFLICT")
+        )
+        if resolution == "ignore-duplicates" or not columns:
+            return on + sql.SQL(" DO NOTHING")
+        updates = sql.SQL(", ").join(
+            sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
+            for c in columns
+        )
+        return on + sql.SQL(" DO UPDATE SET ") + updates
+
+    def _update(
+        self,
+        table: TableInfo,
+        projection: sql.Composable,
+        where: Where,
+        body: Row,
+        representation: bool,
+    ) -> Statement:
+        columns = list(body)
+        self._known_columns(table, columns)
+        if not columns:
+            # PostgREST answers an empty PATCH without touching a row.
+            return self._select_nothing(table, projection)
+        sets = sql.SQL(", ").join(
+            sql.SQL("{} = pgrst_body.{}").format(sql.Identifier(c), sql.Identifier(c))
+            for c in columns
+        )
+        statement = sql.SQL(
+            "UPDATE {} AS {} SET {} FROM json_populate_record(NULL::{}, %s::json) AS pgrst_body"
+            " WHERE {}"
+        ).format(table.qualified, sql.Identifier(table.name), sets, table.qualified, where.sql)
+        return self._write(
+            table, statement, [json.dumps(body), *where.params], projection, representation
+        )
+
+    def _delete(
+        self, table: TableInfo, projection: sql.Composable, where: Where, representation: bool
+    ) -> Statement:
+        statement = sql.SQL("DELETE FROM {} AS {} WHERE {}").format(
+            table.qualified, sql.Identifier(table.name), where.sql
+        )
+        return self._write(table, statement, list(where.params), projection, representation)
+
+    @staticmethod
+    def _write(
+        table: TableInfo,
+        statement: sql.Composable,
+        params: list[Any],
+        projection: sql.Composable,
+        representation: bool,
+    ) -> Statement:
+        """The write alone (``return=minimal``: no RETURNING, so no SELECT policy
+        applies), or wrapped to hand back the written rows through ``select``."""
+        if not representation:
+            return Statement(statement, params, False)
+        relation = sql.Identifier(table.name)
+        query = sql.SQL(
+            "WITH pgrst_source AS ({} RETURNING {}.*)"
+            " SELECT NULL::bigint, {} FROM (SELECT {} FROM pgrst_source AS {}) _pgrst_t"
+        ).format(statement, relation, _AGGREGATE, projection, relation)
+        return Statement(query, params, True)
+
+    @staticmethod
+    def _select_nothing(table: TableInfo, projection: sql.Composable) -> Statement:
+        relation = sql.Identifier(table.name)
+        query = sql.SQL(
+            "SELECT NULL::bigint, {} FROM (SELECT {} FROM {} AS {} WHERE false) _pgrst_t"
+        ).format(_AGGREGATE, projection, table.qualified, relation)
+        return Statement(query, [], True)
+
+    @staticmethod
+    def _known_columns(table: TableInfo, columns: Iterable[str]) -> None:
+        for name in columns:
+            if name not in table.columns:
+                raise RestError(
+                    400,
+                    "PGRST204",
+                    f"Could not find the '{name}' column of '{table.name}' in the schema cache",
+                )
+
+    # -- request parts ------------------------------------------------------
 
     @staticmethod
     async def _body(request: web.Request) -> Any:
@@ -685,32 +557,35 @@ class RestHandlers:
     @staticmethod
     def _respond(
         request: web.Request,
-        rows: list[Row],
         status: int,
-        prefer: dict[str, str],
-        total: int,
+        representation: bool,
+        rows: int,
+        total: int | None,
         offset: int,
+        body_json: str,
+        first: str | None,
     ) -> web.Response:
-        counted = str(total) if prefer.get("count") in ("exact", "planned", "estimated") else "*"
-        span = f"{offset}-{offset + len(rows) - 1}" if rows else "*"
-        headers = {"Content-Range": f"{span}/{counted}"}
-        if (
-            request.method in ("POST", "PATCH", "DELETE")
-            and prefer.get("return") != "representation"
-        ):
-            return web.Response(status=201 if request.method == "POST" else 204, headers=headers)
+        span = f"{offset}-{offset + rows - 1}" if rows else "*"
+        headers = {"Content-Range": f"{span}/{'*' if total is None else total}"}
+        method = request.method
+        if method in ("GET", "HEAD") and total is not None and rows < total:
+            status = 206
+        if method in ("POST", "PATCH", "DELETE") and not representation:
+            return web.Response(status=201 if method == "POST" else 204, headers=headers)
         if request.headers.get("Accept", "").startswith("application/vnd.pgrst.object+json"):
-            if len(rows) != 1:
+            if rows != 1:
                 return web.json_response(
                     {
                         "code": "PGRST116",
-                        "details": f"The result contains {len(rows)} rows",
+                        "details": f"The result contains {rows} rows",
                         "hint": None,
                         "message": "Cannot coerce the result to a single JSON object",
                     },
                     status=406,
                 )
-            return web.json_response(rows[0], status=status, headers=headers)
-        if request.method == "HEAD":
+            body_json = first or "null"
+        if method == "HEAD":
             return web.Response(status=status, headers=headers, content_type="application/json")
-        return web.json_response(rows, status=status, headers=headers)
+        return web.Response(
+            status=status, headers=headers, text=body_json, content_type="application/json"
+        )

@@ -3,7 +3,8 @@
 Error bodies follow storage-api: HTTP 400 for client errors (500 stays 500)
 with the real code as a *string* ``statusCode`` in the body, e.g.
 ``{"statusCode": "409", "code": "KeyAlreadyExists", "error": "Duplicate", ...}``.
-Objects live in memory.
+Objects live in memory (and, when a mirror is set, as ``storage.objects`` rows
+of the database behind /rest/v1, as the real server keeps them).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import jwt
 from aiohttp import BodyPartReader, web
 
 from .auth import ANON, AuthService, Identity, JwtError, iso
+from .objects_table import MirroredObjects
 
 VALID_KEY = re.compile(r"^[A-Za-z0-9_/!\-.*'() &$@=;:+,?]*$")
 MAX_KEY_BYTES = 1024
@@ -210,7 +212,8 @@ class StorageService:
         self.global_limit = global_limit
         self.lock = threading.RLock()
         self.buckets: dict[str, Bucket] = {}
-        self.objects: dict[tuple[str, str], StoredObject] = {}
+        self.objects = MirroredObjects()
+        """Set ``objects.mirror`` to keep ``storage.objects`` rows of a database in step."""
 
     # -- Python API for tests ----------------------------------------------
 

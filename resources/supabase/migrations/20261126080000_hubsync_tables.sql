@@ -3,8 +3,11 @@
 -- user sees and writes only rows whose user_id is their auth.uid();
 -- service_role bypasses RLS. Safe to apply more than once.
 
--- file_metadata: one row per stored object, as the EXAI server's uploader
--- writes it (file_id = storage path inside bucket_id).
+-- file_metadata: rows about stored objects, as the EXAI server's uploader
+-- writes them (file_id = storage path inside bucket_id). A project that runs
+-- EXAI may have its own table here, with file_id a uuid referencing
+-- storage.objects and one row per dedup hit: HubSync adapts its inserts to
+-- the shape it finds (see the hubsync_schema view) and adds no unique key.
 create table if not exists public.file_metadata (
     id uuid primary key default gen_random_uuid(),
     file_id text not null,
@@ -30,9 +33,6 @@ alter table public.file_metadata add column if not exists tags text[] default '{
 alter table public.file_metadata add column if not exists access_count integer default 0;
 alter table public.file_metadata add column if not exists last_accessed timestamptz;
 alter table public.file_metadata add column if not exists updated_at timestamptz default now();
--- Upsert target of the sync client: on_conflict=file_id.
-create unique index if not exists file_metadata_file_id_key
-    on public.file_metadata (file_id);
 create index if not exists file_metadata_user_sha256_idx
     on public.file_metadata (user_id, sha256_hash);
 
