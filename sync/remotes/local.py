@@ -37,6 +37,7 @@ from typing import TypeVar
 
 from sync.batching import BatchRunner
 from sync.devices import DeviceInfo, default_device_name, summarize
+from sync.disk_space import disk_full
 from sync.durable import make_durable
 from sync.errors import (
     FileChangedError,
@@ -438,7 +439,8 @@ class LocalHub:
             try:
                 return fn()
             except sqlite3.Error as exc:  # locked by another writer, disk full, damaged...
-                raise TransientError(f"the hub's database: {exc}") from None
+                full = disk_full(exc, self.root, whose="hub")
+                raise full or TransientError(f"the hub's database: {exc}") from None
 
         return await asyncio.get_running_loop().run_in_executor(self._db_pool, guarded)
 
@@ -488,7 +490,7 @@ class LocalHub:
             raise TransientError(f"cannot write to the hub: {exc.strerror or exc}") from None
         except OSError as exc:
             _unlink_quiet(tmp)
-            raise TransientError(f"cannot write to the hub: {exc.strerror or exc}") from None
+            raise self._write_failed(exc) from None
         with self._unflushed_lock:
             self._unflushed.append(final)
             self._new_blobs.append(
@@ -648,7 +650,13 @@ class LocalHub:
         except OSError as exc:
             with self._unflushed_lock:
                 self._unflushed[:0] = pending
-            raise TransientError(f"cannot write to the hub: {exc.strerror or exc}") from None
+            raise self._write_failed(exc) from None
+
+    def _write_failed(self, exc: OSError) -> TransientError:
+        """A blob write that failed: the hub's disk is full (wait for space), or a
+        transient trouble of the hub's folder (retried)."""
+        full = disk_full(exc, self.root, whose="hub")
+        return full or TransientError(f"cannot write to the hub: {exc.strerror or exc}")
 
     async def record(self, entries: Sequence[ManifestEntry]) -> None:
         def write() -> None:
