@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+import stamina
+
 from agent.paths import Paths
 from sync.disk_space import is_disk_full
 
@@ -109,7 +111,19 @@ def setup_logging(
         h._hubsync = True  # type: ignore[attr-defined]
         root.addHandler(h)
     root.setLevel(level)
+    stamina.instrumentation.set_on_retry_hooks([_log_retry])
     return handler
+
+
+def _log_retry(details: stamina.instrumentation.RetryDetails) -> None:
+    """One readable line per retry wait (stamina's own says only "retry_scheduled")."""
+    cause = details.caused_by
+    logging.getLogger("hubsync.retry").info(
+        "%s; retry %d in %.1f s",
+        getattr(cause, "message", None) or repr(cause),
+        details.retry_num,
+        details.wait_for,
+    )
 
 
 class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
