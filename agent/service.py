@@ -40,7 +40,7 @@ from agent.metrics import Metrics, MetricsStore
 from agent.oneoff import upload_paths
 from agent.settings_api import read_ignore, register_settings
 from agent.watcher import Debouncer, ObserverFactory, RootWatcher, coverage_shortfall
-from sync.disk_space import disk_full
+from sync.disk_space import disk_full, free_bytes
 from sync.engine import PassReport, Progress
 from sync.errors import AuthError, DiskFull, TransientError
 from sync.journal import Root
@@ -50,6 +50,10 @@ log = logging.getLogger("hubsync.agent")
 PROGRESS_INTERVAL = 0.2
 MISSING_ROOT_CHECK = 5.0
 HELD_SHOWN = 10
+DISK_LOOK = 2.0
+"""While the journal's disk is full, free space is looked at this often (a statvfs)."""
+SPACE_FREED = 1 << 20
+"""This much more free space than when the disk was found full: try again at once."""
 """Held deletions named in the status (the count is in ``counts``)."""
 
 
@@ -142,6 +146,7 @@ class AgentService:
         """The journal's disk is full: no pass until ``_disk_retry_at`` (monotonic)."""
         self._disk_retry_at = 0.0
         self._disk_waits = 0
+        self._last_space_look = 0.0
         self.exai: ExaiJobs | None = None
         self.exai_health: HealthMonitor | None = None
         """Kept apart from ``health``: EXAI being down never holds back syncing."""
@@ -403,6 +408,10 @@ class AgentService:
 
     def _due(self) -> list[tuple[RootRuntime, list[str] | None]]:
         now = time.monotonic()
+        if now < self._disk_retry_at and now - self._last_space_look >= DISK_LOOK:
+            self._last_space_look = now
+            if self._space_freed():
+                self._disk_retry_at = now  # try at once, not at the end of the wait
         work: list[tuple[RootRuntime, list[str] | None]] = []
         batches = self.debouncer.ready()
         check_roots = now - self._last_root_check >= MISSING_ROOT_CHECK
@@ -463,7 +472,7 @@ class AgentService:
         offline) add nothing: a resume or a health change wakes the scheduler."""
         delays = [self.timings.housekeeping]
         if self._disk_retry_at > time.monotonic():
-            delays.append(self._disk_retry_at - time.monotonic())
+            delays.append(min(DISK_LOOK, self._disk_retry_at - time.monotonic()))
         due = self.debouncer.next_due()
         if due is not None:
             delays.append(due)
@@ -604,7 +613,11 @@ class AgentService:
                 done = await self._sync(rt, None, asked=True)
                 if done is None:
                     report = PassReport(root)
-                    report.errors["."] = ("internal", "the pass failed; see `hubsync logs`")
+                    report.errors["."] = (
+                        ("transient", self.disk_full.message)
+                        if self.disk_full is not None
+                        else ("internal", "the pass failed; see `hubsync logs`")
+                    )
                 else:
                     report = done
             reports.append(report)
@@ -712,6 +725,12 @@ class AgentService:
             wait,
         )
         self.publish_status()
+
+    def _space_freed(self) -> bool:
+        """Whether space was freed since the journal's disk was found full."""
+        assert self.disk_full is not None
+        free = free_bytes(self.ctx.paths.journal)
+        return free is not None and free >= self.disk_full.free + SPACE_FREED
 
     def _space_again(self) -> None:
         assert self.disk_full is not None

@@ -119,6 +119,8 @@ def test_agent_waits_out_a_full_home_and_goes_on(tmp_path: Path, small_fs: Small
         assert f"disk full (0 MB free on {small_fs.path})" in status["disk_full"]
         shown = hubsync(home, "status")
         assert "waiting for space: disk full (0 MB free" in shown.stdout
+        asked = hubsync(home, "sync", "--once")  # the agent's pass, asked for now
+        assert asked.returncode == 2 and "not synced: disk full (0 MB free" in asked.stdout
         small_fs.free()
         _wait_for(_synced(home, 201), "every file synced after space came back")
     finally:
