@@ -40,9 +40,10 @@ from agent.journal_lock import one_engine as journal_lock
 from agent.lock import lock_held
 from agent.pass_json import report_from_json, report_json
 from agent.paths import resolve_paths
+from sync.disk_space import disk_full
 from sync.engine import PassReport
 from sync.engine import Progress as SyncProgress
-from sync.errors import SyncError, UndecodableName
+from sync.errors import DiskFull, SyncError, UndecodableName
 from sync.journal import Root
 from sync.reattach import reattach
 from sync.restore import RestoreError, restore_path
@@ -99,6 +100,29 @@ class JournalDamaged(CliError):
         )
 
 
+class NoSpace(CliError):
+    """The disk of HubSync's own state is full: the journal is fine, the work waits."""
+
+    def __init__(self, full: DiskFull) -> None:
+        super().__init__(
+            f"{full.message}: HubSync could not write its state there; nothing is lost, "
+            "free some space and run the command again"
+        )
+
+
+def journal_error(exc: sqlite3.DatabaseError) -> CliError:
+    """What a failed journal read or write means: a full disk, or a damaged journal."""
+    journal = resolve_paths().journal
+    full = disk_full(exc, journal)
+    return JournalDamaged(exc) if full is None else NoSpace(full)
+
+
+def _no_space(exc: OSError) -> NoSpace | None:
+    """A write of HubSync's own state (lock, journal, cache) that found the disk full."""
+    full = disk_full(exc, exc.filename or resolve_paths().data_dir)
+    return None if full is None else NoSpace(full)
+
+
 def _version_callback(value: bool) -> None:
     if value:
         out.print(f"hubsync {dist_version('hubsync')}")
@@ -133,6 +157,11 @@ def run_async(
                 return run_async(body, service_role_user=service_role_user)
         except JournalBusy as exc:
             raise CliError(str(exc)) from None
+        except OSError as exc:  # the lock file could not be made
+            no_space = _no_space(exc)
+            if no_space is None:
+                raise
+            raise no_space from None
 
     async def main() -> T:
         paths = resolve_paths()
@@ -146,17 +175,22 @@ def run_async(
         except ConfigError as exc:
             raise CliError(f"configuration error: {exc}") from None
         except sqlite3.DatabaseError as exc:
-            raise JournalDamaged(exc) from None
+            raise journal_error(exc) from None
         async with ctx:
             for notice in ctx.notices:
                 err.print(f"[yellow]note:[/] {escape(notice)}")
             try:
                 return await body(ctx)
             except sqlite3.DatabaseError as exc:
-                raise JournalDamaged(exc) from None
+                raise journal_error(exc) from None
 
     try:
         return asyncio.run(main())
+    except OSError as exc:
+        no_space = _no_space(exc)
+        if no_space is None:
+            raise
+        raise no_space from None
     except KeyboardInterrupt:
         raise CliError(
             "interrupted; nothing is lost, run the command again to continue", 130
@@ -527,6 +561,8 @@ def status(json_out: JsonOpt = False) -> None:
         emit_json(data)
         return
     out.print(f"Agent: {data['agent']}")
+    if data.get("disk_full"):
+        out.print(f"  [yellow]waiting for space:[/] {escape(str(data['disk_full']))}")
     for root in data["roots"]:
         c = root["counts"]
         out.print(
@@ -750,7 +786,7 @@ def doctor(
 
     try:
         checks = run_async(body)
-    except JournalDamaged as exc:
+    except (JournalDamaged, NoSpace) as exc:
         checks = [{"check": "journal", "ok": False, "detail": str(exc)}]
     except CliError as exc:
         checks = [{"check": "config", "ok": False, "detail": str(exc)}]
@@ -793,7 +829,12 @@ def agent(service_role: ServiceRoleOpt = False, user_id: UserIdOpt = None) -> No
     except ConfigError as exc:
         raise CliError(f"configuration error: {exc}") from None
     except sqlite3.DatabaseError as exc:
-        raise JournalDamaged(exc) from None
+        raise journal_error(exc) from None
+    except OSError as exc:
+        no_space = _no_space(exc)
+        if no_space is None:
+            raise
+        raise no_space from None
 
 
 def _add_for_run(folder: Path) -> Root:

@@ -14,6 +14,7 @@ from types import TracebackType
 from agent.config import Config, load_config
 from agent.paths import Paths, resolve_paths
 from sync.cache import BlobCache
+from sync.disk_space import disk_full
 from sync.engine import MassDeletePolicy, SyncEngine
 from sync.errors import SyncError
 from sync.hub_identity import HubChanged, adopt_hub, open_local_hub
@@ -113,8 +114,9 @@ class Context(AbstractAsyncContextManager["Context"]):
         except SyncError as exc:  # missing, or another hub than this agent's
             self.unavailable["local"] = exc.message
             return False
-        except (OSError, sqlite3.Error) as exc:  # unreadable, damaged, locked
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        except (OSError, sqlite3.Error) as exc:  # unreadable, damaged, locked, disk full
+            full = disk_full(exc, hub_dir, whose="hub")
+            why = full or (exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)
             self.unavailable["local"] = f"local hub {hub_dir} cannot be opened: {why}"
             return False
         opened.hub.device_name = self.config.device_name

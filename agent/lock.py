@@ -8,6 +8,7 @@ file so that a second agent can say who is running.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import time
@@ -84,8 +85,7 @@ class AgentLock:
                     raise AlreadyRunning(read_holder(self.path)) from None
                 time.sleep(0.02)  # a command looking (``lock_held``) lets go at once
         try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+            _write_pid(fd)
         except BaseException:
             os.close(fd)
             raise
@@ -110,6 +110,21 @@ class AgentLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def _write_pid(fd: int) -> None:
+    """The holder's pid, for messages only: on a full disk the lock is held without it
+    (overwritten in place, an old pid's block is reused; else the holder is unknown)."""
+    pid = f"{os.getpid()}\n".encode("ascii")
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, pid)
+        os.ftruncate(fd, len(pid))
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
 
 
 def _lock(fd: int) -> None:

@@ -11,12 +11,16 @@ import logging
 import logging.handlers
 import os
 import re
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+import stamina
+
 from agent.paths import Paths
+from sync.disk_space import is_disk_full
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
@@ -107,7 +111,19 @@ def setup_logging(
         h._hubsync = True  # type: ignore[attr-defined]
         root.addHandler(h)
     root.setLevel(level)
+    stamina.instrumentation.set_on_retry_hooks([_log_retry])
     return handler
+
+
+def _log_retry(details: stamina.instrumentation.RetryDetails) -> None:
+    """One readable line per retry wait (stamina's own says only "retry_scheduled")."""
+    cause = details.caused_by
+    logging.getLogger("hubsync.retry").info(
+        "%s; retry %d in %.1f s",
+        getattr(cause, "message", None) or repr(cause),
+        details.retry_num,
+        details.wait_for,
+    )
 
 
 class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
@@ -116,6 +132,13 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     def _open(self):  # type: ignore[no-untyped-def]
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A full disk drops the line (the console and the agent's status still say
+        what is going on) instead of a "Logging error" traceback for every line."""
+        if is_disk_full(sys.exc_info()[1] or Exception(), self.baseFilename):
+            return
+        super().handleError(record)
 
 
 def tail(log_file: Path, n: int = 100) -> list[str]:

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import logging
 import os
+import sqlite3
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -39,8 +40,9 @@ from agent.metrics import Metrics, MetricsStore
 from agent.oneoff import upload_paths
 from agent.settings_api import read_ignore, register_settings
 from agent.watcher import Debouncer, ObserverFactory, RootWatcher, coverage_shortfall
+from sync.disk_space import disk_full, free_bytes
 from sync.engine import PassReport, Progress
-from sync.errors import AuthError, TransientError
+from sync.errors import AuthError, DiskFull, TransientError
 from sync.journal import Root
 
 log = logging.getLogger("hubsync.agent")
@@ -48,6 +50,10 @@ log = logging.getLogger("hubsync.agent")
 PROGRESS_INTERVAL = 0.2
 MISSING_ROOT_CHECK = 5.0
 HELD_SHOWN = 10
+DISK_LOOK = 2.0
+"""While the journal's disk is full, free space is looked at this often (a statvfs)."""
+SPACE_FREED = 1 << 20
+"""This much more free space than when the disk was found full: try again at once."""
 """Held deletions named in the status (the count is in ``counts``)."""
 
 
@@ -82,6 +88,10 @@ class Timings:
     housekeeping: float = 60.0
     """Metrics go to the journal this often; after this long without a pass, the stat
     snapshot is refreshed (so a crash does not cost the next start a slow first rescan)."""
+    disk_retry: float = 2.0
+    """After the journal's disk was found full, the first wait before trying again
+    (doubled each time it is still full, up to ``disk_retry_max``)."""
+    disk_retry_max: float = 60.0
 
 
 class AgentService:
@@ -132,6 +142,11 @@ class AgentService:
         self._switches: set[asyncio.Task[None]] = set()
         """Supabase remotes being replaced once the pass under way ends."""
         self.passes = 0
+        self.disk_full: DiskFull | None = None
+        """The journal's disk is full: no pass until ``_disk_retry_at`` (monotonic)."""
+        self._disk_retry_at = 0.0
+        self._disk_waits = 0
+        self._last_space_look = 0.0
         self.exai: ExaiJobs | None = None
         self.exai_health: HealthMonitor | None = None
         """Kept apart from ``health``: EXAI being down never holds back syncing."""
@@ -283,7 +298,11 @@ class AgentService:
             await self.exai_health.stop()
         if self.exai is not None:
             await self.exai.aclose()
-        self.metrics_store.flush(self.metrics)
+        try:
+            self.metrics_store.flush(self.metrics)
+        except (sqlite3.Error, OSError) as exc:
+            if self._space_error(exc) is None:
+                raise
         await self.server.close()
         log.info("agent stopped")
 
@@ -390,6 +409,10 @@ class AgentService:
 
     def _due(self) -> list[tuple[RootRuntime, list[str] | None]]:
         now = time.monotonic()
+        if now < self._disk_retry_at and now - self._last_space_look >= DISK_LOOK:
+            self._last_space_look = now
+            if self._space_freed():
+                self._disk_retry_at = now  # try at once, not at the end of the wait
         work: list[tuple[RootRuntime, list[str] | None]] = []
         batches = self.debouncer.ready()
         check_roots = now - self._last_root_check >= MISSING_ROOT_CHECK
@@ -420,6 +443,7 @@ class AgentService:
                 or rt.root.paused
                 or not self._hub_ready(rt.root.hub)
                 or now < rt.blocked_until
+                or now < self._disk_retry_at
             )
             if blocked:
                 if rid in batches:
@@ -448,6 +472,8 @@ class AgentService:
         """Seconds until something may be due. Roots that cannot run now (paused, hub
         offline) add nothing: a resume or a health change wakes the scheduler."""
         delays = [self.timings.housekeeping]
+        if self._disk_retry_at > time.monotonic():
+            delays.append(min(DISK_LOOK, self._disk_retry_at - time.monotonic()))
         due = self.debouncer.next_due()
         if due is not None:
             delays.append(due)
@@ -493,7 +519,13 @@ class AgentService:
             self.metrics.set_queue_length(self.debouncer.queued)
             now = time.monotonic()
             if now - last_flush >= self.timings.housekeeping:
-                self.metrics_store.flush(self.metrics)
+                try:
+                    self.metrics_store.flush(self.metrics)
+                except (sqlite3.Error, OSError) as exc:  # kept for the next flush
+                    full = self._space_error(exc)
+                    if full is None:
+                        raise
+                    self._out_of_space(full)
                 if now - self._last_pass_end >= self.timings.housekeeping:
                     self.ctx.journal.save_snapshot()
                 last_flush = now
@@ -522,11 +554,15 @@ class AgentService:
                     settle=not asked,
                 )
         except Exception as exc:  # never let one pass kill the agent
+            full = self._space_error(exc)
+            rt.needs_full_scan = True
+            if full is not None:
+                self._out_of_space(full)
+                return None
             log.exception("sync of %s failed", root.path)
             self.server.publish(
                 "error", {"root": str(root.path), "kind": "internal", "reason": str(exc)}
             )
-            rt.needs_full_scan = True
             return None
         finally:
             ticker.cancel()
@@ -534,15 +570,19 @@ class AgentService:
             self._live = None
         self.passes += 1
         self._last_pass_end = time.monotonic()
+        if self.disk_full is not None:
+            self._space_again()
         if paths is None and rt.watcher is not None and not rt.degraded:
             self._set_degraded(rt, coverage_shortfall(report.folders, rt.watcher.watches))
         if report.errors.get(".", ("", ""))[0] == "local":
             self._lose_root(rt)
-        root_error = report.errors.get(".", ("", ""))[0]
+        root_error, root_reason = report.errors.get(".", ("", ""))
         if report.auth_needed or root_error == "transient":
             rt.needs_full_scan = True  # what the pass could not finish is picked up again
             rt.failures += 1
-            rt.blocked_until = time.monotonic() + min(300.0, 2.0 * 2 ** min(rt.failures, 8))
+            wait = min(300.0, 2.0 * 2 ** min(rt.failures, 8))
+            rt.blocked_until = time.monotonic() + wait
+            log.warning("%s: %s; trying again in %.0f s", root.path, root_reason, wait)
             monitor = self.health.get(root.hub)
             if monitor is not None:
                 monitor.poke()
@@ -574,7 +614,11 @@ class AgentService:
                 done = await self._sync(rt, None, asked=True)
                 if done is None:
                     report = PassReport(root)
-                    report.errors["."] = ("internal", "the pass failed; see `hubsync logs`")
+                    report.errors["."] = (
+                        ("transient", self.disk_full.message)
+                        if self.disk_full is not None
+                        else ("internal", "the pass failed; see `hubsync logs`")
+                    )
                 else:
                     report = done
             reports.append(report)
@@ -620,7 +664,11 @@ class AgentService:
             }
             self.activity.appendleft(item)
             self.server.publish("activity", item)
-        new_problems = {k: v for k, v in report.errors.items() if rt.problems.get(k) != v}
+        new_problems = {
+            k: v
+            for k, v in report.errors.items()
+            if rt.problems.get(k) != v and (k, v[0]) != (".", "transient")  # logged with its wait
+        }
         rt.problems = dict(report.errors)
         for rel, (kind, reason) in list(new_problems.items())[:20]:
             log.warning("%s: %s: %s (%s)", rt.root.path, rel, reason, kind)
@@ -655,6 +703,46 @@ class AgentService:
             self._wake.set()
         self.publish_status()
 
+    # -- a full disk ------------------------------------------------------------------------
+
+    def _space_error(self, exc: BaseException) -> DiskFull | None:
+        """``exc`` (from a journal write, or the engine's own files) as a full disk."""
+        return disk_full(exc, self.ctx.paths.journal)
+
+    def _out_of_space(self, full: DiskFull) -> None:
+        """The journal's disk is full: nothing was written half (SQLite rolled back);
+        passes wait, longer each time, and the first one that gets through goes on."""
+        self._disk_waits += 1
+        wait = min(
+            self.timings.disk_retry_max, self.timings.disk_retry * 2 ** (self._disk_waits - 1)
+        )
+        self._disk_retry_at = time.monotonic() + wait
+        if self.disk_full is None:
+            self.server.publish("error", {"kind": "disk_full", "reason": full.message})
+        self.disk_full = full
+        log.warning(
+            "%s: HubSync cannot write its journal; syncing waits (trying again in %.0f s)",
+            full.message,
+            wait,
+        )
+        self.publish_status()
+
+    def _space_freed(self) -> bool:
+        """Whether space was freed since the journal's disk was found full."""
+        assert self.disk_full is not None
+        free = free_bytes(self.ctx.paths.journal)
+        return free is not None and free >= self.disk_full.free + SPACE_FREED
+
+    def _space_again(self) -> None:
+        assert self.disk_full is not None
+        log.info("space again on %s: syncing goes on", self.disk_full.where)
+        self.disk_full = None
+        self._disk_waits = 0
+        self._disk_retry_at = 0.0
+        for rt in self.runtimes.values():
+            rt.needs_full_scan = True  # what waited is found by a full scan
+        self._wake.set()
+
     # -- status -----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -685,6 +773,7 @@ class AgentService:
         return {
             "state": self._overall_state(),
             "paused": self.paused,
+            "disk_full": None if self.disk_full is None else self.disk_full.message,
             "roots": roots,
             "queue": self.debouncer.queued,
             "progress": self.progress,
@@ -713,6 +802,8 @@ class AgentService:
     def _overall_state(self) -> str:
         if self.paused:
             return "paused"
+        if self.disk_full is not None:
+            return "disk_full"
         states = {m.status.state for m in self.health.values()}
         for rt in self.runtimes.values():  # a hub that is not open at all
             if rt.root.hub not in self.ctx.remotes and not rt.root.paused:

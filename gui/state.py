@@ -211,6 +211,8 @@ class AgentState(QObject):
             return "paused"
         if overall == "offline":
             return "offline"
+        if overall == "disk_full":
+            return "error"  # nothing syncs until the user frees space
         if overall == "syncing" or self.busy():
             return "syncing"
         if self.errors or overall == "error" or self.held_roots():

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sync.errors import AuthError, LocalFileError, SyncError, TransientError
+from sync.errors import AuthError, DiskFull, LocalFileError, SyncError, TransientError
 from sync.hashing import Hashed, hash_file
 from sync.journal import DELETED, HELD, SYNCED, FileRow, Journal, Root
 from sync.remotes.base import (
@@ -454,6 +454,8 @@ class SyncEngine:
             *ingested,
         ]
         for item, outcome in zip([*to_hash, *ingesting], outcomes, strict=True):
+            if isinstance(outcome, DiskFull):
+                raise outcome  # the hub's disk, not this file: the pass waits for space
             if isinstance(outcome, Ingested):
                 item.hashed, item.key, item.stored = outcome.hashed, outcome.key, outcome.stored
                 item.ingested = True
@@ -537,7 +539,7 @@ class SyncEngine:
                     new_blobs.append((owner.hashed.sha256, owner.hashed.size, result))
                     report.uploaded += 1
                     report.uploaded_bytes += owner.hashed.size
-                elif isinstance(result, AuthError):
+                elif isinstance(result, (AuthError, DiskFull)):
                     raise result
                 elif _is_vanished(result):
                     vanished.append(owner.relpath)
@@ -608,7 +610,7 @@ class SyncEngine:
             state.waiting.clear()
             again = []
             for item, result in zip(items, results, strict=True):
-                if isinstance(result, TransientError):
+                if isinstance(result, TransientError) and not isinstance(result, DiskFull):
                     again.append(item)
                 else:
                     yield item, result

@@ -78,3 +78,16 @@ class UndecodableName(LocalFileError):
             f"{shown_name(path)}: the name is not valid UTF-8; HubSync does not mirror such "
             "names (rename the file to sync it)"
         )
+
+
+class DiskFull(TransientError):
+    """A disk ran out of space (or quota): nothing is damaged, the work waits for space.
+
+    Made by :func:`sync.disk_space.disk_full`, which also tells a full disk from a
+    damaged file when SQLite only says "disk I/O error"."""
+
+    def __init__(self, where: str | os.PathLike[str], free: int, *, whose: str = "") -> None:
+        self.where = shown_name(where)
+        self.free = free
+        prefix = f"{whose} " if whose else ""
+        super().__init__(f"{prefix}disk full ({free // 2**20} MB free on {self.where})")

@@ -228,11 +228,13 @@ class Journal:
             self._in_tx = True
             try:
                 yield
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            else:
                 self.conn.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT (the disk is full) leaves the transaction open: roll it
+                # back, so that the journal stays as it was and the next one can begin.
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
             finally:
                 self._in_tx = False
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import stat
 import time
 import uuid
@@ -25,6 +24,7 @@ from sync.errors import PermanentError, SyncError
 from sync.hashing import hash_file
 from sync.journal import DELETED, Journal, Root, VersionRow
 from sync.remotes.base import ManifestEntry, Remote, guess_content_type
+from sync.sparse import copy_file
 
 
 class RestoreError(PermanentError):
@@ -127,7 +127,7 @@ def place(
                 open(blob, "rb") as src,
                 os.fdopen(os.open(temp, flags, 0o666, dir_fd=dir_fd), "wb") as out,
             ):
-                shutil.copyfileobj(src, out, 1 << 20)
+                copy_file(src.fileno(), out.fileno())  # a sparse blob stays sparse
                 out.flush()
                 os.fsync(out.fileno())
                 os.utime(out.fileno(), ns=(mtime_ns, mtime_ns))
@@ -159,7 +159,7 @@ def _put_new(dir_fd: int, temp: str, final: str, mtime_ns: int) -> None:
             os.fdopen(src_fd, "rb") as src,
             os.fdopen(os.open(final, flags, 0o666, dir_fd=dir_fd), "wb") as out,
         ):
-            shutil.copyfileobj(src, out)
+            copy_file(src.fileno(), out.fileno())
             out.flush()
             os.fsync(out.fileno())
             os.utime(out.fileno(), ns=(mtime_ns, mtime_ns))

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import stamina
 
-from sync.errors import SyncError, TransientError
+from sync.errors import DiskFull, SyncError, TransientError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,6 +32,8 @@ class RetryPolicy:
 
 
 def _backoff(exc: Exception) -> bool | float:
+    if isinstance(exc, DiskFull):
+        return False  # every file would wait for the same disk: the pass ends and waits
     if isinstance(exc, TransientError):
         return exc.retry_after if exc.retry_after else True
     return False

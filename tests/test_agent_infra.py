@@ -40,6 +40,7 @@ from agent.metrics import (
 )
 from agent.paths import Paths, resolve_paths
 from sync.errors import AuthError, TransientError
+from sync.transfer import RetryPolicy, with_retries
 from tests.fixtures.agent_infra_helpers import wait_until
 
 pytest_plugins = ["tests.fixtures.agent_infra"]
@@ -149,6 +150,26 @@ def test_log_file_never_contains_secrets(paths: Paths, root_logging: object) -> 
     assert '"refresh_token": "[REDACTED]"' in text and "a@b.c" in text
     assert "download=1" in text and "RuntimeError" in text and "sign-in error" in text
     assert stat.S_IMODE(paths.log_file.stat().st_mode) == 0o600
+
+
+def test_each_retry_wait_is_one_readable_log_line(paths: Paths, root_logging: object) -> None:
+    setup_logging(paths)
+    calls = 0
+
+    async def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise TransientError("the hub answered 503")
+        return "ok"
+
+    policy = RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.02, wait_jitter=0)
+    assert asyncio.run(with_retries(flaky, policy)) == "ok"
+    for h in logging.getLogger().handlers:
+        h.flush()
+    lines = [ln for ln in paths.log_file.read_text("utf-8").splitlines() if "503" in ln]
+    assert len(lines) == 2 and "retry 1 in" in lines[0] and "retry 2 in" in lines[1]
+    assert "retry_scheduled" not in paths.log_file.read_text("utf-8")
 
 
 def test_redact_leaves_ordinary_text_alone() -> None:

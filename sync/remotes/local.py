@@ -37,6 +37,7 @@ from typing import TypeVar
 
 from sync.batching import BatchRunner
 from sync.devices import DeviceInfo, default_device_name, summarize
+from sync.disk_space import disk_full
 from sync.durable import make_durable
 from sync.errors import (
     FileChangedError,
@@ -60,6 +61,7 @@ from sync.remotes.base import (
     Operation,
     ProgressFn,
 )
+from sync.sparse import ZEROS, data_extents, has_holes, write_at
 from sync.temp_area import TempArea
 
 T = TypeVar("T")
@@ -293,6 +295,8 @@ def _read_into(fin: io.FileIO, buf: bytearray) -> int:
 
 def _pump(fin: io.FileIO, fout: int, size: int, progress: ProgressFn | None) -> tuple[str, int]:
     """Move every byte of ``fin`` to ``fout``; returns (hex SHA-256, bytes moved)."""
+    if size >= CHUNK and _sparse(fin):
+        return _pump_sparse(fin.fileno(), fout, progress)
     if 0 <= size < CHUNK:
         # Most files: one read (one byte more than expected shows a file that grew).
         data = _read(fin, size + 1)
@@ -312,6 +316,54 @@ def _pump(fin: io.FileIO, fout: int, size: int, progress: ProgressFn | None) -> 
         if progress is not None:
             progress(n)
     return digest.hexdigest(), total
+
+
+def _sparse(fin: io.FileIO) -> bool:
+    try:
+        return has_holes(fin.fileno())
+    except OSError as exc:
+        raise _ReadFailed(exc) from None
+
+
+def _pump_sparse(src: int, fout: int, progress: ProgressFn | None) -> tuple[str, int]:
+    """:func:`_pump` for a file with holes: only its data ranges are written (at their
+    offsets), so the copy keeps the holes; the hash covers every byte, holes as zeros."""
+    digest = hashlib.sha256()
+    pos = 0  # everything before pos is hashed (and written, or a hole)
+
+    def zeros_to(offset: int) -> None:
+        nonlocal pos
+        hole = offset - pos
+        while pos < offset:
+            n = min(len(ZEROS), offset - pos)
+            digest.update(memoryview(ZEROS)[:n])
+            pos += n
+        if progress is not None and hole > 0:
+            progress(hole)  # the meter counts the file's bytes, holes too
+
+    try:
+        extents = list(data_extents(src))
+        end = os.fstat(src).st_size
+    except OSError as exc:
+        raise _ReadFailed(exc) from None
+    for start, stop in extents:
+        zeros_to(start)
+        while pos < stop:
+            try:
+                data = os.pread(src, min(CHUNK, stop - pos), pos)
+            except OSError as exc:
+                raise _ReadFailed(exc) from None
+            if not data:  # shrank meanwhile: the size check tells
+                os.ftruncate(fout, pos)
+                return digest.hexdigest(), pos
+            digest.update(data)
+            write_at(fout, data, pos)
+            pos += len(data)
+            if progress is not None:
+                progress(len(data))
+    zeros_to(max(end, pos))
+    os.ftruncate(fout, pos)
+    return digest.hexdigest(), pos
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
@@ -438,7 +490,8 @@ class LocalHub:
             try:
                 return fn()
             except sqlite3.Error as exc:  # locked by another writer, disk full, damaged...
-                raise TransientError(f"the hub's database: {exc}") from None
+                full = disk_full(exc, self.root, whose="hub")
+                raise full or TransientError(f"the hub's database: {exc}") from None
 
         return await asyncio.get_running_loop().run_in_executor(self._db_pool, guarded)
 
@@ -488,7 +541,7 @@ class LocalHub:
             raise TransientError(f"cannot write to the hub: {exc.strerror or exc}") from None
         except OSError as exc:
             _unlink_quiet(tmp)
-            raise TransientError(f"cannot write to the hub: {exc.strerror or exc}") from None
+            raise self._write_failed(exc) from None
         with self._unflushed_lock:
             self._unflushed.append(final)
             self._new_blobs.append(
@@ -648,7 +701,13 @@ class LocalHub:
         except OSError as exc:
             with self._unflushed_lock:
                 self._unflushed[:0] = pending
-            raise TransientError(f"cannot write to the hub: {exc.strerror or exc}") from None
+            raise self._write_failed(exc) from None
+
+    def _write_failed(self, exc: OSError) -> TransientError:
+        """A blob write that failed: the hub's disk is full (wait for space), or a
+        transient trouble of the hub's folder (retried)."""
+        full = disk_full(exc, self.root, whose="hub")
+        return full or TransientError(f"cannot write to the hub: {exc.strerror or exc}")
 
     async def record(self, entries: Sequence[ManifestEntry]) -> None:
         def write() -> None:
