@@ -80,6 +80,11 @@ def bad_request(message: str) -> StorageError:
     return StorageError("400", "InvalidRequest", "Bad Request", message)
 
 
+def schema_error(message: str) -> StorageError:
+    """A request that fails the route's JSON schema (the real server says ``"error": "Error"``)."""
+    return StorageError("400", "InvalidRequest", "Error", message)
+
+
 def parse_size(value: Any) -> int | None:
     """``file_size_limit`` as bytes: an int, or a string like ``"50MB"``."""
     if value is None or value == "":
@@ -169,7 +174,7 @@ class StoredObject:
         }
 
     def info(self) -> dict[str, Any]:
-        """``GET /object/info``: the flat fields newer servers send plus the legacy ones."""
+        """``GET /object/info`` as the real server answers it (``metadata`` = the user's)."""
         return {
             "id": self.id,
             "name": self.name,
@@ -181,9 +186,18 @@ class StoredObject:
             "etag": self.etag,
             "last_modified": iso(self.updated_at),
             "created_at": iso(self.created_at),
+            "metadata": self.user_metadata or {},
+        }
+
+    def list_entry(self, name: str) -> dict[str, Any]:
+        """A file in a ``POST /object/list`` answer: the real server's fields only."""
+        return {
+            "name": name,
+            "id": self.id,
             "updated_at": iso(self.updated_at),
+            "created_at": iso(self.created_at),
+            "last_accessed_at": iso(self.updated_at),
             "metadata": self.metadata(),
-            "user_metadata": self.user_metadata,
         }
 
 
@@ -321,18 +335,21 @@ def _bearer(request: web.Request) -> str | None:
 def identify(auth: AuthService, request: web.Request, *, lenient: bool = False) -> Identity:
     """The caller, as storage's JWT check sees it.
 
-    ``lenient`` is the download path, where a token with a bad signature is
-    treated as anon (observed on the real server); expiry always fails.
+    ``lenient`` is the download/info path, where a missing, expired or badly
+    signed token is treated as anon (measured on the real server: the private
+    bucket then answers "Bucket not found"); elsewhere it is a 403 AccessDenied.
     """
     token = _bearer(request)
     if token is None:
-        raise bad_request("headers must have required property 'authorization'")
+        if lenient:
+            return ANON
+        raise schema_error("headers must have required property 'authorization'")
     try:
         return auth.identity(token)
     except JwtError as exc:
-        if lenient and not exc.expired:
+        if lenient:
             return ANON
-        raise StorageError("403", "InvalidJWT", "Unauthorized", exc.message) from exc
+        raise StorageError("403", "AccessDenied", "Unauthorized", exc.message) from exc
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
@@ -464,8 +481,11 @@ class StorageHandlers:
             info = rest[len("info/") :]
             for prefix in ("authenticated/", "public/"):
                 info = info.removeprefix(prefix)
-            identity = identify(self.s.auth, request)
-            return web.json_response(self.s.visible(identity, *_split(info)).info())
+            identity = identify(self.s.auth, request, lenient=True)
+            bucket_id, key = _split(info)
+            if identity.role == "anon" and not self.s.bucket(bucket_id).public:
+                raise no_such_bucket()
+            return web.json_response(self.s.visible(identity, bucket_id, key).info())
         if rest in ("move", "copy") and method == "POST":
             return await self._move_copy(request, copy=rest == "copy")
         if rest.startswith("authenticated/") and method in ("GET", "HEAD"):
@@ -512,6 +532,8 @@ class StorageHandlers:
     async def _list(self, request: web.Request, bucket_id: str) -> web.Response:
         identity = identify(self.s.auth, request)
         body = await _json(request)
+        if "prefix" not in body:
+            raise schema_error("body must have required property 'prefix'")
         prefix = str(body.get("prefix") or "")
         if prefix and not prefix.endswith("/"):
             prefix += "/"
@@ -548,10 +570,7 @@ class StorageHandlers:
             }
             for f in folders
         ]
-        for obj in files:
-            row = obj.row()
-            row["name"] = obj.name[len(prefix) :]
-            entries.append(row)
+        entries += [obj.list_entry(obj.name[len(prefix) :]) for obj in files]
 
         def sort_key(entry: dict[str, Any]) -> tuple[bool, str]:
             value = entry.get(column)
@@ -565,9 +584,9 @@ class StorageHandlers:
         body = await _json(request)
         prefixes = body.get("prefixes")
         if not isinstance(prefixes, list) or not prefixes:
-            raise bad_request("body must have required property 'prefixes'")
+            raise schema_error("body must have required property 'prefixes'")
         if len(prefixes) > 1000:
-            raise bad_request("body/prefixes must NOT have more than 1000 items")
+            raise schema_error("body/prefixes must NOT have more than 1000 items")
         removed = []
         with self.s.lock:
             for key in prefixes:
@@ -627,7 +646,9 @@ class StorageHandlers:
             except jwt.ExpiredSignatureError as exc:
                 raise StorageError("400", "InvalidJWT", "InvalidJWT", "jwt expired") from exc
             except jwt.PyJWTError as exc:
-                raise StorageError("400", "InvalidJWT", "InvalidJWT", "invalid signature") from exc
+                raise StorageError(
+                    "400", "InvalidJWT", "InvalidJWT", "signature verification failed"
+                ) from exc
             if claims.get("url") != f"{bucket_id}/{key}":
                 raise StorageError(
                     "400",
@@ -646,7 +667,7 @@ class StorageHandlers:
         except (TypeError, ValueError) as exc:
             raise bad_request("expiresIn must be a number") from exc
         if expires_in < 1:
-            raise bad_request("body/expiresIn must be >= 1")
+            raise schema_error("body/expiresIn must be >= 1")
         if key:
             self.s.visible(identity, bucket_id, key)
             return web.json_response({"signedURL": self._signed_path(bucket_id, key, expires_in)})
