@@ -97,9 +97,8 @@ class TusService:
             try:
                 identity = identify(self.storage.auth, request)
             except StorageError as error:
-                response = error.response()
-                response.set_status(int(error.status))
-                return response
+                # Refused tokens get storage's JSON body with HTTP 400 (HEAD: no body).
+                return error.response()
             if request.headers.get("Tus-Resumable") != "1.0.0":
                 raise TusError(412, "Unsupported TUS version")
             if not upload_id:
