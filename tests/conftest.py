@@ -10,4 +10,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.exai",
     "tests.fixtures.agent_infra",
     "tests.fixtures.supabase_remote",
+    "tests.fixtures.real_storage",
 ]

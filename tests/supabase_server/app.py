@@ -22,6 +22,7 @@ from aiohttp import web
 from . import auth as auth_api
 from .auth import AuthService
 from .faults import Faults, LogEntry, RequestLog
+from .gateway import StorageGateway
 from .rest import RestHandlers, RestService
 from .storage import StorageHandlers, StorageService
 from .tus import CHUNK, TusService
@@ -61,7 +62,10 @@ class SupabaseTestServer:
         upload_limit: int = 50 * 1024**2,
         bucket_limits: Mapping[str, int | None] | None = None,
         tus_chunk_size: int = CHUNK,
+        storage_upstream: str | None = None,
     ) -> None:
+        """``storage_upstream``: gateway mode, /storage/v1/* goes to that real
+        Storage server (give it the same ``jwt_secret``); auth and REST stay here."""
         self.jwt_secret = jwt_secret or secrets.token_urlsafe(32)
         self.host = host
         self.port = port
@@ -80,6 +84,7 @@ class SupabaseTestServer:
         self.log = RequestLog()
         self._storage_http = StorageHandlers(self.storage)
         self._rest_http = RestHandlers(self.rest)
+        self.gateway = StorageGateway(storage_upstream) if storage_upstream else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -194,6 +199,8 @@ class SupabaseTestServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.gateway is not None:
+            await self.gateway.close()
 
     # -- request path ----------------------------------------------------
 
@@ -266,6 +273,8 @@ class SupabaseTestServer:
             return await auth_api.handle(self.auth, request, tail)
         if service == "rest":
             return await self._rest_http.handle(request, tail)
+        if service == "storage" and self.gateway is not None:
+            return await self.gateway.forward(request)
         if service == "storage":
             if tail == "upload/resumable" or tail.startswith("upload/resumable/"):
                 return await self.tus.handle(request, tail[len("upload/resumable") :].strip("/"))
