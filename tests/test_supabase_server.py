@@ -487,7 +487,7 @@ def test_tus_create_errors(
     expired = supabase_server.auth.access_token(supabase_user.uid, ttl=-5)
     late = {**headers(supabase_server, expired), "Tus-Resumable": "1.0.0"}
     refused = create("user-files", "late.bin", 10, auth=late)
-    assert refused.status_code == 400  # the real server's answer: 403 only in the body
+    assert refused.status_code == 400  # as the real server: 400, the 403 is in the body
     assert refused.json() == {
         "statusCode": "403",
         "code": "AccessDenied",
@@ -769,7 +769,7 @@ def test_forced_token_expiry_then_refresh(
     supabase_server.auth.expire_access_tokens()
     with pytest.raises(StorageApiError) as err:
         supabase_client.storage.from_("user-files").download(key)
-    # As the real server: a download with a bad token is anonymous, the bucket private.
+    # As the real server: a download with a bad token is anonymous, and anon sees no bucket.
     assert (err.value.status, err.value.message) == ("404", "Bucket not found")
     supabase_client.auth.refresh_session()
     assert supabase_client.storage.from_("user-files").download(key) == b"t"

@@ -335,9 +335,11 @@ def _bearer(request: web.Request) -> str | None:
 def identify(auth: AuthService, request: web.Request, *, lenient: bool = False) -> Identity:
     """The caller, as storage's JWT check sees it.
 
-    ``lenient`` is the download/info path, where a missing, expired or badly
-    signed token is treated as anon (measured on the real server: the private
-    bucket then answers "Bucket not found"); elsewhere it is a 403 AccessDenied.
+    A token that is expired, badly signed or malformed is refused with HTTP 400
+    and body statusCode "403" AccessDenied. ``lenient`` is the download and info
+    paths without ``authenticated/`` (GET /object/{bucket}/{key}, /object/info/...),
+    where the real server treats any bad token as anon, so a private bucket
+    answers "Bucket not found".
     """
     token = _bearer(request)
     if token is None:
@@ -349,7 +351,7 @@ def identify(auth: AuthService, request: web.Request, *, lenient: bool = False) 
     except JwtError as exc:
         if lenient:
             return ANON
-        raise StorageError("403", "AccessDenied", "Unauthorized", exc.message) from exc
+        raise access_denied(exc.message) from exc
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
@@ -479,22 +481,24 @@ class StorageHandlers:
             return await self._list(request, rest[len("list/") :])
         if rest.startswith("info/") and method == "GET":
             info = rest[len("info/") :]
+            strict = info.startswith("authenticated/")
             for prefix in ("authenticated/", "public/"):
                 info = info.removeprefix(prefix)
-            identity = identify(self.s.auth, request, lenient=True)
+            identity = identify(self.s.auth, request, lenient=not strict)
             bucket_id, key = _split(info)
             if identity.role == "anon" and not self.s.bucket(bucket_id).public:
                 raise no_such_bucket()
             return web.json_response(self.s.visible(identity, bucket_id, key).info())
         if rest in ("move", "copy") and method == "POST":
             return await self._move_copy(request, copy=rest == "copy")
-        if rest.startswith("authenticated/") and method in ("GET", "HEAD"):
+        strict = rest.startswith("authenticated/") and method in ("GET", "HEAD")
+        if strict:
             rest = rest[len("authenticated/") :]
         bucket_id, key = _split(rest)
         if not key and method == "DELETE":
             return await self._remove(request, bucket_id)
         if method in ("GET", "HEAD"):
-            identity = identify(self.s.auth, request, lenient=True)
+            identity = identify(self.s.auth, request, lenient=not strict)
             if identity.role == "anon" and not self.s.bucket(bucket_id).public:
                 raise no_such_bucket()
             obj = self.s.visible(identity, bucket_id, key)

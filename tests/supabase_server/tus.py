@@ -100,8 +100,7 @@ class TusService:
             try:
                 identity = self._identify(request)
             except StorageError as error:
-                if request.method == "HEAD":
-                    return web.Response(status=400)
+                # Refused tokens get storage's JSON body with HTTP 400 (HEAD: no body).
                 return error.response()
             if request.headers.get("Tus-Resumable") != "1.0.0":
                 raise TusError(412, "Unsupported TUS version")
