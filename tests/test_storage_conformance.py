@@ -276,6 +276,12 @@ STEPS: tuple[Step, ...] = (
         tus_headers=True,
     ),
     Step("download TUS object", call("GET", "alice", "object/user-files/{a}/t/ten.txt")),
+    Step("TUS create another", tus_create("alice", "{a}/t/two.txt"), learn="tus2"),
+    Step("TUS DELETE by bob", tus("DELETE", "bob", "tus2")),
+    Step("TUS DELETE by anon", tus("DELETE", "anon", "tus2")),
+    Step("TUS HEAD by anon", tus("HEAD", "anon", "tus2"), tus_headers=True),
+    Step("TUS DELETE own", tus("DELETE", "alice", "tus2")),
+    Step("TUS HEAD deleted", tus("HEAD", "alice", "tus2")),
     Step(
         "TUS PATCH after the end",
         tus("PATCH", "alice", "tus", b"k", **{"Upload-Offset": "10", "Content-Type": OCTETS}),

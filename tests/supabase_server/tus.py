@@ -72,6 +72,11 @@ def _storage_to_tus(error: StorageError) -> TusError:
     return TusError(int(error.status), error.message)
 
 
+def _owns(identity: Identity, upload: Upload) -> bool:
+    """Whether RLS lets ``identity`` write to ``upload`` (its creator, or the service role)."""
+    return identity.is_service or (identity.sub is not None and identity.sub == upload.identity.sub)
+
+
 class TusService:
     """Uploads in progress. Thread-safe."""
 
@@ -122,6 +127,8 @@ class TusService:
             if request.method == "PATCH":
                 return await self._patch(request, upload, identity)
             if request.method == "DELETE":
+                if not _owns(identity, upload):
+                    raise TusError(403, RLS_MESSAGE)
                 with self._lock:
                     if upload.busy:
                         raise TusError(409, "The upload is locked by another request")
@@ -195,7 +202,7 @@ class TusService:
             offset = int(request.headers["Upload-Offset"])
         except (KeyError, ValueError) as exc:
             raise TusError(400, "Upload-Offset is missing or invalid") from exc
-        if upload.identity.sub != identity.sub and not identity.is_service:
+        if not _owns(identity, upload):
             raise TusError(403, RLS_MESSAGE)
         with self._lock:
             if upload.busy:
