@@ -286,6 +286,61 @@ STEPS: tuple[Step, ...] = (
         "TUS PATCH after the end",
         tus("PATCH", "alice", "tus", b"k", **{"Upload-Offset": "10", "Content-Type": OCTETS}),
     ),
+    Step("buckets as a user", call("GET", "alice", "bucket")),
+    Step("a bucket as a user", call("GET", "alice", "bucket/user-files")),
+    Step("create a bucket as a user", call("POST", "alice", "bucket", {"name": "mine"})),
+    Step(
+        "copy own",
+        call(
+            "POST",
+            "alice",
+            "object/copy",
+            {
+                "bucketId": "user-files",
+                "sourceKey": "{a}/c/put.txt",
+                "destinationKey": "{a}/c/cp.txt",
+            },
+        ),
+    ),
+    Step(
+        "copy into bob's folder",
+        call(
+            "POST",
+            "alice",
+            "object/copy",
+            {
+                "bucketId": "user-files",
+                "sourceKey": "{a}/c/put.txt",
+                "destinationKey": "{b}/c/cp.txt",
+            },
+        ),
+    ),
+    Step(
+        "move own",
+        call(
+            "POST",
+            "alice",
+            "object/move",
+            {
+                "bucketId": "user-files",
+                "sourceKey": "{a}/c/cp.txt",
+                "destinationKey": "{a}/c/mv.txt",
+            },
+        ),
+    ),
+    Step(
+        "move missing",
+        call(
+            "POST",
+            "alice",
+            "object/move",
+            {
+                "bucketId": "user-files",
+                "sourceKey": "{a}/c/cp.txt",
+                "destinationKey": "{a}/c/mv2.txt",
+            },
+        ),
+    ),
     Step(
         "delete bob's as alice",
         call("DELETE", "alice", "object/user-files", {"prefixes": ["{b}/c/bob.txt"]}),
