@@ -82,3 +82,11 @@ def test_added_round_trip_delays_every_request(real_gateway: SupabaseTestServer)
         answer = http.get("/storage/v1/bucket", headers={"apikey": real_gateway.anon_key})
     assert answer.status_code == 400  # forwarded: the real server wants a token
     assert real_gateway.log.entries("GET", "/storage/v1/bucket")[0].duration >= 0.02
+
+
+def test_gateway_answers_502_when_the_real_server_is_down() -> None:
+    with SupabaseTestServer(storage_upstream="http://127.0.0.1:9") as server:
+        answer = httpx.get(
+            f"{server.url}/storage/v1/bucket", headers={"apikey": server.anon_key}, timeout=30
+        )
+    assert answer.status_code == 502
