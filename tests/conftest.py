@@ -11,4 +11,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.agent_infra",
     "tests.fixtures.supabase_remote",
     "tests.fixtures.small_fs",
+    "tests.fixtures.real_storage",
 ]

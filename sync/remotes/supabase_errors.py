@@ -10,6 +10,7 @@ Messages are cut short and scrubbed of anything that looks like a JWT.
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -32,9 +33,10 @@ SIGN_IN_AGAIN = "the Supabase session expired or was revoked: sign in again (hub
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _JWT_FAILURE = re.compile(
-    r"jwt|exp\W{0,3} claim|expired|signature verification|invalid token|token is expired",
+    r"jwt|jws|exp\W{0,3} claim|expired|signature verification|invalid token|token is expired",
     re.IGNORECASE,
 )
+_BUCKET_NOT_FOUND = re.compile(r"NoSuchBucket|bucket not found", re.IGNORECASE)
 
 
 class NotFound(PermanentError):
@@ -61,12 +63,34 @@ def _http_status() -> int | None:
     return note.status if note else None
 
 
+def _body(response: httpx.Response) -> str:
+    try:
+        return response.text
+    except httpx.ResponseNotRead:
+        return ""
+
+
+def storage_body(response: httpx.Response) -> dict[str, str] | None:
+    """Storage's JSON error body (statusCode, code, error, message) of a raw response."""
+    try:
+        data = json.loads(_body(response) or "null")
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or "statusCode" not in data:
+        return None
+    return {k: str(v) for k, v in data.items() if k in ("statusCode", "code", "error", "message")}
+
+
 def is_jwt_failure(exc: BaseException) -> bool:
-    """The request failed because the access token expired or is not accepted."""
+    """The request failed because the access token expired or is not accepted.
+
+    Storage (v1.70, hosted alike) answers HTTP 400 with body statusCode "403"
+    AccessDenied and the reason: '"exp" claim timestamp check failed',
+    'signature verification failed', 'Invalid Compact JWS'; older versions say
+    400 InvalidJWT 'jwt expired'. PostgREST answers 401 PGRST301/PGRST303.
+    """
     if isinstance(exc, StorageApiError):
         status = str(exc.status)
-        # Hosted Storage says 403 '"exp" claim timestamp check failed'; some
-        # versions answer 400 InvalidJWT 'jwt expired'.
         text = f"{exc.code} {exc.message}"
         return status in ("400", "401", "403") and bool(_JWT_FAILURE.search(text))
     if isinstance(exc, APIError):
@@ -75,11 +99,41 @@ def is_jwt_failure(exc: BaseException) -> bool:
             _http_status() == 401 and bool(_JWT_FAILURE.search(exc.message or ""))
         )
     if isinstance(exc, httpx.HTTPStatusError):
-        try:
-            body = exc.response.text
-        except httpx.ResponseNotRead:
-            body = ""
-        return exc.response.status_code in (401, 403) and bool(_JWT_FAILURE.search(body))
+        response = exc.response
+        if response.status_code not in (400, 401, 403):
+            return False
+        body = storage_body(response)
+        if body is not None:
+            text = f"{body.get('code', '')} {body.get('message', '')}"
+            return body.get("statusCode") in ("400", "401", "403") and bool(
+                _JWT_FAILURE.search(text)
+            )
+        return response.status_code != 400 and bool(_JWT_FAILURE.search(_body(response)))
+    return False
+
+
+def may_hide_a_refused_token(exc: BaseException) -> bool:
+    """An answer a bad token can cause although it says something else.
+
+    Storage treats a bad token on GET /object/{bucket}/{key} and
+    /object/info/{bucket}/{key} as anonymous, and anon sees no private bucket:
+    "Bucket not found". A HEAD (TUS offset) refused for its token is a bare 400.
+    Such an answer is taken at face value only when it comes again with a fresh token.
+    """
+    if isinstance(exc, StorageApiError):
+        return str(exc.status) == "404" and bool(
+            _BUCKET_NOT_FOUND.search(f"{exc.code} {exc.message}")
+        )
+    if isinstance(exc, httpx.HTTPStatusError):
+        response = exc.response
+        body = storage_body(response)
+        if body is not None:
+            return bool(_BUCKET_NOT_FOUND.search(f"{body.get('code')} {body.get('error')}"))
+        return (
+            response.status_code == 400
+            and response.request.method == "HEAD"
+            and not _body(response).strip()
+        )
     return False
 
 
@@ -163,15 +217,14 @@ def map_error(exc: BaseException, what: str) -> SyncError:
         return auth_error(exc, what)
     if isinstance(exc, httpx.HTTPStatusError):
         response = exc.response
-        try:
-            body = response.text
-        except httpx.ResponseNotRead:
-            body = ""
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        body = storage_body(response)
+        status = response.status_code
+        if body is not None and status == 400 and body["statusCode"].isdigit():
+            # Storage's own routes: the real status is the body's string statusCode.
+            status = int(body["statusCode"])
         return _by_status(
-            response.status_code,
-            body,
-            what,
-            parse_retry_after(response.headers.get("retry-after")),
+            status, body.get("message", "") if body else _body(response), what, retry_after
         )
     if isinstance(exc, httpx.TimeoutException):
         return TransientError(f"{what}: timed out")

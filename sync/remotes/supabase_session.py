@@ -6,7 +6,10 @@ shortly before it expires and writes the new one back. A request that still
 fails because its token expired (a clock skew, a server that expired it early)
 is retried once after one shared refresh; a refresh the server refuses means
 the session was revoked, and every caller gets ``AuthError("... sign in
-again")``. Nothing here logs or raises a token.
+again")``. A token about to expire by the server's clock (see
+:mod:`.supabase_token`) is refreshed before it is sent, and an answer a refused
+token can hide behind ("Bucket not found", a bare 400 to a HEAD) earns one
+refresh and retry before it is believed. Nothing here logs or raises a token.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from supabase_auth import AsyncMemoryStorage, AsyncSupportedStorage
 from supabase_auth.errors import AuthApiError
 from supabase_auth.errors import AuthError as GoTrueError
-from supabase_auth.types import Session
+from supabase_auth.types import AuthChangeEvent, Session
 
 from sync.errors import AuthError, SyncError
 from sync.remotes.supabase_errors import (
@@ -32,8 +35,10 @@ from sync.remotes.supabase_errors import (
     auth_error,
     is_jwt_failure,
     map_error,
+    may_hide_a_refused_token,
 )
 from sync.remotes.supabase_http import TokenBucket, forget_response, make_http_client
+from sync.remotes.supabase_token import TokenClock
 from sync.transfer import RetryPolicy, with_retries
 
 log = logging.getLogger(__name__)
@@ -98,14 +103,24 @@ class SupabaseSession:
         http: httpx.AsyncClient,
         limiter: TokenBucket,
         identity: Identity,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.client = client
         self.http = http
         self.limiter = limiter
         self.identity = identity
+        self.tokens = TokenClock(clock)
         self._refresh_lock = asyncio.Lock()
+        self._believed: str | None = None
+        """The token whose ambiguous answer came again after a refresh: taken as said."""
         self._closed = False
+        client.auth.on_auth_state_change(self._on_auth_event)
+
+    def _on_auth_event(self, event: AuthChangeEvent, session: Session | None) -> None:
+        if event == "TOKEN_REFRESHED" and session is not None:
+            self.tokens.learn(f"Bearer {session.access_token}")
 
     @property
     def user_id(self) -> str:
@@ -141,7 +156,11 @@ class SupabaseSession:
 
     @classmethod
     async def restore(
-        cls, settings: SupabaseSettings, storage: AsyncSupportedStorage
+        cls,
+        settings: SupabaseSettings,
+        storage: AsyncSupportedStorage,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> SupabaseSession:
         """Resume the session kept in ``storage``; AuthError when there is none (or it is dead)."""
         client, http, limiter = await cls._client(settings, settings.anon_key, storage)
@@ -157,7 +176,7 @@ class SupabaseSession:
         if session is None:
             await _close_client(client, http)
             raise AuthError("not signed in to Supabase: run hubsync login")
-        return cls(settings, client, http, limiter, _identity(session))
+        return cls(settings, client, http, limiter, _identity(session), clock=clock)
 
     @classmethod
     async def sign_in(
@@ -166,6 +185,8 @@ class SupabaseSession:
         storage: AsyncSupportedStorage,
         email: str,
         password: str,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> SupabaseSession:
         """Sign in with email and password; the session lands in ``storage``."""
         client, http, limiter = await cls._client(settings, settings.anon_key, storage)
@@ -187,7 +208,9 @@ class SupabaseSession:
         if response.session is None:
             await _close_client(client, http)
             raise AuthError("sign-in returned no session (is the email confirmed?)")
-        return cls(settings, client, http, limiter, _identity(response.session))
+        session = cls(settings, client, http, limiter, _identity(response.session), clock=clock)
+        session.tokens.learn(f"Bearer {response.session.access_token}")
+        return session
 
     @classmethod
     async def service_role(
@@ -222,7 +245,14 @@ class SupabaseSession:
             if self.authorization != used_authorization:
                 return
             try:
-                await self.client.auth.refresh_session()
+                # get_session() refreshes by itself when our clock finds the session
+                # expired; refresh_session() without a token would then refresh a second
+                # time with the refresh token just rotated away.
+                session = await self.client.auth.get_session()
+                if session is None:
+                    raise AuthError(SIGN_IN_AGAIN)
+                if self.authorization == used_authorization:
+                    await self.client.auth.refresh_session(session.refresh_token)
             except GoTrueError as exc:
                 error = auth_error(exc, "refreshing the Supabase session")
                 raise error from None
@@ -242,6 +272,8 @@ class SupabaseSession:
 
         Every failure leaves as a :class:`sync.errors.SyncError`.
         """
+        if not self.identity.service_role and self.tokens.is_expiring(self.authorization):
+            await self.refresh(self.authorization)
         for attempt in (1, 2):
             used = self.authorization
             forget_response()
@@ -250,12 +282,24 @@ class SupabaseSession:
             except SyncError:
                 raise
             except Exception as exc:
-                if not is_jwt_failure(exc):
+                if is_jwt_failure(exc):
+                    if attempt == 2:
+                        raise AuthError(SIGN_IN_AGAIN) from None
+                elif attempt == 2 or not self._may_be_the_token(exc, used):
+                    if attempt == 2 and may_hide_a_refused_token(exc):
+                        self._believed = used
                     raise map_error(exc, what) from exc
-                if attempt == 2:
-                    raise AuthError(SIGN_IN_AGAIN) from None
             await self.refresh(used)
         raise AssertionError("unreachable")
+
+    def _may_be_the_token(self, exc: Exception, used: str) -> bool:
+        """An ambiguous answer is worth one refresh, unless this very token already
+        got it again after a refresh (a bucket that is really missing costs one)."""
+        return (
+            not self.identity.service_role
+            and may_hide_a_refused_token(exc)
+            and used != self._believed
+        )
 
     async def current_identity(self) -> Identity:
         if self.identity.service_role:

@@ -189,7 +189,17 @@ class _HubUploader(_AsyncUploader):
         # Read and hash the next chunk while this one is on the wire.
         self._read_ahead(offset + length)
 
+        tries = 0
+
         async def patch() -> int:
+            nonlocal tries
+            tries += 1
+            if tries > 1:
+                # A retry (after a refused token, a reset, a 5xx): the server may have
+                # kept part or all of the chunk. Send only what it does not have.
+                server = await self._head_offset()
+                if server != offset:
+                    return server
             headers = {
                 **self.get_headers(),
                 "upload-offset": str(offset),

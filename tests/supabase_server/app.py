@@ -23,10 +23,11 @@ from . import auth as auth_api
 from .auth import AuthService
 from .database import OwnDatabase
 from .faults import Faults, LogEntry, RequestLog
+from .gateway import StorageGateway
 from .objects_table import ObjectsMirror
 from .rest import RestHandlers, RestService
 from .storage import StorageHandlers, StorageService
-from .tus import CHUNK, TusService
+from .tus import TusService
 
 DEFAULT_BUCKETS = ("user-files", "results", "generated-files")
 OPEN_STORAGE_PREFIXES = ("/storage/v1/object/sign/", "/storage/v1/object/public/")
@@ -62,9 +63,11 @@ class SupabaseTestServer:
         refresh_reuse_interval: float = 0.0,
         upload_limit: int = 50 * 1024**2,
         bucket_limits: Mapping[str, int | None] | None = None,
-        tus_chunk_size: int = CHUNK,
         database_url: str | None = None,
+        storage_upstream: str | None = None,
     ) -> None:
+        """``storage_upstream``: gateway mode, /storage/v1/* goes to that real
+        Storage server (give it the same ``jwt_secret``); auth and REST stay here."""
         self.jwt_secret = jwt_secret or secrets.token_urlsafe(32)
         self.host = host
         self.port = port
@@ -77,7 +80,7 @@ class SupabaseTestServer:
         limits = dict(bucket_limits or {})
         for bucket in DEFAULT_BUCKETS:
             self.storage.create_bucket(bucket, file_size_limit=limits.get(bucket))
-        self.tus = TusService(self.storage, chunk_size=tus_chunk_size)
+        self.tus = TusService(self.storage)
         self.rest = RestService(self.auth)
         self.database_url = database_url
         """/rest/v1 runs on this migrated database; None: :meth:`start` makes one."""
@@ -86,6 +89,7 @@ class SupabaseTestServer:
         self.log = RequestLog()
         self._storage_http = StorageHandlers(self.storage)
         self._rest_http = RestHandlers(self.rest)
+        self.gateway = StorageGateway(storage_upstream) if storage_upstream else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -120,7 +124,8 @@ class SupabaseTestServer:
             self._own_database = OwnDatabase()
             self.database_url = self._own_database.url
         self.rest.attach(self.database_url)
-        self.storage.objects.mirror = ObjectsMirror(self.database_url)
+        if self.gateway is None:  # a real Storage server keeps storage.objects itself
+            self.storage.objects.mirror = ObjectsMirror(self.database_url)
         loop = asyncio.new_event_loop()
         ready = threading.Event()
         failure: list[BaseException] = []
@@ -219,6 +224,8 @@ class SupabaseTestServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.gateway is not None:
+            await self.gateway.close()
 
     # -- request path ----------------------------------------------------
 
@@ -291,6 +298,8 @@ class SupabaseTestServer:
             return await auth_api.handle(self.auth, request, tail)
         if service == "rest":
             return await self._rest_http.handle(request, tail)
+        if service == "storage" and self.gateway is not None:
+            return await self.gateway.forward(request)
         if service == "storage":
             if tail == "upload/resumable" or tail.startswith("upload/resumable/"):
                 return await self.tus.handle(request, tail[len("upload/resumable") :].strip("/"))

@@ -24,6 +24,7 @@ API_VERSION_HEADER = "X-Supabase-Api-Version"
 API_VERSION = "2024-01-01"
 EXP_FAILED = '"exp" claim timestamp check failed'
 SIGNATURE_FAILED = "signature verification failed"
+MALFORMED = "Invalid Compact JWS"
 
 
 def iso(ts: float) -> str:
@@ -149,7 +150,7 @@ class AuthService:
         except jwt.InvalidSignatureError as exc:
             raise JwtError(SIGNATURE_FAILED, expired=False) from exc
         except jwt.PyJWTError as exc:
-            raise JwtError("invalid JWT", expired=False) from exc
+            raise JwtError(MALFORMED, expired=False) from exc
         with self._lock:
             forced = claims.get("jti") in self._expired
         if forced:

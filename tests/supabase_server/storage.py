@@ -82,6 +82,11 @@ def bad_request(message: str) -> StorageError:
     return StorageError("400", "InvalidRequest", "Bad Request", message)
 
 
+def schema_error(message: str) -> StorageError:
+    """A request that fails the route's JSON schema (the real server says ``"error": "Error"``)."""
+    return StorageError("400", "InvalidRequest", "Error", message)
+
+
 def parse_size(value: Any) -> int | None:
     """``file_size_limit`` as bytes: an int, or a string like ``"50MB"``."""
     if value is None or value == "":
@@ -171,7 +176,7 @@ class StoredObject:
         }
 
     def info(self) -> dict[str, Any]:
-        """``GET /object/info``: the flat fields newer servers send plus the legacy ones."""
+        """``GET /object/info`` as the real server answers it (``metadata`` = the user's)."""
         return {
             "id": self.id,
             "name": self.name,
@@ -183,9 +188,18 @@ class StoredObject:
             "etag": self.etag,
             "last_modified": iso(self.updated_at),
             "created_at": iso(self.created_at),
+            "metadata": self.user_metadata or {},
+        }
+
+    def list_entry(self, name: str) -> dict[str, Any]:
+        """A file in a ``POST /object/list`` answer: the real server's fields only."""
+        return {
+            "name": name,
+            "id": self.id,
             "updated_at": iso(self.updated_at),
+            "created_at": iso(self.created_at),
+            "last_accessed_at": iso(self.updated_at),
             "metadata": self.metadata(),
-            "user_metadata": self.user_metadata,
         }
 
 
@@ -324,18 +338,23 @@ def _bearer(request: web.Request) -> str | None:
 def identify(auth: AuthService, request: web.Request, *, lenient: bool = False) -> Identity:
     """The caller, as storage's JWT check sees it.
 
-    ``lenient`` is the download path, where a token with a bad signature is
-    treated as anon (observed on the real server); expiry always fails.
+    A token that is expired, badly signed or malformed is refused with HTTP 400
+    and body statusCode "403" AccessDenied. ``lenient`` is the download and info
+    paths without ``authenticated/`` (GET /object/{bucket}/{key}, /object/info/...),
+    where the real server treats any bad token as anon, so a private bucket
+    answers "Bucket not found".
     """
     token = _bearer(request)
     if token is None:
-        raise bad_request("headers must have required property 'authorization'")
+        if lenient:
+            return ANON
+        raise schema_error("headers must have required property 'authorization'")
     try:
         return auth.identity(token)
     except JwtError as exc:
-        if lenient and not exc.expired:
+        if lenient:
             return ANON
-        raise StorageError("403", "InvalidJWT", "Unauthorized", exc.message) from exc
+        raise access_denied(exc.message) from exc
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
@@ -465,19 +484,24 @@ class StorageHandlers:
             return await self._list(request, rest[len("list/") :])
         if rest.startswith("info/") and method == "GET":
             info = rest[len("info/") :]
+            strict = info.startswith("authenticated/")
             for prefix in ("authenticated/", "public/"):
                 info = info.removeprefix(prefix)
-            identity = identify(self.s.auth, request)
-            return web.json_response(self.s.visible(identity, *_split(info)).info())
+            identity = identify(self.s.auth, request, lenient=not strict)
+            bucket_id, key = _split(info)
+            if identity.role == "anon" and not self.s.bucket(bucket_id).public:
+                raise no_such_bucket()
+            return web.json_response(self.s.visible(identity, bucket_id, key).info())
         if rest in ("move", "copy") and method == "POST":
             return await self._move_copy(request, copy=rest == "copy")
-        if rest.startswith("authenticated/") and method in ("GET", "HEAD"):
+        strict = rest.startswith("authenticated/") and method in ("GET", "HEAD")
+        if strict:
             rest = rest[len("authenticated/") :]
         bucket_id, key = _split(rest)
         if not key and method == "DELETE":
             return await self._remove(request, bucket_id)
         if method in ("GET", "HEAD"):
-            identity = identify(self.s.auth, request, lenient=True)
+            identity = identify(self.s.auth, request, lenient=not strict)
             if identity.role == "anon" and not self.s.bucket(bucket_id).public:
                 raise no_such_bucket()
             obj = self.s.visible(identity, bucket_id, key)
@@ -515,6 +539,8 @@ class StorageHandlers:
     async def _list(self, request: web.Request, bucket_id: str) -> web.Response:
         identity = identify(self.s.auth, request)
         body = await _json(request)
+        if "prefix" not in body:
+            raise schema_error("body must have required property 'prefix'")
         prefix = str(body.get("prefix") or "")
         if prefix and not prefix.endswith("/"):
             prefix += "/"
@@ -551,10 +577,7 @@ class StorageHandlers:
             }
             for f in folders
         ]
-        for obj in files:
-            row = obj.row()
-            row["name"] = obj.name[len(prefix) :]
-            entries.append(row)
+        entries += [obj.list_entry(obj.name[len(prefix) :]) for obj in files]
 
         def sort_key(entry: dict[str, Any]) -> tuple[bool, str]:
             value = entry.get(column)
@@ -568,9 +591,9 @@ class StorageHandlers:
         body = await _json(request)
         prefixes = body.get("prefixes")
         if not isinstance(prefixes, list) or not prefixes:
-            raise bad_request("body must have required property 'prefixes'")
+            raise schema_error("body must have required property 'prefixes'")
         if len(prefixes) > 1000:
-            raise bad_request("body/prefixes must NOT have more than 1000 items")
+            raise schema_error("body/prefixes must NOT have more than 1000 items")
         removed = []
         with self.s.lock:
             for key in prefixes:
@@ -630,7 +653,9 @@ class StorageHandlers:
             except jwt.ExpiredSignatureError as exc:
                 raise StorageError("400", "InvalidJWT", "InvalidJWT", "jwt expired") from exc
             except jwt.PyJWTError as exc:
-                raise StorageError("400", "InvalidJWT", "InvalidJWT", "invalid signature") from exc
+                raise StorageError(
+                    "400", "InvalidJWT", "InvalidJWT", "signature verification failed"
+                ) from exc
             if claims.get("url") != f"{bucket_id}/{key}":
                 raise StorageError(
                     "400",
@@ -649,7 +674,7 @@ class StorageHandlers:
         except (TypeError, ValueError) as exc:
             raise bad_request("expiresIn must be a number") from exc
         if expires_in < 1:
-            raise bad_request("body/expiresIn must be >= 1")
+            raise schema_error("body/expiresIn must be >= 1")
         if key:
             self.s.visible(identity, bucket_id, key)
             return web.json_response({"signedURL": self._signed_path(bucket_id, key, expires_in)})
