@@ -177,7 +177,7 @@ async def test_find_blobs_is_one_query_per_batch_and_probes_storage_without_rows
 ) -> None:
     sha = write_file(tmp_path / "x", b"stored without a row")
     key = await hub_remote.put_blob(tmp_path / "x", sha, 20, "x.txt", "text/plain")
-    supabase_server.rest.rows["file_metadata"].clear()
+    supabase_server.rest.clear("file_metadata")
     supabase_server.log.clear()
     unknown = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(450)]
     hub_remote.probe_limit = 500

@@ -166,7 +166,7 @@ class RestService:
     def execute(self, statement: str, params: Iterable[Any] = ()) -> None:
         """Run SQL as the database owner (to add a constraint in a test, say)."""
         with self._owner() as conn:
-            conn.execute(statement.encode(), list(params))
+            conn.execute(statement.encode(), list(params) or None)
 
     def add_auth_user(self, uid: str, email: str) -> None:
         """Record a user in ``auth.users``, as GoTrue would (foreign keys may point there)."""
