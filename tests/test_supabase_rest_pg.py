@@ -7,6 +7,10 @@ claims, so RLS, NOT NULL, CHECK and column types of the migrations decide.
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import httpx
@@ -21,6 +25,7 @@ from tests.supabase_server import SupabaseTestServer
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from tests.fixtures.postgres import PostgresCluster
     from tests.fixtures.supabase import SupabaseUser
 
 pytest_plugins = ["tests.fixtures.supabase"]
@@ -294,3 +299,40 @@ def test_update_and_delete_need_a_filter_and_return_what_they_did(
     deleted = table.delete().eq("size", 7).execute()
     assert [r["rel_path"] for r in rows(deleted)] == ["a"]
     assert [r["rel_path"] for r in supabase_server.rest.snapshot("hubsync_manifest")] == ["b"]
+
+
+def test_standalone_server_uses_and_migrates_the_given_database(
+    pg_cluster: PostgresCluster, pg_supabase_template: str
+) -> None:
+    """``python -m tests.supabase_server --database-url URL``: rows land in that database."""
+    name = pg_cluster.create_database(template=pg_supabase_template)  # not migrated yet
+    url = pg_cluster.conninfo(name)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "tests.supabase_server", "--port", str(port)]
+    command += ["--database-url", url, "--user", "dora@example.com:pw-dora-1"]
+    root = Path(__file__).resolve().parents[1]
+    with subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            lines = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(3))
+            uid = proc.stdout.readline().strip().rpartition("uid=")[2]
+            with httpx.Client(timeout=30) as http:
+                client = create_client(
+                    lines["SUPABASE_URL"],
+                    lines["SUPABASE_ANON_KEY"],
+                    ClientOptions(httpx_client=http, auto_refresh_token=False),
+                )
+                client.auth.sign_in_with_password(
+                    {"email": "dora@example.com", "password": "pw-dora-1"}
+                )
+                client.table("hubsync_devices").insert({"device_id": "laptop"}).execute()
+        finally:
+            proc.terminate()
+            assert proc.wait(timeout=30) == 0
+    with psycopg.connect(url) as conn:
+        found = conn.execute("select user_id::text, device_id from public.hubsync_devices")
+        assert found.fetchall() == [(uid, "laptop")]
+        users = conn.execute("select id::text, email from auth.users").fetchall()
+        assert users == [(uid, "dora@example.com")]
