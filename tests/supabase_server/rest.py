@@ -30,30 +30,11 @@ from psycopg import pq, sql
 
 from .auth import AuthService, JwtError
 from .pg_errors import error_body, status_for
-from .pgrst_query import QueryError, Translator, Where
+from .pgrst_query import RestError, Translator, Where
 
 SCHEMA = "public"
 POOL_SIZE = 8
 Row = dict[str, Any]
-
-
-class RestError(Exception):
-    """An answer PostgREST gives without asking the database."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        details: str | None = None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = {"code": code, "details": details, "hint": hint, "message": message}
-
-    def response(self) -> web.Response:
-        return web.json_response(self.body, status=self.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,10 +253,7 @@ class RestHandlers:
             signed_in = claims.get("role", "anon") != "anon"
             return await self._handle(request, tail, claims)
         except RestError as error:
-            return error.response()
-        except QueryError as error:
-            body = {"code": error.code, "details": error.details, "hint": None}
-            return web.json_response({**body, "message": error.message}, status=error.status)
+            return web.json_response(error.body, status=error.status)
         except psycopg.Error as error:
             if error.sqlstate is None:
                 body = {"code": "PGRST000", "details": str(error), "hint": None}
