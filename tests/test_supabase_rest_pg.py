@@ -251,6 +251,15 @@ def test_count_order_limit_and_range(
     assert answer.json() == [{"name": "f4"}, {"name": "f3"}]
     counted = table.select("id", count=CountMethod.exact).gt("size", 2).execute()
     assert counted.count == 3
+    beyond = rest(
+        supabase_server,
+        supabase_user,
+        "GET",
+        "hubsync_manifest",
+        params={"offset": "9"},
+        headers={"Prefer": "count=exact"},
+    )
+    assert beyond.status_code == 416 and beyond.json()["code"] == "PGRST103"
 
 
 def test_filters_and_logic_trees_run_in_sql(supabase_client: Client) -> None:
@@ -276,6 +285,11 @@ def test_filters_and_logic_trees_run_in_sql(supabase_client: Client) -> None:
     with pytest.raises(APIError) as err:
         table.select("rel_path").eq("size", "ten").execute()
     assert err.value.code == "22P02"
+    # Values are query parameters, never SQL text.
+    hostile = "a.txt'; delete from public.hubsync_manifest; --"
+    assert table.select("rel_path").eq("rel_path", hostile).execute().data == []
+    assert picked(table.select("rel_path").in_("rel_path", [hostile, "a.txt"])) == ["a.txt"]
+    assert len(rows(table.select("id").execute())) == len(names)
 
 
 def test_update_and_delete_need_a_filter_and_return_what_they_did(

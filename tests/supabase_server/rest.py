@@ -546,8 +546,16 @@ class RestHandlers:
         span = f"{offset}-{offset + rows - 1}" if rows else "*"
         headers = {"Content-Range": f"{span}/{'*' if total is None else total}"}
         method = request.method
-        if method in ("GET", "HEAD") and total is not None and rows < total:
-            status = 206
+        if method in ("GET", "HEAD") and total is not None:
+            if offset > total:
+                raise RestError(
+                    416,
+                    "PGRST103",
+                    "Requested range not satisfiable",
+                    f"An offset of {offset} was requested, but there are only {total} rows.",
+                )
+            if rows < total:
+                status = 206
         if method in ("POST", "PATCH", "DELETE") and not representation:
             return web.Response(status=201 if method == "POST" else 204, headers=headers)
         if request.headers.get("Accept", "").startswith("application/vnd.pgrst.object+json"):
