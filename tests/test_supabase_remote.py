@@ -594,8 +594,10 @@ async def test_contract_against_a_real_project(
 
 
 @pytest.mark.slow
-async def test_200_mb_upload_through_tus(tmp_path: Path, memory_keyring: MemoryKeyring) -> None:
-    with SupabaseTestServer(upload_limit=1024**3) as server:
+async def test_200_mb_upload_through_tus(
+    tmp_path: Path, memory_keyring: MemoryKeyring, supabase_database: str
+) -> None:
+    with SupabaseTestServer(upload_limit=1024**3, database_url=supabase_database) as server:
         from tests.fixtures.supabase import make_user
 
         user = make_user(server, "carol")

@@ -341,3 +341,25 @@ def test_credentials_in_the_supabase_url_are_never_stored_or_shown(
     assert not any("pa55w0rd" in v or "hubuser" in v for v in meta.values()), meta
     stored = [p for p in (tmp_path / "home").rglob("*") if p.is_file()]
     assert not any(b"pa55w0rd-in-url" in p.read_bytes() for p in stored)
+
+
+async def test_a_row_the_schema_rejects_fails_the_sync_with_postgres_words(
+    tmp_path: Path,
+    supabase_server: SupabaseTestServer,
+    supabase_rig: tuple[Journal, SupabaseRemote, SyncEngine],
+) -> None:
+    """The hub's rows go through the real tables: a CHECK the schema has is enforced."""
+    journal, _, engine = supabase_rig
+    supabase_server.rest.execute(
+        "alter table public.hubsync_manifest add constraint no_rejected_names"
+        " check (rel_path not like '%rejected%')"
+    )
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "rejected.txt").write_text("refused by the schema")
+    root = journal.add_root(docs, "supabase")
+    report = await engine.sync_root(root)
+    assert not report.complete
+    assert "rejected.txt" in report.errors, report.errors
+    assert "no_rejected_names" in str(report.errors["rejected.txt"])
+    assert supabase_server.rest.snapshot("hubsync_manifest") == []

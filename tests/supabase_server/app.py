@@ -49,7 +49,7 @@ class SupabaseTestServer:
 
     Python API for tests: :meth:`create_user`, ``auth`` (tokens, revocation,
     forced expiry), ``storage`` (buckets, stored objects), ``tus`` (pending
-    uploads), ``rest`` (table snapshots), ``faults`` and ``log``.
+    uploads), ``rest`` (table snapshots, SQL as the owner), ``faults`` and ``log``.
     """
 
     def __init__(

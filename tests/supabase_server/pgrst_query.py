@@ -43,19 +43,24 @@ _IS = {
 }
 
 
-class QueryError(Exception):
-    """A request PostgREST itself refuses (before any SQL): status and body."""
+class RestError(Exception):
+    """An answer PostgREST gives without running SQL: HTTP status and JSON body."""
 
-    def __init__(self, status: int, code: str, message: str, details: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: str | None = None,
+        hint: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
+        self.body = {"code": code, "details": details, "hint": hint, "message": message}
 
 
-def parse_error(message: str, details: str | None = None) -> QueryError:
-    return QueryError(400, "PGRST100", message, details)
+def parse_error(message: str, details: str | None = None) -> RestError:
+    return RestError(400, "PGRST100", message, details)
 
 
 def split_top(text: str) -> list[str]:
@@ -203,7 +208,7 @@ class Translator:
                 items.append(sql.SQL("{}.*").format(sql.Identifier(self.relation)))
                 continue
             if "(" in item:
-                raise QueryError(
+                raise RestError(
                     400,
                     "PGRST200",
                     f"Could not find a relationship between '{table}' and "

@@ -30,30 +30,11 @@ from psycopg import pq, sql
 
 from .auth import AuthService, JwtError
 from .pg_errors import error_body, status_for
-from .pgrst_query import QueryError, Translator, Where
+from .pgrst_query import RestError, Translator, Where
 
 SCHEMA = "public"
 POOL_SIZE = 8
 Row = dict[str, Any]
-
-
-class RestError(Exception):
-    """An answer PostgREST gives without asking the database."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        details: str | None = None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = {"code": code, "details": details, "hint": hint, "message": message}
-
-    def response(self) -> web.Response:
-        return web.json_response(self.body, status=self.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +147,7 @@ class RestService:
     def execute(self, statement: str, params: Iterable[Any] = ()) -> None:
         """Run SQL as the database owner (to add a constraint in a test, say)."""
         with self._owner() as conn:
-            conn.execute(statement.encode(), list(params))
+            conn.execute(statement.encode(), list(params) or None)
 
     def add_auth_user(self, uid: str, email: str) -> None:
         """Record a user in ``auth.users``, as GoTrue would (foreign keys may point there)."""
@@ -272,10 +253,7 @@ class RestHandlers:
             signed_in = claims.get("role", "anon") != "anon"
             return await self._handle(request, tail, claims)
         except RestError as error:
-            return error.response()
-        except QueryError as error:
-            body = {"code": error.code, "details": error.details, "hint": None}
-            return web.json_response({**body, "message": error.message}, status=error.status)
+            return web.json_response(error.body, status=error.status)
         except psycopg.Error as error:
             if error.sqlstate is None:
                 body = {"code": "PGRST000", "details": str(error), "hint": None}
@@ -568,8 +546,16 @@ class RestHandlers:
         span = f"{offset}-{offset + rows - 1}" if rows else "*"
         headers = {"Content-Range": f"{span}/{'*' if total is None else total}"}
         method = request.method
-        if method in ("GET", "HEAD") and total is not None and rows < total:
-            status = 206
+        if method in ("GET", "HEAD") and total is not None:
+            if offset > total:
+                raise RestError(
+                    416,
+                    "PGRST103",
+                    "Requested range not satisfiable",
+                    f"An offset of {offset} was requested, but there are only {total} rows.",
+                )
+            if rows < total:
+                status = 206
         if method in ("POST", "PATCH", "DELETE") and not representation:
             return web.Response(status=201 if method == "POST" else 204, headers=headers)
         if request.headers.get("Accept", "").startswith("application/vnd.pgrst.object+json"):
