@@ -1,8 +1,10 @@
 """A signed-in supabase-py client: sign-in, session restore, token refresh, service role.
 
 The session (access + refresh token) lives in the storage object handed in
-(the agent passes a keyring-backed one); supabase_auth refreshes it on its own
-shortly before it expires and writes the new one back. A request that still
+(the agent passes a keyring-backed one). Every refresh goes through one lock
+here: a background task refreshes shortly before the token expires (by the
+server's clock), and supabase_auth's own timer is off, since two refreshes
+racing with one refresh token get the session ended by GoTrue's reuse check. A request that still
 fails because its token expired (a clock skew, a server that expired it early)
 is retried once after one shared refresh; a refresh the server refuses means
 the session was revoked, and every caller gets ``AuthError("... sign in
@@ -15,6 +17,7 @@ refresh and retry before it is believed. Nothing here logs or raises a token.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -46,6 +49,8 @@ REQUEST_RETRY = RetryPolicy(attempts=4, wait_initial=0.1, wait_max=2.0, wait_jit
 """Per-request retries for transient failures (5xx, resets, 429 with Retry-After)."""
 T = TypeVar("T")
 
+KEEP_FRESH_RETRY = 30.0
+"""Seconds before a background refresh that failed transiently is tried again."""
 TUS_CHUNK = 6 * 1024 * 1024
 """Supabase requires exactly 6 MiB chunks (the last may be shorter)."""
 
@@ -117,6 +122,9 @@ class SupabaseSession:
         """The token whose ambiguous answer came again after a refresh: taken as said."""
         self._closed = False
         client.auth.on_auth_state_change(self._on_auth_event)
+        self._keeper: asyncio.Task[None] | None = None
+        if not identity.service_role:
+            self._keeper = asyncio.get_running_loop().create_task(self._keep_fresh())
 
     def _on_auth_event(self, event: AuthChangeEvent, session: Session | None) -> None:
         if event == "TOKEN_REFRESHED" and session is not None:
@@ -133,8 +141,6 @@ class SupabaseSession:
         settings: SupabaseSettings,
         key: str,
         storage: AsyncSupportedStorage,
-        *,
-        auto_refresh: bool = True,
     ) -> tuple[AsyncClient, httpx.AsyncClient, TokenBucket]:
         limiter = TokenBucket(settings.requests_per_second)
         http = make_http_client(
@@ -143,7 +149,7 @@ class SupabaseSession:
         options = AsyncClientOptions(
             storage=storage,
             httpx_client=http,
-            auto_refresh_token=auto_refresh,
+            auto_refresh_token=False,
             persist_session=True,
             postgrest_client_retry=False,
         )
@@ -222,9 +228,7 @@ class SupabaseSession:
         if not user_id:
             raise AuthError("service-role mode needs a fixed --user-id")
         log.warning(SERVICE_ROLE_WARNING.format(user_id=user_id))
-        client, http, limiter = await cls._client(
-            settings, service_role_key, AsyncMemoryStorage(), auto_refresh=False
-        )
+        client, http, limiter = await cls._client(settings, service_role_key, AsyncMemoryStorage())
         return cls(settings, client, http, limiter, Identity(user_id, None, True, None))
 
     # -- requests ----------------------------------------------------------
@@ -256,6 +260,24 @@ class SupabaseSession:
             except GoTrueError as exc:
                 error = auth_error(exc, "refreshing the Supabase session")
                 raise error from None
+
+    async def _keep_fresh(self) -> None:
+        """Refresh the token shortly before it expires, so an idle agent stays signed in."""
+        while True:
+            used = self.authorization
+            left = self.tokens.seconds_to_refresh(used)
+            if left is None:
+                return
+            await asyncio.sleep(max(left, 1.0))
+            if self.authorization != used:
+                continue  # a request refreshed it meanwhile
+            try:
+                await self.refresh(used)
+            except AuthError:
+                return  # revoked: requests say "sign in again" themselves
+            except SyncError as exc:
+                log.info("refreshing the Supabase session failed (%s); trying later", exc.kind)
+                await asyncio.sleep(KEEP_FRESH_RETRY)
 
     async def call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         """Run one request, retrying it a few times when it fails transiently.
@@ -324,6 +346,10 @@ class SupabaseSession:
         if self._closed:
             return
         self._closed = True
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
         await _close_client(self.client, self.http)
 
 
