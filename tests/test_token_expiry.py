@@ -359,7 +359,9 @@ async def test_tus_resume_and_download_with_an_expired_token(
     """HEAD of a stored upload (a bare 400) and GET/info ("Bucket not found") after expiry."""
     size = 2 * TUS_CHUNK + 1000
     sha = urandom_file(tmp_path / "big.bin", size)
-    remote = SupabaseRemote(await signed_in(server, user, memory_keyring))
+    clock = SimpleNamespace(skew=0.0)
+    session = await signed_in(server, user, memory_keyring, lambda: time.time() + clock.skew)
+    remote = SupabaseRemote(session)
 
     class Interrupted(Exception):
         pass
@@ -373,7 +375,7 @@ async def test_tus_resume_and_download_with_an_expired_token(
                 tmp_path / "big.bin", sha, size, "big.bin", "video/mp4", stop_after_first_chunk
             )
         sleep_past_expiry(remote.session)
-        remote.session.tokens.offset = -3600.0  # so the client cannot see it coming
+        clock.skew = -3600.0  # the clock jumped back: the client cannot see the expiry coming
         key = await remote.put_blob(tmp_path / "big.bin", sha, size, "big.bin", "video/mp4")
         sleep_past_expiry(remote.session)
         await remote.get_blob(key, sha, tmp_path / "back.bin")

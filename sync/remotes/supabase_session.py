@@ -170,6 +170,14 @@ class SupabaseSession:
     ) -> SupabaseSession:
         """Resume the session kept in ``storage``; AuthError when there is none (or it is dead)."""
         client, http, limiter = await cls._client(settings, settings.anon_key, storage)
+        refreshed: set[str] = set()  # tokens issued while restoring: they tell the server's time
+        watch = client.auth.on_auth_state_change(
+            lambda event, new: (
+                refreshed.add(new.access_token)
+                if event == "TOKEN_REFRESHED" and new is not None
+                else None
+            )
+        )
         try:
             await client.auth.initialize_from_storage()
             session = await client.auth.get_session()
@@ -179,10 +187,15 @@ class SupabaseSession:
         except BaseException:
             await _close_client(client, http)
             raise
+        finally:
+            watch.unsubscribe()
         if session is None:
             await _close_client(client, http)
             raise AuthError("not signed in to Supabase: run hubsync login")
-        return cls(settings, client, http, limiter, _identity(session), clock=clock)
+        restored = cls(settings, client, http, limiter, _identity(session), clock=clock)
+        if session.access_token in refreshed:
+            restored.tokens.learn(f"Bearer {session.access_token}")
+        return restored
 
     @classmethod
     async def sign_in(
