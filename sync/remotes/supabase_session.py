@@ -3,15 +3,16 @@
 The session (access + refresh token) lives in the storage object handed in
 (the agent passes a keyring-backed one). Every refresh goes through one lock
 here: a background task refreshes shortly before the token expires (by the
-server's clock), and supabase_auth's own timer is off, since two refreshes
-racing with one refresh token get the session ended by GoTrue's reuse check. A request that still
-fails because its token expired (a clock skew, a server that expired it early)
-is retried once after one shared refresh; a refresh the server refuses means
-the session was revoked, and every caller gets ``AuthError("... sign in
-again")``. A token about to expire by the server's clock (see
-:mod:`.supabase_token`) is refreshed before it is sent, and an answer a refused
-token can hide behind ("Bucket not found", a bare 400 to a HEAD) earns one
-refresh and retry before it is believed. Nothing here logs or raises a token.
+server's clock, see :mod:`.supabase_token`), and supabase_auth's own timer is
+off, since two refreshes racing with one refresh token get the session ended
+by GoTrue's reuse check. A token about to expire is refreshed before it is
+sent. A request that still fails because its token was refused (a laptop that
+slept, a clock that is off, a server that ended it early) is retried once
+after one shared refresh; so is an answer a refused token can hide behind
+("Bucket not found", a bare 400 to a HEAD), which is believed only when it
+comes again with the new token. A refresh the server refuses means the
+session was revoked, and every caller gets ``AuthError("... sign in
+again")``. Nothing here logs or raises a token.
 """
 
 from __future__ import annotations
@@ -340,7 +341,8 @@ class SupabaseSession:
         if self.identity.service_role:
             return self.identity
         try:
-            session = await self.client.auth.get_session()
+            async with self._refresh_lock:  # get_session() may refresh: never two at once
+                session = await self.client.auth.get_session()
         except GoTrueError as exc:
             raise auth_error(exc, "reading the Supabase session") from None
         if session is None:
