@@ -30,7 +30,7 @@ from sync.engine import PassReport, SyncEngine
 from sync.find import FindQuery
 from sync.journal import Journal, JournalResumeStore
 from sync.remotes.supabase import SupabaseRemote
-from sync.remotes.supabase_errors import NotFound
+from sync.remotes.supabase_errors import NotFound, is_jwt_failure, may_hide_a_refused_token
 from sync.remotes.supabase_session import TUS_CHUNK, SupabaseSession, SupabaseSettings
 from sync.remotes.supabase_token import token_times
 from tests.fixtures.engine import FAST_RETRY
@@ -449,3 +449,44 @@ def test_token_times_read_without_the_secret() -> None:
     assert times is not None and (times.issued_at, times.expires_at) == (1000, 1060)
     assert times.margin == 10
     assert token_times("Bearer not-a-jwt") is None
+
+
+def _refusal(method: str, status: int, body: str) -> httpx.HTTPStatusError:
+    request = httpx.Request(method, "http://hub/storage/v1/upload/resumable/x")
+    response = httpx.Response(status, text=body, request=request)
+    return httpx.HTTPStatusError("refused", request=request, response=response)
+
+
+_DENIED = '{"statusCode":"403","code":"AccessDenied","error":"Unauthorized","message":"%s"}'
+
+
+@pytest.mark.parametrize(
+    ("error", "token_refused", "ambiguous"),
+    [
+        (_refusal("PATCH", 400, _DENIED % '\\"exp\\" claim timestamp check failed'), True, False),
+        (_refusal("POST", 400, _DENIED % "signature verification failed"), True, False),
+        (_refusal("POST", 400, _DENIED % "Invalid Compact JWS"), True, False),
+        (
+            _refusal("PATCH", 400, _DENIED % "new row violates row-level security policy"),
+            False,
+            False,
+        ),
+        (
+            _refusal(
+                "GET",
+                400,
+                '{"statusCode":"404","code":"NoSuchBucket","error":"Bucket not found","message":"Bucket not found"}',
+            ),
+            False,
+            True,
+        ),
+        (_refusal("HEAD", 400, ""), False, True),
+        (_refusal("HEAD", 404, ""), False, False),
+        (_refusal("POST", 409, "The resource already exists"), False, False),
+    ],
+)
+def test_refusals_are_recognised_however_worded(
+    error: httpx.HTTPStatusError, token_refused: bool, ambiguous: bool
+) -> None:
+    assert is_jwt_failure(error) is token_refused
+    assert may_hide_a_refused_token(error) is ambiguous
