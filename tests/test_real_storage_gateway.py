@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import httpx
+import pytest
+from storage3.exceptions import StorageApiError
 from supabase import ClientOptions, create_client
 
+from tests.fixtures.real_storage import RealStorage, start_real_gateway
 from tests.fixtures.supabase import make_user
 from tests.supabase_server import SupabaseTestServer
 
@@ -50,3 +54,39 @@ def test_tus_location_points_back_at_the_gateway(real_gateway: SupabaseTestServe
         assert created.headers["Location"].startswith(
             f"{real_gateway.url}/storage/v1/upload/resumable/"
         )
+
+
+def test_short_lived_tokens_of_the_gateway_expire_on_the_real_server(
+    real_storage: RealStorage,
+) -> None:
+    server = start_real_gateway(real_storage, access_token_ttl=1)
+    try:
+        user = make_user(server, "alice")
+        with httpx.Client(timeout=30) as http:
+            options = ClientOptions(httpx_client=http, auto_refresh_token=False)
+            client = create_client(server.url, server.anon_key, options)
+            client.auth.sign_in_with_password({"email": user.email, "password": user.password})
+            bucket = client.storage.from_("user-files")
+            bucket.upload(f"{user.uid}/fresh.txt", b"ok")
+            time.sleep(2.1)  # the token's whole life, plus a second of exp granularity
+            with pytest.raises(StorageApiError) as refused:
+                bucket.upload(f"{user.uid}/late.txt", b"late")
+            assert refused.value.message == '"exp" claim timestamp check failed'
+    finally:
+        server.stop()
+
+
+def test_added_round_trip_delays_every_request(real_gateway: SupabaseTestServer) -> None:
+    real_gateway.faults.add_latency(0.02)
+    with httpx.Client(base_url=real_gateway.url, timeout=30) as http:
+        answer = http.get("/storage/v1/bucket", headers={"apikey": real_gateway.anon_key})
+    assert answer.status_code == 400  # forwarded: the real server wants a token
+    assert real_gateway.log.entries("GET", "/storage/v1/bucket")[0].duration >= 0.02
+
+
+def test_gateway_answers_502_when_the_real_server_is_down() -> None:
+    with SupabaseTestServer(storage_upstream="http://127.0.0.1:9") as server:
+        answer = httpx.get(
+            f"{server.url}/storage/v1/bucket", headers={"apikey": server.anon_key}, timeout=30
+        )
+    assert answer.status_code == 502

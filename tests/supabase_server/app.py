@@ -25,7 +25,7 @@ from .faults import Faults, LogEntry, RequestLog
 from .gateway import StorageGateway
 from .rest import RestHandlers, RestService
 from .storage import StorageHandlers, StorageService
-from .tus import CHUNK, TusService
+from .tus import TusService
 
 DEFAULT_BUCKETS = ("user-files", "results", "generated-files")
 OPEN_STORAGE_PREFIXES = ("/storage/v1/object/sign/", "/storage/v1/object/public/")
@@ -61,7 +61,6 @@ class SupabaseTestServer:
         refresh_reuse_interval: float = 0.0,
         upload_limit: int = 50 * 1024**2,
         bucket_limits: Mapping[str, int | None] | None = None,
-        tus_chunk_size: int = CHUNK,
         storage_upstream: str | None = None,
     ) -> None:
         """``storage_upstream``: gateway mode, /storage/v1/* goes to that real
@@ -78,7 +77,7 @@ class SupabaseTestServer:
         limits = dict(bucket_limits or {})
         for bucket in DEFAULT_BUCKETS:
             self.storage.create_bucket(bucket, file_size_limit=limits.get(bucket))
-        self.tus = TusService(self.storage, chunk_size=tus_chunk_size)
+        self.tus = TusService(self.storage)
         self.rest = RestService(self.auth)
         self.faults = Faults(seed)
         self.log = RequestLog()

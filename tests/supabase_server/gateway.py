@@ -78,6 +78,21 @@ class StorageGateway:
             }
         )
         body = _body(request) if request.body_exists else None
+        try:
+            return await self._relay(request, url, headers, body)
+        except aiohttp.ClientConnectorError:  # the real server is down: Kong's answer
+            return web.json_response(
+                {"message": "An invalid response was received from the upstream server"},
+                status=502,
+            )
+
+    async def _relay(
+        self,
+        request: web.Request,
+        url: URL,
+        headers: dict[str, str],
+        body: AsyncIterator[bytes] | None,
+    ) -> web.StreamResponse:
         async with self._client().request(
             request.method, url, headers=headers, data=body, allow_redirects=False
         ) as upstream:

@@ -80,6 +80,11 @@ def bad_request(message: str) -> StorageError:
     return StorageError("400", "InvalidRequest", "Bad Request", message)
 
 
+def schema_error(message: str) -> StorageError:
+    """A request that fails the route's JSON schema (the real server says ``"error": "Error"``)."""
+    return StorageError("400", "InvalidRequest", "Error", message)
+
+
 def parse_size(value: Any) -> int | None:
     """``file_size_limit`` as bytes: an int, or a string like ``"50MB"``."""
     if value is None or value == "":
@@ -169,7 +174,7 @@ class StoredObject:
         }
 
     def info(self) -> dict[str, Any]:
-        """``GET /object/info``: the flat fields newer servers send plus the legacy ones."""
+        """``GET /object/info`` as the real server answers it (``metadata`` = the user's)."""
         return {
             "id": self.id,
             "name": self.name,
@@ -181,9 +186,18 @@ class StoredObject:
             "etag": self.etag,
             "last_modified": iso(self.updated_at),
             "created_at": iso(self.created_at),
+            "metadata": self.user_metadata or {},
+        }
+
+    def list_entry(self, name: str) -> dict[str, Any]:
+        """A file in a ``POST /object/list`` answer: the real server's fields only."""
+        return {
+            "name": name,
+            "id": self.id,
             "updated_at": iso(self.updated_at),
+            "created_at": iso(self.created_at),
+            "last_accessed_at": iso(self.updated_at),
             "metadata": self.metadata(),
-            "user_metadata": self.user_metadata,
         }
 
 
@@ -329,7 +343,9 @@ def identify(auth: AuthService, request: web.Request, *, lenient: bool = False) 
     """
     token = _bearer(request)
     if token is None:
-        raise bad_request("headers must have required property 'authorization'")
+        if lenient:
+            return ANON
+        raise schema_error("headers must have required property 'authorization'")
     try:
         return auth.identity(token)
     except JwtError as exc:
@@ -520,6 +536,8 @@ class StorageHandlers:
     async def _list(self, request: web.Request, bucket_id: str) -> web.Response:
         identity = identify(self.s.auth, request)
         body = await _json(request)
+        if "prefix" not in body:
+            raise schema_error("body must have required property 'prefix'")
         prefix = str(body.get("prefix") or "")
         if prefix and not prefix.endswith("/"):
             prefix += "/"
@@ -556,10 +574,7 @@ class StorageHandlers:
             }
             for f in folders
         ]
-        for obj in files:
-            row = obj.row()
-            row["name"] = obj.name[len(prefix) :]
-            entries.append(row)
+        entries += [obj.list_entry(obj.name[len(prefix) :]) for obj in files]
 
         def sort_key(entry: dict[str, Any]) -> tuple[bool, str]:
             value = entry.get(column)
@@ -573,9 +588,9 @@ class StorageHandlers:
         body = await _json(request)
         prefixes = body.get("prefixes")
         if not isinstance(prefixes, list) or not prefixes:
-            raise bad_request("body must have required property 'prefixes'")
+            raise schema_error("body must have required property 'prefixes'")
         if len(prefixes) > 1000:
-            raise bad_request("body/prefixes must NOT have more than 1000 items")
+            raise schema_error("body/prefixes must NOT have more than 1000 items")
         removed = []
         with self.s.lock:
             for key in prefixes:
@@ -635,7 +650,9 @@ class StorageHandlers:
             except jwt.ExpiredSignatureError as exc:
                 raise StorageError("400", "InvalidJWT", "InvalidJWT", "jwt expired") from exc
             except jwt.PyJWTError as exc:
-                raise StorageError("400", "InvalidJWT", "InvalidJWT", "invalid signature") from exc
+                raise StorageError(
+                    "400", "InvalidJWT", "InvalidJWT", "signature verification failed"
+                ) from exc
             if claims.get("url") != f"{bucket_id}/{key}":
                 raise StorageError(
                     "400",
@@ -654,7 +671,7 @@ class StorageHandlers:
         except (TypeError, ValueError) as exc:
             raise bad_request("expiresIn must be a number") from exc
         if expires_in < 1:
-            raise bad_request("body/expiresIn must be >= 1")
+            raise schema_error("body/expiresIn must be >= 1")
         if key:
             self.s.visible(identity, bucket_id, key)
             return web.json_response({"signedURL": self._signed_path(bucket_id, key, expires_in)})

@@ -1,9 +1,12 @@
 """TUS 1.0.0 resumable uploads at ``/storage/v1/upload/resumable``.
 
-Like Supabase: every PATCH but the last carries exactly 6 MiB, a chunk that
-does not arrive whole is discarded (the offset stays), a second client on
-an upload that is being written gets 409, and the object appears only when
-the last byte is in. Upload state lives in the server object, so it
+As the real Storage server answers (measured, see
+tests/test_storage_conformance.py): PATCHes of any size are accepted and the
+bytes of a chunk that does not arrive whole are kept (the offset moves by what
+came in), a second client on an upload that is being written gets 409, another
+user may HEAD an upload but their PATCH is refused by RLS, token failures come
+back as HTTP 400 with a JSON body, and the object appears only when the last
+byte is in. Upload state lives in the server object, so it
 survives client restarts (and :meth:`SupabaseTestServer.restart`).
 """
 
@@ -17,13 +20,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientError, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .auth import Identity
-from .storage import StorageError, StorageService, identify
+from .storage import RLS_MESSAGE, StorageError, StorageService, identify
 
 CHUNK = 6 * 1024 * 1024
+"""The chunk size supabase-js uses (the server takes any size)."""
 TUS_HEADERS = {"Tus-Resumable": "1.0.0"}
+EXTENSIONS = "creation,creation-with-upload,creation-defer-length,termination,expiration"
 
 
 @dataclass(slots=True)
@@ -66,14 +72,16 @@ def _storage_to_tus(error: StorageError) -> TusError:
     return TusError(int(error.status), error.message)
 
 
+def _owns(identity: Identity, upload: Upload) -> bool:
+    """Whether RLS lets ``identity`` write to ``upload`` (its creator, or the service role)."""
+    return identity.is_service or (identity.sub is not None and identity.sub == upload.identity.sub)
+
+
 class TusService:
     """Uploads in progress. Thread-safe."""
 
-    def __init__(
-        self, storage: StorageService, *, chunk_size: int = CHUNK, ttl: float = 86400
-    ) -> None:
+    def __init__(self, storage: StorageService, *, ttl: float = 86400) -> None:
         self.storage = storage
-        self.chunk_size = chunk_size
         self.ttl = ttl
         self._lock = threading.Lock()
         self.uploads: dict[str, Upload] = {}
@@ -90,12 +98,12 @@ class TusService:
                     headers={
                         **TUS_HEADERS,
                         "Tus-Version": "1.0.0",
-                        "Tus-Extension": "creation,termination",
+                        "Tus-Extension": EXTENSIONS,
                         "Tus-Max-Size": str(self.storage.global_limit),
                     },
                 )
             try:
-                identity = identify(self.storage.auth, request)
+                identity = self._identify(request)
             except StorageError as error:
                 # Refused tokens get storage's JSON body with HTTP 400 (HEAD: no body).
                 return error.response()
@@ -117,8 +125,10 @@ class TusService:
                     },
                 )
             if request.method == "PATCH":
-                return await self._patch(request, upload)
+                return await self._patch(request, upload, identity)
             if request.method == "DELETE":
+                if not _owns(identity, upload):
+                    raise TusError(403, RLS_MESSAGE)
                 with self._lock:
                     if upload.busy:
                         raise TusError(409, "The upload is locked by another request")
@@ -128,12 +138,17 @@ class TusService:
         except TusError as error:
             return web.Response(status=error.status, text=error.text, headers=TUS_HEADERS)
 
+    def _identify(self, request: web.Request) -> Identity:
+        """The caller; no token at all is a JWS error here, not a schema one."""
+        if "Authorization" not in request.headers:
+            raise StorageError("403", "AccessDenied", "Unauthorized", "Invalid Compact JWS")
+        return identify(self.storage.auth, request)
+
     def _find(self, upload_id: str, identity: Identity) -> Upload:
+        """The upload; anyone may HEAD it (as on the real server), RLS guards writes."""
         with self._lock:
             upload = self.uploads.get(upload_id)
         if upload is None or upload.expires_at < time.time():
-            raise TusError(404, "Upload not found")
-        if upload.identity.sub != identity.sub and not identity.is_service:
             raise TusError(404, "Upload not found")
         return upload
 
@@ -176,17 +191,19 @@ class TusService:
         if length == 0:
             self._finish(upload)
         location = f"{request.url.origin()}/storage/v1/upload/resumable/{upload.id}"
-        return web.Response(
-            status=201, headers={**TUS_HEADERS, "Location": location, "Upload-Offset": "0"}
-        )
+        return web.Response(status=201, headers={**TUS_HEADERS, "Location": location})
 
-    async def _patch(self, request: web.Request, upload: Upload) -> web.Response:
-        if request.content_type != "application/offset+octet-stream":
-            raise TusError(415, "Content-Type must be application/offset+octet-stream")
+    async def _patch(
+        self, request: web.Request, upload: Upload, identity: Identity
+    ) -> web.Response:
+        if request.headers.get("Content-Type") != "application/offset+octet-stream":
+            raise TusError(400, "Invalid content-type")
         try:
             offset = int(request.headers["Upload-Offset"])
         except (KeyError, ValueError) as exc:
             raise TusError(400, "Upload-Offset is missing or invalid") from exc
+        if not _owns(identity, upload):
+            raise TusError(403, RLS_MESSAGE)
         with self._lock:
             if upload.busy:
                 raise TusError(409, "The upload is locked by another request")
@@ -196,17 +213,8 @@ class TusService:
                 raise TusError(409, "Upload-Offset conflict")
             upload.busy = True
         try:
-            chunk = await request.read()
-            end = offset + len(chunk)
-            if end > upload.length:
-                raise TusError(413, "Maximum size exceeded")
-            if end != upload.length and len(chunk) != self.chunk_size:
-                raise TusError(
-                    400, f"Chunks must be exactly {self.chunk_size} bytes, except the last one"
-                )
-            upload.data += chunk
-            upload.offset = end
-            if end == upload.length:
+            await self._receive(request, upload)
+            if upload.offset == upload.length:
                 self._finish(upload)
         finally:
             with self._lock:
@@ -214,6 +222,21 @@ class TusService:
         return web.Response(
             status=204, headers={**TUS_HEADERS, "Upload-Offset": str(upload.offset)}
         )
+
+    @staticmethod
+    async def _receive(request: web.Request, upload: Upload) -> None:
+        """Append the body as it arrives; what came in before the client vanished stays."""
+        declared = request.content_length
+        if declared is not None and upload.offset + declared > upload.length:
+            raise TusError(413, "Maximum size exceeded")
+        try:
+            async for piece in request.content.iter_any():
+                if upload.offset + len(piece) > upload.length:
+                    raise TusError(413, "Maximum size exceeded")
+                upload.data += piece
+                upload.offset += len(piece)
+        except (ConnectionError, ClientError, HttpProcessingError):
+            return  # the client went away mid-chunk: nobody reads the answer
 
     def _finish(self, upload: Upload) -> None:
         try:
