@@ -69,10 +69,14 @@ async def bounded_map(
     """Yield ``(item, result or SyncError)`` as workers finish, at most ``limit`` at once.
 
     Other exceptions (bugs, cancellation) cancel the remaining workers and propagate.
+    A consumer that stops early (``break``, an exception, ``aclose()``) cancels the
+    workers still running; a TaskGroup here would turn that GeneratorExit into an
+    exception group.
     """
-    queue: asyncio.Queue[tuple[T, R | SyncError]] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[T, R | SyncError] | BaseException] = asyncio.Queue()
     iterator = iter(items)
     sem = asyncio.Semaphore(limit)
+    running: set[asyncio.Task[None]] = set()
     pending = 0
 
     async def run(item: T) -> None:
@@ -80,11 +84,14 @@ async def bounded_map(
             result: R | SyncError = await worker(item)
         except SyncError as exc:
             result = exc
+        except Exception as exc:
+            await queue.put(exc)
+            return
         finally:
             sem.release()
         await queue.put((item, result))
 
-    async with asyncio.TaskGroup() as group:
+    try:
         exhausted = False
         while True:
             while not exhausted and not sem.locked():
@@ -94,10 +101,18 @@ async def bounded_map(
                     exhausted = True
                     break
                 await sem.acquire()
-                group.create_task(run(item))
+                task = asyncio.create_task(run(item))
+                running.add(task)
+                task.add_done_callback(running.discard)
                 pending += 1
             if pending == 0:
                 break
             done = await queue.get()
             pending -= 1
+            if isinstance(done, BaseException):
+                raise done
             yield done
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)

@@ -1,20 +1,24 @@
 """A signed-in supabase-py client: sign-in, session restore, token refresh, service role.
 
 The session (access + refresh token) lives in the storage object handed in
-(the agent passes a keyring-backed one); supabase_auth refreshes it on its own
-shortly before it expires and writes the new one back. A request that still
-fails because its token expired (a clock skew, a server that expired it early)
-is retried once after one shared refresh; a refresh the server refuses means
-the session was revoked, and every caller gets ``AuthError("... sign in
-again")``. A token about to expire by the server's clock (see
-:mod:`.supabase_token`) is refreshed before it is sent, and an answer a refused
-token can hide behind ("Bucket not found", a bare 400 to a HEAD) earns one
-refresh and retry before it is believed. Nothing here logs or raises a token.
+(the agent passes a keyring-backed one). Every refresh goes through one lock
+here: a background task refreshes shortly before the token expires (by the
+server's clock, see :mod:`.supabase_token`), and supabase_auth's own timer is
+off, since two refreshes racing with one refresh token get the session ended
+by GoTrue's reuse check. A token about to expire is refreshed before it is
+sent. A request that still fails because its token was refused (a laptop that
+slept, a clock that is off, a server that ended it early) is retried once
+after one shared refresh; so is an answer a refused token can hide behind
+("Bucket not found", a bare 400 to a HEAD), which is believed only when it
+comes again with the new token. A refresh the server refuses means the
+session was revoked, and every caller gets ``AuthError("... sign in
+again")``. Nothing here logs or raises a token.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -46,6 +50,8 @@ REQUEST_RETRY = RetryPolicy(attempts=4, wait_initial=0.1, wait_max=2.0, wait_jit
 """Per-request retries for transient failures (5xx, resets, 429 with Retry-After)."""
 T = TypeVar("T")
 
+KEEP_FRESH_RETRY = 30.0
+"""Seconds before a background refresh that failed transiently is tried again."""
 TUS_CHUNK = 6 * 1024 * 1024
 """Supabase requires exactly 6 MiB chunks (the last may be shorter)."""
 
@@ -117,6 +123,9 @@ class SupabaseSession:
         """The token whose ambiguous answer came again after a refresh: taken as said."""
         self._closed = False
         client.auth.on_auth_state_change(self._on_auth_event)
+        self._keeper: asyncio.Task[None] | None = None
+        if not identity.service_role:
+            self._keeper = asyncio.get_running_loop().create_task(self._keep_fresh())
 
     def _on_auth_event(self, event: AuthChangeEvent, session: Session | None) -> None:
         if event == "TOKEN_REFRESHED" and session is not None:
@@ -133,8 +142,6 @@ class SupabaseSession:
         settings: SupabaseSettings,
         key: str,
         storage: AsyncSupportedStorage,
-        *,
-        auto_refresh: bool = True,
     ) -> tuple[AsyncClient, httpx.AsyncClient, TokenBucket]:
         limiter = TokenBucket(settings.requests_per_second)
         http = make_http_client(
@@ -143,7 +150,7 @@ class SupabaseSession:
         options = AsyncClientOptions(
             storage=storage,
             httpx_client=http,
-            auto_refresh_token=auto_refresh,
+            auto_refresh_token=False,
             persist_session=True,
             postgrest_client_retry=False,
         )
@@ -164,6 +171,14 @@ class SupabaseSession:
     ) -> SupabaseSession:
         """Resume the session kept in ``storage``; AuthError when there is none (or it is dead)."""
         client, http, limiter = await cls._client(settings, settings.anon_key, storage)
+        refreshed: set[str] = set()  # tokens issued while restoring: they tell the server's time
+        watch = client.auth.on_auth_state_change(
+            lambda event, new: (
+                refreshed.add(new.access_token)
+                if event == "TOKEN_REFRESHED" and new is not None
+                else None
+            )
+        )
         try:
             await client.auth.initialize_from_storage()
             session = await client.auth.get_session()
@@ -173,10 +188,15 @@ class SupabaseSession:
         except BaseException:
             await _close_client(client, http)
             raise
+        finally:
+            watch.unsubscribe()
         if session is None:
             await _close_client(client, http)
             raise AuthError("not signed in to Supabase: run hubsync login")
-        return cls(settings, client, http, limiter, _identity(session), clock=clock)
+        restored = cls(settings, client, http, limiter, _identity(session), clock=clock)
+        if session.access_token in refreshed:
+            restored.tokens.learn(f"Bearer {session.access_token}")
+        return restored
 
     @classmethod
     async def sign_in(
@@ -222,9 +242,7 @@ class SupabaseSession:
         if not user_id:
             raise AuthError("service-role mode needs a fixed --user-id")
         log.warning(SERVICE_ROLE_WARNING.format(user_id=user_id))
-        client, http, limiter = await cls._client(
-            settings, service_role_key, AsyncMemoryStorage(), auto_refresh=False
-        )
+        client, http, limiter = await cls._client(settings, service_role_key, AsyncMemoryStorage())
         return cls(settings, client, http, limiter, Identity(user_id, None, True, None))
 
     # -- requests ----------------------------------------------------------
@@ -256,6 +274,24 @@ class SupabaseSession:
             except GoTrueError as exc:
                 error = auth_error(exc, "refreshing the Supabase session")
                 raise error from None
+
+    async def _keep_fresh(self) -> None:
+        """Refresh the token shortly before it expires, so an idle agent stays signed in."""
+        while True:
+            used = self.authorization
+            left = self.tokens.seconds_to_refresh(used)
+            if left is None:
+                return
+            await asyncio.sleep(max(left, 1.0))
+            if self.authorization != used:
+                continue  # a request refreshed it meanwhile
+            try:
+                await self.refresh(used)
+            except AuthError:
+                return  # revoked: requests say "sign in again" themselves
+            except SyncError as exc:
+                log.info("refreshing the Supabase session failed (%s); trying later", exc.kind)
+                await asyncio.sleep(KEEP_FRESH_RETRY)
 
     async def call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         """Run one request, retrying it a few times when it fails transiently.
@@ -305,7 +341,8 @@ class SupabaseSession:
         if self.identity.service_role:
             return self.identity
         try:
-            session = await self.client.auth.get_session()
+            async with self._refresh_lock:  # get_session() may refresh: never two at once
+                session = await self.client.auth.get_session()
         except GoTrueError as exc:
             raise auth_error(exc, "reading the Supabase session") from None
         if session is None:
@@ -324,6 +361,10 @@ class SupabaseSession:
         if self._closed:
             return
         self._closed = True
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
         await _close_client(self.client, self.http)
 
 

@@ -3,9 +3,9 @@
 A laptop's clock may be minutes off. GoTrue stamps every token it issues with
 ``iat`` (its own time) and ``exp``; a token received just now tells how far our
 clock is from the server's (``iat`` minus our time), and that offset, not our
-raw clock, says whether a token is about to expire. A token learned this way
-is never taken for expiring during the first half of its life whatever the
-clock says, so a clock that is off can cause an early refresh, never a loop.
+raw clock, says whether a token is about to expire; and a token received less
+than a second ago is never taken for expiring, so a clock that is off can
+cause an early refresh, never a loop.
 Tokens are read without checking their signature: only the server decides
 whether they are valid.
 """
@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 EXPIRY_MARGIN = 10.0
 """Seconds before ``exp`` at which a token counts as expiring (less for short-lived ones)."""
+FRESH_FLOOR = 1.0
+"""Seconds after receiving a token during which it is never refreshed on the clock's word."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +35,7 @@ class TokenTimes:
 
     @property
     def margin(self) -> float:
-        return min(EXPIRY_MARGIN, self.lifetime / 4)
+        return EXPIRY_MARGIN if self.lifetime > EXPIRY_MARGIN else self.lifetime / 4
 
 
 def token_times(authorization: str) -> TokenTimes | None:
@@ -74,16 +76,20 @@ class TokenClock:
         self._fresh, self._fresh_at = authorization, time.monotonic()
 
     def is_fresh(self, authorization: str) -> bool:
-        """Issued to us within the first half of its life (by a clock that cannot be off)."""
-        if authorization != self._fresh:
-            return False
+        """Received less than FRESH_FLOOR ago (by a clock that cannot be off)."""
+        return authorization == self._fresh and time.monotonic() - self._fresh_at < FRESH_FLOOR
+
+    def seconds_to_refresh(self, authorization: str) -> float | None:
+        """Seconds until the token enters its expiry margin (<= 0: now); None: never."""
         times = token_times(authorization)
-        lifetime = times.lifetime if times else 0.0
-        return time.monotonic() - self._fresh_at < lifetime / 2
+        if times is None:
+            return None
+        left = times.expires_at - self.server_now() - times.margin
+        if self.is_fresh(authorization):
+            left = max(left, FRESH_FLOOR - (time.monotonic() - self._fresh_at))
+        return left
 
     def is_expiring(self, authorization: str) -> bool:
         """The token has expired, or will within its margin, by the server's clock."""
-        times = token_times(authorization)
-        if times is None or self.is_fresh(authorization):
-            return False
-        return times.expires_at - self.server_now() <= times.margin
+        left = self.seconds_to_refresh(authorization)
+        return left is not None and left <= 0
