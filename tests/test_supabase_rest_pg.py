@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -168,17 +169,17 @@ def test_unknown_tables_columns_and_duplicates_answer_as_postgrest(
     bogus = rest(supabase_server, supabase_user, "GET", "file_metadata", params={"bogus": "eq.1"})
     assert bogus.status_code == 400
     assert bogus.json()["message"] == "column file_metadata.bogus does not exist"
-    row = {"file_id": f"{supabase_user.uid}/k"}
+    row = {"device_id": "laptop", "name": "Laptop"}
     assert (
-        rest(supabase_server, supabase_user, "POST", "file_metadata", json=row).status_code == 201
+        rest(supabase_server, supabase_user, "POST", "hubsync_devices", json=row).status_code == 201
     )
-    again = rest(supabase_server, supabase_user, "POST", "file_metadata", json=row)
+    again = rest(supabase_server, supabase_user, "POST", "hubsync_devices", json=row)
     assert again.status_code == 409
     assert again.json()["code"] == "23505"
     # Under RLS PostgreSQL keeps the key's values out of the error (no "Key (...)=...").
     assert again.json()["details"] is None
     assert again.json()["message"] == (
-        'duplicate key value violates unique constraint "file_metadata_file_id_key"'
+        'duplicate key value violates unique constraint "hubsync_devices_pkey"'
     )
     no_target = rest(
         supabase_server,
@@ -214,9 +215,10 @@ def test_metadata_upsert_touches_updated_at_through_the_trigger(
     supabase_client: Client, supabase_user: SupabaseUser
 ) -> None:
     table = supabase_client.table("file_metadata")
-    row = {"file_id": f"{supabase_user.uid}/x", "file_size": 1}
-    first = rows(table.upsert(row, on_conflict="file_id").execute())[0]
-    second = rows(table.upsert({**row, "file_size": 2}, on_conflict="file_id").execute())[0]
+    # file_metadata has no unique file_id (EXAI adds a row per dedup hit): upsert by id.
+    row = {"id": str(uuid.uuid4()), "file_id": f"{supabase_user.uid}/x", "file_size": 1}
+    first = rows(table.upsert(row, on_conflict="id").execute())[0]
+    second = rows(table.upsert({**row, "file_size": 2}, on_conflict="id").execute())[0]
     assert second["id"] == first["id"] and second["created_at"] == first["created_at"]
     assert second["updated_at"] > first["updated_at"]
 
