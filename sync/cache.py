@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sync.remotes.base import BUCKET_FILES, Remote
+from sync.remotes.base import BUCKET_FILES, ProgressFn, Remote
 from sync.throttle import Bandwidth
 
 
@@ -174,15 +174,31 @@ class BlobCache:
         )
 
     async def fetch(
-        self, remote: Remote, key: str, sha256: str, bucket: str = BUCKET_FILES
+        self,
+        remote: Remote,
+        key: str,
+        sha256: str,
+        bucket: str = BUCKET_FILES,
+        progress: ProgressFn | None = None,
     ) -> Path:
-        """The verified local copy of a blob, downloading it only on a miss.
-
-        Concurrent fetches of the same content share one download.
-        """
+        """The verified local copy of a blob, downloading it only on a miss."""
         hit = self.lookup(sha256)
         if hit is not None:
             return hit
+        return await self.download(remote, key, sha256, bucket, progress)
+
+    async def download(
+        self,
+        remote: Remote,
+        key: str,
+        sha256: str,
+        bucket: str = BUCKET_FILES,
+        progress: ProgressFn | None = None,
+    ) -> Path:
+        """Download a blob into the cache (after :meth:`lookup` missed).
+
+        Concurrent downloads of the same content share one.
+        """
         running = self._fetching.get(sha256)
         if running is not None:
             return await asyncio.shield(running)
@@ -190,7 +206,7 @@ class BlobCache:
         self._fetching[sha256] = future
         temp = self._tmp / f"{uuid.uuid4().hex}.part"
         try:
-            paying = self.download_limit.wrap(None)
+            paying = self.download_limit.wrap(progress)
             await remote.get_blob(key, sha256, temp, paying, bucket=bucket)  # verifies the hash
             path = self.admit(temp, sha256)
         except BaseException as exc:

@@ -243,3 +243,15 @@ class ResumeStore(Protocol):
     def set_item(self, key: str, value: str) -> None: ...
 
     def remove_item(self, key: str) -> None: ...
+
+
+@runtime_checkable
+class ReadLog(Protocol):
+    """A hub that records reads of its files (both hubs do): each ``download``
+    operation adds one to its object's ``file_metadata.access_count``, sets
+    ``last_accessed`` and is kept as a ``file_operations`` row. That history is
+    what predictive caching reads later."""
+
+    async def record_reads(self, reads: Sequence[Operation]) -> None:
+        """Count one read per operation (by its key) and log the operations (one batch)."""
+        ...

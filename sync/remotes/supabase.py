@@ -293,6 +293,18 @@ class SupabaseRemote:
                 "logging operations", partial(self._send_rows, "file_operations", batch, None)
             )
 
+    async def record_reads(self, reads: Sequence[Operation]) -> None:
+        """Counts through ``public.hubsync_record_reads`` (an atomic increment), then
+        the ``download`` rows."""
+        paths = [op.key for op in reads if op.key]
+        for batch in chunks(paths, ROW_BATCH):
+            args = {"p_bucket": BUCKET_FILES, "p_paths": list(batch), "p_user": self.user_id}
+            await self.session.call("recording reads", partial(self._count_reads, args))
+        await self.log_operations(reads)
+
+    def _count_reads(self, args: dict[str, Any]) -> Any:
+        return self.session.client.rpc("hubsync_record_reads", args).execute()
+
     async def history(self, device: str, root_id: str, relpath: str) -> list[ManifestEntry]:
         response = await self.session.call(
             "reading history",

@@ -546,6 +546,27 @@ class RestService:
             self.rows[table.name] = rows
             return copy.deepcopy(result)
 
+    def record_reads(self, identity: Identity, args: dict[str, Any]) -> int:
+        """``public.hubsync_record_reads`` of the migrations: one more access per path
+        named (a path named twice counts twice), on the caller's own rows."""
+        paths, bucket = args.get("p_paths"), args.get("p_bucket")
+        if not isinstance(paths, list) or not isinstance(bucket, str):
+            raise RestError(400, "PGRST202", "hubsync_record_reads(p_bucket, p_paths) expected")
+        user = identity.sub or args.get("p_user")
+        counts = {p: paths.count(p) for p in paths}
+        with self._lock:
+            now = datetime.now(UTC).isoformat()
+            touched = 0
+            for row in self.rows["file_metadata"]:
+                if row.get("user_id") != user or row.get("bucket_id") != bucket:
+                    continue
+                n = counts.get(row.get("path"))
+                if n:
+                    row["access_count"] = (row.get("access_count") or 0) + n
+                    row["last_accessed"] = now
+                    touched += 1
+            return touched
+
     def delete(self, table: Table, identity: Identity, preds: list[Pred]) -> list[Row]:
         with self._lock:
             keep: list[Row] = []
@@ -602,6 +623,8 @@ class RestHandlers:
     async def _handle(self, request: web.Request, tail: str) -> web.StreamResponse:
         identity = _identity(self.s.auth, request)
         name = tail.strip("/")
+        if name.startswith("rpc/"):
+            return await self._rpc(request, identity, name[len("rpc/") :])
         table = self.s.tables.get(name)
         if table is None:
             raise RestError(
@@ -657,6 +680,20 @@ class RestHandlers:
                 rows = self.s.delete(table, identity, preds)
             return self._respond(request, _project(rows, projection), 200, prefer, len(rows), 0)
         raise RestError(405, "PGRST117", f"Unsupported HTTP method: {method}")
+
+    async def _rpc(self, request: web.Request, identity: Identity, name: str) -> web.Response:
+        if name != "hubsync_record_reads" or request.method != "POST":
+            raise RestError(
+                404,
+                "PGRST202",
+                f"Could not find the function public.{name} without parameters in the schema cache",
+            )
+        if identity.role == "anon":
+            raise RestError(401, "42501", f"permission denied for function {name}")
+        body = await self._body(request)
+        return web.json_response(
+            self.s.record_reads(identity, body if isinstance(body, dict) else {})
+        )
 
     @staticmethod
     async def _body(request: web.Request) -> Any:
