@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 from collections.abc import Awaitable
@@ -17,10 +16,9 @@ from rich.table import Table
 
 from agent.cli_output import JsonOpt, emit_json, err, out
 from agent.context import Context
-from agent.hub_reads import get_file, pull_folder, resolve_device, resolve_folder
+from agent.hub_reads import find_files, get_file, list_devices, pull_folder
 from sync.errors import SyncError
 from sync.find import FindQuery
-from sync.remotes.base import ManifestEntry
 
 T = TypeVar("T")
 _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3}
@@ -65,40 +63,8 @@ async def _reading(work: Awaitable[T]) -> T:
         raise CliError(exc.message) from None
 
 
-def _entry_json(hub: str, names: dict[str, str], e: ManifestEntry) -> dict[str, Any]:
-    return {
-        "hub": hub,
-        "device_id": e.device,
-        "device": names.get(e.device, e.device[:8]),
-        "folder": e.root_path,
-        "path": e.relpath,
-        "size": e.size,
-        "sha256": e.sha256,
-        "modified": datetime.fromtimestamp(e.mtime_ns / 1e9).astimezone().isoformat("T", "seconds"),
-        "version": e.version,
-        "deleted": e.deleted,
-        "content_type": e.content_type,
-    }
-
-
-def _device_json(hub: str, this_device: str, device: Any) -> dict[str, Any]:
-    return {
-        "hub": hub,
-        "device_id": device.device_id,
-        "name": device.name,
-        "this_device": device.device_id == this_device,
-        "last_seen": device.last_seen,
-        "files": device.files,
-        "bytes": device.bytes,
-        "folders": [
-            {"root_id": f.root_id, "path": f.path, "files": f.files, "bytes": f.bytes}
-            for f in device.folders
-        ],
-    }
-
-
 def register(app: typer.Typer) -> None:
-    from agent.cli import CliError, run_async
+    from agent.cli import run_async
 
     @app.command()
     def find(
@@ -129,31 +95,7 @@ def register(app: typer.Typer) -> None:
         )
 
         async def body(ctx: Context) -> list[dict[str, Any]]:
-            if not ctx.remotes:
-                raise CliError("no hub can be reached: " + "; ".join(ctx.unavailable.values()))
-            rows: list[dict[str, Any]] = []
-            searched = 0
-            for hub, remote in sorted(ctx.remotes.items()):
-                known = await remote.devices()
-                query = base
-                if device:
-                    found = resolve_device(known, device)
-                    if found is None:
-                        continue
-                    query = dataclasses.replace(query, device=found.device_id)
-                if folder:
-                    path = resolve_folder(known, folder)
-                    if path is None:
-                        continue
-                    query = dataclasses.replace(query, folder=path)
-                searched += 1
-                names = {d.device_id: d.name for d in known}
-                rows.extend(_entry_json(hub, names, e) for e in await remote.find(query))
-            if not searched:
-                what = f"device {device!r}" if device else ""
-                what += (" or " if what else "") + (f"folder {folder!r}" if folder else "")
-                raise CliError(f"no hub knows the {what} (see `hubsync devices`)")
-            return rows
+            return await _reading(find_files(ctx.remotes, ctx.unavailable, base, device, folder))
 
         rows = run_async(body)
         if json_out:
@@ -265,13 +207,7 @@ def register(app: typer.Typer) -> None:
         """Every device of this user in the hub: its folders, file counts, sizes, last seen."""
 
         async def body(ctx: Context) -> list[dict[str, Any]]:
-            if not ctx.remotes:
-                raise CliError("no hub can be reached: " + "; ".join(ctx.unavailable.values()))
-            rows: list[dict[str, Any]] = []
-            this_device = ctx.journal.device_id
-            for hub, remote in sorted(ctx.remotes.items()):
-                rows.extend(_device_json(hub, this_device, d) for d in await remote.devices())
-            return rows
+            return await _reading(list_devices(ctx.remotes, ctx.unavailable, ctx.journal.device_id))
 
         rows = run_async(body)
         if json_out:

@@ -8,14 +8,17 @@ form. The results are plain JSON-able dicts, what ``--json`` and the control API
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sync.cache import BlobCache
 from sync.devices import DeviceInfo, FolderInfo
 from sync.errors import PermanentError
+from sync.find import FindQuery
 from sync.pull import Pulled, file_version, folder_entries, pull_entries
 from sync.remotes.base import ManifestEntry, ProgressFn, Remote
 
@@ -99,6 +102,88 @@ async def locate(
         f"no hub knows {source!r} (see `hubsync devices`)"
         + (f"; cannot reach {down}" if down else "")
     )
+
+
+def _entry_json(hub: str, names: dict[str, str], e: ManifestEntry) -> dict[str, Any]:
+    return {
+        "hub": hub,
+        "device_id": e.device,
+        "device": names.get(e.device, e.device[:8]),
+        "folder": e.root_path,
+        "path": e.relpath,
+        "size": e.size,
+        "sha256": e.sha256,
+        "modified": datetime.fromtimestamp(e.mtime_ns / 1e9).astimezone().isoformat("T", "seconds"),
+        "version": e.version,
+        "deleted": e.deleted,
+        "content_type": e.content_type,
+    }
+
+
+def _device_json(hub: str, this_device: str, device: Any) -> dict[str, Any]:
+    return {
+        "hub": hub,
+        "device_id": device.device_id,
+        "name": device.name,
+        "this_device": device.device_id == this_device,
+        "last_seen": device.last_seen,
+        "files": device.files,
+        "bytes": device.bytes,
+        "folders": [
+            {"root_id": f.root_id, "path": f.path, "files": f.files, "bytes": f.bytes}
+            for f in device.folders
+        ],
+    }
+
+
+async def list_devices(
+    remotes: Mapping[str, Remote], unavailable: Mapping[str, str], this_device: str
+) -> list[dict[str, Any]]:
+    """Every device of this user in every hub that can be reached."""
+    _reachable(remotes, unavailable)
+    rows: list[dict[str, Any]] = []
+    for hub, remote in sorted(remotes.items()):
+        rows.extend(_device_json(hub, this_device, d) for d in await remote.devices())
+    return rows
+
+
+async def find_files(
+    remotes: Mapping[str, Remote],
+    unavailable: Mapping[str, str],
+    base: FindQuery,
+    device: str = "",
+    folder: str = "",
+) -> list[dict[str, Any]]:
+    """``find`` over every hub; ``device`` and ``folder`` as a user names them."""
+    _reachable(remotes, unavailable)
+    rows: list[dict[str, Any]] = []
+    searched = 0
+    for hub, remote in sorted(remotes.items()):
+        known = await remote.devices()
+        query = base
+        if device:
+            found = resolve_device(known, device)
+            if found is None:
+                continue
+            query = dataclasses.replace(query, device=found.device_id)
+        if folder:
+            path = resolve_folder(known, folder)
+            if path is None:
+                continue
+            query = dataclasses.replace(query, folder=path)
+        searched += 1
+        names = {d.device_id: d.name for d in known}
+        rows.extend(_entry_json(hub, names, e) for e in await remote.find(query))
+    if not searched:
+        what = f"device {device!r}" if device else ""
+        what += (" or " if what else "") + (f"folder {folder!r}" if folder else "")
+        raise HubReadError(f"no hub knows the {what} (see `hubsync devices`)")
+    return rows
+
+
+def _reachable(remotes: Mapping[str, Remote], unavailable: Mapping[str, str]) -> None:
+    if not remotes:
+        raise HubReadError("no hub can be reached: " + "; ".join(unavailable.values()))
 
 
 def _others(remotes: Mapping[str, Remote], hub: str) -> list[Remote]:
