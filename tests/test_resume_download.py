@@ -97,6 +97,27 @@ async def test_wrong_partial_bytes_are_caught_by_the_whole_hash_and_dropped(
     cache.close()
 
 
+async def test_the_test_server_answers_ranges_as_real_storage_does(
+    hub_remote: SupabaseRemote, supabase_server: SupabaseTestServer, tmp_path: Path
+) -> None:
+    """Checked against storage-api v1.70.6 (/work/shared/real-storage): 206 with
+    Content-Range and the ETag, 416 with a JSON error past the end, If-Range ignored."""
+    sha = urandom_file(tmp_path / "f.bin", 100_000)
+    key = await hub_remote.put_blob(tmp_path / "f.bin", sha, 100_000, "f.bin", "x/y")
+    url = f"{supabase_server.url}/storage/v1/object/user-files/{key}"
+    headers = hub_remote.session.headers()
+    whole = await hub_remote.session.http.get(url, headers=headers)
+    assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes"
+    part = await hub_remote.session.http.get(
+        url, headers={**headers, "Range": "bytes=60000-", "If-Range": '"other"'}
+    )
+    assert part.status_code == 206 and part.content == whole.content[60000:]
+    assert part.headers["content-range"] == "bytes 60000-99999/100000"
+    assert part.headers["etag"] == whole.headers["etag"]
+    past = await hub_remote.session.http.get(url, headers={**headers, "Range": "bytes=100000-"})
+    assert past.status_code == 416 and past.json()["code"] == "InvalidRange"
+
+
 @pytest.mark.slow
 def test_get_killed_at_half_fetches_under_60_percent_after_the_restart(
     tmp_path: Path, supabase_server: SupabaseTestServer, supabase_user: SupabaseUser
