@@ -57,28 +57,44 @@ async def pull_entries(
     fallbacks: Sequence[Remote] = (),
     moved: ProgressFn | None = None,
     flat: bool = False,
+    in_flight: int = 8,
 ) -> list[Pulled]:
     """Each entry to ``dest/relpath`` (``dest/filename`` when ``flat``), through the
-    cache and :func:`sync.routing.fetch_routed`; in order of the entries. ``progress``
-    is called per file, ``moved`` with the bytes downloaded. Every read is recorded
-    on its hub (sync.reads)."""
-    out: list[Pulled] = []
+    cache and :func:`sync.routing.fetch_routed`; results in the order of the entries,
+    ``in_flight`` files at a time. ``progress`` is called per file, ``moved`` with the
+    bytes downloaded. Every read is recorded on its hub (sync.reads). The first
+    failure stops the rest and is raised once the files under way are done."""
+    out: list[Pulled | None] = [None] * len(entries)
     reads = ReadRecorder()
-    try:
-        for entry in entries:
+    todo = iter(enumerate(entries))
+    failed: list[BaseException] = []
+
+    async def worker() -> None:
+        for index, entry in todo:
+            if failed:
+                return
             started = time.time()
             try:
                 served = await fetch_routed(cache, remote, entry, fallbacks, moved)
+                name = entry.filename if flat else entry.relpath
+                out[index] = await asyncio.to_thread(_land, served.path, dest, entry, name, served)
             except NowhereToRead as exc:
-                raise PullError(exc.message) from None
-            name = entry.filename if flat else entry.relpath
-            out.append(await asyncio.to_thread(_land, served.path, dest, entry, name, served))
+                failed.append(PullError(exc.message))
+                return
+            except Exception as exc:
+                failed.append(exc)
+                return
             reads.add(served, entry, started)
             if progress is not None:
                 progress(entry)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(max(1, min(in_flight, len(entries))))))
     finally:
         await reads.flush()
-    return out
+    if failed:
+        raise failed[0]
+    return [p for p in out if p is not None]
 
 
 def _land(blob: Path, dest: Path, entry: ManifestEntry, name: str, served: Served) -> Pulled:
