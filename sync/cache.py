@@ -33,6 +33,8 @@ from sync.errors import IntegrityError
 from sync.remotes.base import BUCKET_FILES, PartialBlob, ProgressFn, Remote, ResumableGet
 from sync.throttle import Bandwidth
 
+REFRESH = 256
+
 
 @dataclass(frozen=True)
 class CacheStats:
@@ -86,6 +88,10 @@ class BlobCache:
             "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
         )
         self._lock = threading.Lock()
+        self._total: int | None = None
+        """Bytes in the cache as this process counts them; re-read from the index every
+        REFRESH admissions (other processes share the cache), not summed per admission."""
+        self._admitted = 0
         self._fetching: dict[str, asyncio.Future[Path]] = {}
 
     def _path(self, sha256: str) -> Path:
@@ -136,20 +142,26 @@ class BlobCache:
                 (sha256, size, now, now),
             )
             self._bump(bytes_fetched=size)
+            self._admitted += 1
+            self._total = None if self._total is None else self._total + size
             self._evict(keep=sha256)
         return final
 
     def _evict(self, keep: str) -> None:
-        total = self._db.execute("SELECT coalesce(sum(size), 0) FROM entries").fetchone()[0]
-        if total <= self.size_limit:
-            return
-        for sha, size in self._db.execute(
-            "SELECT sha256, size FROM entries WHERE sha256 != ? ORDER BY last_access", (keep,)
-        ).fetchall():
-            self._drop(sha)
-            total -= size
-            if total <= self.size_limit:
-                break
+        if self._total is None or self._admitted % REFRESH == 0:
+            self._total = self._db.execute("SELECT coalesce(sum(size), 0) FROM entries").fetchone()[
+                0
+            ]
+        total = self._total
+        if total > self.size_limit:
+            for sha, size in self._db.execute(
+                "SELECT sha256, size FROM entries WHERE sha256 != ? ORDER BY last_access", (keep,)
+            ).fetchall():
+                self._drop(sha)
+                total -= size
+                if total <= self.size_limit:
+                    break
+        self._total = total
 
     def sweep(self) -> int:
         """Remove expired entries and files the index does not know; returns how many went."""
@@ -161,6 +173,7 @@ class BlobCache:
             ]
             for sha in expired:
                 self._drop(sha)
+            self._total = None
             known = {r[0] for r in self._db.execute("SELECT sha256 FROM entries")}
         orphans = 0
         for partial in self._partial.iterdir():
@@ -230,7 +243,7 @@ class BlobCache:
                 path = await self._download_resuming(remote, key, sha256, bucket, paying)
             else:
                 await remote.get_blob(key, sha256, temp, paying, bucket=bucket)  # verifies
-                path = self.admit(temp, sha256)
+                path = await asyncio.to_thread(self.admit, temp, sha256)
         except BaseException as exc:
             temp.unlink(missing_ok=True)
             if not future.done():
