@@ -27,6 +27,7 @@ from typing import Any
 import psycopg
 from aiohttp import web
 from psycopg import pq, sql
+from psycopg.types.json import Jsonb
 
 from .auth import AuthService, JwtError
 from .pg_errors import error_body, status_for
@@ -191,23 +192,54 @@ class RestService:
         returns_rows: bool,
     ) -> tuple[int, int | None, str, str | None]:
         """(rows, total or None, JSON array, JSON of the first row) of one statement."""
-        role = str(claims.get("role") or "anon")
         async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                "select set_config('role', %s, true),"
-                " set_config('request.jwt.claims', %s, true),"
-                " set_config('request.jwt.claim.sub', %s, true),"
-                " set_config('request.jwt.claim.role', %s, true),"
-                " set_config('request.method', %s, true),"
-                " set_config('request.path', %s, true)",
-                [role, json.dumps(claims), str(claims.get("sub") or ""), role, method, path],
-            )
+            await _as_caller(conn, claims, method, path)
             cur = await conn.execute(statement, params)
             if not returns_rows:
                 return max(cur.rowcount, 0), None, "[]", None
             row = await cur.fetchone()
         assert row is not None
         return int(row[1]), None if row[0] is None else int(row[0]), row[2], row[3]
+
+    async def call(self, claims: dict[str, Any], path: str, name: str, args: dict[str, Any]) -> str:
+        """JSON of ``public.<name>(arg => value, ...)``, as PostgREST's POST /rpc/<name>."""
+        named = sql.SQL(", ").join(
+            sql.SQL("{} => {}").format(sql.Identifier(key), sql.Placeholder()) for key in args
+        )
+        statement = sql.SQL("select to_json({}.{}({}))::text").format(
+            sql.Identifier("public"), sql.Identifier(name), named
+        )
+        values = [Jsonb(v) if isinstance(v, dict) else v for v in args.values()]
+        async with self.pool.connection() as conn, conn.transaction():
+            await _as_caller(conn, claims, "POST", path)
+            try:
+                cur = await conn.execute(statement, values)
+            except psycopg.errors.UndefinedFunction as exc:
+                keys = ", ".join(args) or "without parameters"
+                raise RestError(
+                    404,
+                    "PGRST202",
+                    f"Could not find the function public.{name}({keys}) in the schema cache",
+                ) from exc
+            row = await cur.fetchone()
+        assert row is not None
+        return str(row[0])
+
+
+async def _as_caller(
+    conn: psycopg.AsyncConnection[Any], claims: dict[str, Any], method: str, path: str
+) -> None:
+    """Run the rest of the transaction as PostgREST would for this caller."""
+    role = str(claims.get("role") or "anon")
+    await conn.execute(
+        "select set_config('role', %s, true),"
+        " set_config('request.jwt.claims', %s, true),"
+        " set_config('request.jwt.claim.sub', %s, true),"
+        " set_config('request.jwt.claim.role', %s, true),"
+        " set_config('request.method', %s, true),"
+        " set_config('request.path', %s, true)",
+        [role, json.dumps(claims), str(claims.get("sub") or ""), role, method, path],
+    )
 
 
 # -- HTTP --------------------------------------------------------------------
@@ -273,7 +305,10 @@ class RestHandlers:
     async def _handle(
         self, request: web.Request, tail: str, claims: dict[str, Any]
     ) -> web.StreamResponse:
-        table = await self.s.table(tail.strip("/"))
+        name = tail.strip("/")
+        if name.startswith("rpc/"):
+            return await self._rpc(request, claims, name[len("rpc/") :])
+        table = await self.s.table(name)
         translator = Translator(table.name)
         where = translator.where(request.query.items())
         projection = translator.projection(request.query.get("select"), table.name)
@@ -317,6 +352,19 @@ class RestHandlers:
         if method not in ("GET", "HEAD") and counted:
             total = rows
         return self._respond(request, status, representation, rows, total, offset, body_json, first)
+
+    async def _rpc(
+        self, request: web.Request, claims: dict[str, Any], name: str
+    ) -> web.StreamResponse:
+        if request.method != "POST":
+            raise RestError(405, "PGRST117", f"Unsupported HTTP method: {request.method}")
+        body = await self._body(request)
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise RestError(400, "PGRST102", "Empty or invalid json")
+        answer = await self.s.call(claims, request.path, name, body)
+        return web.Response(text=answer, content_type="application/json")
 
     # -- statement builders ---------------------------------------------------
 
