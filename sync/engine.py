@@ -859,6 +859,8 @@ class SyncEngine:
         tracked = self.journal.conn.execute(
             "SELECT count(*) FROM files WHERE root_id=? AND state != 'deleted'", (root.id,)
         ).fetchone()[0]
+        # A moved file has two rows until its old name is tombstoned: it is one file.
+        tracked -= len(tombstones) - len(real)
         if not confirm:
             # What is held stays held until the user answers; only new deletions are
             # judged. While a deletion was held recently, new ones join it: the watcher
