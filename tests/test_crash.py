@@ -165,7 +165,6 @@ class Crash:
 
     def __init__(self, home: Path, files: int, seed: int) -> None:
         self.home = home
-        self.seed = seed
         self.rng = random.Random(seed)
         self.folder = Folder(home / "docs", self.rng)
         self.folder.populate(files)
@@ -257,12 +256,12 @@ class Crash:
         """Kill the agent while it syncs what was just changed, or at a random moment
         before its pass begins (the changes are then only in the watcher's queue)."""
         if self.rng.random() < 0.7:
-            deadline = time.monotonic() + 20
-            while (s := self.status(proc)) is None or s["progress"] is None:
-                assert time.monotonic() < deadline, "the agent did not start a pass"
+            deadline, seen = time.monotonic() + 10, False
+            while not seen and time.monotonic() < deadline:  # a short pass may be missed
+                seen = (s := self.status(proc)) is not None and s["progress"] is not None
                 time.sleep(0.002)
             time.sleep(self.rng.uniform(0, 0.05))
-            self.figures.agent_kills_mid_pass += 1
+            self.figures.agent_kills_mid_pass += seen
         else:
             time.sleep(self.rng.uniform(0, 0.8))
         proc.send_signal(signal.SIGKILL)
