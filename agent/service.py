@@ -765,6 +765,7 @@ class AgentService:
                     "counts": counts,
                     "held": journal.held(rt.root.id, HELD_SHOWN) if counts.get("held") else [],
                     "answering": self.held.busy(rt.root.id),
+                    "pass_due": rt.needs_full_scan or bool(rt.deletions_due),
                     "problems": [
                         {"path": rel, "kind": kind, "reason": reason}
                         for rel, (kind, reason) in list(rt.problems.items())[:50]

@@ -861,12 +861,14 @@ class SyncEngine:
         tracked = self.journal.conn.execute(
             "SELECT count(*) FROM files WHERE root_id=? AND state != 'deleted'", (root.id,)
         ).fetchone()[0]
+        # A moved file has two rows until its old name is tombstoned: it is one file.
+        tracked -= len(tombstones) - len(real)
         if not confirm:
             # What is held stays held until the user answers; only new deletions are
             # judged. While a deletion was held recently, new ones join it: the watcher
             # may report one ``rm -rf`` in batches, each too small to look like an accident.
-            # (A held file whose content is now at another path was moved back in under
-            # a new name: a move, like any other, is applied.)
+            # A move is applied, never held, even beside an ``rm -rf`` (and a held file whose
+            # content is now at another path was moved back in under a new name).
             held = [r for r in real if rows[r].state == HELD]
             kept = set(held)
             fresh = [r for r in tombstones if r not in kept]
@@ -876,7 +878,9 @@ class SyncEngine:
             if fresh_real and (
                 joining or self.mass_delete.holds(len(fresh_real) + recent, tracked + recent)
             ):
-                newly_held, fresh = fresh, []
+                newly_held = fresh_real
+                holding = set(fresh_real)
+                fresh = [r for r in fresh if r not in holding]
                 with self.journal.transaction():
                     self.journal.mark_held(root.id, newly_held, self.clock())
             held += newly_held

@@ -105,3 +105,42 @@ async def test_renamed_folders_do_not_count_as_recent_deletions(rig: Rig) -> Non
         (docs / f"x{f}.txt").unlink()
     report = await rig.engine.sync_root(root)
     assert report.deleted == 10 and report.held_deletes == []
+
+
+def _rm_rf_beside_a_folder_rename(docs: Path) -> None:
+    """40 of 70 files deleted while the other 30 move to another folder."""
+    for i in range(40):
+        write(docs / "gone" / f"f{i}.txt", f"gone {i}")
+    for i in range(30):
+        write(docs / "old" / f"f{i}.txt", f"moved {i}")
+
+
+async def test_renames_in_the_same_pass_do_not_hide_a_mass_deletion(rig: Rig) -> None:
+    """The moved files' new names are recorded before deletions are judged: counted with
+    their old names too, they made the folder look twice their size, and 40 of 70 files
+    deleted looked like 40 of 100."""
+    docs = rig.folder()
+    _rm_rf_beside_a_folder_rename(docs)
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    shutil.rmtree(docs / "gone")
+    (docs / "old").rename(docs / "new")
+    report = await rig.engine.sync_root(root)
+    assert {f"gone/f{i}.txt" for i in range(40)} <= set(report.held_deletes)
+    assert hub_deleted(rig, root.id) <= 30
+
+
+async def test_a_rename_beside_a_mass_deletion_is_applied_not_held(rig: Rig) -> None:
+    """Only the real deletions are held: the user is never asked about (nor offered to
+    bring back, beside their new copies) files that were only renamed."""
+    docs = rig.folder()
+    _rm_rf_beside_a_folder_rename(docs)
+    root = rig.add_root(docs)
+    await rig.engine.sync_root(root)
+    shutil.rmtree(docs / "gone")
+    (docs / "old").rename(docs / "new")
+    report = await rig.engine.sync_root(root)
+    assert report.held_deletes == sorted(f"gone/f{i}.txt" for i in range(40))
+    assert report.renamed == 30 and report.deleted == 30 and report.uploaded == 0
+    latest = hub_latest(rig.hub.root, root.id)
+    assert all(latest[f"old/f{i}.txt"][1] and not latest[f"new/f{i}.txt"][1] for i in range(30))
