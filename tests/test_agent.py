@@ -43,6 +43,8 @@ async def test_saved_file_reaches_the_hub_and_latency_is_measured(short_home: Pa
             lambda: agent.ctx.journal.count_states(_root_id(agent)).get("synced") == 1
         )
         assert_hub_mirrors(hub, _root_id(agent), docs)
+        # The pass is accounted for after its journal commit: wait for that too.
+        await agent.wait_for(lambda: agent.service.metrics.snapshot()["latency"]["count"] >= 1)
         latency = agent.service.metrics.snapshot()["latency"]
         assert latency["count"] == 1 and latency["p50"] < 10
 
