@@ -917,6 +917,7 @@ def _register_subcommands() -> None:
     from agent.desktop import register as register_desktop
     from agent.exai.cli import exai_app
     from agent.hub_cli import register as register_hub
+    from agent.issues_cli import issues_app
     from agent.supabase_cli import register as register_supabase
 
     register_agent_tools(app)
@@ -924,6 +925,7 @@ def _register_subcommands() -> None:
     register_desktop(app)
     register_hub(app)
     app.add_typer(exai_app, name="exai", help="Send hub files to an EXAI server.")
+    app.add_typer(issues_app, name="issues")
 
 
 _register_subcommands()

@@ -24,7 +24,7 @@ from typing import Any
 import sqlite_utils
 
 from sync import stat_snapshot
-from sync.errors import UndecodableName
+from sync.errors import UndecodableName, shown_name
 from sync.fingerprint import fingerprint
 from sync.stat_index import SYNCED_MARK, StatIndex, StatRow
 
@@ -748,7 +748,10 @@ class Journal:
             self.conn.executemany(
                 "INSERT OR REPLACE INTO skipped(root_id, relpath, kind, reason, seen_at)"
                 " VALUES(?, ?, ?, ?, ?)",
-                ((root_id, rel, kind, why, now) for rel, (kind, why) in skipped.items()),
+                (
+                    (root_id, shown_name(rel), kind, why, now)  # (names that are not UTF-8)
+                    for rel, (kind, why) in skipped.items()
+                ),
             )
 
     def skipped(self, root_id: str | None = None) -> list[tuple[str, str, str, str, float]]:
