@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sqlite3
@@ -13,7 +12,7 @@ import pytest
 
 import sync.engine
 from sync.engine import SyncEngine
-from sync.errors import IntegrityError, LocalFileError, PermanentError, QuotaError
+from sync.errors import LocalFileError, PermanentError, QuotaError
 from sync.fingerprint import fingerprint, normalise
 from sync.hashing import hash_file
 from sync.issues import list_issues
@@ -227,7 +226,9 @@ async def test_the_upload_policy_skips_before_any_byte_is_sent(rig: Rig) -> None
     write(docs / "photo.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
     rules = FolderRules(deny_extensions=("exe",), deny_types=("application/x-executable",))
     hub = LocalHub(rig.tmp / "policy-hub")
-    engine = SyncEngine(rig.journal, {"local": hub}, retry=FAST_RETRY, folder_rules=lambda _r: rules)
+    engine = SyncEngine(
+        rig.journal, {"local": hub}, retry=FAST_RETRY, folder_rules=lambda _r: rules
+    )
     root = rig.add_root(docs)
     try:
         report = await engine.sync_root(root)
@@ -300,4 +301,3 @@ def test_journal_reports_held_deletions_as_issues(tmp_path: Path) -> None:
     assert (issue.category, issue.kind, issue.path) == ("held", "deletion", "a.txt")
     assert "--confirm-deletes" in issue.reason
     journal.close()
-    assert json.dumps([issue.__class__.__name__])
