@@ -43,7 +43,7 @@ from agent.paths import resolve_paths
 from sync.disk_space import disk_full
 from sync.engine import PassReport
 from sync.engine import Progress as SyncProgress
-from sync.errors import DiskFull, SyncError, UndecodableName
+from sync.errors import DiskFull, SyncError, UndecodableName, shown_name
 from sync.journal import Root
 from sync.reattach import reattach
 from sync.restore import RestoreError, restore_path
@@ -488,7 +488,7 @@ def _print_report(r: PassReport) -> None:
         f"{r.renamed} renamed, {r.deleted} deleted"
     )
     for rel, reason in sorted(r.skipped.items()):
-        out.print(f"  [dim]not mirrored[/] {escape(rel)}: {escape(reason)}")
+        out.print(f"  [dim]not mirrored[/] {escape(shown_name(rel))}: {escape(reason)}")
     if r.held_deletes:
         out.print(
             f"  [yellow]held[/] {len(r.held_deletes)} deletions look like an accident; "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.issues_api import issues_report
 from sync.engine import SyncEngine
 from sync.journal import Journal
 from sync.remotes.base import BUCKET_FILES
@@ -66,6 +67,11 @@ async def test_files_the_bucket_refuses_are_skipped_before_any_byte_is_sent(
         assert "not allowed by the bucket" in report.skipped["tool.exe"]
         kinds = {r: k for _, r, k, _, _ in journal.skipped(root.id)}
         assert kinds == {"big.txt": "too_large", "tool.exe": "type_not_allowed"}
+        listed = {i["path"]: i for i in issues_report(journal)["issues"]}  # `issues --json`
+        assert (listed["big.txt"]["category"], listed["big.txt"]["kind"]) == (
+            "skipped",
+            "too_large",
+        )
         sent = [
             e.path
             for e in supabase_server.log.entries(prefix="/storage/v1/")
