@@ -798,22 +798,14 @@ class Journal:
                     ).lastrowid
                 else:
                     group_id = row[0]
-                    kept = [p for p in json.loads(row[1]) if p not in set(fresh)]
+                    again = set(fresh)
+                    kept = [p for p in json.loads(row[1]) if p not in again]
                     paths = (kept + fresh)[-GROUP_PATHS:]
-                    self.conn.execute(
+                    self.conn.execute(  # failing again: open again, whoever resolved it
                         """UPDATE error_groups SET count=count+?, last_seen=?, example=?,
-                             paths=?, mirrored=0, resolved_at=NULL,
-                             state=CASE WHEN state=? THEN state ELSE ? END
+                             paths=?, mirrored=0, resolved_at=NULL, state=?
                            WHERE id=?""",
-                        (
-                            len(group),
-                            now,
-                            last.message,
-                            json.dumps(paths),
-                            RESOLVED_BY_USER,
-                            OPEN,
-                            group_id,
-                        ),
+                        (len(group), now, last.message, json.dumps(paths), OPEN, group_id),
                     )
                 self.conn.executemany(
                     "INSERT OR REPLACE INTO error_members(root_id, relpath, group_id)"

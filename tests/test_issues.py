@@ -145,11 +145,12 @@ async def test_a_group_resolves_only_when_all_of_its_files_sync(rig: Rig) -> Non
         assert (group.state, group.open_files) == (OPEN, 2)
         rig.journal.resolve_group(group.id, 1.0)
         assert rig.journal.error_group(group.id).state == RESOLVED_BY_USER  # type: ignore[union-attr]
-        await engine.sync_root(root, retry_errors=True)  # fails again: stays the user's call
-        assert rig.journal.error_group(group.id).state == RESOLVED_BY_USER  # type: ignore[union-attr]
+        await engine.sync_root(root, retry_errors=True)  # fails again: open again
+        assert rig.journal.error_group(group.id).state == OPEN  # type: ignore[union-attr]
         hub.healed = True
         await engine.sync_root(root, retry_errors=True)
-        assert rig.journal.error_group(group.id).open_files == 0  # type: ignore[union-attr]
+        healed = rig.journal.error_group(group.id)
+        assert healed is not None and (healed.state, healed.open_files) == (RESOLVED, 0)
     finally:
         engine.close()
         await hub.close()
