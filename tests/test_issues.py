@@ -302,3 +302,31 @@ def test_journal_reports_held_deletions_as_issues(tmp_path: Path) -> None:
     assert (issue.category, issue.kind, issue.path) == ("held", "deletion", "a.txt")
     assert "--confirm-deletes" in issue.reason
     journal.close()
+
+
+def test_upload_lists_are_checked_when_loaded_and_when_set(tmp_path: Path) -> None:
+    from agent.config import ConfigError, UploadConfig, load_config
+    from agent.control.protocol import ControlError
+    from agent.paths import resolve_paths
+    from agent.settings_api import merge_config
+
+    paths = resolve_paths({"HUBSYNC_HOME": str(tmp_path)})
+    paths.config_file.parent.mkdir(parents=True)
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    paths.config_file.write_text(
+        '[upload]\ndeny_extensions = ["exe"]\n'
+        f'[upload.folders."{pics}"]\nallow_types = ["image/*"]\ndeny_extensions = ["psd"]\n'
+    )
+    config = load_config(paths)
+    rules = config.upload.rules_for(pics.resolve())
+    assert rules.allow_types == ("image/*",) and rules.deny_extensions == ("exe", "psd")
+    assert config.upload.rules_for(tmp_path).allow_types == ()
+    for bad in ('deny_extensions = [".exe"]', 'allow_types = ["png"]', "deny_types = 3"):
+        paths.config_file.write_text(f"[upload]\n{bad}\n")
+        with pytest.raises(ConfigError):
+            load_config(paths)
+    with pytest.raises(ControlError) as refused:
+        merge_config(config, {"upload": {"deny_types": ["Not A Type"]}})
+    assert "is not a content type" in refused.value.message
+    assert UploadConfig().rules_for(tmp_path) == FolderRules()
