@@ -67,7 +67,7 @@ class IssuesWindow(QWidget):
         ):
             button.clicked.connect(slot)
         self.groups = QTreeWidget()
-        self.groups.setHeaderLabels(["#", "State", "Kind", "What failed", "Times", "Failing now"])
+        self.groups.setHeaderLabels(["#", "State", "Kind", "Times", "Failing now", "What failed"])
         self.groups.setRootIsDecorated(False)
         self.groups.itemSelectionChanged.connect(self._selection_changed)
         self.diagnose_button = QPushButton("Diagnose with EXAI")
@@ -148,14 +148,16 @@ class IssuesWindow(QWidget):
                     str(g["id"]),
                     g["state"].replace("_", " "),
                     f"{g['kind']} / {g['operation']}",
-                    g["message"],
                     str(g["count"]),
                     str(g["open_files"]),
+                    g["message"],
                 ]
             )
             item.setData(0, ISSUE_ROLE, g)
-            item.setToolTip(3, g["example"])
+            item.setToolTip(5, g["example"])
             self.groups.addTopLevelItem(item)
+        for column in range(5):
+            self.groups.resizeColumnToContents(column)
         counts = data.get("counts") or {}
         if not issues:
             self.summary.setText("Everything is in the hub.")
