@@ -3,6 +3,7 @@ denied type each appear with their reason; "Ignore this" and "Open its folder" w
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,8 +13,10 @@ from pytestqt.qtbot import QtBot
 
 from agent.paths import Paths
 from gui.issues_window import ISSUE_ROLE
+from tests.fixtures.supabase import SupabaseUser
 from tests.gui.conftest import click, rows, run_to_end
 from tests.gui.test_real_agent import RealAgent, start_tray
+from tests.supabase_server import SupabaseTestServer
 
 
 def troublesome_folder(docs: Path) -> None:
@@ -79,4 +82,59 @@ def test_sync_issues_view_lists_each_item_with_its_reason_and_acts_on_it(
         assert window.rule_button.isEnabled()
     finally:
         run_to_end(qtbot, app.close())
+        agent.close()
+
+
+def test_a_file_larger_than_the_bucket_allows_is_listed_in_the_view_and_the_cli(
+    qtbot: QtBot,
+    qt_loop: object,
+    paths: Paths,
+    short_home: Path,
+    supabase_server: SupabaseTestServer,
+    supabase_user: SupabaseUser,
+) -> None:
+    """Every skip kind of the acceptance, on a Supabase hub whose bucket caps objects
+    at 1,000 bytes: in the tray's view and in `hubsync issues --json` (via the agent)."""
+    supabase_server.storage.bucket("user-files").file_size_limit = 1000
+    docs = short_home / "docs"
+    troublesome_folder(docs)
+    (docs / "big.bin").write_bytes(os.urandom(5000))
+    paths.config_file.parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file.write_text(
+        f'[supabase]\nurl = "{supabase_server.url}"\nanon_key = "{supabase_server.anon_key}"\n'
+        '[upload]\ndeny_extensions = ["exe"]\n'
+    )
+    agent = RealAgent(paths, short_home)
+    agent.start()
+    app = None
+    try:
+        agent.call("sign_in", {"email": supabase_user.email, "password": supabase_user.password})
+        agent.call("add_root", {"path": str(docs), "hub": "supabase"})
+        app = start_tray(qtbot, paths)
+        app.tray.menu.issues_action.trigger()
+        window = app.issues_window
+        qtbot.waitUntil(lambda: "big.bin" in shown(window), timeout=30_000)
+        assert shown(window)["big.bin"] == (
+            "Skipped (too_large)",
+            "skipped: 5,000 bytes, larger than the bucket allows (1,000 bytes)",
+        )
+        listed = subprocess.run(
+            [sys.executable, "-m", "agent", "issues", "--json"],
+            env=agent.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert listed.returncode == 0, listed.stderr
+        kinds = {i["path"]: i["kind"] for i in json.loads(listed.stdout)["issues"]}
+        assert kinds == {
+            "big.bin": "too_large",
+            "setup.exe": "type_not_allowed",
+            "link.txt": "symlink",
+            "pipe": "special",
+            "caf\\xe9.txt": "invalid_name",
+        }
+    finally:
+        if app is not None:
+            run_to_end(qtbot, app.close())
         agent.close()
