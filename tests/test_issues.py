@@ -330,3 +330,27 @@ def test_upload_lists_are_checked_when_loaded_and_when_set(tmp_path: Path) -> No
         merge_config(config, {"upload": {"deny_types": ["Not A Type"]}})
     assert "is not a content type" in refused.value.message
     assert UploadConfig().rules_for(tmp_path) == FolderRules()
+
+
+async def test_a_failure_of_the_whole_pass_is_a_group_that_the_next_good_pass_resolves(
+    rig: Rig,
+) -> None:
+    docs = rig.folder()
+    write(docs / "a.txt", "a")
+    root = rig.add_root(docs)
+    rig.hub._db.execute("PRAGMA busy_timeout=50")
+    other = sqlite3.connect(rig.hub.root / "hub.sqlite3", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        report = await rig.engine.sync_root(root)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert report.errors["."][0] == "transient"
+    (group,) = rig.journal.error_groups()
+    assert (group.operation, group.state, group.paths) == ("sync", OPEN, ["."])
+    (issue,) = [i for i in list_issues(rig.journal) if i.path == "."]
+    assert issue.category == "error" and issue.group == group.id
+    report = await rig.engine.sync_root(root)
+    assert report.complete
+    assert rig.journal.error_group(group.id).state == RESOLVED  # type: ignore[union-attr]

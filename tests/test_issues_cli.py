@@ -201,3 +201,54 @@ async def test_diagnose_says_when_exai_takes_longer_than_its_bound(
     assert answer["timed_out"] is True and "within 0.5 s" in answer["message"]
     assert journal.error_group(group.id).diagnosis is None  # type: ignore[union-attr]
     journal.close()
+
+
+def test_diagnose_from_the_cli_without_an_agent(tmp_path: Path) -> None:
+    from agent.paths import resolve_paths
+    from sync.journal import Journal
+    from tests.fixtures.exai import threaded_exai_server
+
+    home = tmp_path / "home"
+    env_home = {"HUBSYNC_HOME": str(home)}
+    paths = resolve_paths(env_home).ensure()
+    _write_log(paths.log_file)
+    journal = Journal(paths.journal)
+    root = journal.add_root(tmp_path, "local")
+    journal.record_failures(
+        root.id, [Failure("a.txt", "quota", "a.txt: over quota", "upload")], 1.0
+    )
+    journal.close()
+    with threaded_exai_server(token=EXAI_TEST_TOKEN) as server:
+        env = {
+            **os.environ,
+            **env_home,
+            "EXAI_WS_HOST": server.host,
+            "EXAI_WS_PORT": str(server.port),
+            "EXAI_WS_TOKEN": EXAI_TEST_TOKEN,
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "agent", "issues", "diagnose", "1", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        missing = subprocess.run(
+            [sys.executable, "-m", "agent", "issues", "diagnose", "7"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        calls = list(server.calls)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["tool"] == "chat" and "Recommended fixes" in answer["diagnosis"]
+    assert missing.returncode == 1 and "no error group 7" in missing.stderr
+    sent = json.dumps([args for name, args in calls if name == "chat"])
+    assert "a.txt: over quota" in sent
+    for secret in SECRETS:
+        assert secret not in sent, secret
+    reopened = Journal(paths.journal)
+    assert reopened.error_group(1).diagnosis == answer["diagnosis"]  # type: ignore[union-attr]
+    reopened.close()
