@@ -291,7 +291,8 @@ class SyncEngine:
         except SyncError as exc:  # any other failure of the hub ends the pass, not the agent
             report.errors.setdefault(".", (exc.kind, exc.message))
         self._note_pass_errors(root, report, unread, whole=paths is None)
-        await self._mirror_errors(remote)
+        if "." not in report.errors:  # the hub is in trouble: the next good pass writes them
+            await self._mirror_errors(remote)
         emit(Progress("done", str(root.path)))
         return report
 

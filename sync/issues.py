@@ -61,6 +61,7 @@ def list_issues(journal: Journal, *, with_ignored: bool = False) -> list[Issue]:
 def root_issues(journal: Journal, root: Root) -> list[Issue]:
     base = str(root.path)
     out: list[Issue] = []
+    groups = journal.groups_of(root.id)
     for _, row in journal.problems(root.id):
         if row.state == ERROR:
             out.append(
@@ -72,7 +73,7 @@ def root_issues(journal: Journal, root: Root) -> list[Issue]:
                     row.last_error or "failed",
                     row.attempts,
                     row.next_retry,
-                    journal.group_of(root.id, row.relpath),
+                    groups.get(row.relpath),
                 )
             )
         elif row.state == HELD:
@@ -86,7 +87,7 @@ def root_issues(journal: Journal, root: Root) -> list[Issue]:
                 )
             )
     for rel in sorted(journal.failing_elsewhere(root.id)):
-        group_id = journal.group_of(root.id, rel)
+        group_id = groups.get(rel)
         group = journal.error_group(group_id) if group_id is not None else None
         if group is not None:
             out.append(Issue(base, rel, "error", group.kind, group.example, group=group.id))

@@ -819,6 +819,11 @@ class Journal:
     ) -> None:
         """These paths are fine now (synced, deleted, gone): they leave their groups, and
         a group with no path left resolves by itself."""
+        any_failing = self.conn.execute(
+            "SELECT 1 FROM error_members WHERE root_id=? LIMIT 1", (root_id,)
+        ).fetchone()
+        if any_failing is None:  # the common case: nothing to settle, no per-file work
+            return
         cur = self.conn.executemany(
             "DELETE FROM error_members WHERE root_id=? AND relpath=?",
             ((root_id, p) for p in relpaths),
@@ -858,11 +863,12 @@ class Journal:
         ).fetchone()
         return None if row is None else _group(row)
 
-    def group_of(self, root_id: str, relpath: str) -> int | None:
-        row = self.conn.execute(
-            "SELECT group_id FROM error_members WHERE root_id=? AND relpath=?", (root_id, relpath)
-        ).fetchone()
-        return None if row is None else int(row[0])
+    def groups_of(self, root_id: str) -> dict[str, int]:
+        """relpath → error group of every path of a folder failing now."""
+        cur = self.conn.execute(
+            "SELECT relpath, group_id FROM error_members WHERE root_id=?", (root_id,)
+        )
+        return {r[0]: int(r[1]) for r in cur}
 
     def resolve_group(self, group_id: int, now: float) -> bool:
         """The user says the group is dealt with; a new failure of its kind reopens it."""
