@@ -338,6 +338,8 @@ class SyncEngine:
         pass over the whole folder."""
         now = self.clock()
         current = {r for r in report.errors if r == "." or r in unread}
+        if not current and not self.journal.has_failures(root.id):
+            return
         with self.journal.transaction():
             self.journal.record_failures(
                 root.id,

@@ -735,6 +735,8 @@ class Journal:
         """What a walk skipped (relpath → (kind, reason)), replacing what the walk covered:
         the whole folder (``scope`` None) or ``scope``'s paths and everything below them.
         An item that went away or became syncable is no longer listed."""
+        if not skipped and not self.has_skipped(root_id):
+            return  # the common pass: nothing skipped before or now, no write
         with self.transaction():
             if scope is None:
                 self.conn.execute("DELETE FROM skipped WHERE root_id=?", (root_id,))
@@ -753,6 +755,14 @@ class Journal:
                     for rel, (kind, why) in skipped.items()
                 ),
             )
+
+    def has_skipped(self, root_id: str) -> bool:
+        found = self.conn.execute("SELECT 1 FROM skipped WHERE root_id=? LIMIT 1", (root_id,))
+        return found.fetchone() is not None
+
+    def has_failures(self, root_id: str) -> bool:
+        found = self.conn.execute("SELECT 1 FROM error_members WHERE root_id=? LIMIT 1", (root_id,))
+        return found.fetchone() is not None
 
     def skipped(self, root_id: str | None = None) -> list[tuple[str, str, str, str, float]]:
         """(root_id, relpath, kind, reason, seen_at) of every skipped item."""
@@ -819,10 +829,7 @@ class Journal:
     ) -> None:
         """These paths are fine now (synced, deleted, gone): they leave their groups, and
         a group with no path left resolves by itself."""
-        any_failing = self.conn.execute(
-            "SELECT 1 FROM error_members WHERE root_id=? LIMIT 1", (root_id,)
-        ).fetchone()
-        if any_failing is None:  # the common case: nothing to settle, no per-file work
+        if not self.has_failures(root_id):  # the common case: nothing to settle
             return
         cur = self.conn.executemany(
             "DELETE FROM error_members WHERE root_id=? AND relpath=?",
