@@ -67,6 +67,9 @@ def ignore_path(root: Root, relpath: str) -> str:
     if relpath in ("", ".") or relpath.startswith("/") or ".." in relpath.split("/"):
         raise ValueError(f"{relpath!r} is not a path inside {root.path}")
     rule = "/" + "".join(f"\\{c}" if c in "*?[]!#\\" else c for c in relpath)
+    if rule.endswith(" "):  # gitignore drops unescaped trailing spaces
+        kept = rule.rstrip(" ")
+        rule = kept + "\\ " * (len(rule) - len(kept))
     target = root.path / IGNORE_FILE
     try:
         existing = target.read_text("utf-8")

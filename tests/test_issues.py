@@ -354,3 +354,21 @@ async def test_a_failure_of_the_whole_pass_is_a_group_that_the_next_good_pass_re
     report = await rig.engine.sync_root(root)
     assert report.complete
     assert rig.journal.error_group(group.id).state == RESOLVED  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", ["a [1]*.txt", "sub/#x!.md", "trailing  ", "back\\slash"])
+def test_ignore_this_adds_a_rule_matching_only_that_path(tmp_path: Path, name: str) -> None:
+    import pathspec
+
+    from agent.issues_api import ignore_path
+    from sync.journal import Root
+
+    root = Root("r", tmp_path, "local", False, None)
+    rule = ignore_path(root, name)
+    assert ignore_path(root, name) == rule  # once only
+    lines = (tmp_path / ".hubignore").read_text().splitlines()
+    assert lines == [rule]
+    spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    assert spec.match_file(name) and not spec.match_file("other/" + name)
+    with pytest.raises(ValueError):
+        ignore_path(root, "../outside")
