@@ -12,6 +12,7 @@ import pytest
 from agent.issues_api import issues_report
 from sync.engine import SyncEngine
 from sync.journal import Journal
+from sync.policy import BucketLimits
 from sync.remotes.base import BUCKET_FILES
 from sync.remotes.supabase import SupabaseRemote
 from sync.remotes.supabase_session import SupabaseSettings
@@ -87,6 +88,14 @@ async def test_files_the_bucket_refuses_are_skipped_before_any_byte_is_sent(
     finally:
         engine.close()
         journal.close()
+
+
+async def test_limits_of_a_bucket_the_user_may_not_read_are_none(
+    hub_remote: SupabaseRemote, supabase_server: SupabaseTestServer
+) -> None:
+    supabase_server.storage.create_bucket("private-admin", file_size_limit=10)
+    assert await hub_remote.bucket_limits("private-admin") == BucketLimits()
+    assert await hub_remote.bucket_limits(BUCKET_FILES) == BucketLimits()  # none set
 
 
 async def test_error_groups_are_isolated_per_user_on_postgres(
