@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from agent.control.protocol import BAD_PARAMS, ControlError
 from agent.issues_api import (
+    API_GROUPS,
+    API_ISSUES,
     diagnose,
     group_or_fail,
     ignore_path,
@@ -214,7 +216,12 @@ def register_handlers(agent: AgentService) -> None:
             raise ControlError("not_found", str(exc)) from None
 
     async def issues(params: dict[str, Any]) -> dict[str, Any]:
-        report = issues_report(journal, with_ignored=bool(params.get("ignored")))
+        report = issues_report(
+            journal,
+            with_ignored=bool(params.get("ignored")),
+            max_issues=API_ISSUES,
+            max_groups=API_GROUPS,
+        )
         if params.get("all_devices"):
             hub: dict[str, Any] = {}
             for name, remote in ctx.remotes.items():

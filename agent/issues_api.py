@@ -33,13 +33,32 @@ _TOOL_PREFERENCE = ("debug", "chat", "thinkdeep", "analyze")
 _TEXT_ARGUMENTS = ("prompt", "problem", "question", "message", "step", "request", "query")
 
 
-def issues_report(journal: Journal, *, with_ignored: bool = False) -> dict[str, Any]:
-    issues = [asdict(i) for i in list_issues(journal, with_ignored=with_ignored)]
-    groups = [group_json(g) for g in journal.error_groups()]
+API_ISSUES = 1000
+API_GROUPS = 200
+"""What one control API answer carries (its frames are at most 1 MB); ``counts`` and
+``total`` always cover everything, ``truncated`` says how many issues were left out."""
+
+
+def issues_report(
+    journal: Journal,
+    *,
+    with_ignored: bool = False,
+    max_issues: int | None = None,
+    max_groups: int | None = None,
+) -> dict[str, Any]:
+    found = list_issues(journal, with_ignored=with_ignored)
     counts: dict[str, int] = {}
-    for issue in issues:
-        counts[issue["category"]] = counts.get(issue["category"], 0) + 1
-    return {"issues": issues, "groups": groups, "counts": counts}
+    for issue in found:
+        counts[issue.category] = counts.get(issue.category, 0) + 1
+    shown = found if max_issues is None else found[:max_issues]
+    groups = journal.error_groups()
+    return {
+        "issues": [asdict(i) for i in shown],
+        "groups": [group_json(g) for g in (groups if max_groups is None else groups[:max_groups])],
+        "counts": counts,
+        "total": len(found),
+        "truncated": len(found) - len(shown),
+    }
 
 
 def group_or_fail(journal: Journal, group_id: object) -> ErrorGroup:

@@ -106,6 +106,8 @@ def _print(data: dict[str, Any]) -> None:
             out.print(
                 f"  {i['category']} [{i['kind']}] {escape(i['path'])}: {escape(i['reason'])}{extra}"
             )
+    if data.get("truncated"):
+        out.print(f"  … and {data['truncated']} more ({data['total']} in all)")
     groups = data["groups"]
     if groups:
         out.print("[bold]Error groups[/]")

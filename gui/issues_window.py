@@ -163,7 +163,8 @@ class IssuesWindow(QWidget):
             self.summary.setText("Everything is in the hub.")
         else:
             parts = [f"{n} {CATEGORY_TITLES.get(c, c).lower()}" for c, n in sorted(counts.items())]
-            self.summary.setText(", ".join(parts))
+            more = f" (the first {len(issues)} shown)" if data.get("truncated") else ""
+            self.summary.setText(", ".join(parts) + more)
         self._selection_changed()
         self.loaded.emit()
 

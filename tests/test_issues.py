@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 import sync.engine
+from agent.control.protocol import MAX_FRAME_BYTES
+from agent.issues_api import API_GROUPS, API_ISSUES, issues_report
 from sync.engine import SyncEngine
 from sync.errors import LocalFileError, PermanentError, QuotaError
 from sync.fingerprint import fingerprint, normalise
@@ -101,6 +104,10 @@ async def test_1000_failures_of_3_kinds_become_3_groups_that_resolve_when_the_fi
         issues = list_issues(rig.journal)
         assert len(issues) == 1000
         assert {i.group for i in issues} == {g.id for g in groups.values()}
+        answer = issues_report(rig.journal, max_issues=API_ISSUES, max_groups=API_GROUPS)
+        assert (answer["total"], answer["truncated"]) == (1000, 0)
+        assert len(json.dumps(answer).encode()) < MAX_FRAME_BYTES  # one control API frame
+        assert issues_report(rig.journal, max_issues=10)["truncated"] == 990
 
         # The same failures again: counted, still three groups.
         await engine.sync_root(root, retry_errors=True)
