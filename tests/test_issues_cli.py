@@ -252,3 +252,43 @@ def test_diagnose_from_the_cli_without_an_agent(tmp_path: Path) -> None:
     reopened = Journal(paths.journal)
     assert reopened.error_group(1).diagnosis == answer["diagnosis"]  # type: ignore[union-attr]
     reopened.close()
+
+
+async def test_every_devices_groups_are_visible_from_another_device(tmp_path: Path) -> None:
+    """Device A's groups reach the shared hub; `hubsync issues --all-devices` on device B
+    (another home, the same hub folder) shows them."""
+    from sync.engine import SyncEngine
+    from sync.journal import Journal
+    from tests.fixtures.engine import FAST_RETRY
+    from tests.test_issues import FailingHub
+
+    hub_dir, docs = tmp_path / "hub", tmp_path / "docs"
+    docs.mkdir()
+    for n in range(3):
+        (docs / f"q{n}.txt").write_text(f"q{n}")
+    journal = Journal(tmp_path / "a" / "journal.sqlite3")
+    hub = FailingHub(hub_dir)
+    engine = SyncEngine(journal, {"local": hub}, retry=FAST_RETRY)
+    try:
+        await engine.sync_root(journal.add_root(docs, "local"))
+        device_a = journal.device_id
+    finally:
+        engine.close()
+        await hub.close()
+        journal.close()
+    home_b = tmp_path / "b"
+    (home_b / "config").mkdir(parents=True)
+    (home_b / "config" / "config.toml").write_text(f'[hub]\nlocal_path = "{hub_dir}"\n')
+    listed = hubsync(home_b, "issues", "--all-devices", "--json")
+    assert listed.returncode == 0, listed.stderr
+    data = json.loads(listed.stdout)
+    assert data["issues"] == []  # device B itself has none
+    (row,) = data["hub_groups"]["local"]
+    assert (row["device_id"], row["kind"], row["occurrences"], row["state"]) == (
+        device_a,
+        "quota",
+        3,
+        "open",
+    )
+    text = hubsync(home_b, "issues", "--all-devices")
+    assert text.returncode == 0 and device_a[:8] in text.stdout
