@@ -138,3 +138,53 @@ def test_a_file_larger_than_the_bucket_allows_is_listed_in_the_view_and_the_cli(
         if app is not None:
             run_to_end(qtbot, app.close())
         agent.close()
+
+
+def test_diagnose_button_shows_exais_answer_and_keeps_it(
+    qtbot: QtBot, qt_loop: object, paths: Paths, short_home: Path
+) -> None:
+    from sync.journal import Failure, Journal
+    from tests.fixtures.exai import EXAI_TEST_TOKEN, threaded_exai_server
+
+    docs = short_home / "docs"
+    docs.mkdir()
+    agent = RealAgent(paths, short_home)
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "agent", "add", str(docs)], env=agent.env, capture_output=True
+        ).returncode
+        == 0
+    )
+    journal = Journal(paths.journal)
+    root = journal.roots()[0]
+    journal.record_failures(
+        root.id, [Failure(".", "transient", "HTTP 503 from the hub", "sync")], 1.0
+    )
+    journal.close()
+    with threaded_exai_server(token=EXAI_TEST_TOKEN) as server:
+        agent.env.update(
+            EXAI_WS_HOST=server.host, EXAI_WS_PORT=str(server.port), EXAI_WS_TOKEN=EXAI_TEST_TOKEN
+        )
+        agent.start()
+        app = start_tray(qtbot, paths)
+        try:
+            app.tray.menu.issues_action.trigger()
+            window = app.issues_window
+            # The agent's first good pass resolves the folder-wide failure; the group stays.
+            qtbot.waitUntil(lambda: window.groups.topLevelItemCount() == 1, timeout=20_000)
+            window.groups.setCurrentItem(window.groups.topLevelItem(0))
+            assert window.diagnose_button.isEnabled()
+            with qtbot.waitSignal(window.diagnosed, timeout=40_000) as answered:
+                click(window.diagnose_button)
+            assert "Recommended fixes" in answered.args[0]
+            assert "Recommended fixes" in window.answer.toPlainText()
+
+            def kept() -> bool:  # the list reloaded after the answer: the group has it
+                row = window.groups.topLevelItem(0)
+                return row is not None and bool(row.data(0, ISSUE_ROLE).get("diagnosis"))
+
+            qtbot.waitUntil(kept, timeout=10_000)
+        finally:
+            run_to_end(qtbot, app.close())
+            agent.close()
+    assert any(name == "chat" for name, _ in server.calls)
