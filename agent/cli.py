@@ -43,7 +43,7 @@ from agent.paths import resolve_paths
 from sync.disk_space import disk_full
 from sync.engine import PassReport
 from sync.engine import Progress as SyncProgress
-from sync.errors import DiskFull, SyncError, UndecodableName
+from sync.errors import DiskFull, SyncError, UndecodableName, shown_name
 from sync.journal import Root
 from sync.reattach import reattach
 from sync.restore import RestoreError, restore_path
@@ -488,7 +488,7 @@ def _print_report(r: PassReport) -> None:
         f"{r.renamed} renamed, {r.deleted} deleted"
     )
     for rel, reason in sorted(r.skipped.items()):
-        out.print(f"  [dim]not mirrored[/] {escape(rel)}: {escape(reason)}")
+        out.print(f"  [dim]not mirrored[/] {escape(shown_name(rel))}: {escape(reason)}")
     if r.held_deletes:
         out.print(
             f"  [yellow]held[/] {len(r.held_deletes)} deletions look like an accident; "
@@ -917,6 +917,7 @@ def _register_subcommands() -> None:
     from agent.desktop import register as register_desktop
     from agent.exai.cli import exai_app
     from agent.hub_cli import register as register_hub
+    from agent.issues_cli import issues_app
     from agent.supabase_cli import register as register_supabase
 
     register_agent_tools(app)
@@ -924,6 +925,7 @@ def _register_subcommands() -> None:
     register_desktop(app)
     register_hub(app)
     app.add_typer(exai_app, name="exai", help="Send hub files to an EXAI server.")
+    app.add_typer(issues_app, name="issues")
 
 
 _register_subcommands()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -12,6 +13,7 @@ import tomli_w
 
 from agent.paths import Paths
 from sync.devices import default_device_name
+from sync.policy import FolderRules
 
 
 @dataclass
@@ -74,6 +76,62 @@ class DeviceConfig:
     (``HUBSYNC_DEVICE_NAME`` overrides both)."""
 
 
+_RULE_KEYS = ("allow_extensions", "deny_extensions", "allow_types", "deny_types")
+_EXTENSION = re.compile(r"[a-z0-9_+-]{1,32}")
+_TYPE = re.compile(r"(\*|[a-z0-9][a-z0-9.+-]*)/(\*|[a-z0-9][a-z0-9.+*-]*)")
+
+
+def _check_rules(name: str, rules: object) -> None:
+    """Allow/deny lists: extensions without the dot, content types like ``image/*``."""
+    if not isinstance(rules, dict):
+        raise ConfigError(f"{name} must be a table of allow/deny lists, not {rules!r}")
+    unknown = set(rules) - set(_RULE_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in {name}: {', '.join(sorted(unknown))}")
+    for key, values in rules.items():
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ConfigError(f"{name} {key} must be a list of text, not {values!r}")
+        pattern = _EXTENSION if key.endswith("extensions") else _TYPE
+        for v in values:
+            if not pattern.fullmatch(v):
+                what = "an extension without the dot, in lower case, like 'exe'"
+                if key.endswith("types"):
+                    what = "a content type in lower case, like 'image/png' or 'image/*'"
+                raise ConfigError(f"{name} {key}: {v!r} is not {what}")
+
+
+@dataclass
+class UploadConfig:
+    """What may be uploaded (on top of the bucket's own limits). Lists apply to every
+    folder; ``folders`` adds lists for one folder (its path → lists): its allow lists
+    replace the general ones, its deny lists add to them."""
+
+    allow_extensions: list[str] = field(default_factory=list)
+    deny_extensions: list[str] = field(default_factory=list)
+    allow_types: list[str] = field(default_factory=list)
+    deny_types: list[str] = field(default_factory=list)
+    folders: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_rules("[upload]", {k: getattr(self, k) for k in _RULE_KEYS})
+        if not isinstance(self.folders, dict):
+            raise ConfigError(f"[upload] folders must be a table, not {self.folders!r}")
+        for folder, rules in self.folders.items():
+            _check_rules(f"[upload.folders.{folder!r}]", rules)
+
+    def rules_for(self, folder: Path) -> FolderRules:
+        own: dict[str, list[str]] = {}
+        for path, rules in self.folders.items():
+            if Path(path).expanduser().resolve() == folder:
+                own = rules
+        return FolderRules(
+            allow_extensions=tuple(own.get("allow_extensions") or self.allow_extensions),
+            deny_extensions=(*self.deny_extensions, *own.get("deny_extensions", ())),
+            allow_types=tuple(own.get("allow_types") or self.allow_types),
+            deny_types=(*self.deny_types, *own.get("deny_types", ())),
+        )
+
+
 @dataclass
 class Config:
     hub: HubConfig = field(default_factory=HubConfig)
@@ -83,6 +141,7 @@ class Config:
     agent: AgentConfig = field(default_factory=AgentConfig)
     exai: ExaiConfig = field(default_factory=ExaiConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
+    upload: UploadConfig = field(default_factory=UploadConfig)
 
     @property
     def device_name(self) -> str:
@@ -143,6 +202,8 @@ def _check_value(section: str, key: str, value: Any, default: Any) -> None:
         ok = isinstance(value, type(default))
     if not ok:
         raise ConfigError(f"{name} must be {type(default).__name__}, not {value!r}")
+    if section == "upload":
+        return  # checked as a whole by UploadConfig
     if isinstance(value, dict) and not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):

@@ -174,6 +174,7 @@ class Context(AbstractAsyncContextManager["Context"]):
                 workers=s.workers,
                 mass_delete=MassDeletePolicy(ratio=s.mass_delete_ratio, count=s.mass_delete_count),
                 upload_limit=Bandwidth(self.config.agent.upload_limit_kbps * 1024),
+                folder_rules=lambda root: self.config.upload.rules_for(root.path),
             )
         return self._engine
 

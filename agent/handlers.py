@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.control.protocol import BAD_PARAMS, ControlError
+from agent.issues_api import (
+    API_GROUPS,
+    API_ISSUES,
+    diagnose,
+    group_or_fail,
+    ignore_path,
+    issues_report,
+    retry_group,
+)
 from agent.logs import tail
 from agent.oneoff import LINK_LIFETIME
 from agent.pass_json import report_json
-from sync.errors import UndecodableName
+from sync.errors import SyncError, UndecodableName
 from sync.reattach import reattach
+from sync.remotes.base import ErrorMirror
 from sync.restore import RestoreError, restore_path
 
 if TYPE_CHECKING:
@@ -198,6 +209,72 @@ def register_handlers(agent: AgentService) -> None:
     async def sync_once(params: dict[str, Any]) -> dict[str, Any]:
         return {"reports": [report_json(r) for r in await agent.sync_now()]}
 
+    def group_of(params: dict[str, Any]) -> Any:
+        try:
+            return group_or_fail(journal, params.get("group"))
+        except LookupError as exc:
+            raise ControlError("not_found", str(exc)) from None
+
+    async def issues(params: dict[str, Any]) -> dict[str, Any]:
+        report = issues_report(
+            journal,
+            with_ignored=bool(params.get("ignored")),
+            max_issues=API_ISSUES,
+            max_groups=API_GROUPS,
+        )
+        if params.get("all_devices"):
+            hub: dict[str, Any] = {}
+            for name, remote in ctx.remotes.items():
+                if isinstance(remote, ErrorMirror):
+                    try:
+                        hub[name] = await remote.list_errors()
+                    except SyncError as exc:
+                        hub[name] = {"error": exc.message}
+            report["hub_groups"] = hub
+        return report
+
+    async def issues_retry(params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("group") is not None:
+            count = retry_group(journal, group_of(params).id)
+        else:
+            with journal.transaction():
+                count = journal.retry_now(root_id_of(params))
+        agent.wake()
+        return {"retrying": count}
+
+    async def issues_resolve(params: dict[str, Any]) -> dict[str, Any]:
+        group = group_of(params)
+        journal.resolve_group(group.id, time.time())
+        return {"resolved": group.id}
+
+    async def issues_ignore(params: dict[str, Any]) -> dict[str, Any]:
+        root, rel = find(_path(params))
+        try:
+            rule = ignore_path(root, rel)
+        except (ValueError, OSError) as exc:
+            raise ControlError(BAD_PARAMS, str(exc)) from None
+        agent.rescan(root.id)
+        return {"rule": rule, "file": str(root.path / ".hubignore")}
+
+    async def issues_diagnose(params: dict[str, Any]) -> dict[str, Any]:
+        group = group_of(params)
+        if agent.exai is None:
+            raise ControlError("unavailable", "EXAI is not available to this agent")
+        client = agent.exai.client
+        hub_kinds = sorted({r.hub for r in journal.roots()}) or [ctx.config.default_hub()]
+        settings = client.settings
+        try:
+            return await diagnose(
+                client,
+                journal,
+                group,
+                log_file=ctx.paths.log_file,
+                hub_kind=", ".join(hub_kinds),
+                secrets=(settings.token, settings.jwt or "", ctx.config.supabase_anon_key),
+            )
+        except LookupError as exc:
+            raise ControlError("unavailable", str(exc)) from None
+
     async def quit_agent(params: dict[str, Any]) -> dict[str, Any]:
         agent.stop()
         return {"stopping": True}
@@ -218,6 +295,11 @@ def register_handlers(agent: AgentService) -> None:
         "apply_held": apply_held,
         "bring_back_held": bring_back_held,
         "sync_once": sync_once,
+        "issues": issues,
+        "issues.retry": issues_retry,
+        "issues.resolve": issues_resolve,
+        "issues.ignore": issues_ignore,
+        "issues.diagnose": issues_diagnose,
         "quit": quit_agent,
     }.items():
         agent.server.register(name, handler)

@@ -465,7 +465,9 @@ class AgentService:
 
     def _retries_due(self, rt: RootRuntime) -> list[str]:
         cur = self.ctx.journal.conn.execute(
-            "SELECT relpath FROM files WHERE root_id=? AND state='error' AND next_retry <= ?",
+            # (no retry time: the user asked to retry now)
+            "SELECT relpath FROM files WHERE root_id=? AND state='error'"
+            " AND (next_retry IS NULL OR next_retry <= ?)",
             (rt.root.id, time.time()),
         )
         return [r[0] for r in cur]

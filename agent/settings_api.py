@@ -53,7 +53,10 @@ def merge_config(config: Config, changes: dict[str, Any]) -> Config:
                     BAD_PARAMS, f"[{field.name}] {key} must be a {expected.__name__}"
                 )
             update = {**update, key: value}
-        sections[field.name] = dataclasses.replace(current, **update)
+        try:
+            sections[field.name] = dataclasses.replace(current, **update)
+        except ConfigError as exc:  # a section that checks itself ([upload])
+            raise ControlError(BAD_PARAMS, str(exc)) from None
     unknown_sections = set(changes) - set(sections)
     if unknown_sections:
         raise ControlError(BAD_PARAMS, f"unknown section(s): {', '.join(sorted(unknown_sections))}")

@@ -21,6 +21,7 @@ from gui.agent_link import AgentLink, default_agent_command
 from gui.drop_window import DropWindow
 from gui.exai_dialog import close_exai_dialogs, open_exai_dialog
 from gui.icons import state_icon
+from gui.issues_window import IssuesWindow
 from gui.notify import Notifier
 from gui.prefs import TrayPrefs
 from gui.settings import SettingsDialog
@@ -50,6 +51,7 @@ class TrayApp(QObject):
         self.about_box: QMessageBox | None = None
         self.notifier = Notifier(self.prefs, self.tray.show_message, self)
         self.status_window = StatusWindow(self.state, self.link)
+        self.issues_window = IssuesWindow(self.link)
         self.drop_window = DropWindow(self.state, self.link)
         self.settings = SettingsDialog(self.state, self.link, self.prefs)
         self.finished = asyncio.Event()
@@ -79,6 +81,7 @@ class TrayApp(QObject):
             )
         )
         tray.open_status.connect(lambda: self._raise(self.status_window))
+        tray.menu.issues_action.triggered.connect(lambda: self._raise(self.issues_window))
         tray.open_upload.connect(lambda: self._raise(self.drop_window))
         tray.open_settings.connect(lambda: self._raise(self.settings))
         tray.menu.exai_action.triggered.connect(lambda: open_exai_dialog(None, link))
@@ -91,7 +94,12 @@ class TrayApp(QObject):
         self.about_box = show_about()  # kept: a non-modal box lives as long as its owner
 
     def windows(self) -> list[QWidget]:
-        windows: list[QWidget] = [self.status_window, self.drop_window, self.settings]
+        windows: list[QWidget] = [
+            self.status_window,
+            self.issues_window,
+            self.drop_window,
+            self.settings,
+        ]
         if self.tray.window is not None:
             windows.append(self.tray.window)
         return windows

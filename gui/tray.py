@@ -54,6 +54,7 @@ class TrayMenu(QMenu):
         self.recent_actions: list[QAction] = []
         self.recent_end = self.addSeparator()
         self.status_action = self.addAction("Status…")
+        self.issues_action = self.addAction("Sync issues…")
         self.upload_action = self.addAction("Upload files…")
         self.exai_action = self.addAction("Process with EXAI…")
         self.exai_action.setToolTip("Available once the agent offers EXAI processing")

@@ -32,19 +32,23 @@ from pathlib import Path
 
 from sync.errors import AuthError, DiskFull, LocalFileError, SyncError, TransientError
 from sync.hashing import Hashed, hash_file
-from sync.journal import DELETED, HELD, SYNCED, FileRow, Journal, Root
+from sync.issues import hub_error_row
+from sync.journal import DELETED, HELD, SYNCED, Failure, FileRow, Journal, Root
+from sync.policy import BucketLimits, FolderRules, UploadPolicy, read_head
 from sync.remotes.base import (
     BatchProgressFn,
     BatchPut,
     BlobUpload,
+    ErrorMirror,
     Ingest,
     Ingested,
     ManifestEntry,
     Operation,
     Remote,
+    UploadLimits,
     guess_content_type,
 )
-from sync.scan import Diff, Stat, WalkResult, diff, walk, walk_paths
+from sync.scan import Diff, Stat, WalkResult, diff, skip_kind, walk, walk_paths
 from sync.throttle import Bandwidth
 from sync.transfer import RetryPolicy, bounded_map, retry_delay, with_retries
 
@@ -169,6 +173,7 @@ class SyncEngine:
         mass_delete: MassDeletePolicy | None = None,
         retry: RetryPolicy | None = None,
         upload_limit: Bandwidth | None = None,
+        folder_rules: Callable[[Root], FolderRules] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.journal = journal
@@ -179,6 +184,8 @@ class SyncEngine:
         self.mass_delete = mass_delete or MassDeletePolicy()
         self.retry = retry or RetryPolicy()
         self.upload_limit = upload_limit or Bandwidth()
+        self.folder_rules = folder_rules or (lambda _root: FolderRules())
+        """The user's allow/deny lists of a folder (see sync/policy.py)."""
         self.clock = clock
         self._hash_pool = ThreadPoolExecutor(hash_threads, thread_name_prefix="hubsync-hash")
         self._pending_deletes: dict[str, set[str]] = {}
@@ -222,6 +229,7 @@ class SyncEngine:
         emit = progress or (lambda _p: None)
         emit(Progress("scanning", str(root.path)))
         loop = asyncio.get_running_loop()
+        wanted: list[str] | None = None
         if paths is None:
             index = self.journal.stat_index(root.id)
             walked = await loop.run_in_executor(self._hash_pool, walk, root.path, index)
@@ -261,6 +269,14 @@ class SyncEngine:
                     ((root.id, rel) for rel in d.revived),
                 )
         remote = self.remote_for(root)
+        skips = {r: (skip_kind(why), why) for r, why in report.skipped.items()}
+        if d.to_hash:
+            refused = await self._refused(root, remote, d.to_hash)
+            for rel, (kind, why) in refused.items():
+                del d.to_hash[rel]
+                report.skipped[rel] = why
+                skips[rel] = (kind, why)
+        self.journal.set_skipped(root.id, skips, now, wanted)
         try:
             await self._run_pass(
                 root, remote, walked, d, rows, report, confirm_deletes, emit, settle
@@ -274,8 +290,85 @@ class SyncEngine:
             report.errors.setdefault(".", ("transient", exc.message))
         except SyncError as exc:  # any other failure of the hub ends the pass, not the agent
             report.errors.setdefault(".", (exc.kind, exc.message))
+        self._note_pass_errors(root, report, unread, whole=paths is None)
+        if "." not in report.errors:  # the hub is in trouble: the next good pass writes them
+            await self._mirror_errors(remote)
         emit(Progress("done", str(root.path)))
         return report
+
+    async def _refused(
+        self, root: Root, remote: Remote, files: Mapping[str, Stat]
+    ) -> dict[str, tuple[str, str]]:
+        """Files the upload policy refuses (relpath → (kind, reason)), before any byte is
+        sent: the bucket's own limits and the folder's allow/deny lists."""
+        limits = BucketLimits()
+        if isinstance(remote, UploadLimits):
+            try:
+                limits = await remote.bucket_limits()
+            except SyncError as exc:  # not known: the hub's own answer to an upload decides
+                log.debug("bucket limits not known: %s", exc.message)
+        policy = UploadPolicy(limits, self.folder_rules(root))
+        if policy == UploadPolicy():
+            return {}
+        if not policy.needs_head:
+            return {
+                rel: why
+                for rel, st in files.items()
+                if (why := policy.check(rel, st[0], None)) is not None
+            }
+
+        def check_all() -> dict[str, tuple[str, str]]:
+            out = {}
+            for rel, st in files.items():
+                why = policy.check(rel, st[0], None)
+                if why is None:
+                    why = policy.check(rel, st[0], read_head(os.path.join(root.path, rel)) or b"")
+                if why is not None:
+                    out[rel] = why
+            return out
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._hash_pool, check_all)
+
+    def _note_pass_errors(
+        self, root: Root, report: PassReport, unread: set[str], *, whole: bool
+    ) -> None:
+        """Group the failures of the folder as a whole (".") and of folders that could not
+        be read, and settle those no longer there: "." by any pass, unread folders by a
+        pass over the whole folder."""
+        now = self.clock()
+        current = {r for r in report.errors if r == "." or r in unread}
+        if not current and not self.journal.has_failures(root.id):
+            return
+        with self.journal.transaction():
+            self.journal.record_failures(
+                root.id,
+                (
+                    Failure(r, kind, why, "scan" if r in unread else "sync")
+                    for r, (kind, why) in report.errors.items()
+                    if r in current
+                ),
+                now,
+            )
+            before = self.journal.failing_elsewhere(root.id)
+            self.journal.settle_failures(
+                root.id, (r for r in before - current if whole or r == "."), now
+            )
+
+    async def _mirror_errors(self, remote: Remote) -> None:
+        """Write the groups changed since last time to the hub (best effort)."""
+        if not isinstance(remote, ErrorMirror):
+            return
+        groups = self.journal.groups_to_mirror()
+        if not groups:
+            return
+        device = self.journal.device_id
+        try:
+            await remote.record_errors([hub_error_row(device, g) for g in groups])
+        except SyncError as exc:
+            log.warning("could not write %d error groups to the hub: %s", len(groups), exc.message)
+            return
+        self.journal.mark_mirrored(groups)
 
     async def apply_held(self, root: Root, relpaths: Collection[str]) -> PassReport:
         """Tombstone the held deletions the user confirmed, and only those: a file that is
@@ -806,6 +899,14 @@ class SyncEngine:
                     root.id, rel, exc.kind, exc.message, retry_delay(attempts, exc.kind), now
                 )
                 report.errors[rel] = (exc.kind, exc.message)
+            self.journal.record_failures(
+                root.id,
+                (
+                    Failure(rel, exc.kind, exc.message, _failed_operation(exc))
+                    for rel, exc in failed.items()
+                ),
+                now,
+            )
 
     async def _still_there(self, root: Root, relpaths: Iterable[str]) -> set[str]:
         """Which of ``relpaths`` are still there as files (looked at off the event loop)."""
@@ -1018,6 +1119,11 @@ def _hash_all(paths: Sequence[Path]) -> list[Hashed | SyncError]:
         except SyncError as exc:
             out.append(exc)
     return out
+
+
+def _failed_operation(exc: SyncError) -> str:
+    """What a file's failure stopped: reading it here, or sending it to the hub."""
+    return "read" if isinstance(exc, LocalFileError) else "upload"
 
 
 def _is_vanished(exc: SyncError) -> bool:

@@ -8,13 +8,14 @@ journal that the next pass repairs by repeating idempotent steps.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +24,11 @@ from typing import Any
 import sqlite_utils
 
 from sync import stat_snapshot
-from sync.errors import UndecodableName
+from sync.errors import UndecodableName, shown_name
+from sync.fingerprint import fingerprint
 from sync.stat_index import SYNCED_MARK, StatIndex, StatRow
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 log = logging.getLogger("hubsync.journal")
 
@@ -142,7 +144,99 @@ def _migrate_v3(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE files ADD COLUMN held_at REAL")
 
 
-_MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3}
+def _migrate_v4(db: sqlite_utils.Database) -> None:
+    """What is not in the hub and why: items the scan skips, and failures grouped by
+    fingerprint (``error_members``: the files a group's failure is on now)."""
+    db.execute(
+        """CREATE TABLE skipped (
+            root_id TEXT NOT NULL, relpath TEXT NOT NULL, kind TEXT NOT NULL,
+            reason TEXT NOT NULL, seen_at REAL NOT NULL,
+            PRIMARY KEY (root_id, relpath)) WITHOUT ROWID"""
+    )
+    db.execute(
+        """CREATE TABLE error_groups (
+            id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+            operation TEXT NOT NULL, message TEXT NOT NULL, example TEXT NOT NULL,
+            count INTEGER NOT NULL DEFAULT 0, first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+            paths TEXT NOT NULL DEFAULT '[]', state TEXT NOT NULL DEFAULT 'open',
+            resolved_at REAL, diagnosis TEXT, diagnosed_at REAL,
+            mirrored INTEGER NOT NULL DEFAULT 0)"""
+    )
+    db.execute(
+        """CREATE TABLE error_members (
+            root_id TEXT NOT NULL, relpath TEXT NOT NULL, group_id INTEGER NOT NULL,
+            PRIMARY KEY (root_id, relpath)) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX error_members_group ON error_members(group_id)")
+
+
+_MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4}
+
+GROUP_PATHS = 100
+"""Affected paths a group keeps (the most recent)."""
+
+OPEN = "open"
+RESOLVED = "resolved"
+"""Its files synced (or went away): resolved by itself."""
+RESOLVED_BY_USER = "resolved_by_user"
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One failure of one path (``"."`` for the folder as a whole)."""
+
+    relpath: str
+    kind: str
+    message: str
+    operation: str
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorGroup:
+    id: int
+    fingerprint: str
+    kind: str
+    operation: str
+    message: str
+    example: str
+    count: int
+    first_seen: float
+    last_seen: float
+    paths: list[str]
+    state: str
+    resolved_at: float | None
+    diagnosis: str | None
+    diagnosed_at: float | None
+    open_files: int
+
+
+_GROUP_COLUMNS = (
+    "id, fingerprint, kind, operation, message, example, count, first_seen, last_seen,"
+    " paths, state, resolved_at, diagnosis, diagnosed_at,"
+    " (SELECT count(*) FROM error_members m WHERE m.group_id = error_groups.id)"
+)
+
+
+def _group(row: Sequence[Any]) -> ErrorGroup:
+    (gid, fp, kind, op, message, example, count, first, last, paths, state, *rest) = row
+    resolved_at, diagnosis, diagnosed_at, open_files = rest
+    return ErrorGroup(
+        gid,
+        fp,
+        kind,
+        op,
+        message,
+        example,
+        count,
+        first,
+        last,
+        json.loads(paths),
+        state,
+        resolved_at,
+        diagnosis,
+        diagnosed_at,
+        open_files,
+    )
 
 
 def _check_decodable(path: Path) -> None:
@@ -349,9 +443,10 @@ class Journal:
         """Forget a folder locally; its versions stay in the hub."""
         self._stat_cache.pop(root_id, None)
         with self.transaction():
-            for table in ("files", "versions"):
+            for table in ("files", "versions", "skipped", "error_members"):
                 self.conn.execute(f"DELETE FROM {table} WHERE root_id=?", (root_id,))
             self.conn.execute("DELETE FROM roots WHERE id=?", (root_id,))
+            self._resolve_settled(time.time())
 
     def roots(self) -> list[Root]:
         rows = self.conn.execute(
@@ -529,6 +624,7 @@ class Journal:
                  deleted, remote_key, recorded_at) VALUES(?, ?, ?, ?, ?, ?, 0, ?, ?)""",
             ((root_id, i[0], i[5], i[4], i[1], i[2], i[6], now) for i in items),
         )
+        self.settle_failures(root_id, (i[0] for i in items), now)
 
     def mark_deleted(
         self, root_id: str, items: Sequence[tuple[str, int, str, int, int, str]], now: float
@@ -544,6 +640,7 @@ class Journal:
                  deleted, remote_key, recorded_at) VALUES(?, ?, ?, ?, ?, ?, 1, ?, ?)""",
             ((root_id, i[0], i[1], i[2], i[3], i[4], i[5], now) for i in items),
         )
+        self.settle_failures(root_id, (i[0] for i in items), now)
 
     def held(self, root_id: str, limit: int = -1) -> list[str]:
         """Files whose deletion is held for the user to confirm (or undo)."""
@@ -581,6 +678,7 @@ class Journal:
                WHERE root_id=? AND relpath=?""",
             (*stat, version, root_id, relpath),
         )
+        self.settle_failures(root_id, [relpath])
 
     def mark_error(
         self, root_id: str, relpath: str, kind: str, message: str, retry_in: float, now: float
@@ -602,16 +700,20 @@ class Journal:
     def mark_deleted_here(self, root_id: str, relpaths: Iterable[str]) -> None:
         """Deleted in the journal only: the hub needs no tombstone (it has one already, or
         the file is still there, only no longer mirrored)."""
+        paths = list(relpaths)
         self.conn.executemany(
             "UPDATE files SET state='deleted' WHERE root_id=? AND relpath=?",
-            ((root_id, p) for p in relpaths),
+            ((root_id, p) for p in paths),
         )
+        self.settle_failures(root_id, paths)
 
     def forget(self, root_id: str, relpaths: Iterable[str]) -> None:
         """Drop rows of files that vanished before they were ever recorded in the hub."""
+        gone = list(relpaths)
         self.conn.executemany(
-            "DELETE FROM files WHERE root_id=? AND relpath=?", ((root_id, p) for p in relpaths)
+            "DELETE FROM files WHERE root_id=? AND relpath=?", ((root_id, p) for p in gone)
         )
+        self.settle_failures(root_id, gone)
 
     def retry_now(self, root_id: str | None = None) -> int:
         sql = "UPDATE files SET next_retry=NULL WHERE state='error'"
@@ -620,6 +722,191 @@ class Journal:
             sql += " AND root_id=?"
             args = (root_id,)
         return self.conn.execute(sql, args).rowcount
+
+    # -- what is not in the hub: skipped items and failure groups ---------------------
+
+    def set_skipped(
+        self,
+        root_id: str,
+        skipped: Mapping[str, tuple[str, str]],
+        now: float,
+        scope: Sequence[str] | None = None,
+    ) -> None:
+        """What a walk skipped (relpath → (kind, reason)), replacing what the walk covered:
+        the whole folder (``scope`` None) or ``scope``'s paths and everything below them.
+        An item that went away or became syncable is no longer listed."""
+        if not skipped and not self.has_skipped(root_id):
+            return  # the common pass: nothing skipped before or now, no write
+        with self.transaction():
+            if scope is None:
+                self.conn.execute("DELETE FROM skipped WHERE root_id=?", (root_id,))
+            else:
+                for path in scope:
+                    self.conn.execute(
+                        "DELETE FROM skipped WHERE root_id=? AND (relpath=?"
+                        " OR (relpath >= ? AND relpath < ?))",
+                        (root_id, path, path + "/", path + "0"),
+                    )
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO skipped(root_id, relpath, kind, reason, seen_at)"
+                " VALUES(?, ?, ?, ?, ?)",
+                (
+                    (root_id, shown_name(rel), kind, why, now)  # (names that are not UTF-8)
+                    for rel, (kind, why) in skipped.items()
+                ),
+            )
+
+    def has_skipped(self, root_id: str) -> bool:
+        found = self.conn.execute("SELECT 1 FROM skipped WHERE root_id=? LIMIT 1", (root_id,))
+        return found.fetchone() is not None
+
+    def has_failures(self, root_id: str) -> bool:
+        found = self.conn.execute("SELECT 1 FROM error_members WHERE root_id=? LIMIT 1", (root_id,))
+        return found.fetchone() is not None
+
+    def skipped(self, root_id: str | None = None) -> list[tuple[str, str, str, str, float]]:
+        """(root_id, relpath, kind, reason, seen_at) of every skipped item."""
+        sql = "SELECT root_id, relpath, kind, reason, seen_at FROM skipped"
+        args: tuple[str, ...] = ()
+        if root_id is not None:
+            sql += " WHERE root_id=?"
+            args = (root_id,)
+        return [tuple(r) for r in self.conn.execute(sql + " ORDER BY root_id, relpath", args)]
+
+    def record_failures(self, root_id: str, failures: Iterable[Failure], now: float) -> None:
+        """Count failures in their groups (made on first sight, reopened if resolved)
+        and make each path a member of its group, leaving any group it was in before."""
+        by_print: dict[str, tuple[str, list[Failure]]] = {}
+        for f in failures:
+            fp, norm = fingerprint(f.kind, f.message, f.operation)
+            by_print.setdefault(fp, (norm, []))[1].append(f)
+        if not by_print:
+            return
+        with self.transaction():
+            for fp, (norm, group) in by_print.items():
+                last = group[-1]
+                row = self.conn.execute(
+                    "SELECT id, paths FROM error_groups WHERE fingerprint=?", (fp,)
+                ).fetchone()
+                fresh = [f.relpath for f in group][-GROUP_PATHS:]
+                if row is None:
+                    group_id = self.conn.execute(
+                        """INSERT INTO error_groups(fingerprint, kind, operation, message,
+                             example, count, first_seen, last_seen, paths)
+                           VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                        (
+                            fp,
+                            last.kind,
+                            last.operation,
+                            norm,
+                            last.message,
+                            len(group),
+                            now,
+                            now,
+                            json.dumps(fresh),
+                        ),
+                    ).lastrowid
+                else:
+                    group_id = row[0]
+                    again = set(fresh)
+                    kept = [p for p in json.loads(row[1]) if p not in again]
+                    paths = (kept + fresh)[-GROUP_PATHS:]
+                    self.conn.execute(  # failing again: open again, whoever resolved it
+                        """UPDATE error_groups SET count=count+?, last_seen=?, example=?,
+                             paths=?, mirrored=0, resolved_at=NULL, state=?
+                           WHERE id=?""",
+                        (len(group), now, last.message, json.dumps(paths), OPEN, group_id),
+                    )
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO error_members(root_id, relpath, group_id)"
+                    " VALUES(?, ?, ?)",
+                    ((root_id, f.relpath, group_id) for f in group),
+                )
+            self._resolve_settled(now)
+
+    def settle_failures(
+        self, root_id: str, relpaths: Iterable[str], now: float | None = None
+    ) -> None:
+        """These paths are fine now (synced, deleted, gone): they leave their groups, and
+        a group with no path left resolves by itself."""
+        if not self.has_failures(root_id):  # the common case: nothing to settle
+            return
+        cur = self.conn.executemany(
+            "DELETE FROM error_members WHERE root_id=? AND relpath=?",
+            ((root_id, p) for p in relpaths),
+        )
+        if cur.rowcount:
+            self._resolve_settled(now or time.time())
+
+    def _resolve_settled(self, now: float) -> None:
+        self.conn.execute(
+            """UPDATE error_groups SET state=?, resolved_at=?, mirrored=0
+               WHERE state=? AND NOT EXISTS
+                 (SELECT 1 FROM error_members m WHERE m.group_id = error_groups.id)""",
+            (RESOLVED, now, OPEN),
+        )
+
+    def failing_elsewhere(self, root_id: str) -> set[str]:
+        """Member paths of a folder that are no file rows in error: the folder itself
+        ("."), folders that could not be read."""
+        cur = self.conn.execute(
+            """SELECT relpath FROM error_members m WHERE root_id=? AND NOT EXISTS
+                 (SELECT 1 FROM files f WHERE f.root_id=m.root_id AND f.relpath=m.relpath)""",
+            (root_id,),
+        )
+        return {r[0] for r in cur}
+
+    def error_groups(self, state: str | None = None) -> list[ErrorGroup]:
+        sql = f"SELECT {_GROUP_COLUMNS} FROM error_groups"
+        args: tuple[str, ...] = ()
+        if state is not None:
+            sql += " WHERE state=?"
+            args = (state,)
+        return [_group(r) for r in self.conn.execute(sql + " ORDER BY last_seen DESC", args)]
+
+    def error_group(self, group_id: int) -> ErrorGroup | None:
+        row = self.conn.execute(
+            f"SELECT {_GROUP_COLUMNS} FROM error_groups WHERE id=?", (group_id,)
+        ).fetchone()
+        return None if row is None else _group(row)
+
+    def groups_of(self, root_id: str) -> dict[str, int]:
+        """relpath → error group of every path of a folder failing now."""
+        cur = self.conn.execute(
+            "SELECT relpath, group_id FROM error_members WHERE root_id=?", (root_id,)
+        )
+        return {r[0]: int(r[1]) for r in cur}
+
+    def resolve_group(self, group_id: int, now: float) -> bool:
+        """The user says the group is dealt with; a new failure of its kind reopens it."""
+        with self.transaction():
+            return bool(
+                self.conn.execute(
+                    "UPDATE error_groups SET state=?, resolved_at=?, mirrored=0 WHERE id=?",
+                    (RESOLVED_BY_USER, now, group_id),
+                ).rowcount
+            )
+
+    def store_diagnosis(self, group_id: int, diagnosis: str, now: float) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE error_groups SET diagnosis=?, diagnosed_at=?, mirrored=0 WHERE id=?",
+                (diagnosis, now, group_id),
+            )
+
+    def groups_to_mirror(self) -> list[ErrorGroup]:
+        """Groups changed since they were last written to the hub."""
+        cur = self.conn.execute(f"SELECT {_GROUP_COLUMNS} FROM error_groups WHERE mirrored=0")
+        return [_group(r) for r in cur]
+
+    def mark_mirrored(self, groups: Iterable[ErrorGroup]) -> None:
+        """Written to the hub as they were: a group changed since stays to be written."""
+        with self.transaction():
+            self.conn.executemany(
+                "UPDATE error_groups SET mirrored=1 WHERE id=? AND count=? AND state=?"
+                " AND last_seen=? AND diagnosed_at IS ?",
+                ((g.id, g.count, g.state, g.last_seen, g.diagnosed_at) for g in groups),
+            )
 
     # -- hubs -------------------------------------------------------------------------
 

@@ -51,6 +51,28 @@ class WalkResult:
         return {r: row for r, row in known.items() if r not in hidden and not r.startswith(below)}
 
 
+SYMLINK = "skipped: symbolic link (links are not followed)"
+INVALID_NAME = "name is not valid UTF-8"
+MAX_RELPATH_BYTES = 1024
+"""Longer relative paths are skipped: the hub's rows and request URLs carry the path."""
+PATH_TOO_LONG = f"skipped: path longer than {MAX_RELPATH_BYTES} bytes"
+
+SKIP_KINDS = {
+    SYMLINK: "symlink",
+    INVALID_NAME: "invalid_name",
+    PATH_TOO_LONG: "path_too_long",
+    "skipped: a FIFO (named pipe)": "special",
+    "skipped: a socket": "special",
+    "skipped: a device file": "special",
+    "skipped: not a regular file": "special",
+}
+
+
+def skip_kind(reason: str) -> str:
+    """The kind of a walk's skip reason (``symlink``, ``special``, ...); ``other`` if unknown."""
+    return SKIP_KINDS.get(reason, "other")
+
+
 def _special_reason(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "skipped: a FIFO (named pipe)"
@@ -133,7 +155,7 @@ def _walk_into(
                     if rules.ignored(name, rel, True):
                         result.ignored += 1
                     elif not _valid_name(name):
-                        result.skipped[rel] = "name is not valid UTF-8"
+                        result.skipped[rel] = INVALID_NAME
                     else:
                         result.folders += 1
                         stack.append((entry.path, rel, rules))
@@ -189,6 +211,9 @@ def _compare_files(
             unchanged += 1
             continue
         rel = prefix + name
+        if len(rel) > MAX_RELPATH_BYTES and len(rel.encode()) > MAX_RELPATH_BYTES:
+            result.skipped[rel] = PATH_TOO_LONG
+            continue
         files[rel] = current
         if row is not None:
             result.leftover[rel] = (rel, *row, SYNCED_MARK)
@@ -206,12 +231,14 @@ def _leave(result: WalkResult, prefix: str, rows: Iterable[tuple[str, int, int, 
 def _classify(result: WalkResult, rel: str, name: str, st: os.stat_result) -> None:
     mode = st.st_mode
     if stat.S_ISREG(mode):
-        if _valid_name(name):
-            result.files[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
+        if not _valid_name(name):
+            result.skipped[rel] = INVALID_NAME
+        elif len(rel.encode()) > MAX_RELPATH_BYTES:
+            result.skipped[rel] = PATH_TOO_LONG
         else:
-            result.skipped[rel] = "name is not valid UTF-8"
+            result.files[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
     elif stat.S_ISLNK(mode):
-        result.skipped[rel] = "skipped: symbolic link (links are not followed)"
+        result.skipped[rel] = SYMLINK
     else:
         result.skipped[rel] = _special_reason(mode)
 

@@ -189,6 +189,22 @@ TOOLS: list[dict[str, Any]] = [
         "inputSchema": _schema(["file_id", "question"], file_id=FILE_ID, question=QUESTION),
     },
 ]
+TOOLS.append(
+    {
+        "name": "chat",
+        "description": "General chat and collaborative thinking (EXAI's chat tool).",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "prompt": {"type": "string", "description": "REQUIRED. The question or idea."},
+                "model": {"type": "string", "default": "auto"},
+                "temperature": {"type": "number"},
+                "use_websearch": {"type": "boolean", "default": False},
+            },
+            "required": ["prompt"],
+        },
+    }
+)
 _TOOLS_BY_NAME = {t["name"]: t for t in TOOLS}
 
 
@@ -665,7 +681,21 @@ async def _traversal(
     await send(_ok(rid, text))
 
 
+async def _chat(
+    server: ExaiTestServer, send: Send, ws: ServerConnection, rid: str, args: dict[str, Any]
+) -> None:
+    """A canned diagnosis naming the first line of the prompt (what it was asked about)."""
+    first = str(args.get("prompt", "")).strip().splitlines()[:1]
+    text = (
+        f"## Diagnosis\n\nAbout: {first[0] if first else '(nothing)'}\n\n"
+        "Likely cause: the files cannot be read by the agent.\n\n"
+        "## Recommended fixes\n\n1. Check the folder's permissions.\n2. Retry the files.\n"
+    )
+    await send(_ok(rid, envelope(text, content_type="markdown", model="test-model")))
+
+
 _BEHAVIOURS: dict[str, Behaviour] = {
+    "chat": _chat,
     "smart_file_query": _smart_file_query,
     "smart_file_download": _smart_file_download,
     "analyze_file": _streamed,

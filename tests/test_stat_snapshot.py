@@ -137,11 +137,13 @@ def test_journal_of_schema_1_gains_the_generation_on_upgrade(tmp_path: Path) -> 
         v1.execute(f"DROP TRIGGER files_{event}_generation")
     v1.execute("DROP TABLE files_generation")
     v1.execute("ALTER TABLE files DROP COLUMN held_at")
+    for table in ("skipped", "error_groups", "error_members"):  # schema 4
+        v1.execute(f"DROP TABLE {table}")
     v1.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     v1.commit()
     v1.close()
     upgraded = Journal(tmp_path / "j.sqlite3")
-    assert upgraded.get_meta("schema_version") == "3"
+    assert upgraded.get_meta("schema_version") == "4"
     columns = {r[1] for r in upgraded.conn.execute("PRAGMA table_info(files)")}
     assert "held_at" in columns
     before = rows_of(upgraded, root_id)

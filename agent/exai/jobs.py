@@ -113,6 +113,10 @@ class ExaiJobs:
             server.register(name, handler)
 
     @property
+    def client(self) -> ExaiClient:
+        return self._client
+
+    @property
     def running(self) -> int:
         return len(self._tasks)
 

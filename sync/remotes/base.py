@@ -13,7 +13,7 @@ import mimetypes
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sync.devices import DeviceInfo
 from sync.errors import SyncError
@@ -21,6 +21,7 @@ from sync.hashing import Hashed
 
 if TYPE_CHECKING:
     from sync.find import FindQuery
+    from sync.policy import BucketLimits
 
 BUCKET_FILES = "user-files"
 BUCKET_RESULTS = "results"
@@ -288,4 +289,27 @@ class ResumableGet(Protocol):
         called with what the hub says about the object before bytes are written. The
         whole file's hash is verified (IntegrityError, ``dest`` removed, when wrong);
         on any other failure ``dest`` keeps what arrived."""
+
+
+@runtime_checkable
+class ErrorMirror(Protocol):
+    """A hub that keeps every device's failure groups (``hubsync_errors``), so that a
+    device's issues are visible from any other."""
+
+    async def record_errors(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert groups, one row each (see :func:`sync.issues.hub_error_row`)."""
+        ...
+
+    async def list_errors(self) -> list[dict[str, Any]]:
+        """Every device's groups of this user, newest first."""
+        ...
+
+
+@runtime_checkable
+class UploadLimits(Protocol):
+    """A hub whose bucket has limits of its own (Supabase: ``file_size_limit``,
+    ``allowed_mime_types``), checked before any byte is sent."""
+
+    async def bucket_limits(self, bucket: str = BUCKET_FILES) -> BucketLimits:
+        """The limits as the hub says; no limits when it does not say."""
         ...

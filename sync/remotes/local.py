@@ -33,7 +33,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sync.batching import BatchRunner
 from sync.devices import DeviceInfo, default_device_name, summarize
@@ -99,7 +99,20 @@ CREATE TABLE IF NOT EXISTS hubsync_devices (
     user_id TEXT NOT NULL, device_id TEXT NOT NULL, name TEXT, last_seen TEXT,
     PRIMARY KEY (user_id, device_id));
 CREATE TABLE IF NOT EXISTS hubsync_hub (id TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hubsync_errors (
+    user_id TEXT NOT NULL, device_id TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    kind TEXT NOT NULL, operation TEXT NOT NULL, message TEXT NOT NULL, example TEXT,
+    occurrences INTEGER NOT NULL DEFAULT 0, open_files INTEGER NOT NULL DEFAULT 0,
+    first_seen TEXT, last_seen TEXT, paths TEXT NOT NULL DEFAULT '[]',
+    state TEXT NOT NULL DEFAULT 'open', resolved_at TEXT, diagnosis TEXT, diagnosed_at TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (user_id, device_id, fingerprint));
 """
+_ERROR_COLUMNS = (
+    "device_id", "fingerprint", "kind", "operation", "message", "example", "occurrences",
+    "open_files", "first_seen", "last_seen", "paths", "state", "resolved_at", "diagnosis",
+    "diagnosed_at",
+)  # fmt: skip
 HUB_DB = "hub.sqlite3"
 
 
@@ -812,6 +825,45 @@ class LocalHub:
                 self._insert_operations(reads, now)
 
         await self._run_db(write)
+
+    async def record_errors(self, rows: Sequence[dict[str, Any]]) -> None:
+        columns = ", ".join(_ERROR_COLUMNS)
+        marks = ", ".join("?" * len(_ERROR_COLUMNS))
+        updates = ", ".join(f"{c}=excluded.{c}" for c in _ERROR_COLUMNS[2:])
+
+        def write() -> None:
+            now = _now_iso()
+            with self._transaction():
+                self._db.executemany(
+                    f"""INSERT INTO hubsync_errors(user_id, {columns}, updated_at)
+                        VALUES(?, {marks}, ?) ON CONFLICT(user_id, device_id, fingerprint)
+                        DO UPDATE SET {updates}, updated_at=excluded.updated_at""",
+                    (
+                        (
+                            self.user_id,
+                            *(json.dumps(r[c]) if c == "paths" else r[c] for c in _ERROR_COLUMNS),
+                            now,
+                        )
+                        for r in rows
+                    ),
+                )
+
+        await self._run_db(write)
+
+    async def list_errors(self) -> list[dict[str, Any]]:
+        def read() -> list[dict[str, Any]]:
+            with self._db_lock:
+                found = self._db.execute(
+                    f"SELECT {', '.join(_ERROR_COLUMNS)} FROM hubsync_errors WHERE user_id=?"
+                    " ORDER BY last_seen DESC",
+                    (self.user_id,),
+                ).fetchall()
+            rows = [dict(zip(_ERROR_COLUMNS, r, strict=True)) for r in found]
+            for row in rows:
+                row["paths"] = json.loads(row["paths"])
+            return rows
+
+        return await self._run_db(read)
 
     async def history(self, device: str, root_id: str, relpath: str) -> list[ManifestEntry]:
         def read() -> list[ManifestEntry]:

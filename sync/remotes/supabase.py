@@ -38,6 +38,7 @@ from sync.errors import (
 )
 from sync.find import FindQuery
 from sync.keys import is_sha256, object_key
+from sync.policy import BucketLimits
 from sync.remotes.base import (
     BUCKET_FILES,
     ManifestEntry,
@@ -82,6 +83,10 @@ class MemoryResumeStore:
         self.items.pop(key, None)
 
 
+ERRORS_CONFLICT = "user_id,device_id,fingerprint"
+LIMITS_TTL = 300.0
+
+
 class SupabaseRemote:
     """A Supabase project as a HubSync hub."""
 
@@ -106,6 +111,7 @@ class SupabaseRemote:
         self.device_name = default_device_name()
         self.shared = SharedTables(session)
         self._metadata = GroupWriter(self.shared.write_metadata)
+        self._limits: dict[str, tuple[float, BucketLimits]] = {}
 
     def describe(self) -> str:
         return session_description(self.session)
@@ -320,6 +326,41 @@ class SupabaseRemote:
 
     def _count_reads(self, args: dict[str, Any]) -> Any:
         return self.session.client.rpc("hubsync_record_reads", args).execute()
+
+    async def record_errors(self, rows: Sequence[dict[str, Any]]) -> None:
+        mine = [{"user_id": self.user_id, **row} for row in rows]
+        await self._upsert(
+            "hubsync_errors", mine, ERRORS_CONFLICT, "recording error groups in the hub"
+        )
+
+    async def list_errors(self) -> list[dict[str, Any]]:
+        rows = await self._select_all(
+            "listing error groups", "hubsync_errors", "*", "device_id,fingerprint"
+        )
+        for row in rows:
+            row.pop("user_id", None)
+        return sorted(rows, key=lambda r: str(r.get("last_seen") or ""), reverse=True)
+
+    async def bucket_limits(self, bucket: str = BUCKET_FILES) -> BucketLimits:
+        """The bucket's ``file_size_limit`` and ``allowed_mime_types``, asked again every
+        few minutes; none when the hub does not let this user read its buckets."""
+        now = time.monotonic()
+        cached = self._limits.get(bucket)
+        if cached is not None and now - cached[0] < LIMITS_TTL:
+            return cached[1]
+        try:
+            info = await self.session.call(
+                "reading the bucket's limits",
+                lambda: self.session.client.storage.get_bucket(bucket),
+            )
+        except (NotFound, PermanentError):  # not readable by this user (no policy)
+            limits = BucketLimits()
+        else:
+            size = getattr(info, "file_size_limit", None)
+            types = getattr(info, "allowed_mime_types", None) or ()
+            limits = BucketLimits(int(size) if size else None, tuple(str(t) for t in types))
+        self._limits[bucket] = (now, limits)
+        return limits
 
     async def history(self, device: str, root_id: str, relpath: str) -> list[ManifestEntry]:
         response = await self.session.call(

@@ -27,6 +27,9 @@ from aiohttp import BodyPartReader, web
 from .auth import ANON, AuthService, Identity, JwtError, iso
 from .objects_table import MirroredObjects
 
+HUBSYNC_BUCKETS = ("user-files", "results", "generated-files")
+"""The buckets the migrations let signed-in users read (not list, not change)."""
+
 VALID_KEY = re.compile(r"^[A-Za-z0-9_/!\-.*'() &$@=;:+,?]*$")
 MAX_KEY_BYTES = 1024
 RLS_MESSAGE = "new row violates row-level security policy"
@@ -714,7 +717,10 @@ class StorageHandlers:
                 buckets = [b.to_json() for b in self.s.buckets.values()]
             return web.json_response(buckets if identity.is_service else [])
         if method == "GET":
-            if not identity.is_service:
+            # The hubsync_buckets_select policy (migrations): signed-in users may read
+            # HubSync's own buckets, e.g. their limits.
+            readable = identity.role == "authenticated" and bucket_id in HUBSYNC_BUCKETS
+            if not identity.is_service and not readable:
                 raise no_such_bucket()
             return web.json_response(self.s.bucket(bucket_id).to_json())
         if not identity.is_service:
