@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 import sqlite3
+import stat
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -43,12 +44,14 @@ from agent.watcher import Debouncer, ObserverFactory, RootWatcher, coverage_shor
 from sync.disk_space import disk_full, free_bytes
 from sync.engine import PassReport, Progress
 from sync.errors import AuthError, DiskFull, TransientError
-from sync.journal import Root
+from sync.journal import DELETED, Root
 
 log = logging.getLogger("hubsync.agent")
 
 PROGRESS_INTERVAL = 0.2
 MISSING_ROOT_CHECK = 5.0
+WAITING_SHOWN = 50
+"""Waiting files named per folder in ``status`` (all are counted)."""
 HELD_SHOWN = 10
 DISK_LOOK = 2.0
 """While the journal's disk is full, free space is looked at this often (a statvfs)."""
@@ -73,6 +76,9 @@ class RootRuntime:
     problems: dict[str, tuple[str, str]] = field(default_factory=dict)
     deletions_due: float = 0.0
     """When (monotonic) deletions waiting for the folder to be quiet are judged; 0: none."""
+    held_back: set[str] = field(default_factory=set)
+    """Changed paths that came while the folder could not sync (paused, hub offline):
+    its next full scan syncs them; until then they are shown as waiting."""
 
 
 @dataclass(frozen=True)
@@ -448,7 +454,7 @@ class AgentService:
             if blocked:
                 if rid in batches:
                     rt.needs_full_scan = True  # events are not lost: rescan when unblocked
-                    batches.pop(rid)
+                    rt.held_back.update(batches.pop(rid))
                 continue
             if rt.needs_full_scan:
                 batches.pop(rid, None)
@@ -516,7 +522,7 @@ class AgentService:
                 if self._stop.is_set():
                     break
                 await self._sync(rt, paths)
-            self.metrics.set_queue_length(self.debouncer.queued)
+            self.metrics.set_queue_length(sum(n for n, _ in self.waiting().values()))
             now = time.monotonic()
             if now - last_flush >= self.timings.housekeeping:
                 try:
@@ -542,6 +548,9 @@ class AgentService:
         if paths is None:
             rt.needs_full_scan = False
             rt.last_full_scan = time.monotonic()
+            rt.held_back.clear()
+        else:
+            rt.held_back.difference_update(paths)
         started = time.time()
         ticker = asyncio.create_task(self._tick_progress())
         try:
@@ -745,11 +754,43 @@ class AgentService:
 
     # -- status -----------------------------------------------------------------------------
 
+    def waiting(self) -> dict[str, tuple[int, list[dict[str, Any]]]]:
+        """Files waiting for a pass, by root id: (how many, the first ``WAITING_SHOWN``).
+
+        Counted in files, not events: each changed path once, and only if it is a file
+        now or a file the journal knows (then its deletion waits); directories and
+        temporary files that came and went are not files to sync."""
+        pending = self.debouncer.waiting()
+        out: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+        for rid, rt in self.runtimes.items():
+            paths = pending.get(rid, set()) | rt.held_back
+            if not paths or rt.missing:
+                continue
+            count, shown = 0, list[dict[str, Any]]()
+            for rel in sorted(paths):
+                try:
+                    st = (rt.root.path / rel).lstat()
+                    size: int | None = st.st_size if stat.S_ISREG(st.st_mode) else None
+                    if size is None:
+                        continue
+                except OSError:
+                    row = self.ctx.journal.file(rid, rel)
+                    if row is None or row.state == DELETED:
+                        continue
+                    size = None  # gone: its deletion waits
+                count += 1
+                if len(shown) < WAITING_SHOWN:
+                    shown.append({"path": rel, "size": size})
+            out[rid] = (count, shown)
+        return out
+
     def status(self) -> dict[str, Any]:
         journal = self.ctx.journal
         roots = []
+        waiting = self.waiting()
         for rt in self.runtimes.values():
             counts = journal.count_states(rt.root.id)
+            root_waiting, waiting_shown = waiting.get(rt.root.id, (0, []))
             roots.append(
                 {
                     "id": rt.root.id,
@@ -763,6 +804,8 @@ class AgentService:
                     "counts": counts,
                     "held": journal.held(rt.root.id, HELD_SHOWN) if counts.get("held") else [],
                     "answering": self.held.busy(rt.root.id),
+                    "waiting": root_waiting,
+                    "waiting_sample": waiting_shown,
                     "problems": [
                         {"path": rel, "kind": kind, "reason": reason}
                         for rel, (kind, reason) in list(rt.problems.items())[:50]
@@ -775,7 +818,7 @@ class AgentService:
             "paused": self.paused,
             "disk_full": None if self.disk_full is None else self.disk_full.message,
             "roots": roots,
-            "queue": self.debouncer.queued,
+            "queue": sum(n for n, _ in waiting.values()),
             "progress": self.progress,
             "health": {
                 hub: {**m.status.to_dict(), "user": self._hub_user(hub)}
@@ -864,6 +907,7 @@ def _progress_dict(p: Progress) -> dict[str, Any]:
         "bytes_done": p.bytes_done,
         "bytes_total": p.bytes_total,
         "current": p.current,
+        "current_size": p.current_size,
         "active": [
             {"path": rel, "bytes_done": done, "bytes_total": total}
             for rel, (done, total) in list(p.active.items())[:10]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
+    QFileDialog,
     QFormLayout,
+    QFrame,
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
@@ -77,16 +80,64 @@ class StatusWindow(QWidget):
         self.tabs.addTab(self._build_health(), "Health")
 
         self.held = HeldBanner(link)
+        self.first_run = self._build_first_run()
 
         layout = QVBoxLayout(self)
         layout.addLayout(header)
         layout.addWidget(self.held)
+        layout.addWidget(self.first_run, 1)
         layout.addWidget(self.tabs, 1)
 
         self._activity_shown: int | None = None
         state.changed.connect(self.refresh)
 
     # -- construction --------------------------------------------------------------------
+
+    def _build_first_run(self) -> QWidget:
+        """What a new user sees: no folder is mirrored yet, so say how to start."""
+        page = QFrame()
+        page.setObjectName("firstRun")
+        title = heading("Choose a folder to keep in sync")
+        text = QLabel(
+            "HubSync keeps a copy of the folders you choose in your hub, and keeps it up to "
+            "date as you work: every change is uploaded within seconds, each content only "
+            "once, and earlier versions stay in the hub so you can bring a file back. "
+            "Nothing leaves this computer until you add a folder."
+        )
+        text.setWordWrap(True)
+        self.add_folder_button = QPushButton("Add a folder…")
+        self.add_folder_button.setDefault(True)
+        self.add_folder_button.clicked.connect(self._choose_folder)
+        self.first_run_note = muted()
+        self.first_run_note.setWordWrap(True)
+        row = QHBoxLayout()
+        row.addWidget(self.add_folder_button)
+        row.addStretch(1)
+        layout = QVBoxLayout(page)
+        layout.addStretch(1)
+        layout.addWidget(title)
+        layout.addWidget(text)
+        layout.addLayout(row)
+        layout.addWidget(self.first_run_note)
+        layout.addStretch(2)
+        page.hide()
+        return page
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Choose a folder to keep in sync", str(Path.home())
+        )
+        if folder:
+            self.add_folder(folder)
+
+    def add_folder(self, folder: str) -> None:
+        self.first_run_note.setText(f"Adding {folder}…")
+        self.link.fire(
+            "add_root",
+            {"path": folder},
+            on_result=lambda _: self.first_run_note.setText(f"Syncing {folder}"),
+            on_error=self.first_run_note.setText,
+        )
 
     def _build_overview(self) -> QWidget:
         page = QWidget()
@@ -200,6 +251,10 @@ class StatusWindow(QWidget):
             else s.connection_note
         )
         self.held.show_roots(s.held_roots(), connected=s.connected)
+        first_run = s.first_run()
+        self.first_run.setVisible(first_run)
+        self.tabs.setVisible(not first_run)
+        self.add_folder_button.setEnabled(s.connected)
         self._refresh_overview(s.progress)
         if self._activity_shown != s.activity_version:
             self._activity_shown = s.activity_version
@@ -211,8 +266,15 @@ class StatusWindow(QWidget):
         s = self.state
         fraction = s.overall_fraction()
         self.overall.setValue(round((fraction or 0) * 1000))
-        self.overall.setFormat(fmt.percent(fraction) if fraction is not None else "Nothing to do")
         busy = s.busy()
+        waiting = s.waiting_files()
+        if fraction is not None:
+            idle_text = fmt.percent(fraction)
+        elif busy or s.tray_state() == "syncing":
+            idle_text = "Looking for changes…" if not waiting else "Waiting to sync"
+        else:
+            idle_text = "Nothing to do"
+        self.overall.setFormat(idle_text)
         self.files_label.setText(
             f"{fmt.count(p.get('files_done'))} of {fmt.count(p.get('files_total'))}"
             if busy
@@ -227,13 +289,7 @@ class StatusWindow(QWidget):
         self.eta_label.setText(fmt.duration(s.eta_seconds()))
         self.transfers.clear()
         if busy:
-            for t in p.get("active") or [
-                {
-                    "path": p.get("current") or p.get("root", ""),
-                    "bytes_done": p.get("bytes_done"),
-                    "bytes_total": p.get("bytes_total"),
-                }
-            ]:
+            for t in p.get("active") or []:
                 total, done = int(t.get("bytes_total") or 0), int(t.get("bytes_done") or 0)
                 item = QTreeWidgetItem(
                     [
@@ -244,14 +300,32 @@ class StatusWindow(QWidget):
                 )
                 item.setData(2, FRACTION_ROLE, done / total if total else 0.0)
                 self.transfers.addTopLevelItem(item)
-        queued = int(s.status.get("queue") or 0)
+            if not p.get("active") and p.get("current"):
+                # One small file among many: its name and its own size, not the pass's bytes.
+                size = p.get("current_size")
+                self.transfers.addTopLevelItem(
+                    QTreeWidgetItem(
+                        [
+                            str(p["current"]),
+                            str(p.get("phase", "")),
+                            fmt.NONE if size is None else fmt.size(size),
+                        ]
+                    )
+                )
         self.queue_label.setText(
-            f"Queue · {fmt.count(queued)} changes waiting" if queued else "Queue · empty"
+            f"Queue · {fmt.count(waiting)} file{'s' if waiting != 1 else ''} waiting"
+            if waiting
+            else "Queue · empty"
         )
         self.queue.clear()
-        for q in (p.get("queue") or [])[:QUEUE_SHOWN]:
+        shown = s.waiting_sample()[:QUEUE_SHOWN]
+        for path, size in shown:
             self.queue.addTopLevelItem(
-                QTreeWidgetItem([str(q.get("path", "")), fmt.size(q.get("size"))])
+                QTreeWidgetItem([path, "deleted" if size is None else fmt.size(size)])
+            )
+        if waiting > len(shown):
+            self.queue.addTopLevelItem(
+                QTreeWidgetItem([f"… and {fmt.count(waiting - len(shown))} more", ""])
             )
 
     def _refresh_activity(self) -> None:
@@ -267,7 +341,7 @@ class StatusWindow(QWidget):
             self.activity.addTopLevelItem(item)
 
     def _refresh_errors(self) -> None:
-        errors = list(self.state.errors.values())
+        errors = self.state.file_errors()
         selected = {i.data(0, Qt.ItemDataRole.UserRole) for i in self.errors.selectedItems()}
         self.errors.clear()
         for e in errors:

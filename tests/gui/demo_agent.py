@@ -382,6 +382,7 @@ class DemoAgent:
                     "bytes_done": done * size,
                     "bytes_total": files * size,
                     "current": name,
+                    "current_size": size,
                 }
                 self.server.publish("progress", self.progress)
                 sent += 1
@@ -492,11 +493,14 @@ class DemoAgent:
                     ("Documents/Taxes/2025-return.pdf", 1_240_000, 200_000),
                 )
             ],
-            "queue": [
-                {"path": f"{home}/Pictures/2026/IMG_{n}.jpg", "size": 3_900_000 + n * 917}
-                for n in range(2042, 2050)
-            ],
         }
+        # Files waiting for a pass: counted in files, some of them named (the tray lists
+        # those and says how many more there are).
+        pictures = self.roots[str(home / "Pictures")]
+        pictures["waiting"] = 534
+        pictures["waiting_sample"] = [
+            {"path": f"2026/IMG_{n}.jpg", "size": 3_900_000 + n * 917} for n in range(2042, 2050)
+        ]
         self.queue = 534
         self.cache = {
             "entries": 18_342,

@@ -69,7 +69,10 @@ def test_status_window_shows_progress_errors_cache_and_health(
     assert window.eta_label.text().endswith("s")
     row = rows(window.transfers)[0]
     assert (row.text(0), row.text(1)) == ("2026/a.jpg", "upload")
-    assert window.queue_label.text() == "Queue · 534 changes waiting"
+    assert window.queue_label.text() == "Queue · 534 files waiting"
+    waiting = [r.text(0) for r in rows(window.queue)]
+    assert waiting[0] == "/home/ada/Pictures/2026/IMG_2042.jpg"
+    assert waiting[-1] == "… and 526 more"  # the header's count, all of it accounted for
     assert window.summary.text().startswith("Syncing 10 of 40 files · ")
 
     assert window.tabs.tabText(2) == "Errors (3)"

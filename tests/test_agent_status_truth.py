@@ -1,0 +1,78 @@
+"""What the agent's ``status`` says while it works: files counted one by one as they
+finish, and a queue counted in files (not watcher events), also while paused."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from sync.throttle import Bandwidth
+from tests.fixtures.agent import live_agent
+
+
+async def test_files_done_climbs_file_by_file_within_a_chunk(short_home: Path) -> None:
+    """40 files are one chunk (512): the count must not sit at 0 until the chunk is recorded."""
+    docs = short_home / "docs"
+    docs.mkdir()
+    async with live_agent(short_home, [docs]) as agent:
+        await agent.idle()
+        agent.ctx.engine.upload_limit = Bandwidth(400_000)  # ~2 s for the whole pass
+        for i in range(40):
+            (docs / f"f{i:02}.bin").write_bytes(os.urandom(20_000))
+        seen: set[tuple[int, int]] = set()
+        deadline = asyncio.get_running_loop().time() + 30
+        while asyncio.get_running_loop().time() < deadline:
+            p: dict[str, Any] | None = agent.service.progress
+            if p and p.get("files_total"):
+                seen.add((int(p["files_done"]), int(p["files_total"])))
+                if p.get("current"):
+                    assert p["current_size"] == 20_000  # the file named, its own size
+            counts = agent.ctx.journal.count_states(next(iter(agent.service.runtimes)))
+            if counts.get("synced") == 40:
+                break
+            await asyncio.sleep(0.02)
+        totals = {total for _, total in seen}
+        middle = {done for done, total in seen if 0 < done < total}
+        assert totals and max(totals) <= 40, seen
+        assert len(middle) >= 3, f"files_done jumped by chunks: {sorted(seen)}"
+
+
+async def test_the_queue_counts_files_and_names_them_while_paused(short_home: Path) -> None:
+    docs = short_home / "docs"
+    docs.mkdir()
+    async with live_agent(short_home, [docs]) as agent:
+        await agent.idle()
+        client = await agent.client()
+        try:
+            await client.call("pause")
+            (docs / "sub").mkdir()
+            for i in range(5):
+                path = docs / "sub" / f"new{i}.txt"
+                path.write_text("one")  # several events per file: create, modify, close
+                path.write_text("one two")
+            await asyncio.sleep(1.0)  # past the debounce: the scheduler holds them back
+
+            async def waiting() -> tuple[int, list[str]]:
+                status = await client.call("status")
+                root = status["roots"][0]
+                assert root["waiting"] == status["queue"]
+                return status["queue"], [w["path"] for w in root["waiting_sample"]]
+
+            await agent.wait_for(lambda: agent.service.debouncer.queued == 0, timeout=10)
+            queued, names = await waiting()
+            assert queued == 5  # files: not the folder, not one per event
+            assert names == [f"sub/new{i}.txt" for i in range(5)]
+
+            await client.call("resume")
+            await agent.wait_for(
+                lambda: (
+                    agent.ctx.journal.count_states(next(iter(agent.service.runtimes)))
+                    == {"synced": 5}
+                ),
+                timeout=20,
+            )
+            assert (await waiting())[0] == 0
+        finally:
+            await client.close()
