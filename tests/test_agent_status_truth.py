@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -74,5 +75,42 @@ async def test_the_queue_counts_files_and_names_them_while_paused(short_home: Pa
                 timeout=20,
             )
             assert (await waiting())[0] == 0
+        finally:
+            await client.close()
+
+
+async def test_bringing_back_held_files_ends_with_nothing_held(short_home: Path) -> None:
+    """Files that came back by themselves before the answer: the answer syncs them, so
+    no status offers "Delete in the hub too" for files that are there."""
+    docs = short_home / "docs"
+    (docs / "big").mkdir(parents=True)
+    for i in range(20):
+        (docs / "big" / f"f{i:02}.txt").write_text(f"file {i}")
+    async with live_agent(short_home, [docs]) as agent:
+        await agent.idle()
+        rid = next(iter(agent.service.runtimes))
+        client = await agent.client()
+        try:
+            shutil.rmtree(docs / "big")
+            await agent.wait_for(
+                lambda: agent.ctx.journal.count_states(rid).get("held") == 20, timeout=30
+            )
+            (docs / "big").mkdir()
+            for i in range(5):  # back from elsewhere (a backup) before the user answers
+                (docs / "big" / f"f{i:02}.txt").write_text(f"file {i}")
+            published: list[dict[str, Any]] = []
+            publish = agent.service.server.publish
+
+            def spy(event: str, data: Any) -> int:
+                if event == "status":
+                    published.append(data["roots"][0])
+                return publish(event, data)
+
+            agent.service.server.publish = spy  # type: ignore[method-assign]
+            assert await client.call("bring_back_held", {"root": str(docs)}) == {"restoring": 20}
+            await agent.wait_for(lambda: any(not r["answering"] for r in published), timeout=30)
+            answered = next(r for r in published if not r["answering"])
+            assert answered["counts"].get("held", 0) == 0, answered["counts"]
+            assert agent.ctx.journal.count_states(rid) == {"synced": 20}
         finally:
             await client.close()
