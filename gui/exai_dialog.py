@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QFont, QGuiApplication
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QTabWidget,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
@@ -59,6 +60,10 @@ SHOW_RESULT_BYTES = 2 * 1024 * 1024
 SLICE_SECONDS = 0.01
 LOG_LINES = 500
 FOLD_CHARS = 1000
+MARKDOWN_CHARS = 100_000
+"""A finished Markdown answer up to this long is shown rendered (parsing is not sliced:
+a longer one stays plain text, as it streamed)."""
+ANSWER_SLICE_CHARS = 64 * 1024
 ERROR_STYLE = "background: #fdecea; color: #8a1c14; padding: 6px; border-radius: 4px;"
 
 log = logging.getLogger("hubsync.gui.exai")
@@ -257,10 +262,9 @@ class ExaiDialog(QDialog):
         self.progress_log.setFixedHeight(64)
         self.progress_log.setPlaceholderText("Progress")
         layout.addWidget(self.progress_log)
-        self.answer = QPlainTextEdit()
-        self.answer.setReadOnly(True)
+        self.answer = QTextBrowser()
+        self.answer.setOpenExternalLinks(True)
         self.answer.setPlaceholderText("The answer appears here as EXAI writes it.")
-        self.answer.setFont(QFont("monospace"))
         layout.addWidget(self.answer, 1)
 
         result_row = QHBoxLayout()
@@ -528,8 +532,11 @@ class ExaiDialog(QDialog):
             except OSError as exc:
                 text = ""
                 self._show_error(f"The result was saved but cannot be read here: {exc.strerror}")
-            if text and text != self.answer_text():
-                self._set_answer(text)
+            if text and path.suffix.lower() == ".md" and len(text) <= MARKDOWN_CHARS:
+                self._answer = [text]
+                self.answer.setMarkdown(text)  # headings, lists, code, links: as meant
+            elif text and text != self.answer_text():
+                await self._replace_answer(text)
             self._show_result(path)
             self._end_run(f"Done in {elapsed}", None)
             self.past.load()
@@ -579,6 +586,19 @@ class ExaiDialog(QDialog):
         self._answer = [text] if text else []
         folded, self._column = fold(text, 0)
         self.answer.setPlainText(folded)
+
+    async def _replace_answer(self, text: str) -> None:
+        """Show ``text`` in slices, letting Qt run between them: laying out megabytes at
+        once would stall the window."""
+        self._answer = [text]
+        self._column = 0
+        self.answer.clear()
+        cursor = self.answer.textCursor()
+        for at in range(0, len(text), ANSWER_SLICE_CHARS):
+            folded, self._column = fold(text[at : at + ANSWER_SLICE_CHARS], self._column)
+            cursor.movePosition(cursor.MoveOperation.End)
+            cursor.insertText(folded)
+            await asyncio.sleep(0)
 
     def _append(self, chunk: str) -> None:
         self._answer.append(chunk)
