@@ -31,7 +31,7 @@ from gui import fmt
 from gui.agent_link import AgentLink
 from gui.exai_dialog import open_exai_dialog
 from gui.state import AgentState
-from gui.widgets import FRACTION_ROLE, ProgressDelegate, muted
+from gui.widgets import FRACTION_ROLE, ProgressDelegate, close_on_escape_and_ctrl_w, muted
 
 LINK_LIFETIMES = (
     ("1 hour", 3600),
@@ -75,6 +75,7 @@ class DropWindow(QWidget):
         self.state = state
         self.link = link
         self.setWindowTitle("HubSync — Upload files")
+        close_on_escape_and_ctrl_w(self)
         self.setAcceptDrops(True)
         self.resize(620, 420)
         self._rows: dict[str, QTreeWidgetItem] = {}
@@ -134,7 +135,7 @@ class DropWindow(QWidget):
             self.upload(paths)
 
     def _choose(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Upload to the hub")
+        files, _ = QFileDialog.getOpenFileNames(self, "Upload to the hub", str(Path.home()))
         if files:
             self.upload([Path(f) for f in files])
 

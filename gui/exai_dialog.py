@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -48,7 +48,7 @@ from gui import fmt
 from gui.agent_link import AgentLink
 from gui.exai_results import PastResults, open_file, reveal_in_folder
 from gui.schema_form import FormError, SchemaForm, takes_file
-from gui.widgets import muted
+from gui.widgets import close_on_escape_and_ctrl_w, muted
 
 EVENTS = ["exai.job", "exai.progress", "exai.chunk"]
 FINAL_STATES = ("completed", "failed", "cancelled")
@@ -161,6 +161,7 @@ class ExaiDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.link = link
+        close_on_escape_and_ctrl_w(self, escape=False)
         self.source = source or ""
         self.tools: list[dict[str, Any]] = []
         self.form: SchemaForm | None = None
@@ -236,6 +237,10 @@ class ExaiDialog(QDialog):
         self.run_button = QPushButton("Run")
         self.run_button.setDefault(True)
         self.run_button.clicked.connect(self.run)
+        self.run_button.setToolTip("Ctrl+Enter")
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):  # also from inside the question box
+            run = QShortcut(QKeySequence(keys), self)
+            run.activated.connect(self._run_if_ready)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
         self.state_label = QLabel("")
@@ -298,7 +303,7 @@ class ExaiDialog(QDialog):
         self._update_run_button()
 
     def _choose(self) -> None:
-        dialog = QFileDialog(self, "Process which file with EXAI?")
+        dialog = QFileDialog(self, "Process which file with EXAI?", str(Path.home()))
         dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
         dialog.fileSelected.connect(lambda path: self._set_source(str(Path(path).absolute())))
         dialog.open()
@@ -444,6 +449,10 @@ class ExaiDialog(QDialog):
         if arguments:
             params["arguments"] = arguments
         return params
+
+    def _run_if_ready(self) -> None:
+        if self.run_button.isEnabled():
+            self.run_button.click()
 
     def run(self) -> None:
         if self._running():

@@ -30,7 +30,14 @@ from gui.exai_dialog import open_exai_dialog
 from gui.held_banner import HeldBanner
 from gui.icons import state_icon
 from gui.state import AgentState
-from gui.widgets import FRACTION_ROLE, ProgressDelegate, activity_glyph, heading, muted
+from gui.widgets import (
+    FRACTION_ROLE,
+    ProgressDelegate,
+    activity_glyph,
+    close_on_escape_and_ctrl_w,
+    heading,
+    muted,
+)
 
 QUEUE_SHOWN = 50
 
@@ -89,6 +96,7 @@ class StatusWindow(QWidget):
         layout.addWidget(self.tabs, 1)
 
         self._activity_shown: int | None = None
+        close_on_escape_and_ctrl_w(self)
         state.changed.connect(self.refresh)
 
     # -- construction --------------------------------------------------------------------
@@ -248,8 +256,8 @@ class StatusWindow(QWidget):
         self.connection.setText(
             f"Connected to the agent · {' · '.join(hubs) or 'no hub available'}"
             if s.connected
-            else s.connection_note
-        )
+            else "HubSync reconnects by itself as soon as the agent answers."
+        )  # the summary above already says what is wrong: not the same sentence twice
         self.held.show_roots(s.held_roots(), connected=s.connected)
         first_run = s.first_run()
         self.first_run.setVisible(first_run)

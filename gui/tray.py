@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QUrl, Signal
+from PySide6.QtCore import QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QIcon
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -27,6 +27,8 @@ from gui.widgets import activity_glyph, muted
 
 RECENT_IN_MENU = 10
 BADGE_STEPS = 16
+MENU_TEXT_PX = 360
+"""Longer names are elided in the middle: a long file name must not widen the menu."""
 
 
 def open_location(location: str) -> None:
@@ -91,7 +93,8 @@ class TrayMenu(QMenu):
         self._places = places
         self.open_menu.clear()
         for label, where in places:
-            action = self.open_menu.addAction(label)
+            action = self.open_menu.addAction(self.elide(label))
+            action.setToolTip(label)
             action.triggered.connect(lambda _=False, p=where: open_location(p))
         self.open_menu.setEnabled(bool(places))
 
@@ -113,13 +116,15 @@ class TrayMenu(QMenu):
     def _activity_action(self, item: dict[str, Any]) -> QAction:
         glyph, _ = activity_glyph(str(item.get("kind", "")))
         path = str(item.get("path", ""))
-        action = QAction(
-            f"{glyph}  {Path(path).name or path}  ·  {fmt.ago(item.get('time'))}", self
-        )
+        name = self.elide(Path(path).name or path)
+        action = QAction(f"{glyph}  {name}  ·  {fmt.ago(item.get('time'))}", self)
         action.setToolTip(f"{item.get('kind', '')}: {path}")
         folder = str(Path(path).parent)
         action.triggered.connect(lambda _=False: open_location(folder))
         return action
+
+    def elide(self, text: str) -> str:
+        return self.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, MENU_TEXT_PX)
 
     def _toggle_pause(self) -> None:
         self.link.fire("resume" if self.state.paused else "pause", {})

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 import qasync
-from PySide6.QtCore import QObject, QUrl, Slot
+from PySide6.QtCore import QObject, Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -542,3 +543,19 @@ def test_closing_the_dialog_at_once_leaves_no_work_unawaited(
         qtbot.waitUntil(lambda: not dialog._tasks, timeout=5_000)
         gc.collect()
     assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
+def test_ctrl_enter_in_the_question_runs_the_tool(
+    qtbot: QtBot, link: AgentLink, agent: ExaiAgent, notes: Path
+) -> None:
+    dialog = dialog_for(qtbot, link, notes)
+    dialog.select_tool("analyze_file")
+    dialog.show()
+    dialog.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is dialog, timeout=2000)
+    dialog.question.setFocus()
+    dialog.question.setPlainText(QUESTION)
+    with qtbot.waitSignal(dialog.job_finished, timeout=20_000) as finished:
+        QTest.keyClick(dialog.question, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert finished.args[0]["state"] == "completed"
+    assert dialog.question.toPlainText() == QUESTION  # no new line typed into the question

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pytestqt.qtbot import QtBot
 
 from agent.paths import Paths
@@ -75,7 +76,11 @@ def test_settings_round_trip(
 
 
 def test_folders_add_pause_ignore_remove(
-    qtbot: QtBot, connected_tray: TrayApp, demo_agent: DemoAgentProcess, short_home: Path
+    qtbot: QtBot,
+    connected_tray: TrayApp,
+    demo_agent: DemoAgentProcess,
+    short_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     folder = short_home / "Documents"
     folder.mkdir()
@@ -93,6 +98,12 @@ def test_folders_add_pause_ignore_remove(
     assert "(paused)" in dialog.roots.item(0).text()
     assert demo_agent.call("status")["roots"][0]["paused"] is True
 
+    asked: list[str] = []
+    monkeypatch.setattr(dialog, "confirm_remove", lambda path: asked.append(path) or False)
+    click(dialog.remove_root)  # "Cancel": nothing changes
+    qtbot.wait(300)
+    assert asked == [str(folder)] and len(demo_agent.call("status")["roots"]) == 1
+    monkeypatch.setattr(dialog, "confirm_remove", lambda path: True)
     click(dialog.remove_root)
     qtbot.waitUntil(lambda: dialog.roots.count() == 0, timeout=5000)
     assert demo_agent.call("status")["roots"] == []
