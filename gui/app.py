@@ -24,6 +24,7 @@ from gui.icons import state_icon
 from gui.notify import Notifier
 from gui.prefs import TrayPrefs
 from gui.settings import SettingsDialog
+from gui.single_instance import SingleInstance, ask_running_tray_to_show, instance_name
 from gui.state import AgentState
 from gui.status_window import StatusWindow
 from gui.tray import Tray
@@ -196,11 +197,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     paths = resolve_paths().ensure()
+    name = instance_name(paths)
+    if not args.self_test and ask_running_tray_to_show(name):
+        print("hubsync-tray is running already: its status window is shown.")
+        return 0
     command = None if args.no_start_agent or args.self_test else default_agent_command()
     loop = qasync.QEventLoop(qt_app)
     asyncio.set_event_loop(loop)
     try:
         tray = TrayApp(paths, agent_command=command)
+        if not args.self_test:
+            single = SingleInstance(name, tray)
+            single.show_requested.connect(tray.tray.open_status)
         code: int = loop.run_until_complete(_self_test(tray) if args.self_test else _run(tray))
         return code
     finally:

@@ -3,6 +3,9 @@ sentence per problem, and one tray per user."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,9 +15,11 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
 from pytestqt.qtbot import QtBot
 
+from agent.paths import Paths
 from gui.app import TrayApp
+from gui.single_instance import SingleInstance, instance_name
 from gui.tray import MENU_TEXT_PX
-from tests.gui.conftest import DemoAgentProcess, run_to_end
+from tests.gui.conftest import ROOT, DemoAgentProcess, run_to_end
 
 
 def _shown(qtbot: QtBot, window: QWidget) -> None:
@@ -98,3 +103,30 @@ def test_the_agent_down_header_says_it_once(
     qtbot.waitUntil(lambda: window.summary.text() == connected_tray.state.connection_note)
     assert window.connection.text() != window.summary.text()
     assert window.summary.text() not in window.connection.text()
+
+
+def test_a_second_tray_shows_the_first_ones_window_and_exits(
+    qtbot: QtBot, tray_app: TrayApp, paths: Paths, short_home: Path
+) -> None:
+    single = SingleInstance(instance_name(paths), tray_app)
+    single.show_requested.connect(tray_app.tray.open_status)
+    assert not tray_app.status_window.isVisible()
+    env = {**os.environ, "HUBSYNC_HOME": str(short_home), "QT_QPA_PLATFORM": "offscreen"}
+    second = subprocess.Popen(
+        [sys.executable, "-m", "gui.app", "--no-start-agent"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        qtbot.waitUntil(lambda: second.poll() is not None, timeout=20_000)
+        assert second.returncode == 0
+        assert second.stdout is not None and "running already" in second.stdout.read()
+        qtbot.waitUntil(tray_app.status_window.isVisible, timeout=5000)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait(10)
+        single.close()
