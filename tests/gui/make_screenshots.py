@@ -125,6 +125,14 @@ async def _shoot(app: TrayApp, out: Path, uploads: list[Path], tray_host: bool) 
     await until(status.held.isVisible)
     await asyncio.sleep(0.3)
     save(status, out, "status-held")
+    # First run: connected, no folder yet.
+    first = {**held, "roots": [], "queue": 0, "progress": None, "state": "idle"}
+    await app.link.call("emit", {"event": "status", "data": first})
+    await until(status.first_run.isVisible)
+    await asyncio.sleep(0.3)
+    save(status, out, "first-run")
+    await app.link.call("emit", {"event": "status", "data": held})
+    await until(lambda: not status.first_run.isVisible())
     status.close()
 
     drop = app.drop_window
