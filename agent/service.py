@@ -52,6 +52,8 @@ PROGRESS_INTERVAL = 0.2
 MISSING_ROOT_CHECK = 5.0
 WAITING_SHOWN = 50
 """Waiting files named per folder in ``status`` (all are counted)."""
+WAITING_CHECKED = 10_000
+"""Beyond this many changed paths in a folder, ``status`` counts paths unchecked."""
 HELD_SHOWN = 10
 DISK_LOOK = 2.0
 """While the journal's disk is full, free space is looked at this often (a statvfs)."""
@@ -522,7 +524,9 @@ class AgentService:
                 if self._stop.is_set():
                     break
                 await self._sync(rt, paths)
-            self.metrics.set_queue_length(sum(n for n, _ in self.waiting().values()))
+            self.metrics.set_queue_length(  # cheap: changed paths, not checked one by one
+                self.debouncer.queued + sum(len(rt.held_back) for rt in self.runtimes.values())
+            )
             now = time.monotonic()
             if now - last_flush >= self.timings.housekeeping:
                 try:
@@ -767,6 +771,9 @@ class AgentService:
             if not paths or rt.missing:
                 continue
             count, shown = 0, list[dict[str, Any]]()
+            if len(paths) > WAITING_CHECKED:  # a burst: not a stat per path on the loop
+                out[rid] = (len(paths), [])
+                continue
             for rel in sorted(paths):
                 try:
                     st = (rt.root.path / rel).lstat()
