@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,16 @@ async def test_the_queue_counts_files_and_names_them_while_paused(short_home: Pa
             queued, names = await waiting()
             assert queued == 5  # files: not the folder, not one per event
             assert names == [f"sub/new{i}.txt" for i in range(5)]
+            cli = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "agent",
+                "status",
+                env={**os.environ, "HUBSYNC_HOME": str(short_home)},
+                stdout=asyncio.subprocess.PIPE,
+            )
+            said, _ = await asyncio.wait_for(cli.communicate(), 30)
+            assert "0 synced, 5 waiting" in said.decode(), said.decode()  # not "0 waiting"
 
             await client.call("resume")
             await agent.wait_for(
