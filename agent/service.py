@@ -37,7 +37,14 @@ from agent.exai.settings import ExaiSettings
 from agent.health import HealthMonitor, HealthState, HealthStatus
 from agent.held import HeldDeletions
 from agent.hub_keeper import LocalHubKeeper
-from agent.metrics import Metrics, MetricsStore
+from agent.metrics import (
+    BYTES_UPLOADED,
+    DEDUP_BYTES_SAVED,
+    DEDUP_HITS,
+    FILES_UPLOADED,
+    Metrics,
+    MetricsStore,
+)
 from agent.oneoff import upload_paths
 from agent.settings_api import read_ignore, register_settings
 from agent.watcher import Debouncer, ObserverFactory, RootWatcher, coverage_shortfall
@@ -52,6 +59,8 @@ PROGRESS_INTERVAL = 0.2
 MISSING_ROOT_CHECK = 5.0
 WAITING_SHOWN = 50
 """Waiting files named per folder in ``status`` (all are counted)."""
+ALL_TIME = (DEDUP_HITS, DEDUP_BYTES_SAVED, FILES_UPLOADED, BYTES_UPLOADED)
+"""Counters the status also gives over every run (``metrics.all_time``)."""
 WAITING_CHECKED = 10_000
 """Beyond this many changed paths in a folder, ``status`` counts paths unchecked."""
 HELD_SHOWN = 10
@@ -128,6 +137,8 @@ class AgentService:
         )
         self.metrics = Metrics()
         self.metrics_store = MetricsStore(ctx.journal.conn)
+        self._totals_before = self.metrics_store.totals(ALL_TIME)
+        """Stored counter totals of earlier runs (this run's rows are added as it goes)."""
         self.runtimes: dict[str, RootRuntime] = {}
         self.health: dict[str, HealthMonitor] = {}
         self.paused = False
@@ -842,7 +853,12 @@ class AgentService:
                 "misses": stats.misses,
                 "hit_rate": stats.hit_rate,
             },
-            "metrics": self.metrics.snapshot(),
+            "metrics": {
+                **self.metrics.snapshot(),
+                "all_time": self.metrics_store.all_time(
+                    self.metrics, ALL_TIME, self._totals_before
+                ),
+            },
         }
 
     def _hub_user(self, hub: str) -> str | None:

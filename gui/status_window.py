@@ -401,7 +401,8 @@ class StatusWindow(QWidget):
         self.cache_labels["hit_rate"].setText(
             f"{fmt.percent(cache.get('hit_rate'))} ({fmt.count(hits)} of {fmt.count(hits + misses)})"
         )
-        counters = (s.status.get("metrics") or {}).get("counters") or {}
+        metrics = s.status.get("metrics") or {}
+        counters = metrics.get("all_time") or metrics.get("counters") or {}  # over restarts
         self.cache_labels["dedup"].setText(
             f"{fmt.size(counters.get('dedup_bytes_saved'))} in {fmt.count(counters.get('dedup_hits'))} files"
         )

@@ -125,3 +125,22 @@ async def test_bringing_back_held_files_ends_with_nothing_held(short_home: Path)
             assert agent.ctx.journal.count_states(rid) == {"synced": 20}
         finally:
             await client.close()
+
+
+async def test_saved_by_dedup_is_kept_over_an_agent_restart(short_home: Path) -> None:
+    docs = short_home / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("same content")
+    async with live_agent(short_home, [docs]) as agent:
+        await agent.idle()
+        (docs / "b.txt").write_text("same content")  # the hub has it: no upload
+        await agent.wait_for(lambda: agent.service.metrics.counters["dedup_hits"] == 1)
+    async with live_agent(short_home, []) as agent:
+        client = await agent.client()
+        try:
+            metrics = (await client.call("status"))["metrics"]
+        finally:
+            await client.close()
+        assert metrics["counters"]["dedup_hits"] == 0  # this run's
+        assert metrics["all_time"]["dedup_hits"] == 1
+        assert metrics["all_time"]["dedup_bytes_saved"] == len("same content")
