@@ -35,6 +35,8 @@ class Notifier(QObject):
         self._pending: list[dict[str, Any]] = []
         self._signin_hubs: set[str] = set()
         self._held_roots: set[str] = set()
+        self._hubs_down: dict[str, str] | None = None
+        """Hubs in use that cannot be reached, with why; None before the first status."""
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(COALESCE_MS)
@@ -77,7 +79,9 @@ class Notifier(QObject):
             )
 
     def on_status(self, status: dict[str, Any]) -> None:
-        """A ``status`` event: tells once when a folder's deletions are held."""
+        """A ``status`` event: tells once when a folder's deletions are held, and when a
+        hub in use goes offline or comes back."""
+        self._hub_changes(status)
         for root in status.get("roots") or []:
             path = str(root.get("path") or "")
             held = int((root.get("counts") or {}).get("held") or 0)
@@ -91,6 +95,26 @@ class Notifier(QObject):
                         f"{held:,} files were deleted from {path} at once; the hub still has "
                         "them. Open the status window to bring them back or delete them there.",
                     )
+
+    def _hub_changes(self, status: dict[str, Any]) -> None:
+        used = {str(r.get("hub")) for r in status.get("roots") or []}
+        down = {
+            name: str(h.get("reason") or "it does not answer")
+            for name, h in (status.get("health") or {}).items()
+            if name in used and isinstance(h, dict) and h.get("state") == "offline"
+        }
+        down |= {n: str(why) for n, why in (status.get("unavailable") or {}).items() if n in used}
+        before, self._hubs_down = self._hubs_down, down
+        if before is None or not self.prefs.notify("notify_hub"):
+            return  # the first picture: the icon says it, no news to announce
+        for name in sorted(down.keys() - before.keys()):
+            self._emit(
+                "Hub offline",
+                f"The {name} hub cannot be reached ({down[name]}). Syncing waits and goes "
+                "on by itself when it is back.",
+            )
+        for name in sorted(before.keys() - down.keys()):
+            self._emit("Hub back online", f"The {name} hub is back: syncing goes on.")
 
     def on_health(self, health: dict[str, Any]) -> None:
         """A ``health`` event: ``{"hub", "state", ...}``; tells once per hub and episode."""

@@ -174,3 +174,19 @@ def test_the_now_row_shows_the_files_own_size_and_the_queue_equals_its_list(
     assert [r.text(0) for r in rows(window.queue)] == [
         f"/home/ada/Notes/in/{i}.txt" for i in range(3)
     ]
+
+
+def test_the_hub_going_offline_and_coming_back_is_told_once_each(
+    qtbot: QtBot, connected_tray: TrayApp, demo_agent: DemoAgentProcess
+) -> None:
+    shown: list[tuple[str, str]] = []
+    connected_tray.notifier.shown.connect(lambda title, message: shown.append((title, message)))
+    notes = _root("/home/ada/Notes")
+    why = "the local hub /media/usb/hub went away (was its drive unplugged?)"
+    for _ in range(2):  # the same picture twice: one notification
+        push_status(demo_agent, connected_tray, roots=[notes], unavailable={"local": why})
+    qtbot.waitUntil(lambda: len(shown) == 1, timeout=5000)
+    assert shown[0][0] == "Hub offline" and why in shown[0][1]
+    push_status(demo_agent, connected_tray, roots=[notes], unavailable={})
+    qtbot.waitUntil(lambda: len(shown) == 2, timeout=5000)
+    assert shown[1] == ("Hub back online", "The local hub is back: syncing goes on.")
