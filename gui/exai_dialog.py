@@ -46,7 +46,7 @@ from agent.control.client import AgentUnavailable, ControlClient
 from agent.control.protocol import ControlError, Event
 from gui import fmt
 from gui.agent_link import AgentLink
-from gui.exai_results import PastResults, open_file, reveal_in_folder
+from gui.exai_results import NOT_OPENED, PastResults, open_file, reveal_in_folder
 from gui.schema_form import FormError, SchemaForm, takes_file
 from gui.widgets import close_on_escape_and_ctrl_w, muted
 
@@ -634,9 +634,9 @@ class ExaiDialog(QDialog):
         QGuiApplication.clipboard().setText(self.answer_text())
         self.copy_button.setText("Copied ✓")
 
-    def _with_result(self, action: Callable[[Path], None]) -> None:
-        if self.result_path is not None:
-            action(self.result_path)
+    def _with_result(self, action: Callable[[Path], bool]) -> None:
+        if self.result_path is not None and not action(self.result_path):
+            self._show_error(NOT_OPENED.format(self.result_path))
 
     # -- life -------------------------------------------------------------------------------------
 

@@ -176,6 +176,7 @@ class AgentState(QObject):
                     "time": op.get("ts"),
                     "kind": OPERATION_KINDS.get(str(op.get("kind")), str(op.get("kind"))),
                     "path": str(Path(root) / rel) if root else rel,
+                    "shown": str(Path(Path(root).name) / rel) if root else rel,
                     "detail": op.get("detail"),
                 }
             )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QShowEvent
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QProgressBar,
     QPushButton,
     QTabWidget,
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
 from gui import fmt
 from gui.agent_link import AgentLink
 from gui.exai_dialog import open_exai_dialog
+from gui.exai_results import NOT_OPENED, open_file, reveal_in_folder
 from gui.held_banner import HeldBanner
 from gui.icons import state_icon
 from gui.state import AgentState
@@ -183,21 +185,56 @@ class StatusWindow(QWidget):
     def _build_activity(self) -> QWidget:
         page = QWidget()
         self.activity = _tree(["", "File", "What", "When"], stretch=1)
+        self.activity.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.activity.customContextMenuRequested.connect(self._activity_menu)
+        self.activity.itemDoubleClicked.connect(
+            lambda item, _column: self._open(item, reveal=False)
+        )
         self.ask_exai = QPushButton("Process with EXAI…")
         self.ask_exai.setToolTip("Ask EXAI about the selected file")
         self.ask_exai.clicked.connect(self._ask_exai)
+        self.activity_note = muted()
         buttons = QHBoxLayout()
-        buttons.addStretch(1)
+        buttons.addWidget(self.activity_note, 1)
         buttons.addWidget(self.ask_exai)
         layout = QVBoxLayout(page)
         layout.addWidget(self.activity, 1)
         layout.addLayout(buttons)
         return page
 
+    @staticmethod
+    def _full_path(item: QTreeWidgetItem | None) -> str:
+        return str(item.data(1, Qt.ItemDataRole.UserRole) or "") if item is not None else ""
+
     def _ask_exai(self) -> None:
-        row = self.activity.currentItem()
-        source = row.text(1) if row is not None and row.text(1) else None
+        source = self._full_path(self.activity.currentItem()) or None
         open_exai_dialog(self, self.link, source=source)
+
+    def activity_actions(self, item: QTreeWidgetItem) -> QMenu:
+        """The right-click menu of one Activity row."""
+        path = self._full_path(item)
+        menu = QMenu(self)
+        menu.addAction("Open", lambda: self._open(item, reveal=False))
+        menu.addAction("Show in folder", lambda: self._open(item, reveal=True))
+        menu.addAction("Copy path", lambda: QGuiApplication.clipboard().setText(path))
+        ask = menu.addAction("Process with EXAI…", self._ask_exai)
+        ask.setEnabled(self.state.exai_available)
+        return menu
+
+    def _activity_menu(self, at: QPoint) -> None:
+        item = self.activity.itemAt(at)
+        if item is not None:
+            self.activity.setCurrentItem(item)
+            self.activity_actions(item).popup(self.activity.viewport().mapToGlobal(at))
+
+    def _open(self, item: QTreeWidgetItem, *, reveal: bool) -> None:
+        path = Path(self._full_path(item))
+        if not path.exists() and not reveal:
+            self.activity_note.setText(f"{path} is not there now (deleted or moved).")
+        elif not (reveal_in_folder(path) if reveal else open_file(path)):
+            self.activity_note.setText(NOT_OPENED.format(path))
+        else:
+            self.activity_note.setText("")
 
     def _build_errors(self) -> QWidget:
         page = QWidget()
@@ -343,7 +380,10 @@ class StatusWindow(QWidget):
             what = str(a.get("kind", "")).capitalize()
             if a.get("detail"):
                 what += f" · {a['detail']}"
-            item = QTreeWidgetItem([glyph, str(a.get("path", "")), what, fmt.ago(a.get("time"))])
+            shown = str(a.get("shown") or a.get("path", ""))
+            item = QTreeWidgetItem([glyph, shown, what, fmt.ago(a.get("time"))])
+            item.setData(1, Qt.ItemDataRole.UserRole, str(a.get("path", "")))
+            item.setToolTip(1, str(a.get("path", "")))
             item.setForeground(0, colour)
             item.setToolTip(3, fmt.clock(a.get("time")))
             self.activity.addTopLevelItem(item)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from gui import fmt
 from gui.agent_link import AgentLink
+from gui.exai_results import NOT_OPENED
 from gui.icons import state_icon
 from gui.state import AgentState
 from gui.widgets import activity_glyph, muted
@@ -31,16 +32,19 @@ MENU_TEXT_PX = 360
 """Longer names are elided in the middle: a long file name must not widen the menu."""
 
 
-def open_location(location: str) -> None:
-    """Open a folder in the file manager, or a hub URL in the browser."""
+def open_location(location: str) -> bool:
+    """Open a folder in the file manager, or a hub URL in the browser; False when
+    nothing on the desktop did."""
     if location.startswith(("http://", "https://")):
-        QDesktopServices.openUrl(QUrl(location))
-    else:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(location))
+        return QDesktopServices.openUrl(QUrl(location))
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(location))
 
 
 class TrayMenu(QMenu):
     """Status line; open root/hub; pause/resume; recent activity; actions; quit."""
+
+    not_opened = Signal(str)
+    """A place the desktop could not open (no file manager or browser answered)."""
 
     def __init__(self, state: AgentState, link: AgentLink, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -95,7 +99,7 @@ class TrayMenu(QMenu):
         for label, where in places:
             action = self.open_menu.addAction(self.elide(label))
             action.setToolTip(label)
-            action.triggered.connect(lambda _=False, p=where: open_location(p))
+            action.triggered.connect(lambda _=False, p=where: self._open(p))
         self.open_menu.setEnabled(bool(places))
 
     def _refresh_recent(self) -> None:
@@ -120,8 +124,12 @@ class TrayMenu(QMenu):
         action = QAction(f"{glyph}  {name}  ·  {fmt.ago(item.get('time'))}", self)
         action.setToolTip(f"{item.get('kind', '')}: {path}")
         folder = str(Path(path).parent)
-        action.triggered.connect(lambda _=False: open_location(folder))
+        action.triggered.connect(lambda _=False: self._open(folder))
         return action
+
+    def _open(self, location: str) -> None:
+        if not open_location(location):
+            self.not_opened.emit(NOT_OPENED.format(location))
 
     def elide(self, text: str) -> str:
         return self.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, MENU_TEXT_PX)
@@ -221,6 +229,7 @@ class Tray(QObject):
         self.menu.settings_action.triggered.connect(self.open_settings)
         self.menu.close_action.triggered.connect(self.close_tray)
         self.menu.quit_action.triggered.connect(self.quit_all)
+        self.menu.not_opened.connect(lambda text: self.show_message("HubSync", text))
         available = QSystemTrayIcon.isSystemTrayAvailable() if system_tray is None else system_tray
         self.icon: QSystemTrayIcon | None = None
         self.window: FallbackWindow | None = None

@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QObject, QUrl, Slot
+from PySide6.QtGui import QDesktopServices, QGuiApplication
 from pytestqt.qtbot import QtBot
 
 from agent.paths import Paths
@@ -94,7 +96,8 @@ def test_status_window_shows_progress_errors_cache_and_health(
     assert roots["/home/ada/Music"].text(1) == "paused"
     assert window.activity.topLevelItemCount() == 10
     first = rows(window.activity)[0]
-    assert (first.text(1), first.text(2)) == ("/home/ada/Pictures/2026/IMG_2040.jpg", "Uploaded")
+    assert (first.text(1), first.text(2)) == ("Pictures/2026/IMG_2040.jpg", "Uploaded")
+    assert first.toolTip(1) == "/home/ada/Pictures/2026/IMG_2040.jpg"  # the whole path
 
 
 def test_retry_now_retries_the_folder_of_the_selected_error(
@@ -237,3 +240,39 @@ def test_a_tray_dropped_for_lagging_resyncs_to_the_live_state(
     )
     assert state.progress["files_done"] == 10_000
     assert drops[:2] == [False, True], "expected the agent to drop the tray once, and a reconnect"
+
+
+class UrlSink(QObject):
+    """Receives what QDesktopServices would hand to the desktop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    @Slot(QUrl)
+    def open(self, url: QUrl) -> None:
+        self.urls.append(url.toLocalFile())
+
+
+def test_an_activity_row_opens_shows_in_folder_and_copies_its_path(
+    qtbot: QtBot, busy_tray: TrayApp
+) -> None:
+    window = busy_tray.status_window
+    window.show()
+    window.tabs.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: window.activity.topLevelItemCount() == 10, timeout=5000)
+    row = rows(window.activity)[0]
+    menu = window.activity_actions(row)
+    actions = {a.text(): a for a in menu.actions()}
+    assert list(actions) == ["Open", "Show in folder", "Copy path", "Process with EXAI…"]
+    actions["Copy path"].trigger()
+    assert QGuiApplication.clipboard().text() == "/home/ada/Pictures/2026/IMG_2040.jpg"
+    sink = UrlSink()
+    QDesktopServices.setUrlHandler("file", sink, "open")  # type: ignore[arg-type]
+    try:
+        actions["Show in folder"].trigger()
+        assert sink.urls == ["/home/ada/Pictures/2026"]
+        actions["Open"].trigger()  # the demo's files are not on this disk: said so
+        assert window.activity_note.text().endswith("is not there now (deleted or moved).")
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
