@@ -244,11 +244,21 @@ class SettingsDialog(QDialog):
         self.cache_ttl.setValue(int(cache.get("ttl_seconds") or 0) // 3600)
         self._autostart_loaded = bool(result.get("autostart"))
         self.autostart.setChecked(self._autostart_loaded)
-        token_set = bool((result.get("secrets") or {}).get("exai_token"))
+        secrets = result.get("secrets") or {}
+        token_set, from_env = bool(secrets.get("exai_token")), bool(secrets.get("exai_token_env"))
         self.exai_token.clear()
-        self.exai_token.setPlaceholderText("stored in the keyring" if token_set else "not set")
+        self.exai_token.setPlaceholderText(
+            "set by EXAI_WS_TOKEN"
+            if from_env
+            else "stored in the keyring"
+            if token_set
+            else "not set"
+        )
         self.exai_token_note.setText(
-            "A token is stored in the system keyring; type a new one to replace it."
+            "The agent uses the token in its EXAI_WS_TOKEN environment variable; one stored "
+            "here is used only without it."
+            if from_env
+            else "A token is stored in the system keyring; type a new one to replace it."
             if token_set
             else "The token is kept in the system keyring, never in the config file."
         )
@@ -395,6 +405,7 @@ class SettingsDialog(QDialog):
             return
         self.account_status.setStyleSheet("")
         self.account_status.setText("Signing in…")
+        self._note("")  # an earlier "Saved." is not about this
 
         async def run() -> None:
             try:

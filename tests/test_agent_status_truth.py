@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sync.throttle import Bandwidth
 from tests.fixtures.agent import live_agent
 
@@ -144,3 +146,17 @@ async def test_saved_by_dedup_is_kept_over_an_agent_restart(short_home: Path) ->
         assert metrics["counters"]["dedup_hits"] == 0  # this run's
         assert metrics["all_time"]["dedup_hits"] == 1
         assert metrics["all_time"]["dedup_bytes_saved"] == len("same content")
+
+
+async def test_config_get_says_when_the_exai_token_comes_from_the_environment(
+    short_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXAI_WS_TOKEN", "from-the-environment")
+    async with live_agent(short_home, []) as agent:
+        client = await agent.client()
+        try:
+            secrets = (await client.call("config_get"))["secrets"]
+        finally:
+            await client.close()
+    assert secrets["exai_token_env"] is True
+    assert "from-the-environment" not in repr(secrets)  # never the token itself

@@ -123,11 +123,14 @@ def test_sign_in_error_is_shown_and_the_password_never_kept(
     qtbot: QtBot, connected_tray: TrayApp, demo_agent: DemoAgentProcess
 ) -> None:
     dialog = open_settings(qtbot, connected_tray)
+    dialog.save()
+    qtbot.waitUntil(lambda: dialog.message.text() == "Saved.", timeout=5000)
     dialog.tabs.setCurrentIndex(1)
     dialog.email.setText("ada@example.com")
     dialog.password.setText("wrong password")
     click(dialog.sign_in_button)
     assert dialog.password.text() == ""
+    assert dialog.message.text() == ""  # "Saved." does not stand under a sign-in error
     qtbot.waitUntil(lambda: dialog.account_status.text().startswith("Sign-in failed"), timeout=5000)
     assert "set the Supabase URL and anon key first" in dialog.account_status.text()
     assert "supabase" not in {h.name for h in connected_tray.state.hubs() if h.location}
@@ -176,3 +179,13 @@ def test_an_agent_without_settings_methods_gets_read_only_settings(
         assert not TrayPrefs(paths.config_dir).notify("notify_errors")
     finally:
         agent.close()
+
+
+def test_a_token_from_exai_ws_token_is_not_called_not_set(
+    qtbot: QtBot, connected_tray: TrayApp, demo_agent: DemoAgentProcess
+) -> None:
+    dialog = open_settings(qtbot, connected_tray)
+    result = demo_agent.call("config_get")
+    dialog._fill({**result, "secrets": {"exai_token": False, "exai_token_env": True}})
+    assert dialog.exai_token.placeholderText() == "set by EXAI_WS_TOKEN"
+    assert "EXAI_WS_TOKEN environment variable" in dialog.exai_token_note.text()
