@@ -97,10 +97,13 @@ class DropWindow(QWidget):
         self.lifetime.setToolTip(
             "Lifetime of signed links (on a local hub the link is a file path)"
         )
+        self.local_links = muted("Links are file paths on this computer (local hub)")
+        self.local_links.setWordWrap(False)
         controls = QHBoxLayout()
         controls.addWidget(self.choose)
         controls.addStretch(1)
         controls.addWidget(self.lifetime)
+        controls.addWidget(self.local_links)
 
         self.items = QTreeWidget()
         self.items.setHeaderLabels(["Item", "Progress", ""])
@@ -110,9 +113,8 @@ class DropWindow(QWidget):
         header.setStretchLastSection(False)
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(COL_PROGRESS, QHeaderView.ResizeMode.Fixed)
-        header.setSectionResizeMode(COL_ACTION, QHeaderView.ResizeMode.Fixed)
-        self.items.setColumnWidth(COL_PROGRESS, 220)
-        self.items.setColumnWidth(COL_ACTION, 110)
+        header.setSectionResizeMode(COL_ACTION, QHeaderView.ResizeMode.ResizeToContents)
+        self.items.setColumnWidth(COL_PROGRESS, 220)  # the action buttons are never clipped
         self.message = muted()
 
         layout = QVBoxLayout(self)
@@ -121,6 +123,15 @@ class DropWindow(QWidget):
         layout.addWidget(self.items, 1)
         layout.addWidget(self.message)
         state.upload_changed.connect(self._on_progress)
+        state.changed.connect(self._show_link_kind)
+        self._show_link_kind()
+
+    def _show_link_kind(self) -> None:
+        """Signed links (with a lifetime) come from a Supabase hub; a local hub's link is
+        a file path that never expires, so no lifetime is offered for it."""
+        signed = "supabase" in (self.state.status.get("hubs") or {})
+        self.lifetime.setVisible(signed)
+        self.local_links.setVisible(not signed and bool(self.state.status))
 
     # -- dropping ------------------------------------------------------------------------
 

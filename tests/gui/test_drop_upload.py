@@ -129,3 +129,11 @@ def test_a_dropped_file_can_go_straight_to_exai(
     assert dialog.source.startswith("user-files/") and dialog.source.endswith("notes.md")
     dialog.close()
     run_to_end(qtbot, exai_dialog.close_exai_dialogs())
+
+
+def test_local_hub_links_are_not_offered_a_lifetime(qtbot: QtBot, connected_tray: TrayApp) -> None:
+    """The demo agent has only its local hub open: links are file paths that never expire."""
+    window = connected_tray.drop_window
+    window.show()
+    qtbot.waitUntil(window.local_links.isVisible, timeout=5000)
+    assert not window.lifetime.isVisible()
