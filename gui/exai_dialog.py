@@ -35,7 +35,6 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QSizePolicy,
     QTabWidget,
     QTextBrowser,
     QVBoxLayout,
@@ -273,9 +272,8 @@ class ExaiDialog(QDialog):
         layout.addWidget(self.answer, 1)
 
         result_row = QHBoxLayout()
-        self.result_label = muted("")
-        self.result_label.setWordWrap(False)
-        self.result_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.result_label = muted("")  # on a line of its own: a long name is never clipped
+        self.result_label.setWordWrap(True)
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.open_button = QPushButton("Open")
         self.open_button.clicked.connect(lambda: self._with_result(open_file))
@@ -283,9 +281,10 @@ class ExaiDialog(QDialog):
         self.copy_button.clicked.connect(self._copy)
         self.reveal_button = QPushButton("Reveal in folder")
         self.reveal_button.clicked.connect(lambda: self._with_result(reveal_in_folder))
-        result_row.addWidget(self.result_label, 1)
+        result_row.addStretch(1)
         for button in (self.open_button, self.copy_button, self.reveal_button):
             result_row.addWidget(button)
+        layout.addWidget(self.result_label)
         layout.addLayout(result_row)
         self._show_result(None)
         return page

@@ -192,7 +192,9 @@ def test_ask_about_a_file_watch_the_answer_stream_and_keep_the_result(
     assert "`" not in dialog.answer.toPlainText() and QUESTION in dialog.answer.toPlainText()
     assert dialog.result_label.text() == f"Saved as {result.name}"
     assert dialog.result_label.toolTip() == str(result)
-    assert file_field.text() == job["file_ref"] and job["file_ref"].startswith("user-files/")
+    assert job["file_ref"].startswith("user-files/")
+    assert file_field.text() == str(notes)  # the user's path, not the hub's internal key
+    assert file_field.toolTip() == f"In the hub as {job['file_ref']}"
     assert dialog.state_label.text().startswith("Done in")
     assert not dialog.error_label.isVisible() and not dialog.cancel_button.isEnabled()
     assert dialog.run_button.isEnabled()
