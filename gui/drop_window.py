@@ -79,6 +79,8 @@ class DropWindow(QWidget):
         self.setAcceptDrops(True)
         self.resize(620, 420)
         self._rows: dict[str, QTreeWidgetItem] = {}
+        self._inside: dict[str, int] = {}
+        """Dropped folders → how many of their files have rows (listed under the folder)."""
         """Rows by path: each dropped item, and each file of a dropped folder."""
 
         self.zone = QLabel("Drop files or folders here\nto upload them to the hub once")
@@ -172,6 +174,8 @@ class DropWindow(QWidget):
         self.message.setText(f"Uploading {len(readable)} item{'s' if len(readable) > 1 else ''}…")
         for item in readable:
             row = self._row(item, Path(item).name + ("/" if Path(item).is_dir() else ""))
+            if Path(item).is_dir():
+                self._inside[item] = 0
             row.setText(COL_PROGRESS, "Waiting")
             row.setData(COL_PROGRESS, FRACTION_ROLE, 0.0)
         params = {"paths": readable, "link_ttl_seconds": int(self.lifetime.currentData())}
@@ -218,7 +222,13 @@ class DropWindow(QWidget):
         if row is None:
             row = QTreeWidgetItem([name, "", ""])
             row.setToolTip(COL_NAME, path)
-            self.items.insertTopLevelItem(0, row)
+            folder = next((f for f in self._inside if path.startswith(f.rstrip("/") + "/")), None)
+            if folder is None or folder not in self._rows:
+                self.items.insertTopLevelItem(0, row)  # the newest drop on top
+            else:  # a dropped folder's files under it, in the order they come
+                at = self.items.indexOfTopLevelItem(self._rows[folder]) + 1 + self._inside[folder]
+                self._inside[folder] += 1
+                self.items.insertTopLevelItem(at, row)
             self._rows[path] = row
         return row
 
