@@ -92,26 +92,32 @@ async def close_exai_dialogs() -> None:
     await asyncio.gather(*(d.aclose() for d in list(_open_dialogs)), return_exceptions=True)
 
 
+def _lead(lead: str, message: str, *said: str) -> str:
+    """``lead`` before ``message``, unless the message already says it (``said``): the
+    same thing twice in one error reads like a stutter."""
+    lowered = message.lower()
+    return message if any(s in lowered for s in said) else f"{lead} {message}"
+
+
 def explain(code: str, message: str) -> str:
     """A failure in words for the user: what happened, the agent's message, what to do."""
     lowered = message.lower()
     if code == "auth" and "needs a JWT" in message:
-        return f"EXAI wants a JWT. {message}"
+        return _lead("EXAI wants a JWT.", message, "jwt")
     if code == "auth":
-        return f"EXAI refused HubSync's token. {message}\nSet the right token in Settings → EXAI."
+        told = _lead("EXAI refused HubSync's token.", message, "rejected", "refused")
+        return f"{told}\nSet the right token in Settings → EXAI."
     if code == "timeout" or "timed out" in lowered or "did not answer within" in lowered:
-        return f"EXAI took too long. {message}"
+        return _lead("EXAI took too long.", message, "timed out", "too long", "did not answer")
     if code == "transient":
-        return (
-            f"EXAI cannot be reached. {message}\nIs the EXAI server running? Its host and "
-            "port are in Settings → EXAI."
-        )
+        told = _lead("EXAI cannot be reached.", message, "cannot reach", "unreachable")
+        return f"{told}\nIs the EXAI server running? Its host and port are in Settings → EXAI."
     if code == "agent":
         return "The HubSync agent is not running, so nothing can be sent to EXAI."
     if code == "busy":
-        return f"The agent is busy. {message}"
+        return _lead("The agent is busy.", message, "busy")
     if code in ("permanent", "exai", "error"):
-        return f"The EXAI tool failed. {message}"
+        return _lead("The EXAI tool failed.", message, "failed")
     if code == "cancelled":
         return "Cancelled."
     return message
