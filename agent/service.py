@@ -142,6 +142,9 @@ class AgentService:
         self.runtimes: dict[str, RootRuntime] = {}
         self.health: dict[str, HealthMonitor] = {}
         self.paused = False
+        self.paused_until: float | None = None
+        """Wall time a pause "for a while" ends (the agent resumes by itself), or None."""
+        self._pause_timer: asyncio.TimerHandle | None = None
         self.activity: deque[dict[str, Any]] = deque(maxlen=200)
         self.progress: dict[str, Any] | None = None
         self._wake = asyncio.Event()
@@ -399,9 +402,21 @@ class AgentService:
         """Look for due work now (after a retry request, a resume, a new root...)."""
         self._wake.set()
 
-    def set_paused(self, paused: bool, root_id: str | None = None) -> None:
+    def set_paused(
+        self, paused: bool, root_id: str | None = None, for_seconds: float | None = None
+    ) -> None:
+        """``for_seconds``: a pause of everything that ends by itself (the agent resumes)."""
         if root_id is None:
             self.paused = paused
+            if self._pause_timer is not None:
+                self._pause_timer.cancel()
+                self._pause_timer = None
+            self.paused_until = None
+            if paused and for_seconds is not None:
+                self.paused_until = time.time() + for_seconds
+                self._pause_timer = asyncio.get_running_loop().call_later(
+                    for_seconds, self.set_paused, False
+                )
         else:
             self.ctx.journal.set_root_flags(root_id, paused=paused)
             rt = self.runtimes.get(root_id)
@@ -834,6 +849,7 @@ class AgentService:
         return {
             "state": self._overall_state(),
             "paused": self.paused,
+            "paused_until": self.paused_until,
             "disk_full": None if self.disk_full is None else self.disk_full.message,
             "roots": roots,
             "queue": sum(n for n, _ in waiting.values()),

@@ -7,11 +7,13 @@ import asyncio
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.control.protocol import ControlError
 from sync.throttle import Bandwidth
 from tests.fixtures.agent import live_agent
 
@@ -160,3 +162,22 @@ async def test_config_get_says_when_the_exai_token_comes_from_the_environment(
             await client.close()
     assert secrets["exai_token_env"] is True
     assert "from-the-environment" not in repr(secrets)  # never the token itself
+
+
+async def test_a_pause_for_a_while_ends_by_itself(short_home: Path) -> None:
+    async with live_agent(short_home, []) as agent:
+        client = await agent.client()
+        try:
+            with pytest.raises(ControlError, match="for_seconds"):
+                await client.call("pause", {"for_seconds": -1})
+            status = await client.call("pause", {"for_seconds": 0.5})
+            assert status["paused"] is True and status["paused_until"] > time.time()
+            await agent.wait_for(lambda: not agent.service.paused, timeout=10)
+            status = await client.call("status")
+            assert status["paused"] is False and status["paused_until"] is None
+            await client.call("pause", {"for_seconds": 0.3})
+            await client.call("pause")  # "until I resume" replaces the timed pause
+            await asyncio.sleep(0.6)
+            assert (await client.call("status"))["paused"] is True
+        finally:
+            await client.close()
