@@ -82,6 +82,7 @@ class TrayApp(QObject):
         tray.open_status.connect(lambda: self._raise(self.status_window))
         tray.open_upload.connect(lambda: self._raise(self.drop_window))
         tray.open_settings.connect(lambda: self._raise(self.settings))
+        self.status_window.open_settings.connect(lambda: self._raise(self.settings))
         tray.menu.exai_action.triggered.connect(lambda: open_exai_dialog(None, link))
         tray.menu.exai_dialog_available = True
         tray.menu.about_action.triggered.connect(self._about)

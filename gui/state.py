@@ -348,7 +348,8 @@ class AgentState(QObject):
         if state == "signin":
             return "Sign-in needed: syncing to the hub is on hold"
         if state == "paused" and self.paused:
-            return "Paused"
+            until = self.status.get("paused_until")
+            return f"Paused until {fmt.clock(until)[:5]}" if until else "Paused"
         if self.first_run():
             return "No folder yet: add one to start syncing"
         if state == "offline":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -42,6 +42,7 @@ from gui.widgets import (
 )
 
 QUEUE_SHOWN = 50
+PAUSE_A_WHILE = 3600
 
 
 def _tree(headers: list[str], stretch: int = 0) -> QTreeWidget:
@@ -62,6 +63,8 @@ def _tree(headers: list[str], stretch: int = 0) -> QTreeWidget:
 
 
 class StatusWindow(QWidget):
+    open_settings = Signal()
+
     def __init__(self, state: AgentState, link: AgentLink, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
@@ -93,6 +96,7 @@ class StatusWindow(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(header)
+        layout.addLayout(self._build_actions())
         layout.addWidget(self.held)
         layout.addWidget(self.first_run, 1)
         layout.addWidget(self.tabs, 1)
@@ -102,6 +106,49 @@ class StatusWindow(QWidget):
         state.changed.connect(self.refresh)
 
     # -- construction --------------------------------------------------------------------
+
+    def _build_actions(self) -> QHBoxLayout:
+        """What people reach for first: pause (for a while or until resumed), open a
+        synced folder, settings."""
+        self.pause_button = QPushButton("Pause")
+        self.pause_menu = QMenu(self)
+        self.pause_menu.addAction("Pause for 1 hour", lambda: self._pause(PAUSE_A_WHILE))
+        self.pause_menu.addAction("Pause until I resume", lambda: self._pause(None))
+        self.pause_button.setMenu(self.pause_menu)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.clicked.connect(lambda: self.link.fire("resume", {}))
+        self.open_folder_button = QPushButton("Open folder")
+        self.open_folder_menu = QMenu(self)
+        self.open_folder_button.setMenu(self.open_folder_menu)
+        self.settings_button = QPushButton("Settings…")
+        self.settings_button.clicked.connect(self.open_settings)
+        row = QHBoxLayout()
+        for button in (self.pause_button, self.resume_button, self.open_folder_button):
+            row.addWidget(button)
+        row.addStretch(1)
+        row.addWidget(self.settings_button)
+        return row
+
+    def _pause(self, seconds: int | None) -> None:
+        self.link.fire("pause", {} if seconds is None else {"for_seconds": seconds})
+
+    def _refresh_actions(self) -> None:
+        s = self.state
+        self.pause_button.setVisible(not s.paused)
+        self.resume_button.setVisible(s.paused)
+        for button in (self.pause_button, self.resume_button):
+            button.setEnabled(s.connected)
+        folders = [r.path for r in s.roots()]
+        if folders != [a.text() for a in self.open_folder_menu.actions()]:
+            self.open_folder_menu.clear()
+            for folder in folders:
+                action = self.open_folder_menu.addAction(folder)
+                action.triggered.connect(lambda _=False, f=folder: self._open_folder(f))
+        self.open_folder_button.setEnabled(bool(folders))
+
+    def _open_folder(self, folder: str) -> None:
+        if not open_file(Path(folder)):
+            self.first_run_note.setText(NOT_OPENED.format(folder))
 
     def _build_first_run(self) -> QWidget:
         """What a new user sees: no folder is mirrored yet, so say how to start."""
@@ -296,6 +343,7 @@ class StatusWindow(QWidget):
             else "HubSync reconnects by itself as soon as the agent answers."
         )  # the summary above already says what is wrong: not the same sentence twice
         self.held.show_roots(s.held_roots(), connected=s.connected)
+        self._refresh_actions()
         first_run = s.first_run()
         self.first_run.setVisible(first_run)
         self.tabs.setVisible(not first_run)

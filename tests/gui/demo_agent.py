@@ -65,6 +65,7 @@ class DemoAgent:
         self.chunk_delay = chunk_delay
         self.stopped = asyncio.Event()
         self.paused = False
+        self.paused_until: float | None = None
         self.user: str | None = None
         self.config: dict[str, Any] = asdict(Config())
         self.autostart = False
@@ -136,6 +137,7 @@ class DemoAgent:
         return {
             "state": self.state(),
             "paused": self.paused,
+            "paused_until": self.paused_until,
             "roots": list(self.roots.values()),
             "queue": self.queue,
             "progress": self.progress,
@@ -181,6 +183,8 @@ class DemoAgent:
             self._root(params["root"])["paused"] = paused
         else:
             self.paused = paused
+            seconds = params.get("for_seconds") if paused else None
+            self.paused_until = None if seconds is None else time.time() + float(seconds)
         self.publish_status()
         return self.status()
 

@@ -190,3 +190,26 @@ def test_the_hub_going_offline_and_coming_back_is_told_once_each(
     push_status(demo_agent, connected_tray, roots=[notes], unavailable={})
     qtbot.waitUntil(lambda: len(shown) == 2, timeout=5000)
     assert shown[1] == ("Hub back online", "The local hub is back: syncing goes on.")
+
+
+def test_the_status_window_pauses_for_an_hour_opens_folders_and_settings(
+    qtbot: QtBot, connected_tray: TrayApp, demo_agent: DemoAgentProcess, short_home: Path
+) -> None:
+    demo_agent.call("add_root", {"path": str(short_home)})
+    window = connected_tray.status_window
+    window.show()
+    qtbot.waitUntil(window.open_folder_button.isEnabled, timeout=5000)
+    assert [a.text() for a in window.open_folder_menu.actions()] == [str(short_home)]
+    hour, forever = window.pause_menu.actions()
+    assert (hour.text(), forever.text()) == ("Pause for 1 hour", "Pause until I resume")
+    hour.trigger()
+    qtbot.waitUntil(window.resume_button.isVisible, timeout=5000)
+    until = demo_agent.call("status")["paused_until"]
+    assert 3500 < until - time.time() <= 3600
+    assert window.summary.text() == f"Paused until {time.strftime('%H:%M', time.localtime(until))}"
+    assert not window.pause_button.isVisible()
+    window.resume_button.click()
+    qtbot.waitUntil(window.pause_button.isVisible, timeout=5000)
+    assert demo_agent.call("status")["paused"] is False
+    window.settings_button.click()
+    qtbot.waitUntil(connected_tray.settings.isVisible, timeout=2000)
