@@ -68,6 +68,7 @@ class TrayApp(QObject):
         link.status.connect(notifier.on_status)
         link.progress.connect(state.apply_progress)
         link.activity.connect(state.apply_activity)
+        link.activity.connect(notifier.on_activity)
         link.health.connect(state.apply_health)
         link.health.connect(notifier.on_health)
         link.error.connect(state.apply_error)

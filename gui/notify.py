@@ -19,6 +19,8 @@ from gui.state import error_key
 
 ACTIONABLE_KINDS = frozenset({"quota", "permanent", "local", "integrity", "degraded"})
 COALESCE_MS = 1500
+LARGE_SYNC = 500
+"""A pass that recorded or deleted at least this many files is told when it ends."""
 
 Show = Callable[[str, str], None]
 """(title, message) → shows it (tray balloon, or the fallback window's banner)."""
@@ -35,6 +37,8 @@ class Notifier(QObject):
         self._pending: list[dict[str, Any]] = []
         self._signin_hubs: set[str] = set()
         self._held_roots: set[str] = set()
+        self._last_pass: float | None = None
+        """Time of the newest pass seen; None before the first ``activity`` result."""
         self._hubs_down: dict[str, str] | None = None
         """Hubs in use that cannot be reached, with why; None before the first status."""
         self._timer = QTimer(self)
@@ -95,6 +99,25 @@ class Notifier(QObject):
                         f"{held:,} files were deleted from {path} at once; the hub still has "
                         "them. Open the status window to bring them back or delete them there.",
                     )
+
+    def on_activity(self, result: dict[str, Any]) -> None:
+        """An ``activity`` result: tells when a large sync finished (once per pass)."""
+        passes = [p for p in result.get("passes") or [] if isinstance(p, dict)]
+        newest = max((float(p.get("ts") or 0) for p in passes), default=0.0)
+        before, self._last_pass = self._last_pass, max(newest, self._last_pass or 0.0)
+        if before is None or not self.prefs.notify("notify_done"):
+            return  # what happened before the tray came: no news
+        for p in passes:
+            if float(p.get("ts") or 0) <= before or p.get("kind") != "sync":
+                continue
+            recorded, deleted = int(p.get("recorded") or 0), int(p.get("deleted") or 0)
+            if recorded + deleted < LARGE_SYNC:
+                continue
+            done = [f"{recorded:,} files synced"] if recorded else []
+            done += [f"{deleted:,} deleted"] if deleted else []
+            errors = int(p.get("errors") or 0)
+            tail = f"; {errors:,} need attention" if errors else ""
+            self._emit("Sync finished", f"{Path(str(p.get('root'))).name}: {', '.join(done)}{tail}")
 
     def _hub_changes(self, status: dict[str, Any]) -> None:
         used = {str(r.get("hub")) for r in status.get("roots") or []}

@@ -213,3 +213,24 @@ def test_the_status_window_pauses_for_an_hour_opens_folders_and_settings(
     assert demo_agent.call("status")["paused"] is False
     window.settings_button.click()
     qtbot.waitUntil(connected_tray.settings.isVisible, timeout=2000)
+
+
+def test_a_large_sync_finishing_is_told_once(
+    qtbot: QtBot, connected_tray: TrayApp, demo_agent: DemoAgentProcess
+) -> None:
+    shown: list[tuple[str, str]] = []
+    connected_tray.notifier.shown.connect(lambda title, message: shown.append((title, message)))
+    qtbot.waitUntil(lambda: connected_tray.notifier._last_pass is not None, timeout=5000)
+
+    def finished(recorded: int) -> None:
+        summary = {"ts": time.time(), "root": "/home/ada/Notes", "kind": "sync"}
+        demo_agent.call(
+            "emit",
+            {"event": "activity", "data": {**summary, "recorded": recorded, "errors": 0}},
+        )
+
+    finished(12)  # a small pass: nothing to tell
+    finished(2000)
+    qtbot.waitUntil(lambda: bool(shown), timeout=5000)
+    qtbot.wait(800)  # the tray re-reads activity after every pass: still one message
+    assert shown == [("Sync finished", "Notes: 2,000 files synced")]
