@@ -567,7 +567,7 @@ def status(json_out: JsonOpt = False) -> None:
         c = root["counts"]
         out.print(
             f"[bold]{escape(root['path'])}[/] ({root['hub']}): {c.get('synced', 0)} synced, "
-            f"{c.get('seen', 0)} waiting, {c.get('error', 0)} failed, {c.get('held', 0)} held, "
+            f"{c.get('seen', 0) + int(root.get('waiting') or 0)} waiting, {c.get('error', 0)} failed, {c.get('held', 0)} held, "
             f"{c.get('deleted', 0)} deleted"
         )
         why = (data.get("unavailable") or {}).get(root["hub"])

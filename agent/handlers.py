@@ -63,7 +63,16 @@ def register_handlers(agent: AgentService) -> None:
         return agent.status()
 
     async def pause(params: dict[str, Any]) -> dict[str, Any]:
-        agent.set_paused(True, root_id_of(params))
+        duration = params.get("for_seconds")
+        if duration is not None and (
+            isinstance(duration, bool)
+            or not isinstance(duration, (int, float))
+            or not 0 < duration <= 7 * 86400
+        ):
+            raise ControlError(BAD_PARAMS, "'for_seconds' must be a number of seconds up to 7 days")
+        if duration is not None and params.get("root"):
+            raise ControlError(BAD_PARAMS, "'for_seconds' pauses everything, not one folder")
+        agent.set_paused(True, root_id_of(params), None if duration is None else float(duration))
         return agent.status()
 
     async def resume(params: dict[str, Any]) -> dict[str, Any]:

@@ -97,10 +97,11 @@ class HeldDeletions:
     async def _bring_back(self, rt: RootRuntime, held: list[str]) -> None:
         ctx, root = self.agent.ctx, rt.root
         remote = ctx.remotes.get(root.hub)
-        restored, failed, there = 0, 0, 0
+        restored, failed = 0, 0
+        there: list[str] = []
         for rel in held:
             if (root.path / rel).exists() or (root.path / rel).is_symlink():
-                there += 1  # back already: never written over
+                there.append(rel)  # back already: never written over
                 continue
             if remote is None:
                 failed += 1
@@ -111,11 +112,18 @@ class HeldDeletions:
             except (RestoreError, SyncError) as exc:
                 failed += 1
                 log.warning("could not bring back %s/%s: %s", root.path, rel, exc.message)
+        if there:
+            # Back already: synced as they are now, so the answer ends with nothing held
+            # (not with a banner offering to delete files that are there).
+            try:
+                await ctx.engine.sync_root(root, paths=there, settle=False)
+            except SyncError as exc:
+                log.warning("could not sync the files back in %s: %s", root.path, exc.message)
         log.info(
             "brought back %d held files in %s (%d there already, %d failed)",
             restored,
             root.path,
-            there,
+            len(there),
             failed,
         )
         self._tell(rt, {"kind": "restore", "restored": restored, "errors": failed})

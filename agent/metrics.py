@@ -195,6 +195,13 @@ class MetricsStore:
         self._flushed_gauges = dict(metrics.gauges)
         return len(rows)
 
+    def all_time(
+        self, metrics: Metrics, names: Iterable[str], before: dict[str, float]
+    ) -> dict[str, int]:
+        """Counters over every agent run: ``before`` (the stored totals when this run
+        started) plus this run's counters."""
+        return {name: int(before.get(name, 0.0)) + metrics.counters[name] for name in names}
+
     def totals(self, names: Iterable[str] | None = None, *, since: float = 0.0) -> dict[str, float]:
         """Sum of the rows per name since ``since`` (all time by default): counter totals."""
         query = "SELECT name, SUM(value) FROM metrics WHERE ts >= ?"

@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 import sqlite3
+import stat
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -36,19 +37,32 @@ from agent.exai.settings import ExaiSettings
 from agent.health import HealthMonitor, HealthState, HealthStatus
 from agent.held import HeldDeletions
 from agent.hub_keeper import LocalHubKeeper
-from agent.metrics import Metrics, MetricsStore
+from agent.metrics import (
+    BYTES_UPLOADED,
+    DEDUP_BYTES_SAVED,
+    DEDUP_HITS,
+    FILES_UPLOADED,
+    Metrics,
+    MetricsStore,
+)
 from agent.oneoff import upload_paths
 from agent.settings_api import read_ignore, register_settings
 from agent.watcher import Debouncer, ObserverFactory, RootWatcher, coverage_shortfall
 from sync.disk_space import disk_full, free_bytes
 from sync.engine import PassReport, Progress
 from sync.errors import AuthError, DiskFull, TransientError
-from sync.journal import Root
+from sync.journal import DELETED, Root
 
 log = logging.getLogger("hubsync.agent")
 
 PROGRESS_INTERVAL = 0.2
 MISSING_ROOT_CHECK = 5.0
+WAITING_SHOWN = 50
+"""Waiting files named per folder in ``status`` (all are counted)."""
+ALL_TIME = (DEDUP_HITS, DEDUP_BYTES_SAVED, FILES_UPLOADED, BYTES_UPLOADED)
+"""Counters the status also gives over every run (``metrics.all_time``)."""
+WAITING_CHECKED = 10_000
+"""Beyond this many changed paths in a folder, ``status`` counts paths unchecked."""
 HELD_SHOWN = 10
 DISK_LOOK = 2.0
 """While the journal's disk is full, free space is looked at this often (a statvfs)."""
@@ -73,6 +87,9 @@ class RootRuntime:
     problems: dict[str, tuple[str, str]] = field(default_factory=dict)
     deletions_due: float = 0.0
     """When (monotonic) deletions waiting for the folder to be quiet are judged; 0: none."""
+    held_back: set[str] = field(default_factory=set)
+    """Changed paths that came while the folder could not sync (paused, hub offline):
+    its next full scan syncs them; until then they are shown as waiting."""
 
 
 @dataclass(frozen=True)
@@ -120,9 +137,14 @@ class AgentService:
         )
         self.metrics = Metrics()
         self.metrics_store = MetricsStore(ctx.journal.conn)
+        self._totals_before = self.metrics_store.totals(ALL_TIME)
+        """Stored counter totals of earlier runs (this run's rows are added as it goes)."""
         self.runtimes: dict[str, RootRuntime] = {}
         self.health: dict[str, HealthMonitor] = {}
         self.paused = False
+        self.paused_until: float | None = None
+        """Wall time a pause "for a while" ends (the agent resumes by itself), or None."""
+        self._pause_timer: asyncio.TimerHandle | None = None
         self.activity: deque[dict[str, Any]] = deque(maxlen=200)
         self.progress: dict[str, Any] | None = None
         self._wake = asyncio.Event()
@@ -382,9 +404,21 @@ class AgentService:
         """Look for due work now (after a retry request, a resume, a new root...)."""
         self._wake.set()
 
-    def set_paused(self, paused: bool, root_id: str | None = None) -> None:
+    def set_paused(
+        self, paused: bool, root_id: str | None = None, for_seconds: float | None = None
+    ) -> None:
+        """``for_seconds``: a pause of everything that ends by itself (the agent resumes)."""
         if root_id is None:
             self.paused = paused
+            if self._pause_timer is not None:
+                self._pause_timer.cancel()
+                self._pause_timer = None
+            self.paused_until = None
+            if paused and for_seconds is not None:
+                self.paused_until = time.time() + for_seconds
+                self._pause_timer = asyncio.get_running_loop().call_later(
+                    for_seconds, self.set_paused, False
+                )
         else:
             self.ctx.journal.set_root_flags(root_id, paused=paused)
             rt = self.runtimes.get(root_id)
@@ -450,7 +484,7 @@ class AgentService:
             if blocked:
                 if rid in batches:
                     rt.needs_full_scan = True  # events are not lost: rescan when unblocked
-                    batches.pop(rid)
+                    rt.held_back.update(batches.pop(rid))
                 continue
             if rt.needs_full_scan:
                 batches.pop(rid, None)
@@ -520,7 +554,9 @@ class AgentService:
                 if self._stop.is_set():
                     break
                 await self._sync(rt, paths)
-            self.metrics.set_queue_length(self.debouncer.queued)
+            self.metrics.set_queue_length(  # cheap: changed paths, not checked one by one
+                self.debouncer.queued + sum(len(rt.held_back) for rt in self.runtimes.values())
+            )
             now = time.monotonic()
             if now - last_flush >= self.timings.housekeeping:
                 try:
@@ -546,6 +582,9 @@ class AgentService:
         if paths is None:
             rt.needs_full_scan = False
             rt.last_full_scan = time.monotonic()
+            rt.held_back.clear()
+        else:
+            rt.held_back.difference_update(paths)
         started = time.time()
         ticker = asyncio.create_task(self._tick_progress())
         try:
@@ -749,11 +788,46 @@ class AgentService:
 
     # -- status -----------------------------------------------------------------------------
 
+    def waiting(self) -> dict[str, tuple[int, list[dict[str, Any]]]]:
+        """Files waiting for a pass, by root id: (how many, the first ``WAITING_SHOWN``).
+
+        Counted in files, not events: each changed path once, and only if it is a file
+        now or a file the journal knows (then its deletion waits); directories and
+        temporary files that came and went are not files to sync."""
+        pending = self.debouncer.waiting()
+        out: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+        for rid, rt in self.runtimes.items():
+            paths = pending.get(rid, set()) | rt.held_back
+            if not paths or rt.missing:
+                continue
+            count, shown = 0, list[dict[str, Any]]()
+            if len(paths) > WAITING_CHECKED:  # a burst: not a stat per path on the loop
+                out[rid] = (len(paths), [])
+                continue
+            for rel in sorted(paths):
+                try:
+                    st = (rt.root.path / rel).lstat()
+                    size: int | None = st.st_size if stat.S_ISREG(st.st_mode) else None
+                    if size is None:
+                        continue
+                except OSError:
+                    row = self.ctx.journal.file(rid, rel)
+                    if row is None or row.state == DELETED:
+                        continue
+                    size = None  # gone: its deletion waits
+                count += 1
+                if len(shown) < WAITING_SHOWN:
+                    shown.append({"path": rel, "size": size})
+            out[rid] = (count, shown)
+        return out
+
     def status(self) -> dict[str, Any]:
         journal = self.ctx.journal
         roots = []
+        waiting = self.waiting()
         for rt in self.runtimes.values():
             counts = journal.count_states(rt.root.id)
+            root_waiting, waiting_shown = waiting.get(rt.root.id, (0, []))
             roots.append(
                 {
                     "id": rt.root.id,
@@ -768,6 +842,8 @@ class AgentService:
                     "held": journal.held(rt.root.id, HELD_SHOWN) if counts.get("held") else [],
                     "answering": self.held.busy(rt.root.id),
                     "pass_due": rt.needs_full_scan or bool(rt.deletions_due),
+                    "waiting": root_waiting,
+                    "waiting_sample": waiting_shown,
                     "problems": [
                         {"path": rel, "kind": kind, "reason": reason}
                         for rel, (kind, reason) in list(rt.problems.items())[:50]
@@ -778,9 +854,10 @@ class AgentService:
         return {
             "state": self._overall_state(),
             "paused": self.paused,
+            "paused_until": self.paused_until,
             "disk_full": None if self.disk_full is None else self.disk_full.message,
             "roots": roots,
-            "queue": self.debouncer.queued,
+            "queue": sum(n for n, _ in waiting.values()),
             "progress": self.progress,
             "health": {
                 hub: {**m.status.to_dict(), "user": self._hub_user(hub)}
@@ -797,7 +874,12 @@ class AgentService:
                 "misses": stats.misses,
                 "hit_rate": stats.hit_rate,
             },
-            "metrics": self.metrics.snapshot(),
+            "metrics": {
+                **self.metrics.snapshot(),
+                "all_time": self.metrics_store.all_time(
+                    self.metrics, ALL_TIME, self._totals_before
+                ),
+            },
         }
 
     def _hub_user(self, hub: str) -> str | None:
@@ -869,6 +951,7 @@ def _progress_dict(p: Progress) -> dict[str, Any]:
         "bytes_done": p.bytes_done,
         "bytes_total": p.bytes_total,
         "current": p.current,
+        "current_size": p.current_size,
         "active": [
             {"path": rel, "bytes_done": done, "bytes_total": total}
             for rel, (done, total) in list(p.active.items())[:10]

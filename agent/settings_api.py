@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +106,10 @@ def register_settings(agent: AgentService) -> None:
         return {
             "config": dataclasses.asdict(ctx.config),
             "autostart": any(autostart.status().values()),
-            "secrets": {"exai_token": has_token},
+            "secrets": {
+                "exai_token": has_token,
+                "exai_token_env": bool(os.environ.get("EXAI_WS_TOKEN")),  # overrides the stored one
+            },
             "account": await account(),
         }
 

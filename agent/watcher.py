@@ -144,6 +144,16 @@ class Debouncer:
     def queued(self) -> int:
         return len(self._pending) + sum(len(q.paths) for q in self._structural.values())
 
+    def waiting(self) -> dict[str, set[str]]:
+        """Every changed path not released yet, by root (a path changed many times, or
+        both changed and moved, is there once)."""
+        out: dict[str, set[str]] = {}
+        for root_id, relpath in self._pending:
+            out.setdefault(root_id, set()).add(relpath)
+        for root_id, quiet in self._structural.items():
+            out.setdefault(root_id, set()).update(quiet.paths)
+        return out
+
 
 class _Handler(FileSystemEventHandler):
     def __init__(

@@ -25,6 +25,7 @@ from gui.issues_window import IssuesWindow
 from gui.notify import Notifier
 from gui.prefs import TrayPrefs
 from gui.settings import SettingsDialog
+from gui.single_instance import SingleInstance, ask_running_tray_to_show, instance_name
 from gui.state import AgentState
 from gui.status_window import StatusWindow
 from gui.tray import Tray
@@ -69,6 +70,7 @@ class TrayApp(QObject):
         link.status.connect(notifier.on_status)
         link.progress.connect(state.apply_progress)
         link.activity.connect(state.apply_activity)
+        link.activity.connect(notifier.on_activity)
         link.health.connect(state.apply_health)
         link.health.connect(notifier.on_health)
         link.error.connect(state.apply_error)
@@ -84,6 +86,7 @@ class TrayApp(QObject):
         tray.menu.issues_action.triggered.connect(lambda: self._raise(self.issues_window))
         tray.open_upload.connect(lambda: self._raise(self.drop_window))
         tray.open_settings.connect(lambda: self._raise(self.settings))
+        self.status_window.open_settings.connect(lambda: self._raise(self.settings))
         tray.menu.exai_action.triggered.connect(lambda: open_exai_dialog(None, link))
         tray.menu.exai_dialog_available = True
         tray.menu.about_action.triggered.connect(self._about)
@@ -204,11 +207,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     paths = resolve_paths().ensure()
+    name = instance_name(paths)
+    if not args.self_test and ask_running_tray_to_show(name):
+        print("hubsync-tray is running already: its status window is shown.")
+        return 0
     command = None if args.no_start_agent or args.self_test else default_agent_command()
     loop = qasync.QEventLoop(qt_app)
     asyncio.set_event_loop(loop)
     try:
         tray = TrayApp(paths, agent_command=command)
+        if not args.self_test:
+            single = SingleInstance(name, tray)
+            single.show_requested.connect(tray.tray.open_status)
         code: int = loop.run_until_complete(_self_test(tray) if args.self_test else _run(tray))
         return code
     finally:

@@ -31,7 +31,7 @@ from gui import fmt
 from gui.agent_link import AgentLink
 from gui.exai_dialog import open_exai_dialog
 from gui.state import AgentState
-from gui.widgets import FRACTION_ROLE, ProgressDelegate, muted
+from gui.widgets import FRACTION_ROLE, ProgressDelegate, close_on_escape_and_ctrl_w, muted
 
 LINK_LIFETIMES = (
     ("1 hour", 3600),
@@ -75,9 +75,12 @@ class DropWindow(QWidget):
         self.state = state
         self.link = link
         self.setWindowTitle("HubSync — Upload files")
+        close_on_escape_and_ctrl_w(self)
         self.setAcceptDrops(True)
         self.resize(620, 420)
         self._rows: dict[str, QTreeWidgetItem] = {}
+        self._inside: dict[str, int] = {}
+        """Dropped folders → how many of their files have rows (listed under the folder)."""
         """Rows by path: each dropped item, and each file of a dropped folder."""
 
         self.zone = QLabel("Drop files or folders here\nto upload them to the hub once")
@@ -96,10 +99,13 @@ class DropWindow(QWidget):
         self.lifetime.setToolTip(
             "Lifetime of signed links (on a local hub the link is a file path)"
         )
+        self.local_links = muted("Links are file paths on this computer (local hub)")
+        self.local_links.setWordWrap(False)
         controls = QHBoxLayout()
         controls.addWidget(self.choose)
         controls.addStretch(1)
         controls.addWidget(self.lifetime)
+        controls.addWidget(self.local_links)
 
         self.items = QTreeWidget()
         self.items.setHeaderLabels(["Item", "Progress", ""])
@@ -109,9 +115,8 @@ class DropWindow(QWidget):
         header.setStretchLastSection(False)
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(COL_PROGRESS, QHeaderView.ResizeMode.Fixed)
-        header.setSectionResizeMode(COL_ACTION, QHeaderView.ResizeMode.Fixed)
-        self.items.setColumnWidth(COL_PROGRESS, 220)
-        self.items.setColumnWidth(COL_ACTION, 110)
+        header.setSectionResizeMode(COL_ACTION, QHeaderView.ResizeMode.ResizeToContents)
+        self.items.setColumnWidth(COL_PROGRESS, 220)  # the action buttons are never clipped
         self.message = muted()
 
         layout = QVBoxLayout(self)
@@ -120,6 +125,15 @@ class DropWindow(QWidget):
         layout.addWidget(self.items, 1)
         layout.addWidget(self.message)
         state.upload_changed.connect(self._on_progress)
+        state.changed.connect(self._show_link_kind)
+        self._show_link_kind()
+
+    def _show_link_kind(self) -> None:
+        """Signed links (with a lifetime) come from a Supabase hub; a local hub's link is
+        a file path that never expires, so no lifetime is offered for it."""
+        signed = "supabase" in (self.state.status.get("hubs") or {})
+        self.lifetime.setVisible(signed)
+        self.local_links.setVisible(not signed and bool(self.state.status))
 
     # -- dropping ------------------------------------------------------------------------
 
@@ -134,7 +148,7 @@ class DropWindow(QWidget):
             self.upload(paths)
 
     def _choose(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Upload to the hub")
+        files, _ = QFileDialog.getOpenFileNames(self, "Upload to the hub", str(Path.home()))
         if files:
             self.upload([Path(f) for f in files])
 
@@ -160,6 +174,8 @@ class DropWindow(QWidget):
         self.message.setText(f"Uploading {len(readable)} item{'s' if len(readable) > 1 else ''}…")
         for item in readable:
             row = self._row(item, Path(item).name + ("/" if Path(item).is_dir() else ""))
+            if Path(item).is_dir():
+                self._inside[item] = 0
             row.setText(COL_PROGRESS, "Waiting")
             row.setData(COL_PROGRESS, FRACTION_ROLE, 0.0)
         params = {"paths": readable, "link_ttl_seconds": int(self.lifetime.currentData())}
@@ -206,7 +222,13 @@ class DropWindow(QWidget):
         if row is None:
             row = QTreeWidgetItem([name, "", ""])
             row.setToolTip(COL_NAME, path)
-            self.items.insertTopLevelItem(0, row)
+            folder = next((f for f in self._inside if path.startswith(f.rstrip("/") + "/")), None)
+            if folder is None or folder not in self._rows:
+                self.items.insertTopLevelItem(0, row)  # the newest drop on top
+            else:  # a dropped folder's files under it, in the order they come
+                at = self.items.indexOfTopLevelItem(self._rows[folder]) + 1 + self._inside[folder]
+                self._inside[folder] += 1
+                self.items.insertTopLevelItem(at, row)
             self._rows[path] = row
         return row
 

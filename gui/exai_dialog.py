@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QFont, QGuiApplication
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -35,8 +35,8 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QSizePolicy,
     QTabWidget,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
@@ -45,9 +45,9 @@ from agent.control.client import AgentUnavailable, ControlClient
 from agent.control.protocol import ControlError, Event
 from gui import fmt
 from gui.agent_link import AgentLink
-from gui.exai_results import PastResults, open_file, reveal_in_folder
+from gui.exai_results import NOT_OPENED, PastResults, open_file, reveal_in_folder
 from gui.schema_form import FormError, SchemaForm, takes_file
-from gui.widgets import muted
+from gui.widgets import close_on_escape_and_ctrl_w, muted
 
 EVENTS = ["exai.job", "exai.progress", "exai.chunk"]
 FINAL_STATES = ("completed", "failed", "cancelled")
@@ -59,6 +59,10 @@ SHOW_RESULT_BYTES = 2 * 1024 * 1024
 SLICE_SECONDS = 0.01
 LOG_LINES = 500
 FOLD_CHARS = 1000
+MARKDOWN_CHARS = 100_000
+"""A finished Markdown answer up to this long is shown rendered (parsing is not sliced:
+a longer one stays plain text, as it streamed)."""
+ANSWER_SLICE_CHARS = 64 * 1024
 ERROR_STYLE = "background: #fdecea; color: #8a1c14; padding: 6px; border-radius: 4px;"
 
 log = logging.getLogger("hubsync.gui.exai")
@@ -88,26 +92,32 @@ async def close_exai_dialogs() -> None:
     await asyncio.gather(*(d.aclose() for d in list(_open_dialogs)), return_exceptions=True)
 
 
+def _lead(lead: str, message: str, *said: str) -> str:
+    """``lead`` before ``message``, unless the message already says it (``said``): the
+    same thing twice in one error reads like a stutter."""
+    lowered = message.lower()
+    return message if any(s in lowered for s in said) else f"{lead} {message}"
+
+
 def explain(code: str, message: str) -> str:
     """A failure in words for the user: what happened, the agent's message, what to do."""
     lowered = message.lower()
     if code == "auth" and "needs a JWT" in message:
-        return f"EXAI wants a JWT. {message}"
+        return _lead("EXAI wants a JWT.", message, "jwt")
     if code == "auth":
-        return f"EXAI refused HubSync's token. {message}\nSet the right token in Settings → EXAI."
+        told = _lead("EXAI refused HubSync's token.", message, "rejected", "refused")
+        return f"{told}\nSet the right token in Settings → EXAI."
     if code == "timeout" or "timed out" in lowered or "did not answer within" in lowered:
-        return f"EXAI took too long. {message}"
+        return _lead("EXAI took too long.", message, "timed out", "too long", "did not answer")
     if code == "transient":
-        return (
-            f"EXAI cannot be reached. {message}\nIs the EXAI server running? Its host and "
-            "port are in Settings → EXAI."
-        )
+        told = _lead("EXAI cannot be reached.", message, "cannot reach", "unreachable")
+        return f"{told}\nIs the EXAI server running? Its host and port are in Settings → EXAI."
     if code == "agent":
         return "The HubSync agent is not running, so nothing can be sent to EXAI."
     if code == "busy":
-        return f"The agent is busy. {message}"
+        return _lead("The agent is busy.", message, "busy")
     if code in ("permanent", "exai", "error"):
-        return f"The EXAI tool failed. {message}"
+        return _lead("The EXAI tool failed.", message, "failed")
     if code == "cancelled":
         return "Cancelled."
     return message
@@ -156,6 +166,7 @@ class ExaiDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.link = link
+        close_on_escape_and_ctrl_w(self, escape=False)
         self.source = source or ""
         self.tools: list[dict[str, Any]] = []
         self.form: SchemaForm | None = None
@@ -231,6 +242,10 @@ class ExaiDialog(QDialog):
         self.run_button = QPushButton("Run")
         self.run_button.setDefault(True)
         self.run_button.clicked.connect(self.run)
+        self.run_button.setToolTip("Ctrl+Enter")
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):  # also from inside the question box
+            run = QShortcut(QKeySequence(keys), self)
+            run.activated.connect(self._run_if_ready)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
         self.state_label = QLabel("")
@@ -257,16 +272,14 @@ class ExaiDialog(QDialog):
         self.progress_log.setFixedHeight(64)
         self.progress_log.setPlaceholderText("Progress")
         layout.addWidget(self.progress_log)
-        self.answer = QPlainTextEdit()
-        self.answer.setReadOnly(True)
+        self.answer = QTextBrowser()
+        self.answer.setOpenExternalLinks(True)
         self.answer.setPlaceholderText("The answer appears here as EXAI writes it.")
-        self.answer.setFont(QFont("monospace"))
         layout.addWidget(self.answer, 1)
 
         result_row = QHBoxLayout()
-        self.result_label = muted("")
-        self.result_label.setWordWrap(False)
-        self.result_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.result_label = muted("")  # on a line of its own: a long name is never clipped
+        self.result_label.setWordWrap(True)
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.open_button = QPushButton("Open")
         self.open_button.clicked.connect(lambda: self._with_result(open_file))
@@ -274,9 +287,10 @@ class ExaiDialog(QDialog):
         self.copy_button.clicked.connect(self._copy)
         self.reveal_button = QPushButton("Reveal in folder")
         self.reveal_button.clicked.connect(lambda: self._with_result(reveal_in_folder))
-        result_row.addWidget(self.result_label, 1)
+        result_row.addStretch(1)
         for button in (self.open_button, self.copy_button, self.reveal_button):
             result_row.addWidget(button)
+        layout.addWidget(self.result_label)
         layout.addLayout(result_row)
         self._show_result(None)
         return page
@@ -294,7 +308,7 @@ class ExaiDialog(QDialog):
         self._update_run_button()
 
     def _choose(self) -> None:
-        dialog = QFileDialog(self, "Process which file with EXAI?")
+        dialog = QFileDialog(self, "Process which file with EXAI?", str(Path.home()))
         dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
         dialog.fileSelected.connect(lambda path: self._set_source(str(Path(path).absolute())))
         dialog.open()
@@ -441,6 +455,10 @@ class ExaiDialog(QDialog):
             params["arguments"] = arguments
         return params
 
+    def _run_if_ready(self) -> None:
+        if self.run_button.isEnabled():
+            self.run_button.click()
+
     def run(self) -> None:
         if self._running():
             return
@@ -528,8 +546,11 @@ class ExaiDialog(QDialog):
             except OSError as exc:
                 text = ""
                 self._show_error(f"The result was saved but cannot be read here: {exc.strerror}")
-            if text and text != self.answer_text():
-                self._set_answer(text)
+            if text and path.suffix.lower() == ".md" and len(text) <= MARKDOWN_CHARS:
+                self._answer = [text]
+                self.answer.setMarkdown(text)  # headings, lists, code, links: as meant
+            elif text and text != self.answer_text():
+                await self._replace_answer(text)
             self._show_result(path)
             self._end_run(f"Done in {elapsed}", None)
             self.past.load()
@@ -580,6 +601,19 @@ class ExaiDialog(QDialog):
         folded, self._column = fold(text, 0)
         self.answer.setPlainText(folded)
 
+    async def _replace_answer(self, text: str) -> None:
+        """Show ``text`` in slices, letting Qt run between them: laying out megabytes at
+        once would stall the window."""
+        self._answer = [text]
+        self._column = 0
+        self.answer.clear()
+        cursor = self.answer.textCursor()
+        for at in range(0, len(text), ANSWER_SLICE_CHARS):
+            folded, self._column = fold(text[at : at + ANSWER_SLICE_CHARS], self._column)
+            cursor.movePosition(cursor.MoveOperation.End)
+            cursor.insertText(folded)
+            await asyncio.sleep(0)
+
     def _append(self, chunk: str) -> None:
         self._answer.append(chunk)
         folded, self._column = fold(chunk, self._column)
@@ -605,9 +639,9 @@ class ExaiDialog(QDialog):
         QGuiApplication.clipboard().setText(self.answer_text())
         self.copy_button.setText("Copied ✓")
 
-    def _with_result(self, action: Callable[[Path], None]) -> None:
-        if self.result_path is not None:
-            action(self.result_path)
+    def _with_result(self, action: Callable[[Path], bool]) -> None:
+        if self.result_path is not None and not action(self.result_path):
+            self._show_error(NOT_OPENED.format(self.result_path))
 
     # -- life -------------------------------------------------------------------------------------
 

@@ -34,18 +34,23 @@ PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 Spawn = Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
 
 
-def open_file(path: Path) -> None:
-    QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+NOT_OPENED = "Nothing on this desktop opens it (no file manager or launcher answered): it is at {}"
+"""What to say when the desktop could not open a file or folder."""
 
 
-def reveal_in_folder(path: Path) -> None:
-    """Show ``path`` selected in the file manager (its folder, where that is all we can do)."""
+def open_file(path: Path) -> bool:
+    """Open ``path`` with the desktop's application for it; False when nothing did."""
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+
+def reveal_in_folder(path: Path) -> bool:
+    """Show ``path`` selected in the file manager (its folder, where that is all we can
+    do); False when nothing did."""
     if sys.platform == "darwin":
-        QProcess.startDetached("open", ["-R", str(path)])
-    elif sys.platform == "win32":
-        QProcess.startDetached("explorer", [f"/select,{path}"])
-    else:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
+        return bool(QProcess.startDetached("open", ["-R", str(path)])[0])
+    if sys.platform == "win32":
+        return bool(QProcess.startDetached("explorer", [f"/select,{path}"])[0])
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
 
 
 class PastResults(QWidget):
@@ -124,10 +129,10 @@ class PastResults(QWidget):
     def _path(item: QTreeWidgetItem) -> Path:
         return Path(str(item.data(0, PATH_ROLE)))
 
-    def _with_current(self, action: Callable[[Path], None]) -> None:
+    def _with_current(self, action: Callable[[Path], bool]) -> None:
         item = self.tree.currentItem()
-        if item is not None:
-            action(self._path(item))
+        if item is not None and not action(self._path(item)):
+            self.note.setText(NOT_OPENED.format(self._path(item)))
 
     def _selected(self) -> None:
         chosen = self.tree.currentItem() is not None

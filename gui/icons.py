@@ -10,7 +10,7 @@ from PySide6.QtCore import QByteArray, QRectF, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
-STATES = ("idle", "syncing", "paused", "offline", "signin", "error")
+STATES = ("idle", "syncing", "paused", "offline", "signin", "warning", "error")
 SIZES = (16, 22, 24, 32, 48, 64)
 
 

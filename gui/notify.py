@@ -19,6 +19,8 @@ from gui.state import error_key
 
 ACTIONABLE_KINDS = frozenset({"quota", "permanent", "local", "integrity", "degraded"})
 COALESCE_MS = 1500
+LARGE_SYNC = 500
+"""A pass that recorded or deleted at least this many files is told when it ends."""
 
 Show = Callable[[str, str], None]
 """(title, message) → shows it (tray balloon, or the fallback window's banner)."""
@@ -35,6 +37,10 @@ class Notifier(QObject):
         self._pending: list[dict[str, Any]] = []
         self._signin_hubs: set[str] = set()
         self._held_roots: set[str] = set()
+        self._last_pass: float | None = None
+        """Time of the newest pass seen; None before the first ``activity`` result."""
+        self._hubs_down: dict[str, str] | None = None
+        """Hubs in use that cannot be reached, with why; None before the first status."""
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(COALESCE_MS)
@@ -77,7 +83,9 @@ class Notifier(QObject):
             )
 
     def on_status(self, status: dict[str, Any]) -> None:
-        """A ``status`` event: tells once when a folder's deletions are held."""
+        """A ``status`` event: tells once when a folder's deletions are held, and when a
+        hub in use goes offline or comes back."""
+        self._hub_changes(status)
         for root in status.get("roots") or []:
             path = str(root.get("path") or "")
             held = int((root.get("counts") or {}).get("held") or 0)
@@ -91,6 +99,45 @@ class Notifier(QObject):
                         f"{held:,} files were deleted from {path} at once; the hub still has "
                         "them. Open the status window to bring them back or delete them there.",
                     )
+
+    def on_activity(self, result: dict[str, Any]) -> None:
+        """An ``activity`` result: tells when a large sync finished (once per pass)."""
+        passes = [p for p in result.get("passes") or [] if isinstance(p, dict)]
+        newest = max((float(p.get("ts") or 0) for p in passes), default=0.0)
+        before, self._last_pass = self._last_pass, max(newest, self._last_pass or 0.0)
+        if before is None or not self.prefs.notify("notify_done"):
+            return  # what happened before the tray came: no news
+        for p in passes:
+            if float(p.get("ts") or 0) <= before or p.get("kind") != "sync":
+                continue
+            recorded, deleted = int(p.get("recorded") or 0), int(p.get("deleted") or 0)
+            if recorded + deleted < LARGE_SYNC:
+                continue
+            done = [f"{recorded:,} files synced"] if recorded else []
+            done += [f"{deleted:,} deleted"] if deleted else []
+            errors = int(p.get("errors") or 0)
+            tail = f"; {errors:,} need attention" if errors else ""
+            self._emit("Sync finished", f"{Path(str(p.get('root'))).name}: {', '.join(done)}{tail}")
+
+    def _hub_changes(self, status: dict[str, Any]) -> None:
+        used = {str(r.get("hub")) for r in status.get("roots") or []}
+        down = {
+            name: str(h.get("reason") or "it does not answer")
+            for name, h in (status.get("health") or {}).items()
+            if name in used and isinstance(h, dict) and h.get("state") == "offline"
+        }
+        down |= {n: str(why) for n, why in (status.get("unavailable") or {}).items() if n in used}
+        before, self._hubs_down = self._hubs_down, down
+        if before is None or not self.prefs.notify("notify_hub"):
+            return  # the first picture: the icon says it, no news to announce
+        for name in sorted(down.keys() - before.keys()):
+            self._emit(
+                "Hub offline",
+                f"The {name} hub cannot be reached ({down[name]}). Syncing waits and goes "
+                "on by itself when it is back.",
+            )
+        for name in sorted(before.keys() - down.keys()):
+            self._emit("Hub back online", f"The {name} hub is back: syncing goes on.")
 
     def on_health(self, health: dict[str, Any]) -> None:
         """A ``health`` event: ``{"hub", "state", ...}``; tells once per hub and episode."""

@@ -11,6 +11,8 @@ from PySide6.QtCore import QSettings
 NOTIFY_KEYS = {
     "notify_errors": "Errors that need me",
     "notify_signin": "Sign-in needed",
+    "notify_hub": "The hub goes offline or comes back",
+    "notify_done": "A large sync finished",
     "notify_results": "EXAI results ready",
 }
 

@@ -366,11 +366,11 @@ class SchemaForm(QWidget):
                 self.filled[spec.name].setCursorPosition(0)
 
     def show_file_ref(self, ref: str) -> None:
-        """Show the hub reference the agent sent (known once the file is in the hub)."""
+        """The hub reference the agent sent (known once the file is in the hub): in the
+        tooltip; the field keeps the user's own path, not an internal hub key."""
         for spec in self.specs:
             if spec.role == "file" and spec.name in FILE_REF_NAMES:
-                self.filled[spec.name].setText(ref)
-                self.filled[spec.name].setCursorPosition(0)
+                self.filled[spec.name].setToolTip(f"In the hub as {ref}")
 
     def arguments(self) -> dict[str, Any]:
         """The user's arguments; FormError names the required ones left empty."""

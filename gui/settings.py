@@ -7,6 +7,7 @@ EXAI token goes to ``set_secret`` (the agent keeps it in the keyring), never to 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
@@ -35,7 +37,7 @@ from agent.control.protocol import ControlError
 from gui.agent_link import AgentLink, describe
 from gui.prefs import NOTIFY_KEYS, TrayPrefs
 from gui.state import AgentState, RootView
-from gui.widgets import heading, muted
+from gui.widgets import close_on_escape_and_ctrl_w, heading, muted
 
 MB = 1024 * 1024
 ERROR_STYLE = "color: #d64541;"
@@ -63,6 +65,7 @@ class SettingsDialog(QDialog):
         self.link = link
         self.prefs = prefs
         self.setWindowTitle("HubSync — Settings")
+        close_on_escape_and_ctrl_w(self, escape=False)
         self.resize(620, 460)
         self.tabs = QTabWidget()
         self.agent_pages = [self._account_tab(), self._exai_tab(), self._limits_tab()]
@@ -241,11 +244,21 @@ class SettingsDialog(QDialog):
         self.cache_ttl.setValue(int(cache.get("ttl_seconds") or 0) // 3600)
         self._autostart_loaded = bool(result.get("autostart"))
         self.autostart.setChecked(self._autostart_loaded)
-        token_set = bool((result.get("secrets") or {}).get("exai_token"))
+        secrets = result.get("secrets") or {}
+        token_set, from_env = bool(secrets.get("exai_token")), bool(secrets.get("exai_token_env"))
         self.exai_token.clear()
-        self.exai_token.setPlaceholderText("stored in the keyring" if token_set else "not set")
+        self.exai_token.setPlaceholderText(
+            "set by EXAI_WS_TOKEN"
+            if from_env
+            else "stored in the keyring"
+            if token_set
+            else "not set"
+        )
         self.exai_token_note.setText(
-            "A token is stored in the system keyring; type a new one to replace it."
+            "The agent uses the token in its EXAI_WS_TOKEN environment variable; one stored "
+            "here is used only without it."
+            if from_env
+            else "A token is stored in the system keyring; type a new one to replace it."
             if token_set
             else "The token is kept in the system keyring, never in the config file."
         )
@@ -328,7 +341,9 @@ class SettingsDialog(QDialog):
         self.message.setText(message)
 
     def _add_root(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose a folder to keep in sync")
+        folder = QFileDialog.getExistingDirectory(
+            self, "Choose a folder to keep in sync", str(Path.home())
+        )
         if folder:
             self.add_root(folder)
 
@@ -342,7 +357,7 @@ class SettingsDialog(QDialog):
 
     def _remove_root(self) -> None:
         root = self._root()
-        if root:
+        if root and self.confirm_remove(root.path):
             path = root.path
             self.link.fire(
                 "remove_root",
@@ -352,6 +367,17 @@ class SettingsDialog(QDialog):
                 ),
                 on_error=self._show_error,
             )
+
+    def confirm_remove(self, path: str) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Stop syncing this folder?",
+            f"Stop syncing {path}?\n\nIts files stay where they are, on this computer and "
+            "in the hub; HubSync just stops watching the folder.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def _toggle_root(self) -> None:
         root = self._root()
@@ -379,6 +405,7 @@ class SettingsDialog(QDialog):
             return
         self.account_status.setStyleSheet("")
         self.account_status.setText("Signing in…")
+        self._note("")  # an earlier "Saved." is not about this
 
         async def run() -> None:
             try:

@@ -78,6 +78,8 @@ class AgentState(QObject):
         self.progress: Json = {}
         self.speed_bps: float | None = None
         self.health: dict[str, Json] = {}
+        self._last_checks: dict[str, float] = {}
+        """The latest check of each hub, kept when the agent lets go of a hub."""
         self.activity: list[Json] = []
         self.activity_version = 0
         self.errors: dict[str, Json] = {}
@@ -113,6 +115,7 @@ class AgentState(QObject):
         self.health = {
             str(k): v for k, v in (status.get("health") or {}).items() if isinstance(v, dict)
         }
+        self._remember_checks()
         self.errors = {}
         for root in status.get("roots") or []:
             for problem in root.get("problems") or []:
@@ -153,7 +156,13 @@ class AgentState(QObject):
     def apply_health(self, data: Json) -> None:
         hub = str(data.get("hub") or "local")
         self.health[hub] = {k: v for k, v in data.items() if k != "hub"}
+        self._remember_checks()
         self._touch()
+
+    def _remember_checks(self) -> None:
+        for name, h in self.health.items():
+            if h.get("last_check"):
+                self._last_checks[name] = float(h["last_check"])
 
     def apply_activity(self, result: Json) -> None:
         """The ``activity`` method's result: recent hub operations, newest first."""
@@ -167,6 +176,7 @@ class AgentState(QObject):
                     "time": op.get("ts"),
                     "kind": OPERATION_KINDS.get(str(op.get("kind")), str(op.get("kind"))),
                     "path": str(Path(root) / rel) if root else rel,
+                    "shown": str(Path(Path(root).name) / rel) if root else rel,
                     "detail": op.get("detail"),
                 }
             )
@@ -199,6 +209,46 @@ class AgentState(QObject):
     def busy(self) -> bool:
         return bool(self.progress) and self.progress.get("phase") != "done"
 
+    def first_run(self) -> bool:
+        """Connected, and no folder is mirrored yet: the windows say how to start."""
+        return self.connected and bool(self.status) and not self.status.get("roots")
+
+    def hubs_down(self) -> set[str]:
+        """Hubs in use that cannot be reached now (offline, or gone away)."""
+        down = {n for n, h in self.health.items() if h.get("state") == "offline"}
+        down |= set(self.status.get("unavailable") or {})
+        used = {str(r.get("hub")) for r in self.status.get("roots") or []}
+        return down & used
+
+    def file_errors(self) -> list[Json]:
+        """The errors worth a row: a write that failed because the folder's hub is down is
+        the hub's state (shown once, as offline), not a problem of that file."""
+        down = self.hubs_down()
+        if not down:
+            return list(self.errors.values())
+        hub_of = {str(r.get("path")): str(r.get("hub")) for r in self.status.get("roots") or []}
+        return [
+            e
+            for e in self.errors.values()
+            if not (e.get("kind") == "transient" and hub_of.get(str(e.get("root"))) in down)
+        ]
+
+    def waiting_files(self) -> int:
+        """Files waiting for a pass (the agent counts files, not events)."""
+        return int(self.status.get("queue") or 0)
+
+    def waiting_sample(self) -> list[tuple[str, int | None]]:
+        """Some of the waiting files: (full path, size or None when its deletion waits)."""
+        out = []
+        for r in self.status.get("roots") or []:
+            for w in r.get("waiting_sample") or []:
+                size = w.get("size")
+                out.append((str(Path(str(r.get("path"))) / str(w.get("path"))), size))
+        return out
+
+    def missing_roots(self) -> list[RootView]:
+        return [r for r in self.roots() if r.state == "missing"]
+
     def tray_state(self) -> str:
         """One of gui.icons.STATES."""
         if not self.connected:
@@ -209,14 +259,18 @@ class AgentState(QObject):
             return "signin"
         if self.paused:
             return "paused"
-        if overall == "offline":
+        if overall == "offline" or self.hubs_down():
             return "offline"
+        if self.first_run():
+            return "paused"  # nothing is synced yet: not the green "up to date"
         if overall == "disk_full":
             return "error"  # nothing syncs until the user frees space
         if overall == "syncing" or self.busy():
             return "syncing"
-        if self.errors or overall == "error" or self.held_roots():
+        if self.file_errors():
             return "error"  # needs the user's attention
+        if self.held_roots() or self.missing_roots():
+            return "warning"  # nothing failed: HubSync waits for the user or the drive
         return "idle"
 
     def overall_fraction(self) -> float | None:
@@ -276,13 +330,14 @@ class AgentState(QObject):
                     str(location),
                     str(h.get("state") or "unknown"),
                     None if latency is None else float(latency) * 1000,
-                    h.get("last_check"),
+                    h.get("last_check") or self._last_checks.get(name),
                     str(h.get("reason") or ""),
                     str(h.get("user") or ""),
                 )
             )
         for name, why in (self.status.get("unavailable") or {}).items():
-            views.append(HubView(name, "", "unavailable", None, None, str(why), ""))
+            last = self._last_checks.get(name)
+            views.append(HubView(name, "", "unavailable", None, last, str(why), ""))
         return views
 
     def summary(self) -> str:
@@ -292,20 +347,24 @@ class AgentState(QObject):
         state = self.tray_state()
         if state == "signin":
             return "Sign-in needed: syncing to the hub is on hold"
-        if state == "paused":
-            return "Paused"
+        if state == "paused" and self.paused:
+            until = self.status.get("paused_until")
+            return f"Paused until {fmt.clock(until)[:5]}" if until else "Paused"
+        if self.first_run():
+            return "No folder yet: add one to start syncing"
         if state == "offline":
-            used = {str(r.get("hub")) for r in self.status.get("roots") or []}
-            reasons = [
-                h.reason
-                for h in self.hubs()
-                if h.state in ("offline", "unavailable") and h.name in used and h.reason
-            ]
+            down = self.hubs_down()
+            reasons = [h.reason for h in self.hubs() if h.name in down and h.reason]
             return f"Offline: {reasons[0] if reasons else 'the hub cannot be reached'}"
         if state == "syncing":
             p = self.progress
-            if not p:
-                return f"Syncing · {fmt.count(int(self.status.get('queue') or 0))} changes waiting"
+            if not self.busy() or not p.get("files_total"):
+                waiting = self.waiting_files()
+                return (
+                    f"Syncing · {fmt.count(waiting)} file{'s' if waiting != 1 else ''} waiting"
+                    if waiting
+                    else "Looking for changes…"
+                )
             line = f"Syncing {fmt.count(p.get('files_done'))} of {fmt.count(p.get('files_total'))} files"
             if self.speed_bps:
                 line += f" · {fmt.speed(self.speed_bps)}"
@@ -317,7 +376,14 @@ class AgentState(QObject):
         if held:
             n = sum(r.held for r in held)
             return f"{fmt.count(n)} deletions held: choose in the status window"
-        if state == "error":
-            n = len(self.errors)
+        missing = self.missing_roots()
+        if missing:
+            return (
+                f"Folder missing: {missing[0].path} (is its drive plugged in?)"
+                if len(missing) == 1
+                else f"{len(missing)} folders are missing (is their drive plugged in?)"
+            )
+        if state in ("error", "warning"):
+            n = len(self.file_errors())
             return f"{n} file{'s' if n != 1 else ''} need{'s' if n == 1 else ''} attention"
         return "Up to date"

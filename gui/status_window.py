@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QShowEvent
+from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtGui import QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
+    QFileDialog,
     QFormLayout,
+    QFrame,
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QProgressBar,
     QPushButton,
     QTabWidget,
@@ -24,12 +28,21 @@ from PySide6.QtWidgets import (
 from gui import fmt
 from gui.agent_link import AgentLink
 from gui.exai_dialog import open_exai_dialog
+from gui.exai_results import NOT_OPENED, open_file, reveal_in_folder
 from gui.held_banner import HeldBanner
 from gui.icons import state_icon
 from gui.state import AgentState
-from gui.widgets import FRACTION_ROLE, ProgressDelegate, activity_glyph, heading, muted
+from gui.widgets import (
+    FRACTION_ROLE,
+    ProgressDelegate,
+    activity_glyph,
+    close_on_escape_and_ctrl_w,
+    heading,
+    muted,
+)
 
 QUEUE_SHOWN = 50
+PAUSE_A_WHILE = 3600
 
 
 def _tree(headers: list[str], stretch: int = 0) -> QTreeWidget:
@@ -50,6 +63,8 @@ def _tree(headers: list[str], stretch: int = 0) -> QTreeWidget:
 
 
 class StatusWindow(QWidget):
+    open_settings = Signal()
+
     def __init__(self, state: AgentState, link: AgentLink, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
@@ -77,16 +92,109 @@ class StatusWindow(QWidget):
         self.tabs.addTab(self._build_health(), "Health")
 
         self.held = HeldBanner(link)
+        self.first_run = self._build_first_run()
 
         layout = QVBoxLayout(self)
         layout.addLayout(header)
+        layout.addLayout(self._build_actions())
         layout.addWidget(self.held)
+        layout.addWidget(self.first_run, 1)
         layout.addWidget(self.tabs, 1)
 
         self._activity_shown: int | None = None
+        close_on_escape_and_ctrl_w(self)
         state.changed.connect(self.refresh)
 
     # -- construction --------------------------------------------------------------------
+
+    def _build_actions(self) -> QHBoxLayout:
+        """What people reach for first: pause (for a while or until resumed), open a
+        synced folder, settings."""
+        self.pause_button = QPushButton("Pause")
+        self.pause_menu = QMenu(self)
+        self.pause_menu.addAction("Pause for 1 hour", lambda: self._pause(PAUSE_A_WHILE))
+        self.pause_menu.addAction("Pause until I resume", lambda: self._pause(None))
+        self.pause_button.setMenu(self.pause_menu)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.clicked.connect(lambda: self.link.fire("resume", {}))
+        self.open_folder_button = QPushButton("Open folder")
+        self.open_folder_menu = QMenu(self)
+        self.open_folder_button.setMenu(self.open_folder_menu)
+        self.settings_button = QPushButton("Settings…")
+        self.settings_button.clicked.connect(self.open_settings)
+        row = QHBoxLayout()
+        for button in (self.pause_button, self.resume_button, self.open_folder_button):
+            row.addWidget(button)
+        row.addStretch(1)
+        row.addWidget(self.settings_button)
+        return row
+
+    def _pause(self, seconds: int | None) -> None:
+        self.link.fire("pause", {} if seconds is None else {"for_seconds": seconds})
+
+    def _refresh_actions(self) -> None:
+        s = self.state
+        self.pause_button.setVisible(not s.paused)
+        self.resume_button.setVisible(s.paused)
+        for button in (self.pause_button, self.resume_button):
+            button.setEnabled(s.connected)
+        folders = [r.path for r in s.roots()]
+        if folders != [a.text() for a in self.open_folder_menu.actions()]:
+            self.open_folder_menu.clear()
+            for folder in folders:
+                action = self.open_folder_menu.addAction(folder)
+                action.triggered.connect(lambda _=False, f=folder: self._open_folder(f))
+        self.open_folder_button.setEnabled(bool(folders))
+
+    def _open_folder(self, folder: str) -> None:
+        if not open_file(Path(folder)):
+            self.first_run_note.setText(NOT_OPENED.format(folder))
+
+    def _build_first_run(self) -> QWidget:
+        """What a new user sees: no folder is mirrored yet, so say how to start."""
+        page = QFrame()
+        page.setObjectName("firstRun")
+        title = heading("Choose a folder to keep in sync")
+        text = QLabel(
+            "HubSync keeps a copy of the folders you choose in your hub, and keeps it up to "
+            "date as you work: every change is uploaded within seconds, each content only "
+            "once, and earlier versions stay in the hub so you can bring a file back. "
+            "Nothing leaves this computer until you add a folder."
+        )
+        text.setWordWrap(True)
+        self.add_folder_button = QPushButton("Add a folder…")
+        self.add_folder_button.setDefault(True)
+        self.add_folder_button.clicked.connect(self._choose_folder)
+        self.first_run_note = muted()
+        self.first_run_note.setWordWrap(True)
+        row = QHBoxLayout()
+        row.addWidget(self.add_folder_button)
+        row.addStretch(1)
+        layout = QVBoxLayout(page)
+        layout.addStretch(1)
+        layout.addWidget(title)
+        layout.addWidget(text)
+        layout.addLayout(row)
+        layout.addWidget(self.first_run_note)
+        layout.addStretch(2)
+        page.hide()
+        return page
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Choose a folder to keep in sync", str(Path.home())
+        )
+        if folder:
+            self.add_folder(folder)
+
+    def add_folder(self, folder: str) -> None:
+        self.first_run_note.setText(f"Adding {folder}…")
+        self.link.fire(
+            "add_root",
+            {"path": folder},
+            on_result=lambda _: self.first_run_note.setText(f"Syncing {folder}"),
+            on_error=self.first_run_note.setText,
+        )
 
     def _build_overview(self) -> QWidget:
         page = QWidget()
@@ -124,21 +232,56 @@ class StatusWindow(QWidget):
     def _build_activity(self) -> QWidget:
         page = QWidget()
         self.activity = _tree(["", "File", "What", "When"], stretch=1)
+        self.activity.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.activity.customContextMenuRequested.connect(self._activity_menu)
+        self.activity.itemDoubleClicked.connect(
+            lambda item, _column: self._open(item, reveal=False)
+        )
         self.ask_exai = QPushButton("Process with EXAI…")
         self.ask_exai.setToolTip("Ask EXAI about the selected file")
         self.ask_exai.clicked.connect(self._ask_exai)
+        self.activity_note = muted()
         buttons = QHBoxLayout()
-        buttons.addStretch(1)
+        buttons.addWidget(self.activity_note, 1)
         buttons.addWidget(self.ask_exai)
         layout = QVBoxLayout(page)
         layout.addWidget(self.activity, 1)
         layout.addLayout(buttons)
         return page
 
+    @staticmethod
+    def _full_path(item: QTreeWidgetItem | None) -> str:
+        return str(item.data(1, Qt.ItemDataRole.UserRole) or "") if item is not None else ""
+
     def _ask_exai(self) -> None:
-        row = self.activity.currentItem()
-        source = row.text(1) if row is not None and row.text(1) else None
+        source = self._full_path(self.activity.currentItem()) or None
         open_exai_dialog(self, self.link, source=source)
+
+    def activity_actions(self, item: QTreeWidgetItem) -> QMenu:
+        """The right-click menu of one Activity row."""
+        path = self._full_path(item)
+        menu = QMenu(self)
+        menu.addAction("Open", lambda: self._open(item, reveal=False))
+        menu.addAction("Show in folder", lambda: self._open(item, reveal=True))
+        menu.addAction("Copy path", lambda: QGuiApplication.clipboard().setText(path))
+        ask = menu.addAction("Process with EXAI…", self._ask_exai)
+        ask.setEnabled(self.state.exai_available)
+        return menu
+
+    def _activity_menu(self, at: QPoint) -> None:
+        item = self.activity.itemAt(at)
+        if item is not None:
+            self.activity.setCurrentItem(item)
+            self.activity_actions(item).popup(self.activity.viewport().mapToGlobal(at))
+
+    def _open(self, item: QTreeWidgetItem, *, reveal: bool) -> None:
+        path = Path(self._full_path(item))
+        if not path.exists() and not reveal:
+            self.activity_note.setText(f"{path} is not there now (deleted or moved).")
+        elif not (reveal_in_folder(path) if reveal else open_file(path)):
+            self.activity_note.setText(NOT_OPENED.format(path))
+        else:
+            self.activity_note.setText("")
 
     def _build_errors(self) -> QWidget:
         page = QWidget()
@@ -197,9 +340,14 @@ class StatusWindow(QWidget):
         self.connection.setText(
             f"Connected to the agent · {' · '.join(hubs) or 'no hub available'}"
             if s.connected
-            else s.connection_note
-        )
+            else "HubSync reconnects by itself as soon as the agent answers."
+        )  # the summary above already says what is wrong: not the same sentence twice
         self.held.show_roots(s.held_roots(), connected=s.connected)
+        self._refresh_actions()
+        first_run = s.first_run()
+        self.first_run.setVisible(first_run)
+        self.tabs.setVisible(not first_run)
+        self.add_folder_button.setEnabled(s.connected)
         self._refresh_overview(s.progress)
         if self._activity_shown != s.activity_version:
             self._activity_shown = s.activity_version
@@ -211,8 +359,15 @@ class StatusWindow(QWidget):
         s = self.state
         fraction = s.overall_fraction()
         self.overall.setValue(round((fraction or 0) * 1000))
-        self.overall.setFormat(fmt.percent(fraction) if fraction is not None else "Nothing to do")
         busy = s.busy()
+        waiting = s.waiting_files()
+        if fraction is not None:
+            idle_text = fmt.percent(fraction)
+        elif busy or s.tray_state() == "syncing":
+            idle_text = "Looking for changes…" if not waiting else "Waiting to sync"
+        else:
+            idle_text = "Nothing to do"
+        self.overall.setFormat(idle_text)
         self.files_label.setText(
             f"{fmt.count(p.get('files_done'))} of {fmt.count(p.get('files_total'))}"
             if busy
@@ -227,13 +382,7 @@ class StatusWindow(QWidget):
         self.eta_label.setText(fmt.duration(s.eta_seconds()))
         self.transfers.clear()
         if busy:
-            for t in p.get("active") or [
-                {
-                    "path": p.get("current") or p.get("root", ""),
-                    "bytes_done": p.get("bytes_done"),
-                    "bytes_total": p.get("bytes_total"),
-                }
-            ]:
+            for t in p.get("active") or []:
                 total, done = int(t.get("bytes_total") or 0), int(t.get("bytes_done") or 0)
                 item = QTreeWidgetItem(
                     [
@@ -244,14 +393,32 @@ class StatusWindow(QWidget):
                 )
                 item.setData(2, FRACTION_ROLE, done / total if total else 0.0)
                 self.transfers.addTopLevelItem(item)
-        queued = int(s.status.get("queue") or 0)
+            if not p.get("active") and p.get("current"):
+                # One small file among many: its name and its own size, not the pass's bytes.
+                size = p.get("current_size")
+                self.transfers.addTopLevelItem(
+                    QTreeWidgetItem(
+                        [
+                            str(p["current"]),
+                            str(p.get("phase", "")),
+                            fmt.NONE if size is None else fmt.size(size),
+                        ]
+                    )
+                )
         self.queue_label.setText(
-            f"Queue · {fmt.count(queued)} changes waiting" if queued else "Queue · empty"
+            f"Queue · {fmt.count(waiting)} file{'s' if waiting != 1 else ''} waiting"
+            if waiting
+            else "Queue · empty"
         )
         self.queue.clear()
-        for q in (p.get("queue") or [])[:QUEUE_SHOWN]:
+        shown = s.waiting_sample()[:QUEUE_SHOWN]
+        for path, size in shown:
             self.queue.addTopLevelItem(
-                QTreeWidgetItem([str(q.get("path", "")), fmt.size(q.get("size"))])
+                QTreeWidgetItem([path, "deleted" if size is None else fmt.size(size)])
+            )
+        if waiting > len(shown):
+            self.queue.addTopLevelItem(
+                QTreeWidgetItem([f"… and {fmt.count(waiting - len(shown))} more", ""])
             )
 
     def _refresh_activity(self) -> None:
@@ -261,13 +428,16 @@ class StatusWindow(QWidget):
             what = str(a.get("kind", "")).capitalize()
             if a.get("detail"):
                 what += f" · {a['detail']}"
-            item = QTreeWidgetItem([glyph, str(a.get("path", "")), what, fmt.ago(a.get("time"))])
+            shown = str(a.get("shown") or a.get("path", ""))
+            item = QTreeWidgetItem([glyph, shown, what, fmt.ago(a.get("time"))])
+            item.setData(1, Qt.ItemDataRole.UserRole, str(a.get("path", "")))
+            item.setToolTip(1, str(a.get("path", "")))
             item.setForeground(0, colour)
             item.setToolTip(3, fmt.clock(a.get("time")))
             self.activity.addTopLevelItem(item)
 
     def _refresh_errors(self) -> None:
-        errors = list(self.state.errors.values())
+        errors = self.state.file_errors()
         selected = {i.data(0, Qt.ItemDataRole.UserRole) for i in self.errors.selectedItems()}
         self.errors.clear()
         for e in errors:
@@ -319,7 +489,8 @@ class StatusWindow(QWidget):
         self.cache_labels["hit_rate"].setText(
             f"{fmt.percent(cache.get('hit_rate'))} ({fmt.count(hits)} of {fmt.count(hits + misses)})"
         )
-        counters = (s.status.get("metrics") or {}).get("counters") or {}
+        metrics = s.status.get("metrics") or {}
+        counters = metrics.get("all_time") or metrics.get("counters") or {}  # over restarts
         self.cache_labels["dedup"].setText(
             f"{fmt.size(counters.get('dedup_bytes_saved'))} in {fmt.count(counters.get('dedup_hits'))} files"
         )

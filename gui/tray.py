@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QUrl, Signal
+from PySide6.QtCore import QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QIcon
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -21,24 +21,30 @@ from PySide6.QtWidgets import (
 
 from gui import fmt
 from gui.agent_link import AgentLink
+from gui.exai_results import NOT_OPENED
 from gui.icons import state_icon
 from gui.state import AgentState
 from gui.widgets import activity_glyph, muted
 
 RECENT_IN_MENU = 10
 BADGE_STEPS = 16
+MENU_TEXT_PX = 360
+"""Longer names are elided in the middle: a long file name must not widen the menu."""
 
 
-def open_location(location: str) -> None:
-    """Open a folder in the file manager, or a hub URL in the browser."""
+def open_location(location: str) -> bool:
+    """Open a folder in the file manager, or a hub URL in the browser; False when
+    nothing on the desktop did."""
     if location.startswith(("http://", "https://")):
-        QDesktopServices.openUrl(QUrl(location))
-    else:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(location))
+        return QDesktopServices.openUrl(QUrl(location))
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(location))
 
 
 class TrayMenu(QMenu):
     """Status line; open root/hub; pause/resume; recent activity; actions; quit."""
+
+    not_opened = Signal(str)
+    """A place the desktop could not open (no file manager or browser answered)."""
 
     def __init__(self, state: AgentState, link: AgentLink, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -92,8 +98,9 @@ class TrayMenu(QMenu):
         self._places = places
         self.open_menu.clear()
         for label, where in places:
-            action = self.open_menu.addAction(label)
-            action.triggered.connect(lambda _=False, p=where: open_location(p))
+            action = self.open_menu.addAction(self.elide(label))
+            action.setToolTip(label)
+            action.triggered.connect(lambda _=False, p=where: self._open(p))
         self.open_menu.setEnabled(bool(places))
 
     def _refresh_recent(self) -> None:
@@ -114,13 +121,19 @@ class TrayMenu(QMenu):
     def _activity_action(self, item: dict[str, Any]) -> QAction:
         glyph, _ = activity_glyph(str(item.get("kind", "")))
         path = str(item.get("path", ""))
-        action = QAction(
-            f"{glyph}  {Path(path).name or path}  ·  {fmt.ago(item.get('time'))}", self
-        )
+        name = self.elide(Path(path).name or path)
+        action = QAction(f"{glyph}  {name}  ·  {fmt.ago(item.get('time'))}", self)
         action.setToolTip(f"{item.get('kind', '')}: {path}")
         folder = str(Path(path).parent)
-        action.triggered.connect(lambda _=False: open_location(folder))
+        action.triggered.connect(lambda _=False: self._open(folder))
         return action
+
+    def _open(self, location: str) -> None:
+        if not open_location(location):
+            self.not_opened.emit(NOT_OPENED.format(location))
+
+    def elide(self, text: str) -> str:
+        return self.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, MENU_TEXT_PX)
 
     def _toggle_pause(self) -> None:
         self.link.fire("resume" if self.state.paused else "pause", {})
@@ -217,6 +230,7 @@ class Tray(QObject):
         self.menu.settings_action.triggered.connect(self.open_settings)
         self.menu.close_action.triggered.connect(self.close_tray)
         self.menu.quit_action.triggered.connect(self.quit_all)
+        self.menu.not_opened.connect(lambda text: self.show_message("HubSync", text))
         available = QSystemTrayIcon.isSystemTrayAvailable() if system_tray is None else system_tray
         self.icon: QSystemTrayIcon | None = None
         self.window: FallbackWindow | None = None

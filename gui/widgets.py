@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, Qt
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtGui import QColor, QKeySequence, QPainter, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QLabel,
@@ -78,3 +78,17 @@ def muted(text: str = "", parent: QWidget | None = None) -> QLabel:
     label.setStyleSheet("color: palette(placeholder-text);")
     label.setWordWrap(True)
     return label
+
+
+def close_on_escape_and_ctrl_w(window: QWidget, *, escape: bool = True) -> None:
+    """Escape and Ctrl+W (Cmd+W) close the window, as in every desktop app (a dialog
+    closes on Escape by itself: ``escape=False``)."""
+    keys_list = [QKeySequence("Ctrl+W")]
+    if QKeySequence(QKeySequence.StandardKey.Close) != keys_list[0]:
+        keys_list.append(QKeySequence(QKeySequence.StandardKey.Close))  # e.g. Ctrl+F4
+    if escape:
+        keys_list.append(QKeySequence(Qt.Key.Key_Escape))
+    for keys in keys_list:
+        shortcut = QShortcut(keys, window)
+        shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+        shortcut.activated.connect(window.close)

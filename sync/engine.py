@@ -93,6 +93,8 @@ class Progress:
     bytes_done: int = 0
     bytes_total: int = 0
     current: str = ""
+    current_size: int = 0
+    """Size of ``current`` (bytes), shown beside its name."""
     active: dict[str, list[int]] = field(default_factory=dict)
     """Uploads under way: relpath → [bytes done, bytes total]."""
     waiting: dict[str, int] = field(default_factory=dict)
@@ -100,6 +102,13 @@ class Progress:
 
 
 ProgressSink = Callable[[Progress], None]
+
+
+def _count_done(state: Progress, items: Iterable[_Item]) -> None:
+    for item in items:
+        if not item.counted:
+            item.counted = True
+            state.files_done += 1
 
 
 @dataclass
@@ -146,6 +155,8 @@ class _Item:
     ingested: bool = False
     """Hashed and put in the hub in one read (see :class:`Ingest`)."""
     stored: bool = False
+    counted: bool = False
+    """Counted in ``Progress.files_done`` (each file once, as soon as it is through)."""
     """Ingested, and the hub did not have the content before."""
 
 
@@ -515,7 +526,7 @@ class SyncEngine:
         to_hash = [i for i in chunk if i.hashed is None]
         if not to_hash:
             return vanished, failed
-        state.current = to_hash[0].relpath
+        state.current, state.current_size = to_hash[0].relpath, to_hash[0].stat[0]
         ingesting: list[_Item] = []
         if isinstance(remote, Ingest):
             ingesting = [i for i in to_hash if i.stat[0] < remote.ingest_limit]
@@ -610,11 +621,16 @@ class SyncEngine:
                 report.dedup_bytes += item.hashed.size
 
         state.waiting = {i.relpath: i.hashed.size for i in uploads.values() if i.hashed is not None}
+        # Files count as done one by one, as their content is in the hub (or failed):
+        # all but the uploads now, then each upload as it finishes.
+        uploading = {id(i) for i in uploads.values()}
+        _count_done(state, [i for i in chunk if id(i) not in uploading])
         started: dict[str, float] = {}
         each = self._upload_each(root, remote, list(uploads.values()), state, started)
         async with contextlib.aclosing(each) as uploaded:
             async for owner, result in uploaded:
                 assert owner.hashed is not None
+                _count_done(state, [owner])
                 sha = owner.hashed.sha256
                 operations.append(
                     _operation(
@@ -674,7 +690,6 @@ class SyncEngine:
         await self._record(root, remote, recordable, rows, report, failed)
         await self._log_operations(remote, sent.operations)
         self._record_failures(root, failed, report)
-        state.files_done += len(sent.chunk)
         emit(state)
         return vanished
 
@@ -730,14 +745,18 @@ class SyncEngine:
         """Progress of a batch upload (called from hub threads): bytes, the current file,
         and a meter for files big enough to be watched; pays the bandwidth limit."""
         limit = self.upload_limit
+        item_done = [0] * len(items)
 
         def moved(index: int, n: int) -> None:
             if limit.rate > 0:
                 limit.consume(n)
             item = items[index]
             state.bytes_done += n
-            state.current = item.relpath
             size = item.stat[0]
+            state.current, state.current_size = item.relpath, size
+            item_done[index] += n
+            if item_done[index] >= size:
+                _count_done(state, [item])
             if size >= WATCHED_SIZE:
                 meter = state.active.setdefault(item.relpath, [0, size])
                 meter[0] += n
@@ -756,7 +775,7 @@ class SyncEngine:
     ) -> str:
         """One file through ``put_blob``, retried on transient errors, with a live meter."""
         up = self._blob_upload(root, item)
-        state.current = item.relpath
+        state.current, state.current_size = item.relpath, up.size
         state.waiting.pop(item.relpath, None)
         meter = state.active[item.relpath] = [0, up.size]
 

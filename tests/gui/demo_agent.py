@@ -65,6 +65,7 @@ class DemoAgent:
         self.chunk_delay = chunk_delay
         self.stopped = asyncio.Event()
         self.paused = False
+        self.paused_until: float | None = None
         self.user: str | None = None
         self.config: dict[str, Any] = asdict(Config())
         self.autostart = False
@@ -136,6 +137,7 @@ class DemoAgent:
         return {
             "state": self.state(),
             "paused": self.paused,
+            "paused_until": self.paused_until,
             "roots": list(self.roots.values()),
             "queue": self.queue,
             "progress": self.progress,
@@ -181,6 +183,8 @@ class DemoAgent:
             self._root(params["root"])["paused"] = paused
         else:
             self.paused = paused
+            seconds = params.get("for_seconds") if paused else None
+            self.paused_until = None if seconds is None else time.time() + float(seconds)
         self.publish_status()
         return self.status()
 
@@ -382,6 +386,7 @@ class DemoAgent:
                     "bytes_done": done * size,
                     "bytes_total": files * size,
                     "current": name,
+                    "current_size": size,
                 }
                 self.server.publish("progress", self.progress)
                 sent += 1
@@ -492,11 +497,14 @@ class DemoAgent:
                     ("Documents/Taxes/2025-return.pdf", 1_240_000, 200_000),
                 )
             ],
-            "queue": [
-                {"path": f"{home}/Pictures/2026/IMG_{n}.jpg", "size": 3_900_000 + n * 917}
-                for n in range(2042, 2050)
-            ],
         }
+        # Files waiting for a pass: counted in files, some of them named (the tray lists
+        # those and says how many more there are).
+        pictures = self.roots[str(home / "Pictures")]
+        pictures["waiting"] = 534
+        pictures["waiting_sample"] = [
+            {"path": f"2026/IMG_{n}.jpg", "size": 3_900_000 + n * 917} for n in range(2042, 2050)
+        ]
         self.queue = 534
         self.cache = {
             "entries": 18_342,

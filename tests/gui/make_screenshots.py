@@ -115,6 +115,22 @@ async def _shoot(app: TrayApp, out: Path, uploads: list[Path], tray_host: bool) 
         status.tabs.setCurrentIndex(index)
         await asyncio.sleep(0.3)
         save(status, out, name)
+    # The Activity list's right-click menu, drawn where it opens on the second row.
+    status.tabs.setCurrentIndex(1)
+    await asyncio.sleep(0.2)
+    row = status.activity.topLevelItem(1)
+    assert row is not None
+    status.activity.setCurrentItem(row)
+    spot = status.activity.visualItemRect(row).center()
+    actions = status.activity_actions(row)
+    actions.popup(status.activity.viewport().mapToGlobal(spot))
+    await asyncio.sleep(0.3)
+    shot = status.grab()
+    painter = QPainter(shot)
+    painter.drawPixmap(status.activity.viewport().mapTo(status, spot), actions.grab())
+    painter.end()
+    actions.close()
+    save(shot, out, "status-activity-menu")
     # Held deletions: the banner with both choices (as after an ``rm -rf`` of 1,204 photos).
     held = dict(app.state.status)
     roots = [dict(r) for r in held["roots"]]
@@ -125,6 +141,14 @@ async def _shoot(app: TrayApp, out: Path, uploads: list[Path], tray_host: bool) 
     await until(status.held.isVisible)
     await asyncio.sleep(0.3)
     save(status, out, "status-held")
+    # First run: connected, no folder yet.
+    first = {**held, "roots": [], "queue": 0, "progress": None, "state": "idle"}
+    await app.link.call("emit", {"event": "status", "data": first})
+    await until(status.first_run.isVisible)
+    await asyncio.sleep(0.3)
+    save(status, out, "first-run")
+    await app.link.call("emit", {"event": "status", "data": held})
+    await until(lambda: not status.first_run.isVisible())
     status.close()
 
     drop = app.drop_window

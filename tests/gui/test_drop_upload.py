@@ -63,8 +63,8 @@ def test_drop_folder_uploads_every_file(
     window.show()
     drop(window, [folder])
     qtbot.waitUntil(lambda: len(window.copy_buttons()) == 3, timeout=10_000)
-    names = sorted(rows(window.items)[i].text(0) for i in range(window.items.topLevelItemCount()))
-    assert names == ["album/", "album/sub/0.txt", "album/sub/1.txt", "album/sub/2.txt"]
+    names = [row.text(0) for row in rows(window.items)]
+    assert names == ["album/", "album/sub/0.txt", "album/sub/1.txt", "album/sub/2.txt"]  # under it
     qtbot.waitUntil(lambda: window.message.text().startswith("Done"), timeout=5000)
     folder_row = next(
         rows(window.items)[i] for i in range(4) if rows(window.items)[i].text(0) == "album/"
@@ -129,3 +129,11 @@ def test_a_dropped_file_can_go_straight_to_exai(
     assert dialog.source.startswith("user-files/") and dialog.source.endswith("notes.md")
     dialog.close()
     run_to_end(qtbot, exai_dialog.close_exai_dialogs())
+
+
+def test_local_hub_links_are_not_offered_a_lifetime(qtbot: QtBot, connected_tray: TrayApp) -> None:
+    """The demo agent has only its local hub open: links are file paths that never expire."""
+    window = connected_tray.drop_window
+    window.show()
+    qtbot.waitUntil(window.local_links.isVisible, timeout=5000)
+    assert not window.lifetime.isVisible()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -13,8 +12,9 @@ from typing import Any
 
 import pytest
 import qasync
-from PySide6.QtCore import QObject, QTimer, QUrl, Slot
+from PySide6.QtCore import QObject, Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -186,10 +186,15 @@ def test_ask_about_a_file_watch_the_answer_stream_and_keep_the_result(
     assert result.parent == agent.results_dir.resolve() and result.is_file()
     text = result.read_text("utf-8")
     assert QUESTION in text and text.startswith("# Streamed answer")
-    assert dialog.answer.toPlainText() == dialog.answer_text() == text
+    assert dialog.answer_text() == text
+    first = dialog.answer.document().firstBlock()  # rendered Markdown, not raw "# …"
+    assert (first.text(), first.blockFormat().headingLevel()) == ("Streamed answer", 1)
+    assert "`" not in dialog.answer.toPlainText() and QUESTION in dialog.answer.toPlainText()
     assert dialog.result_label.text() == f"Saved as {result.name}"
     assert dialog.result_label.toolTip() == str(result)
-    assert file_field.text() == job["file_ref"] and job["file_ref"].startswith("user-files/")
+    assert job["file_ref"].startswith("user-files/")
+    assert file_field.text() == str(notes)  # the user's path, not the hub's internal key
+    assert file_field.toolTip() == f"In the hub as {job['file_ref']}"
     assert dialog.state_label.text().startswith("Done in")
     assert not dialog.error_label.isVisible() and not dialog.cancel_button.isEnabled()
     assert dialog.run_button.isEnabled()
@@ -250,8 +255,8 @@ def test_a_failing_tool_and_missing_input_are_explained(
     job = run_tool(qtbot, dialog, "broken_query")
     assert job["state"] == "failed"
     assert dialog.error_label.isVisible()
-    assert dialog.error_label.text().startswith("The EXAI tool failed.")
     assert "provider exploded" in dialog.error_label.text()
+    assert dialog.error_label.text().lower().count("failed") == 1  # said once
     assert dialog.state_label.text() == "Failed" and dialog.result_path is None
 
     dialog.select_tool("analyze_file")
@@ -279,7 +284,7 @@ def test_a_tool_that_outlives_the_servers_timeout_is_explained(
         job = run_tool(qtbot, dialog, "slow_query", seconds=5.0)
         assert job["state"] == "failed"
         message = dialog.error_label.text()
-        assert message.startswith("EXAI took too long.") and "timed out" in message, message
+        assert "timed out" in message and "took too long" not in message, message  # once
     finally:
         run_to_end(qtbot, close_exai_dialogs())
         run_to_end(qtbot, link.close())
@@ -300,8 +305,8 @@ def test_wrong_token_is_shown_with_the_agents_message(
         dialog = dialog_for(qtbot, link, notes, fails=True)
         assert dialog.error_label.isVisible() and not dialog.tools
         message = dialog.error_label.text()
-        assert message.startswith("EXAI refused HubSync's token.")
-        assert "EXAI rejected the token" in message and "Settings → EXAI" in message
+        assert message.startswith("EXAI rejected the token") and "refused" not in message
+        assert "Settings → EXAI" in message
         assert "not-the-token" not in message
         assert not dialog.run_button.isEnabled()
     finally:
@@ -320,7 +325,8 @@ def test_exai_down_is_shown_and_tools_load_once_it_answers(
     try:
         dialog = dialog_for(qtbot, link, notes, fails=True)
         message = dialog.error_label.text()
-        assert message.startswith("EXAI cannot be reached.") and f":{server.port}" in message
+        assert message.startswith("cannot reach EXAI at") and f":{server.port}" in message
+        assert "cannot be reached" not in message and "Is the EXAI server running?" in message
         assert not dialog.run_button.isEnabled() and dialog.reload_button.isEnabled()
     finally:
         run_to_end(qtbot, close_exai_dialogs())
@@ -328,32 +334,17 @@ def test_exai_down_is_shown_and_tools_load_once_it_answers(
         agent.stop()
 
 
-def test_a_large_answer_keeps_the_window_responsive(
+def test_a_large_answer_is_shown_completely(
     qtbot: QtBot, link: AgentLink, agent: ExaiAgent, notes: Path
 ) -> None:
+    """How responsive the window stays meanwhile is measured by bench/bench_gui.py."""
     dialog = dialog_for(qtbot, link, notes)
-    gaps: list[float] = []
-    last = [time.monotonic()]
-
-    def tick() -> None:
-        now = time.monotonic()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(5)
-    timer.timeout.connect(tick)
-    timer.start()
-    try:
-        job = run_tool(qtbot, dialog, "huge_answer", size=2_000_000)
-    finally:
-        timer.stop()
+    job = run_tool(qtbot, dialog, "huge_answer", size=2_000_000)
     assert job["state"] == "completed", job
     assert Path(job["result_path"]).stat().st_size == 2_000_000
     assert dialog.answer_text() == Path(job["result_path"]).read_text("utf-8")
     shown = dialog.answer.toPlainText().split("\n")  # folded: one 2 MB line would stall Qt
     assert len(shown) == 2000 and {len(line) for line in shown} == {1000}
-    assert max(gaps) < 0.25, f"the Qt loop stalled for {max(gaps) * 1000:.0f} ms"
 
 
 def test_the_tray_menu_action_opens_the_dialog(
@@ -420,31 +411,24 @@ def test_closing_the_dialog_mid_run_releases_its_connection_and_the_job_finishes
 # -- the form on its own ------------------------------------------------------------------------
 
 
-def test_failures_are_explained_with_the_agents_message() -> None:
+def test_failures_are_explained_with_the_agents_message_said_once() -> None:
     cases = {
-        (
-            "auth",
-            "EXAI rejected the token (close 4003: unauthorized)",
-        ): "EXAI refused HubSync's token.",
-        (
-            "transient",
-            "EXAI tool slow_query timed out on the server: over 300 s",
-        ): "EXAI took too long.",
-        ("timeout", "exai.tools did not answer within 60 s"): "EXAI took too long.",
-        ("transient", "cannot reach EXAI at ws://127.0.0.1:9: refused"): "EXAI cannot be reached.",
-        (
-            "permanent",
-            "EXAI tool x failed: provider exploded (INTERNAL_ERROR)",
-        ): "The EXAI tool failed.",
-        (
-            "bad_params",
-            "/x/gone.md: no such file (give an absolute path)",
-        ): "/x/gone.md: no such file",
+        ("auth", "bad token (close 4003: unauthorized)"): "EXAI refused HubSync's token. bad",
+        ("auth", "EXAI rejected the token (close 4003)"): "EXAI rejected the token",
+        ("transient", "EXAI tool slow_query timed out on the server: over 300 s"): "EXAI tool",
+        ("timeout", "exai.tools did not answer within 60 s"): "exai.tools did not answer",
+        ("timeout", "no answer"): "EXAI took too long. no answer",
+        ("transient", "cannot reach EXAI at ws://127.0.0.1:9: refused"): "cannot reach EXAI",
+        ("transient", "connection reset"): "EXAI cannot be reached. connection reset",
+        ("permanent", "EXAI tool x failed: provider exploded"): "EXAI tool x failed",
+        ("permanent", "provider exploded"): "The EXAI tool failed. provider exploded",
+        ("bad_params", "/x/gone.md: no such file (give an absolute path)"): "/x/gone.md",
     }
     for (code, message), start in cases.items():
         shown = explain(code, message)
         assert shown.startswith(start), (code, shown)
         assert message in shown
+    assert "Settings → EXAI" in explain("auth", "EXAI rejected the token")  # what to do stays
 
 
 def test_long_lines_are_folded_for_display() -> None:
@@ -555,3 +539,19 @@ def test_closing_the_dialog_at_once_leaves_no_work_unawaited(
         qtbot.waitUntil(lambda: not dialog._tasks, timeout=5_000)
         gc.collect()
     assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
+def test_ctrl_enter_in_the_question_runs_the_tool(
+    qtbot: QtBot, link: AgentLink, agent: ExaiAgent, notes: Path
+) -> None:
+    dialog = dialog_for(qtbot, link, notes)
+    dialog.select_tool("analyze_file")
+    dialog.show()
+    dialog.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is dialog, timeout=2000)
+    dialog.question.setFocus()
+    dialog.question.setPlainText(QUESTION)
+    with qtbot.waitSignal(dialog.job_finished, timeout=20_000) as finished:
+        QTest.keyClick(dialog.question, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert finished.args[0]["state"] == "completed"
+    assert dialog.question.toPlainText() == QUESTION  # no new line typed into the question

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pytestqt.qtbot import QtBot
 
 from agent.paths import Paths
@@ -75,7 +76,11 @@ def test_settings_round_trip(
 
 
 def test_folders_add_pause_ignore_remove(
-    qtbot: QtBot, connected_tray: TrayApp, demo_agent: DemoAgentProcess, short_home: Path
+    qtbot: QtBot,
+    connected_tray: TrayApp,
+    demo_agent: DemoAgentProcess,
+    short_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     folder = short_home / "Documents"
     folder.mkdir()
@@ -93,6 +98,12 @@ def test_folders_add_pause_ignore_remove(
     assert "(paused)" in dialog.roots.item(0).text()
     assert demo_agent.call("status")["roots"][0]["paused"] is True
 
+    asked: list[str] = []
+    monkeypatch.setattr(dialog, "confirm_remove", lambda path: asked.append(path) or False)
+    click(dialog.remove_root)  # "Cancel": nothing changes
+    qtbot.wait(300)
+    assert asked == [str(folder)] and len(demo_agent.call("status")["roots"]) == 1
+    monkeypatch.setattr(dialog, "confirm_remove", lambda path: True)
     click(dialog.remove_root)
     qtbot.waitUntil(lambda: dialog.roots.count() == 0, timeout=5000)
     assert demo_agent.call("status")["roots"] == []
@@ -112,11 +123,14 @@ def test_sign_in_error_is_shown_and_the_password_never_kept(
     qtbot: QtBot, connected_tray: TrayApp, demo_agent: DemoAgentProcess
 ) -> None:
     dialog = open_settings(qtbot, connected_tray)
+    dialog.save()
+    qtbot.waitUntil(lambda: dialog.message.text() == "Saved.", timeout=5000)
     dialog.tabs.setCurrentIndex(1)
     dialog.email.setText("ada@example.com")
     dialog.password.setText("wrong password")
     click(dialog.sign_in_button)
     assert dialog.password.text() == ""
+    assert dialog.message.text() == ""  # "Saved." does not stand under a sign-in error
     qtbot.waitUntil(lambda: dialog.account_status.text().startswith("Sign-in failed"), timeout=5000)
     assert "set the Supabase URL and anon key first" in dialog.account_status.text()
     assert "supabase" not in {h.name for h in connected_tray.state.hubs() if h.location}
@@ -165,3 +179,13 @@ def test_an_agent_without_settings_methods_gets_read_only_settings(
         assert not TrayPrefs(paths.config_dir).notify("notify_errors")
     finally:
         agent.close()
+
+
+def test_a_token_from_exai_ws_token_is_not_called_not_set(
+    qtbot: QtBot, connected_tray: TrayApp, demo_agent: DemoAgentProcess
+) -> None:
+    dialog = open_settings(qtbot, connected_tray)
+    result = demo_agent.call("config_get")
+    dialog._fill({**result, "secrets": {"exai_token": False, "exai_token_env": True}})
+    assert dialog.exai_token.placeholderText() == "set by EXAI_WS_TOKEN"
+    assert "EXAI_WS_TOKEN environment variable" in dialog.exai_token_note.text()

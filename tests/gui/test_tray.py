@@ -19,8 +19,10 @@ from tests.gui.conftest import ROOT, DemoAgentProcess, run_to_end
 
 
 def test_pause_and_resume_from_the_menu(
-    qtbot: QtBot, connected_tray: TrayApp, demo_agent: DemoAgentProcess
+    qtbot: QtBot, connected_tray: TrayApp, demo_agent: DemoAgentProcess, short_home: Path
 ) -> None:
+    demo_agent.call("add_root", {"path": str(short_home)})
+    qtbot.waitUntil(lambda: bool(connected_tray.state.roots()), timeout=5000)
     menu = connected_tray.tray.menu
     assert menu.pause_action.text() == "Pause syncing"
 
@@ -119,7 +121,9 @@ def test_without_a_system_tray_a_window_says_why(qtbot: QtBot, connected_tray: T
     assert window.isVisible()
     assert "No system tray was found" in window.why.text()
     assert "Closing it leaves the agent running" in window.why.text()
-    qtbot.waitUntil(lambda: window.summary.text().startswith("Up to date"), timeout=2000)
+    qtbot.waitUntil(
+        lambda: window.summary.text() == "No folder yet: add one to start syncing", timeout=2000
+    )
 
 
 def test_self_test_opens_every_window_and_exits_zero(paths: Paths) -> None:
