@@ -1,25 +1,26 @@
-"""Commands that read the hub across devices: ``hubsync devices``."""
+"""Commands that read the hub across devices: ``devices``, ``find``, ``pull``, ``get``."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.markup import escape
-from rich.progress import Progress, TaskID
+from rich.progress import DownloadColumn, Progress, TaskID
 from rich.table import Table
 
 from agent.cli_output import JsonOpt, emit_json, err, out
 from agent.context import Context
-from sync.devices import DeviceInfo
+from agent.hub_reads import find_files, get_file, list_devices, pull_folder
+from sync.errors import SyncError
 from sync.find import FindQuery
-from sync.remotes.base import ManifestEntry
 
+T = TypeVar("T")
 _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3}
 _UNITS["gb"] = 1024**3
 
@@ -43,62 +44,27 @@ def parse_time_ns(text: str) -> int:
     return int(when.astimezone().timestamp() * 1e9)
 
 
-def _advance(bar: Progress, task: TaskID, _entry: object) -> None:
-    bar.advance(task)
+def _advance(bar: Progress, task: TaskID, step: object) -> None:
+    """Per file (a ManifestEntry) or per bytes moved (an int)."""
+    bar.advance(task, step if isinstance(step, int) else 1)
 
 
-def resolve_device(devices: list[DeviceInfo], wanted: str) -> DeviceInfo | None:
-    """A device by its id, its id's first digits, or its name; None when none fits."""
-    exact = [d for d in devices if wanted in (d.device_id, d.name)]
-    if len(exact) == 1:
-        return exact[0]
-    prefix = [d for d in devices if d.device_id.startswith(wanted)]
-    return prefix[0] if len(prefix) == 1 and len(wanted) >= 4 else None
+def _utc(at: str) -> str:
+    return datetime.fromtimestamp(parse_time_ns(at) / 1e9, UTC).isoformat() if at else ""
 
 
-def resolve_folder(devices: list[DeviceInfo], wanted: str) -> str | None:
-    """A folder's path on its device, from that path or its unambiguous name."""
-    paths = {f.path for d in devices for f in d.folders}
-    if wanted in paths:
-        return wanted
-    named = {p for p in paths if p.rstrip("/").rsplit("/", 1)[-1] == wanted.rstrip("/")}
-    return named.pop() if len(named) == 1 else None
+async def _reading(work: Awaitable[T]) -> T:
+    """A hub read, its one-line failure as the CLI's error."""
+    from agent.cli import CliError
 
-
-def _entry_json(hub: str, names: dict[str, str], e: ManifestEntry) -> dict[str, Any]:
-    return {
-        "hub": hub,
-        "device_id": e.device,
-        "device": names.get(e.device, e.device[:8]),
-        "folder": e.root_path,
-        "path": e.relpath,
-        "size": e.size,
-        "sha256": e.sha256,
-        "modified": datetime.fromtimestamp(e.mtime_ns / 1e9).astimezone().isoformat("T", "seconds"),
-        "version": e.version,
-        "deleted": e.deleted,
-        "content_type": e.content_type,
-    }
-
-
-def _device_json(hub: str, this_device: str, device: Any) -> dict[str, Any]:
-    return {
-        "hub": hub,
-        "device_id": device.device_id,
-        "name": device.name,
-        "this_device": device.device_id == this_device,
-        "last_seen": device.last_seen,
-        "files": device.files,
-        "bytes": device.bytes,
-        "folders": [
-            {"root_id": f.root_id, "path": f.path, "files": f.files, "bytes": f.bytes}
-            for f in device.folders
-        ],
-    }
+    try:
+        return await work
+    except SyncError as exc:
+        raise CliError(exc.message) from None
 
 
 def register(app: typer.Typer) -> None:
-    from agent.cli import CliError, run_async
+    from agent.cli import run_async
 
     @app.command()
     def find(
@@ -129,31 +95,7 @@ def register(app: typer.Typer) -> None:
         )
 
         async def body(ctx: Context) -> list[dict[str, Any]]:
-            if not ctx.remotes:
-                raise CliError("no hub can be reached: " + "; ".join(ctx.unavailable.values()))
-            rows: list[dict[str, Any]] = []
-            searched = 0
-            for hub, remote in sorted(ctx.remotes.items()):
-                known = await remote.devices()
-                query = base
-                if device:
-                    found = resolve_device(known, device)
-                    if found is None:
-                        continue
-                    query = dataclasses.replace(query, device=found.device_id)
-                if folder:
-                    path = resolve_folder(known, folder)
-                    if path is None:
-                        continue
-                    query = dataclasses.replace(query, folder=path)
-                searched += 1
-                names = {d.device_id: d.name for d in known}
-                rows.extend(_entry_json(hub, names, e) for e in await remote.find(query))
-            if not searched:
-                what = f"device {device!r}" if device else ""
-                what += (" or " if what else "") + (f"folder {folder!r}" if folder else "")
-                raise CliError(f"no hub knows the {what} (see `hubsync devices`)")
-            return rows
+            return await _reading(find_files(ctx.remotes, ctx.unavailable, base, device, folder))
 
         rows = run_async(body)
         if json_out:
@@ -183,45 +125,23 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Bring a device's mirrored folder from the hub into DIR (never overwriting)."""
-        from sync.errors import SyncError
-        from sync.pull import folder_entries, pull_entries
-
-        at_utc = datetime.fromtimestamp(parse_time_ns(at) / 1e9, UTC).isoformat() if at else ""
-        device, sep, folder = source.partition(":")
-        if not sep or not device or not folder:
-            raise CliError("name the folder as DEVICE:FOLDER (see `hubsync devices`)")
+        at_utc = _utc(at)
 
         async def body(ctx: Context) -> dict[str, Any]:
-            for hub, remote in sorted(ctx.remotes.items()):
-                known = await remote.devices()
-                found = resolve_device(known, device)
-                path = resolve_folder([found], folder) if found is not None else None
-                if found is None or path is None:
-                    continue
-                entries = await folder_entries(remote, found.device_id, path, at_utc)
-                hits = ctx.cache.stats().hits
-                with Progress(transient=True, console=err) as bar:
-                    task = bar.add_task(f"pulling {escape(path)}", total=len(entries))
-                    try:
-                        pulled = await pull_entries(
-                            remote,
-                            ctx.cache,
-                            entries,
-                            dest.expanduser().absolute(),
-                            functools.partial(_advance, bar, task),
-                        )
-                    except SyncError as exc:
-                        raise CliError(exc.message) from None
-                return {
-                    "hub": hub,
-                    "device": found.name,
-                    "folder": path,
-                    "files": len(pulled),
-                    "identical": sum(p.identical for p in pulled),
-                    "kept_both": [str(p.path) for p in pulled if p.kept_both],
-                    "cache_hits": ctx.cache.stats().hits - hits,
-                }
-            raise CliError(f"no hub knows {source!r} (see `hubsync devices`)")
+            with Progress(transient=True, console=err) as bar:
+                task = bar.add_task(f"pulling {escape(source)}", total=None)
+                return await _reading(
+                    pull_folder(
+                        ctx.remotes,
+                        ctx.unavailable,
+                        ctx.cache,
+                        source,
+                        dest.expanduser().absolute(),
+                        at_utc=at_utc,
+                        on_entries=lambda entries: bar.update(task, total=len(entries)),
+                        progress=functools.partial(_advance, bar, task),
+                    )
+                )
 
         result = run_async(body)
         if json_out:
@@ -231,21 +151,63 @@ def register(app: typer.Typer) -> None:
             f"pulled {result['files']} files of {escape(result['folder'])} from "
             f"{escape(result['device'])} ({result['cache_hits']} from the cache)"
         )
+        if result["offline_copies"]:
+            out.print(
+                f"  {result['offline_copies']} offline copies: the {result['hub']} hub could"
+                " not be reached, the same content came from another hub"
+            )
         for kept in result["kept_both"]:
             out.print(f"  kept both: {escape(kept)} (a different file was there)")
+
+    @app.command()
+    def get(
+        source: Annotated[str, typer.Argument(help="DEVICE:PATH (PATH: FOLDER/relative/path).")],
+        at: Annotated[str, typer.Option(help="The file as it was at TIME (ISO).")] = "",
+        to: Annotated[Path, typer.Option(help="The folder it goes to.")] = Path("."),
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Bring one file of a device from the hub into a folder (never overwriting)."""
+        at_utc = _utc(at)
+
+        async def body(ctx: Context) -> dict[str, Any]:
+            with Progress(
+                *Progress.get_default_columns(), DownloadColumn(), transient=True, console=err
+            ) as bar:
+                task = bar.add_task(f"getting {escape(source)}", total=None)
+                return await _reading(
+                    get_file(
+                        ctx.remotes,
+                        ctx.unavailable,
+                        ctx.cache,
+                        source,
+                        to.expanduser().absolute(),
+                        at_utc=at_utc,
+                        on_size=lambda entry: bar.update(task, total=entry.size),
+                        moved=functools.partial(_advance, bar, task),
+                    )
+                )
+
+        result = run_async(body)
+        if json_out:
+            emit_json(result)
+            return
+        where = (
+            "from the cache" if result["source"] == "cache" else f"from the {result['source']} hub"
+        )
+        if result["offline_copy"]:
+            where = f"an offline copy {where}: the {result['hub']} hub could not be reached"
+        note = " (kept both: a different file was there)" if result["kept_both"] else ""
+        out.print(
+            f"{escape(result['written_to'])}: version {result['version']} of "
+            f"{escape(result['path'])} from {escape(result['device'])}, {where}{note}"
+        )
 
     @app.command()
     def devices(json_out: JsonOpt = False) -> None:
         """Every device of this user in the hub: its folders, file counts, sizes, last seen."""
 
         async def body(ctx: Context) -> list[dict[str, Any]]:
-            if not ctx.remotes:
-                raise CliError("no hub can be reached: " + "; ".join(ctx.unavailable.values()))
-            rows: list[dict[str, Any]] = []
-            this_device = ctx.journal.device_id
-            for hub, remote in sorted(ctx.remotes.items()):
-                rows.extend(_device_json(hub, this_device, d) for d in await remote.devices())
-            return rows
+            return await _reading(list_devices(ctx.remotes, ctx.unavailable, ctx.journal.device_id))
 
         rows = run_async(body)
         if json_out:

@@ -157,8 +157,10 @@ class AgentService:
         """Serve until :meth:`stop` (or SIGTERM/SIGINT through the CLI)."""
         self._loop = asyncio.get_running_loop()
         from agent.handlers import register_handlers
+        from agent.hub_handlers import register_hub_handlers
 
         register_handlers(self)
+        register_hub_handlers(self)
         register_settings(self)
         self.exai = self._exai_jobs()
         self.exai.register(self.server)

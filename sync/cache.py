@@ -10,6 +10,10 @@ only after its hash was verified, so a partial download is never served.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import functools
+import json
 import os
 import sqlite3
 import threading
@@ -18,9 +22,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
-from sync.remotes.base import BUCKET_FILES, Remote
+try:
+    import fcntl
+except ImportError:  # Windows: one process per cache is assumed there
+    fcntl = None  # type: ignore[assignment]
+
+from sync.errors import IntegrityError
+from sync.remotes.base import BUCKET_FILES, PartialBlob, ProgressFn, Remote, ResumableGet
 from sync.throttle import Bandwidth
+
+REFRESH = 256
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,9 @@ class BlobCache:
         self._tmp.mkdir(exist_ok=True)
         for stale in self._tmp.iterdir():
             stale.unlink(missing_ok=True)
+        self._partial = directory / "partial"
+        """Resumable downloads in progress (sync.remotes.base.ResumableGet); kept on restart."""
+        self._partial.mkdir(exist_ok=True)
         self._db = sqlite3.connect(
             directory / "index.sqlite3", isolation_level=None, check_same_thread=False
         )
@@ -72,6 +88,10 @@ class BlobCache:
             "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
         )
         self._lock = threading.Lock()
+        self._total: int | None = None
+        """Bytes in the cache as this process counts them; re-read from the index every
+        REFRESH admissions (other processes share the cache), not summed per admission."""
+        self._admitted = 0
         self._fetching: dict[str, asyncio.Future[Path]] = {}
 
     def _path(self, sha256: str) -> Path:
@@ -122,20 +142,26 @@ class BlobCache:
                 (sha256, size, now, now),
             )
             self._bump(bytes_fetched=size)
+            self._admitted += 1
+            self._total = None if self._total is None else self._total + size
             self._evict(keep=sha256)
         return final
 
     def _evict(self, keep: str) -> None:
-        total = self._db.execute("SELECT coalesce(sum(size), 0) FROM entries").fetchone()[0]
-        if total <= self.size_limit:
-            return
-        for sha, size in self._db.execute(
-            "SELECT sha256, size FROM entries WHERE sha256 != ? ORDER BY last_access", (keep,)
-        ).fetchall():
-            self._drop(sha)
-            total -= size
-            if total <= self.size_limit:
-                break
+        if self._total is None or self._admitted % REFRESH == 0:
+            self._total = self._db.execute("SELECT coalesce(sum(size), 0) FROM entries").fetchone()[
+                0
+            ]
+        total = self._total
+        if total > self.size_limit:
+            for sha, size in self._db.execute(
+                "SELECT sha256, size FROM entries WHERE sha256 != ? ORDER BY last_access", (keep,)
+            ).fetchall():
+                self._drop(sha)
+                total -= size
+                if total <= self.size_limit:
+                    break
+        self._total = total
 
     def sweep(self) -> int:
         """Remove expired entries and files the index does not know; returns how many went."""
@@ -147,8 +173,14 @@ class BlobCache:
             ]
             for sha in expired:
                 self._drop(sha)
+            self._total = None
             known = {r[0] for r in self._db.execute("SELECT sha256 FROM entries")}
         orphans = 0
+        for partial in self._partial.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if partial.stat().st_mtime < cutoff:
+                    partial.unlink()
+                    orphans += 1
         for sub in self.dir.iterdir():
             if sub.is_dir() and len(sub.name) == 2:
                 for f in sub.iterdir():
@@ -174,25 +206,44 @@ class BlobCache:
         )
 
     async def fetch(
-        self, remote: Remote, key: str, sha256: str, bucket: str = BUCKET_FILES
+        self,
+        remote: Remote,
+        key: str,
+        sha256: str,
+        bucket: str = BUCKET_FILES,
+        progress: ProgressFn | None = None,
     ) -> Path:
-        """The verified local copy of a blob, downloading it only on a miss.
-
-        Concurrent fetches of the same content share one download.
-        """
+        """The verified local copy of a blob, downloading it only on a miss."""
         hit = self.lookup(sha256)
         if hit is not None:
             return hit
+        return await self.download(remote, key, sha256, bucket, progress)
+
+    async def download(
+        self,
+        remote: Remote,
+        key: str,
+        sha256: str,
+        bucket: str = BUCKET_FILES,
+        progress: ProgressFn | None = None,
+    ) -> Path:
+        """Download a blob into the cache (after :meth:`lookup` missed).
+
+        Concurrent downloads of the same content share one.
+        """
         running = self._fetching.get(sha256)
         if running is not None:
             return await asyncio.shield(running)
         future: asyncio.Future[Path] = asyncio.get_running_loop().create_future()
         self._fetching[sha256] = future
         temp = self._tmp / f"{uuid.uuid4().hex}.part"
+        paying = self.download_limit.wrap(progress)
         try:
-            paying = self.download_limit.wrap(None)
-            await remote.get_blob(key, sha256, temp, paying, bucket=bucket)  # verifies the hash
-            path = self.admit(temp, sha256)
+            if isinstance(remote, ResumableGet):
+                path = await self._download_resuming(remote, key, sha256, bucket, paying)
+            else:
+                await remote.get_blob(key, sha256, temp, paying, bucket=bucket)  # verifies
+                path = await asyncio.to_thread(self.admit, temp, sha256)
         except BaseException as exc:
             temp.unlink(missing_ok=True)
             if not future.done():
@@ -205,6 +256,93 @@ class BlobCache:
         finally:
             self._fetching.pop(sha256, None)
 
+    async def _download_resuming(
+        self,
+        remote: ResumableGet,
+        key: str,
+        sha256: str,
+        bucket: str,
+        progress: ProgressFn | None,
+    ) -> Path:
+        """Download into ``partial/<sha>.part``, which survives a crash together with
+        ``<sha>.json`` (what the hub said about the object): the next attempt, in this
+        process or the next, asks only for the rest."""
+        part = self._partial / f"{sha256}.part"
+        note = part.with_suffix(".json")
+        with _PartLock(part) as locked:
+            if not locked:  # another process is downloading it: a download of our own
+                temp = self._tmp / f"{uuid.uuid4().hex}.part"
+                try:
+                    await remote.resume_blob(
+                        key, sha256, temp, None, _keep_nothing, progress, bucket
+                    )
+                except BaseException:
+                    temp.unlink(missing_ok=True)
+                    raise
+                return self.admit(temp, sha256)
+            known = _read_note(note, key, sha256)
+            try:
+                await remote.resume_blob(
+                    key, sha256, part, known, functools.partial(_write_note, note), progress, bucket
+                )
+            except IntegrityError:
+                note.unlink(missing_ok=True)
+                part.unlink(missing_ok=True)
+                raise
+            path = self.admit(part, sha256)
+            note.unlink(missing_ok=True)
+            return path
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _keep_nothing(_partial: PartialBlob) -> None:
+    """A download that is not kept across restarts."""
+
+
+def _read_note(note: Path, key: str, sha256: str) -> PartialBlob | None:
+    """What a previous attempt learnt about the object; None when absent or not this one."""
+    try:
+        known = PartialBlob(**json.loads(note.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+    return known if (known.key, known.sha256) == (key, sha256) else None
+
+
+def _write_note(note: Path, known: PartialBlob) -> None:
+    temp = note.with_suffix(".json.tmp")
+    temp.write_text(json.dumps(dataclasses.asdict(known)), encoding="utf-8")
+    os.replace(temp, note)
+
+
+class _PartLock:
+    """An exclusive, non-blocking ``flock`` on ``<part>.lock``; the kernel drops it
+    when the process ends, however it ends. Entering gives False when it is held."""
+
+    def __init__(self, part: Path) -> None:
+        self._path = part.with_suffix(".lock")
+        self._fd = -1
+
+    def __enter__(self) -> bool:
+        if fcntl is None:
+            return True
+        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            self._fd = -1
+            return False
+        return True
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

@@ -8,15 +8,19 @@ different local file. Paths that would go through a symbolic link are refused.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sync.cache import BlobCache
 from sync.errors import PermanentError
 from sync.find import FindQuery
-from sync.remotes.base import ManifestEntry, Remote
+from sync.reads import ReadRecorder
+from sync.remotes.base import ManifestEntry, ProgressFn, Remote
 from sync.restore import place
+from sync.routing import NowhereToRead, Served, fetch_routed
 
 
 class PullError(PermanentError):
@@ -29,6 +33,10 @@ class Pulled:
     path: Path
     identical: bool
     kept_both: bool
+    source: str
+    """``cache``, or the kind of hub the bytes came from (sync.routing)."""
+    offline: bool
+    """Served by another hub than the folder's, which could not be reached."""
 
 
 def _checked(relpath: str) -> str:
@@ -45,21 +53,54 @@ async def pull_entries(
     entries: list[ManifestEntry],
     dest: Path,
     progress: Callable[[ManifestEntry], None] | None = None,
+    *,
+    fallbacks: Sequence[Remote] = (),
+    moved: ProgressFn | None = None,
+    flat: bool = False,
+    in_flight: int = 8,
 ) -> list[Pulled]:
-    """Each entry to ``dest/relpath``, through the cache; in order of the entries."""
-    out: list[Pulled] = []
-    for entry in entries:
-        blob = await cache.fetch(remote, entry.key, entry.sha256)
-        out.append(await asyncio.to_thread(_land, blob, dest, entry))
-        if progress is not None:
-            progress(entry)
-    return out
+    """Each entry to ``dest/relpath`` (``dest/filename`` when ``flat``), through the
+    cache and :func:`sync.routing.fetch_routed`; results in the order of the entries,
+    ``in_flight`` files at a time. ``progress`` is called per file, ``moved`` with the
+    bytes downloaded. Every read is recorded on its hub (sync.reads). The first
+    failure stops the rest and is raised once the files under way are done."""
+    out: list[Pulled | None] = [None] * len(entries)
+    reads = ReadRecorder()
+    todo = iter(enumerate(entries))
+    failed: list[BaseException] = []
+
+    async def worker() -> None:
+        for index, entry in todo:
+            if failed:
+                return
+            started = time.time()
+            try:
+                served = await fetch_routed(cache, remote, entry, fallbacks, moved)
+                name = entry.filename if flat else entry.relpath
+                out[index] = await asyncio.to_thread(_land, served.path, dest, entry, name, served)
+            except NowhereToRead as exc:
+                failed.append(PullError(exc.message))
+                return
+            except Exception as exc:
+                failed.append(exc)
+                return
+            reads.add(served, entry, started)
+            if progress is not None:
+                progress(entry)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(max(1, min(in_flight, len(entries))))))
+    finally:
+        await reads.flush()
+    if failed:
+        raise failed[0]
+    return [p for p in out if p is not None]
 
 
-def _land(blob: Path, dest: Path, entry: ManifestEntry) -> Pulled:
+def _land(blob: Path, dest: Path, entry: ManifestEntry, name: str, served: Served) -> Pulled:
     if dest.is_symlink():
         raise PullError(f"refusing to write through the symbolic link {dest}")
-    relpath = _checked(entry.relpath)
+    relpath = _checked(name)
     try:
         path, identical, kept_both = place(
             blob, dest, relpath, entry.sha256, entry.mtime_ns, entry.version
@@ -68,7 +109,7 @@ def _land(blob: Path, dest: Path, entry: ManifestEntry) -> Pulled:
         raise PullError(f"cannot write {dest / relpath}: {exc.strerror or exc}") from None
     except PermanentError as exc:  # a symbolic link on the way (sync.safe_paths)
         raise PullError(str(exc)) from None
-    return Pulled(entry.relpath, path, identical, kept_both)
+    return Pulled(entry.relpath, path, identical, kept_both, served.source, served.offline)
 
 
 async def folder_entries(
@@ -79,4 +120,28 @@ async def folder_entries(
     return await remote.find(FindQuery(device=device, folder=folder, at=at))
 
 
-__all__ = ["PullError", "Pulled", "folder_entries", "pull_entries"]
+async def file_version(
+    remote: Remote, device: str, root_id: str, relpath: str, at: str = ""
+) -> ManifestEntry:
+    """The current version of one file of a device's folder (the one current at
+    ``at``, an ISO time, when given); PullError when there is none with content."""
+    versions = await remote.history(device, root_id, relpath)
+    if at:
+        when = datetime.fromisoformat(at)
+        versions = [v for v in versions if _recorded(v) <= when]
+    if not versions:
+        raise PullError(f"the hub has no version of {relpath}" + (f" at {at}" if at else ""))
+    newest = versions[-1]
+    if newest.deleted:
+        raise PullError(
+            f"{relpath} was deleted (version {newest.version}); --at an earlier time gets it"
+        )
+    return newest
+
+
+def _recorded(entry: ManifestEntry) -> datetime:
+    when = datetime.fromisoformat(entry.recorded_at.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+__all__ = ["PullError", "Pulled", "file_version", "folder_entries", "pull_entries"]

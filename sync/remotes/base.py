@@ -243,3 +243,49 @@ class ResumeStore(Protocol):
     def set_item(self, key: str, value: str) -> None: ...
 
     def remove_item(self, key: str) -> None: ...
+
+
+@runtime_checkable
+class ReadLog(Protocol):
+    """A hub that records reads of its files (both hubs do): each ``download``
+    operation adds one to its object's ``file_metadata.access_count``, sets
+    ``last_accessed`` and is kept as a ``file_operations`` row. That history is
+    what predictive caching reads later."""
+
+    async def record_reads(self, reads: Sequence[Operation]) -> None:
+        """Count one read per operation (by its key) and log the operations (one batch)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PartialBlob:
+    """What is known about a half-downloaded blob kept across restarts."""
+
+    key: str
+    sha256: str
+    etag: str
+    """The validator the hub sent with the first bytes: a resumed range must match it."""
+    size: int
+    """The whole object's size, as the hub said."""
+
+
+@runtime_checkable
+class ResumableGet(Protocol):
+    """A hub whose downloads continue where they stopped (HTTP Range on Supabase)."""
+
+    async def resume_blob(
+        self,
+        key: str,
+        sha256: str,
+        dest: Path,
+        known: PartialBlob | None,
+        remember: Callable[[PartialBlob], None],
+        progress: ProgressFn | None = None,
+        bucket: str = BUCKET_FILES,
+    ) -> None:
+        """Download ``key`` into ``dest``, asking only for the bytes after those ``dest``
+        holds when ``known`` says they are the start of this object; ``remember`` is
+        called with what the hub says about the object before bytes are written. The
+        whole file's hash is verified (IntegrityError, ``dest`` removed, when wrong);
+        on any other failure ``dest`` keeps what arrived."""
+        ...

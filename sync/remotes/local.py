@@ -769,32 +769,47 @@ class LocalHub:
 
         await self._run_db(write)
 
+    def _insert_operations(self, operations: Sequence[Operation], now: str) -> None:
+        self._db.executemany(
+            """INSERT INTO file_operations(id, user_id, file_id, operation_type, status,
+                 started_at, completed_at, duration_ms, bytes, error_message, metadata,
+                 created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)""",
+            (
+                (
+                    _operation_id(),
+                    self.user_id,
+                    op.key,
+                    op.operation,
+                    op.status,
+                    op.started_at or None,
+                    op.finished_at or None,
+                    op.duration_ms,
+                    op.bytes,
+                    op.error,
+                    json.dumps(op.metadata),
+                    now,
+                )
+                for op in operations
+            ),
+        )
+
     async def log_operations(self, operations: Sequence[Operation]) -> None:
+        def write() -> None:
+            with self._transaction():
+                self._insert_operations(operations, _now_iso())
+
+        await self._run_db(write)
+
+    async def record_reads(self, reads: Sequence[Operation]) -> None:
         def write() -> None:
             now = _now_iso()
             with self._transaction():
                 self._db.executemany(
-                    """INSERT INTO file_operations(id, user_id, file_id, operation_type, status,
-                         started_at, completed_at, duration_ms, bytes, error_message, metadata,
-                         created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)""",
-                    (
-                        (
-                            _operation_id(),
-                            self.user_id,
-                            op.key,
-                            op.operation,
-                            op.status,
-                            op.started_at or None,
-                            op.finished_at or None,
-                            op.duration_ms,
-                            op.bytes,
-                            op.error,
-                            json.dumps(op.metadata),
-                            now,
-                        )
-                        for op in operations
-                    ),
+                    "UPDATE file_metadata SET access_count = access_count + 1, last_accessed = ?"
+                    " WHERE file_id = ? AND user_id = ?",
+                    ((now, op.key, self.user_id) for op in reads if op.key),
                 )
+                self._insert_operations(reads, now)
 
         await self._run_db(write)
 

@@ -22,18 +22,26 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 from postgrest.types import ReturnMethod
 from storage3.types import FileOptions
 from yarl import URL
 
 from sync.devices import DeviceInfo, default_device_name, summarize
-from sync.errors import FileChangedError, IntegrityError, LocalFileError, PermanentError
+from sync.errors import (
+    FileChangedError,
+    IntegrityError,
+    LocalFileError,
+    PermanentError,
+    TransientError,
+)
 from sync.find import FindQuery
 from sync.keys import is_sha256, object_key
 from sync.remotes.base import (
     BUCKET_FILES,
     ManifestEntry,
     Operation,
+    PartialBlob,
     ProgressFn,
     ResumeStore,
 )
@@ -201,32 +209,65 @@ class SupabaseRemote:
         progress: ProgressFn | None = None,
         bucket: str = BUCKET_FILES,
     ) -> None:
-        base = URL(self.session.settings.storage_url)
-        url = str(base.joinpath("object", bucket, *key.split("/")))
-
-        async def download() -> None:
-            async with self.session.http.stream("GET", url, headers=self.session.headers()) as r:
-                if not r.is_success:
-                    await r.aread()
-                    r.raise_for_status()
-                digest = hashlib.sha256()
-                handle = await asyncio.to_thread(open, dest, "wb")
-                try:
-                    async for block in r.aiter_bytes(DOWNLOAD_BLOCK):
-                        digest.update(block)
-                        await asyncio.to_thread(handle.write, block)
-                        if progress is not None:
-                            progress(len(block))
-                finally:
-                    await asyncio.to_thread(handle.close)
-            if digest.hexdigest() != sha256:
-                raise IntegrityError(f"downloaded bytes of {key} do not match their SHA-256")
-
         try:
-            await self.session.call("downloading", download)
+            await self.resume_blob(key, sha256, dest, None, _forget, progress, bucket)
         except BaseException:
             await asyncio.to_thread(dest.unlink, missing_ok=True)
             raise
+
+    async def resume_blob(
+        self,
+        key: str,
+        sha256: str,
+        dest: Path,
+        known: PartialBlob | None,
+        remember: Callable[[PartialBlob], None],
+        progress: ProgressFn | None = None,
+        bucket: str = BUCKET_FILES,
+    ) -> None:
+        """Each attempt (a retry after a dropped connection too) asks for the bytes after
+        those on disk, ``Range: bytes=N-``; a 200 answer (the range ignored) or another
+        ETag than the one the first bytes came with starts over."""
+        base = URL(self.session.settings.storage_url)
+        url = str(base.joinpath("object", bucket, *key.split("/")))
+        state = {"known": known}
+
+        async def download() -> None:
+            have = await asyncio.to_thread(_size_on_disk, dest) if state["known"] else 0
+            headers = self.session.headers()
+            if have:
+                headers["Range"] = f"bytes={have}-"
+            async with self.session.http.stream("GET", url, headers=headers) as r:
+                if r.status_code == 416 and have:
+                    await r.aread()
+                    have = -1  # all there already: the hash decides
+                elif not r.is_success:
+                    await r.aread()
+                    r.raise_for_status()
+                else:
+                    etag = r.headers.get("etag", "")
+                    start = _range_start(r.headers.get("content-range"))
+                    previous = state["known"]
+                    if (
+                        r.status_code != 206
+                        or start != have
+                        or (previous is not None and previous.etag and etag != previous.etag)
+                    ):
+                        if r.status_code == 206:  # not the bytes we asked for: start over
+                            state["known"] = None
+                            raise TransientError(f"the hub sent another range of {key}")
+                        have = 0
+                    size = _total_size(r, have)
+                    partial = PartialBlob(key, sha256, etag, size)
+                    state["known"] = partial
+                    remember(partial)
+                    await _append(r, dest, have, progress)
+            if await asyncio.to_thread(_sha256_of, dest) != sha256:
+                await asyncio.to_thread(dest.unlink, missing_ok=True)
+                state["known"] = None
+                raise IntegrityError(f"downloaded bytes of {key} do not match their SHA-256")
+
+        await self.session.call("downloading", download)
 
     async def signed_url(self, key: str, expires_in: int, bucket: str = BUCKET_FILES) -> str:
         response = await self.session.call(
@@ -266,6 +307,18 @@ class SupabaseRemote:
 
     async def log_operations(self, operations: Sequence[Operation]) -> None:
         await self.shared.log_operations(operations)
+
+    async def record_reads(self, reads: Sequence[Operation]) -> None:
+        """Counts through ``public.hubsync_record_reads`` (an atomic increment), then
+        the ``download`` rows."""
+        paths = [op.key for op in reads if op.key]
+        for batch in chunks(paths, ROW_BATCH):
+            args = {"p_bucket": BUCKET_FILES, "p_paths": list(batch), "p_user": self.user_id}
+            await self.session.call("recording reads", partial(self._count_reads, args))
+        await self.log_operations(reads)
+
+    def _count_reads(self, args: dict[str, Any]) -> Any:
+        return self.session.client.rpc("hubsync_record_reads", args).execute()
 
     async def history(self, device: str, root_id: str, relpath: str) -> list[ManifestEntry]:
         response = await self.session.call(
@@ -424,6 +477,58 @@ class SupabaseRemote:
 def session_description(session: SupabaseSession) -> str:
     mode = " (service role)" if session.identity.service_role else ""
     return f"{session.settings.public_url}{mode}"
+
+
+def _forget(_partial: PartialBlob) -> None:
+    """A one-shot download keeps nothing across restarts."""
+
+
+def _size_on_disk(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _range_start(content_range: str | None) -> int:
+    """The first byte of ``bytes A-B/N``; 0 without one (a whole-object answer)."""
+    if not content_range or not content_range.startswith("bytes "):
+        return 0
+    first = content_range[len("bytes ") :].split("-", 1)[0]
+    return int(first) if first.isdigit() else -1
+
+
+def _total_size(response: httpx.Response, have: int) -> int:
+    total = (response.headers.get("content-range") or "").rpartition("/")[2]
+    if total.isdigit():
+        return int(total)
+    length = response.headers.get("content-length", "")
+    return have + int(length) if length.isdigit() else -1
+
+
+async def _append(
+    response: httpx.Response, dest: Path, offset: int, progress: ProgressFn | None
+) -> None:
+    """The body after the ``offset`` bytes ``dest`` keeps (all of it replaced at 0)."""
+    handle = await asyncio.to_thread(open, dest, "r+b" if offset else "wb")
+    try:
+        await asyncio.to_thread(handle.truncate, offset)
+        await asyncio.to_thread(handle.seek, offset)
+        async for block in response.aiter_bytes(DOWNLOAD_BLOCK):
+            await asyncio.to_thread(handle.write, block)
+            if progress is not None:
+                progress(len(block))
+    finally:
+        await asyncio.to_thread(handle.close)
+
+
+def _sha256_of(path: Path) -> str:
+    """The whole file's hash, prefix from before a restart included."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(DOWNLOAD_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _info_size(info: Any) -> int | None:

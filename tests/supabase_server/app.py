@@ -262,6 +262,19 @@ class SupabaseTestServer:
             status = response.status
             if isinstance(response, web.Response):
                 bytes_out = response.content_length or 0
+                body = response.body
+                if decision.bandwidth and isinstance(body, bytes | bytearray | memoryview):
+                    bytes_out = 0
+                    streamed = web.StreamResponse(status=response.status, headers=response.headers)
+                    streamed.content_length = len(body)
+                    await streamed.prepare(request)
+                    step = max(1, int(decision.bandwidth / 20))  # 20 writes a second
+                    for start in range(0, len(body), step):
+                        await streamed.write(bytes(body[start : start + step]))
+                        bytes_out += min(step, len(body) - start)
+                        await asyncio.sleep(0.05)
+                    await streamed.write_eof()
+                    return streamed
             return response
         finally:
             role, sub = _claims(request)

@@ -41,6 +41,8 @@ class Decision:
     status: int = 0
     retry_after: int = 0
     seconds: float = 0.0
+    bandwidth: float = 0.0
+    """Bytes per second the response body is sent at (0: as fast as it goes)."""
 
 
 class Faults:
@@ -51,6 +53,7 @@ class Faults:
         self._rng = random.Random(seed)
         self._rules: list[Rule] = []
         self._latency: list[tuple[str, float, float]] = []
+        self._bandwidth: list[tuple[str, float]] = []
         self.injected = 0
 
     def seed(self, seed: int) -> None:
@@ -61,11 +64,18 @@ class Faults:
         with self._lock:
             self._rules.clear()
             self._latency.clear()
+            self._bandwidth.clear()
 
     def add_latency(self, seconds: float, *, jitter: float = 0.0, prefix: str = "/") -> None:
         """Delay every matching request by ``seconds`` (+ up to ``jitter``)."""
         with self._lock:
             self._latency.append((prefix, seconds, jitter))
+
+    def slow_body(self, bytes_per_second: float, *, prefix: str = "/") -> None:
+        """Send the bodies of matching responses at ``bytes_per_second`` (a slow link,
+        so a test can stop a client in the middle of a download)."""
+        with self._lock:
+            self._bandwidth.append((prefix, bytes_per_second))
 
     def _add(
         self,
@@ -148,6 +158,8 @@ class Faults:
             for prefix, seconds, jitter in self._latency:
                 if path.startswith(prefix):
                     latency += seconds + (self._rng.uniform(0, jitter) if jitter else 0.0)
+            rates = [bps for prefix, bps in self._bandwidth if path.startswith(prefix)]
+            bandwidth = min(rates) if rates else 0.0
             for rule in self._rules:
                 if not rule.matches(method, path):
                     continue
@@ -158,8 +170,10 @@ class Faults:
                 elif self._rng.random() >= rule.rate:
                     continue
                 self.injected += 1
-                return Decision(latency, rule.action, rule.status, rule.retry_after, rule.seconds)
-            return Decision(latency)
+                return Decision(
+                    latency, rule.action, rule.status, rule.retry_after, rule.seconds, bandwidth
+                )
+            return Decision(latency, bandwidth=bandwidth)
 
 
 @dataclass(frozen=True, slots=True)

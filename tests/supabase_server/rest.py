@@ -273,7 +273,10 @@ class RestHandlers:
     async def _handle(
         self, request: web.Request, tail: str, claims: dict[str, Any]
     ) -> web.StreamResponse:
-        table = await self.s.table(tail.strip("/"))
+        name = tail.strip("/")
+        if name.startswith("rpc/"):
+            return await self._rpc(request, claims, name[len("rpc/") :])
+        table = await self.s.table(name)
         translator = Translator(table.name)
         where = translator.where(request.query.items())
         projection = translator.projection(request.query.get("select"), table.name)
@@ -317,6 +320,28 @@ class RestHandlers:
         if method not in ("GET", "HEAD") and counted:
             total = rows
         return self._respond(request, status, representation, rows, total, offset, body_json, first)
+
+    async def _rpc(self, request: web.Request, claims: dict[str, Any], name: str) -> web.Response:
+        """``POST /rpc/<function>`` with named arguments: the function's result as JSON."""
+        if request.method != "POST" or not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+            raise RestError(
+                404,
+                "PGRST202",
+                f"Could not find the function public.{name} without parameters in the schema cache",
+            )
+        body = await self._body(request)
+        if not isinstance(body, dict):
+            raise RestError(400, "PGRST102", "Empty or invalid json")
+        arguments = sql.SQL(", ").join(
+            sql.SQL("{} => %s").format(sql.Identifier(key)) for key in body
+        )
+        statement = sql.SQL("select null, 1, to_json({}({}))::text, null").format(
+            sql.Identifier(SCHEMA, name), arguments
+        )
+        _, _, body_json, _ = await self.s.run(
+            claims, "POST", request.path, statement, list(body.values()), returns_rows=True
+        )
+        return web.Response(text=body_json, content_type="application/json")
 
     # -- statement builders ---------------------------------------------------
 

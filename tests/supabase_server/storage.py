@@ -444,7 +444,13 @@ def _object_response(
         start = int(match[1]) if match[1] else max(0, size - int(match[2]))
         end = min(int(match[2]), size - 1) if match[1] and match[2] else size - 1
         if start >= size or start > end:
-            return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+            body = {  # as storage-api v1.70.6 answers (checked on the real server)
+                "statusCode": "416",
+                "error": "invalid_range",
+                "message": "invalid range provided",
+                "code": "InvalidRange",
+            }
+            return web.json_response(body, status=416)
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         return web.Response(status=206, body=data[start : end + 1], headers=headers)
     return web.Response(status=200, body=data, headers=headers)

@@ -1,0 +1,72 @@
+"""Where a read is served from: the cache, the folder's hub, or an offline copy.
+
+The cache comes first (by content, whatever hub filled it); then the hub the folder
+is mirrored to. When that hub cannot be reached (a transient failure: offline,
+timeouts, 5xx), another hub that holds the same content (by SHA-256) serves it and
+the read is marked as an offline copy. When nothing has it, one clear message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sync.cache import BlobCache
+from sync.errors import PermanentError, SyncError, TransientError
+from sync.remotes.base import ManifestEntry, ProgressFn, Remote
+
+CACHE = "cache"
+
+
+class NowhereToRead(PermanentError):
+    """Neither the cache, the folder's hub nor any other hub could give the content."""
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    path: Path
+    """The verified blob in the cache."""
+    source: str
+    """``cache`` or the kind of the hub that sent the bytes (``local``, ``supabase``)."""
+    offline: bool
+    """The folder's hub could not be reached: another hub's copy of the content."""
+    remote: Remote
+    """The hub the read is counted on (the one that served, or the folder's for a cache hit)."""
+
+
+async def fetch_routed(
+    cache: BlobCache,
+    remote: Remote,
+    entry: ManifestEntry,
+    fallbacks: Sequence[Remote] = (),
+    progress: ProgressFn | None = None,
+) -> Served:
+    """The verified content of ``entry``, from the first place that has it."""
+    hit = cache.lookup(entry.sha256)
+    if hit is not None:
+        return Served(hit, CACHE, False, remote)
+    try:
+        path = await cache.download(remote, entry.key, entry.sha256, progress=progress)
+        return Served(path, remote.kind, False, remote)
+    except TransientError as exc:
+        why = exc.message
+    for other in fallbacks:
+        if other is remote:
+            continue
+        try:
+            keys = await other.find_blobs([entry.sha256])
+            if entry.sha256 in keys:
+                path = await cache.download(
+                    other, keys[entry.sha256], entry.sha256, progress=progress
+                )
+                return Served(path, other.kind, True, other)
+        except SyncError:
+            continue
+    raise NowhereToRead(
+        f"{entry.relpath}: the {remote.kind} hub cannot be reached ({why}) and no other"
+        " hub or cache on this machine has its content"
+    )
+
+
+__all__ = ["CACHE", "NowhereToRead", "Served", "fetch_routed"]
