@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Collection, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
