@@ -20,6 +20,7 @@ from gui.about import show_about
 from gui.agent_link import AgentLink, default_agent_command
 from gui.drop_window import DropWindow
 from gui.exai_dialog import close_exai_dialogs, open_exai_dialog
+from gui.hub_window import HubWindow
 from gui.icons import state_icon
 from gui.notify import Notifier
 from gui.prefs import TrayPrefs
@@ -51,6 +52,7 @@ class TrayApp(QObject):
         self.notifier = Notifier(self.prefs, self.tray.show_message, self)
         self.status_window = StatusWindow(self.state, self.link)
         self.drop_window = DropWindow(self.state, self.link)
+        self.hub_window = HubWindow(self.state, self.link, paths.cache_dir / "opened")
         self.settings = SettingsDialog(self.state, self.link, self.prefs)
         self.finished = asyncio.Event()
         self._wire()
@@ -80,6 +82,8 @@ class TrayApp(QObject):
         )
         tray.open_status.connect(lambda: self._raise(self.status_window))
         tray.open_upload.connect(lambda: self._raise(self.drop_window))
+        tray.open_hub.connect(lambda: self._raise(self.hub_window))
+        self.status_window.open_hub.connect(lambda: self._raise(self.hub_window))
         tray.open_settings.connect(lambda: self._raise(self.settings))
         tray.menu.exai_action.triggered.connect(lambda: open_exai_dialog(None, link))
         tray.menu.exai_dialog_available = True
@@ -91,7 +95,12 @@ class TrayApp(QObject):
         self.about_box = show_about()  # kept: a non-modal box lives as long as its owner
 
     def windows(self) -> list[QWidget]:
-        windows: list[QWidget] = [self.status_window, self.drop_window, self.settings]
+        windows: list[QWidget] = [
+            self.status_window,
+            self.hub_window,
+            self.drop_window,
+            self.settings,
+        ]
         if self.tray.window is not None:
             windows.append(self.tray.window)
         return windows
