@@ -103,6 +103,7 @@ class DownloadPanel(QWidget):
             line = done(result)
         self.hide()
         self.source = ""
+        self._task = None  # not busy any more, as ``finished`` is told
         self.finished.emit(line)
 
     def _on_event(self, event: dict[str, Any]) -> None:
