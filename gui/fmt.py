@@ -62,7 +62,7 @@ def percent(fraction: float | None) -> str:
     return NONE if fraction is None else f"{fraction * 100:.0f}%"
 
 
-def moment(iso: str | None) -> str:
+def moment(iso: str | None, *, seconds: bool = False) -> str:
     """An ISO time (any offset, or Z) as this machine's local date and time."""
     if not iso:
         return NONE
@@ -72,4 +72,4 @@ def moment(iso: str | None) -> str:
         return iso
     if when.tzinfo is not None:
         when = when.astimezone()
-    return when.strftime("%Y-%m-%d %H:%M:%S")
+    return when.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")

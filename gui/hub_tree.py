@@ -10,7 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QHeaderView,
+    QStyle,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QWidget,
+)
 
 from gui import fmt
 
@@ -33,8 +40,20 @@ def folder_name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1] or path
 
 
+ICONS = {
+    "device": QStyle.StandardPixmap.SP_ComputerIcon,
+    "folder": QStyle.StandardPixmap.SP_DirIcon,
+    "file": QStyle.StandardPixmap.SP_FileIcon,
+}
+
+
+def plural(n: Any, what: str) -> str:
+    return f"{fmt.count(n)} {what}{'' if n == 1 else 's'}"
+
+
 def _row(kind: str, entry: dict[str, Any], texts: list[str]) -> QTreeWidgetItem:
     item = QTreeWidgetItem(texts)
+    item.setIcon(COL_NAME, QApplication.style().standardIcon(ICONS[kind]))
     item.setData(COL_NAME, ENTRY_ROLE, {**entry, "kind": kind})
     item.setTextAlignment(COL_SIZE, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     return item
@@ -48,14 +67,14 @@ def device_row(device: dict[str, Any]) -> QTreeWidgetItem:
         "device",
         device,
         [
-            f"💻  {label}  ·  {hub}",
+            f"{label}  ·  {hub}",
             fmt.size(device.get("bytes")),
             fmt.moment(device.get("last_seen")),
         ],
     )
     item.setToolTip(
         COL_NAME,
-        f"{label} on the {hub}: {fmt.count(device.get('files'))} files; "
+        f"{label} on the {hub}: {plural(device.get('files'), 'file')}; "
         f"last seen {fmt.moment(device.get('last_seen'))}",
     )
     item.setToolTip(COL_MODIFIED, "last seen")
@@ -71,12 +90,8 @@ def folder_row(device: dict[str, Any], folder: dict[str, Any], *, lazy: bool) ->
         "folder": path,
         "files": folder.get("files"),
     }
-    count = (
-        f"  ·  {fmt.count(folder.get('files'))} files" if folder.get("files") is not None else ""
-    )
-    item = _row(
-        "folder", entry, [f"📁  {folder_name(path)}{count}", fmt.size(folder.get("bytes")), ""]
-    )
+    count = f"  ·  {plural(folder.get('files'), 'file')}" if folder.get("files") is not None else ""
+    item = _row("folder", entry, [f"{folder_name(path)}{count}", fmt.size(folder.get("bytes")), ""])
     item.setToolTip(COL_NAME, path)
     if lazy:
         item.setChildIndicatorPolicy(QTreeWidgetItem.ChildIndicatorPolicy.ShowIndicator)
@@ -88,7 +103,7 @@ def file_row(found: dict[str, Any]) -> QTreeWidgetItem:
     item = _row(
         "file",
         found,
-        [f"📄  {path}", fmt.size(found.get("size")), fmt.moment(found.get("modified"))],
+        [path, fmt.size(found.get("size")), fmt.moment(found.get("modified"))],
     )
     item.setToolTip(COL_NAME, f"{found.get('device')}: {found.get('folder')}/{path}")
     return item

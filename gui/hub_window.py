@@ -16,6 +16,7 @@ from PySide6.QtGui import QDesktopServices, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QLineEdit,
     QPushButton,
     QSplitter,
@@ -92,6 +93,7 @@ class HubWindow(QWidget):
         self.versions = QTreeWidget()
         self.versions.setHeaderLabels(["Version", "Recorded", "Size", ""])
         self.versions.setRootIsDecorated(False)
+        self.versions.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.versions.currentItemChanged.connect(lambda *_: self._enable())
         self.open_button = QPushButton("Open")
         self.save_button = QPushButton("Save as…")
@@ -113,10 +115,14 @@ class HubWindow(QWidget):
         side_layout.addWidget(heading("Versions"))
         side_layout.addWidget(self.versions, 1)
         side_layout.addLayout(actions)
-        side_layout.addWidget(self.pull_button, 0, Qt.AlignmentFlag.AlignRight)
+        browse = QWidget()
+        browse_layout = QVBoxLayout(browse)
+        browse_layout.setContentsMargins(0, 0, 0, 0)
+        browse_layout.addWidget(self.tree, 1)
+        browse_layout.addWidget(self.pull_button, 0, Qt.AlignmentFlag.AlignLeft)
 
         split = QSplitter()
-        split.addWidget(self.tree)
+        split.addWidget(browse)
         split.addWidget(side)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
@@ -228,7 +234,7 @@ class HubWindow(QWidget):
             row = QTreeWidgetItem(
                 [
                     f"v{v.get('version')}",
-                    fmt.moment(v.get("recorded_at")),
+                    fmt.moment(v.get("recorded_at"), seconds=True),
                     fmt.size(v.get("size")),
                     "deleted" if v.get("deleted") else "",
                 ]
