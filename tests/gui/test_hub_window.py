@@ -9,9 +9,11 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from PySide6.QtCore import QObject, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QGuiApplication
@@ -246,8 +248,8 @@ def test_pull_folder_from_the_supabase_hub_with_progress(
     laptop = signed_in(tmp_path / "laptop", "laptop")
     docs = tmp_path / "Projects"
     (docs / "specs").mkdir(parents=True)
-    for i in range(4):
-        (docs / "specs" / f"part-{i}.bin").write_bytes(os.urandom(300_000))
+    for i in range(2):  # progress comes per MiB received
+        (docs / "specs" / f"model-{i}.bin").write_bytes(os.urandom(3_000_000))
     (docs / "README.md").write_text("# Projects\n")
     cli(laptop, "add", str(docs), "--hub", "supabase")
     cli(laptop, "sync", "--once")
@@ -272,19 +274,45 @@ def test_pull_folder_from_the_supabase_hub_with_progress(
         qtbot.waitUntil(lambda: bool(window.tree.folder_rows()), timeout=15_000)
         (folder,) = window.tree.folder_rows()
         assert entry_of(folder)["hub"] == "supabase" and entry_of(folder)["device"] == "laptop"
+        folder.setExpanded(True)
+        qtbot.waitUntil(lambda: len(window.tree.file_rows()) == 3, timeout=10_000)
+        readme = next(r for r in window.tree.file_rows() if entry_of(r)["path"] == "README.md")
+        select(qtbot, window, readme)
+        click(window.copy_button)
+        wait_message(qtbot, window, "Link copied")
+        signed = httpx.get(QGuiApplication.clipboard().text(), timeout=10)
+        assert signed.content == b"# Projects\n"  # a signed URL anyone can fetch
+
         select(qtbot, window, folder)
+        supabase_server.faults.slow_body(500_000, prefix=OBJECTS)  # 6 s a file
+        cancelled = short_home / "Cancelled" / "Projects"
+        window.pull_into(cancelled)
+        qtbot.waitUntil(lambda: window.download.bar.value() > 0, timeout=20_000)
+        click(window.download.cancel_button)
+        assert "cancelled" in wait_message(qtbot, window, "Pulling Projects: cancelled")
+        assert not list(cancelled.glob("specs/*.bin"))  # the agent stopped that pull
+        assert window.pull_button.isEnabled()
+        supabase_server.faults.clear()
 
         shown: list[int] = []
         window.download.bar.valueChanged.connect(shown.append)
-        supabase_server.faults.slow_body(400_000, prefix=OBJECTS)  # ~3 s for the folder
+        supabase_server.faults.slow_body(2_000_000, prefix=OBJECTS)  # the rest: ~1 s a file
         target = short_home / "Pulled" / "Projects"
+        since = time.time()
         window.pull_into(target)
         assert window.download.isVisible() and not window.pull_button.isEnabled()
         line = wait_message(qtbot, window, "Pulled")
-        assert line.startswith("Pulled 5 files of Projects")
+        assert line.startswith("Pulled 3 files of Projects")
         assert any(0 < v < 1000 for v in shown), shown  # it moved, not only start and end
         assert shown == sorted(shown) and shown[-1] == 1000
         assert tree_hashes(target) == tree_hashes(docs)
+        resumed = [
+            e
+            for e in supabase_server.log.entries("GET", OBJECTS)
+            if e.started >= since and e.path.endswith(".bin")
+        ]
+        assert sorted(e.status for e in resumed) == [206, 206]  # the rest after the cancel
+        assert all(e.bytes_out < 3_000_000 for e in resumed)
         assert not window.download.isVisible() and window.pull_button.isEnabled()
     finally:
         supabase_server.faults.clear()
