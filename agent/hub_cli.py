@@ -184,6 +184,8 @@ def register(app: typer.Typer) -> None:
                         at_utc=at_utc,
                         on_size=lambda entry: bar.update(task, total=entry.size),
                         moved=functools.partial(_advance, bar, task),
+                        journal=ctx.journal,
+                        this_name=ctx.config.device_name,
                     )
                 )
 

@@ -169,6 +169,8 @@ def register_hub_handlers(agent: AgentService) -> None:
                 at_utc=_utc(params),
                 on_size=progress.sized,
                 moved=progress.moved,
+                journal=ctx.journal,
+                this_name=ctx.config.device_name,
             )
         except HubReadError as exc:
             progress.finish(ok=False)

@@ -9,7 +9,7 @@ form. The results are plain JSON-able dicts, what ``--json`` and the control API
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,8 +17,9 @@ from typing import Any
 
 from sync.cache import BlobCache
 from sync.devices import DeviceInfo, FolderInfo
-from sync.errors import PermanentError
+from sync.errors import PermanentError, TransientError
 from sync.find import FindQuery
+from sync.journal import Journal
 from sync.pull import Pulled, file_version, folder_entries, pull_entries
 from sync.remotes.base import ManifestEntry, ProgressFn, Remote
 
@@ -80,12 +81,22 @@ class Located:
 
 
 async def locate(
-    remotes: Mapping[str, Remote], unavailable: Mapping[str, str], source: str, *, file: bool
+    remotes: Mapping[str, Remote],
+    unavailable: MutableMapping[str, str],
+    source: str,
+    *,
+    file: bool,
 ) -> Located:
-    """The hub, device, folder (and file, with ``file``) that ``source`` names."""
+    """The hub, device, folder (and file, with ``file``) that ``source`` names; a hub
+    that cannot be reached is added to ``unavailable``."""
     device, rest = split_source(source, "path" if file else "folder")
     for hub, remote in sorted(remotes.items()):
-        found = resolve_device(await remote.devices(), device)
+        try:
+            known = await remote.devices()
+        except TransientError as exc:  # offline: noted, so a copy elsewhere may serve
+            unavailable[hub] = exc.message
+            continue
+        found = resolve_device(known, device)
         if found is None:
             continue
         if file:
@@ -203,24 +214,28 @@ def _pulled_json(p: Pulled) -> dict[str, Any]:
 
 async def _pull(
     remotes: Mapping[str, Remote],
+    unavailable: Mapping[str, str],
     cache: BlobCache,
-    at: Located,
+    hub: str,
+    remote: Remote | None,
     entries: list[ManifestEntry],
     dest: Path,
     progress: Callable[[ManifestEntry], None] | None,
     moved: ProgressFn | None,
     flat: bool,
 ) -> list[Pulled]:
+    """``remote`` None: ``hub`` is not connected; the cache or another hub serves."""
     try:
         return await pull_entries(
-            at.remote,
+            remote,
             cache,
             entries,
             dest,
             progress,
-            fallbacks=_others(remotes, at.hub),
+            fallbacks=_others(remotes, hub),
             moved=moved,
             flat=flat,
+            offline=(hub, unavailable.get(hub, "")),
         )
     except PermanentError as exc:
         raise HubReadError(exc.message) from None
@@ -230,7 +245,7 @@ async def versions_of(
     remotes: Mapping[str, Remote], unavailable: Mapping[str, str], source: str
 ) -> dict[str, Any]:
     """Every recorded version of one file of a device (``DEVICE:PATH``), oldest first."""
-    at = await locate(remotes, unavailable, source, file=True)
+    at = await locate(remotes, dict(unavailable), source, file=True)
     history = await at.remote.history(at.device.device_id, at.folder.root_id, at.relpath)
     return {
         "hub": at.hub,
@@ -261,27 +276,82 @@ async def get_file(
     at_utc: str = "",
     on_size: Callable[[ManifestEntry], None] | None = None,
     moved: ProgressFn | None = None,
+    journal: Journal | None = None,
+    this_name: str = "",
 ) -> dict[str, Any]:
-    """One file of a device (``DEVICE:PATH``) into the folder ``dest``, by its name."""
-    at = await locate(remotes, unavailable, source, file=True)
+    """One file of a device (``DEVICE:PATH``) into the folder ``dest``, by its name.
+
+    With ``journal`` (this device's, named ``this_name``), a file of this device whose
+    hub cannot be reached is still found, through the journal's versions, and served
+    from the cache or another hub with the same content (an offline copy)."""
+    remote: Remote | None
+    unavailable = dict(unavailable)
     try:
-        entry = await file_version(
-            at.remote, at.device.device_id, at.folder.root_id, at.relpath, at_utc
-        )
-    except PermanentError as exc:
-        raise HubReadError(exc.message) from None
+        at = await locate(remotes, unavailable, source, file=True)
+    except HubReadError:
+        known = _from_journal(journal, this_name, unavailable, source, at_utc) if journal else None
+        if known is None:
+            raise
+        hub, device, folder, entry = known
+        remote = None
+    else:
+        hub, remote, device, folder = at.hub, at.remote, at.device, at.folder
+        try:
+            entry = await file_version(remote, device.device_id, folder.root_id, at.relpath, at_utc)
+        except PermanentError as exc:
+            raise HubReadError(exc.message) from None
     if on_size is not None:
         on_size(entry)
-    (got,) = await _pull(remotes, cache, at, [entry], dest, None, moved, flat=True)
+    (got,) = await _pull(
+        remotes, unavailable, cache, hub, remote, [entry], dest, None, moved, flat=True
+    )
     return {
-        "hub": at.hub,
-        "device": at.device.name,
-        "folder": at.folder.path,
+        "hub": hub,
+        "device": device.name,
+        "folder": folder.path,
         "version": entry.version,
         "size": entry.size,
         "sha256": entry.sha256,
         **_pulled_json(got),
     }
+
+
+def _from_journal(
+    journal: Journal, this_name: str, unavailable: Mapping[str, str], source: str, at_utc: str
+) -> tuple[str, DeviceInfo, FolderInfo, ManifestEntry] | None:
+    """A file of this device in a folder whose hub is not connected, as the journal
+    recorded its versions; None when ``source`` is not one."""
+    device, rest = split_source(source, "path")
+    me = journal.device_id
+    if device not in (me, this_name) and not (len(device) >= 4 and me.startswith(device)):
+        return None
+    roots = [r for r in journal.roots() if r.hub in unavailable]
+    folders = tuple(FolderInfo(r.id, str(r.path), 0, 0) for r in roots)
+    info = DeviceInfo(me, this_name or me[:8], "", folders)
+    hit = resolve_file(info, rest)
+    if hit is None:
+        return None
+    folder, relpath = hit
+    versions = journal.versions(folder.root_id, relpath)
+    if at_utc:
+        stamp = datetime.fromisoformat(at_utc).timestamp()
+        versions = [v for v in versions if v.recorded_at <= stamp]
+    if not versions or versions[-1].deleted:
+        return None
+    v = versions[-1]
+    hub = next(r.hub for r in roots if r.id == folder.root_id)
+    entry = ManifestEntry(
+        device=me,
+        root_id=folder.root_id,
+        root_path=folder.path,
+        relpath=relpath,
+        sha256=v.sha256,
+        size=v.size,
+        mtime_ns=v.mtime_ns,
+        version=v.version,
+        key=v.remote_key,
+    )
+    return hub, info, folder, entry
 
 
 async def pull_folder(
@@ -297,12 +367,15 @@ async def pull_folder(
     moved: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """A device's folder (``DEVICE:FOLDER``) into ``dest``, never overwriting."""
+    unavailable = dict(unavailable)
     at = await locate(remotes, unavailable, source, file=False)
     entries = await folder_entries(at.remote, at.device.device_id, at.folder.path, at_utc)
     if on_entries is not None:
         on_entries(entries)
     hits = cache.stats().hits
-    pulled = await _pull(remotes, cache, at, entries, dest, progress, moved, flat=False)
+    pulled = await _pull(
+        remotes, unavailable, cache, at.hub, at.remote, entries, dest, progress, moved, flat=False
+    )
     return {
         "hub": at.hub,
         "device": at.device.name,

@@ -48,7 +48,7 @@ def _checked(relpath: str) -> str:
 
 
 async def pull_entries(
-    remote: Remote,
+    remote: Remote | None,
     cache: BlobCache,
     entries: list[ManifestEntry],
     dest: Path,
@@ -58,11 +58,13 @@ async def pull_entries(
     moved: ProgressFn | None = None,
     flat: bool = False,
     in_flight: int = 8,
+    offline: tuple[str, str] = ("", ""),
 ) -> list[Pulled]:
     """Each entry to ``dest/relpath`` (``dest/filename`` when ``flat``), through the
     cache and :func:`sync.routing.fetch_routed`; results in the order of the entries,
     ``in_flight`` files at a time. ``progress`` is called per file, ``moved`` with the
-    bytes downloaded. Every read is recorded on its hub (sync.reads). The first
+    bytes downloaded; ``remote`` None with ``offline`` = (hub, why): the folder's hub
+    is not connected (sync.routing). Every read is recorded on its hub (sync.reads). The first
     failure stops the rest and is raised once the files under way are done."""
     out: list[Pulled | None] = [None] * len(entries)
     reads = ReadRecorder()
@@ -75,7 +77,7 @@ async def pull_entries(
                 return
             started = time.time()
             try:
-                served = await fetch_routed(cache, remote, entry, fallbacks, moved)
+                served = await fetch_routed(cache, remote, entry, fallbacks, moved, offline=offline)
                 name = entry.filename if flat else entry.relpath
                 out[index] = await asyncio.to_thread(_land, served.path, dest, entry, name, served)
             except NowhereToRead as exc:

@@ -31,6 +31,8 @@ class ReadRecorder:
         self._pending: dict[int, tuple[Remote, list[Operation]]] = {}
 
     def add(self, served: Served, entry: ManifestEntry, started: float) -> None:
+        if served.remote is None:
+            return  # the folder's hub is not connected and nothing else was asked
         finished = time.time()
         operation = Operation(
             operation="download",

@@ -31,26 +31,35 @@ class Served:
     """``cache`` or the kind of the hub that sent the bytes (``local``, ``supabase``)."""
     offline: bool
     """The folder's hub could not be reached: another hub's copy of the content."""
-    remote: Remote
-    """The hub the read is counted on (the one that served, or the folder's for a cache hit)."""
+    remote: Remote | None
+    """The hub the read is counted on (the one that served, or the folder's for a cache
+    hit); None when the folder's hub is not connected and the cache served."""
 
 
 async def fetch_routed(
     cache: BlobCache,
-    remote: Remote,
+    remote: Remote | None,
     entry: ManifestEntry,
     fallbacks: Sequence[Remote] = (),
     progress: ProgressFn | None = None,
+    *,
+    offline: tuple[str, str] = ("", ""),
 ) -> Served:
-    """The verified content of ``entry``, from the first place that has it."""
+    """The verified content of ``entry``, from the first place that has it.
+
+    ``remote`` is None when the folder's hub could not even be connected to;
+    ``offline`` then says which hub that is and why (for the message)."""
     hit = cache.lookup(entry.sha256)
     if hit is not None:
-        return Served(hit, CACHE, False, remote)
-    try:
-        path = await cache.download(remote, entry.key, entry.sha256, progress=progress)
-        return Served(path, remote.kind, False, remote)
-    except TransientError as exc:
-        why = exc.message
+        return Served(hit, CACHE, remote is None, remote)
+    kind, why = offline
+    if remote is not None:
+        kind = remote.kind
+        try:
+            path = await cache.download(remote, entry.key, entry.sha256, progress=progress)
+            return Served(path, remote.kind, False, remote)
+        except TransientError as exc:
+            why = exc.message
     for other in fallbacks:
         if other is remote:
             continue
@@ -64,7 +73,7 @@ async def fetch_routed(
         except SyncError:
             continue
     raise NowhereToRead(
-        f"{entry.relpath}: the {remote.kind} hub cannot be reached ({why}) and no other"
+        f"{entry.relpath}: the {kind} hub cannot be reached ({why}) and no other"
         " hub or cache on this machine has its content"
     )
 

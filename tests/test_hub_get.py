@@ -193,3 +193,26 @@ def test_get_from_supabase_records_reads_and_falls_back_to_an_offline_copy(
     assert "cannot be reached" in nowhere.stderr and "no other hub" in nowhere.stderr
     errors = [line for line in nowhere.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and errors[0].startswith("error: only-there.txt: the supabase hub")
+
+
+def test_get_of_this_devices_file_while_supabase_is_down_is_an_offline_copy(
+    tmp_path: Path, supabase_server: SupabaseTestServer, supabase_user: SupabaseUser
+) -> None:
+    """The hub cannot even be connected to: this device's journal knows the versions,
+    and the local hub has the same content."""
+    a, a_env = _supabase_home(tmp_path, supabase_server, supabase_user, "a", "laptop")
+    docs, mine = tmp_path / "docs", tmp_path / "mine"
+    _docs(docs)
+    mine.mkdir()
+    (mine / "report copy.pdf").write_bytes((docs / "report.pdf").read_bytes())
+    a("add", str(docs), "--hub", "supabase")
+    a("add", str(mine), "--hub", "local")
+    a("sync", "--once")
+    supabase_server.stop()
+    out = tmp_path / "out"
+    got = json.loads(a("get", f"laptop:{docs.name}/report.pdf", "--to", str(out), "--json"))
+    assert got["offline_copy"] and got["source"] == "local" and got["hub"] == "supabase"
+    assert (out / "report.pdf").read_bytes() == (docs / "report.pdf").read_bytes()
+    nowhere = _failing(a_env, "get", f"laptop:{docs.name}/notes/plan.md", "--to", str(out))
+    errors = [line for line in nowhere.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "cannot be reached" in errors[0], nowhere.stderr
