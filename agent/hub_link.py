@@ -31,7 +31,7 @@ async def link_to(
     at_utc: str = "",
 ) -> dict[str, Any]:
     """The link and EXAI reference of one file version (PermanentError when there is none)."""
-    at = await locate(remotes, unavailable, source, file=True)
+    at = await locate(remotes, dict(unavailable), source, file=True)
     entry = await file_version(
         at.remote, at.device.device_id, at.folder.root_id, at.relpath, at_utc
     )
