@@ -189,11 +189,16 @@ class HubWindow(QWidget):
         self._selected()
 
     def _load_folder(self, row: QTreeWidgetItem) -> None:
-        entry = entry_of(row)
+        entry, serial = entry_of(row), self._search_serial
+
+        def fill(result: dict[str, Any]) -> None:
+            if serial == self._search_serial:  # else the row is gone with the old tree
+                self.tree.fill_folder(row, result.get("files") or [])
+
         self.link.fire(
             "hub.find",
             {"device": entry["device_id"], "folder": entry["folder"]},
-            on_result=lambda r: self.tree.fill_folder(row, r.get("files") or []),
+            on_result=fill,
             on_error=self._say,
         )
 

@@ -137,8 +137,6 @@ async def _shoot(app: TrayApp, out: Path, uploads: list[Path], tray_host: bool) 
     save(drop, out, "drop-window")
     drop.close()
 
-    await shoot_hub_window(app, out)
-
     settings = app.settings
     settings.show()
     await until(lambda: bool(settings.supabase_url.text()))
@@ -175,6 +173,7 @@ async def _shoot(app: TrayApp, out: Path, uploads: list[Path], tray_host: bool) 
         )
         save(shot, out, "tray-desktop")
         menu.close()
+    await shoot_hub_window(app, out)  # last: it takes long enough to stale the speed
     save(icon_sheet(), out, "icons")
 
 
