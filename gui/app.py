@@ -52,7 +52,7 @@ class TrayApp(QObject):
         self.notifier = Notifier(self.prefs, self.tray.show_message, self)
         self.status_window = StatusWindow(self.state, self.link)
         self.drop_window = DropWindow(self.state, self.link)
-        self.hub_window = HubWindow(self.state, self.link, paths.cache_dir / "opened")
+        self.hub_window = HubWindow(self.link, paths.cache_dir / "opened")
         self.settings = SettingsDialog(self.state, self.link, self.prefs)
         self.finished = asyncio.Event()
         self._wire()

@@ -37,7 +37,6 @@ from gui.hub_tree import (
     folder_name,
     folder_source,
 )
-from gui.state import AgentState
 from gui.widgets import heading, muted
 
 SEARCH_DELAY_MS = 300
@@ -52,15 +51,8 @@ def find_pattern(text: str) -> str:
 
 
 class HubWindow(QWidget):
-    def __init__(
-        self,
-        state: AgentState,
-        link: AgentLink,
-        open_dir: Path,
-        parent: QWidget | None = None,
-    ) -> None:
+    def __init__(self, link: AgentLink, open_dir: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
         self.link = link
         self.open_dir = open_dir
         """Where Open puts files (one folder per content) before the desktop opens them."""
