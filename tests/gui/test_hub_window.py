@@ -1,7 +1,8 @@
 """The Hub window against the real agent: device B (the tray's) sees what device A put in
 the hub. Search finds A's file, Open brings it here and hands it to the desktop, Save
 as… and Copy link give the same bytes, Ask EXAI… opens the dialog on the hub file; on
-the Supabase hub, Pull folder… shows its progress and gives A's folder hash by hash."""
+the Supabase hub, Pull folder… shows its progress, can be cancelled, and gives A's folder
+hash by hash. Without a desktop handler, Open says so."""
 
 from __future__ import annotations
 
@@ -171,12 +172,17 @@ def test_search_open_save_link_and_exai_on_the_local_hub(
         assert [v.text(0) for v in versions if v is not None] == ["v2", "v1"]
         assert all(v is not None and v.text(1)[:2] == "20" for v in versions)  # recorded times
 
+        QDesktopServices.unsetUrlHandler("file")  # offscreen Qt has no handler of its own
+        click(window.open_button)
+        line = wait_message(qtbot, window, "plan.md is here")
+        assert line.endswith("but this desktop has no application to open it with.")
+        QDesktopServices.setUrlHandler("file", desktop, "open")
         click(window.open_button)
         qtbot.waitUntil(lambda: bool(desktop.opened), timeout=20_000)
         opened = Path(desktop.opened[0].toLocalFile())
         assert sha(opened.read_bytes()) == sha(final)
         assert opened.is_relative_to(paths.cache_dir)
-        assert wait_message(qtbot, window, "Opened plan.md")
+        assert wait_message(qtbot, window, "Opened plan.md (from the download cache)")
 
         window.versions.setCurrentItem(versions[1])  # the first draft
         saved = short_home / "Saved"
