@@ -180,9 +180,11 @@ class AgentService:
         self._loop = asyncio.get_running_loop()
         from agent.handlers import register_handlers
         from agent.hub_handlers import register_hub_handlers
+        from agent.hub_link import register_hub_link
 
         register_handlers(self)
         register_hub_handlers(self)
+        register_hub_link(self)
         register_settings(self)
         self.exai = self._exai_jobs()
         self.exai.register(self.server)

@@ -67,6 +67,8 @@ class AgentLink(QObject):
     error = Signal(dict)
     upload = Signal(dict)
     exai_job = Signal(dict)
+    hub_download = Signal(dict)
+    """Progress of a ``hub.get`` / ``hub.pull`` (anyone's: match its ``source``)."""
     call_failed = Signal(str, str)
     """(method, message) of a call that failed and had no error handler of its own."""
 
@@ -90,6 +92,7 @@ class AgentLink(QObject):
             "error": self.error.emit,
             "upload": self.upload.emit,
             "exai.job": self.exai_job.emit,
+            "hub_download": self.hub_download.emit,
             "activity": lambda _: self._activity_timer.start(),
         }
         self._link = ControlLink(socket_path, topics=list(self._events), max_backoff=2.0)
@@ -223,6 +226,20 @@ class AgentLink(QObject):
         timeout: float = 30.0,  # noqa: ASYNC109 - a per-call deadline, as in the control client
     ) -> Any:
         return await self._link.call(method, params, timeout=timeout)
+
+    async def call_alone(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        timeout: float = 30.0,  # noqa: ASYNC109 - a per-call deadline, as in the control client
+    ) -> Any:
+        """Call on a connection of its own, closed when the call ends: cancelling the
+        awaiting task hangs up, and the agent then cancels the work (a long download)."""
+        client = await ControlClient.connect(self.socket_path)
+        try:
+            return await client.call(method, params, timeout=timeout)
+        finally:
+            await client.close()
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run ``coro`` on the loop, keeping a reference until it ends."""

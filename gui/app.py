@@ -20,6 +20,7 @@ from gui.about import show_about
 from gui.agent_link import AgentLink, default_agent_command
 from gui.drop_window import DropWindow
 from gui.exai_dialog import close_exai_dialogs, open_exai_dialog
+from gui.hub_window import HubWindow
 from gui.icons import state_icon
 from gui.issues_window import IssuesWindow
 from gui.notify import Notifier
@@ -54,6 +55,7 @@ class TrayApp(QObject):
         self.status_window = StatusWindow(self.state, self.link)
         self.issues_window = IssuesWindow(self.link)
         self.drop_window = DropWindow(self.state, self.link)
+        self.hub_window = HubWindow(self.link, paths.cache_dir / "opened")
         self.settings = SettingsDialog(self.state, self.link, self.prefs)
         self.finished = asyncio.Event()
         self._wire()
@@ -85,6 +87,8 @@ class TrayApp(QObject):
         tray.open_status.connect(lambda: self._raise(self.status_window))
         tray.menu.issues_action.triggered.connect(lambda: self._raise(self.issues_window))
         tray.open_upload.connect(lambda: self._raise(self.drop_window))
+        tray.open_hub.connect(lambda: self._raise(self.hub_window))
+        self.status_window.open_hub.connect(lambda: self._raise(self.hub_window))
         tray.open_settings.connect(lambda: self._raise(self.settings))
         self.status_window.open_settings.connect(lambda: self._raise(self.settings))
         tray.menu.exai_action.triggered.connect(lambda: open_exai_dialog(None, link))
@@ -100,6 +104,7 @@ class TrayApp(QObject):
         windows: list[QWidget] = [
             self.status_window,
             self.issues_window,
+            self.hub_window,
             self.drop_window,
             self.settings,
         ]

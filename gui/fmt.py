@@ -60,3 +60,16 @@ def count(n: int | None) -> str:
 
 def percent(fraction: float | None) -> str:
     return NONE if fraction is None else f"{fraction * 100:.0f}%"
+
+
+def moment(iso: str | None, *, seconds: bool = False) -> str:
+    """An ISO time (any offset, or Z) as this machine's local date and time."""
+    if not iso:
+        return NONE
+    try:
+        when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    if when.tzinfo is not None:
+        when = when.astimezone()
+    return when.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")

@@ -64,6 +64,8 @@ def _tree(headers: list[str], stretch: int = 0) -> QTreeWidget:
 
 class StatusWindow(QWidget):
     open_settings = Signal()
+    open_hub = Signal()
+    """"Browse the hub…" was clicked."""
 
     def __init__(self, state: AgentState, link: AgentLink, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -84,6 +86,10 @@ class StatusWindow(QWidget):
         text.addWidget(self.summary)
         text.addWidget(self.connection)
         header.addLayout(text, 1)
+        self.hub_button = QPushButton("Browse the hub…")
+        self.hub_button.setToolTip("Every device's files in the hub: find, open, pull")
+        self.hub_button.clicked.connect(self.open_hub)
+        header.addWidget(self.hub_button, 0, Qt.AlignmentFlag.AlignTop)
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_overview(), "Transfers")

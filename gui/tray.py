@@ -61,6 +61,8 @@ class TrayMenu(QMenu):
         self.recent_end = self.addSeparator()
         self.status_action = self.addAction("Status…")
         self.issues_action = self.addAction("Sync issues…")
+        self.hub_action = self.addAction("Browse the hub…")
+        self.hub_action.setToolTip("Every device's files in the hub: find, open, pull")
         self.upload_action = self.addAction("Upload files…")
         self.exai_action = self.addAction("Process with EXAI…")
         self.exai_action.setToolTip("Available once the agent offers EXAI processing")
@@ -81,6 +83,7 @@ class TrayMenu(QMenu):
         self.pause_action.setText("Resume syncing" if s.paused else "Pause syncing")
         self.pause_action.setEnabled(s.connected)
         self.upload_action.setEnabled(s.connected)
+        self.hub_action.setEnabled(s.connected)
         self.exai_action.setEnabled(s.connected and s.exai_available and self.exai_dialog_available)
         self._refresh_open()
         if self._activity_shown != s.activity_version:
@@ -167,6 +170,7 @@ class FallbackWindow(QWidget):
         buttons = QHBoxLayout()
         for action in (
             menu.status_action,
+            menu.hub_action,
             menu.upload_action,
             menu.settings_action,
             menu.pause_action,
@@ -215,6 +219,7 @@ class Tray(QObject):
 
     open_status = Signal()
     open_upload = Signal()
+    open_hub = Signal()
     open_settings = Signal()
     close_tray = Signal()
     quit_all = Signal()
@@ -227,6 +232,7 @@ class Tray(QObject):
         self.menu = TrayMenu(state, link)
         self.menu.status_action.triggered.connect(self.open_status)
         self.menu.upload_action.triggered.connect(self.open_upload)
+        self.menu.hub_action.triggered.connect(self.open_hub)
         self.menu.settings_action.triggered.connect(self.open_settings)
         self.menu.close_action.triggered.connect(self.close_tray)
         self.menu.quit_action.triggered.connect(self.quit_all)

@@ -29,6 +29,7 @@ from typing import Any
 from agent.config import Config
 from agent.control.protocol import BAD_PARAMS, ControlError
 from agent.control.server import ControlServer
+from tests.gui.demo_hub import DemoHub
 
 PASSWORD = "correct horse battery staple"
 CHUNK = 64 * 1024
@@ -108,6 +109,7 @@ class DemoAgent:
             names += ["config_get", "config_set", "set_secret", "sign_in", "sign_out", "set_ignore"]
         for name in names:
             self.server.register(name, getattr(self, f"m_{name}"))
+        DemoHub(self.server)
 
     # -- model (the real agent's status snapshot) ----------------------------------------
 

@@ -197,7 +197,27 @@ async def _shoot(app: TrayApp, out: Path, uploads: list[Path], tray_host: bool) 
         )
         save(shot, out, "tray-desktop")
         menu.close()
+    await shoot_hub_window(app, out)  # last: it takes long enough to stale the speed
     save(icon_sheet(), out, "icons")
+
+
+async def shoot_hub_window(app: TrayApp, out: Path) -> None:
+    """Three devices; a folder open, a file chosen with its versions, a pull under way."""
+    hub = app.hub_window
+    hub.resize(1000, 580)
+    hub.show()
+    await until(lambda: hub.tree.topLevelItemCount() == 3)
+    hub.tree.folder_rows()[0].setExpanded(True)
+    await until(lambda: len(hub.tree.file_rows()) == 4)
+    report = next(r for r in hub.tree.file_rows() if "Quarterly" in r.text(0))
+    hub.tree.setCurrentItem(report)
+    await until(lambda: hub.versions.topLevelItemCount() > 0)
+    hub.pull_into(HOME / "Downloads" / "Documents")
+    await until(lambda: hub.download.bar.value() > 400)
+    save(hub, out, "hub-window")
+    hub.download.cancel()
+    await until(lambda: not hub.download.busy)
+    hub.close()
 
 
 def main() -> int:
