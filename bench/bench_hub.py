@@ -200,7 +200,7 @@ async def bench_pull_local(work: Path, count: int, rng: random.Random) -> None:
 
 
 async def bench_pull_supabase(work: Path, count: int, rng: random.Random) -> None:
-    proc, info = start_server()
+    proc, info = start_server(0.0)
     try:
         settings = SupabaseSettings(info["url"], info["anon"], requests_per_second=0)
         session = await SupabaseSession.sign_in(settings, AsyncMemoryStorage(), EMAIL, PASSWORD)
