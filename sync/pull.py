@@ -224,7 +224,7 @@ def _land_one(
     remote: Remote, dir_fd: int, folder: Path, job: _Job, moved: ProgressFn | None
 ) -> Pulled | BaseException:
     entry = job.entry
-    name = PurePosixPath(job.name).name
+    name = job.name.rpartition("/")[2]
     try:
         blob = cast(LocalBlobs, remote).blob_file(entry.key)
         item = Placing(blob, entry.sha256, entry.mtime_ns, entry.version)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import os
 import stat
 import time
@@ -172,11 +173,10 @@ def place_in(
             break
         if _same_content(dir_fd, folder, candidate, item.sha256):
             return folder / candidate, True, candidate != name
-    temp = f".hubsync-restore-{uuid.uuid4().hex}"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     src = os.open(item.blob, os.O_RDONLY | os.O_CLOEXEC)
+    temp = ""
     try:
-        out = os.open(temp, flags, 0o666, dir_fd=dir_fd)
+        temp, out = _new_temp(dir_fd)
         try:
             digest = hashlib.sha256() if verify else None
             copy_file(src, out, digest, moved)  # a sparse blob stays sparse
@@ -195,9 +195,26 @@ def place_in(
                 continue
     finally:
         os.close(src)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp, dir_fd=dir_fd)
+        if temp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp, dir_fd=dir_fd)
     return folder / final, False, final != name
+
+
+_TEMP_PREFIX = f".hubsync-restore-{uuid.uuid4().hex[:12]}-"
+_temp_ids = itertools.count()
+
+
+def _new_temp(dir_fd: int) -> tuple[str, int]:
+    """A new temp file in the folder at ``dir_fd``: (its name, an fd open for writing).
+    Names are unique to this process by a counter (no random bytes per file)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    while True:
+        name = f"{_TEMP_PREFIX}{next(_temp_ids)}"
+        try:
+            return name, os.open(name, flags, 0o666, dir_fd=dir_fd)
+        except FileExistsError:
+            continue  # a forked copy of this process took it
 
 
 def _put_new(dir_fd: int, temp: str, final: str, mtime_ns: int, durable: bool) -> None:

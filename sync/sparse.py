@@ -26,11 +26,12 @@ class Digest(Protocol):
     def update(self, data: bytes | memoryview, /) -> None: ...
 
 
-def has_holes(fd: int) -> bool:
-    """Whether the file open at ``fd`` is sparse (and holes can be found)."""
+def has_holes(fd: int, st: os.stat_result | None = None) -> bool:
+    """Whether the file open at ``fd`` (whose ``fstat`` is ``st``, when known) is sparse
+    (and holes can be found)."""
     if _SEEK_DATA is None:
         return False
-    st = os.fstat(fd)
+    st = st or os.fstat(fd)
     blocks = getattr(st, "st_blocks", None)
     return blocks is not None and blocks * 512 < st.st_size
 
@@ -105,11 +106,12 @@ def copy_file(
     ``digest``, when given, is fed every byte as it is copied (a hole as the zeros it
     reads as), so a copy can be checked without reading it twice; ``moved`` hears of
     the bytes copied. Returns the size copied."""
-    if has_holes(src):
+    st = os.fstat(src)
+    if has_holes(src, st):
         if digest is None:
             return copy_sparse(src, dst, moved)
         return _copy_sparse_hashed(src, dst, digest, moved)
-    size = os.fstat(src).st_size
+    size = st.st_size
     total = 0
     # Most files fit one read: asking one byte more than expected, a short read is the
     # end of the file (no second read to find it), and a file that grew shows.
