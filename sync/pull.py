@@ -37,6 +37,9 @@ from sync.routing import NowhereToRead, Served, fetch_routed
 
 FOLDER_BATCH = 64
 """Files of one folder written in one trip to a thread, under one folder fd."""
+THREADS = min(8, os.cpu_count() or 1)
+"""Threads copying blobs where they lie: one per core (the kernel's part of a copy
+runs without the GIL), a few more do not help."""
 
 
 class PullError(PermanentError):
@@ -165,24 +168,26 @@ async def _pull_in_place(
     folder's batch per trip to a thread; returns the jobs whose blob could not be read
     (for the routed read)."""
     hub = cast(LocalBlobs, remote)
+    if moved is not None:
+        moved = _serialized(moved)  # called from each thread
     stop = threading.Event()
     unreadable: list[_Job] = []
     loop = asyncio.get_running_loop()
-    with ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="hubsync-pull") as pool:
-        started = time.time()
+    with ThreadPoolExecutor(THREADS, thread_name_prefix="hubsync-pull") as pool:
         batches = [
             loop.run_in_executor(pool, _land_folder, remote, dest, batch, moved, stop)
             for batch in _folders(jobs)
         ]
         try:
             for next_done in asyncio.as_completed(batches):
-                for job, result in await next_done:
+                started, results = await next_done
+                for job, result in results:
                     if isinstance(result, _Unreadable):
                         unreadable.append(job)
                     elif isinstance(result, BaseException):
                         stop.set()
                         run.failed.append(result)
-                    elif not run.failed:
+                    else:  # (written even when another file failed meanwhile)
                         served = Served(hub.blob_file(job.entry.key), remote.kind, False, remote)
                         run.done(job, result, served, started)
         finally:
@@ -191,24 +196,35 @@ async def _pull_in_place(
     return unreadable
 
 
+def _serialized(moved: ProgressFn) -> ProgressFn:
+    lock = threading.Lock()
+
+    def locked(n: int) -> None:
+        with lock:
+            moved(n)
+
+    return locked
+
+
 def _land_folder(
     remote: Remote,
     dest: Path,
     jobs: list[_Job],
     moved: ProgressFn | None,
     stop: threading.Event,
-) -> list[tuple[_Job, Pulled | BaseException]]:
+) -> tuple[float, list[tuple[_Job, Pulled | BaseException]]]:
     """Copy, hash-checked, the blobs of ``jobs`` (all of one folder) below ``dest``
-    under one fd of that folder (runs in a thread)."""
+    under one fd of that folder (runs in a thread); (when it started, each result)."""
+    started = time.time()
     folders = PurePosixPath(jobs[0].name).parts[:-1]
     folder = dest.joinpath(*folders)
     try:
         dir_fd = safe_paths.open_dir(dest, folders)
     except OSError as exc:
         error = PullError(f"cannot write {folder}: {exc.strerror or exc}")
-        return [(job, error) for job in jobs]
+        return started, [(job, error) for job in jobs]
     except PermanentError as exc:  # a symbolic link on the way (sync.safe_paths)
-        return [(job, PullError(str(exc))) for job in jobs]
+        return started, [(job, PullError(str(exc))) for job in jobs]
     results: list[tuple[_Job, Pulled | BaseException]] = []
     try:
         for job in jobs:
@@ -217,7 +233,7 @@ def _land_folder(
             results.append((job, _land_one(remote, dir_fd, folder, job, moved)))
     finally:
         os.close(dir_fd)
-    return results
+    return started, results
 
 
 def _land_one(
