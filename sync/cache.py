@@ -34,6 +34,9 @@ from sync.remotes.base import BUCKET_FILES, PartialBlob, ProgressFn, Remote, Res
 from sync.throttle import Bandwidth
 
 REFRESH = 256
+RESUME_FROM = 1024 * 1024
+"""Downloads of blobs known to be smaller are not kept across restarts: fetching such a
+blob again costs less than the lock, the note and the partial file of a resumable one."""
 
 
 @dataclass(frozen=True)
@@ -226,10 +229,12 @@ class BlobCache:
         sha256: str,
         bucket: str = BUCKET_FILES,
         progress: ProgressFn | None = None,
+        size: int = -1,
     ) -> Path:
         """Download a blob into the cache (after :meth:`lookup` missed).
 
-        Concurrent downloads of the same content share one.
+        Concurrent downloads of the same content share one. ``size``, when known, lets
+        a small blob skip what makes a download resumable (RESUME_FROM).
         """
         running = self._fetching.get(sha256)
         if running is not None:
@@ -239,7 +244,7 @@ class BlobCache:
         temp = self._tmp / f"{uuid.uuid4().hex}.part"
         paying = self.download_limit.wrap(progress)
         try:
-            if isinstance(remote, ResumableGet):
+            if isinstance(remote, ResumableGet) and not 0 <= size < RESUME_FROM:
                 path = await self._download_resuming(remote, key, sha256, bucket, paying)
             else:
                 await remote.get_blob(key, sha256, temp, paying, bucket=bucket)  # verifies

@@ -1,26 +1,45 @@
 """Bringing another device's folder (or this one's) from the hub onto this machine.
 
-Every blob comes through the download cache (hash-checked before it is
-admitted), and lands with :func:`sync.restore.place`, which never overwrites a
-different local file. Paths that would go through a symbolic link are refused.
+A hub whose blobs lie on this machine (the local hub, sync.remotes.base.LocalBlobs)
+is read where its blobs lie: each one is hashed while it is copied into place, with
+no copy into the download cache (on the same disk a cached copy would save nothing,
+and a second write of every byte made pulls several times slower than ``cp -r``).
+Other hubs come through the download cache (hash-checked before it is admitted),
+which also serves when the folder's hub cannot be reached (sync.routing). Every file
+lands with :func:`sync.restore.place_in`, which never overwrites a different local
+file and gives a file its name only once its bytes are checked; paths that would
+go through a symbolic link are refused. The files are made durable together at the
+end (one ``syncfs``), not with an fsync each.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import cast
 
+from sync import safe_paths
 from sync.cache import BlobCache
+from sync.durable import make_durable
 from sync.errors import PermanentError
 from sync.find import FindQuery
 from sync.reads import ReadRecorder
-from sync.remotes.base import ManifestEntry, ProgressFn, Remote
-from sync.restore import place
+from sync.remotes.base import LocalBlobs, ManifestEntry, ProgressFn, Remote
+from sync.restore import Placing, place_in
 from sync.routing import NowhereToRead, Served, fetch_routed
+
+FOLDER_BATCH = 64
+"""Files of one folder written in one trip to a thread, under one folder fd."""
+THREADS = min(8, os.cpu_count() or 1)
+"""Threads copying blobs where they lie: one per core (the kernel's part of a copy
+runs without the GIL), a few more do not help."""
 
 
 class PullError(PermanentError):
@@ -41,10 +60,22 @@ class Pulled:
 
 def _checked(relpath: str) -> str:
     """``relpath`` as a hub path may be written below a folder: no empty, ``.`` or
-    ``..`` part (links on the way are refused by :func:`sync.restore.place`)."""
+    ``..`` part (links on the way are refused by :func:`sync.restore.place_in`)."""
     if any(p in ("", ".", "..") for p in relpath.split("/")):
         raise PullError(f"refusing the path {relpath!r}")
     return relpath
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    index: int
+    entry: ManifestEntry
+    name: str
+    """Where it goes below the destination (``relpath``, or the file name when flat)."""
+
+
+class _Unreadable(Exception):
+    """The hub's blob could not be read where it lies: the routed read tries again."""
 
 
 async def pull_entries(
@@ -60,58 +91,234 @@ async def pull_entries(
     in_flight: int = 8,
     offline: tuple[str, str] = ("", ""),
 ) -> list[Pulled]:
-    """Each entry to ``dest/relpath`` (``dest/filename`` when ``flat``), through the
-    cache and :func:`sync.routing.fetch_routed`; results in the order of the entries,
+    """Each entry to ``dest/relpath`` (``dest/filename`` when ``flat``); results in the
+    order of the entries. From a :class:`LocalBlobs` hub the blobs are copied where they
+    lie, a folder's files at a time on a thread per core; otherwise (and when such a
+    blob cannot be read) through the cache and :func:`sync.routing.fetch_routed`,
     ``in_flight`` files at a time. ``progress`` is called per file, ``moved`` with the
-    bytes downloaded; ``remote`` None with ``offline`` = (hub, why): the folder's hub
-    is not connected (sync.routing). Every read is recorded on its hub (sync.reads). The first
-    failure stops the rest and is raised once the files under way are done."""
+    bytes copied or downloaded; ``remote`` None with ``offline`` = (hub, why): the
+    folder's hub is not connected (sync.routing). Every read is recorded on its hub
+    (sync.reads). The first failure stops the rest and is raised once the files under
+    way are done."""
+    jobs = [_Job(i, e, _checked(e.filename if flat else e.relpath)) for i, e in enumerate(entries)]
     out: list[Pulled | None] = [None] * len(entries)
+    written: list[Path] = []
     reads = ReadRecorder()
-    todo = iter(enumerate(entries))
-    failed: list[BaseException] = []
-
-    async def worker() -> None:
-        for index, entry in todo:
-            if failed:
-                return
-            started = time.time()
-            try:
-                served = await fetch_routed(cache, remote, entry, fallbacks, moved, offline=offline)
-                name = entry.filename if flat else entry.relpath
-                out[index] = await asyncio.to_thread(_land, served.path, dest, entry, name, served)
-            except NowhereToRead as exc:
-                failed.append(PullError(exc.message))
-                return
-            except Exception as exc:
-                failed.append(exc)
-                return
-            reads.add(served, entry, started)
-            if progress is not None:
-                progress(entry)
-
+    run = _Run(out, written, reads, progress)
     try:
-        await asyncio.gather(*(worker() for _ in range(max(1, min(in_flight, len(entries))))))
+        if jobs:
+            await asyncio.to_thread(_prepare, dest)
+        routed = jobs
+        if isinstance(remote, LocalBlobs):
+            routed = await _pull_in_place(remote, jobs, dest, moved, run)
+        if routed and not run.failed:
+            await _pull_routed(
+                remote, cache, routed, dest, fallbacks, moved, in_flight, offline, run
+            )
+    except OSError as exc:
+        raise PullError(f"cannot write {dest}: {exc.strerror or exc}") from None
     finally:
         await reads.flush()
-    if failed:
-        raise failed[0]
+        if written:
+            await _make_durable(dest, written, run)
+    if run.failed:
+        raise run.failed[0]
     return [p for p in out if p is not None]
 
 
-def _land(blob: Path, dest: Path, entry: ManifestEntry, name: str, served: Served) -> Pulled:
+@dataclass
+class _Run:
+    """What one pull has done so far; results are taken on the event loop only."""
+
+    out: list[Pulled | None]
+    written: list[Path]
+    reads: ReadRecorder
+    progress: Callable[[ManifestEntry], None] | None
+    failed: list[BaseException] = field(default_factory=list)
+
+    def done(self, job: _Job, pulled: Pulled, served: Served, started: float) -> None:
+        self.out[job.index] = pulled
+        if not pulled.identical:
+            self.written.append(pulled.path)
+        self.reads.add(served, job.entry, started)
+        if self.progress is not None:
+            self.progress(job.entry)
+
+
+def _prepare(dest: Path) -> None:
     if dest.is_symlink():
         raise PullError(f"refusing to write through the symbolic link {dest}")
-    relpath = _checked(name)
+    dest.mkdir(parents=True, exist_ok=True)  # the folder named is trusted (sync.safe_paths)
+
+
+def _folders(jobs: list[_Job]) -> Iterator[list[_Job]]:
+    """The jobs by destination folder, at most FOLDER_BATCH at a time."""
+    by_folder: dict[str, list[_Job]] = {}
+    for job in jobs:
+        by_folder.setdefault(job.name.rpartition("/")[0], []).append(job)
+    for group in by_folder.values():
+        for at in range(0, len(group), FOLDER_BATCH):
+            yield group[at : at + FOLDER_BATCH]
+
+
+async def _pull_in_place(
+    remote: Remote, jobs: list[_Job], dest: Path, moved: ProgressFn | None, run: _Run
+) -> list[_Job]:
+    """Copy the blobs of ``remote`` (a LocalBlobs hub) where they lie into ``dest``, a
+    folder's batch per trip to a thread; returns the jobs whose blob could not be read
+    (for the routed read)."""
+    hub = cast(LocalBlobs, remote)
+    if moved is not None:
+        moved = _serialized(moved)  # called from each thread
+    stop = threading.Event()
+    unreadable: list[_Job] = []
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(THREADS, thread_name_prefix="hubsync-pull") as pool:
+        batches = [
+            loop.run_in_executor(pool, _land_folder, remote, dest, batch, moved, stop)
+            for batch in _folders(jobs)
+        ]
+        try:
+            for next_done in asyncio.as_completed(batches):
+                started, results = await next_done
+                for job, result in results:
+                    if isinstance(result, _Unreadable):
+                        unreadable.append(job)
+                    elif isinstance(result, BaseException):
+                        stop.set()
+                        run.failed.append(result)
+                    else:  # (written even when another file failed meanwhile)
+                        served = Served(hub.blob_file(job.entry.key), remote.kind, False, remote)
+                        run.done(job, result, served, started)
+        finally:
+            stop.set()
+            await asyncio.gather(*batches, return_exceptions=True)
+    return unreadable
+
+
+def _serialized(moved: ProgressFn) -> ProgressFn:
+    lock = threading.Lock()
+
+    def locked(n: int) -> None:
+        with lock:
+            moved(n)
+
+    return locked
+
+
+def _land_folder(
+    remote: Remote,
+    dest: Path,
+    jobs: list[_Job],
+    moved: ProgressFn | None,
+    stop: threading.Event,
+) -> tuple[float, list[tuple[_Job, Pulled | BaseException]]]:
+    """Copy, hash-checked, the blobs of ``jobs`` (all of one folder) below ``dest``
+    under one fd of that folder (runs in a thread); (when it started, each result)."""
+    started = time.time()
+    folders = PurePosixPath(jobs[0].name).parts[:-1]
+    folder = dest.joinpath(*folders)
     try:
-        path, identical, kept_both = place(
-            blob, dest, relpath, entry.sha256, entry.mtime_ns, entry.version
+        dir_fd = safe_paths.open_dir(dest, folders)
+    except OSError as exc:
+        error = PullError(f"cannot write {folder}: {exc.strerror or exc}")
+        return started, [(job, error) for job in jobs]
+    except PermanentError as exc:  # a symbolic link on the way (sync.safe_paths)
+        return started, [(job, PullError(str(exc))) for job in jobs]
+    results: list[tuple[_Job, Pulled | BaseException]] = []
+    try:
+        for job in jobs:
+            if stop.is_set():
+                break
+            results.append((job, _land_one(remote, dir_fd, folder, job, moved)))
+    finally:
+        os.close(dir_fd)
+    return started, results
+
+
+def _land_one(
+    remote: Remote, dir_fd: int, folder: Path, job: _Job, moved: ProgressFn | None
+) -> Pulled | BaseException:
+    entry = job.entry
+    name = job.name.rpartition("/")[2]
+    try:
+        blob = cast(LocalBlobs, remote).blob_file(entry.key)
+        item = Placing(blob, entry.sha256, entry.mtime_ns, entry.version)
+        path, identical, kept_both = place_in(
+            dir_fd, folder, name, item, durable=False, verify=True, moved=moved
         )
     except OSError as exc:
-        raise PullError(f"cannot write {dest / relpath}: {exc.strerror or exc}") from None
+        if exc.filename == os.fspath(blob):
+            return _Unreadable(exc)  # a drive unplugged, a share gone: routed instead
+        return PullError(f"cannot write {folder / name}: {exc.strerror or exc}")
+    except PermanentError as exc:
+        return PullError(str(exc))
+    except Exception as exc:
+        return exc
+    return Pulled(entry.relpath, path, identical, kept_both, remote.kind, False)
+
+
+async def _pull_routed(
+    remote: Remote | None,
+    cache: BlobCache,
+    jobs: list[_Job],
+    dest: Path,
+    fallbacks: Sequence[Remote],
+    moved: ProgressFn | None,
+    in_flight: int,
+    offline: tuple[str, str],
+    run: _Run,
+) -> None:
+    """Each job through the cache (sync.routing), ``in_flight`` at a time."""
+    todo = iter(jobs)
+
+    async def worker() -> None:
+        for job in todo:
+            if run.failed:
+                return
+            started = time.time()
+            try:
+                served = await fetch_routed(
+                    cache, remote, job.entry, fallbacks, moved, offline=offline
+                )
+                pulled = await asyncio.to_thread(_land, served, dest, job)
+            except NowhereToRead as exc:
+                run.failed.append(PullError(exc.message))
+                return
+            except Exception as exc:
+                run.failed.append(exc)
+                return
+            run.done(job, pulled, served, started)
+
+    await asyncio.gather(*(worker() for _ in range(max(1, min(in_flight, len(jobs))))))
+
+
+def _land(served: Served, dest: Path, job: _Job) -> Pulled:
+    *folders, name = PurePosixPath(job.name).parts
+    entry = job.entry
+    item = Placing(served.path, entry.sha256, entry.mtime_ns, entry.version)
+    try:
+        dir_fd = safe_paths.open_dir(dest, folders)
+        try:
+            path, identical, kept_both = place_in(
+                dir_fd, dest.joinpath(*folders), name, item, durable=False
+            )
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise PullError(f"cannot write {dest / job.name}: {exc.strerror or exc}") from None
     except PermanentError as exc:  # a symbolic link on the way (sync.safe_paths)
         raise PullError(str(exc)) from None
     return Pulled(entry.relpath, path, identical, kept_both, served.source, served.offline)
+
+
+async def _make_durable(dest: Path, written: list[Path], run: _Run) -> None:
+    """The files written, on disk before the pull says it is done: one ``syncfs`` of
+    their file system (an fsync each where there is none)."""
+    try:
+        await asyncio.to_thread(make_durable, dest, written)
+    except OSError as exc:
+        run.failed.append(PullError(f"cannot write {dest}: {exc.strerror or exc}"))
 
 
 async def folder_entries(

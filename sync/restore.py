@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import itertools
 import os
 import stat
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePath, PurePosixPath
 
 from sync import safe_paths
 from sync.cache import BlobCache
-from sync.errors import PermanentError, SyncError
+from sync.errors import IntegrityError, PermanentError, SyncError
 from sync.hashing import hash_file
 from sync.journal import DELETED, Journal, Root, VersionRow
 from sync.remotes.base import ManifestEntry, Remote, guess_content_type
@@ -101,7 +103,14 @@ def _exists(dir_fd: int, name: str) -> bool:
 
 
 def place(
-    blob: Path, base: Path, relpath: str, sha256: str, mtime_ns: int, version: int
+    blob: Path,
+    base: Path,
+    relpath: str,
+    sha256: str,
+    mtime_ns: int,
+    version: int,
+    *,
+    durable: bool = True,
 ) -> tuple[Path, bool, bool]:
     """Put a cached blob at ``base/relpath`` without clobbering; returns (path, identical,
     kept_both).
@@ -109,43 +118,106 @@ def place(
     An existing file with the same content (at the target or an earlier restored copy)
     is reused instead of writing yet another copy. Nothing below ``base`` may be a
     symbolic link (:mod:`sync.safe_paths`): every write is relative to a folder fd.
+    ``durable`` False leaves the fsync to the caller (see :func:`place_in`).
     """
     *folders, name = PurePosixPath(relpath).parts
-    folder = base.joinpath(*folders)
     base.mkdir(parents=True, exist_ok=True)  # the caller checked a root is there
     dir_fd = safe_paths.open_dir(base, folders)
     try:
-        for candidate in _candidates(name, version):
-            if not _exists(dir_fd, candidate):
-                break
-            if _same_content(dir_fd, folder, candidate, sha256):
-                return folder / candidate, True, candidate != name
-        temp = f".hubsync-restore-{uuid.uuid4().hex}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        try:
-            with (
-                open(blob, "rb") as src,
-                os.fdopen(os.open(temp, flags, 0o666, dir_fd=dir_fd), "wb") as out,
-            ):
-                copy_file(src.fileno(), out.fileno())  # a sparse blob stays sparse
-                out.flush()
-                os.fsync(out.fileno())
-                os.utime(out.fileno(), ns=(mtime_ns, mtime_ns))
-            for final in _candidates(name, version):
-                try:
-                    _put_new(dir_fd, temp, final, mtime_ns)
-                    break
-                except FileExistsError:
-                    continue
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp, dir_fd=dir_fd)
+        return place_in(
+            dir_fd,
+            base.joinpath(*folders),
+            name,
+            Placing(blob, sha256, mtime_ns, version),
+            durable=durable,
+        )
     finally:
         os.close(dir_fd)
+
+
+@dataclass(frozen=True, slots=True)
+class Placing:
+    """One file to put in a folder: where its bytes are and what they must be."""
+
+    blob: Path
+    sha256: str
+    mtime_ns: int
+    version: int
+
+
+class BlobMismatch(IntegrityError):
+    """A blob read where it lies (``verify``) does not hold the content asked for."""
+
+
+def place_in(
+    dir_fd: int,
+    folder: Path,
+    name: str,
+    item: Placing,
+    *,
+    durable: bool = True,
+    verify: bool = False,
+    moved: Callable[[int], None] | None = None,
+) -> tuple[Path, bool, bool]:
+    """:func:`place` in the folder open at ``dir_fd`` (``folder``, for the paths
+    returned): many files of one folder share one walk of the path.
+
+    ``verify``: ``item.blob`` is not known to hold ``item.sha256`` (a hub's blob read
+    where it lies): it is hashed while it is copied, and the copy never gets a name
+    unless it matches (:class:`BlobMismatch`; ``FileNotFoundError`` for a missing
+    blob). ``durable`` False skips the fsync of each file: the caller makes the batch
+    durable at once (:func:`sync.durable.make_durable`). ``moved`` hears of the
+    bytes copied."""
+    for candidate in _candidates(name, item.version):
+        if not _exists(dir_fd, candidate):
+            break
+        if _same_content(dir_fd, folder, candidate, item.sha256):
+            return folder / candidate, True, candidate != name
+    src = os.open(item.blob, os.O_RDONLY | os.O_CLOEXEC)
+    temp = ""
+    try:
+        temp, out = _new_temp(dir_fd)
+        try:
+            digest = hashlib.sha256() if verify else None
+            copy_file(src, out, digest, moved)  # a sparse blob stays sparse
+            if digest is not None and digest.hexdigest() != item.sha256:
+                raise BlobMismatch(f"{item.blob} does not match its SHA-256")
+            if durable:
+                os.fsync(out)
+            os.utime(out, ns=(item.mtime_ns, item.mtime_ns))
+        finally:
+            os.close(out)
+        for final in _candidates(name, item.version):
+            try:
+                _put_new(dir_fd, temp, final, item.mtime_ns, durable)
+                break
+            except FileExistsError:
+                continue
+    finally:
+        os.close(src)
+        if temp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp, dir_fd=dir_fd)
     return folder / final, False, final != name
 
 
-def _put_new(dir_fd: int, temp: str, final: str, mtime_ns: int) -> None:
+_TEMP_PREFIX = f".hubsync-restore-{uuid.uuid4().hex[:12]}-"
+_temp_ids = itertools.count()
+
+
+def _new_temp(dir_fd: int) -> tuple[str, int]:
+    """A new temp file in the folder at ``dir_fd``: (its name, an fd open for writing).
+    Names are unique to this process by a counter (no random bytes per file)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    while True:
+        name = f"{_TEMP_PREFIX}{next(_temp_ids)}"
+        try:
+            return name, os.open(name, flags, 0o666, dir_fd=dir_fd)
+        except FileExistsError:
+            continue  # a forked copy of this process took it
+
+
+def _put_new(dir_fd: int, temp: str, final: str, mtime_ns: int, durable: bool) -> None:
     """Give ``temp``'s bytes the name ``final``; FileExistsError if that name is taken."""
     try:  # atomic, and never replaces an existing file
         os.link(temp, final, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
@@ -161,7 +233,8 @@ def _put_new(dir_fd: int, temp: str, final: str, mtime_ns: int) -> None:
         ):
             copy_file(src.fileno(), out.fileno())
             out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                os.fsync(out.fileno())
             os.utime(out.fileno(), ns=(mtime_ns, mtime_ns))
 
 

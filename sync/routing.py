@@ -26,7 +26,7 @@ class NowhereToRead(PermanentError):
 @dataclass(frozen=True, slots=True)
 class Served:
     path: Path
-    """The verified blob in the cache."""
+    """The verified blob: in the cache, or where a LocalBlobs hub keeps it (sync.pull)."""
     source: str
     """``cache`` or the kind of the hub that sent the bytes (``local``, ``supabase``)."""
     offline: bool
@@ -56,7 +56,9 @@ async def fetch_routed(
     if remote is not None:
         kind = remote.kind
         try:
-            path = await cache.download(remote, entry.key, entry.sha256, progress=progress)
+            path = await cache.download(
+                remote, entry.key, entry.sha256, progress=progress, size=entry.size
+            )
             return Served(path, remote.kind, False, remote)
         except TransientError as exc:
             why = exc.message
@@ -67,7 +69,7 @@ async def fetch_routed(
             keys = await other.find_blobs([entry.sha256])
             if entry.sha256 in keys:
                 path = await cache.download(
-                    other, keys[entry.sha256], entry.sha256, progress=progress
+                    other, keys[entry.sha256], entry.sha256, progress=progress, size=entry.size
                 )
                 return Served(path, other.kind, True, other)
         except SyncError:

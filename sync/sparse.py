@@ -11,18 +11,27 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 _SEEK_DATA = getattr(os, "SEEK_DATA", None)
 _SEEK_HOLE = getattr(os, "SEEK_HOLE", None)
-ZEROS = bytes(1 << 20)
+CHUNK = 1 << 20
+ZEROS = bytes(CHUNK)
 """Shared zeros: a hole is hashed as what it reads as."""
 
 
-def has_holes(fd: int) -> bool:
-    """Whether the file open at ``fd`` is sparse (and holes can be found)."""
+class Digest(Protocol):
+    """What :func:`copy_file` needs of a hash object (``hashlib.sha256()``)."""
+
+    def update(self, data: bytes | memoryview, /) -> None: ...
+
+
+def has_holes(fd: int, st: os.stat_result | None = None) -> bool:
+    """Whether the file open at ``fd`` (whose ``fstat`` is ``st``, when known) is sparse
+    (and holes can be found)."""
     if _SEEK_DATA is None:
         return False
-    st = os.fstat(fd)
+    st = st or os.fstat(fd)
     blocks = getattr(st, "st_blocks", None)
     return blocks is not None and blocks * 512 < st.st_size
 
@@ -86,12 +95,66 @@ def write_at(fd: int, data: bytes | memoryview, offset: int) -> None:
         view, offset = view[n:], offset + n
 
 
-def copy_file(src: int, dst: int) -> None:
-    """Every byte of ``src`` into the new, empty ``dst``; a sparse ``src`` keeps its holes."""
-    if has_holes(src):
-        copy_sparse(src, dst)
-        return
-    while data := os.read(src, 1 << 20):
+def copy_file(
+    src: int,
+    dst: int,
+    digest: Digest | None = None,
+    moved: Callable[[int], None] | None = None,
+) -> int:
+    """Every byte of ``src`` into the new, empty ``dst``; a sparse ``src`` keeps its holes.
+
+    ``digest``, when given, is fed every byte as it is copied (a hole as the zeros it
+    reads as), so a copy can be checked without reading it twice; ``moved`` hears of
+    the bytes copied. Returns the size copied."""
+    st = os.fstat(src)
+    if has_holes(src, st):
+        if digest is None:
+            return copy_sparse(src, dst, moved)
+        return _copy_sparse_hashed(src, dst, digest, moved)
+    size = st.st_size
+    total = 0
+    # Most files fit one read: asking one byte more than expected, a short read is the
+    # end of the file (no second read to find it), and a file that grew shows.
+    want = size + 1 if size < CHUNK else CHUNK
+    while data := os.read(src, want):
+        if digest is not None:
+            digest.update(data)
         view = memoryview(data)
         while view:
             view = view[os.write(dst, view) :]
+        total += len(data)
+        if moved is not None:
+            moved(len(data))
+        if len(data) < want:
+            break
+        want = CHUNK
+    return total
+
+
+def _copy_sparse_hashed(
+    src: int, dst: int, digest: Digest, moved: Callable[[int], None] | None
+) -> int:
+    pos = 0  # everything before pos is hashed (and written, or a hole)
+    for start, end in data_extents(src):
+        _hash_zeros(digest, start - pos)
+        pos = start
+        while pos < end:
+            data = os.pread(src, min(CHUNK, end - pos), pos)
+            if not data:
+                break
+            digest.update(data)
+            write_at(dst, data, pos)
+            pos += len(data)
+            if moved is not None:
+                moved(len(data))
+    size = os.fstat(src).st_size
+    _hash_zeros(digest, size - pos)
+    os.ftruncate(dst, max(size, pos))
+    return max(size, pos)
+
+
+def _hash_zeros(digest: Digest, count: int) -> None:
+    while count > 0:
+        n = min(len(ZEROS), count)
+        digest.update(memoryview(ZEROS)[:n])
+        count -= n

@@ -42,8 +42,9 @@ def _failing(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
     return done
 
 
-def _check_get(a: Cli, b: Cli, docs: Path, out: Path) -> None:
-    """get: the bytes, by its folder's name or path; again from the cache; never
+def _check_get(a: Cli, b: Cli, docs: Path, out: Path, again_from: str) -> None:
+    """get: the bytes, by its folder's name or path; again from ``again_from`` (the
+    cache; the local hub's blobs are read where they lie, never cached); never
     overwrites; --at gives an earlier version."""
     first = json.loads(b("get", f"laptop:{docs.name}/notes/plan.md", "--to", str(out), "--json"))
     assert (out / "plan.md").read_bytes() == b"plan, first"
@@ -51,7 +52,7 @@ def _check_get(a: Cli, b: Cli, docs: Path, out: Path) -> None:
     again = json.loads(
         b("get", f"laptop:{docs.resolve()}/notes/plan.md", "--to", str(out), "--json")
     )
-    assert again["source"] == "cache" and again["identical"]
+    assert again["source"] == again_from and again["identical"]
     between = datetime.now().astimezone().isoformat()
     time.sleep(0.05)
     (docs / "notes/plan.md").write_bytes(b"plan, second")
@@ -113,10 +114,11 @@ def test_get_from_the_local_hub_records_reads(tmp_path: Path) -> None:
             return {r[0]: (r[1], r[2]) for r in rows}
 
     assert counts()[_sha(b"plan, first")] == (0, None)
-    _check_get(a, b, docs, tmp_path / "out")
+    _check_get(a, b, docs, tmp_path / "out", again_from="local")
     seen = counts()
     assert seen[_sha(b"plan, first")][0] == 3 and seen[_sha(b"plan, first")][1] is not None
     assert seen[_sha(b"plan, second")][0] == 1
+    assert not list((tmp_path / "b" / "cache" / "blobs").glob("??/*"))  # nothing cached
     b("pull", f"laptop:{docs.name}", str(tmp_path / "pulled"))
     assert counts()[_sha((docs / "report.pdf").read_bytes())][0] == 1
     assert counts()[_sha(b"plan, second")][0] == 2
@@ -126,7 +128,7 @@ def test_get_from_the_local_hub_records_reads(tmp_path: Path) -> None:
             " WHERE operation_type = 'download'"
         ).fetchall()
     assert len(downloads) == 6 and {d[0] for d in downloads} == {"completed"}
-    assert {d[1] for d in downloads} == {"local", "cache"}
+    assert {d[1] for d in downloads} == {"local"}
     _check_refusals(b_env, docs, tmp_path)
 
 
@@ -157,7 +159,7 @@ def test_get_from_supabase_records_reads_and_falls_back_to_an_offline_copy(
         }
 
     assert counts()[_sha(b"plan, first")] == (0, None)
-    _check_get(a, b, docs, tmp_path / "out")
+    _check_get(a, b, docs, tmp_path / "out", again_from="cache")
     seen = counts()
     assert seen[_sha(b"plan, first")][0] == 3 and seen[_sha(b"plan, first")][1] is not None
     assert seen[_sha(b"plan, second")][0] == 1

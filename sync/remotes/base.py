@@ -258,6 +258,18 @@ class ReadLog(Protocol):
         ...
 
 
+@runtime_checkable
+class LocalBlobs(Protocol):
+    """A hub whose blobs are files on this machine (the local hub, on a disk, a NAS
+    share or a drive): a read copies the blob straight from where it lies, hashing
+    it on the way, instead of downloading it into the cache first."""
+
+    def blob_file(self, key: str, bucket: str = BUCKET_FILES) -> Path:
+        """Where the blob of ``key`` lies (not checked to exist); PermanentError for a
+        key that is not one of this hub's."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class PartialBlob:
     """What is known about a half-downloaded blob kept across restarts."""

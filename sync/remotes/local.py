@@ -586,6 +586,10 @@ class LocalHub:
             raise PermanentError(f"not a hub key: {key!r}")
         return self.root.joinpath(bucket, *parts)
 
+    def blob_file(self, key: str, bucket: str = BUCKET_FILES) -> Path:
+        """Where the blob of ``key`` lies (see ``LocalBlobs``)."""
+        return self._path_of(bucket, key)
+
     def went_away(self) -> bool:
         """Whether the hub database open here is no longer the one at the hub's folder
         (its drive was unplugged, or remounted): this object can then never reach it."""

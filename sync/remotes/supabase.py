@@ -240,6 +240,7 @@ class SupabaseRemote:
         state = {"known": known}
 
         async def download() -> None:
+            digest = ""  # known already when a small body was written in one go
             have = await asyncio.to_thread(_size_on_disk, dest) if state["known"] else 0
             headers = self.session.headers()
             if have:
@@ -268,8 +269,11 @@ class SupabaseRemote:
                     partial = PartialBlob(key, sha256, etag, size)
                     state["known"] = partial
                     remember(partial)
-                    await _append(r, dest, have, progress)
-            if await asyncio.to_thread(_sha256_of, dest) != sha256:
+                    if have == 0 and 0 <= size < DOWNLOAD_BLOCK:
+                        digest = await _write_small(r, dest, progress)
+                    else:
+                        await _append(r, dest, have, progress)
+            if (digest or await asyncio.to_thread(_sha256_of, dest)) != sha256:
                 await asyncio.to_thread(dest.unlink, missing_ok=True)
                 state["known"] = None
                 raise IntegrityError(f"downloaded bytes of {key} do not match their SHA-256")
@@ -562,6 +566,24 @@ async def _append(
                 progress(len(block))
     finally:
         await asyncio.to_thread(handle.close)
+
+
+async def _write_small(response: httpx.Response, dest: Path, progress: ProgressFn | None) -> str:
+    """A body smaller than a block: gathered in memory, then written and hashed in one
+    trip to a thread (a thread hop per open, write and close cost more than the bytes);
+    returns its SHA-256."""
+    blocks = []
+    async for block in response.aiter_bytes(DOWNLOAD_BLOCK):
+        blocks.append(block)
+        if progress is not None:
+            progress(len(block))
+    return await asyncio.to_thread(_write_hashed, dest, b"".join(blocks))
+
+
+def _write_hashed(dest: Path, data: bytes) -> str:
+    with open(dest, "wb") as f:
+        f.write(data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def _sha256_of(path: Path) -> str:
