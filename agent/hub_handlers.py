@@ -7,7 +7,7 @@ agent with its own hubs and download cache; downloads report ``hub_download`` ev
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,6 +120,17 @@ class _Progress:
         )
 
 
+async def _reported(progress: _Progress, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """Await a download, its last progress event saying how it ended."""
+    try:
+        result = await work
+    except HubReadError as exc:
+        progress.finish(ok=False)
+        raise ControlError("not_found", exc.message) from None
+    progress.finish(ok=True)
+    return result
+
+
 def register_hub_handlers(agent: AgentService) -> None:
     ctx = agent.ctx
 
@@ -159,8 +170,9 @@ def register_hub_handlers(agent: AgentService) -> None:
     async def get(params: dict[str, Any]) -> dict[str, Any]:
         source = _text(params, "source", required=True)
         progress = _Progress(agent.server.publish, source)
-        try:
-            result = await get_file(
+        return await _reported(
+            progress,
+            get_file(
                 ctx.remotes,
                 ctx.unavailable,
                 ctx.cache,
@@ -171,18 +183,15 @@ def register_hub_handlers(agent: AgentService) -> None:
                 moved=progress.moved,
                 journal=ctx.journal,
                 this_name=ctx.config.device_name,
-            )
-        except HubReadError as exc:
-            progress.finish(ok=False)
-            raise ControlError("not_found", exc.message) from None
-        progress.finish(ok=True)
-        return result
+            ),
+        )
 
     async def pull(params: dict[str, Any]) -> dict[str, Any]:
         source = _text(params, "source", required=True)
         progress = _Progress(agent.server.publish, source)
-        try:
-            result = await pull_folder(
+        return await _reported(
+            progress,
+            pull_folder(
                 ctx.remotes,
                 ctx.unavailable,
                 ctx.cache,
@@ -192,12 +201,8 @@ def register_hub_handlers(agent: AgentService) -> None:
                 on_entries=progress.listed,
                 progress=progress.file_done,
                 moved=progress.moved,
-            )
-        except HubReadError as exc:
-            progress.finish(ok=False)
-            raise ControlError("not_found", exc.message) from None
-        progress.finish(ok=True)
-        return result
+            ),
+        )
 
     for name, handler in {
         "hub.devices": devices,
