@@ -180,10 +180,14 @@ def run_to_end(qtbot: QtBot, coro: Any, timeout_ms: int = 10_000) -> Any:
 def tray_app(qtbot: QtBot, qt_loop: qasync.QEventLoop, paths: Paths) -> Iterator[TrayApp]:
     """The tray app, on the fallback window (offscreen Qt has no system tray); not connected yet."""
     app = TrayApp(paths, agent_command=None)
-    for window in app.windows():
-        qtbot.addWidget(window)
+    windows = app.windows()
     yield app
+    # The app closes first (it hides its windows), then the windows go: left to
+    # qtbot.addWidget, a real X server deleted them before the app's own close ran.
     run_to_end(qtbot, app.close())
+    for window in windows:
+        window.close()
+        window.deleteLater()
 
 
 @pytest.fixture
