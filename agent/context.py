@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 
 from agent.config import Config, load_config
-from agent.paths import Paths, resolve_paths
+from agent.platform.paths import Paths, resolve_paths
 from sync.cache import BlobCache
 from sync.disk_space import disk_full
 from sync.engine import MassDeletePolicy, SyncEngine
@@ -129,7 +129,7 @@ class Context(AbstractAsyncContextManager["Context"]):
     async def open_supabase(self) -> None:
         """Open the Supabase remote when configured and signed in; else say why not."""
         if self.config.supabase_configured:
-            from agent.supabase_hub import open_supabase
+            from agent.hub.supabase import open_supabase
 
             remote, problem = await open_supabase(
                 self,

@@ -34,7 +34,7 @@ import qasync
 from PySide6.QtCore import QElapsedTimer, QTimer
 from PySide6.QtWidgets import QApplication
 
-from agent.paths import resolve_paths
+from agent.platform.paths import resolve_paths
 from gui.agent_link import AgentLink
 from gui.app import TrayApp
 from gui.exai_dialog import close_exai_dialogs, open_exai_dialog

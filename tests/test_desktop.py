@@ -12,8 +12,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from agent import desktop
-from agent.autostart import _desktop_quote
+from agent.platform import desktop
+from agent.platform.autostart import _desktop_quote
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,7 +23,7 @@ def _cli() -> typer.Typer:
 
     @app.callback()
     def _root() -> None:
-        """A group, as in agent/cli.py, so the command keeps its name."""
+        """A group, as in agent/cli/main.py, so the command keeps its name."""
 
     desktop.register(app)
     return app

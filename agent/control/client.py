@@ -309,7 +309,7 @@ def call_sync(
 ) -> Any:
     """One call from synchronous code (the CLI); raises ``AgentUnavailable`` or ``ControlError``."""
     if socket_path is None:
-        from agent.paths import resolve_paths
+        from agent.platform.paths import resolve_paths
 
         socket_path = resolve_paths().control_socket
 

@@ -22,7 +22,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QTreeWidgetItem
 from pytestqt.qtbot import QtBot
 
-from agent.paths import Paths
+from agent.platform.paths import Paths
 from gui.app import TrayApp
 from gui.exai_dialog import ExaiDialog
 from gui.hub_tree import entry_of

@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from pytestqt.qtbot import QtBot
 
-from agent.paths import Paths
+from agent.platform.paths import Paths
 from gui.app import TrayApp
 from tests.gui.conftest import DemoAgentProcess, click, rows
 

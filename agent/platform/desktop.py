@@ -24,7 +24,7 @@ from typing import Annotated
 
 import typer
 
-from agent.autostart import _desktop_quote
+from agent.platform.autostart import _desktop_quote
 
 DESKTOP_FILE = "hubsync.desktop"
 ICON_NAME = "hubsync"

@@ -23,7 +23,7 @@ from keyring.backend import KeyringBackend
 from keyring.backends import chainer, fail, null
 from supabase_auth import AsyncSupportedStorage
 
-from agent.paths import Paths, resolve_paths
+from agent.platform.paths import Paths, resolve_paths
 
 SERVICE = "hubsync"
 FILE_SECRETS_ENV = "HUBSYNC_ALLOW_FILE_SECRETS"

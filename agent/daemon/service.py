@@ -29,15 +29,11 @@ from watchdog.observers import Observer
 
 from agent.context import Context
 from agent.control.server import ControlServer
-from agent.exai.client import ExaiClient
-from agent.exai.health import check_health
-from agent.exai.jobs import ExaiJobs
-from agent.exai.results import default_results_dir
-from agent.exai.settings import ExaiSettings
-from agent.health import HealthMonitor, HealthState, HealthStatus
-from agent.held import HeldDeletions
-from agent.hub_keeper import LocalHubKeeper
-from agent.metrics import (
+from agent.control.settings_api import read_ignore, register_settings
+from agent.daemon.health import HealthMonitor, HealthState, HealthStatus
+from agent.daemon.held import HeldDeletions
+from agent.daemon.hub_keeper import LocalHubKeeper
+from agent.daemon.metrics import (
     BYTES_UPLOADED,
     DEDUP_BYTES_SAVED,
     DEDUP_HITS,
@@ -45,9 +41,13 @@ from agent.metrics import (
     Metrics,
     MetricsStore,
 )
-from agent.oneoff import upload_paths
-from agent.settings_api import read_ignore, register_settings
-from agent.watcher import Debouncer, ObserverFactory, RootWatcher, coverage_shortfall
+from agent.daemon.oneoff import upload_paths
+from agent.daemon.watcher import Debouncer, ObserverFactory, RootWatcher, coverage_shortfall
+from agent.exai.client import ExaiClient
+from agent.exai.health import check_health
+from agent.exai.jobs import ExaiJobs
+from agent.exai.results import default_results_dir
+from agent.exai.settings import ExaiSettings
 from sync.disk_space import disk_full, free_bytes
 from sync.engine import PassReport, Progress
 from sync.errors import AuthError, DiskFull, TransientError
@@ -178,9 +178,9 @@ class AgentService:
     async def run(self) -> None:
         """Serve until :meth:`stop` (or SIGTERM/SIGINT through the CLI)."""
         self._loop = asyncio.get_running_loop()
-        from agent.handlers import register_handlers
-        from agent.hub_handlers import register_hub_handlers
-        from agent.hub_link import register_hub_link
+        from agent.control.handlers import register_handlers
+        from agent.control.hub_handlers import register_hub_handlers
+        from agent.control.hub_link import register_hub_link
 
         register_handlers(self)
         register_hub_handlers(self)

@@ -13,11 +13,9 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from agent.cli_output import JsonOpt, emit_json, out
+from agent.cli.output import JsonOpt, emit_json, out
 from agent.context import Context
-from agent.exai.client import ExaiClient
-from agent.exai.settings import ExaiSettings
-from agent.issues_api import (
+from agent.control.issues_api import (
     DIAGNOSIS_TIMEOUT,
     diagnose,
     group_or_fail,
@@ -25,6 +23,8 @@ from agent.issues_api import (
     issues_report,
     retry_group,
 )
+from agent.exai.client import ExaiClient
+from agent.exai.settings import ExaiSettings
 from sync.errors import SyncError
 from sync.remotes.base import ErrorMirror
 
@@ -57,7 +57,7 @@ def issues(
     """List what is not in the hub: errors, skipped items, held deletions."""
     if typer_ctx.invoked_subcommand is not None:
         return
-    from agent.cli import _NO_AGENT, _agent_call, run_async
+    from agent.cli.main import _NO_AGENT, _agent_call, run_async
 
     params = {"ignored": ignored, "all_devices": all_devices}
     data = _agent_call("issues", params)
@@ -132,7 +132,7 @@ def _print(data: dict[str, Any]) -> None:
 @issues_app.command("diagnose")
 def diagnose_command(group: GroupArg, json_out: JsonOpt = False) -> None:
     """Ask EXAI what causes an error group and how to fix it (within 30 s)."""
-    from agent.cli import _NO_AGENT, CliError, _agent_call, run_async
+    from agent.cli.main import _NO_AGENT, CliError, _agent_call, run_async
 
     data = _agent_call("issues.diagnose", {"group": group}, timeout=DIAGNOSIS_TIMEOUT + 15)
     if data is _NO_AGENT:
@@ -172,7 +172,7 @@ def diagnose_command(group: GroupArg, json_out: JsonOpt = False) -> None:
 @issues_app.command("resolve")
 def resolve_command(group: GroupArg) -> None:
     """Mark an error group as dealt with (a new failure of its kind opens it again)."""
-    from agent.cli import _NO_AGENT, CliError, _agent_call, run_async
+    from agent.cli.main import _NO_AGENT, CliError, _agent_call, run_async
 
     if _agent_call("issues.resolve", {"group": group}) is _NO_AGENT:
 
@@ -191,7 +191,7 @@ def retry_command(
     group: Annotated[int | None, typer.Argument(help="Only this group's files.")] = None,
 ) -> None:
     """Try failed files again at once (all of them, or one group's)."""
-    from agent.cli import _NO_AGENT, CliError, _agent_call, run_async
+    from agent.cli.main import _NO_AGENT, CliError, _agent_call, run_async
 
     params: dict[str, Any] = {} if group is None else {"group": group}
     data = _agent_call("issues.retry", params)
@@ -219,7 +219,7 @@ def ignore_command(
     path: Annotated[Path, typer.Argument(help="A file or folder inside a mirrored folder.")],
 ) -> None:
     """Stop mirroring a path: adds it to its folder's .hubignore."""
-    from agent.cli import _NO_AGENT, CliError, _agent_call, _find_root, run_async
+    from agent.cli.main import _NO_AGENT, CliError, _agent_call, _find_root, run_async
 
     data = _agent_call("issues.ignore", {"path": str(path.expanduser().absolute())})
     if data is _NO_AGENT:

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from agent.cli_output import JsonOpt, emit_json, err, out
+from agent.cli.output import JsonOpt, emit_json, err, out
 from agent.config import ConfigError, load_config
 from agent.context import Context
 from agent.exai.client import ExaiClient, ToolInfo
@@ -24,7 +24,7 @@ from agent.exai.flow import ProcessOutcome, process_file
 from agent.exai.health import ExaiHealth, check_health
 from agent.exai.results import default_results_dir
 from agent.exai.settings import JWT_SECRET, TOKEN_SECRET, ExaiSettings, read_jwt, read_token
-from agent.paths import resolve_paths
+from agent.platform.paths import resolve_paths
 from sync.errors import SyncError
 from sync.remotes.base import BUCKET_FILES
 
@@ -209,7 +209,7 @@ def token(
 ) -> None:
     """Store the EXAI token (or with --jwt the JWT) in the OS keyring, never in the config;
     EXAI_WS_TOKEN / EXAI_WS_JWT override them."""
-    from agent.secrets import SecretStoreError, open_secret_store
+    from agent.platform.secrets import SecretStoreError, open_secret_store
 
     secret, what = (JWT_SECRET, "EXAI JWT") if jwt else (TOKEN_SECRET, "EXAI token")
     try:

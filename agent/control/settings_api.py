@@ -12,16 +12,16 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent import autostart
 from agent.config import Config, ConfigError, save_config
 from agent.control.protocol import BAD_PARAMS, ControlError
 from agent.exai.settings import JWT_SECRET, TOKEN_SECRET
-from agent.secrets import SecretStore, SecretStoreError, open_secret_store
+from agent.platform import autostart
+from agent.platform.secrets import SecretStore, SecretStoreError, open_secret_store
 from sync.errors import SyncError
 from sync.ignore import IGNORE_FILE
 
 if TYPE_CHECKING:
-    from agent.service import AgentService
+    from agent.daemon.service import AgentService
 
 log = logging.getLogger("hubsync.settings")
 
@@ -152,7 +152,7 @@ def register_settings(agent: AgentService) -> None:
             raise ControlError(BAD_PARAMS, "'email' and 'password' are required")
         if not ctx.config.supabase_configured:
             raise ControlError("unavailable", "set the Supabase URL and anon key first")
-        from agent.supabase_hub import session_storage, settings_from
+        from agent.hub.supabase import session_storage, settings_from
         from sync.remotes.supabase_session import SupabaseSession
 
         try:
@@ -179,8 +179,8 @@ def register_settings(agent: AgentService) -> None:
         if ctx.config.supabase_configured:
             from supabase_auth.constants import STORAGE_KEY
 
-            from agent.secrets import session_namespace
-            from agent.supabase_hub import settings_from
+            from agent.hub.supabase import settings_from
+            from agent.platform.secrets import session_namespace
 
             base_url = settings_from(ctx.config).public_url
             store().delete(f"{session_namespace(base_url)}:{STORAGE_KEY}")

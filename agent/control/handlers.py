@@ -7,8 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.control.protocol import BAD_PARAMS, ControlError
-from agent.issues_api import (
+from agent.control.issues_api import (
     API_GROUPS,
     API_ISSUES,
     diagnose,
@@ -17,16 +16,17 @@ from agent.issues_api import (
     issues_report,
     retry_group,
 )
-from agent.logs import tail
-from agent.oneoff import LINK_LIFETIME
-from agent.pass_json import report_json
+from agent.control.pass_json import report_json
+from agent.control.protocol import BAD_PARAMS, ControlError
+from agent.daemon.oneoff import LINK_LIFETIME
+from agent.platform.logs import tail
 from sync.errors import SyncError, UndecodableName
 from sync.reattach import reattach
 from sync.remotes.base import ErrorMirror
 from sync.restore import RestoreError, restore_path
 
 if TYPE_CHECKING:
-    from agent.service import AgentService
+    from agent.daemon.service import AgentService
 
 
 def _path(params: dict[str, Any], key: str = "path") -> Path:

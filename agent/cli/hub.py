@@ -14,9 +14,9 @@ from rich.markup import escape
 from rich.progress import DownloadColumn, Progress, TaskID
 from rich.table import Table
 
-from agent.cli_output import JsonOpt, emit_json, err, out
+from agent.cli.output import JsonOpt, emit_json, err, out
 from agent.context import Context
-from agent.hub_reads import find_files, get_file, list_devices, pull_folder
+from agent.hub.reads import find_files, get_file, list_devices, pull_folder
 from sync.errors import SyncError
 from sync.find import FindQuery
 
@@ -55,7 +55,7 @@ def _utc(at: str) -> str:
 
 async def _reading(work: Awaitable[T]) -> T:
     """A hub read, its one-line failure as the CLI's error."""
-    from agent.cli import CliError
+    from agent.cli.main import CliError
 
     try:
         return await work
@@ -64,7 +64,7 @@ async def _reading(work: Awaitable[T]) -> T:
 
 
 def register(app: typer.Typer) -> None:
-    from agent.cli import run_async
+    from agent.cli.main import run_async
 
     @app.command()
     def find(

@@ -19,7 +19,7 @@ from typing import Any
 
 from agent.exai.client import ExaiClient, ToolInfo
 from agent.exai.errors import ExaiError, ExaiTimeout
-from agent.logs import REDACTED, redact, tail
+from agent.platform.logs import REDACTED, redact, tail
 from sync.ignore import IGNORE_FILE
 from sync.issues import group_json, list_issues
 from sync.journal import ErrorGroup, Journal, Root

@@ -1,6 +1,6 @@
 """Control API methods that read the hub across devices (``hub.*``, docs/control-api.md).
 
-The same work as ``hubsync devices/find/get/pull`` (agent/hub_reads.py), done by the
+The same work as ``hubsync devices/find/get/pull`` (agent/hub/reads.py), done by the
 agent with its own hubs and download cache; downloads report ``hub_download`` events.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.control.protocol import BAD_PARAMS, ControlError
-from agent.hub_reads import (
+from agent.hub.reads import (
     HubReadError,
     find_files,
     get_file,
@@ -25,7 +25,7 @@ from sync.find import FindQuery
 from sync.remotes.base import ManifestEntry
 
 if TYPE_CHECKING:
-    from agent.service import AgentService
+    from agent.daemon.service import AgentService
 
 EVENT = "hub_download"
 EVERY = 0.2

@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agent.control.protocol import BAD_PARAMS, ControlError
-from agent.hub_reads import locate
-from agent.oneoff import LINK_LIFETIME
+from agent.daemon.oneoff import LINK_LIFETIME
+from agent.hub.reads import locate
 from sync.errors import PermanentError
 from sync.pull import file_version
 from sync.remotes.base import BUCKET_FILES, Remote
 
 if TYPE_CHECKING:
-    from agent.service import AgentService
+    from agent.daemon.service import AgentService
 
 
 async def link_to(

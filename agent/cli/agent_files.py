@@ -15,10 +15,10 @@ from typing import Annotated
 
 import typer
 
-from agent import autostart
-from agent.diagnostics import write_bundle
-from agent.logs import follow, tail
-from agent.paths import Paths, resolve_paths
+from agent.cli.diagnostics import write_bundle
+from agent.platform import autostart
+from agent.platform.logs import follow, tail
+from agent.platform.paths import Paths, resolve_paths
 
 
 class AutostartAction(StrEnum):

@@ -23,8 +23,8 @@ from typing import Any
 import tomli_w
 
 from agent.config import ConfigError, load_config
-from agent.logs import redact, tail
-from agent.paths import Paths
+from agent.platform.logs import redact, tail
+from agent.platform.paths import Paths
 
 PACKAGES = (
     "hubsync",

@@ -18,21 +18,21 @@ import typer
 from rich.markup import escape
 from supabase_auth.constants import STORAGE_KEY
 
-from agent.cli_output import emit_json, err, out
+from agent.cli.output import emit_json, err, out
 from agent.config import Config, ConfigError, load_config
-from agent.paths import Paths, resolve_paths
-from agent.secrets import (
+from agent.hub.supabase import (
+    SERVICE_ROLE_ENV,
+    open_session,
+    session_storage,
+    settings_from,
+)
+from agent.platform.paths import Paths, resolve_paths
+from agent.platform.secrets import (
     SERVICE_ROLE_SECRET,
     SecretStore,
     SecretStoreError,
     open_secret_store,
     session_namespace,
-)
-from agent.supabase_hub import (
-    SERVICE_ROLE_ENV,
-    open_session,
-    session_storage,
-    settings_from,
 )
 from sync.errors import SyncError
 from sync.remotes.supabase import SupabaseRemote

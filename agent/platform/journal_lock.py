@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from agent.lock import AgentLock, AlreadyRunning, read_holder
+from agent.platform.lock import AgentLock, AlreadyRunning, read_holder
 
 log = logging.getLogger("hubsync.agent")
 WAIT_STEP = 0.5

@@ -8,11 +8,11 @@ import signal
 import sqlite3
 
 from agent.context import Context
-from agent.journal_lock import one_engine
-from agent.lock import AgentLock
-from agent.logs import setup_logging
-from agent.paths import Paths, resolve_paths
-from agent.service import AgentService
+from agent.daemon.service import AgentService
+from agent.platform.journal_lock import one_engine
+from agent.platform.lock import AgentLock
+from agent.platform.logs import setup_logging
+from agent.platform.paths import Paths, resolve_paths
 from sync.disk_space import disk_full
 
 log = logging.getLogger("hubsync.agent")

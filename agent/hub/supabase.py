@@ -2,7 +2,7 @@
 
 Used by :class:`agent.context.Context` (``open_supabase``) and by the
 ``login``/``logout``/``whoami`` commands. The session lives in the keyring (see
-:mod:`agent.secrets`); service-role mode is opt-in per call and loud.
+:mod:`agent.platform.secrets`); service-role mode is opt-in per call and loud.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import os
 from typing import TYPE_CHECKING
 
 from agent.config import Config
-from agent.paths import Paths
-from agent.secrets import (
+from agent.platform.paths import Paths
+from agent.platform.secrets import (
     SERVICE_ROLE_SECRET,
     KeyringSessionStorage,
     SecretStore,

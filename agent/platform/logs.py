@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import stamina
 
-from agent.paths import Paths
+from agent.platform.paths import Paths
 from sync.disk_space import is_disk_full
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"

@@ -32,14 +32,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from agent.cli_output import JsonOpt, emit_json, err, out
+from agent.cli.output import JsonOpt, emit_json, err, out
 from agent.config import ConfigError
 from agent.context import Context
-from agent.journal_lock import JournalBusy
-from agent.journal_lock import one_engine as journal_lock
-from agent.lock import lock_held
-from agent.pass_json import report_from_json, report_json
-from agent.paths import resolve_paths
+from agent.control.pass_json import report_from_json, report_json
+from agent.platform.journal_lock import JournalBusy
+from agent.platform.journal_lock import one_engine as journal_lock
+from agent.platform.lock import lock_held
+from agent.platform.paths import resolve_paths
 from sync.disk_space import disk_full
 from sync.engine import PassReport
 from sync.engine import Progress as SyncProgress
@@ -77,7 +77,7 @@ def _service_role_user(service_role: bool, user_id: str | None) -> str | None:
         return None
     if not user_id:
         raise CliError("--service-role needs a fixed --user-id")
-    from agent.supabase_cli import _warn_service_role
+    from agent.cli.supabase import _warn_service_role
 
     _warn_service_role(user_id)
     return user_id
@@ -150,7 +150,7 @@ def run_async(
     """Open the context, run ``body`` and close everything, turning errors into messages.
 
     ``one_engine``: the command syncs or restores, and keeps any other process that
-    would out of the journal while it runs (see agent/journal_lock.py)."""
+    would out of the journal while it runs (see agent/platform/journal_lock.py)."""
     if one_engine:
         try:
             with journal_lock(resolve_paths().journal):
@@ -742,7 +742,7 @@ def doctor(
 ) -> None:
     """Check the config, the journal's integrity and whether the hubs answer."""
     if bundle is not None:
-        from agent.diagnostics import write_bundle
+        from agent.cli.diagnostics import write_bundle
 
         written = write_bundle(resolve_paths(), bundle.expanduser())
         err.print(f"Diagnostics written to {escape(str(written))} (no secrets inside).")
@@ -818,8 +818,8 @@ def _agent_check() -> dict[str, Any]:
 @app.command()
 def agent(service_role: ServiceRoleOpt = False, user_id: UserIdOpt = None) -> None:
     """Run the agent in the foreground (watch folders, serve the tray and CLI)."""
-    from agent.lock import AlreadyRunning
-    from agent.runner import run_agent
+    from agent.daemon.runner import run_agent
+    from agent.platform.lock import AlreadyRunning
 
     acting_for = _service_role_user(service_role, user_id)
     try:
@@ -913,12 +913,12 @@ def run(
 
 
 def _register_subcommands() -> None:
-    from agent.agent_cli import register as register_agent_tools
-    from agent.desktop import register as register_desktop
-    from agent.exai.cli import exai_app
-    from agent.hub_cli import register as register_hub
-    from agent.issues_cli import issues_app
-    from agent.supabase_cli import register as register_supabase
+    from agent.cli.agent_files import register as register_agent_tools
+    from agent.cli.exai import exai_app
+    from agent.cli.hub import register as register_hub
+    from agent.cli.issues import issues_app
+    from agent.cli.supabase import register as register_supabase
+    from agent.platform.desktop import register as register_desktop
 
     register_agent_tools(app)
     register_supabase(app)

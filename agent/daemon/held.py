@@ -20,7 +20,7 @@ from sync.errors import SyncError
 from sync.restore import RestoreError, restore_file
 
 if TYPE_CHECKING:
-    from agent.service import AgentService, RootRuntime
+    from agent.daemon.service import AgentService, RootRuntime
 
 log = logging.getLogger("hubsync.agent")
 
