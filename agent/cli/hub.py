@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import DownloadColumn, Progress, TaskID
 from rich.table import Table
 
+from agent.cli.common import CliError, run_async
 from agent.cli.output import JsonOpt, emit_json, err, out
 from agent.context import Context
 from agent.hub.reads import find_files, get_file, list_devices, pull_folder
@@ -55,7 +56,6 @@ def _utc(at: str) -> str:
 
 async def _reading(work: Awaitable[T]) -> T:
     """A hub read, its one-line failure as the CLI's error."""
-    from agent.cli.main import CliError
 
     try:
         return await work
@@ -64,7 +64,6 @@ async def _reading(work: Awaitable[T]) -> T:
 
 
 def register(app: typer.Typer) -> None:
-    from agent.cli.main import run_async
 
     @app.command()
     def find(

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from agent.cli.common import NO_AGENT, CliError, agent_call, find_root, run_async
 from agent.cli.output import JsonOpt, emit_json, out
 from agent.context import Context
 from agent.control.issues_api import (
@@ -57,11 +58,10 @@ def issues(
     """List what is not in the hub: errors, skipped items, held deletions."""
     if typer_ctx.invoked_subcommand is not None:
         return
-    from agent.cli.main import _NO_AGENT, _agent_call, run_async
 
     params = {"ignored": ignored, "all_devices": all_devices}
-    data = _agent_call("issues", params)
-    if data is _NO_AGENT:
+    data = agent_call("issues", params)
+    if data is NO_AGENT:
 
         async def body(ctx: Context) -> dict[str, Any]:
             report = issues_report(ctx.journal, with_ignored=ignored)
@@ -132,10 +132,9 @@ def _print(data: dict[str, Any]) -> None:
 @issues_app.command("diagnose")
 def diagnose_command(group: GroupArg, json_out: JsonOpt = False) -> None:
     """Ask EXAI what causes an error group and how to fix it (within 30 s)."""
-    from agent.cli.main import _NO_AGENT, CliError, _agent_call, run_async
 
-    data = _agent_call("issues.diagnose", {"group": group}, timeout=DIAGNOSIS_TIMEOUT + 15)
-    if data is _NO_AGENT:
+    data = agent_call("issues.diagnose", {"group": group}, timeout=DIAGNOSIS_TIMEOUT + 15)
+    if data is NO_AGENT:
 
         async def body(ctx: Context) -> dict[str, Any]:
             try:
@@ -172,9 +171,8 @@ def diagnose_command(group: GroupArg, json_out: JsonOpt = False) -> None:
 @issues_app.command("resolve")
 def resolve_command(group: GroupArg) -> None:
     """Mark an error group as dealt with (a new failure of its kind opens it again)."""
-    from agent.cli.main import _NO_AGENT, CliError, _agent_call, run_async
 
-    if _agent_call("issues.resolve", {"group": group}) is _NO_AGENT:
+    if agent_call("issues.resolve", {"group": group}) is NO_AGENT:
 
         async def body(ctx: Context) -> None:
             try:
@@ -191,11 +189,10 @@ def retry_command(
     group: Annotated[int | None, typer.Argument(help="Only this group's files.")] = None,
 ) -> None:
     """Try failed files again at once (all of them, or one group's)."""
-    from agent.cli.main import _NO_AGENT, CliError, _agent_call, run_async
 
     params: dict[str, Any] = {} if group is None else {"group": group}
-    data = _agent_call("issues.retry", params)
-    if data is _NO_AGENT:
+    data = agent_call("issues.retry", params)
+    if data is NO_AGENT:
 
         async def body(ctx: Context) -> dict[str, Any]:
             if group is None:
@@ -219,13 +216,12 @@ def ignore_command(
     path: Annotated[Path, typer.Argument(help="A file or folder inside a mirrored folder.")],
 ) -> None:
     """Stop mirroring a path: adds it to its folder's .hubignore."""
-    from agent.cli.main import _NO_AGENT, CliError, _agent_call, _find_root, run_async
 
-    data = _agent_call("issues.ignore", {"path": str(path.expanduser().absolute())})
-    if data is _NO_AGENT:
+    data = agent_call("issues.ignore", {"path": str(path.expanduser().absolute())})
+    if data is NO_AGENT:
 
         async def body(ctx: Context) -> dict[str, Any]:
-            root, rel = _find_root(ctx, path.expanduser().absolute())
+            root, rel = find_root(ctx, path.expanduser().absolute())
             try:
                 return {"rule": ignore_path(root, rel), "file": str(root.path / ".hubignore")}
             except (ValueError, OSError) as exc:

@@ -88,7 +88,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         _fail(str(exc))
 
 
-def _warn_service_role(user_id: str) -> None:
+def warn_service_role(user_id: str) -> None:
     err.print(f"[bold red]{escape(SERVICE_ROLE_WARNING.format(user_id=user_id))}[/bold red]")
 
 
@@ -121,7 +121,7 @@ def login(
     if service_role:
         if not user_id:
             _fail("--service-role needs a fixed --user-id")
-        _warn_service_role(user_id)
+        warn_service_role(user_id)
         # The key comes from stdin (--password-stdin), the environment, or a prompt.
         key = _read_password(True) if password_stdin else os.environ.get(SERVICE_ROLE_ENV, "")
         if not key:
@@ -195,7 +195,7 @@ def whoami(
     """Show who HubSync is signed in as, and where."""
     paths, config = _context()
     if service_role and user_id:
-        _warn_service_role(user_id)
+        warn_service_role(user_id)
 
     async def identify() -> tuple[str, str, str, str]:
         session = await open_session(config, paths, service_role=service_role, user_id=user_id)
