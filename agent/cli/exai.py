@@ -19,11 +19,12 @@ from rich.table import Table
 from agent.cli.output import JsonOpt, emit_json, err, out
 from agent.config import ConfigError, load_config
 from agent.context import Context
-from agent.exai.client import ExaiClient, ToolInfo
+from agent.exai.client import ExaiClient
 from agent.exai.flow import ProcessOutcome, process_file
 from agent.exai.health import ExaiHealth, check_health
 from agent.exai.results import default_results_dir
 from agent.exai.settings import JWT_SECRET, TOKEN_SECRET, ExaiSettings, read_jwt, read_token
+from agent.exai.tools import ToolInfo
 from agent.platform.paths import resolve_paths
 from sync.errors import SyncError
 from sync.remotes.base import BUCKET_FILES

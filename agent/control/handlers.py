@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent.control.issues_api import (
     API_GROUPS,
@@ -17,16 +17,14 @@ from agent.control.issues_api import (
     retry_group,
 )
 from agent.control.pass_json import report_json
+from agent.control.payloads import LINK_LIFETIME
 from agent.control.protocol import BAD_PARAMS, ControlError
-from agent.daemon.oneoff import LINK_LIFETIME
+from agent.control.service_api import AgentApi
 from agent.platform.logs import tail
 from sync.errors import SyncError, UndecodableName
 from sync.reattach import reattach
 from sync.remotes.base import ErrorMirror
 from sync.restore import RestoreError, restore_path
-
-if TYPE_CHECKING:
-    from agent.daemon.service import AgentService
 
 
 def _path(params: dict[str, Any], key: str = "path") -> Path:
@@ -38,7 +36,7 @@ def _path(params: dict[str, Any], key: str = "path") -> Path:
     return Path(value).expanduser()
 
 
-def register_handlers(agent: AgentService) -> None:
+def register_handlers(agent: AgentApi) -> None:
     ctx = agent.ctx
     journal = ctx.journal
 

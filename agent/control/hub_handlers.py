@@ -10,9 +10,10 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent.control.protocol import BAD_PARAMS, ControlError
+from agent.control.service_api import AgentApi
 from agent.hub.reads import (
     HubReadError,
     find_files,
@@ -23,9 +24,6 @@ from agent.hub.reads import (
 )
 from sync.find import FindQuery
 from sync.remotes.base import ManifestEntry
-
-if TYPE_CHECKING:
-    from agent.daemon.service import AgentService
 
 EVENT = "hub_download"
 EVERY = 0.2
@@ -131,7 +129,7 @@ async def _reported(progress: _Progress, work: Awaitable[dict[str, Any]]) -> dic
     return result
 
 
-def register_hub_handlers(agent: AgentService) -> None:
+def register_hub_handlers(agent: AgentApi) -> None:
     ctx = agent.ctx
 
     async def devices(params: dict[str, Any]) -> dict[str, Any]:

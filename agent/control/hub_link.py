@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from agent.control.payloads import LINK_LIFETIME
 from agent.control.protocol import BAD_PARAMS, ControlError
-from agent.daemon.oneoff import LINK_LIFETIME
+from agent.control.service_api import AgentApi
 from agent.hub.reads import locate
 from sync.errors import PermanentError
 from sync.pull import file_version
 from sync.remotes.base import BUCKET_FILES, Remote
-
-if TYPE_CHECKING:
-    from agent.daemon.service import AgentService
 
 
 async def link_to(
@@ -48,7 +46,7 @@ async def link_to(
     }
 
 
-def register_hub_link(agent: AgentService) -> None:
+def register_hub_link(agent: AgentApi) -> None:
     ctx = agent.ctx
 
     async def link(params: dict[str, Any]) -> dict[str, Any]:

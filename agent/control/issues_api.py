@@ -17,8 +17,9 @@ from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
 
-from agent.exai.client import ExaiClient, ToolInfo
+from agent.exai.client import ExaiClient
 from agent.exai.errors import ExaiError, ExaiTimeout
+from agent.exai.tools import ToolInfo
 from agent.platform.logs import REDACTED, redact, tail
 from sync.ignore import IGNORE_FILE
 from sync.issues import group_json, list_issues

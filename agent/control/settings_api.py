@@ -10,18 +10,16 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent.config import Config, ConfigError, save_config
 from agent.control.protocol import BAD_PARAMS, ControlError
+from agent.control.service_api import AgentApi
 from agent.exai.settings import JWT_SECRET, TOKEN_SECRET
 from agent.platform import autostart
 from agent.platform.secrets import SecretStore, SecretStoreError, open_secret_store
 from sync.errors import SyncError
 from sync.ignore import IGNORE_FILE
-
-if TYPE_CHECKING:
-    from agent.daemon.service import AgentService
 
 log = logging.getLogger("hubsync.settings")
 
@@ -83,7 +81,7 @@ def _resolved(path: str) -> Path:
     return Path(path).expanduser().resolve()
 
 
-def register_settings(agent: AgentService) -> None:
+def register_settings(agent: AgentApi) -> None:
     ctx = agent.ctx
 
     def store() -> SecretStore:

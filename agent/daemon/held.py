@@ -12,15 +12,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Protocol
 
+from agent.context import Context
 from agent.control.protocol import ControlError
+from agent.control.server import ControlServer
+from agent.daemon.runtime import RootRuntime
 from sync.errors import SyncError
 from sync.restore import RestoreError, restore_file
 
-if TYPE_CHECKING:
-    from agent.daemon.service import AgentService, RootRuntime
+
+class HeldHost(Protocol):
+    """What answering needs from the service: its folders, the pass lock, the tray."""
+
+    @property
+    def ctx(self) -> Context: ...
+    @property
+    def runtimes(self) -> Mapping[str, RootRuntime]: ...
+    @property
+    def pass_lock(self) -> asyncio.Lock: ...
+    @property
+    def server(self) -> ControlServer: ...
+    @property
+    def activity(self) -> deque[dict[str, Any]]: ...
+    def publish_status(self) -> None: ...
+    def wake(self) -> None: ...
+
 
 log = logging.getLogger("hubsync.agent")
 
@@ -28,7 +47,7 @@ CONFLICT = "conflict"
 
 
 class HeldDeletions:
-    def __init__(self, agent: AgentService) -> None:
+    def __init__(self, agent: HeldHost) -> None:
         self.agent = agent
         self._busy: dict[str, asyncio.Task[None]] = {}
         """root id → the answer being carried out."""

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.control.payloads import LINK_LIFETIME
 from sync.errors import SyncError
 from sync.hashing import hash_file
 from sync.remotes.base import Operation, Remote, guess_content_type
@@ -22,7 +23,6 @@ from sync.scan import walk
 from sync.transfer import RetryPolicy, with_retries
 
 log = logging.getLogger("hubsync.oneoff")
-LINK_LIFETIME = 7 * 24 * 3600
 Publish = Callable[[dict[str, Any]], object]
 
 
