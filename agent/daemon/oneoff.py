@@ -46,12 +46,16 @@ async def upload_one(
     publish(dict(item))
     try:
         hashed = await asyncio.to_thread(hash_file, path)
+        loop = asyncio.get_running_loop()
         sent = 0
 
-        def moved(n: int) -> None:
+        def moved_on_loop(n: int) -> None:
             nonlocal sent
             sent += n
             publish({**item, "state": "uploading", "bytes_done": sent, "bytes_total": hashed.size})
+
+        def moved(n: int) -> None:  # called by the hub from the thread doing the transfer
+            loop.call_soon_threadsafe(moved_on_loop, n)
 
         known = await with_retries(lambda: remote.find_blobs([hashed.sha256]), retry)
         key = known.get(hashed.sha256)

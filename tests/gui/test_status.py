@@ -79,17 +79,17 @@ def test_status_window_shows_progress_errors_cache_and_health(
     reasons = [rows(window.errors)[i].text(1) for i in range(window.errors.topLevelItemCount())]
     assert "permission denied [local]" in reasons
     hubs = {
-        rows(window.hubs)[i].text(0): rows(window.hubs)[i]
-        for i in range(window.hubs.topLevelItemCount())
+        rows(window.health.hubs)[i].text(0): rows(window.health.hubs)[i]
+        for i in range(window.health.hubs.topLevelItemCount())
     }
     assert hubs["supabase"].text(1) == "online" and hubs["supabase"].text(2) == "42 ms"
     assert hubs["supabase"].text(4) == "https://abcd1234.supabase.co · signed in as ada@example.com"
-    assert window.cache_bar.format() == "412.0 MB of 1.0 GB"
-    assert window.cache_labels["hit_rate"].text() == "86% (9,120 of 10,600)"
-    assert window.cache_labels["dedup"].text() == "2.8 GB in 4,211 files"
+    assert window.health.cache_bar.format() == "412.0 MB of 1.0 GB"
+    assert window.health.cache_labels["hit_rate"].text() == "86% (9,120 of 10,600)"
+    assert window.health.cache_labels["dedup"].text() == "2.8 GB in 4,211 files"
     roots = {
-        rows(window.roots)[i].text(0): rows(window.roots)[i]
-        for i in range(window.roots.topLevelItemCount())
+        rows(window.health.roots)[i].text(0): rows(window.health.roots)[i]
+        for i in range(window.health.roots.topLevelItemCount())
     }
     assert "watch limit" in roots["/home/ada/Projects"].text(3)
     assert roots["/home/ada/Projects"].text(2) == "203,551"
