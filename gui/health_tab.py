@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -12,6 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from agent.control.payloads import CacheStats
 from gui import fmt
 from gui.state import AgentState
 from gui.widgets import heading, table_tree
@@ -54,7 +57,8 @@ class HealthTab(QWidget):
             if h.state not in ("online", "unknown"):
                 item.setForeground(1, Qt.GlobalColor.darkYellow)
             self.hubs.addTopLevelItem(item)
-        cache = s.status.get("cache") or {}
+        status = s.status
+        cache: CacheStats | dict[str, Any] = (status.get("cache") if status else None) or {}
         used, limit = int(cache.get("bytes") or 0), int(cache.get("limit") or 0)
         self.cache_bar.setValue(round(used / limit * 1000) if limit else 0)
         self.cache_bar.setFormat(f"{fmt.size(used)} of {fmt.size(limit)}")
@@ -63,7 +67,7 @@ class HealthTab(QWidget):
         self.cache_labels["hit_rate"].setText(
             f"{fmt.percent(cache.get('hit_rate'))} ({fmt.count(hits)} of {fmt.count(hits + misses)})"
         )
-        metrics = s.status.get("metrics") or {}
+        metrics = (status.get("metrics") if status else None) or {}
         counters = metrics.get("all_time") or metrics.get("counters") or {}  # over restarts
         self.cache_labels["dedup"].setText(
             f"{fmt.size(counters.get('dedup_bytes_saved'))} in {fmt.count(counters.get('dedup_hits'))} files"

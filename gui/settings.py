@@ -306,9 +306,10 @@ class SettingsDialog(QDialog):
         return next((r for r in self.state.roots() if r.path == path), None)
 
     def _ignore_patterns(self, path: str) -> list[str]:
-        roots: list[dict[str, Any]] = self.state.status.get("roots") or []
-        raw = next((r for r in roots if r.get("path") == path), {})
-        return [str(p) for p in raw.get("ignore") or []]
+        status = self.state.status
+        roots = (status.get("roots") or []) if status else []
+        raw = next((r for r in roots if r.get("path") == path), None)
+        return [str(p) for p in (raw.get("ignore") or [])] if raw else []
 
     def _root_selected(self) -> None:
         root = self._root()

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from agent.control.payloads import PauseParams, ProgressEvent
 from gui import fmt
 from gui.agent_link import AgentLink
 from gui.exai_dialog import open_exai_dialog
@@ -121,7 +122,8 @@ class StatusWindow(QWidget):
         return row
 
     def _pause(self, seconds: int | None) -> None:
-        self.link.fire("pause", {} if seconds is None else {"for_seconds": seconds})
+        asked: PauseParams = {} if seconds is None else {"for_seconds": seconds}
+        self.link.fire("pause", asked)
 
     def _refresh_actions(self) -> None:
         s = self.state
@@ -325,11 +327,12 @@ class StatusWindow(QWidget):
         self._refresh_errors()
         self.health.refresh()
 
-    def _refresh_overview(self, p: dict[str, Any]) -> None:
+    def _refresh_overview(self, progress: ProgressEvent | None) -> None:
         s = self.state
         fraction = s.overall_fraction()
         self.overall.setValue(round((fraction or 0) * 1000))
-        busy = s.busy()
+        busy = progress is not None and s.busy()
+        p: ProgressEvent | dict[str, Any] = progress if progress is not None else {}
         waiting = s.waiting_files()
         if fraction is not None:
             idle_text = fmt.percent(fraction)
@@ -352,7 +355,7 @@ class StatusWindow(QWidget):
         self.eta_label.setText(fmt.duration(s.eta_seconds()))
         self.transfers.clear()
         if busy:
-            for t in p.get("active") or []:
+            for t in p.get("active") or ():
                 total, done = int(t.get("bytes_total") or 0), int(t.get("bytes_done") or 0)
                 item = QTreeWidgetItem(
                     [
@@ -369,7 +372,7 @@ class StatusWindow(QWidget):
                 self.transfers.addTopLevelItem(
                     QTreeWidgetItem(
                         [
-                            str(p["current"]),
+                            str(p.get("current")),
                             str(p.get("phase", "")),
                             fmt.NONE if size is None else fmt.size(size),
                         ]

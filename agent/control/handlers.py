@@ -17,7 +17,23 @@ from agent.control.issues_api import (
     retry_group,
 )
 from agent.control.pass_json import report_json
-from agent.control.payloads import LINK_LIFETIME
+from agent.control.payloads import (
+    LINK_LIFETIME,
+    ActivityAnswer,
+    AddRootAnswer,
+    ApplyHeldAnswer,
+    BringBackAnswer,
+    HistoryAnswer,
+    LogTailAnswer,
+    MetricsAnswer,
+    QuitAnswer,
+    RemoveRootAnswer,
+    RestoreAnswer,
+    RetryAnswer,
+    StatusSnapshot,
+    SyncOnceAnswer,
+    UploadPathsAnswer,
+)
 from agent.control.protocol import BAD_PARAMS, ControlError
 from agent.control.service_api import AgentApi
 from agent.platform.logs import tail
@@ -57,10 +73,10 @@ def register_handlers(agent: AgentApi) -> None:
             raise ControlError("not_found", f"{params['root']} is not a mirrored folder")
         return root.id
 
-    async def status(params: dict[str, Any]) -> dict[str, Any]:
+    async def status(params: dict[str, Any]) -> StatusSnapshot:
         return agent.status()
 
-    async def pause(params: dict[str, Any]) -> dict[str, Any]:
+    async def pause(params: dict[str, Any]) -> StatusSnapshot:
         duration = params.get("for_seconds")
         if duration is not None and (
             isinstance(duration, bool)
@@ -73,11 +89,11 @@ def register_handlers(agent: AgentApi) -> None:
         agent.set_paused(True, root_id_of(params), None if duration is None else float(duration))
         return agent.status()
 
-    async def resume(params: dict[str, Any]) -> dict[str, Any]:
+    async def resume(params: dict[str, Any]) -> StatusSnapshot:
         agent.set_paused(False, root_id_of(params))
         return agent.status()
 
-    async def add_root(params: dict[str, Any]) -> dict[str, Any]:
+    async def add_root(params: dict[str, Any]) -> AddRootAnswer:
         folder = _path(params)
         if not folder.is_dir():
             raise ControlError(BAD_PARAMS, f"{folder} is not a folder")
@@ -102,7 +118,7 @@ def register_handlers(agent: AgentApi) -> None:
         agent.publish_status()
         return {"id": root.id, "path": str(root.path), "hub": root.hub}
 
-    async def remove_root(params: dict[str, Any]) -> dict[str, Any]:
+    async def remove_root(params: dict[str, Any]) -> RemoveRootAnswer:
         root = journal.root_by_path(_path(params).resolve())
         if root is None:
             raise ControlError("not_found", f"{params['path']} is not a mirrored folder")
@@ -111,7 +127,7 @@ def register_handlers(agent: AgentApi) -> None:
         agent.publish_status()
         return {"removed": str(root.path)}
 
-    async def upload_paths(params: dict[str, Any]) -> dict[str, Any]:
+    async def upload_paths(params: dict[str, Any]) -> UploadPathsAnswer:
         raw = params.get("paths")
         if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
             raise ControlError(BAD_PARAMS, "'paths' must be a list of paths")
@@ -120,7 +136,7 @@ def register_handlers(agent: AgentApi) -> None:
             raise ControlError(BAD_PARAMS, "'link_ttl_seconds' must be a positive integer")
         return {"items": await agent.upload([Path(p) for p in raw], params.get("hub"), ttl)}
 
-    async def history(params: dict[str, Any]) -> dict[str, Any]:
+    async def history(params: dict[str, Any]) -> HistoryAnswer:
         root, rel = find(_path(params))
         return {
             "path": rel,
@@ -138,7 +154,7 @@ def register_handlers(agent: AgentApi) -> None:
             ],
         }
 
-    async def restore(params: dict[str, Any]) -> dict[str, Any]:
+    async def restore(params: dict[str, Any]) -> RestoreAnswer:
         root, rel = find(_path(params))
         remote = ctx.remotes.get(root.hub)
         if remote is None:
@@ -174,7 +190,7 @@ def register_handlers(agent: AgentApi) -> None:
             ]
         }
 
-    async def metrics(params: dict[str, Any]) -> dict[str, Any]:
+    async def metrics(params: dict[str, Any]) -> MetricsAnswer:
         since = float(params.get("since", 0))
         return {
             "live": agent.metrics.snapshot(),
@@ -182,17 +198,17 @@ def register_handlers(agent: AgentApi) -> None:
             "cache": agent.status()["cache"],
         }
 
-    async def activity(params: dict[str, Any]) -> dict[str, Any]:
+    async def activity(params: dict[str, Any]) -> ActivityAnswer:
         limit = int(params.get("limit", 50))
         return {
             "passes": list(agent.activity)[:limit],
             "operations": journal.recent_operations(limit),
         }
 
-    async def log_tail(params: dict[str, Any]) -> dict[str, Any]:
+    async def log_tail(params: dict[str, Any]) -> LogTailAnswer:
         return {"lines": tail(ctx.paths.log_file, int(params.get("n", 100)))}
 
-    async def retry(params: dict[str, Any]) -> dict[str, Any]:
+    async def retry(params: dict[str, Any]) -> RetryAnswer:
         with journal.transaction():
             count = journal.retry_now(root_id_of(params))
         agent.wake()
@@ -204,16 +220,16 @@ def register_handlers(agent: AgentApi) -> None:
             raise ControlError("bad_params", "root: a mirrored folder is needed")
         return root_id
 
-    async def apply_held(params: dict[str, Any]) -> dict[str, Any]:
+    async def apply_held(params: dict[str, Any]) -> ApplyHeldAnswer:
         expected = params.get("expected")
         if expected is not None and not isinstance(expected, int):
             raise ControlError("bad_params", "expected: the number of files the user saw")
         return {"applying": agent.held.apply(running_root(params), expected)}
 
-    async def bring_back_held(params: dict[str, Any]) -> dict[str, Any]:
+    async def bring_back_held(params: dict[str, Any]) -> BringBackAnswer:
         return {"restoring": agent.held.bring_back(running_root(params))}
 
-    async def sync_once(params: dict[str, Any]) -> dict[str, Any]:
+    async def sync_once(params: dict[str, Any]) -> SyncOnceAnswer:
         return {"reports": [report_json(r) for r in await agent.sync_now()]}
 
     def group_of(params: dict[str, Any]) -> Any:
@@ -240,7 +256,7 @@ def register_handlers(agent: AgentApi) -> None:
             report["hub_groups"] = hub
         return report
 
-    async def issues_retry(params: dict[str, Any]) -> dict[str, Any]:
+    async def issues_retry(params: dict[str, Any]) -> RetryAnswer:
         if params.get("group") is not None:
             count = retry_group(journal, group_of(params).id)
         else:
@@ -282,7 +298,7 @@ def register_handlers(agent: AgentApi) -> None:
         except LookupError as exc:
             raise ControlError("unavailable", str(exc)) from None
 
-    async def quit_agent(params: dict[str, Any]) -> dict[str, Any]:
+    async def quit_agent(params: dict[str, Any]) -> QuitAnswer:
         agent.stop()
         return {"stopping": True}
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agent.context import Context
+from agent.control.payloads import ActivityItem, StatusSnapshot, UploadEvent
 from agent.control.server import ControlServer
 from agent.exai.jobs import ExaiJobs
 from sync.engine import PassReport
@@ -43,7 +44,7 @@ class AgentApi(Protocol):
         """The folders the agent runs, by root id."""
 
     @property
-    def activity(self) -> Iterable[dict[str, Any]]:
+    def activity(self) -> Iterable[ActivityItem]:
         """The latest passes and answers, newest first."""
 
     @property
@@ -55,7 +56,7 @@ class AgentApi(Protocol):
     @property
     def exai(self) -> ExaiJobs | None: ...
 
-    def status(self) -> dict[str, Any]: ...
+    def status(self) -> StatusSnapshot: ...
     def publish_status(self) -> None: ...
     def set_paused(
         self, paused: bool, root_id: str | None = None, for_seconds: float | None = None
@@ -69,5 +70,5 @@ class AgentApi(Protocol):
     async def sync_now(self) -> list[PassReport]: ...
     async def upload(
         self, paths: list[Path], hub: str | None, link_ttl: int
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[UploadEvent]: ...
     async def reopen_supabase(self, wait: float = 5.0) -> bool: ...

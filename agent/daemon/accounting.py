@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from agent.control.payloads import ActivityItem
 from agent.daemon.metrics import Metrics
 from agent.daemon.runtime import RootRuntime
 from sync.engine import PassReport
@@ -28,8 +29,8 @@ def account_pass(
     metrics: Metrics,
     first_seen: dict[tuple[str, str], float],
     journal: Journal,
-    activity: deque[dict[str, Any]],
-    publish: Callable[[str, dict[str, Any]], object],
+    activity: deque[ActivityItem],
+    publish: Callable[[str, Any], object],
 ) -> None:
     """Count what the pass did and tell the tray; ``first_seen``: when the watcher first
     saw each changed path (the latency is measured once the file is in the hub)."""
@@ -55,7 +56,7 @@ def account_pass(
             m.observe_latency(max(0.0, now - first))
     changes = report.recorded + report.deleted
     if changes or report.errors or report.held_deletes:
-        item = {
+        item: ActivityItem = {
             "ts": now,
             "root": str(rt.root.path),
             "kind": "sync",

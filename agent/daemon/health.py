@@ -23,10 +23,10 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
+from agent.control.payloads import HealthData
 from sync.errors import AuthError, SyncError
 
 log = logging.getLogger("hubsync.health")
@@ -54,8 +54,14 @@ class HealthStatus:
     reason: str | None = None
     """Why the state is not online, in words for the user."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "state": str(self.state)}
+    def to_dict(self) -> HealthData:
+        return {
+            "state": str(self.state),
+            "latency": self.latency,
+            "last_check": self.last_check,
+            "consecutive_failures": self.consecutive_failures,
+            "reason": self.reason,
+        }
 
 
 class HealthMonitor:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 from agent.context import Context
+from agent.control.payloads import ActivityItem
 from agent.control.protocol import ControlError
 from agent.control.server import ControlServer
 from agent.daemon.runtime import RootRuntime
@@ -36,7 +37,7 @@ class HeldHost(Protocol):
     @property
     def server(self) -> ControlServer: ...
     @property
-    def activity(self) -> deque[dict[str, Any]]: ...
+    def activity(self) -> deque[ActivityItem]: ...
     def publish_status(self) -> None: ...
     def wake(self) -> None: ...
 
@@ -111,7 +112,15 @@ class HeldDeletions:
             self.agent.server.publish(
                 "error", {"root": str(rt.root.path), "kind": kind, "reason": reason}
             )
-        self._tell(rt, {"kind": "sync", "deleted": report.deleted, "errors": len(report.errors)})
+        self._tell(
+            {
+                "ts": time.time(),
+                "root": str(rt.root.path),
+                "kind": "sync",
+                "deleted": report.deleted,
+                "errors": len(report.errors),
+            }
+        )
 
     async def _bring_back(self, rt: RootRuntime, held: list[str]) -> None:
         ctx, root = self.agent.ctx, rt.root
@@ -145,11 +154,18 @@ class HeldDeletions:
             len(there),
             failed,
         )
-        self._tell(rt, {"kind": "restore", "restored": restored, "errors": failed})
+        self._tell(
+            {
+                "ts": time.time(),
+                "root": str(rt.root.path),
+                "kind": "restore",
+                "restored": restored,
+                "errors": failed,
+            }
+        )
         rt.needs_full_scan = True  # the files are back: the next pass sees them
 
-    def _tell(self, rt: RootRuntime, item: dict[str, Any]) -> None:
-        item = {"ts": time.time(), "root": str(rt.root.path), **item}
+    def _tell(self, item: ActivityItem) -> None:
         self.agent.activity.appendleft(item)
         self.agent.server.publish("activity", item)
         self.agent.wake()

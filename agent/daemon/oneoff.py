@@ -13,9 +13,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from agent.control.payloads import LINK_LIFETIME
+from agent.control.payloads import LINK_LIFETIME, UploadEvent
 from sync.errors import SyncError
 from sync.hashing import hash_file
 from sync.remotes.base import Operation, Remote, guess_content_type
@@ -23,7 +22,7 @@ from sync.scan import walk
 from sync.transfer import RetryPolicy, with_retries
 
 log = logging.getLogger("hubsync.oneoff")
-Publish = Callable[[dict[str, Any]], object]
+Publish = Callable[[UploadEvent], object]
 
 
 def expand(paths: list[Path]) -> list[tuple[Path, str]]:
@@ -40,10 +39,10 @@ def expand(paths: list[Path]) -> list[tuple[Path, str]]:
 
 async def upload_one(
     remote: Remote, path: Path, name: str, publish: Publish, retry: RetryPolicy, link_ttl: int
-) -> dict[str, Any]:
+) -> UploadEvent:
     started = time.time()
-    item: dict[str, Any] = {"path": str(path), "name": name, "state": "hashing"}
-    publish(dict(item))
+    item: UploadEvent = {"path": str(path), "name": name, "state": "hashing"}
+    publish(item.copy())
     try:
         hashed = await asyncio.to_thread(hash_file, path)
         loop = asyncio.get_running_loop()
@@ -52,7 +51,9 @@ async def upload_one(
         def moved_on_loop(n: int) -> None:
             nonlocal sent
             sent += n
-            publish({**item, "state": "uploading", "bytes_done": sent, "bytes_total": hashed.size})
+            progress = item.copy()
+            progress.update({"state": "uploading", "bytes_done": sent, "bytes_total": hashed.size})
+            publish(progress)
 
         def moved(n: int) -> None:  # called by the hub from the thread doing the transfer
             loop.call_soon_threadsafe(moved_on_loop, n)
@@ -74,19 +75,21 @@ async def upload_one(
         await with_retries(lambda: remote.record([]), retry)
         link = await remote.signed_url(key, link_ttl)
         item.update(
-            state="done",
-            ok=True,
-            key=key,
-            sha256=hashed.sha256,
-            size=hashed.size,
-            link=link,
-            deduplicated=hashed.sha256 in known,
+            {
+                "state": "done",
+                "ok": True,
+                "key": key,
+                "sha256": hashed.sha256,
+                "size": hashed.size,
+                "link": link,
+                "deduplicated": hashed.sha256 in known,
+            }
         )
         status, error = "completed", None
     except SyncError as exc:
-        item.update(state="failed", ok=False, error=exc.message, kind=exc.kind)
+        item.update({"state": "failed", "ok": False, "error": exc.message, "kind": exc.kind})
         status, error = "failed", exc.message
-    publish(dict(item))
+    publish(item.copy())
     finished = time.time()
     op = Operation(
         operation="upload",
@@ -113,7 +116,7 @@ async def upload_paths(
     publish: Publish,
     retry: RetryPolicy | None = None,
     link_ttl: int = LINK_LIFETIME,
-) -> list[dict[str, Any]]:
+) -> list[UploadEvent]:
     retry = retry or RetryPolicy()
     results = []
     for path, name in expand(paths):

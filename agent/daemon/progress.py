@@ -12,15 +12,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from agent.control.payloads import ProgressEvent
 from sync.engine import Progress
 
 PROGRESS_INTERVAL = 0.2
 
 
 class ProgressFeed:
-    def __init__(self, publish: Callable[[str, dict[str, Any]], object]) -> None:
+    def __init__(self, publish: Callable[[str, Any], object]) -> None:
         self._publish = publish
-        self.current: dict[str, Any] | None = None
+        self.current: ProgressEvent | None = None
         """The pass under way as shown (None: no pass since the last one ended)."""
         self._live: Progress | None = None
         self._last = 0.0
@@ -47,7 +48,7 @@ class ProgressFeed:
         self._live = None
 
 
-def progress_dict(p: Progress) -> dict[str, Any]:
+def progress_dict(p: Progress) -> ProgressEvent:
     return {
         "phase": p.phase,
         "root": p.root,

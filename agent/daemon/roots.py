@@ -25,7 +25,7 @@ class Roots:
         debouncer: Debouncer,
         observer_factory: ObserverFactory,
         *,
-        publish: Callable[[str, dict[str, Any]], object],
+        publish: Callable[[str, Any], object],
         publish_status: Callable[[], None],
         wake: Callable[[], None],
     ) -> None:

@@ -21,7 +21,6 @@ from collections import deque
 from dataclasses import replace
 from importlib.metadata import version as dist_version
 from pathlib import Path
-from typing import Any
 
 from watchdog.observers import Observer
 
@@ -29,6 +28,7 @@ from agent.context import Context
 from agent.control.handlers import register_handlers
 from agent.control.hub_handlers import register_hub_handlers
 from agent.control.hub_link import register_hub_link
+from agent.control.payloads import ActivityItem, ProgressEvent, StatusSnapshot, UploadEvent
 from agent.control.server import ControlServer
 from agent.control.settings_api import register_settings
 from agent.daemon.accounting import account_pass
@@ -100,7 +100,7 @@ class AgentService:
         self.paused_until: float | None = None
         """Wall time a pause "for a while" ends (the agent resumes by itself), or None."""
         self._pause_timer: asyncio.TimerHandle | None = None
-        self.activity: deque[dict[str, Any]] = deque(maxlen=200)
+        self.activity: deque[ActivityItem] = deque(maxlen=200)
         self.progress_feed = ProgressFeed(self.server.publish)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -126,7 +126,7 @@ class AgentService:
         self.exai: ExaiJobs | None = None
 
     @property
-    def progress(self) -> dict[str, Any] | None:
+    def progress(self) -> ProgressEvent | None:
         return self.progress_feed.current
 
     @property
@@ -471,15 +471,13 @@ class AgentService:
         self.disk.out_of_space(full)
         self.publish_status()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusSnapshot:
         return status_of(self)
 
     def publish_status(self) -> None:
         self.server.publish("status", self.status())
 
-    async def upload(
-        self, paths: list[Path], hub: str | None, link_ttl: int
-    ) -> list[dict[str, Any]]:
+    async def upload(self, paths: list[Path], hub: str | None, link_ttl: int) -> list[UploadEvent]:
         chosen = hub or self.ctx.config.default_hub()
         remote = self.ctx.remotes.get(chosen)
         if remote is None:

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from agent.context import Context
+from agent.control.payloads import (
+    HealthData,
+    ProgressEvent,
+    RootStatus,
+    StatusSnapshot,
+    WaitingFile,
+)
 from agent.control.settings_api import read_ignore
 from agent.daemon.health import HealthMonitor, HealthState
 from agent.daemon.held import HeldDeletions
@@ -55,7 +62,7 @@ class StatusHost(Protocol):
     @property
     def disk_full(self) -> DiskFull | None: ...
     @property
-    def progress(self) -> dict[str, Any] | None: ...
+    def progress(self) -> ProgressEvent | None: ...
     @property
     def health(self) -> Mapping[str, HealthMonitor]: ...
     @property
@@ -68,19 +75,19 @@ class StatusHost(Protocol):
     def totals_before(self) -> dict[str, float]: ...
 
 
-def waiting(agent: StatusHost) -> dict[str, tuple[int, list[dict[str, Any]]]]:
+def waiting(agent: StatusHost) -> dict[str, tuple[int, list[WaitingFile]]]:
     """Files waiting for a pass, by root id: (how many, the first ``WAITING_SHOWN``).
 
     Counted in files, not events: each changed path once, and only if it is a file
     now or a file the journal knows (then its deletion waits); directories and
     temporary files that came and went are not files to sync."""
     pending = agent.debouncer.waiting()
-    out: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+    out: dict[str, tuple[int, list[WaitingFile]]] = {}
     for rid, rt in agent.runtimes.items():
         paths = pending.get(rid, set()) | rt.held_back
         if not paths or rt.missing:
             continue
-        count, shown = 0, list[dict[str, Any]]()
+        count, shown = 0, list[WaitingFile]()
         if len(paths) > WAITING_CHECKED:  # a burst: not a stat per path on the loop
             out[rid] = (len(paths), [])
             continue
@@ -102,10 +109,10 @@ def waiting(agent: StatusHost) -> dict[str, tuple[int, list[dict[str, Any]]]]:
     return out
 
 
-def status_of(agent: StatusHost) -> dict[str, Any]:
+def status_of(agent: StatusHost) -> StatusSnapshot:
     ctx = agent.ctx
     journal = ctx.journal
-    roots = []
+    roots: list[RootStatus] = []
     waits = waiting(agent)
     for rt in agent.runtimes.values():
         counts = journal.count_states(rt.root.id)
@@ -142,7 +149,7 @@ def status_of(agent: StatusHost) -> dict[str, Any]:
         "queue": sum(n for n, _ in waits.values()),
         "progress": agent.progress,
         "health": {
-            hub: {**m.status.to_dict(), "user": _hub_user(ctx, hub)}
+            hub: _with_user(m.status.to_dict(), _hub_user(ctx, hub))
             for hub, m in agent.health.items()
         },
         "exai": None if agent.exai_health is None else agent.exai_health.status.to_dict(),
@@ -161,6 +168,11 @@ def status_of(agent: StatusHost) -> dict[str, Any]:
             "all_time": agent.metrics_store.all_time(agent.metrics, ALL_TIME, agent.totals_before),
         },
     }
+
+
+def _with_user(health: HealthData, user: str | None) -> HealthData:
+    health["user"] = user
+    return health
 
 
 def _hub_user(ctx: Context, hub: str) -> str | None:
