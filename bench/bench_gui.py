@@ -106,7 +106,7 @@ async def bench_flood(home: Path, files: int) -> bool:
         with latency.measuring():
             started = time.monotonic()
             flood = loop.run_in_executor(None, agent.call, "flood", {"files": files})
-            await until(lambda: app.state.progress.get("phase") == "done", 120, "the flood")
+            await until(lambda: (app.state.progress or {}).get("phase") == "done", 120, "the flood")
             received = time.monotonic() - started
             sent = await flood
         return latency.report(

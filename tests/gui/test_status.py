@@ -57,7 +57,9 @@ def test_status_window_shows_progress_errors_cache_and_health(
     window = busy_tray.status_window
     window.show()
     progress(20)
-    qtbot.waitUntil(lambda: busy_tray.state.progress.get("bytes_done") == 20 * 2**20, timeout=5000)
+    qtbot.waitUntil(
+        lambda: (busy_tray.state.progress or {}).get("bytes_done") == 20 * 2**20, timeout=5000
+    )
     qtbot.wait(500)
     progress(25)
     qtbot.waitUntil(lambda: window.bytes_label.text() == "25.0 MB of 100.0 MB", timeout=5000)
@@ -215,9 +217,12 @@ def test_every_event_of_a_10000_file_sync_reaches_the_tray(
     with ThreadPoolExecutor(1) as pool:
         flood = pool.submit(roomy_agent.call, "flood", {"files": 10_000})
         state = tray_app.state
-        qtbot.waitUntil(lambda: state.progress.get("phase") == "done", timeout=60_000)
+        qtbot.waitUntil(
+            lambda: state.progress is not None and state.progress["phase"] == "done",
+            timeout=60_000,
+        )
         flood.result(30)
-    assert state.progress["files_done"] == 10_000
+    assert state.progress is not None and state.progress["files_done"] == 10_000
     assert disconnects == [], "the tray fell behind and was dropped by the agent"
     assert state.events_seen >= 20_000
     assert len(state.errors) == 200
@@ -236,9 +241,12 @@ def test_a_tray_dropped_for_lagging_resyncs_to_the_live_state(
     demo_agent.call("flood", {"files": 10_000})  # 20,300 events in a burst: too many to buffer
     state = connected_tray.state
     qtbot.waitUntil(
-        lambda: state.progress.get("phase") == "done" and state.connected, timeout=15_000
+        lambda: (
+            state.progress is not None and state.progress["phase"] == "done" and state.connected
+        ),
+        timeout=15_000,
     )
-    assert state.progress["files_done"] == 10_000
+    assert state.progress is not None and state.progress["files_done"] == 10_000
     assert drops[:2] == [False, True], "expected the agent to drop the tray once, and a reconnect"
 
 
