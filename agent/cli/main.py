@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from agent.cli.agent_files import register as register_agent_files
 from agent.cli.common import CliError
+from agent.cli.desktop import register as register_desktop
 from agent.cli.doctor import doctor
 from agent.cli.exai import exai_app
 from agent.cli.folders import add, history, list_roots, remove, restore
@@ -24,7 +25,6 @@ from agent.cli.output import err, out
 from agent.cli.run import agent, run
 from agent.cli.supabase import register as register_supabase
 from agent.cli.syncing import status, sync
-from agent.platform.desktop import register as register_desktop
 
 app = typer.Typer(
     name="hubsync",
