@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from agent.control.client import ControlClient
+from agent.control.hub_handlers import DownloadProgress
 from agent.control.server import ControlServer
 from agent.daemon.oneoff import upload_paths
 from sync.remotes.local import LocalHub
@@ -54,3 +55,28 @@ async def test_one_off_upload_progress_from_the_hub_thread_reaches_subscribers(
     assert uploading and uploading[-1]["bytes_done"] == photo.stat().st_size
     assert publishers == {threading.get_ident()}  # every event from the loop's thread
     await hub.close()
+
+
+async def test_download_progress_from_a_landing_thread_reaches_subscribers(
+    control_server: ControlServer,
+) -> None:
+    """Pulling in place lands files from worker threads, which report the bytes moved."""
+    async with await ControlClient.connect(control_server.socket_path) as client:
+        events = await client.subscribe(["hub_download"])
+        progress = DownloadProgress(control_server.publish, "laptop:Docs")
+        await asyncio.to_thread(progress.moved, 4096)
+        await asyncio.sleep(0)  # the handed-over count is applied on the loop
+        progress.finish(ok=True)
+        seen = []
+        async for event in events:
+            seen.append(event.data)
+            if event.data["state"] == "done":
+                break
+    assert seen[-1] == {
+        "source": "laptop:Docs",
+        "state": "done",
+        "bytes_done": 4096,
+        "bytes_total": 0,
+        "files_done": 0,
+        "files_total": 0,
+    }

@@ -6,12 +6,14 @@ agent with its own hubs and download cache; downloads report ``hub_download`` ev
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.control.payloads import HubDownloadEvent
 from agent.control.protocol import BAD_PARAMS, ControlError
 from agent.control.service_api import AgentApi
 from agent.hub.reads import (
@@ -69,11 +71,15 @@ def _folder(params: dict[str, Any]) -> Path:
     return path
 
 
-class _Progress:
-    """Bytes of one download as ``hub_download`` events, at most every EVERY seconds."""
+class DownloadProgress:
+    """Bytes of one download as ``hub_download`` events, at most every EVERY seconds.
+
+    Made on the loop; ``moved`` is also called from the threads that land files in
+    place, so it hands the count over to the loop, where events are published."""
 
     def __init__(self, publish: Callable[[str, Any], int], source: str) -> None:
         self._publish = publish
+        self._loop = asyncio.get_running_loop()
         self.source = source
         self.done = 0
         self.total = 0
@@ -90,6 +96,9 @@ class _Progress:
         self._send(force=True)
 
     def moved(self, n: int) -> None:
+        self._loop.call_soon_threadsafe(self._moved, n)
+
+    def _moved(self, n: int) -> None:
         self.done += n
         self._send()
 
@@ -105,20 +114,18 @@ class _Progress:
         if not force and now - self._last < EVERY:
             return
         self._last = now
-        self._publish(
-            EVENT,
-            {
-                "source": self.source,
-                "state": state,
-                "bytes_done": self.done,
-                "bytes_total": self.total,
-                "files_done": self.files_done,
-                "files_total": self.files_total,
-            },
-        )
+        event: HubDownloadEvent = {
+            "source": self.source,
+            "state": state,
+            "bytes_done": self.done,
+            "bytes_total": self.total,
+            "files_done": self.files_done,
+            "files_total": self.files_total,
+        }
+        self._publish(EVENT, event)
 
 
-async def _reported(progress: _Progress, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+async def _reported(progress: DownloadProgress, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
     """Await a download, its last progress event saying how it ended."""
     try:
         result = await work
@@ -167,7 +174,7 @@ def register_hub_handlers(agent: AgentApi) -> None:
 
     async def get(params: dict[str, Any]) -> dict[str, Any]:
         source = _text(params, "source", required=True)
-        progress = _Progress(agent.server.publish, source)
+        progress = DownloadProgress(agent.server.publish, source)
         return await _reported(
             progress,
             get_file(
@@ -186,7 +193,7 @@ def register_hub_handlers(agent: AgentApi) -> None:
 
     async def pull(params: dict[str, Any]) -> dict[str, Any]:
         source = _text(params, "source", required=True)
-        progress = _Progress(agent.server.publish, source)
+        progress = DownloadProgress(agent.server.publish, source)
         return await _reported(
             progress,
             pull_folder(
