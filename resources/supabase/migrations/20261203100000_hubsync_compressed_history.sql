@@ -27,13 +27,14 @@ as $$
     );
 $$;
 
+-- (Both lists are one jsonb array: a scalar answer, as every client reads it.)
 -- Blobs current nowhere whose rows are not switched yet, or whose raw object
 -- (its file_metadata row) outlived the switch. A raw object with more than one
 -- file_metadata row is referred to by someone else (EXAI's dedup rows): skipped.
 create or replace function public.hubsync_history_superseded(
     p_limit integer, p_user uuid default null
 )
-returns table (sha256 text, storage_key text, size bigint, content_type text, encoding text)
+returns jsonb
 language sql
 stable
 security invoker
@@ -58,12 +59,14 @@ as $$
                       where f.bucket_id = 'user-files' and f.path = h.storage_key) as n_rows
           from history h
     )
-    select r.sha256, r.storage_key, r.size, r.content_type, r.encoding
-      from referred r
-     where r.n_rows <= 1
-       and (r.encoding = '' or (r.encoding in ('zstd', 'gzip') and r.n_rows = 1))
-     order by r.sha256
-     limit p_limit;
+    select coalesce(jsonb_agg(to_jsonb(picked)), '[]'::jsonb) from (
+        select r.sha256, r.storage_key, r.size, r.content_type, r.encoding
+          from referred r
+         where r.n_rows <= 1
+           and (r.encoding = '' or (r.encoding in ('zstd', 'gzip') and r.n_rows = 1))
+         order by r.sha256
+         limit p_limit
+    ) picked;
 $$;
 
 -- Blobs current somewhere again that have rows switched to a compressed
@@ -71,7 +74,7 @@ $$;
 create or replace function public.hubsync_history_revived(
     p_limit integer, p_user uuid default null
 )
-returns table (sha256 text, storage_key text, size bigint, content_type text, encoding text)
+returns jsonb
 language sql
 stable
 security invoker
@@ -90,10 +93,12 @@ as $$
         select m.sha256, max(m.encoding) as encoding from mine m
          where m.encoding in ('zstd', 'gzip') group by m.sha256
     )
-    select c.sha256, c.storage_key, c.size, c.content_type, p.encoding
-      from current_rows c join packed p using (sha256)
-     order by c.sha256
-     limit p_limit;
+    select coalesce(jsonb_agg(to_jsonb(picked)), '[]'::jsonb) from (
+        select c.sha256, c.storage_key, c.size, c.content_type, p.encoding
+          from current_rows c join packed p using (sha256)
+         order by c.sha256
+         limit p_limit
+    ) picked;
 $$;
 
 -- Switch the rows of one stored object to an encoding, unless the blob is
