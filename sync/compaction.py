@@ -109,6 +109,22 @@ class PackedHistory(Protocol):
         """Every row of the blob back to raw, then the compressed objects removed."""
         ...
 
+    async def stats(self) -> HistoryStats:
+        """What compressed history saves in this hub."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryStats:
+    blobs: int = 0
+    """Contents stored compressed."""
+    raw_bytes: int = 0
+    stored_bytes: int = 0
+
+    @property
+    def saved(self) -> int:
+        return self.raw_bytes - self.stored_bytes
+
 
 @dataclass(slots=True)
 class CompactionReport:

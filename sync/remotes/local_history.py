@@ -18,7 +18,7 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sync.compaction import Candidate, packed_key
+from sync.compaction import Candidate, HistoryStats, packed_key
 from sync.compression import SUFFIX, decode_file
 from sync.durable import make_durable
 from sync.errors import IntegrityError
@@ -204,6 +204,22 @@ class LocalHistory:
                     path.unlink()
 
         await hub._run_db(write)
+
+    async def stats(self) -> HistoryStats:
+        hub = self.hub
+
+        def read() -> HistoryStats:
+            with hub._db_lock:
+                row = hub._db.execute(
+                    """SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(stored), 0) FROM (
+                         SELECT MAX(size) AS size, MAX(stored_size) AS stored
+                         FROM hubsync_manifest WHERE user_id=? AND encoding IN ('zstd', 'gzip')
+                         GROUP BY sha256)""",
+                    (hub.user_id,),
+                ).fetchone()
+            return HistoryStats(int(row[0]), int(row[1]), int(row[2]))
+
+        return await hub._run_db(read)
 
 
 def _is_current(hub: LocalHub, sha256: str) -> bool:

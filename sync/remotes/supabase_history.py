@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from storage3.types import FileOptions
 from yarl import URL
 
-from sync.compaction import Candidate, packed_key
+from sync.compaction import Candidate, HistoryStats, packed_key
 from sync.compression import SUFFIX, decode_file
 from sync.errors import PermanentError
 from sync.remotes.base import BUCKET_FILES, ProgressFn
@@ -192,6 +192,16 @@ class SupabaseHistory:
             ),
         )
         await self._remove([packed_key(uid, sha256, e) for e in SUFFIX])
+
+    async def stats(self) -> HistoryStats:
+        row = await self._rpc("reading history savings", "hubsync_history_stats", {})
+        if not isinstance(row, dict):
+            return HistoryStats()
+        return HistoryStats(
+            int(row.get("blobs") or 0),
+            int(row.get("raw_bytes") or 0),
+            int(row.get("stored_bytes") or 0),
+        )
 
 
 def _sha256_of(path: Path) -> str:

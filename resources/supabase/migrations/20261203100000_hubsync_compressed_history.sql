@@ -135,3 +135,22 @@ grant execute on function public.hubsync_history_revived(integer, uuid)
     to authenticated, service_role;
 grant execute on function public.hubsync_history_switch(text, text, text, bigint, uuid)
     to authenticated, service_role;
+
+-- What compression saves: blobs stored compressed, their raw and stored bytes.
+create or replace function public.hubsync_history_stats(p_user uuid default null)
+returns jsonb
+language sql
+stable
+security invoker
+set search_path = public
+as $$
+    select jsonb_build_object(
+        'blobs', count(*), 'raw_bytes', coalesce(sum(size), 0),
+        'stored_bytes', coalesce(sum(stored_size), 0))
+      from (select sha256, max(size) as size, max(stored_size) as stored_size
+              from public.hubsync_manifest
+             where user_id = coalesce(auth.uid(), p_user) and encoding in ('zstd', 'gzip')
+             group by sha256) packed;
+$$;
+revoke execute on function public.hubsync_history_stats(uuid) from public, anon;
+grant execute on function public.hubsync_history_stats(uuid) to authenticated, service_role;
