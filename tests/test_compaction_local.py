@@ -164,3 +164,54 @@ async def test_a_damaged_compressed_blob_is_refused(hub: LocalHub, tmp_path: Pat
 
     with pytest.raises(IntegrityError):
         await read_back(hub, first, tmp_path)
+
+
+_KILLED_ROUND = """
+import asyncio, sys, time
+from pathlib import Path
+from sync.compaction import compact
+from sync.history_store import packed_history
+from sync.remotes.local import LocalHub
+
+async def main() -> None:
+    hub = LocalHub(Path(sys.argv[1]))
+    async def stop(at, _c):
+        if at == sys.argv[2]:
+            print(at, flush=True)
+            time.sleep(60)  # killed here
+    await compact(packed_history(hub), after_step=stop)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("step", ["read", "stored", "verified", "switched", "dropped"])
+async def test_kill_9_at_a_step_boundary_loses_nothing(tmp_path: Path, step: str) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "hub"
+    hub = LocalHub(root)
+    entries = await _history(hub, tmp_path, files=2, versions=3)
+    await hub.close()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_ROUND, str(root), step], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == step
+    finally:
+        child.kill()  # SIGKILL
+        child.wait()
+    hub = LocalHub(root)
+    try:
+        for e in entries:
+            assert hashlib.sha256(await read_back(hub, e, tmp_path)).hexdigest() == e.sha256
+        history = packed_history(hub)
+        assert history is not None
+        await compact(history)
+        for e in entries:
+            assert hashlib.sha256(await read_back(hub, e, tmp_path)).hexdigest() == e.sha256
+            assert _raw_hashes_to_key(hub, e) is (e.version == 3)
+            assert bool(_packed(hub, e.sha256)) is (e.version != 3)
+    finally:
+        await hub.close()

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from sync.compaction import Candidate, HistoryStats, packed_key
 from sync.compression import SUFFIX, decode_file
-from sync.durable import make_durable
 from sync.errors import IntegrityError
 from sync.remotes.base import BUCKET_FILES, ProgressFn
 
@@ -136,8 +135,9 @@ class LocalHistory:
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp = hub._temps.new_path()
             shutil.copyfile(source, tmp)
+            _fsync(tmp)
             os.replace(tmp, final)
-            make_durable(hub.root, [final])
+            _fsync(final.parent)  # (one file: cheaper than a syncfs of the whole hub)
 
         await hub._run(place)
 
@@ -220,6 +220,14 @@ class LocalHistory:
             return HistoryStats(int(row[0]), int(row[1]), int(row[2]))
 
         return await hub._run_db(read)
+
+
+def _fsync(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _is_current(hub: LocalHub, sha256: str) -> bool:
