@@ -1,6 +1,7 @@
 """Compressed history: storage saved on a text-heavy history, and what a restore costs.
 
     .venv/bin/python -m bench.bench_compress [--files 60] [--versions 10] [--rounds 3]
+                                             [--supabase]
 
 Builds a history from the repository's own sources and documents (Python modules,
 Markdown, SQL, TOML): ``--files`` files, ``--versions`` versions each, every version
@@ -13,7 +14,8 @@ row); then the compaction step compresses every superseded version. Printed:
 - the time of the compaction (CPU-bound: zstd/gzip) and its throughput;
 - the time to read back (hash-checked, as ``restore``/``get`` do) every superseded
   version, raw before and compressed after: the extra time of a restore;
-- peak Python memory of a compaction round (tracemalloc) and the process's peak RSS.
+- peak Python memory of a compaction round (tracemalloc) and the process's peak RSS;
+- with ``--supabase``, compaction and restore times on the Supabase test server.
 
 Nothing here is a pass/fail test.
 """
@@ -33,8 +35,10 @@ from pathlib import Path
 
 from sync.compaction import compact
 from sync.history_store import packed_history
-from sync.remotes.base import ManifestEntry
+from sync.remotes.base import ManifestEntry, Remote
 from sync.remotes.local import LocalHub
+from sync.remotes.supabase import SupabaseRemote
+from sync.remotes.supabase_session import SupabaseSession, SupabaseSettings
 
 REPO = Path(__file__).resolve().parents[1]
 PATTERNS = (
@@ -124,7 +128,7 @@ def stored_bytes(hub: LocalHub) -> int:
     return sum(p.stat().st_size for p in (hub.root / "user-files").rglob("*") if p.is_file())
 
 
-async def read_all(hub: LocalHub, entries: list[ManifestEntry], work: Path) -> float:
+async def read_all(hub: Remote, entries: list[ManifestEntry], work: Path) -> float:
     """Seconds to read back (hash-checked) every entry once."""
     started = time.perf_counter()
     for e in entries:
@@ -194,10 +198,55 @@ async def main(files: int, versions: int, rounds: int) -> None:
     print(f"storage: history {before:,} -> {after:,} bytes, saved {saved:.1%} (target > 20%)")
 
 
+async def on_supabase(files: int, versions: int, rounds: int) -> None:
+    """The same history on the Supabase test server (its own process): what a read of
+    a compressed version costs there (the raw object's 404, then the compressed one)."""
+    from supabase_auth import AsyncMemoryStorage
+
+    from bench.bench_supabase import EMAIL, PASSWORD, start_server
+
+    history = build_history(sources(files), versions)
+    proc, info = start_server(0.0)
+    try:
+        settings = SupabaseSettings(info["url"], info["anon"], requests_per_second=0)
+        session = await SupabaseSession.sign_in(settings, AsyncMemoryStorage(), EMAIL, PASSWORD)
+        remote = SupabaseRemote(session)
+        with tempfile.TemporaryDirectory(prefix="bench-compress-") as tmp:
+            work = Path(tmp)
+            try:
+                entries = await store(remote, work, history)
+                old = [e for e in entries if e.version < versions]
+                raw_reads = [await read_all(remote, old, work) for _ in range(rounds)]
+                packed = packed_history(remote)
+                assert packed is not None
+                started = time.perf_counter()
+                report = await compact(packed, max_blobs=10_000, max_bytes=1 << 40)
+                took = time.perf_counter() - started
+                packed_reads = [await read_all(remote, old, work) for _ in range(rounds)]
+                stats = await packed.stats()
+            finally:
+                await remote.close()
+    finally:
+        proc.terminate()
+        proc.wait()
+    raw_t, packed_t = statistics.median(raw_reads), statistics.median(packed_reads)
+    per_raw, per_packed = raw_t / len(old) * 1e3, packed_t / len(old) * 1e3
+    print(
+        f"supabase test server: {report.compressed} versions compressed in {took:.1f} s; "
+        f"superseded {stats.raw_bytes:,} -> {stats.stored_bytes:,} bytes "
+        f"({stats.saved / max(1, stats.raw_bytes):.1%} smaller); restore of a superseded "
+        f"version raw {per_raw:.1f} ms, compressed {per_packed:.1f} ms "
+        f"({per_packed / per_raw:.2f}x)"
+    )
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=60)
     parser.add_argument("--versions", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--supabase", action="store_true", help="also on the test server")
     args = parser.parse_args()
     asyncio.run(main(args.files, args.versions, args.rounds))
+    if args.supabase:
+        asyncio.run(on_supabase(args.files, args.versions, args.rounds))

@@ -215,3 +215,24 @@ async def test_kill_9_at_a_step_boundary_loses_nothing(tmp_path: Path, step: str
             assert bool(_packed(hub, e.sha256)) is (e.version != 3)
     finally:
         await hub.close()
+
+
+async def test_an_object_a_dropped_file_or_exai_uses_stays_raw(
+    hub: LocalHub, tmp_path: Path
+) -> None:
+    from sync.remotes.base import Operation
+
+    dropped = await save(hub, tmp_path, "a.txt", text_version("a", 1), 1)
+    await save(hub, tmp_path, "a.txt", text_version("a", 2), 2)
+    sent = await save(hub, tmp_path, "b.txt", text_version("b", 1), 1)
+    await save(hub, tmp_path, "b.txt", text_version("b", 2), 2)
+    await hub.log_operations(
+        [
+            Operation("upload", "completed", dropped.key, metadata={"source": "drop"}),
+            Operation("process", "completed", sent.key),
+        ]
+    )
+    history = packed_history(hub)
+    assert history is not None
+    assert (await compact(history)).compressed == 0
+    assert _raw_hashes_to_key(hub, dropped) and _raw_hashes_to_key(hub, sent)

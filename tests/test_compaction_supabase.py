@@ -153,3 +153,19 @@ async def test_a_killed_round_is_finished_by_the_next(
     await compact(history)
     assert await _stored(hub_remote, first.key, tmp_path) is None
     assert await read_back(hub_remote, first, tmp_path) == text_version("a", 1)
+
+
+async def test_an_object_a_dropped_file_uses_stays_raw(
+    hub_remote: SupabaseRemote, tmp_path: Path
+) -> None:
+    from sync.remotes.base import Operation
+
+    dropped = await save(hub_remote, tmp_path, "a.txt", text_version("a", 1), 1)
+    await save(hub_remote, tmp_path, "a.txt", text_version("a", 2), 2)
+    await hub_remote.log_operations(
+        [Operation("upload", "completed", dropped.key, metadata={"source": "drop"})]
+    )
+    history = packed_history(hub_remote)
+    assert history is not None
+    assert (await compact(history)).compressed == 0
+    assert await _stored(hub_remote, dropped.key, tmp_path) == text_version("a", 1)

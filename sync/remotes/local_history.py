@@ -31,10 +31,16 @@ _CURRENT = """SELECT DISTINCT m.sha256 FROM hubsync_manifest m JOIN (
     WHERE user_id=:user GROUP BY device_id, root_id, rel_path) newest
   USING (device_id, root_id, rel_path, version)
   WHERE m.user_id=:user AND m.deleted=0"""
+_USED_ELSEWHERE = """SELECT file_id FROM file_operations WHERE user_id=:user
+  AND file_id IS NOT NULL AND (operation_type IN ('process', 'generate')
+    OR json_extract(metadata, '$.source') = 'drop')"""
+"""Objects that something other than a mirrored folder uses (a dropped file, a file
+sent to EXAI): their raw object stays, whatever the manifest says."""
 _SUPERSEDED = f"""SELECT m.sha256, m.storage_key, MAX(m.size), MAX(m.content_type),
     CASE WHEN SUM(m.encoding='') > 0 THEN '' ELSE MAX(m.encoding) END AS enc
   FROM hubsync_manifest m
   WHERE m.user_id=:user AND m.storage_key != '' AND m.sha256 NOT IN ({_CURRENT})
+    AND m.storage_key NOT IN ({_USED_ELSEWHERE})
   GROUP BY m.sha256, m.storage_key
   HAVING enc = '' OR (enc IN ('zstd', 'gzip') AND EXISTS (
     SELECT 1 FROM file_metadata f WHERE f.file_id=m.storage_key AND f.user_id=:user))

@@ -47,12 +47,20 @@ as $$
           from mine order by device_id, root_id, rel_path, version desc
     ), current_blobs as (
         select distinct sha256 from newest where not deleted
+    ), used_elsewhere as (
+        -- objects a dropped file or an EXAI processing uses: they stay raw
+        select coalesce(o.metadata->>'storage_path', o.file_id::text) as storage_key
+          from public.file_operations o
+         where o.user_id = coalesce(auth.uid(), p_user)
+           and (o.operation_type in ('process', 'generate') or o.metadata->>'source' = 'drop')
     ), history as (
         select m.sha256, m.storage_key, max(m.size) as size, max(m.content_type) as content_type,
                case when bool_or(m.encoding = '') then '' else max(m.encoding) end as encoding
           from mine m
          where coalesce(m.storage_key, '') <> ''
            and m.sha256 not in (select c.sha256 from current_blobs c)
+           and m.storage_key not in (
+               select u.storage_key from used_elsewhere u where u.storage_key is not null)
          group by m.sha256, m.storage_key
     ), referred as (
         select h.*, (select count(*) from public.file_metadata f
