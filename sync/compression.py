@@ -2,7 +2,7 @@
 
 A blob is compressed only when that saves at least :data:`MIN_SAVING` of its
 size; zstd and gzip are both tried on contents small enough to hold in memory
-and the smaller wins (gzip wins now and then on tiny texts), bigger contents
+and gzip is kept where it is clearly smaller (now and then on small texts), bigger contents
 are streamed through zstd alone. Formats that are compressed already (archives,
 office documents, images, audio/video, PDF) are recognised by extension or by
 their first bytes and never tried. Decoding always streams and checks the
@@ -36,6 +36,9 @@ IN_MEMORY = 8 * 1024 * 1024
 ZSTD_LEVEL = 9
 """Measured on the repo's own history (bench/bench_compress.py): 9 saves as much as 12
 (64.9% vs 65.3%) for half the CPU."""
+GZIP_MARGIN = 0.97
+"""gzip is chosen only when it is clearly smaller: zstd decodes faster, and readers that
+must look for the compressed object (Supabase) try ``.zst`` first."""
 BLOCK = 1024 * 1024
 
 COMPRESSED_EXTENSIONS = frozenset(
@@ -163,9 +166,10 @@ def encode_file(source: Path, filename: str, dest_dir: Path) -> Encoded | None:
         return None
     if size <= IN_MEMORY:
         data = source.read_bytes()
-        encoding, packed = min(
-            ((ZSTD, _zstd(data)), (GZIP, _gzip(data))), key=lambda pair: len(pair[1])
-        )
+        encoding, packed = ZSTD, _zstd(data)
+        gzipped = _gzip(data)
+        if len(gzipped) < len(packed) * GZIP_MARGIN:
+            encoding, packed = GZIP, gzipped
         if not worth_it(len(data), len(packed)):
             return None
         path = dest_dir / f"{os.urandom(8).hex()}{SUFFIX[encoding]}"

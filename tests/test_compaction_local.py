@@ -236,3 +236,19 @@ async def test_an_object_a_dropped_file_or_exai_uses_stays_raw(
     assert history is not None
     assert (await compact(history)).compressed == 0
     assert _raw_hashes_to_key(hub, dropped) and _raw_hashes_to_key(hub, sent)
+
+
+async def test_a_version_stored_as_gzip_reads_back(hub: LocalHub, tmp_path: Path) -> None:
+    import gzip
+
+    old = await save(hub, tmp_path, "a.txt", text_version("a", 1), 1)
+    await save(hub, tmp_path, "a.txt", text_version("a", 2), 2)
+    history = packed_history(hub)
+    assert history is not None
+    packed = tmp_path / "a.gz"
+    packed.write_bytes(gzip.compress(text_version("a", 1)))
+    await history.put_packed(old.sha256, "gzip", packed)
+    assert await history.switch(old.sha256, old.key, "gzip", packed.stat().st_size)
+    await history.drop_raw(old.key, old.sha256)
+    assert await read_back(hub, old, tmp_path) == text_version("a", 1)
+    assert (await history.stats()).blobs == 1

@@ -169,3 +169,23 @@ async def test_an_object_a_dropped_file_uses_stays_raw(
     assert history is not None
     assert (await compact(history)).compressed == 0
     assert await _stored(hub_remote, dropped.key, tmp_path) == text_version("a", 1)
+
+
+async def test_a_version_stored_as_gzip_reads_back(
+    hub_remote: SupabaseRemote, tmp_path: Path
+) -> None:
+    import gzip
+
+    old = await save(hub_remote, tmp_path, "a.txt", text_version("a", 1), 1)
+    await save(hub_remote, tmp_path, "a.txt", text_version("a", 2), 2)
+    history = packed_history(hub_remote)
+    assert history is not None
+    packed = tmp_path / "a.gz"
+    packed.write_bytes(gzip.compress(text_version("a", 1)))
+    await history.put_packed(old.sha256, "gzip", packed)
+    assert await history.switch(old.sha256, old.key, "gzip", packed.stat().st_size)
+    await history.drop_raw(old.key, old.sha256)
+    assert await _stored(hub_remote, old.key, tmp_path) is None
+    assert await read_back(hub_remote, old, tmp_path) == text_version("a", 1)
+    stats = await history.stats()
+    assert stats.blobs == 1 and stats.stored_bytes == packed.stat().st_size
