@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from sync.compaction import CompactionReport, HistoryStats, compact
@@ -23,8 +24,9 @@ log = logging.getLogger(__name__)
 
 
 class HistoryCompactor:
-    def __init__(self, interval: float, enabled: bool = True) -> None:
+    def __init__(self, interval: float, work_dir: Path, enabled: bool = True) -> None:
         self.interval = interval
+        self.work_dir = work_dir
         self.enabled = enabled
         self._task: asyncio.Task[None] | None = None
         self._last = time.monotonic()
@@ -50,7 +52,7 @@ class HistoryCompactor:
                 if history is None:
                     continue
                 try:
-                    report = await compact(history)
+                    report = await compact(history, work_dir=self.work_dir)
                     self._count(report)
                     self.stats[name] = await history.stats()
                 except SyncError as exc:

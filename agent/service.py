@@ -173,7 +173,9 @@ class AgentService:
         self.exai: ExaiJobs | None = None
         self.exai_health: HealthMonitor | None = None
         """Kept apart from ``health``: EXAI being down never holds back syncing."""
-        self.compactor = HistoryCompactor(cfg.compaction_interval_seconds, cfg.compress_history)
+        self.compactor = HistoryCompactor(
+            cfg.compaction_interval_seconds, ctx.paths.cache_dir, cfg.compress_history
+        )
 
     # -- lifecycle ----------------------------------------------------------------------
 

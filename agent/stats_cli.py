@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
                     continue
                 compressed = 0
                 while compact_now:
-                    report = await compact(history)
+                    report = await compact(history, work_dir=ctx.paths.cache_dir)
                     compressed += report.compressed
                     if not (report.compressed or report.left_raw or report.revived):
                         break

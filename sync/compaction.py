@@ -31,9 +31,11 @@ removed. Each call does a bounded amount of work; what is left waits for the nex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,7 @@ LEFT_RAW = "none"
 """The encoding of rows whose blob was looked at and is better left raw."""
 BATCH = 64
 """Blobs asked for per query."""
+STALE_WORK = 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,12 +158,14 @@ async def compact(
     *,
     max_blobs: int = BATCH,
     max_bytes: int = 256 * 1024 * 1024,
+    work_dir: Path | None = None,
     after_step: StepHook = _no_hook,
 ) -> CompactionReport:
     """One bounded round: revive what is current again, then compress up to
-    ``max_blobs`` superseded blobs or ``max_bytes`` of their raw size."""
+    ``max_blobs`` superseded blobs or ``max_bytes`` of their raw size. Copies being
+    worked on go to a temp folder in ``work_dir`` (a disk, not a RAM-backed /tmp)."""
     report = CompactionReport()
-    work = Path(tempfile.mkdtemp(prefix="hubsync-compact-"))
+    work = await asyncio.to_thread(_new_work_dir, work_dir)
     try:
         for candidate in await hub.revived(max_blobs):
             try:
@@ -180,8 +185,21 @@ async def compact(
                 report.failed += 1
                 log.warning("could not compress %s: %s", candidate.sha256, exc.message)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, work, ignore_errors=True)
     return report
+
+
+def _new_work_dir(parent: Path | None) -> Path:
+    """A temp folder for one round; those of rounds killed a day ago or more are removed
+    (a round that is still running is never that old)."""
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+        stale = time.time() - STALE_WORK
+        for old in parent.glob("hubsync-compact-*"):
+            with contextlib.suppress(OSError):
+                if old.stat().st_mtime < stale:
+                    shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix="hubsync-compact-", dir=parent))
 
 
 async def _compress(

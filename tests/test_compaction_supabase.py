@@ -134,7 +134,7 @@ class Killed(BaseException):
     """Stands for kill -9."""
 
 
-@pytest.mark.parametrize("step", ["stored", "switched"])
+@pytest.mark.parametrize("step", ["read", "stored", "verified", "switched", "dropped"])
 async def test_a_killed_round_is_finished_by_the_next(
     hub_remote: SupabaseRemote, tmp_path: Path, step: str
 ) -> None:

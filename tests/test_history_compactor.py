@@ -21,7 +21,7 @@ async def test_a_due_round_compresses_history_and_reports_the_savings(tmp_path: 
     try:
         old = await save(hub, tmp_path, "a.txt", text_version("a", 1), 1)
         await save(hub, tmp_path, "a.txt", text_version("a", 2), 2)
-        compactor = HistoryCompactor(interval=0.0)
+        compactor = HistoryCompactor(interval=0.0, work_dir=tmp_path / "work")
         compactor.poke({"local": hub})
         compactor.poke({"local": hub})  # one round at a time: this one is not started
         await _settle(compactor)
@@ -40,8 +40,8 @@ async def test_no_round_before_the_interval_or_when_switched_off(tmp_path: Path)
     try:
         old = await save(hub, tmp_path, "a.txt", text_version("a", 1), 1)
         await save(hub, tmp_path, "a.txt", text_version("a", 2), 2)
-        waiting = HistoryCompactor(interval=3600.0)
-        off = HistoryCompactor(interval=0.0, enabled=False)
+        waiting = HistoryCompactor(interval=3600.0, work_dir=tmp_path)
+        off = HistoryCompactor(interval=0.0, work_dir=tmp_path, enabled=False)
         for compactor in (waiting, off):
             compactor.poke({"local": hub})
             await asyncio.sleep(0)
