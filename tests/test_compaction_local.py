@@ -252,3 +252,24 @@ async def test_a_version_stored_as_gzip_reads_back(hub: LocalHub, tmp_path: Path
     await history.drop_raw(old.key, old.sha256)
     assert await read_back(hub, old, tmp_path) == text_version("a", 1)
     assert (await history.stats()).blobs == 1
+
+
+async def test_a_blob_current_again_after_the_switch_keeps_its_raw_object(
+    hub: LocalHub, tmp_path: Path
+) -> None:
+    """A device records the content as current between the row switch and the deletion
+    of the raw object: the deletion does not happen (it is decided in one transaction)."""
+    old = await save(hub, tmp_path, "a.txt", text_version("a", 1), 1)
+    await save(hub, tmp_path, "a.txt", text_version("a", 2), 2)
+    history = packed_history(hub)
+    assert history is not None
+
+    async def record_meanwhile(at: str, c: Candidate) -> None:
+        if at == "switched":
+            await hub.record([ManifestEntry(**{**_fields(old), "relpath": "b.txt"})])
+
+    await compact(history, after_step=record_meanwhile)
+    assert _raw_hashes_to_key(hub, old)
+    await compact(history)  # the next round puts the rows right and drops the copy
+    assert not _packed(hub, old.sha256)
+    assert (await history.stats()).blobs == 0
