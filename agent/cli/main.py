@@ -23,6 +23,7 @@ from agent.cli.hub import register as register_hub
 from agent.cli.issues import issues_app
 from agent.cli.output import err, out
 from agent.cli.run import agent, run
+from agent.cli.stats import register as register_stats
 from agent.cli.supabase import register as register_supabase
 from agent.cli.syncing import status, sync
 
@@ -68,6 +69,7 @@ register_agent_files(app)
 register_supabase(app)
 register_desktop(app)
 register_hub(app)
+register_stats(app)
 app.add_typer(exai_app, name="exai", help="Send hub files to an EXAI server.")
 app.add_typer(issues_app, name="issues")
 

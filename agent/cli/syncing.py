@@ -267,3 +267,6 @@ def status(json_out: JsonOpt = False) -> None:
     out.print(
         f"Cache: {c['entries']} entries, {c['bytes']:,} of {c['limit']:,} bytes, hit rate {c['hit_rate']:.0%}"
     )
+    for hub, h in ((data.get("history") or {}).get("hubs") or {}).items():
+        saved = h["raw_bytes"] - h["stored_bytes"]
+        out.print(f"History ({hub}): {h['blobs']:,} old versions compressed, {saved:,} bytes saved")

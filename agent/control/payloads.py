@@ -159,6 +159,22 @@ class CacheStats(TypedDict):
     hit_rate: float
 
 
+class HistoryHub(TypedDict):
+    blobs: int
+    """Superseded versions stored compressed."""
+    raw_bytes: int
+    stored_bytes: int
+
+
+class HistoryStatus(TypedDict):
+    """The background compression of history (``status.history``)."""
+
+    enabled: bool
+    rounds: int
+    compressed: int
+    hubs: dict[str, HistoryHub]
+
+
 class StatusSnapshot(TypedDict):
     """``status``'s answer and event."""
 
@@ -172,6 +188,7 @@ class StatusSnapshot(TypedDict):
     progress: ProgressEvent | None
     health: dict[str, HealthData]
     exai: HealthData | None
+    history: HistoryStatus
     hubs: dict[str, str]
     unavailable: dict[str, str]
     cache: CacheStats

@@ -35,6 +35,7 @@ from agent.daemon.accounting import account_pass
 from agent.daemon.disk_watch import DiskWatch
 from agent.daemon.health import HealthMonitor, HealthState, HealthStatus
 from agent.daemon.held import HeldDeletions
+from agent.daemon.history_compactor import HistoryCompactor
 from agent.daemon.hub_keeper import LocalHubKeeper
 from agent.daemon.hub_switch import HubSwitches
 from agent.daemon.metrics import Metrics, MetricsStore
@@ -124,6 +125,9 @@ class AgentService:
             ),
         )
         self.exai: ExaiJobs | None = None
+        self.compactor = HistoryCompactor(
+            cfg.compaction_interval_seconds, ctx.paths.cache_dir, cfg.compress_history
+        )
 
     @property
     def progress(self) -> ProgressEvent | None:
@@ -214,6 +218,7 @@ class AgentService:
         self.roots.stop_watching()
         await self.hub_keeper.aclose()
         await self.held.aclose()
+        await self.compactor.aclose()
         await self.switches.aclose()
         await self.monitors.aclose()
         if self.exai is not None:
@@ -376,6 +381,7 @@ class AgentService:
                 if now - self._last_pass_end >= self.timings.housekeeping:
                     self.ctx.journal.save_snapshot()
                 last_flush = now
+                self.compactor.poke(self.ctx.remotes)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._next_wake()):
                     await self._wake.wait()

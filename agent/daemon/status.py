@@ -21,6 +21,7 @@ from agent.control.payloads import (
 from agent.control.settings_api import read_ignore
 from agent.daemon.health import HealthMonitor, HealthState
 from agent.daemon.held import HeldDeletions
+from agent.daemon.history_compactor import HistoryCompactor
 from agent.daemon.metrics import (
     BYTES_UPLOADED,
     DEDUP_BYTES_SAVED,
@@ -67,6 +68,8 @@ class StatusHost(Protocol):
     def health(self) -> Mapping[str, HealthMonitor]: ...
     @property
     def exai_health(self) -> HealthMonitor | None: ...
+    @property
+    def compactor(self) -> HistoryCompactor: ...
     @property
     def metrics(self) -> Metrics: ...
     @property
@@ -153,6 +156,7 @@ def status_of(agent: StatusHost) -> StatusSnapshot:
             for hub, m in agent.health.items()
         },
         "exai": None if agent.exai_health is None else agent.exai_health.status.to_dict(),
+        "history": agent.compactor.status(),
         "hubs": {name: r.describe() for name, r in ctx.remotes.items()},
         "unavailable": ctx.unavailable,
         "cache": {

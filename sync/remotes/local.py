@@ -50,6 +50,7 @@ from sync.errors import (
 from sync.find import FindQuery
 from sync.hashing import read_small, reusable_buffer
 from sync.keys import is_sha256, object_key
+from sync.remotes import local_history
 from sync.remotes.base import (
     BUCKET_FILES,
     BUCKET_GENERATED,
@@ -202,6 +203,7 @@ def _open_hub_db(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA busy_timeout=10000")
         db.execute("PRAGMA temp_store=MEMORY")
         db.executescript(_SCHEMA)
+        local_history.add_columns(db)
         db.execute(  # one statement: two processes creating a hub agree on its id
             "INSERT INTO hubsync_hub(id, created_at) SELECT ?, ?"
             " WHERE NOT EXISTS (SELECT 1 FROM hubsync_hub)",
@@ -705,6 +707,12 @@ class LocalHub:
         src = self._path_of(bucket, key)
 
         def read() -> None:
+            if (
+                bucket == BUCKET_FILES
+                and not src.exists()
+                and local_history.read_packed_copy(self, sha256, dest, progress)
+            ):
+                return  # a superseded version, stored compressed
             size = src.stat().st_size if src.exists() else -1
             _copy_verified(src, dest, sha256, size, progress, "blob")
 

@@ -50,6 +50,7 @@ from sync.remotes.base import (
 from sync.remotes.supabase_batch import GroupWriter
 from sync.remotes.supabase_errors import NotFound
 from sync.remotes.supabase_files import HASH_BATCH, ROW_BATCH, SharedTables
+from sync.remotes.supabase_history import read_packed_copy
 from sync.remotes.supabase_rows import (
     DEVICES_CONFLICT,
     MANIFEST_COLUMNS,
@@ -278,7 +279,11 @@ class SupabaseRemote:
                 state["known"] = None
                 raise IntegrityError(f"downloaded bytes of {key} do not match their SHA-256")
 
-        await self.session.call("downloading", download)
+        try:
+            await self.session.call("downloading", download)
+        except NotFound:
+            if bucket != BUCKET_FILES or not await read_packed_copy(self, sha256, dest, progress):
+                raise  # (else a superseded version, stored compressed)
 
     async def signed_url(self, key: str, expires_in: int, bucket: str = BUCKET_FILES) -> str:
         response = await self.session.call(
