@@ -47,10 +47,7 @@ from agent.daemon.roots import Roots
 from agent.daemon.runtime import RootRuntime, Timings
 from agent.daemon.status import ALL_TIME, status_of
 from agent.daemon.watcher import Debouncer, ObserverFactory, coverage_shortfall
-from agent.exai.client import ExaiClient
 from agent.exai.jobs import ExaiJobs
-from agent.exai.results import default_results_dir
-from agent.exai.settings import ExaiSettings
 from sync.engine import PassReport
 from sync.errors import AuthError, DiskFull
 from sync.journal import Root
@@ -154,7 +151,9 @@ class AgentService:
         register_hub_handlers(self)
         register_hub_link(self)
         register_settings(self)
-        self.exai = self._exai_jobs()
+        self.exai = ExaiJobs.from_config(
+            self.ctx.config, self.ctx.paths, self.ctx.remotes, self.server.publish
+        )
         self.exai.register(self.server)
         await self.server.start()
         for name in self.ctx.remotes:
@@ -171,18 +170,6 @@ class AgentService:
             await self._schedule()
         finally:
             await self._shutdown()
-
-    def _exai_jobs(self) -> ExaiJobs:
-        cfg = self.ctx.config
-        return ExaiJobs(
-            ExaiClient(ExaiSettings.from_config(cfg.exai)),
-            self.ctx.remotes,
-            default_hub=cfg.default_hub(),
-            results_dir=default_results_dir(cfg, self.ctx.paths),
-            publish=self.server.publish,
-            path_map=cfg.exai.path_map,
-            download_dir=cfg.exai.download_dir,
-        )
 
     async def reopen_supabase(self, wait: float = 5.0) -> bool:
         """After a sign-in or sign-out: the Supabase hub opened again, between passes."""
