@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from agent.control.client import AgentUnavailable
+from agent.control.payloads import AccountAnswer, SettingsAnswer
 from agent.control.protocol import ControlError
 from gui.agent_link import AgentLink, describe
 from gui.prefs import NOTIFY_KEYS, TrayPrefs
@@ -230,7 +231,7 @@ class SettingsDialog(QDialog):
         self.autostart.setEnabled(True)
         self.link.fire("config_get", on_result=self._fill, on_error=self._show_error)
 
-    def _fill(self, result: dict[str, Any]) -> None:
+    def _fill(self, result: SettingsAnswer) -> None:
         config = result.get("config") or {}
         supabase, exai = config.get("supabase") or {}, config.get("exai") or {}
         agent, cache = config.get("agent") or {}, config.get("cache") or {}
@@ -263,11 +264,11 @@ class SettingsDialog(QDialog):
             else "The token is kept in the system keyring, never in the config file."
         )
         self.forget_token.setEnabled(token_set)
-        self._show_account(result.get("account") or {})
+        self._show_account(result.get("account"))
         self.loaded.emit()
 
-    def _show_account(self, account: dict[str, Any], error: str | None = None) -> None:
-        user = account.get("user")
+    def _show_account(self, account: AccountAnswer | None, error: str | None = None) -> None:
+        user = account.get("user") if account else None
         self.sign_out_button.setEnabled(bool(user))
         if error:
             self.account_status.setStyleSheet(ERROR_STYLE)
@@ -402,7 +403,7 @@ class SettingsDialog(QDialog):
         email, password = self.email.text().strip(), self.password.text()
         self.password.clear()
         if not email or not password:
-            self._show_account({}, "enter your email and password")
+            self._show_account(None, "enter your email and password")
             return
         self.account_status.setStyleSheet("")
         self.account_status.setText("Signing in…")
@@ -413,9 +414,11 @@ class SettingsDialog(QDialog):
                 await self.link.call(
                     "config_set", {"config": {"supabase": self._supabase_fields()}}
                 )
-                result = await self.link.call("sign_in", {"email": email, "password": password})
+                result: AccountAnswer = await self.link.call(
+                    "sign_in", {"email": email, "password": password}
+                )
             except (AgentUnavailable, ControlError) as exc:
-                self._show_account({}, describe(exc))
+                self._show_account(None, describe(exc))
             else:
                 self._show_account(result)
 
@@ -423,7 +426,7 @@ class SettingsDialog(QDialog):
 
     def _sign_out(self) -> None:
         self.link.fire(
-            "sign_out", on_result=lambda _: self._show_account({}), on_error=self._show_error
+            "sign_out", on_result=lambda _: self._show_account(None), on_error=self._show_error
         )
 
     def _forget_token(self) -> None:

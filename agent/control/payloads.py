@@ -318,3 +318,39 @@ class SyncOnceAnswer(TypedDict):
 
 class QuitAnswer(TypedDict):
     stopping: bool
+
+
+class AccountAnswer(TypedDict):
+    """``sign_in`` / ``sign_out``'s answer, and ``config_get``'s ``account``."""
+
+    signed_in: bool
+    user: str | None
+
+
+class SecretsState(TypedDict):
+    exai_token: bool
+    """One is stored in the keyring."""
+    exai_token_env: bool
+    """The agent has ``EXAI_WS_TOKEN``, which overrides the stored one."""
+
+
+class SettingsAnswer(TypedDict):
+    """``config_get`` and ``config_set``'s answer."""
+
+    config: dict[str, Any]
+    """config.toml as an object, by section."""
+    autostart: bool
+    secrets: SecretsState
+    account: AccountAnswer
+
+
+class SetSecretAnswer(TypedDict):
+    name: str
+    set: bool
+
+
+class IgnoreAnswer(TypedDict):
+    """``set_ignore``'s answer."""
+
+    path: str
+    ignore: list[str]

@@ -13,6 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import Config, ConfigError, save_config
+from agent.control.payloads import (
+    AccountAnswer,
+    IgnoreAnswer,
+    SetSecretAnswer,
+    SettingsAnswer,
+)
 from agent.control.protocol import BAD_PARAMS, ControlError
 from agent.control.service_api import AgentApi
 from agent.exai.settings import JWT_SECRET, TOKEN_SECRET
@@ -90,13 +96,13 @@ def register_settings(agent: AgentApi) -> None:
         except SecretStoreError as exc:
             raise ControlError("unavailable", str(exc)) from None
 
-    async def account() -> dict[str, Any]:
+    async def account() -> AccountAnswer:
         remote = ctx.remotes.get("supabase")
         identity = getattr(getattr(remote, "session", None), "identity", None)
         user = getattr(identity, "email", None) or getattr(identity, "user_id", None)
         return {"signed_in": remote is not None, "user": user}
 
-    async def snapshot() -> dict[str, Any]:
+    async def snapshot() -> SettingsAnswer:
         try:
             has_token = store().get(TOKEN_SECRET) is not None
         except ControlError:
@@ -111,10 +117,10 @@ def register_settings(agent: AgentApi) -> None:
             "account": await account(),
         }
 
-    async def config_get(params: dict[str, Any]) -> dict[str, Any]:
+    async def config_get(params: dict[str, Any]) -> SettingsAnswer:
         return await snapshot()
 
-    async def config_set(params: dict[str, Any]) -> dict[str, Any]:
+    async def config_set(params: dict[str, Any]) -> SettingsAnswer:
         new = merge_config(ctx.config, params.get("config", {}))
         try:
             save_config(ctx.paths, new)
@@ -130,7 +136,7 @@ def register_settings(agent: AgentApi) -> None:
         agent.publish_status()
         return await snapshot()
 
-    async def set_secret(params: dict[str, Any]) -> dict[str, Any]:
+    async def set_secret(params: dict[str, Any]) -> SetSecretAnswer:
         name = params.get("name")
         if name not in SECRET_NAMES:
             raise ControlError(BAD_PARAMS, f"unknown secret {name!r}")
@@ -144,7 +150,7 @@ def register_settings(agent: AgentApi) -> None:
             secrets.delete(SECRET_NAMES[name])
         return {"name": name, "set": bool(value)}
 
-    async def sign_in(params: dict[str, Any]) -> dict[str, Any]:
+    async def sign_in(params: dict[str, Any]) -> AccountAnswer:
         email, password = params.get("email"), params.get("password")
         if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
             raise ControlError(BAD_PARAMS, "'email' and 'password' are required")
@@ -166,7 +172,7 @@ def register_settings(agent: AgentApi) -> None:
         # The switch waits for the pass under way; the sign-in itself is done.
         return {"signed_in": True, "user": session.identity.email or session.identity.user_id}
 
-    async def sign_out(params: dict[str, Any]) -> dict[str, Any]:
+    async def sign_out(params: dict[str, Any]) -> AccountAnswer:
         remote = ctx.remotes.get("supabase")
         session = getattr(remote, "session", None)
         if session is not None:
@@ -186,7 +192,7 @@ def register_settings(agent: AgentApi) -> None:
             return await account()
         return {"signed_in": False, "user": None}  # the switch follows the pass under way
 
-    async def set_ignore(params: dict[str, Any]) -> dict[str, Any]:
+    async def set_ignore(params: dict[str, Any]) -> IgnoreAnswer:
         path = params.get("path")
         patterns = params.get("patterns")
         if not isinstance(path, str) or not isinstance(patterns, list):
