@@ -6,8 +6,6 @@ have. A client must still expect keys it does not know (additive changes keep th
 protocol version) and, from an older agent, ``NotRequired`` keys to be missing.
 """
 
-from __future__ import annotations
-
 from typing import Any, NotRequired, TypedDict
 
 LINK_LIFETIME = 7 * 24 * 3600
