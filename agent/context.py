@@ -18,7 +18,7 @@ from sync.disk_space import disk_full
 from sync.engine import MassDeletePolicy, SyncEngine
 from sync.errors import SyncError
 from sync.hub_identity import HubChanged, adopt_hub, open_local_hub
-from sync.journal import Journal
+from sync.journal import Journal, JournalResumeStore
 from sync.remotes.base import Remote
 from sync.remotes.local import LocalHub
 from sync.throttle import Bandwidth
@@ -132,7 +132,9 @@ class Context(AbstractAsyncContextManager["Context"]):
             from agent.hub.supabase import open_supabase
 
             remote, problem = await open_supabase(
-                self,
+                self.config,
+                self.paths,
+                JournalResumeStore(self.journal),
                 service_role=self.service_role_user is not None,
                 user_id=self.service_role_user,
             )

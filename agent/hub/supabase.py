@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
 
 from agent.config import Config
 from agent.platform.paths import Paths
@@ -25,9 +24,6 @@ from sync.errors import AuthError, SyncError
 from sync.remotes.base import ResumeStore
 from sync.remotes.supabase import SupabaseRemote
 from sync.remotes.supabase_session import SupabaseSession, SupabaseSettings
-
-if TYPE_CHECKING:
-    from agent.context import Context
 
 SERVICE_ROLE_ENV = "SUPABASE_SERVICE_ROLE_KEY"
 log = logging.getLogger(__name__)
@@ -90,20 +86,17 @@ async def open_session(
 
 
 async def open_supabase(
-    ctx: Context,
+    config: Config,
+    paths: Paths,
+    resume_store: ResumeStore,
     *,
-    resume_store: ResumeStore | None = None,
     service_role: bool = False,
     user_id: str | None = None,
 ) -> tuple[SupabaseRemote | None, str]:
-    """The Supabase remote, or None and the reason it is unavailable (shown as status)."""
-    from sync.journal import JournalResumeStore
-
+    """The Supabase remote, or None and the reason it is unavailable (shown as status);
+    ``resume_store`` keeps its interrupted uploads (the journal's)."""
     try:
-        session = await open_session(
-            ctx.config, ctx.paths, service_role=service_role, user_id=user_id
-        )
+        session = await open_session(config, paths, service_role=service_role, user_id=user_id)
     except (SyncError, SecretStoreError) as exc:
         return None, str(exc)
-    store = resume_store or JournalResumeStore(ctx.journal)
-    return SupabaseRemote(session, resume_store=store), ""
+    return SupabaseRemote(session, resume_store=resume_store), ""
