@@ -39,11 +39,12 @@ from PySide6.QtWidgets import (
 )
 
 from agent.control.client import AgentUnavailable
+from agent.control.payloads import ExaiProcessParams
 from agent.control.protocol import ControlError
 from gui import fmt
 from gui.agent_link import AgentLink
 from gui.exai_answer import AnswerView, ResultBar
-from gui.exai_job import CALL_TIMEOUT, FINAL_STATES, JobWatch, run_job
+from gui.exai_job import CALL_TIMEOUT, FINAL_STATES, JobWatch, process_params, run_job
 from gui.exai_results import PastResults
 from gui.exai_source import SourcePicker, dropped_file, offers_files
 from gui.exai_text import explain, failure, read_result
@@ -328,24 +329,9 @@ class ExaiDialog(QDialog):
         self.cancel_button.setEnabled(running and self.job is not None)
         self._update_run_button()
 
-    def params(self) -> dict[str, Any]:
+    def params(self) -> ExaiProcessParams:
         """What ``exai.process`` gets; FormError when something is missing."""
-        tool = self.tool
-        if tool is None or self.form is None:
-            raise FormError("Choose a tool first.")
-        if not self.source:
-            raise FormError("Choose a file first.")
-        arguments = self.form.arguments()
-        question = self.question.toPlainText().strip()
-        field = self.form.question_field
-        if field is not None and field.required and not question:
-            raise FormError("Write a question first.")
-        params: dict[str, Any] = {"source": self.source, "tool": str(tool["name"])}
-        if question and field is not None:
-            params["question"] = question
-        if arguments:
-            params["arguments"] = arguments
-        return params
+        return process_params(self.source, self.tool, self.form, self.question.toPlainText())
 
     def _run_if_ready(self) -> None:
         if self.run_button.isEnabled():
@@ -369,7 +355,7 @@ class ExaiDialog(QDialog):
         self._run_task = self._spawn(self._run(params))
         self._set_running(True)
 
-    async def _run(self, params: dict[str, Any]) -> None:
+    async def _run(self, params: ExaiProcessParams) -> None:
         watch = JobWatch(self._job_changed, self._log, self.answer.append_chunk)
         try:
             final = await run_job(self.link.socket_path, params, watch)

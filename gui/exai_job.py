@@ -1,4 +1,5 @@
-"""One EXAI job followed on a control-API connection of its own.
+"""One EXAI job: its request from the dialog's form, then followed on a control-API
+connection of its own.
 
 The connection subscribes to the ``exai.*`` events before the job starts, so no
 event of the job is missed; it is closed when the job ended or the caller stops.
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.control.client import ControlClient
+from agent.control.payloads import ExaiProcessParams
 from agent.control.protocol import Event
+from gui.schema_form import FormError, SchemaForm
 
 EVENTS = ["exai.job", "exai.progress", "exai.chunk"]
 FINAL_STATES = ("completed", "failed", "cancelled")
@@ -32,8 +35,30 @@ class JobWatch:
     on_chunk: Callable[[str], None]
 
 
+def process_params(
+    source: str, tool: dict[str, Any] | None, form: SchemaForm | None, question: str
+) -> ExaiProcessParams:
+    """The ``exai.process`` request for ``tool`` on ``source`` with the form's arguments;
+    FormError when something the tool needs is missing."""
+    if tool is None or form is None:
+        raise FormError("Choose a tool first.")
+    if not source:
+        raise FormError("Choose a file first.")
+    arguments = form.arguments()
+    question = question.strip()
+    field = form.question_field
+    if field is not None and field.required and not question:
+        raise FormError("Write a question first.")
+    params: ExaiProcessParams = {"source": source, "tool": str(tool["name"])}
+    if question and field is not None:
+        params["question"] = question
+    if arguments:
+        params["arguments"] = arguments
+    return params
+
+
 async def run_job(
-    socket_path: Path, params: dict[str, Any], watch: JobWatch
+    socket_path: Path, params: ExaiProcessParams, watch: JobWatch
 ) -> dict[str, Any] | None:
     """Start ``exai.process`` and apply its events until it ends: the job as it ended, or
     None when the connection ended first. AgentUnavailable / ControlError propagate."""

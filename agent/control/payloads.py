@@ -237,6 +237,16 @@ class ActivityParams(TypedDict, total=False):
     limit: int
 
 
+class ExaiProcessParams(TypedDict):
+    """``exai.process``: ask ``tool`` about ``source`` (a local path or ``user-files/<key>``)."""
+
+    source: str
+    tool: str
+    question: NotRequired[str]
+    hub: NotRequired[str]
+    arguments: NotRequired[dict[str, Any]]
+
+
 # -- answers -------------------------------------------------------------------------------
 
 
