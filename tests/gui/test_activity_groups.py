@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
-from agent.paths import Paths
+from agent.platform.paths import Paths
 from gui.activity_list import bursts
 from gui.app import TrayApp
 from tests.gui.conftest import DemoAgentProcess, rows
