@@ -552,6 +552,13 @@ def status(json_out: JsonOpt = False) -> None:
                 "limit": stats.limit_bytes,
                 "hit_rate": round(stats.hit_rate, 3),
             },
+            "prefetch": {
+                "enabled": ctx.config.cache.prefetch,
+                "state": "agent not running",
+                "prefetched": stats.prefetched,
+                "hits": stats.prefetch_hits,
+                "wasted_bytes": stats.prefetch_wasted_bytes,
+            },
         }
 
     data = _live_status()
@@ -581,6 +588,12 @@ def status(json_out: JsonOpt = False) -> None:
     out.print(
         f"Cache: {c['entries']} entries, {c['bytes']:,} of {c['limit']:,} bytes, hit rate {c['hit_rate']:.0%}"
     )
+    pf = data.get("prefetch")
+    if pf:
+        out.print(
+            f"Prefetch: {'on' if pf['enabled'] else 'off'} ({pf['state']}), {pf['prefetched']} prefetched,"
+            f" {pf['hits']} hits, {pf['wasted_bytes']:,} bytes fetched for nothing"
+        )
 
 
 def _live_status() -> dict[str, Any] | None:

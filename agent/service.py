@@ -46,6 +46,7 @@ from agent.metrics import (
     MetricsStore,
 )
 from agent.oneoff import upload_paths
+from agent.prefetch_task import PrefetchTask
 from agent.settings_api import read_ignore, register_settings
 from agent.watcher import Debouncer, ObserverFactory, RootWatcher, coverage_shortfall
 from sync.disk_space import disk_full, free_bytes
@@ -172,6 +173,7 @@ class AgentService:
         self.exai: ExaiJobs | None = None
         self.exai_health: HealthMonitor | None = None
         """Kept apart from ``health``: EXAI being down never holds back syncing."""
+        self.prefetch = PrefetchTask(self)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -199,9 +201,11 @@ class AgentService:
             log.warning("%s", notice)
         for hub, why in self.ctx.unavailable.items():
             log.info("%s hub not available: %s", hub, why)
+        prefetching = asyncio.create_task(self.prefetch.run())
         try:
             await self._schedule()
         finally:
+            prefetching.cancel()
             await self._shutdown()
 
     def _exai_jobs(self) -> ExaiJobs:
@@ -876,6 +880,7 @@ class AgentService:
                 "misses": stats.misses,
                 "hit_rate": stats.hit_rate,
             },
+            "prefetch": self.prefetch.status(),
             "metrics": {
                 **self.metrics.snapshot(),
                 "all_time": self.metrics_store.all_time(
