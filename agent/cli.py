@@ -931,12 +931,14 @@ def _register_subcommands() -> None:
     from agent.exai.cli import exai_app
     from agent.hub_cli import register as register_hub
     from agent.issues_cli import issues_app
+    from agent.report_cli import register as register_report
     from agent.supabase_cli import register as register_supabase
 
     register_agent_tools(app)
     register_supabase(app)
     register_desktop(app)
     register_hub(app)
+    register_report(app)
     app.add_typer(exai_app, name="exai", help="Send hub files to an EXAI server.")
     app.add_typer(issues_app, name="issues")
 
