@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from agent.link_state import machine_busy, metered
 from sync.access_log import ReadLogSource, to_access
 from sync.errors import SyncError
+from sync.journal_rollups import JournalRollups
 from sync.prefetch import DAY, Access, Budget, Predictor, plan
 from sync.remotes.base import LocalBlobs
 
@@ -84,6 +85,10 @@ class PrefetchTask:
             new += ((a, name) for a in map(to_access, rows) if a is not None)
         new.sort(key=lambda pair: pair[0].at)
         self.predictor.learn(a for a, _ in new)
+        rollups = JournalRollups(self.agent.ctx.journal.conn)
+        if not self.agent.pass_lock.locked():  # the journal's writer is the pass's
+            rollups.record_reads(a for a, _ in new)
+            rollups.roll_up(time.time(), self.agent.ctx.cache.stats())
         self._hub_of.update((a.item, name) for a, name in new)
 
     async def round(self) -> int:

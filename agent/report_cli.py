@@ -46,7 +46,7 @@ def parse_since(text: str, now: float) -> float:
         raise typer.BadParameter(f"{text!r}: use 24h, 7d, 2w or a date like 2026-12-01") from None
 
 
-def _utc_offset() -> float:
+def utc_offset() -> float:
     offset = datetime.now().astimezone().utcoffset()
     return offset.total_seconds() if offset else 0.0
 
@@ -57,7 +57,7 @@ def collect(
     """Roll up what the journal has and return the report's figures."""
     rollups = JournalRollups(journal.conn)
     rollups.roll_up(until, None if cache is None else cache.stats())
-    return rollups.report(since, until, _utc_offset())
+    return rollups.report(since, until, utc_offset())
 
 
 def _table(chart: Chart) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 
 from watchdog.observers import Observer
 
+from agent.analytics_api import register_analytics
 from agent.context import Context
 from agent.control.server import ControlServer
 from agent.exai.client import ExaiClient
@@ -188,6 +189,7 @@ class AgentService:
         register_hub_handlers(self)
         register_hub_link(self)
         register_settings(self)
+        register_analytics(self)
         self.exai = self._exai_jobs()
         self.exai.register(self.server)
         await self.server.start()

@@ -65,6 +65,7 @@ def _tree(headers: list[str], stretch: int = 0) -> QTreeWidget:
 class StatusWindow(QWidget):
     open_settings = Signal()
     open_hub = Signal()
+    open_analytics = Signal()
     """"Browse the hub…" was clicked."""
 
     def __init__(self, state: AgentState, link: AgentLink, parent: QWidget | None = None) -> None:
@@ -90,6 +91,9 @@ class StatusWindow(QWidget):
         self.hub_button.setToolTip("Every device's files in the hub: find, open, pull")
         self.hub_button.clicked.connect(self.open_hub)
         header.addWidget(self.hub_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.analytics_button = QPushButton("Analytics…")
+        self.analytics_button.clicked.connect(self.open_analytics)
+        header.addWidget(self.analytics_button, 0, Qt.AlignmentFlag.AlignTop)
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_overview(), "Transfers")
