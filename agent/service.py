@@ -704,6 +704,8 @@ class AgentService:
             first = self.debouncer.first_seen.pop(key)
             if row is not None:
                 m.observe_latency(max(0.0, now - first))
+        if report.recorded > report.uploaded:  # some content the hub had: raw again if packed
+            self.compactor.revive_soon(self.ctx.remotes)
         changes = report.recorded + report.deleted
         if changes or report.errors or report.held_deletes:
             item = {
