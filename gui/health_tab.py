@@ -27,11 +27,12 @@ class HealthTab(QWidget):
         self.hubs = table_tree(["Hub", "State", "Latency", "Last check", "Where / why"], stretch=4)
         self.cache_bar = QProgressBar()
         self.cache_bar.setRange(0, 1000)
-        self.cache_labels = {k: QLabel() for k in ("entries", "hit_rate", "dedup")}
+        self.cache_labels = {k: QLabel() for k in ("entries", "hit_rate", "prefetch", "dedup")}
         cache = QFormLayout()
         cache.addRow("Cache use", self.cache_bar)
         cache.addRow("Entries", self.cache_labels["entries"])
         cache.addRow("Hit rate", self.cache_labels["hit_rate"])
+        cache.addRow("Prefetch", self.cache_labels["prefetch"])
         cache.addRow("Saved by dedup", self.cache_labels["dedup"])
         self.roots = table_tree(["Folder", "State", "Files", "Why"], stretch=3)
         layout = QVBoxLayout(self)
@@ -66,6 +67,9 @@ class HealthTab(QWidget):
         hits, misses = int(cache.get("hits") or 0), int(cache.get("misses") or 0)
         self.cache_labels["hit_rate"].setText(
             f"{fmt.percent(cache.get('hit_rate'))} ({fmt.count(hits)} of {fmt.count(hits + misses)})"
+        )
+        self.cache_labels["prefetch"].setText(
+            fmt.prefetch_line(status.get("prefetch") if status else None)
         )
         metrics = (status.get("metrics") if status else None) or {}
         counters = metrics.get("all_time") or metrics.get("counters") or {}  # over restarts

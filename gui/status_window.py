@@ -33,6 +33,7 @@ from gui.exai_results import NOT_OPENED, open_file, reveal_in_folder
 from gui.health_tab import HealthTab
 from gui.held_banner import HeldBanner
 from gui.icons import state_icon
+from gui.own_files import OwnFileActions
 from gui.state import AgentState
 from gui.widgets import (
     FRACTION_ROLE,
@@ -50,6 +51,7 @@ PAUSE_A_WHILE = 3600
 class StatusWindow(QWidget):
     open_settings = Signal()
     open_hub = Signal()
+    open_analytics = Signal()
     """"Browse the hub…" was clicked."""
 
     def __init__(self, state: AgentState, link: AgentLink, parent: QWidget | None = None) -> None:
@@ -75,6 +77,9 @@ class StatusWindow(QWidget):
         self.hub_button.setToolTip("Every device's files in the hub: find, open, pull")
         self.hub_button.clicked.connect(self.open_hub)
         header.addWidget(self.hub_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.analytics_button = QPushButton("Analytics…")
+        self.analytics_button.clicked.connect(self.open_analytics)
+        header.addWidget(self.analytics_button, 0, Qt.AlignmentFlag.AlignTop)
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_overview(), "Transfers")
@@ -234,6 +239,7 @@ class StatusWindow(QWidget):
         self.ask_exai.setToolTip("Ask EXAI about the selected file")
         self.ask_exai.clicked.connect(self._ask_exai)
         self.activity_note = muted()
+        self.own_files = OwnFileActions(self.link, self, self.activity_note.setText)
         buttons = QHBoxLayout()
         buttons.addWidget(self.activity_note, 1)
         buttons.addWidget(self.ask_exai)
@@ -257,6 +263,8 @@ class StatusWindow(QWidget):
         menu.addAction("Open", lambda: self._open(item, reveal=False))
         menu.addAction("Show in folder", lambda: self._open(item, reveal=True))
         menu.addAction("Copy path", lambda: QGuiApplication.clipboard().setText(path))
+        menu.addAction("Versions…", lambda: self.own_files.show_versions(path))
+        menu.addAction("Copy link", lambda: self.own_files.copy_link(path))
         ask = menu.addAction("Process with EXAI…", self._ask_exai)
         ask.setEnabled(self.state.exai_available)
         return menu

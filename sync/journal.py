@@ -23,12 +23,12 @@ from typing import Any
 
 import sqlite_utils
 
-from sync import stat_snapshot
+from sync import journal_rollups, stat_snapshot
 from sync.errors import UndecodableName, shown_name
 from sync.fingerprint import fingerprint
 from sync.stat_index import SYNCED_MARK, StatIndex, StatRow
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 log = logging.getLogger("hubsync.journal")
 
@@ -170,7 +170,13 @@ def _migrate_v4(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX error_members_group ON error_members(group_id)")
 
 
-_MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4}
+_MIGRATIONS = {
+    1: _migrate_v1,
+    2: _migrate_v2,
+    3: _migrate_v3,
+    4: _migrate_v4,
+    5: journal_rollups.create_schema,
+}
 
 GROUP_PATHS = 100
 """Affected paths a group keeps (the most recent)."""

@@ -22,6 +22,7 @@ from agent.cli.folders import add, history, list_roots, remove, restore
 from agent.cli.hub import register as register_hub
 from agent.cli.issues import issues_app
 from agent.cli.output import err, out
+from agent.cli.report import register as register_report
 from agent.cli.run import agent, run
 from agent.cli.stats import register as register_stats
 from agent.cli.supabase import register as register_supabase
@@ -70,6 +71,7 @@ register_supabase(app)
 register_desktop(app)
 register_hub(app)
 register_stats(app)
+register_report(app)
 app.add_typer(exai_app, name="exai", help="Send hub files to an EXAI server.")
 app.add_typer(issues_app, name="issues")
 

@@ -238,6 +238,13 @@ def status(json_out: JsonOpt = False) -> None:
                 "limit": stats.limit_bytes,
                 "hit_rate": round(stats.hit_rate, 3),
             },
+            "prefetch": {
+                "enabled": ctx.config.cache.prefetch,
+                "state": "agent not running",
+                "prefetched": stats.prefetched,
+                "hits": stats.prefetch_hits,
+                "wasted_bytes": stats.prefetch_wasted_bytes,
+            },
         }
 
     data = live_status()
@@ -270,3 +277,9 @@ def status(json_out: JsonOpt = False) -> None:
     for hub, h in ((data.get("history") or {}).get("hubs") or {}).items():
         saved = h["raw_bytes"] - h["stored_bytes"]
         out.print(f"History ({hub}): {h['blobs']:,} old versions compressed, {saved:,} bytes saved")
+    pf = data.get("prefetch")
+    if pf:
+        out.print(
+            f"Prefetch: {'on' if pf['enabled'] else 'off'} ({pf['state']}), {pf['prefetched']} prefetched,"
+            f" {pf['hits']} hits, {pf['wasted_bytes']:,} bytes fetched for nothing"
+        )

@@ -173,6 +173,19 @@ class HistoryStatus(TypedDict):
     hubs: dict[str, HistoryHub]
 
 
+class PrefetchStatus(TypedDict):
+    """Predictive caching (``status.prefetch``)."""
+
+    enabled: bool
+    state: str
+    """Why no guess is fetched now, or what the last round did."""
+    prefetched: int
+    hits: int
+    wasted_bytes: int
+    bytes: int
+    hit_rate_without: float
+
+
 class StatusSnapshot(TypedDict):
     """``status``'s answer and event."""
 
@@ -190,6 +203,7 @@ class StatusSnapshot(TypedDict):
     hubs: dict[str, str]
     unavailable: dict[str, str]
     cache: CacheStats
+    prefetch: PrefetchStatus
     metrics: dict[str, Any]
     """The metrics snapshot (docs/control-api.md), with ``all_time``."""
 

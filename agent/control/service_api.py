@@ -7,6 +7,7 @@ dependency points one way: daemon -> control.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,6 +16,7 @@ from agent.context import Context
 from agent.control.payloads import ActivityItem, StatusSnapshot, UploadEvent
 from agent.control.server import ControlServer
 from agent.exai.jobs import ExaiJobs
+from sync.compaction import HistoryStats
 from sync.engine import PassReport
 from sync.journal import Root
 
@@ -32,6 +34,12 @@ class StoredMetrics(Protocol):
     def totals(
         self, names: Iterable[str] | None = None, *, since: float = 0.0
     ) -> dict[str, float]: ...
+
+
+class CompactionFigures(Protocol):
+    @property
+    def stats(self) -> Mapping[str, HistoryStats]:
+        """Per hub, as the hub said after the last compaction round."""
 
 
 class AgentApi(Protocol):
@@ -55,6 +63,12 @@ class AgentApi(Protocol):
     def held(self) -> HeldAnswers: ...
     @property
     def exai(self) -> ExaiJobs | None: ...
+    @property
+    def pass_lock(self) -> asyncio.Lock:
+        """Held by a pass (the journal's writer is then the pass's)."""
+
+    @property
+    def compactor(self) -> CompactionFigures: ...
 
     def status(self) -> StatusSnapshot: ...
     def publish_status(self) -> None: ...

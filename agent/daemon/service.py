@@ -25,6 +25,7 @@ from pathlib import Path
 from watchdog.observers import Observer
 
 from agent.context import Context
+from agent.control.analytics_api import register_analytics
 from agent.control.handlers import register_handlers
 from agent.control.hub_handlers import register_hub_handlers
 from agent.control.hub_link import register_hub_link
@@ -42,6 +43,7 @@ from agent.daemon.metrics import Metrics, MetricsStore
 from agent.daemon.monitors import EXAI, HubMonitors
 from agent.daemon.oneoff import upload_paths
 from agent.daemon.passes import after_pass, failed_pass, unsyncable
+from agent.daemon.prefetch import PrefetchTask
 from agent.daemon.progress import ProgressFeed
 from agent.daemon.roots import Roots
 from agent.daemon.runtime import RootRuntime, Timings
@@ -125,6 +127,7 @@ class AgentService:
         self.compactor = HistoryCompactor(
             cfg.compaction_interval_seconds, ctx.paths.cache_dir, cfg.compress_history
         )
+        self.prefetch = PrefetchTask(ctx, self.pass_lock)
 
     @property
     def progress(self) -> ProgressEvent | None:
@@ -151,6 +154,7 @@ class AgentService:
         register_hub_handlers(self)
         register_hub_link(self)
         register_settings(self)
+        register_analytics(self)
         self.exai = ExaiJobs.from_config(
             self.ctx.config, self.ctx.paths, self.ctx.remotes, self.server.publish
         )
@@ -166,9 +170,11 @@ class AgentService:
             log.warning("%s", notice)
         for hub, why in self.ctx.unavailable.items():
             log.info("%s hub not available: %s", hub, why)
+        prefetching = asyncio.create_task(self.prefetch.run())
         try:
             await self._schedule()
         finally:
+            prefetching.cancel()
             await self._shutdown()
 
     async def reopen_supabase(self, wait: float = 5.0) -> bool:
@@ -434,6 +440,8 @@ class AgentService:
             activity=self.activity,
             publish=self.server.publish,
         )
+        if report.recorded > report.uploaded:  # some content the hub had: raw again if packed
+            self.compactor.revive_soon(self.ctx.remotes)
         self.progress_feed.current = None
         self.publish_status()
         return report

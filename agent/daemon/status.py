@@ -30,6 +30,7 @@ from agent.daemon.metrics import (
     Metrics,
     MetricsStore,
 )
+from agent.daemon.prefetch import PrefetchTask
 from agent.daemon.runtime import RootRuntime
 from agent.daemon.watcher import Debouncer
 from sync.errors import DiskFull
@@ -70,6 +71,8 @@ class StatusHost(Protocol):
     def exai_health(self) -> HealthMonitor | None: ...
     @property
     def compactor(self) -> HistoryCompactor: ...
+    @property
+    def prefetch(self) -> PrefetchTask: ...
     @property
     def metrics(self) -> Metrics: ...
     @property
@@ -167,6 +170,7 @@ def status_of(agent: StatusHost) -> StatusSnapshot:
             "misses": stats.misses,
             "hit_rate": stats.hit_rate,
         },
+        "prefetch": agent.prefetch.status(),
         "metrics": {
             **agent.metrics.snapshot(),
             "all_time": agent.metrics_store.all_time(agent.metrics, ALL_TIME, agent.totals_before),
