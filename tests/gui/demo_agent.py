@@ -172,6 +172,15 @@ class DemoAgent:
             "hubs": hubs,
             "unavailable": unavailable,
             "cache": self.cache,
+            "prefetch": {
+                "enabled": False,
+                "state": "off",
+                "prefetched": 0,
+                "hits": 0,
+                "wasted_bytes": 0,
+                "bytes": 0,
+                "hit_rate_without": 0.0,
+            },
             "metrics": {
                 "since": time.time() - 3600,
                 "counters": self.counters,

@@ -63,6 +63,8 @@ def test_a_burst_of_uploads_is_one_row_that_opens_to_its_files(
         "Open",
         "Show in folder",
         "Copy path",
+        "Versions…",
+        "Copy link",
         "Process with EXAI…",
     ]
     {a.text(): a for a in menu.actions()}["Copy path"].trigger()
