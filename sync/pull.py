@@ -227,28 +227,43 @@ def _land_folder(
         return started, [(job, PullError(str(exc))) for job in jobs]
     results: list[tuple[_Job, Pulled | BaseException]] = []
     try:
+        there = set(os.listdir(dir_fd))  # one listing, not a stat per file (most are new)
         for job in jobs:
             if stop.is_set():
                 break
-            results.append((job, _land_one(remote, dir_fd, folder, job, moved)))
+            results.append((job, _land_one(remote, dir_fd, folder, job, moved, there)))
     finally:
         os.close(dir_fd)
     return started, results
 
 
 def _land_one(
-    remote: Remote, dir_fd: int, folder: Path, job: _Job, moved: ProgressFn | None
+    remote: Remote,
+    dir_fd: int,
+    folder: Path,
+    job: _Job,
+    moved: ProgressFn | None,
+    there: set[str],
 ) -> Pulled | BaseException:
     entry = job.entry
     name = job.name.rpartition("/")[2]
+    blob = None
     try:
         blob = cast(LocalBlobs, remote).blob_file(entry.key)
         item = Placing(blob, entry.sha256, entry.mtime_ns, entry.version)
         path, identical, kept_both = place_in(
-            dir_fd, folder, name, item, durable=False, verify=True, moved=moved
+            dir_fd,
+            folder,
+            name,
+            item,
+            durable=False,
+            verify=True,
+            moved=moved,
+            absent=name not in there,
+            size=entry.size,
         )
     except OSError as exc:
-        if exc.filename == os.fspath(blob):
+        if blob is not None and exc.filename == os.fspath(blob):
             return _Unreadable(exc)  # a drive unplugged, a share gone: routed instead
         return PullError(f"cannot write {folder / name}: {exc.strerror or exc}")
     except PermanentError as exc:
