@@ -48,6 +48,9 @@ class CacheStats:
     misses: int
     bytes_served: int
     bytes_fetched: int
+    linked: int = 0
+    """Entries that are hard links to a local hub's blob (in ``entries``, not in
+    ``size_bytes``: they take no space of the cache's)."""
 
     @property
     def hit_rate(self) -> float:
@@ -90,6 +93,9 @@ class BlobCache:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
         )
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(entries)")}
+        if "source" not in columns:  # caches made before linked entries
+            self._db.execute("ALTER TABLE entries ADD COLUMN source TEXT")
         self._lock = threading.Lock()
         self._total: int | None = None
         """Bytes in the cache as this process counts them; re-read from the index every
@@ -112,10 +118,10 @@ class BlobCache:
         now = self._clock()
         with self._lock:
             row = self._db.execute(
-                "SELECT size, created FROM entries WHERE sha256=?", (sha256,)
+                "SELECT size, created, source FROM entries WHERE sha256=?", (sha256,)
             ).fetchone()
             path = self._path(sha256)
-            if row is not None and now - row[1] > self.ttl:
+            if row is not None and (now - row[1] > self.ttl or not _still_linked(path, row[2])):
                 self._drop(sha256)
                 row = None
             if row is None or not path.exists():
@@ -126,6 +132,71 @@ class BlobCache:
             self._db.execute("UPDATE entries SET last_access=? WHERE sha256=?", (now, sha256))
             self._bump(hits=1, bytes_served=row[0])
             return path
+
+    def peek_many(self, shas: list[str]) -> dict[str, Path]:
+        """The fresh cached files among ``shas`` (one transaction for all of them), without
+        counting hits or misses: the caller counts what it served (:meth:`count`)."""
+        now = self._clock()
+        found: dict[str, Path] = {}
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for at in range(0, len(shas), 500):
+                    part = shas[at : at + 500]
+                    marks = ",".join("?" * len(part))
+                    for sha, created, source in self._db.execute(
+                        f"SELECT sha256, created, source FROM entries WHERE sha256 IN ({marks})",
+                        part,
+                    ).fetchall():
+                        path = self._path(sha)
+                        if now - created > self.ttl or not _still_linked(path, source):
+                            self._drop(sha)
+                        elif source is not None or path.exists():
+                            found[sha] = path
+                self._db.executemany(
+                    "UPDATE entries SET last_access=? WHERE sha256=?", ((now, s) for s in found)
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return found
+
+    def count(self, *, hits: int = 0, misses: int = 0, bytes_served: int = 0) -> None:
+        """Count reads served (or not) by the cache that :meth:`lookup` did not count:
+        a pull that found the content already in place counts it as a hit."""
+        with self._lock:
+            self._bump(hits=hits, misses=misses, bytes_served=bytes_served)
+
+    def link_in(self, source: Path, sha256: str) -> bool:
+        """Make the cache entry for ``sha256`` a hard link to ``source``, a local hub's
+        blob known to hold that content: it costs no space, and a later read of the
+        same content is served from here. False when the cache already has a file for
+        it; OSError when it cannot be linked (another file system, no hard links
+        there). The entry counts only once :meth:`admit_linked` records it."""
+        path = self._path(sha256)
+        path.parent.mkdir(exist_ok=True)
+        try:
+            os.link(source, path)
+        except FileExistsError:
+            return False
+        return True
+
+    def admit_linked(self, linked: list[tuple[str, int, Path]]) -> None:
+        """Record the entries :meth:`link_in` made, (sha256, size, source) each, in one
+        transaction. Linked entries are outside the size limit (the bytes are the hub's)
+        and are dropped, never written into, when their source changes."""
+        if not linked:
+            return
+        now = self._clock()
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO entries(sha256, size, created, last_access, source)"
+                " VALUES(?, ?, ?, ?, ?)",
+                ((sha, size, now, now, os.fspath(src)) for sha, size, src in linked),
+            )
+            self._db.execute("COMMIT")
 
     def _drop(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
@@ -140,8 +211,8 @@ class BlobCache:
         now = self._clock()
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO entries(sha256, size, created, last_access)"
-                " VALUES(?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO entries(sha256, size, created, last_access, source)"
+                " VALUES(?, ?, ?, ?, NULL)",
                 (sha256, size, now, now),
             )
             self._bump(bytes_fetched=size)
@@ -152,13 +223,15 @@ class BlobCache:
 
     def _evict(self, keep: str) -> None:
         if self._total is None or self._admitted % REFRESH == 0:
-            self._total = self._db.execute("SELECT coalesce(sum(size), 0) FROM entries").fetchone()[
-                0
-            ]
+            self._total = self._db.execute(
+                "SELECT coalesce(sum(size), 0) FROM entries WHERE source IS NULL"
+            ).fetchone()[0]
         total = self._total
         if total > self.size_limit:
             for sha, size in self._db.execute(
-                "SELECT sha256, size FROM entries WHERE sha256 != ? ORDER BY last_access", (keep,)
+                "SELECT sha256, size FROM entries WHERE sha256 != ? AND source IS NULL"
+                " ORDER BY last_access",
+                (keep,),
             ).fetchall():
                 self._drop(sha)
                 total -= size
@@ -171,8 +244,11 @@ class BlobCache:
         cutoff = self._clock() - self.ttl
         with self._lock:
             expired = [
-                r[0]
-                for r in self._db.execute("SELECT sha256 FROM entries WHERE created < ?", (cutoff,))
+                sha
+                for sha, created, source in self._db.execute(
+                    "SELECT sha256, created, source FROM entries"
+                ).fetchall()
+                if created < cutoff or not _still_linked(self._path(sha), source)
             ]
             for sha in expired:
                 self._drop(sha)
@@ -194,8 +270,9 @@ class BlobCache:
 
     def stats(self) -> CacheStats:
         with self._lock:
-            entries, size = self._db.execute(
-                "SELECT count(*), coalesce(sum(size), 0) FROM entries"
+            entries, size, linked = self._db.execute(
+                "SELECT count(*), coalesce(sum(CASE WHEN source IS NULL THEN size END), 0),"
+                " count(source) FROM entries"
             ).fetchone()
             counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
         return CacheStats(
@@ -206,6 +283,7 @@ class BlobCache:
             misses=counters.get("misses", 0),
             bytes_served=counters.get("bytes_served", 0),
             bytes_fetched=counters.get("bytes_fetched", 0),
+            linked=linked,
         )
 
     async def fetch(
@@ -301,6 +379,18 @@ class BlobCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _still_linked(path: Path, source: str | None) -> bool:
+    """Whether a cache file linked to a hub's blob (``source``) is still that blob: the
+    hub may have replaced or removed it. True for the cache's own copies (no source)."""
+    if source is None:
+        return True
+    try:
+        a, b = os.stat(path), os.stat(source)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _keep_nothing(_partial: PartialBlob) -> None:
