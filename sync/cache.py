@@ -3,7 +3,9 @@
 Content-addressed by SHA-256, so one cached copy serves every path and every
 version with that content. Entries expire after a TTL (checked on read and by
 :meth:`BlobCache.sweep`) and the least recently used go first when the cache
-is over its size limit. A download lands in a temp file and enters the cache
+is over its size limit. An entry may instead be a hard link to a local hub's blob
+(``source``): it takes no space of the cache's, is never evicted for space and is
+dropped as soon as the hub's file at ``source`` is no longer that blob. A download lands in a temp file and enters the cache
 only after its hash was verified, so a partial download is never served.
 """
 
@@ -102,6 +104,9 @@ class BlobCache:
         REFRESH admissions (other processes share the cache), not summed per admission."""
         self._admitted = 0
         self._fetching: dict[str, asyncio.Future[Path]] = {}
+        self._dir_str = os.fspath(directory)
+        self._subdirs: set[str] = set()
+        """Sub-folders known to exist (sync.cache.BlobCache.link_in)."""
 
     def _path(self, sha256: str) -> Path:
         return self.dir / sha256[:2] / sha256
@@ -174,10 +179,12 @@ class BlobCache:
         same content is served from here. False when the cache already has a file for
         it; OSError when it cannot be linked (another file system, no hard links
         there). The entry counts only once :meth:`admit_linked` records it."""
-        path = self._path(sha256)
-        path.parent.mkdir(exist_ok=True)
+        sub = sha256[:2]
+        if sub not in self._subdirs:  # one mkdir per sub-folder, not per file
+            (self.dir / sub).mkdir(exist_ok=True)
+            self._subdirs.add(sub)
         try:
-            os.link(source, path)
+            os.link(source, f"{self._dir_str}/{sub}/{sha256}")
         except FileExistsError:
             return False
         return True

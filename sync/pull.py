@@ -3,7 +3,9 @@
 A hub whose blobs lie on this machine (the local hub, sync.remotes.base.LocalBlobs)
 is read where its blobs lie: each one is hashed while it is copied into place, with
 no copy into the download cache (on the same disk a cached copy would save nothing,
-and a second write of every byte made pulls several times slower than ``cp -r``).
+and a second write of every byte made pulls several times slower than ``cp -r``);
+the cache gets a hard link to the blob instead (sync.cache.BlobCache.link_in), which
+serves the next pull of that content as a cache hit.
 Other hubs come through the download cache (hash-checked before it is admitted),
 which also serves when the folder's hub cannot be reached (sync.routing). Every file
 lands with :func:`sync.restore.place_in`, which never overwrites a different local
