@@ -34,7 +34,7 @@ from sync.errors import PermanentError
 from sync.find import FindQuery
 from sync.reads import ReadRecorder
 from sync.remotes.base import LocalBlobs, ManifestEntry, ProgressFn, Remote
-from sync.restore import Placing, place_in
+from sync.restore import Placing, already_there, place_in
 from sync.routing import CACHE, NowhereToRead, Served, fetch_routed
 
 FOLDER_BATCH = 64
@@ -342,6 +342,11 @@ async def _pull_routed(
                 return
             started = time.time()
             try:
+                pulled = await asyncio.to_thread(_in_place_already, dest, job)
+                if pulled is not None:  # nothing to read: a hit, as if the cache had it
+                    cache.count(hits=1, bytes_served=job.entry.size)
+                    run.done(job, pulled, Served(pulled.path, CACHE, False, remote), started)
+                    continue
                 served = await fetch_routed(
                     cache, remote, job.entry, fallbacks, moved, offline=offline
                 )
@@ -355,6 +360,23 @@ async def _pull_routed(
             run.done(job, pulled, served, started)
 
     await asyncio.gather(*(worker() for _ in range(max(1, min(in_flight, len(jobs))))))
+
+
+def _in_place_already(dest: Path, job: _Job) -> Pulled | None:
+    """The job's content as it is already in ``dest`` (sync.restore.already_there)."""
+    *folders, name = PurePosixPath(job.name).parts
+    entry = job.entry
+    try:
+        dir_fd = safe_paths.open_dir(dest, folders, create=False)
+    except (OSError, PermanentError):
+        return None  # not there yet, or _land says why
+    try:
+        path = already_there(dir_fd, dest.joinpath(*folders), name, entry.sha256, entry.version)
+    finally:
+        os.close(dir_fd)
+    if path is None:
+        return None
+    return Pulled(entry.relpath, path, True, path.name != name, CACHE, False)
 
 
 def _land(served: Served, dest: Path, job: _Job) -> Pulled:

@@ -150,6 +150,17 @@ class BlobMismatch(IntegrityError):
     """A blob read where it lies (``verify``) does not hold the content asked for."""
 
 
+def already_there(dir_fd: int, folder: Path, name: str, sha256: str, version: int) -> Path | None:
+    """The file in the folder at ``dir_fd`` that :func:`place_in` would reuse for this
+    content (``name``, or an earlier restored copy of it), if there is one."""
+    for candidate in _candidates(name, version):
+        if not _exists(dir_fd, candidate):
+            return None
+        if _same_content(dir_fd, folder, candidate, sha256):
+            return folder / candidate
+    return None
+
+
 def place_in(
     dir_fd: int,
     folder: Path,
@@ -175,11 +186,9 @@ def place_in(
     overwritten: a name is only ever given with ``link``). ``size``: the blob's size,
     when known (lets :func:`sync.sparse.copy_file` skip an ``fstat``)."""
     if not absent:
-        for candidate in _candidates(name, item.version):
-            if not _exists(dir_fd, candidate):
-                break
-            if _same_content(dir_fd, folder, candidate, item.sha256):
-                return folder / candidate, True, candidate != name
+        there = already_there(dir_fd, folder, name, item.sha256, item.version)
+        if there is not None:
+            return there, True, there.name != name
     src = os.open(item.blob, os.O_RDONLY | os.O_CLOEXEC)
     temp, out = "", -1
     try:
