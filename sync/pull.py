@@ -138,11 +138,13 @@ class _Run:
     progress: Callable[[ManifestEntry], None] | None
     failed: list[BaseException] = field(default_factory=list)
 
-    def done(self, job: _Job, pulled: Pulled, served: Served, started: float) -> None:
+    def done(
+        self, job: _Job, pulled: Pulled, served: Served, started: float, finished: float = 0.0
+    ) -> None:
         self.out[job.index] = pulled
         if not pulled.identical:
             self.written.append(pulled.path)
-        self.reads.add(served, job.entry, started)
+        self.reads.add(served, job.entry, started, finished)
         if self.progress is not None:
             self.progress(job.entry)
 
@@ -221,6 +223,7 @@ async def _pull_in_place(
         try:
             for next_done in asyncio.as_completed(batches):
                 started, results = await next_done
+                finished = time.time()  # one time for the batch's reads (sync.reads)
                 for job, result in results:
                     if isinstance(result, _Unreadable):
                         unreadable.append(job)
@@ -236,7 +239,8 @@ async def _pull_in_place(
                             misses += 1
                         if new_link:
                             linked.append((job.entry.sha256, job.entry.size, blob))
-                        run.done(job, pulled, Served(blob, pulled.source, False, remote), started)
+                        served = Served(blob, pulled.source, False, remote)
+                        run.done(job, pulled, served, started, finished)
         finally:
             shared.stop.set()
             await asyncio.gather(*batches, return_exceptions=True)
