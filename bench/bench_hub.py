@@ -7,8 +7,9 @@
    different one), against the targets < 1 s cold, < 0.3 s warm.
 2. ``pull`` of a 10k-file corpus (1-64 KiB) from the local hub into an empty folder
    against ``cp -r`` of the hub's blob folder (ratio, target <= 1.5x), wall and CPU
-   time. Both write every byte; pull also hash-checks each one and records the reads
-   (the local hub's blobs are copied where they lie: the cache stays empty).
+   time. Both write every byte; pull also hash-checks each one, records the reads and
+   makes each blob a cache entry hard-linked to it (no bytes copied into the cache).
+   Each run writes fresh folders; nothing is deleted until all runs are done.
 3. ``pull`` of a 2k-file corpus from the Supabase test server (its own process) against
    ``curl`` fetching the same objects on one connection (``curl -K``).
 
