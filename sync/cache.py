@@ -3,8 +3,11 @@
 Content-addressed by SHA-256, so one cached copy serves every path and every
 version with that content. Entries expire after a TTL (checked on read and by
 :meth:`BlobCache.sweep`) and the least recently used go first when the cache
-is over its size limit. A download lands in a temp file and enters the cache
-only after its hash was verified, so a partial download is never served.
+is over its size limit. An entry may instead be a hard link to a local hub's blob
+(``source``): it takes no space of the cache's, is never evicted for space and is
+dropped as soon as the hub's file at ``source`` is no longer that blob. A download lands
+in a temp file and enters the cache only after its hash was verified, so a partial
+download is never served.
 
 A *guess* (a prefetched blob, see sync.prefetch) is marked until it is first read:
 that read hashes it again before serving it, the read counts as a prefetch hit, and
@@ -54,6 +57,9 @@ class CacheStats:
     misses: int
     bytes_served: int
     bytes_fetched: int
+    linked: int = 0
+    """Entries that are hard links to a local hub's blob (in ``entries``, not in
+    ``size_bytes``: they take no space of the cache's)."""
     prefetched: int = 0
     """Guesses admitted (all time)."""
     prefetch_hits: int = 0
@@ -113,12 +119,18 @@ class BlobCache:
             "CREATE TABLE IF NOT EXISTS guesses (sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL)"
         )
         self._db.execute("CREATE TABLE IF NOT EXISTS guess_log (at REAL NOT NULL, size INTEGER)")
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(entries)")}
+        if "source" not in columns:  # caches made before linked entries
+            self._db.execute("ALTER TABLE entries ADD COLUMN source TEXT")
         self._lock = threading.Lock()
         self._total: int | None = None
         """Bytes in the cache as this process counts them; re-read from the index every
         REFRESH admissions (other processes share the cache), not summed per admission."""
         self._admitted = 0
         self._fetching: dict[str, asyncio.Future[Path]] = {}
+        self._dir_str = os.fspath(directory)
+        self._subdirs: set[str] = set()
+        """Sub-folders known to exist (sync.cache.BlobCache.link_in)."""
 
     def _path(self, sha256: str) -> Path:
         return self.dir / sha256[:2] / sha256
@@ -135,10 +147,10 @@ class BlobCache:
         now = self._clock()
         with self._lock:
             row = self._db.execute(
-                "SELECT size, created FROM entries WHERE sha256=?", (sha256,)
+                "SELECT size, created, source FROM entries WHERE sha256=?", (sha256,)
             ).fetchone()
             path = self._path(sha256)
-            if row is not None and now - row[1] > self.ttl:
+            if row is not None and (now - row[1] > self.ttl or not _still_linked(path, row[2])):
                 self._drop(sha256)
                 row = None
             if row is None or not path.exists():
@@ -185,10 +197,77 @@ class BlobCache:
             total, evictable = self._db.execute(
                 "SELECT coalesce(sum(e.size), 0), coalesce(sum(CASE WHEN e.last_access < ?"
                 " OR g.sha256 IS NOT NULL THEN e.size ELSE 0 END), 0)"
-                " FROM entries e LEFT JOIN guesses g ON g.sha256 = e.sha256",
+                " FROM entries e LEFT JOIN guesses g ON g.sha256 = e.sha256 WHERE e.source IS NULL",
                 (cutoff,),
             ).fetchone()
         return size <= self.size_limit and total + size - evictable <= self.size_limit
+
+    def peek_many(self, shas: list[str]) -> dict[str, Path]:
+        """The fresh cached files among ``shas`` (one transaction for all of them), without
+        counting hits or misses: the caller counts what it served (:meth:`count`)."""
+        now = self._clock()
+        found: dict[str, Path] = {}
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for at in range(0, len(shas), 500):
+                    part = shas[at : at + 500]
+                    marks = ",".join("?" * len(part))
+                    for sha, created, source in self._db.execute(
+                        f"SELECT sha256, created, source FROM entries WHERE sha256 IN ({marks})",
+                        part,
+                    ).fetchall():
+                        path = self._path(sha)
+                        if now - created > self.ttl or not _still_linked(path, source):
+                            self._drop(sha)
+                        elif source is not None or path.exists():
+                            found[sha] = path
+                self._db.executemany(
+                    "UPDATE entries SET last_access=? WHERE sha256=?", ((now, s) for s in found)
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return found
+
+    def count(self, *, hits: int = 0, misses: int = 0, bytes_served: int = 0) -> None:
+        """Count reads served (or not) by the cache that :meth:`lookup` did not count:
+        a pull that found the content already in place counts it as a hit."""
+        with self._lock:
+            self._bump(hits=hits, misses=misses, bytes_served=bytes_served)
+
+    def link_in(self, source: Path, sha256: str) -> bool:
+        """Make the cache entry for ``sha256`` a hard link to ``source``, a local hub's
+        blob known to hold that content: it costs no space, and a later read of the
+        same content is served from here. False when the cache already has a file for
+        it; OSError when it cannot be linked (another file system, no hard links
+        there). The entry counts only once :meth:`admit_linked` records it."""
+        sub = sha256[:2]
+        if sub not in self._subdirs:  # one mkdir per sub-folder, not per file
+            (self.dir / sub).mkdir(exist_ok=True)
+            self._subdirs.add(sub)
+        try:
+            os.link(source, f"{self._dir_str}/{sub}/{sha256}")
+        except FileExistsError:
+            return False
+        return True
+
+    def admit_linked(self, linked: list[tuple[str, int, Path]]) -> None:
+        """Record the entries :meth:`link_in` made, (sha256, size, source) each, in one
+        transaction. Linked entries are outside the size limit (the bytes are the hub's)
+        and are dropped, never written into, when their source changes."""
+        if not linked:
+            return
+        now = self._clock()
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO entries(sha256, size, created, last_access, source)"
+                " VALUES(?, ?, ?, ?, ?)",
+                ((sha, size, now, now, os.fspath(src)) for sha, size, src in linked),
+            )
+            self._db.execute("COMMIT")
 
     def _drop(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
@@ -218,10 +297,12 @@ class BlobCache:
             if guess is not None:
                 self._db.execute("INSERT INTO guess_log(at, size) VALUES(?, ?)", (now, size))
                 self._bump(prefetched=1, prefetch_bytes=size)
-            os.replace(temp, final)
+            os.replace(temp, final)  # over a linked entry: replaces the link, not the hub's file
             self._db.execute(  # a guess renewing an entry keeps when it was last read
-                "INSERT INTO entries(sha256, size, created, last_access) VALUES(?, ?, ?, ?)"
-                " ON CONFLICT(sha256) DO UPDATE SET size=excluded.size, created=excluded.created"
+                "INSERT INTO entries(sha256, size, created, last_access, source)"
+                " VALUES(?, ?, ?, ?, NULL)"
+                " ON CONFLICT(sha256) DO UPDATE SET size=excluded.size, created=excluded.created,"
+                " source=NULL"
                 + ("" if guess is not None else ", last_access=excluded.last_access"),
                 (sha256, size, now, now),
             )
@@ -243,12 +324,12 @@ class BlobCache:
         ``protect_after`` only guesses and entries last read before it. False when
         the cache still does not fit."""
         if self._total is None or self._admitted % REFRESH == 0:
-            self._total = self._db.execute("SELECT coalesce(sum(size), 0) FROM entries").fetchone()[
-                0
-            ]
+            self._total = self._db.execute(
+                "SELECT coalesce(sum(size), 0) FROM entries WHERE source IS NULL"
+            ).fetchone()[0]
         total = self._total
         if total > self.size_limit:
-            query = "SELECT sha256, size FROM entries WHERE sha256 != ?"
+            query = "SELECT sha256, size FROM entries WHERE sha256 != ? AND source IS NULL"
             args: tuple[object, ...] = (keep,)
             if protect_after is not None:
                 query += " AND (last_access < ? OR sha256 IN (SELECT sha256 FROM guesses))"
@@ -266,8 +347,11 @@ class BlobCache:
         cutoff = self._clock() - self.ttl
         with self._lock:
             expired = [
-                r[0]
-                for r in self._db.execute("SELECT sha256 FROM entries WHERE created < ?", (cutoff,))
+                sha
+                for sha, created, source in self._db.execute(
+                    "SELECT sha256, created, source FROM entries"
+                ).fetchall()
+                if created < cutoff or not _still_linked(self._path(sha), source)
             ]
             for sha in expired:
                 self._drop(sha)
@@ -289,8 +373,9 @@ class BlobCache:
 
     def stats(self) -> CacheStats:
         with self._lock:
-            entries, size = self._db.execute(
-                "SELECT count(*), coalesce(sum(size), 0) FROM entries"
+            entries, size, linked = self._db.execute(
+                "SELECT count(*), coalesce(sum(CASE WHEN source IS NULL THEN size END), 0),"
+                " count(source) FROM entries"
             ).fetchone()
             counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
         return CacheStats(
@@ -305,6 +390,7 @@ class BlobCache:
             prefetch_hits=counters.get("prefetch_hits", 0),
             prefetch_wasted_bytes=counters.get("prefetch_wasted_bytes", 0),
             prefetch_bytes=counters.get("prefetch_bytes", 0),
+            linked=linked,
         )
 
     async def prefetch(
@@ -421,6 +507,18 @@ def _holds(path: Path, sha256: str) -> bool:
         return hash_file(path).sha256 == sha256
     except OSError:
         return False
+
+
+def _still_linked(path: Path, source: str | None) -> bool:
+    """Whether a cache file linked to a hub's blob (``source``) is still that blob: the
+    hub may have replaced or removed it. True for the cache's own copies (no source)."""
+    if source is None:
+        return True
+    try:
+        a, b = os.stat(path), os.stat(source)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _keep_nothing(_partial: PartialBlob) -> None:

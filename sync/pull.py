@@ -3,7 +3,9 @@
 A hub whose blobs lie on this machine (the local hub, sync.remotes.base.LocalBlobs)
 is read where its blobs lie: each one is hashed while it is copied into place, with
 no copy into the download cache (on the same disk a cached copy would save nothing,
-and a second write of every byte made pulls several times slower than ``cp -r``).
+and a second write of every byte made pulls several times slower than ``cp -r``);
+the cache gets a hard link to the blob instead (sync.cache.BlobCache.link_in), which
+serves the next pull of that content as a cache hit.
 Other hubs come through the download cache (hash-checked before it is admitted),
 which also serves when the folder's hub cannot be reached (sync.routing). Every file
 lands with :func:`sync.restore.place_in`, which never overwrites a different local
@@ -32,8 +34,8 @@ from sync.errors import PermanentError
 from sync.find import FindQuery
 from sync.reads import ReadRecorder
 from sync.remotes.base import LocalBlobs, ManifestEntry, ProgressFn, Remote
-from sync.restore import Placing, place_in
-from sync.routing import NowhereToRead, Served, fetch_routed
+from sync.restore import Placing, already_there, place_in
+from sync.routing import CACHE, NowhereToRead, Served, fetch_routed
 
 FOLDER_BATCH = 64
 """Files of one folder written in one trip to a thread, under one folder fd."""
@@ -110,7 +112,7 @@ async def pull_entries(
             await asyncio.to_thread(_prepare, dest)
         routed = jobs
         if isinstance(remote, LocalBlobs):
-            routed = await _pull_in_place(remote, jobs, dest, moved, run)
+            routed = await _pull_in_place(remote, cache, jobs, dest, moved, run)
         if routed and not run.failed:
             await _pull_routed(
                 remote, cache, routed, dest, fallbacks, moved, in_flight, offline, run
@@ -136,11 +138,13 @@ class _Run:
     progress: Callable[[ManifestEntry], None] | None
     failed: list[BaseException] = field(default_factory=list)
 
-    def done(self, job: _Job, pulled: Pulled, served: Served, started: float) -> None:
+    def done(
+        self, job: _Job, pulled: Pulled, served: Served, started: float, finished: float = 0.0
+    ) -> None:
         self.out[job.index] = pulled
         if not pulled.identical:
             self.written.append(pulled.path)
-        self.reads.add(served, job.entry, started)
+        self.reads.add(served, job.entry, started, finished)
         if self.progress is not None:
             self.progress(job.entry)
 
@@ -161,38 +165,87 @@ def _folders(jobs: list[_Job]) -> Iterator[list[_Job]]:
             yield group[at : at + FOLDER_BATCH]
 
 
+@dataclass(frozen=True, slots=True)
+class _InPlace:
+    """What the threads of one pull from a LocalBlobs hub share."""
+
+    hub: LocalBlobs
+    kind: str
+    cache: BlobCache
+    cached: dict[str, Path]
+    """The content the cache has (sync.cache.BlobCache.peek_many), by SHA-256."""
+    dest: Path
+    moved: ProgressFn | None
+    stop: threading.Event
+    linking: list[bool] = field(default_factory=lambda: [True])
+    """Cache entries are made as hard links to the hub's blobs until one cannot be."""
+
+
+_Landed = tuple[Pulled, Path, bool]
+"""A file placed: what the pull reports, the blob it was copied from, and whether the
+cache got a new entry linked to it."""
+
+
 async def _pull_in_place(
-    remote: Remote, jobs: list[_Job], dest: Path, moved: ProgressFn | None, run: _Run
+    remote: Remote,
+    cache: BlobCache,
+    jobs: list[_Job],
+    dest: Path,
+    moved: ProgressFn | None,
+    run: _Run,
 ) -> list[_Job]:
     """Copy the blobs of ``remote`` (a LocalBlobs hub) where they lie into ``dest``, a
     folder's batch per trip to a thread; returns the jobs whose blob could not be read
-    (for the routed read)."""
-    hub = cast(LocalBlobs, remote)
-    if moved is not None:
-        moved = _serialized(moved)  # called from each thread
-    stop = threading.Event()
+    (for the routed read).
+
+    Content the cache has is copied from there (a hit); content the destination holds
+    already is a hit too (nothing is read). Each blob copied from the hub becomes a cache
+    entry linked to it (sync.cache.BlobCache.link_in), so a second pull of the same
+    content, into any folder, is served from the cache."""
+    cached = await asyncio.to_thread(cache.peek_many, [job.entry.sha256 for job in jobs])
+    shared = _InPlace(
+        cast(LocalBlobs, remote),
+        remote.kind,
+        cache,
+        cached,
+        dest,
+        moved if moved is None else _serialized(moved),  # called from each thread
+        threading.Event(),
+    )
     unreadable: list[_Job] = []
+    linked: list[tuple[str, int, Path]] = []
+    hits = misses = served_bytes = 0
     loop = asyncio.get_running_loop()
     with ThreadPoolExecutor(THREADS, thread_name_prefix="hubsync-pull") as pool:
         batches = [
-            loop.run_in_executor(pool, _land_folder, remote, dest, batch, moved, stop)
-            for batch in _folders(jobs)
+            loop.run_in_executor(pool, _land_folder, shared, batch) for batch in _folders(jobs)
         ]
         try:
             for next_done in asyncio.as_completed(batches):
                 started, results = await next_done
+                finished = time.time()  # one time for the batch's reads (sync.reads)
                 for job, result in results:
                     if isinstance(result, _Unreadable):
                         unreadable.append(job)
                     elif isinstance(result, BaseException):
-                        stop.set()
+                        shared.stop.set()
                         run.failed.append(result)
                     else:  # (written even when another file failed meanwhile)
-                        served = Served(hub.blob_file(job.entry.key), remote.kind, False, remote)
-                        run.done(job, result, served, started)
+                        pulled, blob, new_link = result
+                        if pulled.identical or pulled.source == CACHE:
+                            hits += 1
+                            served_bytes += job.entry.size
+                        else:
+                            misses += 1
+                        if new_link:
+                            linked.append((job.entry.sha256, job.entry.size, blob))
+                        served = Served(blob, pulled.source, False, remote)
+                        run.done(job, pulled, served, started, finished)
         finally:
-            stop.set()
+            shared.stop.set()
             await asyncio.gather(*batches, return_exceptions=True)
+            cache.count(hits=hits, misses=misses, bytes_served=served_bytes)
+            await asyncio.to_thread(cache.admit_linked, linked)
     return unreadable
 
 
@@ -207,55 +260,70 @@ def _serialized(moved: ProgressFn) -> ProgressFn:
 
 
 def _land_folder(
-    remote: Remote,
-    dest: Path,
-    jobs: list[_Job],
-    moved: ProgressFn | None,
-    stop: threading.Event,
-) -> tuple[float, list[tuple[_Job, Pulled | BaseException]]]:
-    """Copy, hash-checked, the blobs of ``jobs`` (all of one folder) below ``dest``
-    under one fd of that folder (runs in a thread); (when it started, each result)."""
+    shared: _InPlace, jobs: list[_Job]
+) -> tuple[float, list[tuple[_Job, _Landed | BaseException]]]:
+    """Copy, hash-checked, the blobs of ``jobs`` (all of one folder) below the
+    destination under one fd of that folder (runs in a thread); (when it started,
+    each result)."""
     started = time.time()
     folders = PurePosixPath(jobs[0].name).parts[:-1]
-    folder = dest.joinpath(*folders)
+    folder = shared.dest.joinpath(*folders)
     try:
-        dir_fd = safe_paths.open_dir(dest, folders)
+        dir_fd = safe_paths.open_dir(shared.dest, folders)
     except OSError as exc:
         error = PullError(f"cannot write {folder}: {exc.strerror or exc}")
         return started, [(job, error) for job in jobs]
     except PermanentError as exc:  # a symbolic link on the way (sync.safe_paths)
         return started, [(job, PullError(str(exc))) for job in jobs]
-    results: list[tuple[_Job, Pulled | BaseException]] = []
+    results: list[tuple[_Job, _Landed | BaseException]] = []
     try:
+        there = set(os.listdir(dir_fd))  # one listing, not a stat per file (most are new)
         for job in jobs:
-            if stop.is_set():
+            if shared.stop.is_set():
                 break
-            results.append((job, _land_one(remote, dir_fd, folder, job, moved)))
+            results.append((job, _land_one(shared, dir_fd, folder, job, there)))
     finally:
         os.close(dir_fd)
     return started, results
 
 
 def _land_one(
-    remote: Remote, dir_fd: int, folder: Path, job: _Job, moved: ProgressFn | None
-) -> Pulled | BaseException:
+    shared: _InPlace, dir_fd: int, folder: Path, job: _Job, there: set[str]
+) -> _Landed | BaseException:
     entry = job.entry
     name = job.name.rpartition("/")[2]
+    blob = shared.cached.get(entry.sha256)
+    source = CACHE if blob is not None else shared.kind
     try:
-        blob = cast(LocalBlobs, remote).blob_file(entry.key)
+        if blob is None:
+            blob = shared.hub.blob_file(entry.key)
         item = Placing(blob, entry.sha256, entry.mtime_ns, entry.version)
         path, identical, kept_both = place_in(
-            dir_fd, folder, name, item, durable=False, verify=True, moved=moved
+            dir_fd,
+            folder,
+            name,
+            item,
+            durable=False,
+            verify=True,  # a cache entry too: it may be a link to a hub's blob
+            moved=shared.moved,
+            absent=name not in there,
+            size=entry.size,
         )
     except OSError as exc:
-        if exc.filename == os.fspath(blob):
+        if blob is not None and exc.filename == os.fspath(blob):
             return _Unreadable(exc)  # a drive unplugged, a share gone: routed instead
         return PullError(f"cannot write {folder / name}: {exc.strerror or exc}")
     except PermanentError as exc:
         return PullError(str(exc))
     except Exception as exc:
         return exc
-    return Pulled(entry.relpath, path, identical, kept_both, remote.kind, False)
+    new_link = False
+    if source != CACHE and not identical and shared.linking[0]:
+        try:
+            new_link = shared.cache.link_in(blob, entry.sha256)
+        except OSError:
+            shared.linking[0] = False  # the cache is on another file system: no links
+    return Pulled(entry.relpath, path, identical, kept_both, source, False), blob, new_link
 
 
 async def _pull_routed(
@@ -278,6 +346,11 @@ async def _pull_routed(
                 return
             started = time.time()
             try:
+                pulled = await asyncio.to_thread(_in_place_already, dest, job)
+                if pulled is not None:  # nothing to read: a hit, as if the cache had it
+                    cache.count(hits=1, bytes_served=job.entry.size)
+                    run.done(job, pulled, Served(pulled.path, CACHE, False, remote), started)
+                    continue
                 served = await fetch_routed(
                     cache, remote, job.entry, fallbacks, moved, offline=offline
                 )
@@ -293,6 +366,23 @@ async def _pull_routed(
     await asyncio.gather(*(worker() for _ in range(max(1, min(in_flight, len(jobs))))))
 
 
+def _in_place_already(dest: Path, job: _Job) -> Pulled | None:
+    """The job's content as it is already in ``dest`` (sync.restore.already_there)."""
+    *folders, name = PurePosixPath(job.name).parts
+    entry = job.entry
+    try:
+        dir_fd = safe_paths.open_dir(dest, folders, create=False)
+    except (OSError, PermanentError):
+        return None  # not there yet, or _land says why
+    try:
+        path = already_there(dir_fd, dest.joinpath(*folders), name, entry.sha256, entry.version)
+    finally:
+        os.close(dir_fd)
+    if path is None:
+        return None
+    return Pulled(entry.relpath, path, True, path.name != name, CACHE, False)
+
+
 def _land(served: Served, dest: Path, job: _Job) -> Pulled:
     *folders, name = PurePosixPath(job.name).parts
     entry = job.entry
@@ -301,7 +391,13 @@ def _land(served: Served, dest: Path, job: _Job) -> Pulled:
         dir_fd = safe_paths.open_dir(dest, folders)
         try:
             path, identical, kept_both = place_in(
-                dir_fd, dest.joinpath(*folders), name, item, durable=False
+                dir_fd,
+                dest.joinpath(*folders),
+                name,
+                item,
+                durable=False,
+                verify=served.source == CACHE,  # may be a link to a local hub's blob
+                size=entry.size,
             )
         finally:
             os.close(dir_fd)

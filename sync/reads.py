@@ -29,19 +29,32 @@ class ReadRecorder:
 
     def __init__(self) -> None:
         self._pending: dict[int, tuple[Remote, list[Operation]]] = {}
+        self._stamps: dict[float, str] = {}
+        """ISO forms of the last times seen: a batch of files shares its two times."""
 
-    def add(self, served: Served, entry: ManifestEntry, started: float) -> None:
+    def _iso(self, stamp: float) -> str:
+        text = self._stamps.get(stamp)
+        if text is None:
+            if len(self._stamps) > 8:
+                self._stamps.clear()
+            text = self._stamps[stamp] = _iso(stamp)
+        return text
+
+    def add(
+        self, served: Served, entry: ManifestEntry, started: float, finished: float = 0.0
+    ) -> None:
+        """One read; ``finished`` (when it ended) defaults to now."""
         if served.remote is None:
             return  # the folder's hub is not connected and nothing else was asked
-        finished = time.time()
+        finished = finished or time.time()
         operation = Operation(
             operation="download",
             status="completed",
             key=entry.key,
             sha256=entry.sha256,
             bytes=entry.size,
-            started_at=_iso(started),
-            finished_at=_iso(finished),
+            started_at=self._iso(started),
+            finished_at=self._iso(finished),
             duration_ms=int((finished - started) * 1000),
             metadata={
                 "source": served.source,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import itertools
 import os
@@ -149,6 +150,17 @@ class BlobMismatch(IntegrityError):
     """A blob read where it lies (``verify``) does not hold the content asked for."""
 
 
+def already_there(dir_fd: int, folder: Path, name: str, sha256: str, version: int) -> Path | None:
+    """The file in the folder at ``dir_fd`` that :func:`place_in` would reuse for this
+    content (``name``, or an earlier restored copy of it), if there is one."""
+    for candidate in _candidates(name, version):
+        if not _exists(dir_fd, candidate):
+            return None
+        if _same_content(dir_fd, folder, candidate, sha256):
+            return folder / candidate
+    return None
+
+
 def place_in(
     dir_fd: int,
     folder: Path,
@@ -158,6 +170,8 @@ def place_in(
     durable: bool = True,
     verify: bool = False,
     moved: Callable[[int], None] | None = None,
+    absent: bool = False,
+    size: int = -1,
 ) -> tuple[Path, bool, bool]:
     """:func:`place` in the folder open at ``dir_fd`` (``folder``, for the paths
     returned): many files of one folder share one walk of the path.
@@ -167,34 +181,36 @@ def place_in(
     unless it matches (:class:`BlobMismatch`; ``FileNotFoundError`` for a missing
     blob). ``durable`` False skips the fsync of each file: the caller makes the batch
     durable at once (:func:`sync.durable.make_durable`). ``moved`` hears of the
-    bytes copied."""
-    for candidate in _candidates(name, item.version):
-        if not _exists(dir_fd, candidate):
-            break
-        if _same_content(dir_fd, folder, candidate, item.sha256):
-            return folder / candidate, True, candidate != name
+    bytes copied. ``absent``: the caller listed the folder and ``name`` was not in it,
+    so no file is looked at before the copy (one that appears meanwhile is still never
+    overwritten: a name is only ever given with ``link``). ``size``: the blob's size,
+    when known (lets :func:`sync.sparse.copy_file` skip an ``fstat``)."""
+    if not absent:
+        there = already_there(dir_fd, folder, name, item.sha256, item.version)
+        if there is not None:
+            return there, True, there.name != name
     src = os.open(item.blob, os.O_RDONLY | os.O_CLOEXEC)
-    temp = ""
+    temp, out = "", -1
     try:
         temp, out = _new_temp(dir_fd)
-        try:
-            digest = hashlib.sha256() if verify else None
-            copy_file(src, out, digest, moved)  # a sparse blob stays sparse
-            if digest is not None and digest.hexdigest() != item.sha256:
-                raise BlobMismatch(f"{item.blob} does not match its SHA-256")
-            if durable:
-                os.fsync(out)
-            os.utime(out, ns=(item.mtime_ns, item.mtime_ns))
-        finally:
-            os.close(out)
+        digest = hashlib.sha256() if verify else None
+        copy_file(src, out, digest, moved, size)  # a sparse blob stays sparse
+        if digest is not None and digest.hexdigest() != item.sha256:
+            raise BlobMismatch(f"{item.blob} does not match its SHA-256")
+        if durable:
+            os.fsync(out)
+        os.utime(out, ns=(item.mtime_ns, item.mtime_ns))
         for final in _candidates(name, item.version):
             try:
-                _put_new(dir_fd, temp, final, item.mtime_ns, durable)
+                _put_new(dir_fd, temp, out, final, item.mtime_ns, durable)
                 break
             except FileExistsError:
-                continue
+                if _same_content(dir_fd, folder, final, item.sha256):
+                    return folder / final, True, final != name
     finally:
         os.close(src)
+        if out >= 0:
+            os.close(out)  # an unnamed (O_TMPFILE) copy that got no name is gone with it
         if temp:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp, dir_fd=dir_fd)
@@ -203,11 +219,25 @@ def place_in(
 
 _TEMP_PREFIX = f".hubsync-restore-{uuid.uuid4().hex[:12]}-"
 _temp_ids = itertools.count()
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+_unnamed = [bool(_O_TMPFILE) and os.path.isdir("/proc/self/fd")]
+"""Whether unnamed temp files (``O_TMPFILE``, named later through ``/proc/self/fd``)
+work here; turned off for the process at the first file system that refuses them."""
 
 
 def _new_temp(dir_fd: int) -> tuple[str, int]:
     """A new temp file in the folder at ``dir_fd``: (its name, an fd open for writing).
-    Names are unique to this process by a counter (no random bytes per file)."""
+
+    Where the kernel can, the file has no name at all (``O_TMPFILE``): nothing to
+    unlink afterwards, and nothing left behind by a crash. Else names are unique to
+    this process by a counter (no random bytes per file); the name is then ""."""
+    if _unnamed[0]:
+        try:
+            return "", os.open(".", _O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+                raise
+            _unnamed[0] = False  # e.g. FAT, exFAT, some network shares
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     while True:
         name = f"{_TEMP_PREFIX}{next(_temp_ids)}"
@@ -217,9 +247,13 @@ def _new_temp(dir_fd: int) -> tuple[str, int]:
             continue  # a forked copy of this process took it
 
 
-def _put_new(dir_fd: int, temp: str, final: str, mtime_ns: int, durable: bool) -> None:
-    """Give ``temp``'s bytes the name ``final``; FileExistsError if that name is taken."""
-    try:  # atomic, and never replaces an existing file
+def _put_new(dir_fd: int, temp: str, fd: int, final: str, mtime_ns: int, durable: bool) -> None:
+    """Give the temp file (``temp``, or the unnamed one open at ``fd`` when ``temp`` is
+    "") the name ``final``; FileExistsError if that name is taken."""
+    if not temp:  # atomic, and never replaces an existing file
+        os.link(f"/proc/self/fd/{fd}", final, dst_dir_fd=dir_fd, follow_symlinks=True)
+        return
+    try:
         os.link(temp, final, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
     except FileExistsError:
         raise

@@ -100,18 +100,22 @@ def copy_file(
     dst: int,
     digest: Digest | None = None,
     moved: Callable[[int], None] | None = None,
+    size: int = -1,
 ) -> int:
     """Every byte of ``src`` into the new, empty ``dst``; a sparse ``src`` keeps its holes.
 
     ``digest``, when given, is fed every byte as it is copied (a hole as the zeros it
     reads as), so a copy can be checked without reading it twice; ``moved`` hears of
-    the bytes copied. Returns the size copied."""
-    st = os.fstat(src)
-    if has_holes(src, st):
-        if digest is None:
-            return copy_sparse(src, dst, moved)
-        return _copy_sparse_hashed(src, dst, digest, moved)
-    size = st.st_size
+    the bytes copied. ``size``, when the caller knows it: a file under CHUNK is copied
+    without an ``fstat`` (one read; its holes, if any, are written as zeros: a few
+    blocks at most). Returns the size copied."""
+    if not 0 <= size < CHUNK:
+        st = os.fstat(src)
+        if has_holes(src, st):
+            if digest is None:
+                return copy_sparse(src, dst, moved)
+            return _copy_sparse_hashed(src, dst, digest, moved)
+        size = st.st_size
     total = 0
     # Most files fit one read: asking one byte more than expected, a short read is the
     # end of the file (no second read to find it), and a file that grew shows.

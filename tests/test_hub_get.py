@@ -42,17 +42,17 @@ def _failing(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
     return done
 
 
-def _check_get(a: Cli, b: Cli, docs: Path, out: Path, again_from: str) -> None:
-    """get: the bytes, by its folder's name or path; again from ``again_from`` (the
-    cache; the local hub's blobs are read where they lie, never cached); never
-    overwrites; --at gives an earlier version."""
+def _check_get(a: Cli, b: Cli, docs: Path, out: Path) -> None:
+    """get: the bytes, by its folder's name or path; again from the cache (a local
+    hub's blob read once is a cache entry linked to it); never overwrites; --at gives
+    an earlier version."""
     first = json.loads(b("get", f"laptop:{docs.name}/notes/plan.md", "--to", str(out), "--json"))
     assert (out / "plan.md").read_bytes() == b"plan, first"
     assert first["source"] != "cache" and not first["offline_copy"] and first["version"] == 1
     again = json.loads(
         b("get", f"laptop:{docs.resolve()}/notes/plan.md", "--to", str(out), "--json")
     )
-    assert again["source"] == again_from and again["identical"]
+    assert again["source"] == "cache" and again["identical"]
     between = datetime.now().astimezone().isoformat()
     time.sleep(0.05)
     (docs / "notes/plan.md").write_bytes(b"plan, second")
@@ -114,11 +114,14 @@ def test_get_from_the_local_hub_records_reads(tmp_path: Path) -> None:
             return {r[0]: (r[1], r[2]) for r in rows}
 
     assert counts()[_sha(b"plan, first")] == (0, None)
-    _check_get(a, b, docs, tmp_path / "out", again_from="local")
+    _check_get(a, b, docs, tmp_path / "out")
     seen = counts()
     assert seen[_sha(b"plan, first")][0] == 3 and seen[_sha(b"plan, first")][1] is not None
     assert seen[_sha(b"plan, second")][0] == 1
-    assert not list((tmp_path / "b" / "cache" / "blobs").glob("??/*"))  # nothing cached
+    # What the cache holds are hard links to the hub's blobs: no byte was copied there.
+    cached = {p.stat().st_ino for p in (tmp_path / "b" / "cache" / "blobs").glob("??/*")}
+    hub_blobs = {p.stat().st_ino for p in hub.rglob("*") if p.is_file()}
+    assert cached and cached <= hub_blobs
     b("pull", f"laptop:{docs.name}", str(tmp_path / "pulled"))
     assert counts()[_sha((docs / "report.pdf").read_bytes())][0] == 1
     assert counts()[_sha(b"plan, second")][0] == 2
@@ -128,7 +131,7 @@ def test_get_from_the_local_hub_records_reads(tmp_path: Path) -> None:
             " WHERE operation_type = 'download'"
         ).fetchall()
     assert len(downloads) == 6 and {d[0] for d in downloads} == {"completed"}
-    assert {d[1] for d in downloads} == {"local"}
+    assert {d[1] for d in downloads} == {"local", "cache"}  # content read before: a hit
     _check_refusals(b_env, docs, tmp_path)
 
 
@@ -159,7 +162,7 @@ def test_get_from_supabase_records_reads_and_falls_back_to_an_offline_copy(
         }
 
     assert counts()[_sha(b"plan, first")] == (0, None)
-    _check_get(a, b, docs, tmp_path / "out", again_from="cache")
+    _check_get(a, b, docs, tmp_path / "out")
     seen = counts()
     assert seen[_sha(b"plan, first")][0] == 3 and seen[_sha(b"plan, first")][1] is not None
     assert seen[_sha(b"plan, second")][0] == 1

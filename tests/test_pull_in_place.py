@@ -76,8 +76,32 @@ async def test_pull_keeps_a_different_local_file_and_reuses_an_identical_one(
     assert pulled["sub/c.txt"].identical and not pulled["sub/c.txt"].kept_both
     assert (dest / "sub/b.txt").read_bytes() == FILES["sub/b.txt"]
     assert {p.source for p in pulled.values()} == {"local"}
-    assert cache.stats().entries == 0  # read where the blobs lie: nothing cached
+    stats = cache.stats()  # the file already there is a hit; the copied ones are linked
+    assert (stats.hits, stats.misses, stats.bytes_served) == (1, 2, len(FILES["sub/c.txt"]))
+    assert (stats.entries, stats.linked, stats.size_bytes) == (2, 2, 0)
     assert not _leftovers(dest)
+    cache.close()
+    await hub.close()
+
+
+async def test_a_second_pull_into_a_new_folder_is_served_from_the_cache(tmp_path: Path) -> None:
+    hub, entries = await _hub_with_files(tmp_path)
+    cache = BlobCache(tmp_path / "cache", size_limit=1)
+    await pull_entries(hub, cache, entries, tmp_path / "first")
+    assert cache.stats().linked == 3  # links to the hub's blobs: outside the size limit
+    replaced = next(e for e in entries if e.relpath == "sub/b.txt")
+    blob = hub.blob_file(replaced.key)
+    (tmp_path / "new").write_bytes(blob.read_bytes())
+    (tmp_path / "new").replace(blob)  # the hub rewrote it: the linked entry is stale
+    again = {p.relpath: p for p in await pull_entries(hub, cache, entries, tmp_path / "again")}
+    assert {r: p.source for r, p in again.items()} == {
+        "a.txt": "cache",
+        "sub/b.txt": "local",
+        "sub/c.txt": "cache",
+    }
+    assert all((tmp_path / "again" / r).read_bytes() == data for r, data in FILES.items())
+    stats = cache.stats()
+    assert (stats.hits, stats.misses) == (2, 4) and stats.entries == 3
     cache.close()
     await hub.close()
 

@@ -236,6 +236,9 @@ def status(json_out: JsonOpt = False) -> None:
                 "entries": stats.entries,
                 "bytes": stats.size_bytes,
                 "limit": stats.limit_bytes,
+                "hits": stats.hits,
+                "misses": stats.misses,
+                "linked": stats.linked,
                 "hit_rate": round(stats.hit_rate, 3),
             },
             "prefetch": {
@@ -272,7 +275,8 @@ def status(json_out: JsonOpt = False) -> None:
             out.print(f"  {state}: {escape(p['path'])} {escape(reason)}")
     c = data["cache"]
     out.print(
-        f"Cache: {c['entries']} entries, {c['bytes']:,} of {c['limit']:,} bytes, hit rate {c['hit_rate']:.0%}"
+        f"Cache: {c['entries']} entries, {c['bytes']:,} of {c['limit']:,} bytes, "
+        f"{c.get('hits', 0):,} hits, hit rate {c['hit_rate']:.0%}"
     )
     for hub, h in ((data.get("history") or {}).get("hubs") or {}).items():
         saved = h["raw_bytes"] - h["stored_bytes"]

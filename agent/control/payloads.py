@@ -154,6 +154,8 @@ class CacheStats(TypedDict):
     limit: int
     hits: int
     misses: int
+    linked: int
+    """Entries that are hard links to the local hub's blobs (no space of the cache's)."""
     hit_rate: float
 
 

@@ -168,6 +168,7 @@ def status_of(agent: StatusHost) -> StatusSnapshot:
             "limit": stats.limit_bytes,
             "hits": stats.hits,
             "misses": stats.misses,
+            "linked": stats.linked,
             "hit_rate": stats.hit_rate,
         },
         "prefetch": agent.prefetch.status(),

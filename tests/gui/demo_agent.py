@@ -105,6 +105,7 @@ class DemoAgent:
             "limit": 1024**3,
             "hits": 0,
             "misses": 0,
+            "linked": 0,
             "hit_rate": 0.0,
         }
         self.counters = {
@@ -530,6 +531,7 @@ class DemoAgent:
             "limit": 1024**3,
             "hits": 9_120,
             "misses": 1_480,
+            "linked": 0,
             "hit_rate": 9_120 / 10_600,
         }
         self.counters = {
