@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import functools
-import json
 import os
 import sqlite3
 import threading
@@ -30,16 +27,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 try:
     import fcntl
 except ImportError:  # Windows: one process per cache is assumed there
     fcntl = None  # type: ignore[assignment]
 
-from sync.errors import IntegrityError
+from sync.cache_partial import download_resuming
 from sync.hashing import hash_file
-from sync.remotes.base import BUCKET_FILES, PartialBlob, ProgressFn, Remote, ResumableGet
+from sync.remotes.base import BUCKET_FILES, ProgressFn, Remote, ResumableGet
 from sync.throttle import Bandwidth
 
 REFRESH = 256
@@ -96,13 +92,13 @@ class BlobCache:
         self.ttl = ttl
         self._clock = clock
         directory.mkdir(parents=True, exist_ok=True)
-        self._tmp = directory / "tmp"
-        self._tmp.mkdir(exist_ok=True)
-        for stale in self._tmp.iterdir():
+        self.tmp_dir = directory / "tmp"
+        self.tmp_dir.mkdir(exist_ok=True)
+        for stale in self.tmp_dir.iterdir():
             stale.unlink(missing_ok=True)
-        self._partial = directory / "partial"
+        self.partial_dir = directory / "partial"
         """Resumable downloads in progress (sync.remotes.base.ResumableGet); kept on restart."""
-        self._partial.mkdir(exist_ok=True)
+        self.partial_dir.mkdir(exist_ok=True)
         self._db = sqlite3.connect(
             directory / "index.sqlite3", isolation_level=None, check_same_thread=False
         )
@@ -358,7 +354,7 @@ class BlobCache:
             self._total = None
             known = {r[0] for r in self._db.execute("SELECT sha256 FROM entries")}
         orphans = 0
-        for partial in self._partial.iterdir():
+        for partial in self.partial_dir.iterdir():
             with contextlib.suppress(FileNotFoundError):
                 if partial.stat().st_mtime < cutoff:
                     partial.unlink()
@@ -400,7 +396,7 @@ class BlobCache:
         False when it was not kept (no room without evicting a recent read)."""
         if sha256 in self._fetching:
             return False
-        temp = self._tmp / f"{uuid.uuid4().hex}.part"
+        temp = self.tmp_dir / f"{uuid.uuid4().hex}.part"
         try:
             await remote.get_blob(key, sha256, temp, self.download_limit.wrap(None), bucket=bucket)
             return await asyncio.to_thread(self.admit_guess, temp, sha256, protect)
@@ -440,11 +436,11 @@ class BlobCache:
             return await asyncio.shield(running)
         future: asyncio.Future[Path] = asyncio.get_running_loop().create_future()
         self._fetching[sha256] = future
-        temp = self._tmp / f"{uuid.uuid4().hex}.part"
+        temp = self.tmp_dir / f"{uuid.uuid4().hex}.part"
         paying = self.download_limit.wrap(progress)
         try:
             if isinstance(remote, ResumableGet) and not 0 <= size < RESUME_FROM:
-                path = await self._download_resuming(remote, key, sha256, bucket, paying)
+                path = await download_resuming(self, remote, key, sha256, bucket, paying)
             else:
                 await remote.get_blob(key, sha256, temp, paying, bucket=bucket)  # verifies
                 path = await asyncio.to_thread(self.admit, temp, sha256)
@@ -459,43 +455,6 @@ class BlobCache:
             return path
         finally:
             self._fetching.pop(sha256, None)
-
-    async def _download_resuming(
-        self,
-        remote: ResumableGet,
-        key: str,
-        sha256: str,
-        bucket: str,
-        progress: ProgressFn | None,
-    ) -> Path:
-        """Download into ``partial/<sha>.part``, which survives a crash together with
-        ``<sha>.json`` (what the hub said about the object): the next attempt, in this
-        process or the next, asks only for the rest."""
-        part = self._partial / f"{sha256}.part"
-        note = part.with_suffix(".json")
-        with _PartLock(part) as locked:
-            if not locked:  # another process is downloading it: a download of our own
-                temp = self._tmp / f"{uuid.uuid4().hex}.part"
-                try:
-                    await remote.resume_blob(
-                        key, sha256, temp, None, _keep_nothing, progress, bucket
-                    )
-                except BaseException:
-                    temp.unlink(missing_ok=True)
-                    raise
-                return self.admit(temp, sha256)
-            known = _read_note(note, key, sha256)
-            try:
-                await remote.resume_blob(
-                    key, sha256, part, known, functools.partial(_write_note, note), progress, bucket
-                )
-            except IntegrityError:
-                note.unlink(missing_ok=True)
-                part.unlink(missing_ok=True)
-                raise
-            path = self.admit(part, sha256)
-            note.unlink(missing_ok=True)
-            return path
 
     def close(self) -> None:
         with self._lock:
@@ -519,53 +478,3 @@ def _still_linked(path: Path, source: str | None) -> bool:
     except OSError:
         return False
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
-def _keep_nothing(_partial: PartialBlob) -> None:
-    """A download that is not kept across restarts."""
-
-
-def _read_note(note: Path, key: str, sha256: str) -> PartialBlob | None:
-    """What a previous attempt learnt about the object; None when absent or not this one."""
-    try:
-        known = PartialBlob(**json.loads(note.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
-        return None
-    return known if (known.key, known.sha256) == (key, sha256) else None
-
-
-def _write_note(note: Path, known: PartialBlob) -> None:
-    temp = note.with_suffix(".json.tmp")
-    temp.write_text(json.dumps(dataclasses.asdict(known)), encoding="utf-8")
-    os.replace(temp, note)
-
-
-class _PartLock:
-    """An exclusive, non-blocking ``flock`` on ``<part>.lock``; the kernel drops it
-    when the process ends, however it ends. Entering gives False when it is held."""
-
-    def __init__(self, part: Path) -> None:
-        self._path = part.with_suffix(".lock")
-        self._fd = -1
-
-    def __enter__(self) -> bool:
-        if fcntl is None:
-            return True
-        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(self._fd)
-            self._fd = -1
-            return False
-        return True
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
