@@ -153,7 +153,7 @@ def register_settings(agent: AgentService) -> None:
         if not ctx.config.supabase_configured:
             raise ControlError("unavailable", "set the Supabase URL and anon key first")
         from agent.supabase_hub import session_storage, settings_from
-        from sync.remotes.supabase_session import SupabaseSession
+        from sync.remotes.supabase.session import SupabaseSession
 
         try:
             settings = settings_from(ctx.config)

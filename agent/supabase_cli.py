@@ -36,8 +36,8 @@ from agent.supabase_hub import (
 )
 from sync.errors import SyncError
 from sync.remotes.supabase import SupabaseRemote
-from sync.remotes.supabase_schema import schema_sql
-from sync.remotes.supabase_session import (
+from sync.remotes.supabase.schema import schema_sql
+from sync.remotes.supabase.session import (
     SERVICE_ROLE_WARNING,
     Identity,
     SupabaseSession,

@@ -24,7 +24,7 @@ from agent.secrets import (
 from sync.errors import AuthError, SyncError
 from sync.remotes.base import ResumeStore
 from sync.remotes.supabase import SupabaseRemote
-from sync.remotes.supabase_session import SupabaseSession, SupabaseSettings
+from sync.remotes.supabase.session import SupabaseSession, SupabaseSettings
 
 if TYPE_CHECKING:
     from agent.context import Context

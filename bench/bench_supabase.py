@@ -44,7 +44,7 @@ from supabase_auth import AsyncMemoryStorage
 
 from sync.remotes.base import ManifestEntry
 from sync.remotes.supabase import SupabaseRemote
-from sync.remotes.supabase_session import TUS_CHUNK, SupabaseSession, SupabaseSettings
+from sync.remotes.supabase.session import TUS_CHUNK, SupabaseSession, SupabaseSettings
 from tests.fixtures.real_storage import start_real_storage, stop_real_storage
 
 MiB = 1024 * 1024

@@ -1,12 +1,12 @@
 """The Supabase hub: Storage for blobs, PostgREST tables for what they mean.
 
 Implements :class:`sync.remotes.base.Remote` on one signed-in
-:class:`~sync.remotes.supabase_session.SupabaseSession`. Blobs live under
+:class:`~sync.remotes.supabase.session.SupabaseSession`. Blobs live under
 ``{uid}/{sha[:2]}/{sha}/{ascii_name}``; small ones go up in one request,
-large ones through resumable TUS uploads (:mod:`.supabase_tus`). Every write is
+large ones through resumable TUS uploads (:mod:`.tus`). Every write is
 idempotent (uploads use ``x-upsert``, HubSync's own rows are upserts on their
 natural keys, rows of the tables shared with EXAI are added only when missing:
-:mod:`.supabase_files`), so a step repeated after a crash does no harm. Each
+:mod:`.files`), so a step repeated after a crash does no harm. Each
 request is retried a few times in place when it fails transiently, and once
 after a token refresh (:meth:`SupabaseSession.call`); beyond that failures
 leave as :mod:`sync.errors` kinds and the engine decides when to try the file
@@ -47,10 +47,10 @@ from sync.remotes.base import (
     ProgressFn,
     ResumeStore,
 )
-from sync.remotes.supabase_batch import GroupWriter
-from sync.remotes.supabase_errors import NotFound
-from sync.remotes.supabase_files import HASH_BATCH, ROW_BATCH, SharedTables
-from sync.remotes.supabase_rows import (
+from sync.remotes.supabase.batch import GroupWriter
+from sync.remotes.supabase.errors import NotFound
+from sync.remotes.supabase.files import HASH_BATCH, ROW_BATCH, SharedTables
+from sync.remotes.supabase.rows import (
     DEVICES_CONFLICT,
     MANIFEST_COLUMNS,
     MANIFEST_CONFLICT,
@@ -61,8 +61,8 @@ from sync.remotes.supabase_rows import (
     metadata_rows_for,
     now_iso,
 )
-from sync.remotes.supabase_session import SupabaseSession
-from sync.remotes.supabase_tus import upload_resumable
+from sync.remotes.supabase.session import SupabaseSession
+from sync.remotes.supabase.tus import upload_resumable
 
 DOWNLOAD_BLOCK = 1024 * 1024
 
