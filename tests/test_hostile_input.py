@@ -16,7 +16,7 @@ from typing import TypeVar
 import pytest
 
 import sync.engine
-import sync.remotes.local
+import sync.remotes.local.hub
 from sync.hashing import Hashed, hash_file, read_small
 from sync.keys import ascii_safe_name
 from tests.fixtures.engine import Rig, assert_hub_mirrors, hub_latest, sha_of
@@ -110,7 +110,7 @@ async def test_file_deleted_between_scan_and_hash(
     # Small files are read once by the local hub (hashed and stored), big ones hashed
     # by the engine and copied later: the file vanishes right before either read.
     monkeypatch.setattr(sync.engine, "hash_file", deleting_first(hash_file))
-    monkeypatch.setattr(sync.remotes.local, "read_small", deleting_first(read_small))
+    monkeypatch.setattr(sync.remotes.local.hub, "read_small", deleting_first(read_small))
     report = await rig.engine.sync_root(root)
     assert report.complete and report.recorded == 1
     assert not victim.exists()
