@@ -51,7 +51,8 @@ from agent.watcher import Debouncer, ObserverFactory, RootWatcher, coverage_shor
 from sync.disk_space import disk_full, free_bytes
 from sync.engine import PassReport, Progress
 from sync.errors import AuthError, DiskFull, TransientError
-from sync.journal import DELETED, Root
+from sync.journal import FileState, Root
+from sync.journal.states import GONE, WAITING
 
 log = logging.getLogger("hubsync.agent")
 
@@ -136,7 +137,7 @@ class AgentService:
             server_info={"version": dist_version("hubsync"), "pid": os.getpid()},
         )
         self.metrics = Metrics()
-        self.metrics_store = MetricsStore(ctx.journal.conn)
+        self.metrics_store = MetricsStore(ctx.journal.metrics_connection())
         self._totals_before = self.metrics_store.totals(ALL_TIME)
         """Stored counter totals of earlier runs (this run's rows are added as it goes)."""
         self.runtimes: dict[str, RootRuntime] = {}
@@ -500,13 +501,7 @@ class AgentService:
         return work
 
     def _retries_due(self, rt: RootRuntime) -> list[str]:
-        cur = self.ctx.journal.conn.execute(
-            # (no retry time: the user asked to retry now)
-            "SELECT relpath FROM files WHERE root_id=? AND state='error'"
-            " AND (next_retry IS NULL OR next_retry <= ?)",
-            (rt.root.id, time.time()),
-        )
-        return [r[0] for r in cur]
+        return self.ctx.journal.retries_due(rt.root.id, time.time())
 
     def _next_wake(self) -> float:
         """Seconds until something may be due. Roots that cannot run now (paused, hub
@@ -537,12 +532,9 @@ class AgentService:
                     else self.timings.rescan_interval
                 )
                 delays.append(max(0.05, rt.last_full_scan + interval - now))
-            row = self.ctx.journal.conn.execute(
-                "SELECT min(next_retry) FROM files WHERE root_id=? AND state='error'",
-                (rt.root.id,),
-            ).fetchone()
-            if row[0] is not None:
-                delays.append(max(0.05, row[0] - now_wall))
+            retry_at = self.ctx.journal.next_retry(rt.root.id)
+            if retry_at is not None:
+                delays.append(max(0.05, retry_at - now_wall))
         return max(0.01, min(delays))
 
     async def _schedule(self) -> None:
@@ -687,7 +679,7 @@ class AgentService:
             if batch is not None and key[1] not in batch:
                 continue
             row = self.ctx.journal.file(rt.root.id, key[1])
-            if row is not None and row.state in ("seen", "error"):
+            if row is not None and row.state in (*WAITING, FileState.ERROR):
                 continue  # not in the hub yet: measured when it gets there
             first = self.debouncer.first_seen.pop(key)
             if row is not None:
@@ -814,7 +806,7 @@ class AgentService:
                         continue
                 except OSError:
                     row = self.ctx.journal.file(rid, rel)
-                    if row is None or row.state == DELETED:
+                    if row is None or row.state in GONE:
                         continue
                     size = None  # gone: its deletion waits
                 count += 1

@@ -33,7 +33,20 @@ from pathlib import Path
 from sync.errors import AuthError, DiskFull, LocalFileError, SyncError, TransientError
 from sync.hashing import Hashed, hash_file
 from sync.issues import hub_error_row
-from sync.journal import DELETED, HELD, SYNCED, Failure, FileRow, Journal, Root
+from sync.journal import (
+    Failure,
+    FileRow,
+    FileStat,
+    FileState,
+    Journal,
+    Logged,
+    Recording,
+    Root,
+    SyncedFile,
+    Tombstone,
+)
+from sync.journal.log import DELETE, MOVED, UPLOAD
+from sync.journal.states import GONE
 from sync.policy import BucketLimits, FolderRules, UploadPolicy, read_head
 from sync.remotes.base import (
     BatchProgressFn,
@@ -274,11 +287,7 @@ class SyncEngine:
         if d.to_hash or d.deleted:
             rows.update(self.journal.files_for(root.id, [*d.to_hash, *d.deleted]))
         if d.revived:
-            with self.journal.transaction():
-                self.journal.conn.executemany(
-                    "UPDATE files SET state='synced' WHERE root_id=? AND relpath=? AND state='held'",
-                    ((root.id, rel) for rel in d.revived),
-                )
+            self.journal.revive_held(root.id, d.revived)
         remote = self.remote_for(root)
         skips = {r: (skip_kind(why), why) for r, why in report.skipped.items()}
         if d.to_hash:
@@ -388,7 +397,7 @@ class SyncEngine:
         held = {
             r: row
             for r, row in self.journal.files_for(root.id, relpaths).items()
-            if row.state == HELD
+            if row.state == FileState.HELD
         }
         back = await self._still_there(root, held)
         rows = {rel: row for rel, row in held.items() if rel not in back}
@@ -418,7 +427,7 @@ class SyncEngine:
     ) -> None:
         new_items = [_Item(rel, st) for rel, st in d.to_hash.items()]
         with self.journal.transaction():
-            self.journal.mark_seen(root.id, ((i.relpath, *i.stat) for i in new_items))
+            self.journal.mark_seen(root.id, (FileStat(i.relpath, *i.stat) for i in new_items))
         # A rename candidate is still hashed: a freed inode can be reused for a new file
         # of the same size and (pinned, e.g. by a reproducible build) mtime. Its blob is
         # found in the hub, so a real rename uploads nothing.
@@ -435,15 +444,16 @@ class SyncEngine:
         deleting = list(d.deleted)
 
         def settle(vanished: list[str]) -> None:
-            deleting.extend(v for v in vanished if v in rows and rows[v].state != DELETED)
+            deleting.extend(v for v in vanished if v in rows and rows[v].state not in GONE)
             if vanished:
                 with self.journal.transaction():
                     self.journal.forget(
                         root.id, (v for v in vanished if v not in rows or not rows[v].sha256)
                     )
                     # Back for a moment at a path with a tombstone, gone again: still deleted.
-                    self.journal.mark_deleted_here(
-                        root.id, (v for v in vanished if v in rows and rows[v].state == DELETED)
+                    self.journal.mark_gone_again(
+                        root.id,
+                        {v: rows[v].state for v in vanished if v in rows and rows[v].state in GONE},
                     )
 
         # Three chunks are in flight: one being hashed, one uploading, one being
@@ -833,7 +843,7 @@ class SyncEngine:
             return
         device = self.journal.device_id
         entries: list[ManifestEntry] = []
-        synced: list[tuple[str, int, int, int, str, int, str]] = []
+        synced: list[SyncedFile] = []
         # The rows as they are now, not as the pass found them: what a killed pass (or
         # another process) recorded since is not recorded again as a new version.
         current = {**rows, **self.journal.files_for(root.id, [i.relpath for i in items])}
@@ -841,7 +851,7 @@ class SyncEngine:
             h = item.hashed
             assert h is not None and item.key is not None
             row = current.get(item.relpath)
-            same = row is not None and row.state != DELETED and row.sha256 == h.sha256
+            same = row is not None and row.state not in GONE and row.sha256 == h.sha256
             version = (row.version if row else 0) + (0 if same and row and row.version else 1)
             entries.append(
                 ManifestEntry(
@@ -857,15 +867,19 @@ class SyncEngine:
                     content_type=guess_content_type(item.relpath.rsplit("/", 1)[-1]),
                 )
             )
-            synced.append((item.relpath, h.size, h.mtime_ns, h.inode, h.sha256, version, item.key))
+            synced.append(
+                SyncedFile(item.relpath, h.size, h.mtime_ns, h.inode, h.sha256, version, item.key)
+            )
         # Before the hub learns of them: if the hub records them but the journal does
         # not (killed, or the answer is lost), a later deletion still leaves a tombstone.
         with self.journal.transaction():
-            self.journal.mark_recording(root.id, [(s[0], s[4], s[5], s[6]) for s in synced])
+            self.journal.mark_recording(
+                root.id, [Recording(s.relpath, s.sha256, s.version, s.key) for s in synced]
+            )
         rejected = await self._record_entries(remote, entries)
         if rejected:
             failed.update(rejected)
-            synced = [s for s in synced if s[0] not in rejected]
+            synced = [s for s in synced if s.relpath not in rejected]
         now = self.clock()
         with self.journal.transaction():
             if self.journal.hub_seen(root.hub)[0] != self._hub_at_start.get(root.id):
@@ -874,7 +888,7 @@ class SyncEngine:
                 raise TransientError(f"the {root.hub} hub was switched during the pass")
             self.journal.mark_synced(root.id, synced, now)
             self.journal.log_many(
-                (("upload", root.id, s[0], s[4], s[1], None) for s in synced), now
+                (Logged(UPLOAD, root.id, s.relpath, s.sha256, s.size, None) for s in synced), now
             )
         report.recorded += len(synced)
 
@@ -958,29 +972,17 @@ class SyncEngine:
         if never_synced or still_there:
             with self.journal.transaction():
                 self.journal.forget(root.id, never_synced)
-                self.journal.mark_deleted_here(root.id, still_there)
+                self.journal.mark_unmirrored(root.id, still_there)
         if not confirm and self.mass_delete.settle > 0:
             tombstones, rows = await self._settled(root, tombstones, rows, report, settle)
         if not tombstones:
             return
         going = set(tombstones)
-        moved_shas = {
-            r[1]
-            for r in self.journal.conn.execute(
-                "SELECT relpath, sha256 FROM files WHERE root_id=? AND state='synced'", (root.id,)
-            )
-            if r[0] not in going
-        }
+        moved_shas = self.journal.synced_hashes(root.id, besides=going)
         real = [rel for rel in tombstones if rows[rel].sha256 not in moved_shas]
         # The old names of moved files are logged as deletions too, but were no removal.
-        recent = self.journal.conn.execute(
-            "SELECT count(*) FROM operations WHERE kind='delete' AND root_id=? AND ts >= ?"
-            " AND detail IS NOT 'moved'",
-            (root.id, self.clock() - self.mass_delete.window),
-        ).fetchone()[0]
-        tracked = self.journal.conn.execute(
-            "SELECT count(*) FROM files WHERE root_id=? AND state != 'deleted'", (root.id,)
-        ).fetchone()[0]
+        recent = self.journal.recent_deletions(root.id, self.clock() - self.mass_delete.window)
+        tracked = self.journal.tracked_count(root.id)
         # A moved file has two rows until its old name is tombstoned: it is one file.
         tracked -= len(tombstones) - len(real)
         if not confirm:
@@ -989,10 +991,10 @@ class SyncEngine:
             # may report one ``rm -rf`` in batches, each too small to look like an accident.
             # A move is applied, never held, even beside an ``rm -rf`` (and a held file whose
             # content is now at another path was moved back in under a new name).
-            held = [r for r in real if rows[r].state == HELD]
+            held = [r for r in real if rows[r].state == FileState.HELD]
             kept = set(held)
             fresh = [r for r in tombstones if r not in kept]
-            fresh_real = [r for r in real if rows[r].state != HELD]
+            fresh_real = [r for r in real if rows[r].state != FileState.HELD]
             joining = self.journal.held_since(root.id, self.clock() - self.mass_delete.window)
             newly_held: list[str] = []
             if fresh_real and (
@@ -1010,7 +1012,7 @@ class SyncEngine:
                 return
         device = self.journal.device_id
         entries = []
-        marks: list[tuple[str, int, str, int, int, str]] = []
+        marks: list[Tombstone] = []
         for rel in tombstones:
             row = rows[rel]
             assert row.sha256 is not None and row.remote_key is not None
@@ -1029,7 +1031,9 @@ class SyncEngine:
                     deleted=True,
                 )
             )
-            marks.append((rel, version, row.sha256, row.size, row.mtime_ns, row.remote_key))
+            marks.append(
+                Tombstone(rel, version, row.sha256, row.size, row.mtime_ns, row.remote_key)
+            )
         moves = set(tombstones).difference(real)
         for start in range(0, len(entries), CHUNK_FILES):
             batch = entries[start : start + CHUNK_FILES]
@@ -1046,7 +1050,14 @@ class SyncEngine:
                 self.journal.mark_deleted(root.id, marks[start : start + CHUNK_FILES], now)
                 self.journal.log_many(
                     (
-                        ("delete", root.id, m[0], m[2], m[3], "moved" if m[0] in moves else None)
+                        Logged(
+                            DELETE,
+                            root.id,
+                            m.relpath,
+                            m.sha256,
+                            m.size,
+                            MOVED if m.relpath in moves else None,
+                        )
                         for m in marks[start : start + CHUNK_FILES]
                     ),
                     now,
@@ -1066,7 +1077,7 @@ class SyncEngine:
         ``wait``, every deletion seen so far at once."""
         pending = self._pending_deletes.setdefault(root.id, set())
         now = self.clock()
-        new = [r for r in tombstones if rows[r].state != HELD and r not in pending]
+        new = [r for r in tombstones if rows[r].state != FileState.HELD and r not in pending]
         if new:
             pending.update(new)
             self._last_new_delete[root.id] = now
@@ -1074,13 +1085,13 @@ class SyncEngine:
             return tombstones, rows
         if wait and now - self._last_new_delete.get(root.id, now) < self.mass_delete.settle:
             report.deferred = len(pending)
-            return [r for r in tombstones if rows[r].state == HELD], rows
+            return [r for r in tombstones if rows[r].state == FileState.HELD], rows
         del self._pending_deletes[root.id]
         earlier = pending.difference(tombstones)
         found = {
             r: row
             for r, row in self.journal.files_for(root.id, earlier).items()
-            if row.state in (SYNCED, HELD) and row.sha256
+            if row.state in (FileState.SYNCED, FileState.HELD) and row.sha256
         }
         back = await self._still_there(root, found)
         gone = {r: row for r, row in found.items() if r not in back}

@@ -443,9 +443,9 @@ async def test_a_new_file_on_a_reused_inode_is_not_taken_for_a_rename(rig: Rig) 
     new = write(docs / "app.9b1c.js", b"B" * 5000)
     os.utime(new, ns=(pinned, pinned))
     # The file system may or may not hand the freed inode out again: make it so.
-    rig.journal.conn.execute(
-        "UPDATE files SET inode=? WHERE relpath='app.3f2a.js'", (new.stat().st_ino,)
-    )
+    behind = sqlite3.connect(rig.journal.path, isolation_level=None)
+    behind.execute("UPDATE files SET inode=? WHERE relpath='app.3f2a.js'", (new.stat().st_ino,))
+    behind.close()
     report = await rig.engine.sync_root(root)
     assert report.renamed == 0 and report.uploaded == 1
     assert_hub_mirrors(rig.hub.root, root.id, docs)

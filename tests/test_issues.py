@@ -173,7 +173,7 @@ async def test_group_rows_survive_a_crash_between_failure_and_commit(tmp_path: P
         journal.mark_seen(root.id, [("a.txt", 1, 1, 1)])
     from sync.journal import Failure
 
-    journal.conn.execute("BEGIN IMMEDIATE")
+    journal._conn.execute("BEGIN IMMEDIATE")
     journal._in_tx = True
     journal.mark_error(root.id, "a.txt", "local", "a.txt: nope", 10, 1.0)
     journal.record_failures(root.id, [Failure("a.txt", "local", "a.txt: nope", "read")], 1.0)
@@ -181,7 +181,7 @@ async def test_group_rows_survive_a_crash_between_failure_and_commit(tmp_path: P
     other = sqlite3.connect(path)
     assert other.execute("SELECT count(*) FROM error_groups").fetchone()[0] == 0
     other.close()
-    journal.conn.close()
+    journal._conn.close()
     reopened = Journal(path)
     assert reopened.error_groups() == []
     assert reopened.file(root.id, "a.txt").state == "seen"  # type: ignore[union-attr]
