@@ -45,6 +45,7 @@ from sync.engine import PassReport
 from sync.engine import Progress as SyncProgress
 from sync.errors import DiskFull, SyncError, UndecodableName, shown_name
 from sync.journal import Root
+from sync.journal.issues import WHOLE_FOLDER
 from sync.reattach import reattach
 from sync.restore import RestoreError, restore_path
 
@@ -468,16 +469,16 @@ def _unavailable_report(root: Root, why: str) -> PassReport:
     report = PassReport(root)
     why = why or f"the {root.hub} hub is not available"
     if root.hub == "local":  # missing or unreadable: waited for, not signed in to
-        report.errors["."] = ("transient", why)
+        report.fail("transient", why)
     else:
-        report.errors["."] = ("auth", why)
+        report.fail("auth", why)
         report.auth_needed = True
     return report
 
 
 def _print_report(r: PassReport) -> None:
-    if not r.scanned and "." in r.errors:  # nothing was looked at: no counts to show
-        kind, reason = r.errors["."]
+    if not r.scanned and r.failure is not None:  # nothing was looked at: no counts to show
+        kind, reason = r.failure.kind, r.failure.reason
         out.print(f"[bold]{escape(str(r.root.path))}[/] → {r.root.hub} hub:")
         out.print(f"  [red]not synced[/]: {escape(reason)} ({kind})")
         return
@@ -495,8 +496,8 @@ def _print_report(r: PassReport) -> None:
             "nothing was deleted in the hub. Run `hubsync sync --once --confirm-deletes` to apply "
             f"them, or `hubsync restore {escape(shlex.quote(str(r.root.path)))}` to bring the files back."
         )
-    for rel, (kind, reason) in sorted(r.errors.items()):
-        if rel == ".":
+    for rel, (kind, reason) in sorted(r.shown_errors().items()):
+        if rel == WHOLE_FOLDER:
             out.print(f"  [red]not synced[/]: {escape(reason)} ({kind})")
         else:
             out.print(f"  [red]not in the hub[/] {escape(rel)}: {escape(reason)} ({kind})")

@@ -88,11 +88,12 @@ class HeldDeletions:
 
     async def _apply(self, rt: RootRuntime, held: list[str]) -> None:
         report = await self.agent.ctx.engine.apply_held(rt.root, held)
-        for kind, reason in report.errors.values():
+        errors = report.shown_errors()
+        for kind, reason in errors.values():
             self.agent.server.publish(
                 "error", {"root": str(rt.root.path), "kind": kind, "reason": reason}
             )
-        self._tell(rt, {"kind": "sync", "deleted": report.deleted, "errors": len(report.errors)})
+        self._tell(rt, {"kind": "sync", "deleted": report.deleted, "errors": len(errors)})
 
     async def _bring_back(self, rt: RootRuntime, held: list[str]) -> None:
         ctx, root = self.agent.ctx, rt.root

@@ -49,7 +49,7 @@ from agent.oneoff import upload_paths
 from agent.settings_api import read_ignore, register_settings
 from agent.watcher import Debouncer, ObserverFactory, RootWatcher, coverage_shortfall
 from sync.disk_space import disk_full, free_bytes
-from sync.engine import PassReport, Progress
+from sync.engine import PassFailure, PassReport, Progress
 from sync.errors import AuthError, DiskFull, TransientError
 from sync.journal import FileState, Root
 from sync.journal.states import GONE, WAITING
@@ -611,9 +611,10 @@ class AgentService:
             self._space_again()
         if paths is None and rt.watcher is not None and not rt.degraded:
             self._set_degraded(rt, coverage_shortfall(report.folders, rt.watcher.watches))
-        if report.errors.get(".", ("", ""))[0] == "local":
+        failure = report.failure or PassFailure("", "")
+        if failure.kind == "local":
             self._lose_root(rt)
-        root_error, root_reason = report.errors.get(".", ("", ""))
+        root_error, root_reason = failure.kind, failure.reason
         if report.auth_needed or root_error == "transient":
             rt.needs_full_scan = True  # what the pass could not finish is picked up again
             rt.failures += 1
@@ -641,21 +642,20 @@ class AgentService:
             root = rt.root
             if rt.missing or not root.path.is_dir():
                 report = PassReport(root)
-                report.errors["."] = ("local", f"folder {root.path} is not reachable")
+                report.fail("local", f"folder {root.path} is not reachable")
             elif root.hub not in self.ctx.remotes:
                 report = PassReport(root)
                 why = self.ctx.unavailable.get(root.hub) or f"the {root.hub} hub is not available"
-                report.errors["."] = ("transient" if root.hub == "local" else "auth", why)
+                report.fail("transient" if root.hub == "local" else "auth", why)
                 report.auth_needed = root.hub != "local"
             else:
                 done = await self._sync(rt, None, asked=True)
                 if done is None:
                     report = PassReport(root)
-                    report.errors["."] = (
-                        ("transient", self.disk_full.message)
-                        if self.disk_full is not None
-                        else ("internal", "the pass failed; see `hubsync logs`")
-                    )
+                    if self.disk_full is not None:
+                        report.fail("transient", self.disk_full.message)
+                    else:
+                        report.fail("internal", "the pass failed; see `hubsync logs`")
                 else:
                     report = done
             reports.append(report)
@@ -671,7 +671,7 @@ class AgentService:
         if report.deduplicated:
             m.count("dedup_hits", report.deduplicated)
             m.count("dedup_bytes_saved", report.dedup_bytes)
-        for kind, _ in report.errors.values():
+        for kind, _ in report.shown_errors().values():
             m.error(kind)
         now = time.time()
         batch = None if paths is None else set(paths)
@@ -685,7 +685,8 @@ class AgentService:
             if row is not None:
                 m.observe_latency(max(0.0, now - first))
         changes = report.recorded + report.deleted
-        if changes or report.errors or report.held_deletes:
+        errors = report.shown_errors()
+        if changes or errors or report.held_deletes:
             item = {
                 "ts": now,
                 "root": str(rt.root.path),
@@ -696,17 +697,17 @@ class AgentService:
                 "deduplicated": report.deduplicated,
                 "deleted": report.deleted,
                 "held_deletes": len(report.held_deletes),
-                "errors": len(report.errors),
+                "errors": len(errors),
                 "duration": round(now - started, 3),
             }
             self.activity.appendleft(item)
             self.server.publish("activity", item)
         new_problems = {
             k: v
-            for k, v in report.errors.items()
+            for k, v in errors.items()
             if rt.problems.get(k) != v and (k, v[0]) != (".", "transient")  # logged with its wait
         }
-        rt.problems = dict(report.errors)
+        rt.problems = errors
         for rel, (kind, reason) in list(new_problems.items())[:20]:
             log.warning("%s: %s: %s (%s)", rt.root.path, rel, reason, kind)
             self.server.publish(

@@ -58,6 +58,13 @@ class LocalFileError(SyncError):
     kind = "local"
 
 
+class FileVanished(LocalFileError):
+    """The file went away between the scan and its reading: a deletion, not a failure."""
+
+    def __init__(self, message: str = "cannot read: vanished before it could be read") -> None:
+        super().__init__(message)
+
+
 class IntegrityError(SyncError):
     """Bytes read back do not match their SHA-256."""
 

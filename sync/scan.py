@@ -18,6 +18,7 @@ from pathlib import Path
 from sync.ignore import IGNORE_FILE, IgnoreRules, is_default_ignored, root_rules
 from sync.journal.stat_index import Folder, StatIndex, StatRow
 from sync.journal.states import GONE, IN_HUB, WAITING, FileState
+from sync.renames import pair_by_inode
 
 Stat = tuple[int, int, int]  # size, mtime_ns, inode
 
@@ -328,13 +329,5 @@ def diff(
         if row[4] not in GONE and rel not in current:
             d.deleted.append(rel)
     if d.deleted and to_hash:
-        by_inode: dict[tuple[int, int, int], str] = {}
-        for rel in d.deleted:
-            row = known[rel]
-            if row[4] == FileState.SYNCED:
-                by_inode[(row[3], row[1], row[2])] = rel
-        for rel, st in to_hash.items():
-            old = by_inode.pop((st[2], st[0], st[1]), None)
-            if old is not None:
-                d.renamed[rel] = old
+        d.renamed = pair_by_inode(d.deleted, to_hash, known)
     return d

@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
-import sync.engine
+import sync.passes.items
 import sync.remotes.local.copying
 from sync.engine import SyncEngine
 from sync.errors import (
@@ -181,7 +181,7 @@ class HubLosingItsSession(LocalHub):
 async def test_a_failed_upload_still_lets_the_chunk_before_it_be_recorded(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sync.engine, "CHUNK_FILES", 4)
+    monkeypatch.setattr(sync.passes.items, "CHUNK_FILES", 4)
     docs = rig.folder()
     for i in range(8):
         write(docs / f"f{i}.txt", f"content {i}".encode())

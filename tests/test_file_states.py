@@ -105,9 +105,7 @@ def test_a_journal_of_schema_4_names_its_hidden_states(tmp_path: Path) -> None:
         "d.txt": FileState.SEEN,
     }
     with pytest.raises(IllegalTransition), again.transaction():  # and the machine holds
-        again.mark_held(root_id, ["d.txt"], 4.0)
-        again.mark_synced(root_id, [SyncedFile("b.txt", 1, 2, 4, "b" * 64, 3, "kb")], 4.0)
-        again.mark_error(root_id, "b.txt", "local", "nope", 1, 4.0)
+        again.mark_error(root_id, "a.txt", "local", "nope", 1, 4.0)
     again.close()
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.engine import SyncEngine
+from sync.engine import PassFailure, SyncEngine
 from sync.hub_identity import HubChanged, open_local_hub
 from sync.journal import Journal
 from sync.remotes.local import HubMissing, LocalHub
@@ -258,7 +258,7 @@ async def test_a_pass_whose_hub_is_switched_midway_does_not_call_its_files_synce
     finally:
         engine.close()
         await opened.hub.close()
-    assert report.errors["."] == ("transient", "the local hub was switched during the pass")
+    assert report.failure == PassFailure("transient", "the local hub was switched during the pass")
     assert journal.count_states(rid) == {"seen": 2}  # uploaded to the new hub next time
 
 

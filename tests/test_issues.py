@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import sync.engine
+import sync.passes.transfer
 from agent.control.protocol import MAX_FRAME_BYTES
 from agent.issues_api import API_GROUPS, API_ISSUES, issues_report
 from sync.engine import SyncEngine
@@ -83,7 +83,7 @@ async def test_1000_failures_of_3_kinds_become_3_groups_that_resolve_when_the_fi
             raise LocalFileError(f"{path}: cannot be read: [Errno 13] Permission denied")
         return hash_file(path)
 
-    monkeypatch.setattr(sync.engine, "hash_file", unreadable)
+    monkeypatch.setattr(sync.passes.transfer, "hash_file", unreadable)
     hub = FailingHub(rig.tmp / "failing-hub")
     engine = SyncEngine(rig.journal, {"local": hub}, retry=FAST_RETRY)
     root = rig.add_root(docs)
@@ -353,7 +353,7 @@ async def test_a_failure_of_the_whole_pass_is_a_group_that_the_next_good_pass_re
     finally:
         other.execute("ROLLBACK")
         other.close()
-    assert report.errors["."][0] == "transient"
+    assert report.failure.kind == "transient"
     (group,) = rig.journal.error_groups()
     assert (group.operation, group.state, group.paths) == ("sync", OPEN, ["."])
     (issue,) = [i for i in list_issues(rig.journal) if i.path == "."]

@@ -304,7 +304,7 @@ async def test_revoked_session_pauses_with_sign_in_again_and_fails_no_file(
     root = journal.add_root(docs, "supabase")
     try:
         report = await rig.engine.sync_root(root)
-        assert report.auth_needed and "sign in again" in report.errors["."][1]
+        assert report.auth_needed and "sign in again" in report.failure.reason
         assert journal.error_rows(root.id) == {}  # nothing is marked failed for it
     finally:
         await rig.close()

@@ -9,7 +9,13 @@ import io
 import os
 from pathlib import Path
 
-from sync.errors import FileChangedError, IntegrityError, LocalFileError, TransientError
+from sync.errors import (
+    FileChangedError,
+    FileVanished,
+    IntegrityError,
+    LocalFileError,
+    TransientError,
+)
 from sync.hashing import reusable_buffer
 from sync.remotes.base import ProgressFn
 from sync.remotes.local.schema import HubMissing
@@ -33,7 +39,7 @@ def _copy_verified(
     except FileNotFoundError:
         if src_kind == "blob":
             raise IntegrityError("blob missing from the hub") from None
-        raise LocalFileError("cannot read: vanished before it could be read") from None
+        raise FileVanished() from None
     except OSError as exc:
         raise LocalFileError(f"cannot read: {exc.strerror or exc}") from None
     try:
