@@ -177,10 +177,9 @@ def register_settings(agent: AgentService) -> None:
             except SyncError as exc:
                 log.info("server-side sign-out failed (%s); the local session is removed", exc.kind)
         if ctx.config.supabase_configured:
-            from supabase_auth.constants import STORAGE_KEY
-
             from agent.secrets import session_namespace
             from agent.supabase_hub import settings_from
+            from sync.remotes.supabase.auth import SESSION_KEY as STORAGE_KEY
 
             base_url = settings_from(ctx.config).public_url
             store().delete(f"{session_namespace(base_url)}:{STORAGE_KEY}")

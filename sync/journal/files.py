@@ -19,6 +19,7 @@ from sync.journal.records import (
 )
 from sync.journal.stat_index import StatIndex, StatRow
 from sync.journal.states import GONE, FileState
+from sync.journal.store import log
 
 _S = FileState
 _BATCH = 500
@@ -152,6 +153,36 @@ class FilesJournal(IssuesJournal):
         return None if row[0] is None else float(row[0])
 
     # -- the stat index -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close, leaving a snapshot of the stat indexes for the next run's first rescan."""
+        try:
+            self.save_snapshot()
+        finally:
+            self._conn.close()
+
+    def save_snapshot(self) -> None:
+        """Write the stat snapshot if it is out of date (close does; an agent also does
+        while idle, so that a crash leaves a current one)."""
+        try:
+            self._save_snapshot()
+        except Exception:  # only a cache: the next first rescan reads SQLite instead
+            log.debug("no stat snapshot written", exc_info=True)
+
+    def _save_snapshot(self) -> None:
+        """For a process that rescanned (the agent; not a one-off CLI command)."""
+        generation = self._files_generation()
+        if not self._stat_cache or generation == self._snapshot_generation:
+            return  # nothing to offer, or the snapshot on disk is still current
+        indexes = {}
+        root_ids = [r[0] for r in self._conn.execute("SELECT id FROM roots ORDER BY path")]
+        for root_id in root_ids:
+            cached = self._stat_cache.get(root_id)
+            if cached is not None and cached[0] == generation:
+                indexes[root_id] = cached[1]
+            else:
+                indexes[root_id] = self._load_stat_index(root_id)
+        stat_snapshot.save(self._snapshot_path, generation, indexes)
 
     def stat_index(self, root_id: str) -> StatIndex:
         """What a rescan compares the tree with (see :class:`StatIndex`); do not change it.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-from sync.errors import AuthError, LocalFileError, SyncError, TransientError
+from sync.errors import AuthError, HubSwitched, LocalFileError, SyncError, TransientError
 from sync.journal import Failure, FileRow, Logged, Recording, SyncedFile
 from sync.journal.log import UPLOAD
 from sync.journal.states import GONE
@@ -96,7 +96,7 @@ class Recorder:
             if journal.hub_seen(root.hub)[0] != ctx.hub_at_start:
                 # Switched to another hub (another account) mid-pass: what went to the old
                 # one must not count as synced; the rows stay recording for the new one.
-                raise TransientError(f"the {root.hub} hub was switched during the pass")
+                raise HubSwitched(root.hub)
             journal.mark_synced(root.id, synced, now)
             journal.log_many(
                 (Logged(UPLOAD, root.id, s.relpath, s.sha256, s.size, None) for s in synced), now
