@@ -20,6 +20,7 @@ pass repairs by repeating idempotent steps.
 from sync.journal.issues import GROUP_PATHS, OPEN, RESOLVED, RESOLVED_BY_USER, WHOLE_FOLDER
 from sync.journal.log import LogJournal
 from sync.journal.records import (
+    Blob,
     DiskStat,
     ErrorGroup,
     Failure,
@@ -51,6 +52,7 @@ __all__ = [
     "RESOLVED_BY_USER",
     "SCHEMA_VERSION",
     "WHOLE_FOLDER",
+    "Blob",
     "DiskStat",
     "ErrorGroup",
     "Failure",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sync.journal.files import FilesJournal
+from sync.journal.records import Blob
 from sync.journal.states import FileState
 
 _S = FileState
@@ -79,8 +80,7 @@ class HubsJournal(FilesJournal):
             found.update({r[0]: r[1] for r in cur})
         return found
 
-    def add_blobs(self, hub: str, blobs: Iterable[tuple[str, int, str]]) -> None:
-        """(sha256, size, key) of blobs the hub has."""
+    def add_blobs(self, hub: str, blobs: Iterable[Blob]) -> None:
         self._conn.executemany(
             "INSERT OR IGNORE INTO blobs(hub, sha256, size, remote_key) VALUES(?, ?, ?, ?)",
             ((hub, *b) for b in blobs),

@@ -87,6 +87,14 @@ class SyncedFile(NamedTuple):
     key: str
 
 
+class Blob(NamedTuple):
+    """A blob a hub has."""
+
+    sha256: str
+    size: int
+    key: str
+
+
 class Recording(NamedTuple):
     """A file about to be recorded in the hub as ``version``."""
 

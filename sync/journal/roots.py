@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sync.errors import UndecodableName
 from sync.journal.hubs import HubsJournal
-from sync.journal.records import HubVersion, Root
+from sync.journal.records import Blob, HubVersion, Root
 from sync.journal.states import FileState
 
 
@@ -75,7 +75,9 @@ class RootsJournal(HubsJournal):
                     for r in latest.values()
                 ),
             )
-            self.add_blobs(hub, {(r.sha256, r.size, r.key) for r in map(HubVersion._make, rows)})
+            self.add_blobs(
+                hub, {Blob(r.sha256, r.size, r.key) for r in map(HubVersion._make, rows)}
+            )
         self._stat_cache.pop(root.id, None)
         return Root(old_id, root.path, root.hub, root.paused, root.degraded)
 

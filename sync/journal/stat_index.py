@@ -41,7 +41,7 @@ class StatIndex:
         A state may come as the text the journal stores."""
         index = cls()
         folders, others = index.folders, index.others
-        synced = FileState.SYNCED
+        synced = FileState.SYNCED.value  # a plain str: compared once per row
         for rel, size, mtime_ns, inode, state in rows:
             if state != synced:
                 others[rel] = (rel, size, mtime_ns, inode, FileState(state))

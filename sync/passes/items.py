@@ -55,6 +55,14 @@ class Chunk:
         else:
             self.failed[item.relpath] = error
 
+    def fail_with(self, relpath: str, first: str) -> None:
+        """``relpath`` rode on the upload of ``first``'s equal content, which failed."""
+        self.failed.setdefault(relpath, self.failed[first])
+
+    def reject(self, rejected: dict[str, SyncError]) -> None:
+        """The hub refused to record these."""
+        self.failed.update(rejected)
+
     def lost(self, relpath: str) -> bool:
         return relpath in self.failed or relpath in self.vanished
 

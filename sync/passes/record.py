@@ -35,14 +35,14 @@ class Recorder:
             if key is None:
                 first = uploads.get(item.hashed.sha256)
                 if first is not None and first.relpath in chunk.failed and first is not item:
-                    chunk.failed.setdefault(item.relpath, chunk.failed[first.relpath])
+                    chunk.fail_with(item.relpath, first.relpath)
                 continue
             if chunk.lost(item.relpath):
                 continue
             item.key = key
             recordable.append(item)
         rejected = await self._record(recordable)
-        chunk.failed.update(rejected)
+        chunk.reject(rejected)
         await log_operations(self.ctx, sent.operations)
         self._record_failures(chunk.failed)
         self.ctx.emit(self.ctx.state)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sync.errors import AuthError, DiskFull, SyncError, TransientError
 from sync.hashing import Hashed, hash_file
+from sync.journal import Blob
 from sync.passes.context import PassContext
 from sync.passes.items import Chunk, Item, Sent, names, operation
 from sync.progress import Progress
@@ -122,7 +123,7 @@ class Transfer:
         hub_keys = await self._dedup([i for i in hashed if not i.ingested])
         uploads: dict[str, Item] = {}
         operations: list[Operation] = []
-        new_blobs: list[tuple[str, int, str]] = []
+        new_blobs: list[Blob] = []
         for item in hashed:
             assert item.hashed is not None
             sha = item.hashed.sha256
@@ -132,7 +133,7 @@ class Transfer:
                 assert item.key is not None
                 hub_keys.setdefault(sha, item.key)
                 if item.stored:
-                    new_blobs.append((sha, item.hashed.size, item.key))
+                    new_blobs.append(Blob(sha, item.hashed.size, item.key))
                     operations.append(
                         operation(
                             "upload", None, sha, item.hashed.size, item.relpath, item.key, None
@@ -179,7 +180,7 @@ class Transfer:
                 )
                 if isinstance(result, str):
                     hub_keys[sha] = result
-                    new_blobs.append((sha, owner.hashed.size, result))
+                    new_blobs.append(Blob(sha, owner.hashed.size, result))
                     report.uploaded += 1
                     report.uploaded_bytes += owner.hashed.size
                 elif isinstance(result, (AuthError, DiskFull)):
@@ -206,7 +207,9 @@ class Transfer:
         if found:
             sizes = {i.hashed.sha256: i.hashed.size for i in items if i.hashed is not None}
             with ctx.journal.transaction():
-                ctx.journal.add_blobs(ctx.root.hub, ((s, sizes[s], k) for s, k in found.items()))
+                ctx.journal.add_blobs(
+                    ctx.root.hub, (Blob(s, sizes[s], k) for s, k in found.items())
+                )
         return {**known, **found}
 
     async def _upload_each(
