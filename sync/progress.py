@@ -36,27 +36,39 @@ Change = Callable[[Progress], None]
 
 
 class ThreadedProgress:
-    """Changes of a :class:`Progress` made on the loop, whichever thread asks for them."""
+    """Changes of a :class:`Progress` made on the loop, whichever thread asks for them.
+
+    Changes asked from threads are applied together a moment later (:data:`EVERY`):
+    a batch of ten thousand small files then wakes the loop a few times a second,
+    not once per file. :meth:`flush` applies what is waiting at once.
+    """
+
+    EVERY = 0.05
+    """Seconds between two applications of changes asked from threads."""
 
     def __init__(self, state: Progress, loop: asyncio.AbstractEventLoop) -> None:
         self.state = state
         self._loop = loop
         self._lock = threading.Lock()
         self._pending: list[Change] = []
+        self._scheduled = False
 
     def post(self, change: Change) -> None:
-        """Apply ``change`` on the loop, in the order asked, as soon as the loop runs."""
+        """Apply ``change`` on the loop, in the order asked, within :data:`EVERY` seconds."""
         with self._lock:
             self._pending.append(change)
-            if len(self._pending) > 1:
-                return  # a drain is on its way
+            if self._scheduled:
+                return
+            self._scheduled = True
         try:
-            self._loop.call_soon_threadsafe(self._drain)
+            self._loop.call_soon_threadsafe(self._loop.call_later, self.EVERY, self.flush)
         except RuntimeError:  # the loop is closed: nobody is watching any more
             pass
 
-    def _drain(self) -> None:
+    def flush(self) -> None:
+        """Apply every change asked so far (on the loop)."""
         with self._lock:
             changes, self._pending = self._pending, []
+            self._scheduled = False
         for change in changes:
             change(self.state)

@@ -27,7 +27,20 @@ async def test_changes_from_threads_are_applied_on_the_loop_in_order() -> None:
             counted(n)
 
     await loop.run_in_executor(None, transfer)
-    # Posted before the transfer's result: applied before the caller goes on.
+    progress.flush()  # what the transfer's caller does before it shows the progress
     assert progress.state.bytes_done == sum(range(1, 2001))
     assert order == list(range(1, 2001))
     assert applied_on == {threading.get_ident()}
+
+
+async def test_changes_left_waiting_are_applied_a_moment_later() -> None:
+    loop = asyncio.get_running_loop()
+    progress = ThreadedProgress(Progress("syncing", "/docs"), loop)
+
+    def show(state: Progress) -> None:
+        state.bytes_done += 7
+
+    await loop.run_in_executor(None, progress.post, show)
+    while progress.state.bytes_done == 0:  # no flush: the loop applies it by itself
+        await asyncio.sleep(progress.EVERY / 2)
+    assert progress.state.bytes_done == 7

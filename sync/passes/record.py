@@ -45,6 +45,7 @@ class Recorder:
         chunk.reject(rejected)
         await log_operations(self.ctx, sent.operations)
         self._record_failures(chunk.failed)
+        self.ctx.progress.flush()
         self.ctx.emit(self.ctx.state)
         return chunk.vanished
 
