@@ -582,6 +582,9 @@ def status(json_out: JsonOpt = False) -> None:
     out.print(
         f"Cache: {c['entries']} entries, {c['bytes']:,} of {c['limit']:,} bytes, hit rate {c['hit_rate']:.0%}"
     )
+    for hub, h in ((data.get("history") or {}).get("hubs") or {}).items():
+        saved = h["raw_bytes"] - h["stored_bytes"]
+        out.print(f"History ({hub}): {h['blobs']:,} old versions compressed, {saved:,} bytes saved")
 
 
 def _live_status() -> dict[str, Any] | None:
@@ -919,12 +922,14 @@ def _register_subcommands() -> None:
     from agent.exai.cli import exai_app
     from agent.hub_cli import register as register_hub
     from agent.issues_cli import issues_app
+    from agent.stats_cli import register as register_stats
     from agent.supabase_cli import register as register_supabase
 
     register_agent_tools(app)
     register_supabase(app)
     register_desktop(app)
     register_hub(app)
+    register_stats(app)
     app.add_typer(exai_app, name="exai", help="Send hub files to an EXAI server.")
     app.add_typer(issues_app, name="issues")
 

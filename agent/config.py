@@ -54,6 +54,9 @@ class AgentConfig:
     health_interval_seconds: float = 30.0
     upload_limit_kbps: int = 0
     download_limit_kbps: int = 0
+    compress_history: bool = True
+    """Store superseded versions compressed (sync/compaction.py)."""
+    compaction_interval_seconds: float = 600.0
 
 
 @dataclass

@@ -36,6 +36,7 @@ from agent.exai.results import default_results_dir
 from agent.exai.settings import ExaiSettings
 from agent.health import HealthMonitor, HealthState, HealthStatus
 from agent.held import HeldDeletions
+from agent.history_compactor import HistoryCompactor
 from agent.hub_keeper import LocalHubKeeper
 from agent.metrics import (
     BYTES_UPLOADED,
@@ -173,6 +174,9 @@ class AgentService:
         self.exai: ExaiJobs | None = None
         self.exai_health: HealthMonitor | None = None
         """Kept apart from ``health``: EXAI being down never holds back syncing."""
+        self.compactor = HistoryCompactor(
+            cfg.compaction_interval_seconds, ctx.paths.cache_dir, cfg.compress_history
+        )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -316,6 +320,7 @@ class AgentService:
                 rt.watcher.stop()
         await self.hub_keeper.aclose()
         await self.held.aclose()
+        await self.compactor.aclose()
         for switch in self._switches:
             switch.cancel()
         await asyncio.gather(*self._switches, return_exceptions=True)
@@ -563,6 +568,7 @@ class AgentService:
                 if now - self._last_pass_end >= self.timings.housekeeping:
                     self.ctx.journal.save_snapshot()
                 last_flush = now
+                self.compactor.poke(self.ctx.remotes)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._next_wake()):
                     await self._wake.wait()
@@ -859,6 +865,7 @@ class AgentService:
                 for hub, m in self.health.items()
             },
             "exai": None if self.exai_health is None else self.exai_health.status.to_dict(),
+            "history": self.compactor.status(),
             "hubs": {name: r.describe() for name, r in self.ctx.remotes.items()},
             "unavailable": self.ctx.unavailable,
             "cache": {

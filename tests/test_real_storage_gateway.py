@@ -59,16 +59,21 @@ def test_tus_location_points_back_at_the_gateway(real_gateway: SupabaseTestServe
 def test_short_lived_tokens_of_the_gateway_expire_on_the_real_server(
     real_storage: RealStorage,
 ) -> None:
-    server = start_real_gateway(real_storage, access_token_ttl=1)
+    # exp is whole seconds (issued second + TTL): 3 s leaves two to use the fresh token.
+    server = start_real_gateway(real_storage, access_token_ttl=3)
     try:
         user = make_user(server, "alice")
         with httpx.Client(timeout=30) as http:
             options = ClientOptions(httpx_client=http, auto_refresh_token=False)
             client = create_client(server.url, server.anon_key, options)
-            client.auth.sign_in_with_password({"email": user.email, "password": user.password})
+            signed_in = client.auth.sign_in_with_password(
+                {"email": user.email, "password": user.password}
+            )
+            assert signed_in.session is not None and signed_in.session.expires_at is not None
             bucket = client.storage.from_("user-files")
             bucket.upload(f"{user.uid}/fresh.txt", b"ok")
-            time.sleep(2.1)  # the token's whole life, plus a second of exp granularity
+            # the token's remaining life, plus a second of exp granularity
+            time.sleep(max(0.0, signed_in.session.expires_at - time.time()) + 1.1)
             with pytest.raises(StorageApiError) as refused:
                 bucket.upload(f"{user.uid}/late.txt", b"late")
             assert refused.value.message == '"exp" claim timestamp check failed'

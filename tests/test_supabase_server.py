@@ -783,13 +783,15 @@ def test_forced_token_expiry_then_refresh(
 def test_short_access_token_ttl(
     supabase_server: SupabaseTestServer, supabase_user: SupabaseUser
 ) -> None:
-    supabase_server.auth.set_access_token_ttl(1)
+    # GoTrue's exp is whole seconds (issued second + TTL), so a 1 s token may already be
+    # expired a moment after it is issued: 2 s leaves at least one second to use it.
+    supabase_server.auth.set_access_token_ttl(2)
     session = supabase_server.auth.password_grant(supabase_user.email, supabase_user.password)
-    assert session["expires_in"] == 1
+    assert session["expires_in"] == 2
     h = headers(supabase_server, session["access_token"])
     url = f"{supabase_server.url}/rest/v1/file_metadata"
     assert httpx.get(url, headers=h).status_code == 200
-    time.sleep(2.1)
+    time.sleep(max(0.0, session["expires_at"] - time.time()) + 1.1)
     assert httpx.get(url, headers=h).json()["code"] == "PGRST303"
 
 

@@ -185,7 +185,7 @@ async def supabase_rig(
     journal.close()
 
 
-async def test_a_fifth_of_requests_failing_still_delivers_1000_files_intact(
+async def test_a_fifth_of_requests_failing_still_delivers_400_files_intact(
     tmp_path: Path,
     supabase_server: SupabaseTestServer,
     supabase_user: SupabaseUser,
@@ -193,7 +193,7 @@ async def test_a_fifth_of_requests_failing_still_delivers_1000_files_intact(
 ) -> None:
     journal, remote, engine = supabase_rig
     docs = tmp_path / "docs"
-    for i in range(1000):
+    for i in range(400):
         (docs / f"d{i % 20}").mkdir(parents=True, exist_ok=True)
         (docs / f"d{i % 20}" / f"f{i}.bin").write_bytes(os.urandom(200) + str(i).encode())
     faults = supabase_server.faults
@@ -208,7 +208,7 @@ async def test_a_fifth_of_requests_failing_still_delivers_1000_files_intact(
             break
         report = await engine.sync_root(root, retry_errors=True)
     assert report.complete, list(report.errors.items())[:5]
-    assert faults.injected > 150
+    assert faults.injected > 50  # about 0.2 of 400+ requests
     faults.clear()
     assert_hub_mirrors(supabase_server, supabase_user.uid, docs)
     pool = remote.session.http._transport._pool  # type: ignore[attr-defined]

@@ -48,6 +48,7 @@ from sync.remotes.base import (
     ManifestEntry,
     ProgressFn,
 )
+from sync.remotes.local import history
 from sync.remotes.local.copying import (
     _O_BINARY,
     CHUNK,
@@ -376,6 +377,12 @@ class LocalHub(HubReads, HubRows):
         src = self._path_of(bucket, key)
 
         def read() -> None:
+            if (
+                bucket == BUCKET_FILES
+                and not src.exists()
+                and history.read_packed_copy(self, sha256, dest, progress)
+            ):
+                return  # a superseded version, stored compressed
             size = src.stat().st_size if src.exists() else -1
             _copy_verified(src, dest, sha256, size, progress, "blob")
 

@@ -57,6 +57,7 @@ from sync.remotes.supabase.blobs import (
 )
 from sync.remotes.supabase.errors import NotFound
 from sync.remotes.supabase.files import ROW_BATCH, SharedTables
+from sync.remotes.supabase.history import read_packed_copy
 from sync.remotes.supabase.manifest import ManifestReads
 from sync.remotes.supabase.rows import (
     DEVICES_CONFLICT,
@@ -282,7 +283,11 @@ class SupabaseRemote(ManifestReads):
                 state["known"] = None
                 raise IntegrityError(f"downloaded bytes of {key} do not match their SHA-256")
 
-        await self.session.call("downloading", download)
+        try:
+            await self.session.call("downloading", download)
+        except NotFound:
+            if bucket != BUCKET_FILES or not await read_packed_copy(self, sha256, dest, progress):
+                raise  # (else a superseded version, stored compressed)
 
     async def signed_url(self, key: str, expires_in: int, bucket: str = BUCKET_FILES) -> str:
         response = await self.session.call(
