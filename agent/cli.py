@@ -525,7 +525,7 @@ def status(json_out: JsonOpt = False) -> None:
             problems = [
                 {
                     "path": row.relpath,
-                    "state": row.state,
+                    "state": row.state.shown_as,
                     "kind": row.error_kind,
                     "reason": row.last_error,
                 }
