@@ -32,16 +32,34 @@ def journal_with(tmp_path: Path) -> tuple[Journal, str]:
     return journal, root.id
 
 
-def test_check_allows_the_machine_s_moves_and_refuses_others() -> None:
-    machine.check(None, FileState.SEEN)
-    machine.check(FileState.SEEN, FileState.RECORDING)
-    machine.check(FileState.HELD, FileState.SYNCED)  # back as it was
-    with pytest.raises(IllegalTransition, match="from deleted to held"):
-        machine.check(FileState.DELETED, FileState.HELD, "a.txt")
-    with pytest.raises(IllegalTransition):
-        machine.check(FileState.SYNCED, FileState.RECORDING)  # only a seen file is recorded
-    with pytest.raises(IllegalTransition):
-        machine.check(None, FileState.HELD)  # a new row is never a held deletion
+def test_the_journal_allows_exactly_the_moves_written_down(tmp_path: Path) -> None:
+    journal, root_id = journal_with(tmp_path)  # a.txt and b.txt synced
+    with journal.transaction():
+        journal.mark_deleted(root_id, [Tombstone("b.txt", 2, "b" * 64, 1, 2, "kb")], 3.0)
+    journal.close()
+    other = sqlite3.connect(tmp_path / "j.sqlite3", isolation_level=None)
+
+    def move(rel: str, target: FileState) -> bool:
+        other.execute("SAVEPOINT try")
+        try:
+            other.execute("UPDATE files SET state=? WHERE relpath=?", (target, rel))
+        except sqlite3.IntegrityError:
+            return False
+        finally:
+            other.execute("ROLLBACK TO try")
+            other.execute("RELEASE try")
+        return True
+
+    for rel, source in (("a.txt", FileState.SYNCED), ("b.txt", FileState.DELETED)):
+        for target in FileState:
+            assert move(rel, target) == (target in machine.TRANSITIONS[source]), (source, target)
+    new = (
+        "INSERT INTO files(root_id, relpath, size, mtime_ns, inode, state) VALUES(?, ?, 1, 1, 1, ?)"
+    )
+    with pytest.raises(sqlite3.IntegrityError):
+        other.execute(new, (root_id, "c.txt", FileState.HELD))  # never new as a held deletion
+    other.execute(new, (root_id, "c.txt", FileState.SEEN))
+    other.close()
 
 
 def test_a_write_that_breaks_the_machine_fails_and_changes_nothing(tmp_path: Path) -> None:

@@ -2,8 +2,7 @@
 
 The journal installs :data:`TRANSITIONS` as a table that triggers on ``files``
 consult, so that a write moving a file the wrong way fails (with
-:class:`IllegalTransition`) whoever makes it; :func:`check` is the same rule for
-code that decides before it writes.
+:class:`IllegalTransition`) whoever makes it.
 
 ::
 
@@ -78,13 +77,6 @@ NEW = ""
 
 class IllegalTransition(RuntimeError):
     """A write would move a file between states the machine above does not allow: a bug."""
-
-
-def check(source: FileState | None, target: FileState, relpath: str = "") -> None:
-    """Raise :class:`IllegalTransition` unless ``source`` may become ``target``."""
-    if target not in TRANSITIONS[source]:
-        where = f" ({relpath})" if relpath else ""
-        raise IllegalTransition(f"a file cannot go from {source or 'new'} to {target}{where}")
 
 
 def transition_rows() -> list[tuple[str, str]]:
