@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 
-from sync.journal import stat_snapshot
 from sync.journal.issues import IssuesJournal
 from sync.journal.records import (
     FILE_COLUMNS,
@@ -18,6 +17,8 @@ from sync.journal.records import (
     file_row,
 )
 from sync.journal.stat_index import StatIndex, StatRow
+from sync.journal.stat_snapshot import load as load_snapshot
+from sync.journal.stat_snapshot import save as write_snapshot
 from sync.journal.states import GONE, FileState
 from sync.journal.store import log
 
@@ -182,7 +183,7 @@ class FilesJournal(IssuesJournal):
                 indexes[root_id] = cached[1]
             else:
                 indexes[root_id] = self._load_stat_index(root_id)
-        stat_snapshot.save(self._snapshot_path, generation, indexes)
+        write_snapshot(self._snapshot_path, generation, indexes)
 
     def stat_index(self, root_id: str) -> StatIndex:
         """What a rescan compares the tree with (see :class:`StatIndex`); do not change it.
@@ -206,7 +207,7 @@ class FilesJournal(IssuesJournal):
         """The snapshot read at opening, while current: it fills the cache of every root."""
         if self._snapshot is None:
             return None
-        indexes = stat_snapshot.load(self._snapshot, generation)
+        indexes = load_snapshot(self._snapshot, generation)
         self._snapshot = None
         for rid, index in (indexes or {}).items():
             self._stat_cache[rid] = (generation, index)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import sqlite_utils
 
-from sync.journal import stat_snapshot
 from sync.journal.schema import ILLEGAL_TRANSITION, MIGRATIONS, SCHEMA_VERSION, install_transitions
 from sync.journal.stat_index import StatIndex
+from sync.journal.stat_snapshot import read as read_snapshot
 from sync.journal.states import IllegalTransition
 
 log = logging.getLogger("hubsync.journal")
@@ -41,7 +41,7 @@ class JournalStore:
         self._migrate()
         self._snapshot_path = path.with_name(path.name + ".stat")
         generation = self._files_generation()
-        self._snapshot = stat_snapshot.read(self._snapshot_path, generation)
+        self._snapshot = read_snapshot(self._snapshot_path, generation)
         self._snapshot_generation = None if self._snapshot is None else generation
 
     # -- plumbing -----------------------------------------------------------------

@@ -11,9 +11,8 @@ from pathlib import Path
 from sync.deletions import DeletionQueue, MassDeletePolicy, Plan, decide, sort_deleted
 from sync.journal import FileRow, FileState, Logged, Tombstone
 from sync.journal.log import DELETE, MOVED
-from sync.passes import items
 from sync.passes.context import PassContext
-from sync.passes.items import operation
+from sync.passes.items import CHUNK_FILES, operation
 from sync.passes.record import log_operations
 from sync.remotes.base import ManifestEntry
 from sync.transfer import with_retries
@@ -94,9 +93,8 @@ class Deleter:
             marks.append(
                 Tombstone(rel, version, row.sha256, row.size, row.mtime_ns, row.remote_key)
             )
-        step = items.CHUNK_FILES
-        for start in range(0, len(entries), step):
-            batch = entries[start : start + step]
+        for start in range(0, len(entries), CHUNK_FILES):
+            batch = entries[start : start + CHUNK_FILES]
             await with_retries(lambda b=batch: ctx.remote.record(b), ctx.retry)  # type: ignore[misc]
             await log_operations(
                 ctx,
@@ -106,7 +104,7 @@ class Deleter:
                 ],
             )
             now = ctx.clock()
-            done = marks[start : start + step]
+            done = marks[start : start + CHUNK_FILES]
             with journal.transaction():
                 journal.mark_deleted(root.id, done, now)
                 journal.log_many(

@@ -48,7 +48,6 @@ from sync.remotes.base import (
     ManifestEntry,
     ProgressFn,
 )
-from sync.remotes.local import history
 from sync.remotes.local.copying import (
     _O_BINARY,
     CHUNK,
@@ -57,6 +56,7 @@ from sync.remotes.local.copying import (
     _unlink_quiet,
     _write_all,
 )
+from sync.remotes.local.history import read_packed_copy
 from sync.remotes.local.reads import HubReads
 from sync.remotes.local.rows import HubRows
 from sync.remotes.local.schema import (
@@ -380,7 +380,7 @@ class LocalHub(HubReads, HubRows):
             if (
                 bucket == BUCKET_FILES
                 and not src.exists()
-                and history.read_packed_copy(self, sha256, dest, progress)
+                and read_packed_copy(self, sha256, dest, progress)
             ):
                 return  # a superseded version, stored compressed
             size = src.stat().st_size if src.exists() else -1
