@@ -28,7 +28,7 @@ from agent.control.protocol import LAGGED_EVENT, ControlError, Event
 log = logging.getLogger("hubsync.gui.link")
 
 SLICE_SECONDS = 0.01
-ACTIVITY_LIMIT = 50
+ACTIVITY_LIMIT = 1000
 ACTIVITY_REFRESH_MS = 500
 """A finished pass announces itself; its files are fetched at most this often."""
 RESPAWN_AFTER_SECONDS = 5.0

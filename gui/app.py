@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 import qasync
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from agent.control.client import AgentUnavailable
@@ -90,6 +90,7 @@ class TrayApp(QObject):
         tray.open_hub.connect(lambda: self._raise(self.hub_window))
         self.status_window.open_hub.connect(lambda: self._raise(self.hub_window))
         tray.open_settings.connect(lambda: self._raise(self.settings))
+        self.settings.saved.connect(self.choose_icon)
         self.status_window.open_settings.connect(lambda: self._raise(self.settings))
         tray.menu.exai_action.triggered.connect(lambda: open_exai_dialog(None, link))
         tray.menu.exai_dialog_available = True
@@ -120,7 +121,13 @@ class TrayApp(QObject):
 
     def start(self) -> None:
         self.tray.show()
+        self.choose_icon()
+        # the panel is sampled once the host has placed the icon
+        QTimer.singleShot(1500, self, self.choose_icon)
         self.link.start()
+
+    def choose_icon(self) -> None:
+        self.tray.choose_icon(*self.prefs.icon_choice())
 
     async def quit_all(self) -> None:
         """Stop the agent, then the tray."""

@@ -25,17 +25,29 @@ def is_dark_theme() -> bool:
     return window.lightness() < 110
 
 
+VARIANTS = ("light", "dark", "symbolic-light", "symbolic-dark")
+
+
 @cache
 def svg_bytes(state: str, variant: str) -> bytes:
-    if state not in STATES or variant not in ("light", "dark"):
+    """``light``/``dark``: colour icons for light/dark panels; ``symbolic-*``: the monochrome
+    icon, black on light panels, white on dark ones (its badge glyph knocked out)."""
+    if state not in STATES or variant not in VARIANTS:
         raise ValueError(f"no icon for state={state!r} variant={variant!r}")
-    path = resources.files("resources") / "icons" / f"hubsync-{state}-{variant}.svg"
-    return path.read_bytes()
+    name = "symbolic" if variant.startswith("symbolic") else variant
+    data = (resources.files("resources") / "icons" / f"hubsync-{state}-{name}.svg").read_bytes()
+    if variant == "symbolic-dark":
+        data = data.replace(b"#000000", b"#0tmp0").replace(b"#ffffff", b"#000000")
+        data = data.replace(b"#0tmp0", b"#ffffff")
+    return data
 
 
-def render(state: str, size: int, *, dark: bool, progress: float | None = None) -> QPixmap:
+def render(
+    state: str, size: int, *, dark: bool, progress: float | None = None, symbolic: bool = False
+) -> QPixmap:
     """One pixmap of ``size`` by ``size`` pixels; ``progress`` (0..1) adds a ring around the badge."""
-    renderer = QSvgRenderer(QByteArray(svg_bytes(state, "dark" if dark else "light")))
+    variant = ("symbolic-" if symbolic else "") + ("dark" if dark else "light")
+    renderer = QSvgRenderer(QByteArray(svg_bytes(state, variant)))
     pixmap = QPixmap(size, size)
     pixmap.fill(Qt.GlobalColor.transparent)
     painter = QPainter(pixmap)
@@ -63,10 +75,16 @@ def _draw_progress_ring(painter: QPainter, size: int, fraction: float, *, dark: 
     painter.drawArc(rect, 90 * 16, -round(fraction * 360 * 16))
 
 
-def state_icon(state: str, *, dark: bool | None = None, progress: float | None = None) -> QIcon:
+def state_icon(
+    state: str,
+    *,
+    dark: bool | None = None,
+    progress: float | None = None,
+    symbolic: bool = False,
+) -> QIcon:
     """An icon with every usual tray size, so the platform picks a sharp one."""
     dark = is_dark_theme() if dark is None else dark
     icon = QIcon()
     for size in SIZES:
-        icon.addPixmap(render(state, size, dark=dark, progress=progress))
+        icon.addPixmap(render(state, size, dark=dark, progress=progress, symbolic=symbolic))
     return icon

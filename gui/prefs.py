@@ -31,3 +31,17 @@ class TrayPrefs:
             raise KeyError(key)
         self._settings.setValue(key, "true" if on else "false")
         self._settings.sync()
+
+    def icon_choice(self) -> tuple[str, str]:
+        """(panel, style): ``auto``/``light``/``dark`` and ``colour``/``symbolic``."""
+        panel = str(self._settings.value("icon_panel", "auto"))
+        style = str(self._settings.value("icon_style", "colour"))
+        return (
+            panel if panel in ("auto", "light", "dark") else "auto",
+            style if style in ("colour", "symbolic") else "colour",
+        )
+
+    def set_icon_choice(self, panel: str, style: str) -> None:
+        self._settings.setValue("icon_panel", panel)
+        self._settings.setValue("icon_style", style)
+        self._settings.sync()

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 from agent.control.client import AgentUnavailable
 from agent.control.protocol import ControlError
 from gui.agent_link import AgentLink, describe
+from gui.icon_choice import IconChoice
 from gui.prefs import NOTIFY_KEYS, TrayPrefs
 from gui.state import AgentState, RootView
 from gui.widgets import close_on_escape_and_ctrl_w, heading, muted
@@ -192,7 +193,9 @@ class SettingsDialog(QDialog):
         self._autostart_loaded = False
         self.notify_boxes = {key: QCheckBox(label) for key, label in NOTIFY_KEYS.items()}
         layout = QVBoxLayout(page)
+        self.icon_choice = IconChoice()
         layout.addWidget(self.autostart)
+        layout.addWidget(self.icon_choice)
         layout.addWidget(heading("Notify me about"))
         for box in self.notify_boxes.values():
             layout.addWidget(box)
@@ -212,6 +215,7 @@ class SettingsDialog(QDialog):
         self.load()
 
     def load(self) -> None:
+        self.icon_choice.load(self.prefs)
         for key, box in self.notify_boxes.items():
             box.setChecked(self.prefs.notify(key))
         self._refresh_roots()
@@ -452,6 +456,7 @@ class SettingsDialog(QDialog):
         }
 
     def save(self) -> None:
+        self.icon_choice.save(self.prefs)
         for key, box in self.notify_boxes.items():
             self.prefs.set_notify(key, box.isChecked())
         if "config_set" not in self.link.methods:

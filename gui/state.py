@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from gui import fmt
 
 THROTTLE_MS = 150
-ACTIVITY_KEEP = 200
+ACTIVITY_KEEP = 1000
 SPEED_SMOOTHING = 0.3
 """Weight of the newest sample in the exponentially smoothed transfer speed."""
 

@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (
 )
 
 from gui import fmt
-from gui.agent_link import AgentLink
+from gui.activity_list import fill_activity
+from gui.agent_link import ACTIVITY_LIMIT, AgentLink
 from gui.exai_dialog import open_exai_dialog
 from gui.exai_results import NOT_OPENED, open_file, reveal_in_folder
 from gui.held_banner import HeldBanner
@@ -35,7 +36,6 @@ from gui.state import AgentState
 from gui.widgets import (
     FRACTION_ROLE,
     ProgressDelegate,
-    activity_glyph,
     close_on_escape_and_ctrl_w,
     heading,
     muted,
@@ -276,11 +276,13 @@ class StatusWindow(QWidget):
 
     def _activity_menu(self, at: QPoint) -> None:
         item = self.activity.itemAt(at)
-        if item is not None:
+        if item is not None and self._full_path(item):
             self.activity.setCurrentItem(item)
             self.activity_actions(item).popup(self.activity.viewport().mapToGlobal(at))
 
     def _open(self, item: QTreeWidgetItem, *, reveal: bool) -> None:
+        if not self._full_path(item):
+            return  # a burst's row: double-click expands it
         path = Path(self._full_path(item))
         if not path.exists() and not reveal:
             self.activity_note.setText(f"{path} is not there now (deleted or moved).")
@@ -428,19 +430,8 @@ class StatusWindow(QWidget):
             )
 
     def _refresh_activity(self) -> None:
-        self.activity.clear()
-        for a in self.state.activity:
-            glyph, colour = activity_glyph(str(a.get("kind", "")))
-            what = str(a.get("kind", "")).capitalize()
-            if a.get("detail"):
-                what += f" · {a['detail']}"
-            shown = str(a.get("shown") or a.get("path", ""))
-            item = QTreeWidgetItem([glyph, shown, what, fmt.ago(a.get("time"))])
-            item.setData(1, Qt.ItemDataRole.UserRole, str(a.get("path", "")))
-            item.setToolTip(1, str(a.get("path", "")))
-            item.setForeground(0, colour)
-            item.setToolTip(3, fmt.clock(a.get("time")))
-            self.activity.addTopLevelItem(item)
+        items = self.state.activity
+        fill_activity(self.activity, items, capped=len(items) >= ACTIVITY_LIMIT)
 
     def _refresh_errors(self) -> None:
         errors = self.state.file_errors()

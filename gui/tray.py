@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
 from gui import fmt
 from gui.agent_link import AgentLink
 from gui.exai_results import NOT_OPENED
-from gui.icons import state_icon
+from gui.icon_theme import IconStyle, choose_style, sample_panel
+from gui.icons import is_dark_theme, state_icon
 from gui.state import AgentState
 from gui.widgets import activity_glyph, muted
 
@@ -242,6 +243,7 @@ class Tray(QObject):
         self.window: FallbackWindow | None = None
         self._icon_key: tuple[str, int | None] | None = None
         self._qicon = QIcon()
+        self.icon_style = IconStyle(dark=is_dark_theme(), symbolic=False)
         if available:
             self.icon = QSystemTrayIcon()
             self.icon.setContextMenu(self.menu)
@@ -281,8 +283,22 @@ class Tray(QObject):
         key = (state, step)
         if key != self._icon_key:
             self._icon_key = key
-            self._qicon = state_icon(state, progress=None if step is None else step / BADGE_STEPS)
+            self._qicon = state_icon(
+                state,
+                dark=self.icon_style.dark,
+                symbolic=self.icon_style.symbolic,
+                progress=None if step is None else step / BADGE_STEPS,
+            )
         return self._qicon
+
+    def choose_icon(self, panel_pref: str, style_pref: str) -> None:
+        """Pick the icon for the panel it sits on (sampled once the icon is shown)."""
+        panel = sample_panel(self.icon.geometry()) if self.icon is not None else None
+        scheme = QGuiApplication.styleHints().colorScheme()
+        style = choose_style(panel_pref, style_pref, panel, scheme)
+        if style != self.icon_style:
+            self.icon_style, self._icon_key = style, None
+            self.refresh()
 
     def refresh(self) -> None:
         self.menu.refresh()
