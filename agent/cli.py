@@ -553,6 +553,13 @@ def status(json_out: JsonOpt = False) -> None:
                 "limit": stats.limit_bytes,
                 "hit_rate": round(stats.hit_rate, 3),
             },
+            "prefetch": {
+                "enabled": ctx.config.cache.prefetch,
+                "state": "agent not running",
+                "prefetched": stats.prefetched,
+                "hits": stats.prefetch_hits,
+                "wasted_bytes": stats.prefetch_wasted_bytes,
+            },
         }
 
     data = _live_status()
@@ -585,6 +592,12 @@ def status(json_out: JsonOpt = False) -> None:
     for hub, h in ((data.get("history") or {}).get("hubs") or {}).items():
         saved = h["raw_bytes"] - h["stored_bytes"]
         out.print(f"History ({hub}): {h['blobs']:,} old versions compressed, {saved:,} bytes saved")
+    pf = data.get("prefetch")
+    if pf:
+        out.print(
+            f"Prefetch: {'on' if pf['enabled'] else 'off'} ({pf['state']}), {pf['prefetched']} prefetched,"
+            f" {pf['hits']} hits, {pf['wasted_bytes']:,} bytes fetched for nothing"
+        )
 
 
 def _live_status() -> dict[str, Any] | None:
@@ -922,6 +935,7 @@ def _register_subcommands() -> None:
     from agent.exai.cli import exai_app
     from agent.hub_cli import register as register_hub
     from agent.issues_cli import issues_app
+    from agent.report_cli import register as register_report
     from agent.stats_cli import register as register_stats
     from agent.supabase_cli import register as register_supabase
 
@@ -930,6 +944,7 @@ def _register_subcommands() -> None:
     register_desktop(app)
     register_hub(app)
     register_stats(app)
+    register_report(app)
     app.add_typer(exai_app, name="exai", help="Send hub files to an EXAI server.")
     app.add_typer(issues_app, name="issues")
 

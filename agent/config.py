@@ -45,6 +45,13 @@ class SyncConfig:
 class CacheConfig:
     size_limit_bytes: int = 1024**3
     ttl_seconds: int = 24 * 3600
+    prefetch: bool = True
+    """Fetch the files likely to be read next while idle on an unmetered link."""
+    prefetch_bytes_per_day: int = 512 * 1024**2
+    prefetch_cache_share: float = 0.25
+    """Of ``size_limit_bytes`` that prefetched files not read yet may fill."""
+    prefetch_metered: str = "auto"
+    """``auto`` (NetworkManager, else $HUBSYNC_METERED), ``yes`` (never prefetch), ``no``."""
 
 
 @dataclass
@@ -180,7 +187,8 @@ class ConfigError(ValueError):
 
 
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("hub", "default"): ("auto", "local", "supabase")
+    ("hub", "default"): ("auto", "local", "supabase"),
+    ("cache", "prefetch_metered"): ("auto", "yes", "no"),
 }
 _POSITIVE = {
     ("supabase", "requests_per_second"),
@@ -219,6 +227,8 @@ def _check_value(section: str, key: str, value: Any, default: Any) -> None:
             raise ConfigError(f"{name} must be above 0, not {value!r}")
         if not value >= 0:
             raise ConfigError(f"{name} must not be negative, not {value!r}")
+    if (section, key) == ("cache", "prefetch_cache_share") and not 0 <= value <= 1:
+        raise ConfigError(f"{name} must be between 0 and 1, not {value!r}")
     if (section, key) == ("sync", "mass_delete_ratio") and not 0 < value <= 1:
         raise ConfigError(f"{name} must be above 0 and at most 1, not {value!r}")
     if section == "exai" and key.endswith("port") and not 0 <= value <= 65535:

@@ -27,6 +27,7 @@ from typing import Any
 
 from watchdog.observers import Observer
 
+from agent.analytics_api import register_analytics
 from agent.context import Context
 from agent.control.server import ControlServer
 from agent.exai.client import ExaiClient
@@ -47,6 +48,7 @@ from agent.metrics import (
     MetricsStore,
 )
 from agent.oneoff import upload_paths
+from agent.prefetch_task import PrefetchTask
 from agent.settings_api import read_ignore, register_settings
 from agent.watcher import Debouncer, ObserverFactory, RootWatcher, coverage_shortfall
 from sync.disk_space import disk_full, free_bytes
@@ -177,6 +179,7 @@ class AgentService:
         self.compactor = HistoryCompactor(
             cfg.compaction_interval_seconds, ctx.paths.cache_dir, cfg.compress_history
         )
+        self.prefetch = PrefetchTask(self)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -191,6 +194,7 @@ class AgentService:
         register_hub_handlers(self)
         register_hub_link(self)
         register_settings(self)
+        register_analytics(self)
         self.exai = self._exai_jobs()
         self.exai.register(self.server)
         await self.server.start()
@@ -204,9 +208,11 @@ class AgentService:
             log.warning("%s", notice)
         for hub, why in self.ctx.unavailable.items():
             log.info("%s hub not available: %s", hub, why)
+        prefetching = asyncio.create_task(self.prefetch.run())
         try:
             await self._schedule()
         finally:
+            prefetching.cancel()
             await self._shutdown()
 
     def _exai_jobs(self) -> ExaiJobs:
@@ -876,6 +882,7 @@ class AgentService:
                 "misses": stats.misses,
                 "hit_rate": stats.hit_rate,
             },
+            "prefetch": self.prefetch.status(),
             "metrics": {
                 **self.metrics.snapshot(),
                 "all_time": self.metrics_store.all_time(

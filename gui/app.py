@@ -18,6 +18,7 @@ from agent.control.protocol import ControlError
 from agent.paths import Paths, resolve_paths
 from gui.about import show_about
 from gui.agent_link import AgentLink, default_agent_command
+from gui.analytics_window import AnalyticsWindow
 from gui.drop_window import DropWindow
 from gui.exai_dialog import close_exai_dialogs, open_exai_dialog
 from gui.hub_window import HubWindow
@@ -56,6 +57,7 @@ class TrayApp(QObject):
         self.issues_window = IssuesWindow(self.link)
         self.drop_window = DropWindow(self.state, self.link)
         self.hub_window = HubWindow(self.link, paths.cache_dir / "opened")
+        self.analytics_window = AnalyticsWindow(self.link)
         self.settings = SettingsDialog(self.state, self.link, self.prefs)
         self.finished = asyncio.Event()
         self._wire()
@@ -86,6 +88,8 @@ class TrayApp(QObject):
         )
         tray.open_status.connect(lambda: self._raise(self.status_window))
         tray.menu.issues_action.triggered.connect(lambda: self._raise(self.issues_window))
+        tray.menu.analytics_action.triggered.connect(lambda: self._raise(self.analytics_window))
+        self.status_window.open_analytics.connect(lambda: self._raise(self.analytics_window))
         tray.open_upload.connect(lambda: self._raise(self.drop_window))
         tray.open_hub.connect(lambda: self._raise(self.hub_window))
         self.status_window.open_hub.connect(lambda: self._raise(self.hub_window))
@@ -106,6 +110,7 @@ class TrayApp(QObject):
             self.status_window,
             self.issues_window,
             self.hub_window,
+            self.analytics_window,
             self.drop_window,
             self.settings,
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import Any
 
 NONE = "\u2013"
 """Shown for a figure that is not known (an en dash)."""
@@ -73,3 +74,15 @@ def moment(iso: str | None, *, seconds: bool = False) -> str:
     if when.tzinfo is not None:
         when = when.astimezone()
     return when.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def prefetch_line(prefetch: dict[str, Any] | None) -> str:
+    """``12 prefetched, 9 read (hits), 3.1 MB for nothing`` or why it is off."""
+    if not prefetch:
+        return "—"
+    if not prefetch.get("enabled"):
+        return "off"
+    return (
+        f"{count(prefetch.get('prefetched'))} prefetched, {count(prefetch.get('hits'))} hits,"
+        f" {size(prefetch.get('wasted_bytes'))} fetched for nothing ({prefetch.get('state')})"
+    )

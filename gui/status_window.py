@@ -65,6 +65,7 @@ def _tree(headers: list[str], stretch: int = 0) -> QTreeWidget:
 class StatusWindow(QWidget):
     open_settings = Signal()
     open_hub = Signal()
+    open_analytics = Signal()
     """"Browse the hub…" was clicked."""
 
     def __init__(self, state: AgentState, link: AgentLink, parent: QWidget | None = None) -> None:
@@ -90,6 +91,9 @@ class StatusWindow(QWidget):
         self.hub_button.setToolTip("Every device's files in the hub: find, open, pull")
         self.hub_button.clicked.connect(self.open_hub)
         header.addWidget(self.hub_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.analytics_button = QPushButton("Analytics…")
+        self.analytics_button.clicked.connect(self.open_analytics)
+        header.addWidget(self.analytics_button, 0, Qt.AlignmentFlag.AlignTop)
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_overview(), "Transfers")
@@ -314,11 +318,12 @@ class StatusWindow(QWidget):
         self.hubs = _tree(["Hub", "State", "Latency", "Last check", "Where / why"], stretch=4)
         self.cache_bar = QProgressBar()
         self.cache_bar.setRange(0, 1000)
-        self.cache_labels = {k: QLabel() for k in ("entries", "hit_rate", "dedup")}
+        self.cache_labels = {k: QLabel() for k in ("entries", "hit_rate", "prefetch", "dedup")}
         cache = QFormLayout()
         cache.addRow("Cache use", self.cache_bar)
         cache.addRow("Entries", self.cache_labels["entries"])
         cache.addRow("Hit rate", self.cache_labels["hit_rate"])
+        cache.addRow("Prefetch", self.cache_labels["prefetch"])
         cache.addRow("Saved by dedup", self.cache_labels["dedup"])
         self.roots = _tree(["Folder", "State", "Files", "Why"], stretch=3)
         layout = QVBoxLayout(page)
@@ -486,6 +491,7 @@ class StatusWindow(QWidget):
         self.cache_labels["hit_rate"].setText(
             f"{fmt.percent(cache.get('hit_rate'))} ({fmt.count(hits)} of {fmt.count(hits + misses)})"
         )
+        self.cache_labels["prefetch"].setText(fmt.prefetch_line(s.status.get("prefetch")))
         metrics = s.status.get("metrics") or {}
         counters = metrics.get("all_time") or metrics.get("counters") or {}  # over restarts
         self.cache_labels["dedup"].setText(

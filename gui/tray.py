@@ -63,6 +63,7 @@ class TrayMenu(QMenu):
         self.status_action = self.addAction("Status…")
         self.issues_action = self.addAction("Sync issues…")
         self.hub_action = self.addAction("Browse the hub…")
+        self.analytics_action = self.addAction("Analytics…")
         self.hub_action.setToolTip("Every device's files in the hub: find, open, pull")
         self.upload_action = self.addAction("Upload files…")
         self.exai_action = self.addAction("Process with EXAI…")

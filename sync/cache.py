@@ -5,6 +5,11 @@ version with that content. Entries expire after a TTL (checked on read and by
 :meth:`BlobCache.sweep`) and the least recently used go first when the cache
 is over its size limit. A download lands in a temp file and enters the cache
 only after its hash was verified, so a partial download is never served.
+
+A *guess* (a prefetched blob, see sync.prefetch) is marked until it is first read:
+that read hashes it again before serving it, the read counts as a prefetch hit, and
+a guess that leaves the cache unread counts as bytes fetched for nothing. A guess
+never evicts an entry read within ``protect`` seconds.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ except ImportError:  # Windows: one process per cache is assumed there
     fcntl = None  # type: ignore[assignment]
 
 from sync.errors import IntegrityError
+from sync.hashing import hash_file
 from sync.remotes.base import BUCKET_FILES, PartialBlob, ProgressFn, Remote, ResumableGet
 from sync.throttle import Bandwidth
 
@@ -48,6 +54,19 @@ class CacheStats:
     misses: int
     bytes_served: int
     bytes_fetched: int
+    prefetched: int = 0
+    """Guesses admitted (all time)."""
+    prefetch_hits: int = 0
+    """Reads served by a guess (each guess counts once, on its first read)."""
+    prefetch_wasted_bytes: int = 0
+    """Bytes of guesses that left the cache (or failed their check) unread."""
+    prefetch_bytes: int = 0
+
+    @property
+    def hit_rate_without_prefetch(self) -> float:
+        """The hit rate the reads would have had without the guesses."""
+        total = self.hits + self.misses
+        return (self.hits - self.prefetch_hits) / total if total else 0.0
 
     @property
     def hit_rate(self) -> float:
@@ -90,6 +109,10 @@ class BlobCache:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
         )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS guesses (sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL)"
+        )
+        self._db.execute("CREATE TABLE IF NOT EXISTS guess_log (at REAL NOT NULL, size INTEGER)")
         self._lock = threading.Lock()
         self._total: int | None = None
         """Bytes in the cache as this process counts them; re-read from the index every
@@ -123,48 +146,120 @@ class BlobCache:
                     self._db.execute("DELETE FROM entries WHERE sha256=?", (sha256,))
                 self._bump(misses=1)
                 return None
+            guess = self._db.execute("SELECT 1 FROM guesses WHERE sha256=?", (sha256,)).fetchone()
+            if guess is not None:
+                if not _holds(path, sha256):  # changed on disk since it was fetched
+                    self._drop(sha256)
+                    self._bump(misses=1)
+                    return None
+                self._db.execute("DELETE FROM guesses WHERE sha256=?", (sha256,))
+                self._bump(prefetch_hits=1)
             self._db.execute("UPDATE entries SET last_access=? WHERE sha256=?", (now, sha256))
             self._bump(hits=1, bytes_served=row[0])
             return path
 
+    def fresh_until(self, sha256: str) -> float | None:
+        """When the cached copy of ``sha256`` expires; None when not cached. Counts
+        nothing, touches nothing."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT created FROM entries WHERE sha256=?", (sha256,)
+            ).fetchone()
+        return None if row is None else float(row[0]) + self.ttl
+
+    def guessed_bytes(self, since: float) -> tuple[int, int]:
+        """(bytes of guesses not read yet, bytes prefetched since ``since``)."""
+        with self._lock:
+            self._db.execute("DELETE FROM guess_log WHERE at < ?", (self._clock() - 7 * 86400,))
+            unread = self._db.execute("SELECT coalesce(sum(size), 0) FROM guesses").fetchone()[0]
+            recent = self._db.execute(
+                "SELECT coalesce(sum(size), 0) FROM guess_log WHERE at >= ?", (since,)
+            ).fetchone()[0]
+        return int(unread), int(recent)
+
+    def room_for_guess(self, size: int, protect: float) -> bool:
+        """Whether a guess of ``size`` bytes fits without evicting an entry read within
+        the last ``protect`` seconds."""
+        cutoff = self._clock() - protect
+        with self._lock:
+            total, evictable = self._db.execute(
+                "SELECT coalesce(sum(e.size), 0), coalesce(sum(CASE WHEN e.last_access < ?"
+                " OR g.sha256 IS NOT NULL THEN e.size ELSE 0 END), 0)"
+                " FROM entries e LEFT JOIN guesses g ON g.sha256 = e.sha256",
+                (cutoff,),
+            ).fetchone()
+        return size <= self.size_limit and total + size - evictable <= self.size_limit
+
     def _drop(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
         self._db.execute("DELETE FROM entries WHERE sha256=?", (sha256,))
+        guess = self._db.execute(
+            "DELETE FROM guesses WHERE sha256=? RETURNING size", (sha256,)
+        ).fetchone()
+        if guess is not None:
+            self._bump(prefetch_wasted_bytes=guess[0])
 
     def admit(self, temp: Path, sha256: str) -> Path:
         """Move a verified download into the cache and evict what no longer fits."""
+        self._admit(temp, sha256, None)
+        return self._path(sha256)
+
+    def admit_guess(self, temp: Path, sha256: str, protect: float) -> bool:
+        """Admit a prefetched blob, evicting only guesses and entries not read within
+        ``protect`` seconds; False when it does not fit that way (it is not kept)."""
+        return self._admit(temp, sha256, protect)
+
+    def _admit(self, temp: Path, sha256: str, guess: float | None) -> bool:
         size = temp.stat().st_size
         final = self._path(sha256)
         final.parent.mkdir(exist_ok=True)
-        os.replace(temp, final)
         now = self._clock()
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO entries(sha256, size, created, last_access)"
-                " VALUES(?, ?, ?, ?)",
+            if guess is not None:
+                self._db.execute("INSERT INTO guess_log(at, size) VALUES(?, ?)", (now, size))
+                self._bump(prefetched=1, prefetch_bytes=size)
+            os.replace(temp, final)
+            self._db.execute(  # a guess renewing an entry keeps when it was last read
+                "INSERT INTO entries(sha256, size, created, last_access) VALUES(?, ?, ?, ?)"
+                " ON CONFLICT(sha256) DO UPDATE SET size=excluded.size, created=excluded.created"
+                + ("" if guess is not None else ", last_access=excluded.last_access"),
                 (sha256, size, now, now),
             )
+            if guess is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO guesses(sha256, size) VALUES(?, ?)", (sha256, size)
+                )
             self._bump(bytes_fetched=size)
             self._admitted += 1
             self._total = None if self._total is None else self._total + size
-            self._evict(keep=sha256)
-        return final
+            fits = self._evict(keep=sha256, protect_after=None if guess is None else now - guess)
+            if not fits and guess is not None:
+                self._drop(sha256)
+                return False
+        return True
 
-    def _evict(self, keep: str) -> None:
+    def _evict(self, keep: str, protect_after: float | None = None) -> bool:
+        """Evict least recently used entries until the cache fits; with
+        ``protect_after`` only guesses and entries last read before it. False when
+        the cache still does not fit."""
         if self._total is None or self._admitted % REFRESH == 0:
             self._total = self._db.execute("SELECT coalesce(sum(size), 0) FROM entries").fetchone()[
                 0
             ]
         total = self._total
         if total > self.size_limit:
-            for sha, size in self._db.execute(
-                "SELECT sha256, size FROM entries WHERE sha256 != ? ORDER BY last_access", (keep,)
-            ).fetchall():
+            query = "SELECT sha256, size FROM entries WHERE sha256 != ?"
+            args: tuple[object, ...] = (keep,)
+            if protect_after is not None:
+                query += " AND (last_access < ? OR sha256 IN (SELECT sha256 FROM guesses))"
+                args = (keep, protect_after)
+            for sha, size in self._db.execute(query + " ORDER BY last_access", args).fetchall():
                 self._drop(sha)
                 total -= size
                 if total <= self.size_limit:
                     break
         self._total = total
+        return total <= self.size_limit
 
     def sweep(self) -> int:
         """Remove expired entries and files the index does not know; returns how many went."""
@@ -206,7 +301,25 @@ class BlobCache:
             misses=counters.get("misses", 0),
             bytes_served=counters.get("bytes_served", 0),
             bytes_fetched=counters.get("bytes_fetched", 0),
+            prefetched=counters.get("prefetched", 0),
+            prefetch_hits=counters.get("prefetch_hits", 0),
+            prefetch_wasted_bytes=counters.get("prefetch_wasted_bytes", 0),
+            prefetch_bytes=counters.get("prefetch_bytes", 0),
         )
+
+    async def prefetch(
+        self, remote: Remote, key: str, sha256: str, *, protect: float, bucket: str = BUCKET_FILES
+    ) -> bool:
+        """Download a guess into the cache (verified by the hub client as any download);
+        False when it was not kept (no room without evicting a recent read)."""
+        if sha256 in self._fetching:
+            return False
+        temp = self._tmp / f"{uuid.uuid4().hex}.part"
+        try:
+            await remote.get_blob(key, sha256, temp, self.download_limit.wrap(None), bucket=bucket)
+            return await asyncio.to_thread(self.admit_guess, temp, sha256, protect)
+        finally:
+            temp.unlink(missing_ok=True)
 
     async def fetch(
         self,
@@ -301,6 +414,13 @@ class BlobCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _holds(path: Path, sha256: str) -> bool:
+    try:
+        return hash_file(path).sha256 == sha256
+    except OSError:
+        return False
 
 
 def _keep_nothing(_partial: PartialBlob) -> None:

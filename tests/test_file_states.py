@@ -97,7 +97,7 @@ def test_recording_and_unmirrored_are_states_of_their_own(tmp_path: Path) -> Non
     journal.close()
 
 
-def test_a_journal_of_schema_4_names_its_hidden_states(tmp_path: Path) -> None:
+def test_a_journal_of_schema_5_names_its_hidden_states(tmp_path: Path) -> None:
     journal, root_id = journal_with(tmp_path)
     with journal.transaction():
         journal.mark_seen(root_id, [FileStat("c.txt", 5, 6, 7)])
@@ -106,13 +106,13 @@ def test_a_journal_of_schema_4_names_its_hidden_states(tmp_path: Path) -> None:
         journal.mark_unmirrored(root_id, ["a.txt"])
         journal.mark_deleted(root_id, [Tombstone("b.txt", 2, "b" * 64, 1, 2, "kb")], 3.0)
     journal.close()
-    old = sqlite3.connect(tmp_path / "j.sqlite3", isolation_level=None)  # as HubSync 4 left it
+    old = sqlite3.connect(tmp_path / "j.sqlite3", isolation_level=None)  # as schema 5 left it
     for trigger in ("files_state_insert", "files_state_update"):
         old.execute(f"DROP TRIGGER {trigger}")
     old.execute("DROP TABLE file_transitions")
     old.execute("UPDATE files SET state='seen' WHERE state='recording'")
     old.execute("UPDATE files SET state='deleted' WHERE state='unmirrored'")
-    old.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
+    old.execute("UPDATE meta SET value='5' WHERE key='schema_version'")
     old.close()
     again = Journal(tmp_path / "j.sqlite3")
     states = {rel: row.state for rel, row in again.files(root_id).items()}

@@ -142,7 +142,9 @@ def test_journal_of_schema_1_gains_the_generation_on_upgrade(tmp_path: Path) -> 
     v1.execute("ALTER TABLE files DROP COLUMN held_at")
     for table in ("skipped", "error_groups", "error_members"):  # schema 4
         v1.execute(f"DROP TABLE {table}")
-    for trigger in ("files_state_insert", "files_state_update"):  # schema 5
+    for table in ("rollup_hourly", "rollup_files", "rollup_state"):  # schema 5
+        v1.execute(f"DROP TABLE {table}")
+    for trigger in ("files_state_insert", "files_state_update"):  # schema 6
         v1.execute(f"DROP TRIGGER {trigger}")
     v1.execute("DROP TABLE file_transitions")
     v1.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sync.journal.records import Logged, VersionRow
+from sync.journal.rollups import JournalRollups
 from sync.journal.store import JournalStore
 
 UPLOAD = "upload"
@@ -16,6 +17,10 @@ MOVED = "moved"
 
 
 class LogJournal(JournalStore):
+    def rollups(self) -> JournalRollups:
+        """The analytics kept beside the history (see :mod:`sync.journal.rollups`)."""
+        return JournalRollups(self._conn)
+
     def versions(self, root_id: str, relpath: str) -> list[VersionRow]:
         cur = self._conn.execute(
             """SELECT version, sha256, size, mtime_ns, deleted, remote_key, recorded_at

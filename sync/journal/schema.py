@@ -10,9 +10,10 @@ import sqlite3
 
 import sqlite_utils
 
+from sync.journal.rollups import create_schema as create_rollups
 from sync.journal.states import NEW, FileState, transition_rows
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 ILLEGAL_TRANSITION = "illegal file-state transition"
 """The message of the triggers' abort (see :mod:`sync.journal.states`)."""
@@ -103,7 +104,7 @@ def _migrate_v4(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX error_members_group ON error_members(group_id)")
 
 
-def _migrate_v5(db: sqlite_utils.Database) -> None:
+def _migrate_v6(db: sqlite_utils.Database) -> None:
     """File states as :class:`FileState` has them: the moves allowed are a table that
     triggers check on every write; the states that hid in others get their names
     ("recording": seen with the hash of a version the hub has no row for in the journal;
@@ -140,7 +141,14 @@ def _migrate_v5(db: sqlite_utils.Database) -> None:
     install_transitions(db.conn)
 
 
-MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4, 5: _migrate_v5}
+MIGRATIONS = {
+    1: _migrate_v1,
+    2: _migrate_v2,
+    3: _migrate_v3,
+    4: _migrate_v4,
+    5: create_rollups,
+    6: _migrate_v6,
+}
 
 
 def install_transitions(conn: sqlite3.Connection) -> None:

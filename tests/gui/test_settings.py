@@ -49,10 +49,9 @@ def test_settings_round_trip(
         stored["config"]["exai"]["host"] == "exai.lan" and stored["config"]["exai"]["port"] == 8443
     )
     assert stored["config"]["agent"]["upload_limit_kbps"] == 2048
-    assert stored["config"]["cache"] == {
-        "size_limit_bytes": 5120 * 1024**2,
-        "ttl_seconds": 48 * 3600,
-    }
+    cache = stored["config"]["cache"]
+    assert (cache["size_limit_bytes"], cache["ttl_seconds"]) == (5120 * 1024**2, 48 * 3600)
+    assert cache["prefetch"] is True  # the prefetch settings the form left as they were
     assert stored["autostart"] is True
     assert stored["secrets"] == {"exai_token": True}
     assert "s3cret-exai-token" not in repr(stored["config"])  # the token went to set_secret only

@@ -141,7 +141,7 @@ def test_self_test_opens_every_window_and_exits_zero(paths: Paths) -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert "self-test ok (7 windows" in done.stdout  # with Sync issues and the Hub window
+    assert "self-test ok (8 windows" in done.stdout  # with Sync issues, the Hub and Analytics
 
 
 def test_the_agent_the_tray_starts_is_this_installations() -> None:

@@ -21,6 +21,29 @@ class HubReads(HubDatabase):
     _found: dict[FindQuery, tuple[tuple[int, int], list[ManifestEntry]]]
     find_cache_hits: int
 
+    async def read_log(self, since: str, limit: int = 5000) -> list[dict[str, Any]]:
+        """The ``download`` rows written after ``since`` (ISO time), oldest first."""
+
+        def read() -> list[dict[str, Any]]:
+            cur = self._db.execute(
+                "SELECT file_id, bytes, started_at, metadata, created_at FROM file_operations"
+                " WHERE user_id=? AND operation_type='download' AND created_at > ?"
+                " ORDER BY created_at LIMIT ?",
+                (self.user_id, since, limit),
+            )
+            return [
+                {
+                    "file_id": r[0],
+                    "bytes": r[1],
+                    "started_at": r[2],
+                    "metadata": r[3],
+                    "created_at": r[4],
+                }
+                for r in cur
+            ]
+
+        return await self._run_db(read)
+
     async def list_errors(self) -> list[dict[str, Any]]:
         def read() -> list[dict[str, Any]]:
             with self._db_lock:

@@ -346,6 +346,24 @@ class SupabaseRemote(ManifestReads):
             "hubsync_errors", mine, ERRORS_CONFLICT, "recording error groups in the hub"
         )
 
+    async def read_log(self, since: str, limit: int = 5000) -> list[dict[str, Any]]:
+        """The ``download`` rows written after ``since`` (ISO time), oldest first."""
+
+        def page() -> Any:
+            return (
+                self.session.client.table("file_operations")
+                .select("file_id,bytes,started_at,metadata,created_at")
+                .eq("user_id", self.user_id)
+                .eq("operation_type", "download")
+                .gt("created_at", since)
+                .order("created_at")
+                .limit(limit)
+                .execute()
+            )
+
+        response = await self.session.call("reading the read log", page)
+        return [row for row in response.data or [] if isinstance(row, dict)]
+
     async def list_errors(self) -> list[dict[str, Any]]:
         rows = await self._select_all(
             "listing error groups", "hubsync_errors", "*", "device_id,fingerprint"
