@@ -18,6 +18,9 @@ def register_analytics(agent: AgentService) -> None:
         rollups = agent.ctx.journal.rollups()
         if not agent.pass_lock.locked():
             rollups.roll_up(now, agent.ctx.cache.stats())
-        return rollups.report(now - days * 86400, now, utc_offset())
+        report = rollups.report(now - days * 86400, now, utc_offset())
+        packed = agent.compactor.stats.values()  # the hubs' own figures, after a round
+        report["hub"]["compression_saved_bytes"] = sum(s.saved for s in packed)
+        return report
 
     agent.server.register("analytics", analytics)

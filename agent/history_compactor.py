@@ -30,6 +30,7 @@ class HistoryCompactor:
         self.enabled = enabled
         self._task: asyncio.Task[None] | None = None
         self._last = time.monotonic()
+        self._revive_owed = False
         self.rounds = 0
         self.compressed = 0
         self.saved_bytes = 0
@@ -38,28 +39,47 @@ class HistoryCompactor:
         """Per hub, as the hub said after the last round."""
 
     def poke(self, remotes: Mapping[str, Remote]) -> None:
-        """Start a round when one is due and none is running."""
+        """Start a round when one is due and none is running (or a revival is owed)."""
         if not self.enabled or (self._task is not None and not self._task.done()):
             return
-        if time.monotonic() - self._last < self.interval:
-            return
-        self._task = asyncio.create_task(self._round(dict(remotes)), name="hubsync-compaction")
+        if self._revive_owed:
+            self.revive_soon(remotes)
+        elif time.monotonic() - self._last >= self.interval:
+            self._start(remotes, revive_only=False)
 
-    async def _round(self, remotes: dict[str, Remote]) -> None:
+    def revive_soon(self, remotes: Mapping[str, Remote]) -> None:
+        """After a pass recorded content without uploading it: if that content was stored
+        compressed as history, it is current again and goes back to raw at once, since
+        EXAI and other clients read a current version by its raw key."""
+        if not self.enabled:
+            return
+        if self._task is not None and not self._task.done():
+            self._revive_owed = True  # the next poke, after this round
+            return
+        self._revive_owed = False
+        self._start(remotes, revive_only=True)
+
+    def _start(self, remotes: Mapping[str, Remote], *, revive_only: bool) -> None:
+        self._task = asyncio.create_task(
+            self._round(dict(remotes), revive_only), name="hubsync-compaction"
+        )
+
+    async def _round(self, remotes: dict[str, Remote], revive_only: bool) -> None:
         try:
             for name, remote in remotes.items():
                 history = packed_history(remote)
                 if history is None:
                     continue
                 try:
-                    report = await compact(history, work_dir=self.work_dir)
+                    report = await compact(history, work_dir=self.work_dir, revive_only=revive_only)
                     self._count(report)
                     self.stats[name] = await history.stats()
                 except SyncError as exc:
                     log.info("compressing history in the %s hub: %s", name, exc.message)
         finally:
-            self._last = time.monotonic()
-            self.rounds += 1
+            if not revive_only:
+                self._last = time.monotonic()
+                self.rounds += 1
 
     def _count(self, report: CompactionReport) -> None:
         self.compressed += report.compressed

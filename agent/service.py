@@ -696,6 +696,8 @@ class AgentService:
             first = self.debouncer.first_seen.pop(key)
             if row is not None:
                 m.observe_latency(max(0.0, now - first))
+        if report.recorded > report.uploaded:  # some content the hub had: raw again if packed
+            self.compactor.revive_soon(self.ctx.remotes)
         changes = report.recorded + report.deleted
         errors = report.shown_errors()
         if changes or errors or report.held_deletes:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, QUrl
-from PySide6.QtGui import QDesktopServices, QGuiApplication, QShowEvent
+from PySide6.QtGui import QDesktopServices, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -37,6 +37,7 @@ from gui.hub_tree import (
     folder_name,
     folder_source,
 )
+from gui.own_files import link_copied
 from gui.widgets import heading, muted
 
 SEARCH_DELAY_MS = 300
@@ -349,19 +350,10 @@ class HubWindow(QWidget):
     def copy_link(self) -> None:
         entry = self.tree.selected_entry()
 
-        def copy(result: dict[str, Any]) -> None:
-            link = str(result.get("link"))
-            QGuiApplication.clipboard().setText(link)
-            if link.startswith("file:"):
-                self._say("Copied the file's place in the local hub (a file:// link).")
-            else:
-                days = int(result.get("link_ttl_seconds") or 0) // 86400
-                self._say(f"Link copied: anyone with it can download the file for {days} days.")
-
         self.link.fire(
             "hub.link",
             {"source": file_source(entry), **self._at()},
-            on_result=copy,
+            on_result=lambda result: self._say(link_copied(result)),
             on_error=self._say,
         )
 

@@ -32,6 +32,7 @@ from gui.exai_dialog import open_exai_dialog
 from gui.exai_results import NOT_OPENED, open_file, reveal_in_folder
 from gui.held_banner import HeldBanner
 from gui.icons import state_icon
+from gui.own_files import OwnFileActions
 from gui.state import AgentState
 from gui.widgets import (
     FRACTION_ROLE,
@@ -251,6 +252,7 @@ class StatusWindow(QWidget):
         self.ask_exai.setToolTip("Ask EXAI about the selected file")
         self.ask_exai.clicked.connect(self._ask_exai)
         self.activity_note = muted()
+        self.own_files = OwnFileActions(self.link, self, self.activity_note.setText)
         buttons = QHBoxLayout()
         buttons.addWidget(self.activity_note, 1)
         buttons.addWidget(self.ask_exai)
@@ -274,6 +276,8 @@ class StatusWindow(QWidget):
         menu.addAction("Open", lambda: self._open(item, reveal=False))
         menu.addAction("Show in folder", lambda: self._open(item, reveal=True))
         menu.addAction("Copy path", lambda: QGuiApplication.clipboard().setText(path))
+        menu.addAction("Versions…", lambda: self.own_files.show_versions(path))
+        menu.addAction("Copy link", lambda: self.own_files.copy_link(path))
         ask = menu.addAction("Process with EXAI…", self._ask_exai)
         ask.setEnabled(self.state.exai_available)
         return menu

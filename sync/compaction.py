@@ -160,10 +160,12 @@ async def compact(
     max_bytes: int = 256 * 1024 * 1024,
     work_dir: Path | None = None,
     after_step: StepHook = _no_hook,
+    revive_only: bool = False,
 ) -> CompactionReport:
-    """One bounded round: revive what is current again, then compress up to
-    ``max_blobs`` superseded blobs or ``max_bytes`` of their raw size. Copies being
-    worked on go to a temp folder in ``work_dir`` (a disk, not a RAM-backed /tmp)."""
+    """One bounded round: revive what is current again, then (unless ``revive_only``)
+    compress up to ``max_blobs`` superseded blobs or ``max_bytes`` of their raw size.
+    Copies being worked on go to a temp folder in ``work_dir`` (a disk, not a RAM-backed
+    /tmp)."""
     report = CompactionReport()
     work = await asyncio.to_thread(_new_work_dir, work_dir)
     try:
@@ -174,8 +176,8 @@ async def compact(
             except SyncError as exc:
                 report.failed += 1
                 log.warning("could not store %s raw again: %s", candidate.sha256, exc.message)
-        budget = max_bytes
-        for candidate in await hub.superseded(max_blobs):
+        budget = 0 if revive_only else max_bytes
+        for candidate in [] if revive_only else await hub.superseded(max_blobs):
             if budget <= 0:
                 break
             budget -= candidate.size

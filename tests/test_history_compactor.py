@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 from agent.history_compactor import HistoryCompactor
@@ -48,5 +49,27 @@ async def test_no_round_before_the_interval_or_when_switched_off(tmp_path: Path)
             await _settle(compactor)
             assert compactor.rounds == 0
         assert hub.blob_file(old.key).exists()
+    finally:
+        await hub.close()
+
+
+async def test_content_recorded_again_is_raw_again_right_after_the_pass(tmp_path: Path) -> None:
+    """A journal that still knows a packed blob's key records it without uploading: the
+    pass that did so asks for a revival, which runs at once, not at the next round."""
+    hub = LocalHub(tmp_path / "hub")
+    try:
+        old = await save(hub, tmp_path, "a.txt", text_version("a", 1), 1)
+        await save(hub, tmp_path, "a.txt", text_version("a", 2), 2)
+        compactor = HistoryCompactor(interval=0.0, work_dir=tmp_path / "work")
+        compactor.poke({"local": hub})
+        compactor.revive_soon({"local": hub})  # a round is running: owed, not lost
+        await _settle(compactor)
+        assert not hub.blob_file(old.key).exists()
+        await hub.record([replace(old, version=3, mtime_ns=3)])  # current again, no upload
+        compactor.interval = 3600.0  # no compression round is due
+        compactor.poke({"local": hub})  # the owed revival
+        await _settle(compactor)
+        assert hub.blob_file(old.key).read_bytes() == text_version("a", 1)
+        assert compactor.rounds == 1  # revivals are not compression rounds
     finally:
         await hub.close()

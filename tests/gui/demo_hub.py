@@ -30,6 +30,7 @@ FOLDERS: dict[str, dict[str, list[tuple[str, int, float]]]] = {
             ("taxes/2026/receipts.xlsx", 61_440, 240.0),
         ],
         "/home/ada/Code/hubsync": [("README.md", 14_003, 1.0), ("pyproject.toml", 2_318, 6.0)],
+        "/home/ada/Pictures": [("2026/IMG_2040.jpg", 3_311_000, 0.2)],
     },
     "8b27d4c0-studio": {
         "/Users/ada/Projects/Site": [
@@ -106,7 +107,7 @@ class DemoHub:
         self.server = server
         self.step_delay = step_delay
         self.files = _files()
-        for name in ("devices", "find", "versions", "pull"):
+        for name in ("devices", "find", "versions", "link", "pull"):
             server.register(f"hub.{name}", getattr(self, f"m_{name}"))
 
     async def m_devices(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -147,6 +148,16 @@ class DemoHub:
             for n in range(1, f["version"] + 1)
         ]
         return {**{k: f[k] for k in ("hub", "device", "folder", "path")}, "versions": versions}
+
+    async def m_link(self, params: dict[str, Any]) -> dict[str, Any]:
+        f = self._file(str(params.get("source")))
+        key = f"{f['device_id']}/{f['sha256'][:2]}/{f['sha256']}"
+        return {
+            **{k: f[k] for k in ("hub", "device", "folder", "path", "version", "sha256")},
+            "link": f"https://demo.supabase.co/storage/v1/object/sign/user-files/{key}?token=d",
+            "link_ttl_seconds": 7 * 86400,
+            "ref": f"user-files/{key}",
+        }
 
     async def m_pull(self, params: dict[str, Any]) -> dict[str, Any]:
         source = str(params.get("source"))

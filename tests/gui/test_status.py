@@ -264,7 +264,14 @@ def test_an_activity_row_opens_shows_in_folder_and_copies_its_path(
     row = rows(window.activity)[0]
     menu = window.activity_actions(row)
     actions = {a.text(): a for a in menu.actions()}
-    assert list(actions) == ["Open", "Show in folder", "Copy path", "Process with EXAI…"]
+    assert list(actions) == [
+        "Open",
+        "Show in folder",
+        "Copy path",
+        "Versions…",
+        "Copy link",
+        "Process with EXAI…",
+    ]
     actions["Copy path"].trigger()
     assert QGuiApplication.clipboard().text() == "/home/ada/Pictures/2026/IMG_2040.jpg"
     sink = UrlSink()
@@ -276,3 +283,13 @@ def test_an_activity_row_opens_shows_in_folder_and_copies_its_path(
         assert window.activity_note.text().endswith("is not there now (deleted or moved).")
     finally:
         QDesktopServices.unsetUrlHandler("file")
+    actions["Copy link"].trigger()  # asks the hub for this device's id, then for the link
+    qtbot.waitUntil(lambda: QGuiApplication.clipboard().text().startswith("https://"))
+    assert "user-files/5f0c9a1e-laptop/" in QGuiApplication.clipboard().text()
+    assert window.activity_note.text().startswith("Link copied: anyone with it")
+    actions["Versions…"].trigger()
+    qtbot.waitUntil(lambda: window.own_files.dialog is not None)
+    dialog = window.own_files.dialog
+    assert dialog is not None and dialog.windowTitle() == "Versions of IMG_2040.jpg"
+    assert dialog.tree.topLevelItemCount() >= 1
+    dialog.close()
