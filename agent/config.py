@@ -11,7 +11,7 @@ from typing import Any
 
 import tomli_w
 
-from agent.paths import Paths
+from agent.platform.paths import Paths
 from sync.devices import default_device_name
 from sync.policy import FolderRules
 

@@ -12,13 +12,13 @@ from pathlib import Path
 from types import TracebackType
 
 from agent.config import Config, load_config
-from agent.paths import Paths, resolve_paths
+from agent.platform.paths import Paths, resolve_paths
 from sync.cache import BlobCache
 from sync.disk_space import disk_full
 from sync.engine import MassDeletePolicy, SyncEngine
 from sync.errors import SyncError
 from sync.hub_identity import HubChanged, adopt_hub, open_local_hub
-from sync.journal import Journal
+from sync.journal import Journal, JournalResumeStore
 from sync.remotes.base import Remote
 from sync.remotes.local import LocalHub
 from sync.throttle import Bandwidth
@@ -129,10 +129,12 @@ class Context(AbstractAsyncContextManager["Context"]):
     async def open_supabase(self) -> None:
         """Open the Supabase remote when configured and signed in; else say why not."""
         if self.config.supabase_configured:
-            from agent.supabase_hub import open_supabase
+            from agent.hub.supabase import open_supabase
 
             remote, problem = await open_supabase(
-                self,
+                self.config,
+                self.paths,
+                JournalResumeStore(self.journal),
                 service_role=self.service_role_user is not None,
                 user_id=self.service_role_user,
             )

@@ -34,7 +34,7 @@ import qasync
 from PySide6.QtCore import QElapsedTimer, QTimer
 from PySide6.QtWidgets import QApplication
 
-from agent.paths import resolve_paths
+from agent.platform.paths import resolve_paths
 from gui.agent_link import AgentLink
 from gui.app import TrayApp
 from gui.exai_dialog import close_exai_dialogs, open_exai_dialog
@@ -106,7 +106,7 @@ async def bench_flood(home: Path, files: int) -> bool:
         with latency.measuring():
             started = time.monotonic()
             flood = loop.run_in_executor(None, agent.call, "flood", {"files": files})
-            await until(lambda: app.state.progress.get("phase") == "done", 120, "the flood")
+            await until(lambda: (app.state.progress or {}).get("phase") == "done", 120, "the flood")
             received = time.monotonic() - started
             sent = await flood
         return latency.report(

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from agent.control.client import CONNECTION_EVENT, AgentUnavailable, ControlClient
 from agent.control.client import AgentLink as ControlLink
+from agent.control.payloads import ActivityAnswer, ActivityParams, StatusSnapshot
 from agent.control.protocol import LAGGED_EVENT, ControlError, Event
 
 log = logging.getLogger("hubsync.gui.link")
@@ -164,8 +165,11 @@ class AgentLink(QObject):
     async def _snapshot(self) -> None:
         """Fetch the full picture; runs after the subscription so no event falls in between."""
         try:
-            self.status.emit(await self._link.call("status"))
-            self.activity.emit(await self._link.call("activity", {"limit": ACTIVITY_LIMIT}))
+            status: StatusSnapshot = await self._link.call("status")
+            self.status.emit(status)
+            asked: ActivityParams = {"limit": ACTIVITY_LIMIT}
+            activity: ActivityAnswer = await self._link.call("activity", asked)
+            self.activity.emit(activity)
         except (AgentUnavailable, ControlError) as exc:
             log.info("snapshot after connecting failed: %s", exc)
 
@@ -222,7 +226,7 @@ class AgentLink(QObject):
     async def call(
         self,
         method: str,
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
         timeout: float = 30.0,  # noqa: ASYNC109 - a per-call deadline, as in the control client
     ) -> Any:
         return await self._link.call(method, params, timeout=timeout)
@@ -230,7 +234,7 @@ class AgentLink(QObject):
     async def call_alone(
         self,
         method: str,
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
         timeout: float = 30.0,  # noqa: ASYNC109 - a per-call deadline, as in the control client
     ) -> Any:
         """Call on a connection of its own, closed when the call ends: cancelling the
@@ -251,7 +255,7 @@ class AgentLink(QObject):
     def fire(
         self,
         method: str,
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
         *,
         on_result: Callable[[Any], None] | None = None,
         on_error: Callable[[str], None] | None = None,

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from agent.control.client import AgentUnavailable
 from agent.control.protocol import ControlError
-from agent.paths import Paths, resolve_paths
+from agent.platform.paths import Paths, resolve_paths
 from gui.about import show_about
 from gui.agent_link import AgentLink, default_agent_command
 from gui.analytics_window import AnalyticsWindow

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from agent.control.payloads import UploadEvent, UploadPathsAnswer, UploadPathsParams
 from gui import fmt
 from gui.agent_link import AgentLink
 from gui.exai_dialog import open_exai_dialog
@@ -131,9 +132,10 @@ class DropWindow(QWidget):
     def _show_link_kind(self) -> None:
         """Signed links (with a lifetime) come from a Supabase hub; a local hub's link is
         a file path that never expires, so no lifetime is offered for it."""
-        signed = "supabase" in (self.state.status.get("hubs") or {})
+        status = self.state.status
+        signed = status is not None and "supabase" in (status.get("hubs") or {})
         self.lifetime.setVisible(signed)
-        self.local_links.setVisible(not signed and bool(self.state.status))
+        self.local_links.setVisible(not signed and status is not None)
 
     # -- dropping ------------------------------------------------------------------------
 
@@ -178,7 +180,10 @@ class DropWindow(QWidget):
                 self._inside[item] = 0
             row.setText(COL_PROGRESS, "Waiting")
             row.setData(COL_PROGRESS, FRACTION_ROLE, 0.0)
-        params = {"paths": readable, "link_ttl_seconds": int(self.lifetime.currentData())}
+        params: UploadPathsParams = {
+            "paths": readable,
+            "link_ttl_seconds": int(self.lifetime.currentData()),
+        }
         self.link.fire(
             "upload_paths",
             params,
@@ -187,7 +192,7 @@ class DropWindow(QWidget):
             timeout=UPLOAD_CALL_TIMEOUT,
         )
 
-    def _finished(self, dropped: list[str], result: Any) -> None:
+    def _finished(self, dropped: list[str], result: UploadPathsAnswer) -> None:
         """``upload_paths`` answers once every file is done: one item per file."""
         items = [i for i in result.get("items") or [] if isinstance(i, dict)]
         for item in items:
@@ -256,9 +261,10 @@ class DropWindow(QWidget):
 
     def _on_progress(self, path: str) -> None:
         """An ``upload`` event moved: ``{"path", "name", "state", "bytes_done", "bytes_total", ...}``."""
-        data = self.state.uploads.get(path, {})
-        if path not in self._rows and not any(
-            path.startswith(p.rstrip("/") + "/") for p in self._rows
+        data = self.state.uploads.get(path)
+        if data is None or (
+            path not in self._rows
+            and not any(path.startswith(p.rstrip("/") + "/") for p in self._rows)
         ):
             return  # someone else's upload (another tray, the CLI)
         row = self._row(path, str(data.get("name") or Path(path).name))
@@ -287,7 +293,7 @@ class DropWindow(QWidget):
             row.setData(COL_PROGRESS, FRACTION_ROLE, done / total if total else 0.0)
             row.setText(COL_PROGRESS, f"{fmt.size(done)} / {fmt.size(total)}")
 
-    def _done_actions(self, data: dict[str, Any], path: str) -> QWidget:
+    def _done_actions(self, data: UploadEvent, path: str) -> QWidget:
         """Copy link, and Ask EXAI… about the uploaded file."""
         box = QWidget()
         layout = QHBoxLayout(box)
@@ -319,7 +325,8 @@ class DropWindow(QWidget):
         return button
 
     def _all_done_message(self) -> None:
-        if any(self.state.uploads.get(p, {}).get("state") == "done" for p in self._rows):
+        uploads = self.state.uploads
+        if any(p in uploads and uploads[p].get("state") == "done" for p in self._rows):
             self.message.setText("Done. Use “Copy link” to share an item.")
 
     def copy_buttons(self) -> list[QPushButton]:

@@ -17,52 +17,43 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QTabWidget,
-    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
-from agent.control.client import AgentUnavailable, ControlClient
-from agent.control.protocol import ControlError, Event
+from agent.control.client import AgentUnavailable
+from agent.control.payloads import ExaiProcessParams
+from agent.control.protocol import ControlError
 from gui import fmt
 from gui.agent_link import AgentLink
-from gui.exai_results import NOT_OPENED, PastResults, open_file, reveal_in_folder
-from gui.schema_form import FormError, SchemaForm, takes_file
+from gui.exai_answer import AnswerView, ResultBar
+from gui.exai_job import CALL_TIMEOUT, FINAL_STATES, JobWatch, process_params, run_job
+from gui.exai_results import PastResults
+from gui.exai_source import SourcePicker, dropped_file, offers_files
+from gui.exai_text import explain, failure, read_result
+from gui.schema_form import FormError, SchemaForm, takes_file, tool_schema
 from gui.widgets import close_on_escape_and_ctrl_w, muted
 
-EVENTS = ["exai.job", "exai.progress", "exai.chunk"]
-FINAL_STATES = ("completed", "failed", "cancelled")
 TOOLS_TIMEOUT = 60.0
 """``exai.tools`` may wait for the agent's connection attempts to EXAI (with backoff)."""
-CALL_TIMEOUT = 30.0
-SHOW_RESULT_BYTES = 2 * 1024 * 1024
-"""A longer result file is shown cut short (the file itself is complete)."""
-SLICE_SECONDS = 0.01
 LOG_LINES = 500
-FOLD_CHARS = 1000
-MARKDOWN_CHARS = 100_000
-"""A finished Markdown answer up to this long is shown rendered (parsing is not sliced:
-a longer one stays plain text, as it streamed)."""
-ANSWER_SLICE_CHARS = 64 * 1024
 ERROR_STYLE = "background: #fdecea; color: #8a1c14; padding: 6px; border-radius: 4px;"
 
 log = logging.getLogger("hubsync.gui.exai")
@@ -92,70 +83,6 @@ async def close_exai_dialogs() -> None:
     await asyncio.gather(*(d.aclose() for d in list(_open_dialogs)), return_exceptions=True)
 
 
-def _lead(lead: str, message: str, *said: str) -> str:
-    """``lead`` before ``message``, unless the message already says it (``said``): the
-    same thing twice in one error reads like a stutter."""
-    lowered = message.lower()
-    return message if any(s in lowered for s in said) else f"{lead} {message}"
-
-
-def explain(code: str, message: str) -> str:
-    """A failure in words for the user: what happened, the agent's message, what to do."""
-    lowered = message.lower()
-    if code == "auth" and "needs a JWT" in message:
-        return _lead("EXAI wants a JWT.", message, "jwt")
-    if code == "auth":
-        told = _lead("EXAI refused HubSync's token.", message, "rejected", "refused")
-        return f"{told}\nSet the right token in Settings → EXAI."
-    if code == "timeout" or "timed out" in lowered or "did not answer within" in lowered:
-        return _lead("EXAI took too long.", message, "timed out", "too long", "did not answer")
-    if code == "transient":
-        told = _lead("EXAI cannot be reached.", message, "cannot reach", "unreachable")
-        return f"{told}\nIs the EXAI server running? Its host and port are in Settings → EXAI."
-    if code == "agent":
-        return "The HubSync agent is not running, so nothing can be sent to EXAI."
-    if code == "busy":
-        return _lead("The agent is busy.", message, "busy")
-    if code in ("permanent", "exai", "error"):
-        return _lead("The EXAI tool failed.", message, "failed")
-    if code == "cancelled":
-        return "Cancelled."
-    return message
-
-
-def _failure(exc: AgentUnavailable | ControlError) -> str:
-    if isinstance(exc, AgentUnavailable):
-        return explain("agent", str(exc))
-    return explain(exc.code, exc.message)
-
-
-def fold(text: str, column: int, width: int = FOLD_CHARS) -> tuple[str, int]:
-    """``text`` with a line break wherever a line would pass ``width`` characters (the
-    line so far being ``column`` long), and the column where it ends. Qt lays out a
-    paragraph as a whole: one long line (a compact JSON answer) would stall the window."""
-    out: list[str] = []
-    for number, line in enumerate(text.split("\n")):
-        if number:
-            out.append("\n")
-            column = 0
-        while column + len(line) > width:
-            take = width - column
-            out += [line[:take], "\n"]
-            line, column = line[take:], 0
-        out.append(line)
-        column += len(line)
-    return "".join(out), column
-
-
-def _read_result(path: Path) -> str:
-    with path.open("rb") as fh:
-        data = fh.read(SHOW_RESULT_BYTES + 1)
-    text = data[:SHOW_RESULT_BYTES].decode("utf-8", "replace")
-    if len(data) > SHOW_RESULT_BYTES:
-        text += "\n\n… (shortened here; the file holds the whole answer)"
-    return text
-
-
 class ExaiDialog(QDialog):
     tools_loaded = Signal(list)
     job_finished = Signal(dict)
@@ -171,10 +98,6 @@ class ExaiDialog(QDialog):
         self.tools: list[dict[str, Any]] = []
         self.form: SchemaForm | None = None
         self.job: dict[str, Any] | None = None
-        self.result_path: Path | None = None
-        self._answer: list[str] = []
-        """The answer as received; the text box shows it folded (see ``fold``)."""
-        self._column = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._run_task: asyncio.Task[Any] | None = None
         self._tools_task: asyncio.Task[Any] | None = None
@@ -203,16 +126,9 @@ class ExaiDialog(QDialog):
     def _build_ask(self) -> QWidget:
         page = QWidget()
         layout = QVBoxLayout(page)
-        file_row = QHBoxLayout()
-        self.source_edit = QLineEdit()
-        self.source_edit.setReadOnly(True)
-        self.source_edit.setPlaceholderText("Choose a file, or drop one here")
-        self.choose_button = QPushButton("Choose…")
-        self.choose_button.clicked.connect(self._choose)
-        file_row.addWidget(QLabel("File"))
-        file_row.addWidget(self.source_edit, 1)
-        file_row.addWidget(self.choose_button)
-        layout.addLayout(file_row)
+        self.source_picker = SourcePicker()
+        self.source_picker.chosen.connect(self._set_source)
+        layout.addWidget(self.source_picker)
 
         tool_row = QHBoxLayout()
         self.tool_combo = QComboBox()
@@ -272,56 +188,33 @@ class ExaiDialog(QDialog):
         self.progress_log.setFixedHeight(64)
         self.progress_log.setPlaceholderText("Progress")
         layout.addWidget(self.progress_log)
-        self.answer = QTextBrowser()
-        self.answer.setOpenExternalLinks(True)
-        self.answer.setPlaceholderText("The answer appears here as EXAI writes it.")
+        self.answer = AnswerView()
         layout.addWidget(self.answer, 1)
 
-        result_row = QHBoxLayout()
-        self.result_label = muted("")  # on a line of its own: a long name is never clipped
-        self.result_label.setWordWrap(True)
-        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.open_button = QPushButton("Open")
-        self.open_button.clicked.connect(lambda: self._with_result(open_file))
-        self.copy_button = QPushButton("Copy")
-        self.copy_button.clicked.connect(self._copy)
-        self.reveal_button = QPushButton("Reveal in folder")
-        self.reveal_button.clicked.connect(lambda: self._with_result(reveal_in_folder))
-        result_row.addStretch(1)
-        for button in (self.open_button, self.copy_button, self.reveal_button):
-            result_row.addWidget(button)
-        layout.addWidget(self.result_label)
-        layout.addLayout(result_row)
-        self._show_result(None)
+        self.result_bar = ResultBar(self.answer.text)
+        self.result_bar.failed.connect(self._show_error)
+        layout.addWidget(self.result_bar)
         return page
 
     # -- the file -------------------------------------------------------------------------------
 
     def _set_source(self, source: str) -> None:
         self.source = source
-        self.source_edit.setText(source)
-        self.source_edit.setToolTip(source)
+        self.source_picker.show_source(source)
         name = source.rsplit("/", 1)[-1] if source else ""
         self.setWindowTitle(f"Process with EXAI — {name}" if name else "Process with EXAI")
         if self.form is not None:
             self.form.set_source(source)
         self._update_run_button()
 
-    def _choose(self) -> None:
-        dialog = QFileDialog(self, "Process which file with EXAI?", str(Path.home()))
-        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
-        dialog.fileSelected.connect(lambda path: self._set_source(str(Path(path).absolute())))
-        dialog.open()
-
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if not self._running() and any(url.isLocalFile() for url in event.mimeData().urls()):
+        if not self._running() and offers_files(event.mimeData()):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        files = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
-        files = [path for path in files if path.is_file()]
-        if files and not self._running():
-            self._set_source(str(files[0].absolute()))
+        dropped = dropped_file(event.mimeData())
+        if dropped is not None and not self._running():
+            self._set_source(str(dropped))
             event.acceptProposedAction()
 
     # -- tools and their form -------------------------------------------------------------------
@@ -340,7 +233,7 @@ class ExaiDialog(QDialog):
                 return
             tools = await self.link.call("exai.tools", timeout=TOOLS_TIMEOUT)
         except (AgentUnavailable, ControlError) as exc:
-            self._show_error(_failure(exc))
+            self._show_error(failure(exc))
             self.tool_description.setText("No tools: EXAI could not be asked.")
             return
         finally:
@@ -369,7 +262,7 @@ class ExaiDialog(QDialog):
         if previous in names:
             index = names.index(previous)
         else:
-            usable = [i for i, t in enumerate(tools) if takes_file(_schema(t))]
+            usable = [i for i, t in enumerate(tools) if takes_file(tool_schema(t))]
             index = usable[0] if usable else 0
         self.tool_combo.setCurrentIndex(index)
         self._tool_chosen(index)
@@ -395,7 +288,7 @@ class ExaiDialog(QDialog):
             self._update_run_button()
             return
         self.tool_description.setText(str(tool.get("description") or ""))
-        self.form = SchemaForm(_schema(tool))
+        self.form = SchemaForm(tool_schema(tool))
         self.form.set_source(self.source)
         self.form_layout.addWidget(self.form)
         question = self.form.question_field
@@ -426,7 +319,7 @@ class ExaiDialog(QDialog):
         for widget in (
             self.tool_combo,
             self.reload_button,
-            self.choose_button,
+            self.source_picker.choose_button,
             self.form_box,
             self.question,
         ):
@@ -436,24 +329,9 @@ class ExaiDialog(QDialog):
         self.cancel_button.setEnabled(running and self.job is not None)
         self._update_run_button()
 
-    def params(self) -> dict[str, Any]:
+    def params(self) -> ExaiProcessParams:
         """What ``exai.process`` gets; FormError when something is missing."""
-        tool = self.tool
-        if tool is None or self.form is None:
-            raise FormError("Choose a tool first.")
-        if not self.source:
-            raise FormError("Choose a file first.")
-        arguments = self.form.arguments()
-        question = self.question.toPlainText().strip()
-        field = self.form.question_field
-        if field is not None and field.required and not question:
-            raise FormError("Write a question first.")
-        params: dict[str, Any] = {"source": self.source, "tool": str(tool["name"])}
-        if question and field is not None:
-            params["question"] = question
-        if arguments:
-            params["arguments"] = arguments
-        return params
+        return process_params(self.source, self.tool, self.form, self.question.toPlainText())
 
     def _run_if_ready(self) -> None:
         if self.run_button.isEnabled():
@@ -470,34 +348,24 @@ class ExaiDialog(QDialog):
         self._show_error(None)
         self.job = None
         self.progress_log.clear()
-        self._set_answer("")
-        self._show_result(None)
+        self.answer.set_text("")
+        self.result_bar.show_path(None)
         self._started = time.monotonic()
         self.state_label.setText("Starting…")
         self._run_task = self._spawn(self._run(params))
         self._set_running(True)
 
-    async def _run(self, params: dict[str, Any]) -> None:
-        final: dict[str, Any] | None = None
+    async def _run(self, params: ExaiProcessParams) -> None:
+        watch = JobWatch(self._job_changed, self._log, self.answer.append_chunk)
         try:
-            client = await ControlClient.connect(self.link.socket_path)
+            final = await run_job(self.link.socket_path, params, watch)
         except (AgentUnavailable, ControlError) as exc:
-            self._end_run(None, _failure(exc))
-            return
-        try:
-            events = await client.subscribe(EVENTS)
-            job = await client.call("exai.process", params, timeout=CALL_TIMEOUT)
-            self._job_changed(job)
-            final = await self._follow(events, str(job["id"]))
-        except (AgentUnavailable, ControlError) as exc:
-            self._end_run(None, _failure(exc))
+            self._end_run(None, failure(exc))
             return
         except Exception as exc:  # a malformed answer must not leave the dialog "running"
             log.exception("following an EXAI job failed")
             self._end_run(None, f"HubSync could not follow this job: {exc!r}")
             return
-        finally:
-            await client.close()
         if final is None:
             self._end_run(
                 None,
@@ -506,24 +374,6 @@ class ExaiDialog(QDialog):
             )
         else:
             await self._finish(final)
-
-    async def _follow(self, events: AsyncIterator[Event], job_id: str) -> dict[str, Any] | None:
-        """Apply this job's events until it ends; ``None`` if the connection ended first."""
-        slice_start = time.monotonic()
-        async for event in events:
-            data = event.data if isinstance(event.data, dict) else {}
-            if event.event == "exai.job" and data.get("id") == job_id:
-                self._job_changed(data)
-                if data.get("state") in FINAL_STATES:
-                    return data
-            elif event.event == "exai.progress" and data.get("job") == job_id:
-                self._log(str(data.get("message", "")))
-            elif event.event == "exai.chunk" and data.get("job") == job_id:
-                self._append(str(data.get("chunk", "")))
-            if time.monotonic() - slice_start > SLICE_SECONDS:
-                await asyncio.sleep(0)  # let Qt paint between bursts of chunks
-                slice_start = time.monotonic()
-        return None
 
     def _job_changed(self, job: dict[str, Any]) -> None:
         stage = str(job.get("stage") or "")
@@ -542,16 +392,13 @@ class ExaiDialog(QDialog):
         if state == "completed" and job.get("result_path"):
             path = Path(str(job["result_path"]))
             try:
-                text = await asyncio.get_running_loop().run_in_executor(_reader, _read_result, path)
+                text = await asyncio.get_running_loop().run_in_executor(_reader, read_result, path)
             except OSError as exc:
                 text = ""
                 self._show_error(f"The result was saved but cannot be read here: {exc.strerror}")
-            if text and path.suffix.lower() == ".md" and len(text) <= MARKDOWN_CHARS:
-                self._answer = [text]
-                self.answer.setMarkdown(text)  # headings, lists, code, links: as meant
-            elif text and text != self.answer_text():
-                await self._replace_answer(text)
-            self._show_result(path)
+            if text:
+                await self.answer.show_final(text, markdown=path.suffix.lower() == ".md")
+            self.result_bar.show_path(path)
             self._end_run(f"Done in {elapsed}", None)
             self.past.load()
         elif state == "cancelled":
@@ -585,7 +432,7 @@ class ExaiDialog(QDialog):
         try:
             await self.link.call("exai.cancel", {"job": job_id}, timeout=CALL_TIMEOUT)
         except (AgentUnavailable, ControlError) as exc:
-            self._show_error(f"Could not cancel: {_failure(exc)}")
+            self._show_error(f"Could not cancel: {failure(exc)}")
 
     # -- output ---------------------------------------------------------------------------------
 
@@ -594,54 +441,11 @@ class ExaiDialog(QDialog):
             self.progress_log.appendPlainText(f"{time.strftime('%H:%M:%S')}  {message}")
 
     def answer_text(self) -> str:
-        return "".join(self._answer)
-
-    def _set_answer(self, text: str) -> None:
-        self._answer = [text] if text else []
-        folded, self._column = fold(text, 0)
-        self.answer.setPlainText(folded)
-
-    async def _replace_answer(self, text: str) -> None:
-        """Show ``text`` in slices, letting Qt run between them: laying out megabytes at
-        once would stall the window."""
-        self._answer = [text]
-        self._column = 0
-        self.answer.clear()
-        cursor = self.answer.textCursor()
-        for at in range(0, len(text), ANSWER_SLICE_CHARS):
-            folded, self._column = fold(text[at : at + ANSWER_SLICE_CHARS], self._column)
-            cursor.movePosition(cursor.MoveOperation.End)
-            cursor.insertText(folded)
-            await asyncio.sleep(0)
-
-    def _append(self, chunk: str) -> None:
-        self._answer.append(chunk)
-        folded, self._column = fold(chunk, self._column)
-        cursor = self.answer.textCursor()
-        cursor.movePosition(cursor.MoveOperation.End)
-        cursor.insertText(folded)
-        self.answer.ensureCursorVisible()
+        return self.answer.text()
 
     def _show_error(self, message: str | None) -> None:
         self.error_label.setText(message or "")
         self.error_label.setVisible(bool(message))
-
-    def _show_result(self, path: Path | None) -> None:
-        self.result_path = path
-        self.result_label.setText(f"Saved as {path.name}" if path else "")
-        self.result_label.setToolTip(str(path) if path else "")
-        for button in (self.open_button, self.reveal_button):
-            button.setEnabled(path is not None)
-        self.copy_button.setEnabled(path is not None)
-        self.copy_button.setText("Copy")
-
-    def _copy(self) -> None:
-        QGuiApplication.clipboard().setText(self.answer_text())
-        self.copy_button.setText("Copied ✓")
-
-    def _with_result(self, action: Callable[[Path], bool]) -> None:
-        if self.result_path is not None and not action(self.result_path):
-            self._show_error(NOT_OPENED.format(self.result_path))
 
     # -- life -------------------------------------------------------------------------------------
 
@@ -680,8 +484,3 @@ class ExaiDialog(QDialog):
         """Close and wait until every call and the job's event stream are released."""
         self.hide()
         await self._shut()
-
-
-def _schema(tool: dict[str, Any]) -> dict[str, Any]:
-    schema = tool.get("inputSchema")
-    return schema if isinstance(schema, dict) else {}

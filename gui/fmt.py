@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any
+
+from agent.control.payloads import PrefetchStatus
 
 NONE = "\u2013"
 """Shown for a figure that is not known (an en dash)."""
@@ -76,7 +77,7 @@ def moment(iso: str | None, *, seconds: bool = False) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
-def prefetch_line(prefetch: dict[str, Any] | None) -> str:
+def prefetch_line(prefetch: PrefetchStatus | None) -> str:
     """``12 prefetched, 9 read (hits), 3.1 MB for nothing`` or why it is off."""
     if not prefetch:
         return "—"

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from agent.control.payloads import ApplyHeldParams, RootParams
 from gui import fmt
 from gui.agent_link import AgentLink
 from gui.state import RootView
@@ -77,7 +78,8 @@ class HeldBanner(QFrame):
 
     def _bring_back(self) -> None:
         if self._root is not None:
-            self.link.fire("bring_back_held", {"root": self._root.path})
+            asked: RootParams = {"root": self._root.path}
+            self.link.fire("bring_back_held", asked)
 
     def _apply(self) -> None:
         r = self._root
@@ -92,7 +94,8 @@ class HeldBanner(QFrame):
             "They stay in the hub's history and can be restored later."
         )
         if self.confirm(question):  # exactly what was shown: the agent refuses if it changed
-            self.link.fire("apply_held", {"root": r.path, "expected": r.held})
+            asked: ApplyHeldParams = {"root": r.path, "expected": r.held}
+            self.link.fire("apply_held", asked)
 
     def confirm(self, question: str) -> bool:
         answer = QMessageBox.question(

@@ -14,6 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from agent.control.payloads import ErrorEvent
 from gui.prefs import TrayPrefs
 from gui.state import error_key
 
@@ -34,7 +35,7 @@ class Notifier(QObject):
         self.prefs = prefs
         self._show = show
         self._seen_errors: set[str] = set()
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[ErrorEvent] = []
         self._signin_hubs: set[str] = set()
         self._held_roots: set[str] = set()
         self._last_pass: float | None = None
@@ -57,7 +58,7 @@ class Notifier(QObject):
         self._show(title, message)
         self.shown.emit(title, message)
 
-    def on_error(self, item: dict[str, Any]) -> None:
+    def on_error(self, item: ErrorEvent) -> None:
         """An ``error`` event: ``{"root", "path"?, "kind", "reason"}``."""
         if item.get("kind") == "auth":
             self.on_signin_needed("auth")

@@ -93,6 +93,12 @@ def classify(schema: Mapping[str, Any]) -> list[FieldSpec]:
     ]
 
 
+def tool_schema(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """An EXAI tool's input schema, as ``exai.tools`` lists it (empty when it has none)."""
+    schema = tool.get("inputSchema")
+    return schema if isinstance(schema, dict) else {}
+
+
 def takes_file(schema: Mapping[str, Any]) -> bool:
     """Whether the agent can hand this tool a file (a reference, a path or a list of paths)."""
     return any(spec.role == "file" for spec in classify(schema))

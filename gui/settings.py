@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from agent.control.client import AgentUnavailable
+from agent.control.payloads import AccountAnswer, SettingsAnswer
 from agent.control.protocol import ControlError
 from gui.agent_link import AgentLink, describe
 from gui.icon_choice import IconChoice
@@ -234,7 +235,7 @@ class SettingsDialog(QDialog):
         self.autostart.setEnabled(True)
         self.link.fire("config_get", on_result=self._fill, on_error=self._show_error)
 
-    def _fill(self, result: dict[str, Any]) -> None:
+    def _fill(self, result: SettingsAnswer) -> None:
         config = result.get("config") or {}
         supabase, exai = config.get("supabase") or {}, config.get("exai") or {}
         agent, cache = config.get("agent") or {}, config.get("cache") or {}
@@ -267,11 +268,11 @@ class SettingsDialog(QDialog):
             else "The token is kept in the system keyring, never in the config file."
         )
         self.forget_token.setEnabled(token_set)
-        self._show_account(result.get("account") or {})
+        self._show_account(result.get("account"))
         self.loaded.emit()
 
-    def _show_account(self, account: dict[str, Any], error: str | None = None) -> None:
-        user = account.get("user")
+    def _show_account(self, account: AccountAnswer | None, error: str | None = None) -> None:
+        user = account.get("user") if account else None
         self.sign_out_button.setEnabled(bool(user))
         if error:
             self.account_status.setStyleSheet(ERROR_STYLE)
@@ -310,9 +311,10 @@ class SettingsDialog(QDialog):
         return next((r for r in self.state.roots() if r.path == path), None)
 
     def _ignore_patterns(self, path: str) -> list[str]:
-        roots: list[dict[str, Any]] = self.state.status.get("roots") or []
-        raw = next((r for r in roots if r.get("path") == path), {})
-        return [str(p) for p in raw.get("ignore") or []]
+        status = self.state.status
+        roots = (status.get("roots") or []) if status else []
+        raw = next((r for r in roots if r.get("path") == path), None)
+        return [str(p) for p in (raw.get("ignore") or [])] if raw else []
 
     def _root_selected(self) -> None:
         root = self._root()
@@ -405,7 +407,7 @@ class SettingsDialog(QDialog):
         email, password = self.email.text().strip(), self.password.text()
         self.password.clear()
         if not email or not password:
-            self._show_account({}, "enter your email and password")
+            self._show_account(None, "enter your email and password")
             return
         self.account_status.setStyleSheet("")
         self.account_status.setText("Signing in…")
@@ -416,9 +418,11 @@ class SettingsDialog(QDialog):
                 await self.link.call(
                     "config_set", {"config": {"supabase": self._supabase_fields()}}
                 )
-                result = await self.link.call("sign_in", {"email": email, "password": password})
+                result: AccountAnswer = await self.link.call(
+                    "sign_in", {"email": email, "password": password}
+                )
             except (AgentUnavailable, ControlError) as exc:
-                self._show_account({}, describe(exc))
+                self._show_account(None, describe(exc))
             else:
                 self._show_account(result)
 
@@ -426,7 +430,7 @@ class SettingsDialog(QDialog):
 
     def _sign_out(self) -> None:
         self.link.fire(
-            "sign_out", on_result=lambda _: self._show_account({}), on_error=self._show_error
+            "sign_out", on_result=lambda _: self._show_account(None), on_error=self._show_error
         )
 
     def _forget_token(self) -> None:

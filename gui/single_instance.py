@@ -13,7 +13,7 @@ import hashlib
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
-from agent.paths import Paths
+from agent.platform.paths import Paths
 
 CONNECT_MS = 500
 RAISE = b"raise\n"

@@ -15,6 +15,16 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from agent.control.payloads import (
+    ActivityAnswer,
+    ErrorEvent,
+    HealthData,
+    HealthEvent,
+    ProgressEvent,
+    RootStatus,
+    StatusSnapshot,
+    UploadEvent,
+)
 from gui import fmt
 
 THROTTLE_MS = 150
@@ -59,7 +69,7 @@ class HubView:
     """Who is signed in to this hub, when the agent says."""
 
 
-def error_key(item: Json) -> str:
+def error_key(item: ErrorEvent) -> str:
     return f"{item.get('root', '')}|{item.get('path', '')}"
 
 
@@ -74,16 +84,17 @@ class AgentState(QObject):
         self.connected = False
         self.connection_note = "Connecting to the HubSync agent…"
         self.methods: frozenset[str] = frozenset()
-        self.status: Json = {}
-        self.progress: Json = {}
+        self.status: StatusSnapshot | None = None
+        """The latest snapshot; None until the agent sent one."""
+        self.progress: ProgressEvent | None = None
         self.speed_bps: float | None = None
-        self.health: dict[str, Json] = {}
+        self.health: dict[str, HealthData] = {}
         self._last_checks: dict[str, float] = {}
         """The latest check of each hub, kept when the agent lets go of a hub."""
         self.activity: list[Json] = []
         self.activity_version = 0
-        self.errors: dict[str, Json] = {}
-        self.uploads: dict[str, Json] = {}
+        self.errors: dict[str, ErrorEvent] = {}
+        self.uploads: dict[str, UploadEvent] = {}
         self.events_seen = 0
         self._last_sample: tuple[float, str, int] | None = None
         self._timer = QTimer(self)
@@ -110,7 +121,7 @@ class AgentState(QObject):
     def set_methods(self, methods: list[str]) -> None:
         self.methods = frozenset(methods)
 
-    def apply_status(self, status: Json) -> None:
+    def apply_status(self, status: StatusSnapshot) -> None:
         self.status = status
         self.health = {
             str(k): v for k, v in (status.get("health") or {}).items() if isinstance(v, dict)
@@ -119,22 +130,30 @@ class AgentState(QObject):
         self.errors = {}
         for root in status.get("roots") or []:
             for problem in root.get("problems") or []:
-                item = {"root": root.get("path"), **problem}
+                item: ErrorEvent = {
+                    "root": root.get("path"),
+                    "path": problem.get("path"),
+                    "kind": problem.get("kind"),
+                    "reason": problem.get("reason"),
+                }
                 self.errors[error_key(item)] = item
         progress = status.get("progress")
         if isinstance(progress, dict):
             self.apply_progress(progress)
-        elif self.progress.get("phase") not in (None, "done"):
+        elif self.progress is not None and self.progress.get("phase") != "done":
             self.progress = {**self.progress, "phase": "done"}
         self._touch()
 
-    def apply_progress(self, data: Json) -> None:
+    def _roots(self) -> list[RootStatus]:
+        return (self.status.get("roots") or []) if self.status else []
+
+    def apply_progress(self, data: ProgressEvent) -> None:
         self.events_seen += 1
         self._sample_speed(data)
         self.progress = data
         self._touch()
 
-    def _sample_speed(self, data: Json) -> None:
+    def _sample_speed(self, data: ProgressEvent) -> None:
         now = time.monotonic()
         key = f"{data.get('root')}|{data.get('phase')}"
         done = int(data.get("bytes_done") or 0)
@@ -153,23 +172,30 @@ class AgentState(QObject):
             else (SPEED_SMOOTHING * rate + (1 - SPEED_SMOOTHING) * self.speed_bps)
         )
 
-    def apply_health(self, data: Json) -> None:
+    def apply_health(self, data: HealthEvent) -> None:
         hub = str(data.get("hub") or "local")
-        self.health[hub] = {k: v for k, v in data.items() if k != "hub"}
+        self.health[hub] = {
+            "state": data.get("state"),
+            "latency": data.get("latency"),
+            "last_check": data.get("last_check"),
+            "consecutive_failures": data.get("consecutive_failures"),
+            "reason": data.get("reason"),
+        }
         self._remember_checks()
         self._touch()
 
     def _remember_checks(self) -> None:
         for name, h in self.health.items():
-            if h.get("last_check"):
-                self._last_checks[name] = float(h["last_check"])
+            last = h.get("last_check")
+            if last:
+                self._last_checks[name] = float(last)
 
-    def apply_activity(self, result: Json) -> None:
+    def apply_activity(self, result: ActivityAnswer) -> None:
         """The ``activity`` method's result: recent hub operations, newest first."""
-        roots = {r.get("id"): str(r.get("path")) for r in self.status.get("roots") or []}
+        roots = {r.get("id"): str(r.get("path")) for r in self._roots()}
         items = []
         for op in (result.get("operations") or [])[:ACTIVITY_KEEP]:
-            root = roots.get(op.get("root_id"), "")
+            root = roots.get(str(op.get("root_id")), "")
             rel = str(op.get("relpath") or "")
             items.append(
                 {
@@ -184,15 +210,17 @@ class AgentState(QObject):
         self.activity_version += 1
         self._touch()
 
-    def apply_error(self, item: Json) -> None:
+    def apply_error(self, item: ErrorEvent) -> None:
         """A file that failed (folder-level problems arrive with the next status)."""
         if item.get("kind") != "degraded" and item.get("path"):
             self.errors[error_key(item)] = item
             self._touch()
 
-    def apply_upload(self, data: Json) -> None:
+    def apply_upload(self, data: UploadEvent) -> None:
         path = str(data.get("path"))
-        self.uploads[path] = {**self.uploads.get(path, {}), **data}
+        merged = self.uploads.get(path, data).copy()
+        merged.update(data)
+        self.uploads[path] = merged
         self.upload_changed.emit(path)
         self._touch()
 
@@ -200,33 +228,33 @@ class AgentState(QObject):
 
     @property
     def paused(self) -> bool:
-        return bool(self.status.get("paused"))
+        return bool(self.status and self.status.get("paused"))
 
     @property
     def exai_available(self) -> bool:
         return "exai.process" in self.methods
 
     def busy(self) -> bool:
-        return bool(self.progress) and self.progress.get("phase") != "done"
+        return self.progress is not None and self.progress.get("phase") != "done"
 
     def first_run(self) -> bool:
         """Connected, and no folder is mirrored yet: the windows say how to start."""
-        return self.connected and bool(self.status) and not self.status.get("roots")
+        return self.connected and self.status is not None and not self.status.get("roots")
 
     def hubs_down(self) -> set[str]:
         """Hubs in use that cannot be reached now (offline, or gone away)."""
         down = {n for n, h in self.health.items() if h.get("state") == "offline"}
-        down |= set(self.status.get("unavailable") or {})
-        used = {str(r.get("hub")) for r in self.status.get("roots") or []}
+        down |= set((self.status.get("unavailable") or {}) if self.status else {})
+        used = {str(r.get("hub")) for r in self._roots()}
         return down & used
 
-    def file_errors(self) -> list[Json]:
+    def file_errors(self) -> list[ErrorEvent]:
         """The errors worth a row: a write that failed because the folder's hub is down is
         the hub's state (shown once, as offline), not a problem of that file."""
         down = self.hubs_down()
         if not down:
             return list(self.errors.values())
-        hub_of = {str(r.get("path")): str(r.get("hub")) for r in self.status.get("roots") or []}
+        hub_of = {str(r.get("path")): str(r.get("hub")) for r in self._roots()}
         return [
             e
             for e in self.errors.values()
@@ -235,12 +263,12 @@ class AgentState(QObject):
 
     def waiting_files(self) -> int:
         """Files waiting for a pass (the agent counts files, not events)."""
-        return int(self.status.get("queue") or 0)
+        return int((self.status.get("queue") or 0) if self.status else 0)
 
     def waiting_sample(self) -> list[tuple[str, int | None]]:
         """Some of the waiting files: (full path, size or None when its deletion waits)."""
         out = []
-        for r in self.status.get("roots") or []:
+        for r in self._roots():
             for w in r.get("waiting_sample") or []:
                 size = w.get("size")
                 out.append((str(Path(str(r.get("path"))) / str(w.get("path"))), size))
@@ -254,7 +282,7 @@ class AgentState(QObject):
         if not self.connected:
             return "offline"
         states = {str(h.get("state")) for h in self.health.values()}
-        overall = str(self.status.get("state") or "idle")
+        overall = str((self.status.get("state") if self.status else None) or "idle")
         if overall == "signin_needed" or "signin_needed" in states:
             return "signin"
         if self.paused:
@@ -274,21 +302,24 @@ class AgentState(QObject):
         return "idle"
 
     def overall_fraction(self) -> float | None:
-        total = int(self.progress.get("bytes_total") or 0)
-        if total <= 0 or not self.busy():
+        p = self.progress
+        total = int(p.get("bytes_total") or 0) if p else 0
+        if p is None or total <= 0 or not self.busy():
             return None
-        return min(1.0, int(self.progress.get("bytes_done") or 0) / total)
+        return min(1.0, int(p.get("bytes_done") or 0) / total)
 
     def eta_seconds(self) -> float | None:
         p = self.progress
+        if p is None or not self.busy() or not self.speed_bps:
+            return None
         left = int(p.get("bytes_total") or 0) - int(p.get("bytes_done") or 0)
-        if not self.busy() or not self.speed_bps or left <= 0:
+        if left <= 0:
             return None
         return left / self.speed_bps
 
     def roots(self) -> list[RootView]:
         views = []
-        for r in self.status.get("roots") or []:
+        for r in self._roots():
             if r.get("missing"):
                 state, reason = "missing", "the folder is gone (unplugged or moved); waiting for it"
             elif r.get("paused"):
@@ -321,21 +352,23 @@ class AgentState(QObject):
     def hubs(self) -> list[HubView]:
         """Every hub the agent knows: usable ones with their health, then unavailable ones."""
         views = []
-        for name, location in (self.status.get("hubs") or {}).items():
-            h = self.health.get(name) or {}
-            latency = h.get("latency")
+        hubs = (self.status.get("hubs") or {}) if self.status else {}
+        unavailable = (self.status.get("unavailable") or {}) if self.status else {}
+        for name, location in hubs.items():
+            h = self.health.get(name)
+            latency = h.get("latency") if h else None
             views.append(
                 HubView(
                     name,
                     str(location),
-                    str(h.get("state") or "unknown"),
+                    str((h.get("state") if h else None) or "unknown"),
                     None if latency is None else float(latency) * 1000,
-                    h.get("last_check") or self._last_checks.get(name),
-                    str(h.get("reason") or ""),
-                    str(h.get("user") or ""),
+                    (h.get("last_check") if h else None) or self._last_checks.get(name),
+                    str((h.get("reason") if h else None) or ""),
+                    str((h.get("user") if h else None) or ""),
                 )
             )
-        for name, why in (self.status.get("unavailable") or {}).items():
+        for name, why in unavailable.items():
             last = self._last_checks.get(name)
             views.append(HubView(name, "", "unavailable", None, last, str(why), ""))
         return views
@@ -348,7 +381,7 @@ class AgentState(QObject):
         if state == "signin":
             return "Sign-in needed: syncing to the hub is on hold"
         if state == "paused" and self.paused:
-            until = self.status.get("paused_until")
+            until = self.status.get("paused_until") if self.status else None
             return f"Paused until {fmt.clock(until)[:5]}" if until else "Paused"
         if self.first_run():
             return "No folder yet: add one to start syncing"
@@ -358,7 +391,7 @@ class AgentState(QObject):
             return f"Offline: {reasons[0] if reasons else 'the hub cannot be reached'}"
         if state == "syncing":
             p = self.progress
-            if not self.busy() or not p.get("files_total"):
+            if p is None or not self.busy() or not p.get("files_total"):
                 waiting = self.waiting_files()
                 return (
                     f"Syncing · {fmt.count(waiting)} file{'s' if waiting != 1 else ''} waiting"

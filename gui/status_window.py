@@ -9,7 +9,6 @@ from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
-    QFormLayout,
     QFrame,
     QGridLayout,
     QHBoxLayout,
@@ -25,11 +24,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from agent.control.payloads import PauseParams, ProgressEvent
 from gui import fmt
 from gui.activity_list import fill_activity
 from gui.agent_link import ACTIVITY_LIMIT, AgentLink
 from gui.exai_dialog import open_exai_dialog
 from gui.exai_results import NOT_OPENED, open_file, reveal_in_folder
+from gui.health_tab import HealthTab
 from gui.held_banner import HeldBanner
 from gui.icons import state_icon
 from gui.own_files import OwnFileActions
@@ -40,27 +41,11 @@ from gui.widgets import (
     close_on_escape_and_ctrl_w,
     heading,
     muted,
+    table_tree,
 )
 
 QUEUE_SHOWN = 50
 PAUSE_A_WHILE = 3600
-
-
-def _tree(headers: list[str], stretch: int = 0) -> QTreeWidget:
-    tree = QTreeWidget()
-    tree.setHeaderLabels(headers)
-    tree.setRootIsDecorated(False)
-    tree.setUniformRowHeights(True)
-    tree.setAlternatingRowColors(True)
-    tree.header().setStretchLastSection(False)
-    for column in range(len(headers)):
-        mode = (
-            QHeaderView.ResizeMode.Stretch
-            if column == stretch
-            else QHeaderView.ResizeMode.ResizeToContents
-        )
-        tree.header().setSectionResizeMode(column, mode)
-    return tree
 
 
 class StatusWindow(QWidget):
@@ -100,7 +85,8 @@ class StatusWindow(QWidget):
         self.tabs.addTab(self._build_overview(), "Transfers")
         self.tabs.addTab(self._build_activity(), "Activity")
         self.tabs.addTab(self._build_errors(), "Errors")
-        self.tabs.addTab(self._build_health(), "Health")
+        self.health = HealthTab(state)
+        self.tabs.addTab(self.health, "Health")
 
         self.held = HeldBanner(link)
         self.first_run = self._build_first_run()
@@ -141,7 +127,8 @@ class StatusWindow(QWidget):
         return row
 
     def _pause(self, seconds: int | None) -> None:
-        self.link.fire("pause", {} if seconds is None else {"for_seconds": seconds})
+        asked: PauseParams = {} if seconds is None else {"for_seconds": seconds}
+        self.link.fire("pause", asked)
 
     def _refresh_actions(self) -> None:
         s = self.state
@@ -226,12 +213,12 @@ class StatusWindow(QWidget):
         ):
             figures.addWidget(muted(name), 0, column)
             figures.addWidget(label, 1, column)
-        self.transfers = _tree(["Now", "Step", "Progress"])
+        self.transfers = table_tree(["Now", "Step", "Progress"])
         self.transfers.setItemDelegateForColumn(2, ProgressDelegate(self.transfers))
         self.transfers.header().setSectionResizeMode(2, QHeaderView.ResizeMode.Fixed)
         self.transfers.setColumnWidth(2, 220)
         self.queue_label = heading("Queue")
-        self.queue = _tree(["Waiting", "Size"])
+        self.queue = table_tree(["Waiting", "Size"])
         layout = QVBoxLayout(page)
         layout.addWidget(self.overall)
         layout.addLayout(figures)
@@ -242,7 +229,7 @@ class StatusWindow(QWidget):
 
     def _build_activity(self) -> QWidget:
         page = QWidget()
-        self.activity = _tree(["", "File", "What", "When"], stretch=1)
+        self.activity = table_tree(["", "File", "What", "When"], stretch=1)
         self.activity.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.activity.customContextMenuRequested.connect(self._activity_menu)
         self.activity.itemDoubleClicked.connect(
@@ -301,7 +288,7 @@ class StatusWindow(QWidget):
 
     def _build_errors(self) -> QWidget:
         page = QWidget()
-        self.errors = _tree(["File", "Reason", "Folder"], stretch=1)
+        self.errors = table_tree(["File", "Reason", "Folder"], stretch=1)
         self.errors.setSelectionMode(QTreeWidget.SelectionMode.ExtendedSelection)
         self.retry_selected = QPushButton("Retry selected now")
         self.retry_all = QPushButton("Retry all now")
@@ -315,28 +302,6 @@ class StatusWindow(QWidget):
         layout = QVBoxLayout(page)
         layout.addWidget(self.errors, 1)
         layout.addLayout(buttons)
-        return page
-
-    def _build_health(self) -> QWidget:
-        page = QWidget()
-        self.hubs = _tree(["Hub", "State", "Latency", "Last check", "Where / why"], stretch=4)
-        self.cache_bar = QProgressBar()
-        self.cache_bar.setRange(0, 1000)
-        self.cache_labels = {k: QLabel() for k in ("entries", "hit_rate", "prefetch", "dedup")}
-        cache = QFormLayout()
-        cache.addRow("Cache use", self.cache_bar)
-        cache.addRow("Entries", self.cache_labels["entries"])
-        cache.addRow("Hit rate", self.cache_labels["hit_rate"])
-        cache.addRow("Prefetch", self.cache_labels["prefetch"])
-        cache.addRow("Saved by dedup", self.cache_labels["dedup"])
-        self.roots = _tree(["Folder", "State", "Files", "Why"], stretch=3)
-        layout = QVBoxLayout(page)
-        layout.addWidget(heading("Connection"))
-        layout.addWidget(self.hubs, 1)
-        layout.addWidget(heading("Cache and deduplication"))
-        layout.addLayout(cache)
-        layout.addWidget(heading("Synced folders"))
-        layout.addWidget(self.roots, 2)
         return page
 
     # -- updates -------------------------------------------------------------------------
@@ -370,13 +335,14 @@ class StatusWindow(QWidget):
             self._activity_shown = s.activity_version
             self._refresh_activity()
         self._refresh_errors()
-        self._refresh_health()
+        self.health.refresh()
 
-    def _refresh_overview(self, p: dict[str, Any]) -> None:
+    def _refresh_overview(self, progress: ProgressEvent | None) -> None:
         s = self.state
         fraction = s.overall_fraction()
         self.overall.setValue(round((fraction or 0) * 1000))
-        busy = s.busy()
+        busy = progress is not None and s.busy()
+        p: ProgressEvent | dict[str, Any] = progress if progress is not None else {}
         waiting = s.waiting_files()
         if fraction is not None:
             idle_text = fmt.percent(fraction)
@@ -399,7 +365,7 @@ class StatusWindow(QWidget):
         self.eta_label.setText(fmt.duration(s.eta_seconds()))
         self.transfers.clear()
         if busy:
-            for t in p.get("active") or []:
+            for t in p.get("active") or ():
                 total, done = int(t.get("bytes_total") or 0), int(t.get("bytes_done") or 0)
                 item = QTreeWidgetItem(
                     [
@@ -416,7 +382,7 @@ class StatusWindow(QWidget):
                 self.transfers.addTopLevelItem(
                     QTreeWidgetItem(
                         [
-                            str(p["current"]),
+                            str(p.get("current")),
                             str(p.get("phase", "")),
                             fmt.NONE if size is None else fmt.size(size),
                         ]
@@ -470,40 +436,3 @@ class StatusWindow(QWidget):
         roots = {i.data(0, Qt.ItemDataRole.UserRole) for i in self.errors.selectedItems()}
         for root in sorted(r for r in roots if r):
             self.link.fire("retry", {"root": root})
-
-    def _refresh_health(self) -> None:
-        s = self.state
-        self.hubs.clear()
-        for h in s.hubs():
-            latency = fmt.NONE if h.latency_ms is None else f"{h.latency_ms:.0f} ms"
-            where = " · ".join(
-                part
-                for part in (h.location, f"signed in as {h.user}" if h.user else "", h.reason)
-                if part
-            )
-            item = QTreeWidgetItem([h.name, h.state, latency, fmt.ago(h.last_check), where])
-            item.setToolTip(4, where)
-            if h.state not in ("online", "unknown"):
-                item.setForeground(1, Qt.GlobalColor.darkYellow)
-            self.hubs.addTopLevelItem(item)
-        cache = s.status.get("cache") or {}
-        used, limit = int(cache.get("bytes") or 0), int(cache.get("limit") or 0)
-        self.cache_bar.setValue(round(used / limit * 1000) if limit else 0)
-        self.cache_bar.setFormat(f"{fmt.size(used)} of {fmt.size(limit)}")
-        self.cache_labels["entries"].setText(fmt.count(cache.get("entries")))
-        hits, misses = int(cache.get("hits") or 0), int(cache.get("misses") or 0)
-        self.cache_labels["hit_rate"].setText(
-            f"{fmt.percent(cache.get('hit_rate'))} ({fmt.count(hits)} of {fmt.count(hits + misses)})"
-        )
-        self.cache_labels["prefetch"].setText(fmt.prefetch_line(s.status.get("prefetch")))
-        metrics = s.status.get("metrics") or {}
-        counters = metrics.get("all_time") or metrics.get("counters") or {}  # over restarts
-        self.cache_labels["dedup"].setText(
-            f"{fmt.size(counters.get('dedup_bytes_saved'))} in {fmt.count(counters.get('dedup_hits'))} files"
-        )
-        self.roots.clear()
-        for r in s.roots():
-            item = QTreeWidgetItem([r.path, r.state, fmt.count(r.files), r.reason])
-            if r.state != "ok":
-                item.setForeground(1, Qt.GlobalColor.darkYellow)
-            self.roots.addTopLevelItem(item)

@@ -6,11 +6,13 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, Qt
 from PySide6.QtGui import QColor, QKeySequence, QPainter, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
+    QHeaderView,
     QLabel,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionProgressBar,
     QStyleOptionViewItem,
+    QTreeWidget,
     QWidget,
 )
 
@@ -92,3 +94,21 @@ def close_on_escape_and_ctrl_w(window: QWidget, *, escape: bool = True) -> None:
         shortcut = QShortcut(keys, window)
         shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
         shortcut.activated.connect(window.close)
+
+
+def table_tree(headers: list[str], stretch: int = 0) -> QTreeWidget:
+    """A flat table of rows: one column stretches, the others fit their contents."""
+    tree = QTreeWidget()
+    tree.setHeaderLabels(headers)
+    tree.setRootIsDecorated(False)
+    tree.setUniformRowHeights(True)
+    tree.setAlternatingRowColors(True)
+    tree.header().setStretchLastSection(False)
+    for column in range(len(headers)):
+        mode = (
+            QHeaderView.ResizeMode.Stretch
+            if column == stretch
+            else QHeaderView.ResizeMode.ResizeToContents
+        )
+        tree.header().setSectionResizeMode(column, mode)
+    return tree

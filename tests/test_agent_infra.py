@@ -21,14 +21,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from agent import autostart
-from agent.agent_cli import doctor_bundle, register
+from agent.cli.agent_files import doctor_bundle, register
 from agent.control.client import ControlClient
 from agent.control.server import ControlServer
-from agent.health import HealthMonitor, HealthState, HealthStatus
-from agent.lock import AgentLock, AlreadyRunning, lock_held, read_holder
-from agent.logs import follow, redact, setup_logging, tail
-from agent.metrics import (
+from agent.daemon.health import HealthMonitor, HealthState, HealthStatus
+from agent.daemon.metrics import (
     BYTES_UPLOADED,
     DEDUP_BYTES_SAVED,
     FILES_UPLOADED,
@@ -38,7 +35,10 @@ from agent.metrics import (
     Metrics,
     MetricsStore,
 )
-from agent.paths import Paths, resolve_paths
+from agent.platform import autostart
+from agent.platform.lock import AgentLock, AlreadyRunning, lock_held, read_holder
+from agent.platform.logs import follow, redact, setup_logging, tail
+from agent.platform.paths import Paths, resolve_paths
 from sync.errors import AuthError, TransientError
 from sync.transfer import RetryPolicy, with_retries
 from tests.fixtures.agent_infra_helpers import wait_until
@@ -83,7 +83,7 @@ def root_logging() -> object:
 HOLDER = """
 import sys, time
 from pathlib import Path
-from agent.lock import AgentLock
+from agent.platform.lock import AgentLock
 lock = AgentLock(Path(sys.argv[1]))
 lock.acquire()
 print("held", flush=True)
@@ -215,7 +215,7 @@ def test_watchdogs_shutdown_race_is_not_logged_as_an_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Stopping a busy watcher made watchdog log an ERROR on most agent shutdowns."""
-    import agent.watcher  # noqa: F401 - installs the filter
+    import agent.daemon.watcher  # noqa: F401 - installs the filter
 
     inotify_log = logging.getLogger("watchdog.observers.inotify")
     with caplog.at_level(logging.WARNING):
@@ -403,7 +403,7 @@ async def test_a_hung_hub_drive_stalls_neither_the_loop_nor_other_threads(
 ) -> None:
     """Looks at a hub on a hung share time out; while one hangs, no other piles up
     behind it, and the loop's shared thread pool is never used."""
-    import agent.hub_keeper as hub_keeper
+    import agent.daemon.hub_keeper as hub_keeper
 
     monkeypatch.setattr(hub_keeper, "LOOK_DEADLINE", 0.2)
     keeper = hub_keeper.LocalHubKeeper(None, None, None, asyncio.Lock())  # type: ignore[arg-type]

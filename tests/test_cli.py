@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from agent.lock import AgentLock
+from agent.platform.lock import AgentLock
 from tests.fixtures.agent import start_agent_process
 
 

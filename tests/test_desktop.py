@@ -12,8 +12,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from agent import desktop
-from agent.autostart import _desktop_quote
+from agent.cli import desktop as desktop_cli
+from agent.platform import desktop
+from agent.platform.autostart import _desktop_quote
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,9 +24,9 @@ def _cli() -> typer.Typer:
 
     @app.callback()
     def _root() -> None:
-        """A group, as in agent/cli.py, so the command keeps its name."""
+        """A group, as in agent/cli/main.py, so the command keeps its name."""
 
-    desktop.register(app)
+    desktop_cli.register(app)
     return app
 
 
@@ -93,7 +94,7 @@ def test_install_writes_entry_and_icons_and_uninstall_removes_only_them(tmp_path
 
 
 def test_install_refuses_without_pyside6(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(desktop, "find_spec", lambda name: None)
+    monkeypatch.setattr(desktop_cli, "find_spec", lambda name: None)
     result = CliRunner().invoke(_cli(), ["install-desktop"], env={"XDG_DATA_HOME": str(tmp_path)})
     assert result.exit_code == 1
     assert "hubsync[gui]" in result.output

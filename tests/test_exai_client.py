@@ -17,7 +17,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
 from agent.config import ConfigError, ExaiConfig
-from agent.exai.client import ExaiClient, closed_error, parse_outputs
+from agent.exai.client import ExaiClient
+from agent.exai.connection import closed_error
 from agent.exai.errors import (
     ExaiAuthError,
     ExaiOverCapacity,
@@ -28,6 +29,7 @@ from agent.exai.errors import (
 )
 from agent.exai.health import check_health
 from agent.exai.settings import ExaiSettings, read_token
+from agent.exai.tools import parse_outputs
 from tests.exai_server import ExaiTestServer
 
 pytest_plugins = ["tests.fixtures.exai"]

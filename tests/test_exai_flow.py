@@ -25,13 +25,13 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from agent.cli.exai import exai_app
 from agent.config import Config
 from agent.control.client import ControlClient
 from agent.control.protocol import ControlError, Event
 from agent.control.server import ControlServer
 from agent.exai.arguments import build_arguments, map_path
-from agent.exai.cli import exai_app
-from agent.exai.client import ExaiClient, ToolInfo
+from agent.exai.client import ExaiClient
 from agent.exai.errors import (
     ExaiAuthError,
     ExaiError,
@@ -44,7 +44,8 @@ from agent.exai.jobs import ExaiJobs
 from agent.exai.results import default_results_dir, result_stem, write_result
 from agent.exai.server_files import answered_path, download_destination, download_to_server
 from agent.exai.settings import ExaiSettings
-from agent.paths import resolve_paths
+from agent.exai.tools import ToolInfo
+from agent.platform.paths import resolve_paths
 from sync.remotes.local import LocalHub
 from tests.exai_server import TOOLS, ExaiTestServer
 

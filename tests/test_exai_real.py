@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from agent.exai.cli import exai_app
+from agent.cli.exai import exai_app
 from tests.exai_server import ExaiTestServer
 from tests.fixtures.exai import threaded_exai_server
 from tests.fixtures.supabase import SupabaseUser

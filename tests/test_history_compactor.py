@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-from agent.history_compactor import HistoryCompactor
+from agent.daemon.history_compactor import HistoryCompactor
 from sync.remotes.local import LocalHub
 from tests.history_helpers import read_back, save, text_version
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import sync.passes.transfer
+from agent.control.issues_api import API_GROUPS, API_ISSUES, issues_report
 from agent.control.protocol import MAX_FRAME_BYTES
-from agent.issues_api import API_GROUPS, API_ISSUES, issues_report
 from sync.engine import SyncEngine
 from sync.errors import LocalFileError, PermanentError, QuotaError
 from sync.fingerprint import fingerprint, normalise
@@ -314,8 +314,8 @@ def test_journal_reports_held_deletions_as_issues(tmp_path: Path) -> None:
 def test_upload_lists_are_checked_when_loaded_and_when_set(tmp_path: Path) -> None:
     from agent.config import ConfigError, UploadConfig, load_config
     from agent.control.protocol import ControlError
-    from agent.paths import resolve_paths
-    from agent.settings_api import merge_config
+    from agent.control.settings_api import merge_config
+    from agent.platform.paths import resolve_paths
 
     paths = resolve_paths({"HUBSYNC_HOME": str(tmp_path)})
     paths.config_file.parent.mkdir(parents=True)
@@ -367,7 +367,7 @@ async def test_a_failure_of_the_whole_pass_is_a_group_that_the_next_good_pass_re
 def test_ignore_this_adds_a_rule_matching_only_that_path(tmp_path: Path, name: str) -> None:
     import pathspec
 
-    from agent.issues_api import ignore_path
+    from agent.control.issues_api import ignore_path
     from sync.journal import Root
 
     root = Root("r", tmp_path, "local", False, None)

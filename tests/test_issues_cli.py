@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.control.issues_api import diagnose, pick_tool
 from agent.exai.client import ExaiClient
 from agent.exai.settings import ExaiSettings
-from agent.issues_api import diagnose, pick_tool
 from sync.journal import Failure
 from tests.exai_server import ExaiTestServer
 from tests.fixtures.agent import live_agent
@@ -204,7 +204,7 @@ async def test_diagnose_says_when_exai_takes_longer_than_its_bound(
 
 
 def test_diagnose_from_the_cli_without_an_agent(tmp_path: Path) -> None:
-    from agent.paths import resolve_paths
+    from agent.platform.paths import resolve_paths
     from sync.journal import Journal
     from tests.fixtures.exai import threaded_exai_server
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.issues_api import issues_report
+from agent.control.issues_api import issues_report
 from sync.engine import SyncEngine
 from sync.journal import Journal
 from sync.policy import BucketLimits

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.journal_lock import one_engine
-from agent.paths import resolve_paths
+from agent.platform.journal_lock import one_engine
+from agent.platform.paths import resolve_paths
 from tests.fixtures.agent import start_agent_process
 from tests.fixtures.engine import Rig, sha_of
 

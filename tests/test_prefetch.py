@@ -4,6 +4,7 @@ machine busy."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from pathlib import Path
@@ -11,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from agent.context import Context
-from agent.paths import resolve_paths
-from agent.prefetch_task import PrefetchTask
-from agent.service import AgentService
+from agent.daemon.prefetch import PrefetchTask
+from agent.platform.paths import resolve_paths
 from sync.access_log import to_access
 from sync.cache import BlobCache
 from sync.prefetch import DAY, Access, Budget, Predictor, plan
@@ -153,7 +153,7 @@ async def test_the_hub_read_log_teaches_the_predictor(tmp_path: Path) -> None:
 async def task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PrefetchTask:
     monkeypatch.setenv("HUBSYNC_METERED", "0")
     ctx = Context.open(resolve_paths({"HUBSYNC_HOME": str(tmp_path / "home")}).ensure())
-    prefetch = PrefetchTask(AgentService(ctx))
+    prefetch = PrefetchTask(ctx, asyncio.Lock())
     prefetch.max_load = 1e9
     yield prefetch
     await ctx.aclose()
@@ -163,17 +163,17 @@ async def test_prefetch_stops_when_off_metered_or_busy(
     task: PrefetchTask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert task.why_not() is None
-    task.agent.ctx.config.cache.prefetch = False
+    task.ctx.config.cache.prefetch = False
     assert task.why_not() == "off"
     assert await task.round() == 0 and task.last_reason == "off"
-    task.agent.ctx.config.cache.prefetch = True
+    task.ctx.config.cache.prefetch = True
     monkeypatch.setenv("HUBSYNC_METERED", "1")
     assert task.why_not() == "metered link"
-    task.agent.ctx.config.cache.prefetch_metered = "no"  # the user says it is not
+    task.ctx.config.cache.prefetch_metered = "no"  # the user says it is not
     assert task.why_not() is None
-    async with task.agent.pass_lock:
+    async with task.pass_lock:
         assert task.why_not() == "a pass is running"
     task.max_load = -1.0  # any load is too much
     assert task.why_not() == "machine busy"
     assert await task.round() == 0
-    assert task.agent.ctx.cache.stats().prefetched == 0
+    assert task.ctx.cache.stats().prefetched == 0

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from agent.paths import resolve_paths
+from agent.platform.paths import resolve_paths
 from sync.journal import Journal
 from tests.fixtures.busy_journal import fill
 

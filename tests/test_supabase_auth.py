@@ -20,7 +20,8 @@ from supabase_auth.errors import AuthApiError as GoTrueApiError
 from supabase_auth.errors import AuthRetryableError
 from typer.testing import CliRunner
 
-from agent.secrets import (
+from agent.cli.supabase import register
+from agent.platform.secrets import (
     FILE_SECRETS_ENV,
     SERVICE,
     SERVICE_ROLE_SECRET,
@@ -29,7 +30,6 @@ from agent.secrets import (
     SecretStoreError,
     open_secret_store,
 )
-from agent.supabase_cli import register
 from sync.errors import AuthError
 from sync.remotes.base import BUCKET_FILES
 from sync.remotes.supabase import SupabaseRemote

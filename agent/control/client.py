@@ -8,7 +8,7 @@ import itertools
 import logging
 import os
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +106,7 @@ class ControlClient:
     async def call(
         self,
         method: str,
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
         *,
         timeout: float = 10.0,  # noqa: ASYNC109 - a per-call deadline is the API
     ) -> Any:
@@ -118,7 +118,7 @@ class ControlClient:
         self._pending[rid] = future
         try:
             async with self._write_lock:
-                self._writer.write(Request(rid, method, params or {}).encode())
+                self._writer.write(Request(rid, method, dict(params or {})).encode())
                 await self._writer.drain()
             async with asyncio.timeout(timeout):
                 return await future
@@ -256,7 +256,7 @@ class AgentLink:
     async def call(
         self,
         method: str,
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
         *,
         timeout: float = 10.0,  # noqa: ASYNC109 - a per-call deadline is the API
     ) -> Any:
@@ -302,14 +302,14 @@ class AgentLink:
 
 def call_sync(
     method: str,
-    params: dict[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
     *,
     socket_path: Path | None = None,
     timeout: float = 10.0,
 ) -> Any:
     """One call from synchronous code (the CLI); raises ``AgentUnavailable`` or ``ControlError``."""
     if socket_path is None:
-        from agent.paths import resolve_paths
+        from agent.platform.paths import resolve_paths
 
         socket_path = resolve_paths().control_socket
 

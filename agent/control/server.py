@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import stat
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,8 @@ class ControlServer:
         self._open_writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         """Every per-client task (writers, handlers, drops): ``close`` ends them all."""
+        self._loop_thread: int | None = None
+        """The thread of the loop serving; ``publish`` refuses any other."""
         """Accepted connections whose socket is not closed yet (``close`` waits for them)."""
         self._ids = itertools.count(1)
         self._seq = 0
@@ -166,8 +169,14 @@ class ControlServer:
         """Queue an event for every subscriber of ``event``; never blocks. Returns its seq.
 
         An event that cannot be encoded (not JSON, or over the frame limit) is a
-        bug of the caller: it is logged and dropped, the agent carries on.
+        bug of the caller: it is logged and dropped, the agent carries on. Called
+        from another thread (a transfer's), it raises: the clients' queues belong to
+        the loop, so hand the event over with ``loop.call_soon_threadsafe``.
         """
+        if self._loop_thread is not None and threading.get_ident() != self._loop_thread:
+            raise RuntimeError(
+                f"ControlServer.publish({event!r}) called off the event loop's thread"
+            )
         self._seq += 1
         targets = [c for c in self._clients if not c.lagged and c.wants(event)]
         if not targets:
@@ -193,6 +202,7 @@ class ControlServer:
         if self._server is not None:
             raise RuntimeError("server already started")
         sock = self._bind()
+        self._loop_thread = threading.get_ident()
         try:
             self._server = await asyncio.start_unix_server(
                 self._serve, sock=sock, limit=self.max_frame

@@ -1,6 +1,6 @@
 """EXAI processing: the WebSocket client, the processing flow and the ``hubsync exai`` CLI."""
 
-from agent.exai.client import ExaiClient, ToolInfo, ToolResult
+from agent.exai.client import ExaiClient
 from agent.exai.errors import (
     ExaiAuthError,
     ExaiError,
@@ -11,6 +11,7 @@ from agent.exai.errors import (
     ExaiUnavailable,
 )
 from agent.exai.settings import ExaiSettings, read_token
+from agent.exai.tools import ToolInfo, ToolResult
 
 __all__ = [
     "ExaiAuthError",

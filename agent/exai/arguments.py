@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from agent.exai.client import ToolInfo
 from agent.exai.errors import ExaiToolError
+from agent.exai.tools import ToolInfo
 
 FILE_REF_NAMES = ("file_id", "file_ref", "file_reference", "file_key", "storage_path")
 PATH_NAMES = ("file_path", "path", "filepath", "file")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.exai.arguments import build_arguments, wants_path
-from agent.exai.client import ExaiClient, TextCallback, ToolInfo, ToolResult
+from agent.exai.client import ExaiClient
 from agent.exai.errors import ExaiToolError
 from agent.exai.results import write_result
 from agent.exai.server_files import (
@@ -30,6 +30,7 @@ from agent.exai.server_files import (
     path_pattern,
     shared_disk_path,
 )
+from agent.exai.tools import TextCallback, ToolInfo, ToolResult
 from sync.errors import SyncError
 from sync.hashing import hash_file
 from sync.keys import sha_from_key

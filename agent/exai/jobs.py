@@ -25,11 +25,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from agent.config import Config
 from agent.control.protocol import BAD_PARAMS, BUSY, UNAVAILABLE, ControlError
 from agent.exai.client import ExaiClient
 from agent.exai.flow import HubRef, process_file, reason_of
 from agent.exai.health import check_health
-from agent.exai.results import list_results
+from agent.exai.results import default_results_dir, list_results
+from agent.exai.settings import ExaiSettings
+from agent.platform.paths import Paths
 from sync.errors import SyncError
 from sync.remotes.base import BUCKET_FILES, Remote
 
@@ -99,6 +102,25 @@ class ExaiJobs:
         self._max_running = max_running
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        paths: Paths,
+        remotes: Mapping[str, Remote],
+        publish: Callable[[str, Any], object],
+    ) -> ExaiJobs:
+        """The agent's jobs, as the user's settings say (server, path map, results)."""
+        return cls(
+            ExaiClient(ExaiSettings.from_config(config.exai)),
+            remotes,
+            default_hub=config.default_hub(),
+            results_dir=default_results_dir(config, paths),
+            publish=publish,
+            path_map=config.exai.path_map,
+            download_dir=config.exai.download_dir,
+        )
 
     def register(self, server: Registry) -> None:
         handlers: dict[str, Handler] = {

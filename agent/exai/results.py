@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.config import Config
-from agent.paths import Paths
+from agent.platform.paths import Paths
 from sync.durable import fsync_dir
 from sync.errors import LocalFileError
 

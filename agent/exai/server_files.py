@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.exai.arguments import PATH_LIST_NAMES, PATH_NAMES, map_path
-from agent.exai.client import ExaiClient, TextCallback, ToolInfo
+from agent.exai.client import ExaiClient
 from agent.exai.errors import ExaiToolError
+from agent.exai.tools import TextCallback, ToolInfo
 
 DOWNLOAD_TOOL = "smart_file_download"
 DOWNLOAD_ROOT = "/mnt/project/"

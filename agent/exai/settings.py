@@ -3,7 +3,7 @@
 ``EXAI_WS_HOST`` / ``EXAI_WS_PORT`` / ``EXAI_WS_TOKEN`` override the config file
 and the keyring, the same variables the EXAI server's own tools read. The
 token is otherwise kept as the secret ``exai-token`` of service ``hubsync`` (the
-keyring, or the opted-in secrets file; see :mod:`agent.secrets`). A daemon with
+keyring, or the opted-in secrets file; see :mod:`agent.platform.secrets`). A daemon with
 JWT validation also wants a ``jwt`` in hello: ``EXAI_WS_JWT``, else the secret
 ``exai-jwt`` (``hubsync exai token --jwt``).
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.config import ConfigError, ExaiConfig
-from agent.secrets import SecretStoreError, open_secret_store
+from agent.platform.secrets import SecretStoreError, open_secret_store
 
 TOKEN_SECRET = "exai-token"
 JWT_SECRET = "exai-jwt"

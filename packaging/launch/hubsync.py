@@ -1,4 +1,4 @@
-"""Entry point of the bundle's ``hubsync`` program (the console script ``agent.cli:main``)."""
+"""Entry point of the bundle's ``hubsync`` program (the console script ``agent.cli.main:main``)."""
 
 import os
 import sys
@@ -8,6 +8,6 @@ import sys
 here = os.path.dirname(sys.executable)
 os.environ["PATH"] = os.pathsep.join(p for p in (here, os.environ.get("PATH")) if p)
 
-from agent.cli import main  # noqa: E402
+from agent.cli.main import main  # noqa: E402
 
 main()

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import QApplication, QTreeWidget, QTreeWidgetItem, QWidge
 from pytestqt.qtbot import QtBot
 
 from agent.control.client import call_sync
-from agent.paths import Paths, resolve_paths
+from agent.platform.paths import Paths, resolve_paths
 from gui.app import TrayApp, pyside_refcount_defect
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -48,6 +48,28 @@ def _health(
     }
 
 
+def _root(path: str, hub: str, **extra: Any) -> dict[str, Any]:
+    """A folder as the real agent's ``status`` shows it (agent.control.payloads.RootStatus)."""
+    return {
+        "id": uuid.uuid4().hex,
+        "path": path,
+        "hub": hub,
+        "paused": False,
+        "degraded": None,
+        "missing": False,
+        "watching": True,
+        "ignore": [],
+        "counts": {},
+        "held": [],
+        "answering": False,
+        "pass_due": False,
+        "waiting": 0,
+        "waiting_sample": [],
+        "problems": [],
+        **extra,
+    }
+
+
 class DemoAgent:
     def __init__(
         self,
@@ -140,13 +162,25 @@ class DemoAgent:
             "state": self.state(),
             "paused": self.paused,
             "paused_until": self.paused_until,
+            "disk_full": None,
             "roots": list(self.roots.values()),
             "queue": self.queue,
             "progress": self.progress,
             "health": self.health,
+            "exai": None,
+            "history": {"enabled": True, "rounds": 0, "compressed": 0, "hubs": {}},
             "hubs": hubs,
             "unavailable": unavailable,
             "cache": self.cache,
+            "prefetch": {
+                "enabled": False,
+                "state": "off",
+                "prefetched": 0,
+                "hits": 0,
+                "wasted_bytes": 0,
+                "bytes": 0,
+                "hit_rate_without": 0.0,
+            },
             "metrics": {
                 "since": time.time() - 3600,
                 "counters": self.counters,
@@ -194,18 +228,7 @@ class DemoAgent:
         path = str(params.get("path") or "")
         if not Path(path).is_dir():
             raise ControlError(BAD_PARAMS, f"{path} is not a folder")
-        root = {
-            "id": uuid.uuid4().hex,
-            "path": path,
-            "hub": "local",
-            "paused": False,
-            "degraded": None,
-            "missing": False,
-            "watching": True,
-            "counts": {},
-            "problems": [],
-            "ignore": [],
-        }
+        root = _root(path, "local")
         self.roots[path] = root
         self.publish_status()
         return {"id": root["id"], "path": path, "hub": "local"}
@@ -440,21 +463,14 @@ class DemoAgent:
             ("Music", 9_870, {"paused": True}),
         ):
             path = str(home / name)
-            self.roots[path] = {
-                "id": uuid.uuid4().hex,
-                "path": path,
-                "hub": "supabase",
-                "paused": False,
-                "degraded": None,
-                "missing": False,
-                "watching": True,
-                "counts": {"synced": files - 3, "error": 3}
-                if name == "Projects"
-                else {"synced": files},
-                "problems": [],
-                "ignore": ["*.tmp", "~$*", ".DS_Store"],
+            counts = {"synced": files - 3, "error": 3} if name == "Projects" else {"synced": files}
+            self.roots[path] = _root(
+                path,
+                "supabase",
+                counts=counts,
+                ignore=["*.tmp", "~$*", ".DS_Store"],
                 **extra,
-            }
+            )
         self.roots[str(home / "Projects")]["ignore"] += ["node_modules/", ".venv/", "dist/"]
         self.roots[str(home / "Projects")]["problems"] = [
             {"path": "site/.env.local", "kind": "local", "reason": "permission denied"},

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from agent.control.client import AgentUnavailable, call_sync
-from agent.paths import Paths, resolve_paths
+from agent.platform.paths import Paths, resolve_paths
 from tests.exai_server import ExaiTestServer
 
 ROOT = Path(__file__).resolve().parents[2]

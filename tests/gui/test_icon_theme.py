@@ -7,7 +7,7 @@ from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
-from agent.paths import Paths
+from agent.platform.paths import Paths
 from gui.app import TrayApp
 from gui.icon_theme import IconStyle, choose_style, panel_is_dark, sample_panel
 from gui.icons import STATES, render

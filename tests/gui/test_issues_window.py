@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
-from agent.paths import Paths
+from agent.platform.paths import Paths
 from gui.issues_window import ISSUE_ROLE
 from tests.fixtures.supabase import SupabaseUser
 from tests.gui.conftest import click, rows, run_to_end

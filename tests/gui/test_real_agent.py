@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from agent.control.client import AgentUnavailable, call_sync
-from agent.paths import Paths
+from agent.platform.paths import Paths
 from gui.app import TrayApp
 from gui.exai_dialog import ExaiDialog
 from tests.fixtures.supabase import SupabaseUser

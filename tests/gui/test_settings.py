@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from agent.paths import Paths
+from agent.platform.paths import Paths
 from gui.app import TrayApp
 from gui.prefs import TrayPrefs
 from gui.settings import SettingsDialog

@@ -15,7 +15,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
 from pytestqt.qtbot import QtBot
 
-from agent.paths import Paths
+from agent.platform.paths import Paths
 from gui.app import TrayApp
 from gui.single_instance import SingleInstance, instance_name
 from gui.tray import MENU_TEXT_PX

@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from pytestqt.qtbot import QtBot
 
-from agent.paths import Paths
+from agent.platform.paths import Paths
 from gui.app import TrayApp
 from tests.gui.conftest import DemoAgentProcess, click, rows
 
@@ -57,7 +57,9 @@ def test_status_window_shows_progress_errors_cache_and_health(
     window = busy_tray.status_window
     window.show()
     progress(20)
-    qtbot.waitUntil(lambda: busy_tray.state.progress.get("bytes_done") == 20 * 2**20, timeout=5000)
+    qtbot.waitUntil(
+        lambda: (busy_tray.state.progress or {}).get("bytes_done") == 20 * 2**20, timeout=5000
+    )
     qtbot.wait(500)
     progress(25)
     qtbot.waitUntil(lambda: window.bytes_label.text() == "25.0 MB of 100.0 MB", timeout=5000)
@@ -79,17 +81,17 @@ def test_status_window_shows_progress_errors_cache_and_health(
     reasons = [rows(window.errors)[i].text(1) for i in range(window.errors.topLevelItemCount())]
     assert "permission denied [local]" in reasons
     hubs = {
-        rows(window.hubs)[i].text(0): rows(window.hubs)[i]
-        for i in range(window.hubs.topLevelItemCount())
+        rows(window.health.hubs)[i].text(0): rows(window.health.hubs)[i]
+        for i in range(window.health.hubs.topLevelItemCount())
     }
     assert hubs["supabase"].text(1) == "online" and hubs["supabase"].text(2) == "42 ms"
     assert hubs["supabase"].text(4) == "https://abcd1234.supabase.co · signed in as ada@example.com"
-    assert window.cache_bar.format() == "412.0 MB of 1.0 GB"
-    assert window.cache_labels["hit_rate"].text() == "86% (9,120 of 10,600)"
-    assert window.cache_labels["dedup"].text() == "2.8 GB in 4,211 files"
+    assert window.health.cache_bar.format() == "412.0 MB of 1.0 GB"
+    assert window.health.cache_labels["hit_rate"].text() == "86% (9,120 of 10,600)"
+    assert window.health.cache_labels["dedup"].text() == "2.8 GB in 4,211 files"
     roots = {
-        rows(window.roots)[i].text(0): rows(window.roots)[i]
-        for i in range(window.roots.topLevelItemCount())
+        rows(window.health.roots)[i].text(0): rows(window.health.roots)[i]
+        for i in range(window.health.roots.topLevelItemCount())
     }
     assert "watch limit" in roots["/home/ada/Projects"].text(3)
     assert roots["/home/ada/Projects"].text(2) == "203,551"
@@ -215,9 +217,12 @@ def test_every_event_of_a_10000_file_sync_reaches_the_tray(
     with ThreadPoolExecutor(1) as pool:
         flood = pool.submit(roomy_agent.call, "flood", {"files": 10_000})
         state = tray_app.state
-        qtbot.waitUntil(lambda: state.progress.get("phase") == "done", timeout=60_000)
+        qtbot.waitUntil(
+            lambda: state.progress is not None and state.progress["phase"] == "done",
+            timeout=60_000,
+        )
         flood.result(30)
-    assert state.progress["files_done"] == 10_000
+    assert state.progress is not None and state.progress["files_done"] == 10_000
     assert disconnects == [], "the tray fell behind and was dropped by the agent"
     assert state.events_seen >= 20_000
     assert len(state.errors) == 200
@@ -236,9 +241,12 @@ def test_a_tray_dropped_for_lagging_resyncs_to_the_live_state(
     demo_agent.call("flood", {"files": 10_000})  # 20,300 events in a burst: too many to buffer
     state = connected_tray.state
     qtbot.waitUntil(
-        lambda: state.progress.get("phase") == "done" and state.connected, timeout=15_000
+        lambda: (
+            state.progress is not None and state.progress["phase"] == "done" and state.connected
+        ),
+        timeout=15_000,
     )
-    assert state.progress["files_done"] == 10_000
+    assert state.progress is not None and state.progress["files_done"] == 10_000
     assert drops[:2] == [False, True], "expected the agent to drop the tray once, and a reconnect"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
-from agent.paths import Paths
+from agent.platform.paths import Paths
 from gui.agent_link import default_agent_command
 from gui.app import TrayApp
 from tests.gui.conftest import ROOT, DemoAgentProcess, run_to_end

@@ -117,7 +117,7 @@ def test_a_hub_that_went_away_is_one_offline_state(
     qtbot.waitUntil(lambda: window.summary.text() == f"Offline: {why}", timeout=2000)
     assert window.tabs.tabText(2) == "Errors"
     assert window.errors.topLevelItemCount() == 0
-    hubs = {r.text(0): r for r in rows(window.hubs)}
+    hubs = {r.text(0): r for r in rows(window.health.hubs)}
     assert hubs["local"].text(1) == "unavailable"
     assert hubs["local"].text(3) == "1 min ago"  # not "never"
 

@@ -96,6 +96,9 @@ class SupabaseRemote(ManifestReads):
     """A Supabase project as a HubSync hub."""
 
     kind = "supabase"
+    parallel_uploads = 32
+    """Uploads the engine keeps in flight: a small file spends most of its time waiting
+    for the grouped file_metadata write (two round trips), not on a connection."""
 
     def __init__(
         self,

@@ -1,0 +1,1 @@
+"""The ``hubsync`` command line, one module per command group (``main`` builds the app)."""
