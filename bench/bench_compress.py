@@ -38,7 +38,7 @@ from sync.history_store import packed_history
 from sync.remotes.base import ManifestEntry, Remote
 from sync.remotes.local import LocalHub
 from sync.remotes.supabase import SupabaseRemote
-from sync.remotes.supabase_session import SupabaseSession, SupabaseSettings
+from sync.remotes.supabase.session import SupabaseSession, SupabaseSettings
 
 REPO = Path(__file__).resolve().parents[1]
 PATTERNS = (

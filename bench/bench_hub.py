@@ -40,7 +40,7 @@ from sync.pull import folder_entries, pull_entries
 from sync.remotes.base import BlobUpload, ManifestEntry, Remote
 from sync.remotes.local import LocalHub
 from sync.remotes.supabase import SupabaseRemote
-from sync.remotes.supabase_session import SupabaseSession, SupabaseSettings
+from sync.remotes.supabase.session import SupabaseSession, SupabaseSettings
 
 FIND_COLD = """
 import asyncio, sys, time

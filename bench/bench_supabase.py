@@ -54,7 +54,7 @@ from supabase_auth import AsyncMemoryStorage  # noqa: E402
 
 from sync.remotes.base import ManifestEntry  # noqa: E402
 from sync.remotes.supabase import SupabaseRemote  # noqa: E402
-from sync.remotes.supabase_session import TUS_CHUNK, SupabaseSession, SupabaseSettings  # noqa: E402
+from sync.remotes.supabase.session import TUS_CHUNK, SupabaseSession, SupabaseSettings  # noqa: E402
 from tests.fixtures.real_storage import start_real_storage, stop_real_storage  # noqa: E402
 
 MiB = 1024 * 1024

@@ -2,7 +2,7 @@
 the tray's Analytics window (which shows the same SVG in a QSvgWidget).
 
 matplotlib draws them (its object API, no pyplot: no global state, no GUI backend),
-from the dict :meth:`sync.journal_rollups.JournalRollups.report` returns. Each chart
+from the dict :meth:`sync.journal.rollups.JournalRollups.report` returns. Each chart
 comes with the table behind it.
 """
 

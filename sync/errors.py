@@ -28,6 +28,14 @@ class TransientError(SyncError):
     kind = "transient"
 
 
+class HubSwitched(TransientError):
+    """The name of a folder's hub came to mean another hub (another account, another
+    folder) while a pass ran: what went to the old one does not count as synced."""
+
+    def __init__(self, hub: str) -> None:
+        super().__init__(f"the {hub} hub was switched during the pass")
+
+
 class AuthError(SyncError):
     """The session expired or was revoked: pause the remote until sign-in."""
 
@@ -56,6 +64,13 @@ class LocalFileError(SyncError):
     """The local file cannot be read (permissions, vanished, I/O error)."""
 
     kind = "local"
+
+
+class FileVanished(LocalFileError):
+    """The file went away between the scan and its reading: a deletion, not a failure."""
+
+    def __init__(self, message: str = "cannot read: vanished before it could be read") -> None:
+        super().__init__(message)
 
 
 class IntegrityError(SyncError):

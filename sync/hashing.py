@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sync.errors import FileChangedError, LocalFileError
+from sync.errors import FileChangedError, FileVanished, LocalFileError
 
 CHUNK = 1024 * 1024
 
@@ -45,12 +45,12 @@ class Hashed:
     inode: int
 
 
-def _describe(exc: OSError) -> str:
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
+def _unreadable(exc: OSError) -> LocalFileError:
     if exc.errno == errno.ENOENT:
-        return "vanished before it could be read"
-    return exc.strerror or str(exc)
+        return FileVanished()
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return LocalFileError("cannot read: permission denied")
+    return LocalFileError(f"cannot read: {exc.strerror or exc}")
 
 
 Reader = Callable[[int, os.stat_result], tuple[str, int, bytes]]
@@ -62,7 +62,7 @@ def _read_stable(path: Path, read: Reader) -> tuple[bytes, Hashed]:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
-        raise LocalFileError(f"cannot read: {_describe(exc)}") from None
+        raise _unreadable(exc) from None
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
@@ -70,7 +70,7 @@ def _read_stable(path: Path, read: Reader) -> tuple[bytes, Hashed]:
         digest, total, data = read(fd, before)
         after = os.fstat(fd)
     except OSError as exc:
-        raise LocalFileError(f"cannot read: {_describe(exc)}") from None
+        raise _unreadable(exc) from None
     finally:
         os.close(fd)
     if (

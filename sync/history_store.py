@@ -11,13 +11,13 @@ def packed_history(remote: Remote) -> PackedHistory | None:
     from sync.remotes.local import LocalHub
 
     if isinstance(remote, LocalHub):
-        from sync.remotes.local_history import LocalHistory
+        from sync.remotes.local.history import LocalHistory
 
         return LocalHistory(remote)
     from sync.remotes.supabase import SupabaseRemote
 
     if isinstance(remote, SupabaseRemote):
-        from sync.remotes.supabase_history import SupabaseHistory
+        from sync.remotes.supabase.history import SupabaseHistory
 
         return SupabaseHistory(remote)
     return None

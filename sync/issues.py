@@ -19,7 +19,7 @@ from typing import Any
 import pathspec
 
 from sync.ignore import DEFAULT_PATTERNS, IGNORE_FILE, is_default_ignored
-from sync.journal import ERROR, HELD, ErrorGroup, Journal, Root
+from sync.journal import ErrorGroup, FileState, Journal, Root
 
 _Scope = tuple[tuple[str, str, pathspec.GitIgnoreSpec], ...]
 """(folder relpath, .hubignore relpath, its rules) in force, outermost first."""
@@ -63,7 +63,7 @@ def root_issues(journal: Journal, root: Root) -> list[Issue]:
     out: list[Issue] = []
     groups = journal.groups_of(root.id)
     for _, row in journal.problems(root.id):
-        if row.state == ERROR:
+        if row.state == FileState.ERROR:
             out.append(
                 Issue(
                     base,
@@ -76,7 +76,7 @@ def root_issues(journal: Journal, root: Root) -> list[Issue]:
                     groups.get(row.relpath),
                 )
             )
-        elif row.state == HELD:
+        elif row.state == FileState.HELD:
             out.append(
                 Issue(
                     base,
@@ -91,8 +91,8 @@ def root_issues(journal: Journal, root: Root) -> list[Issue]:
         group = journal.error_group(group_id) if group_id is not None else None
         if group is not None:
             out.append(Issue(base, rel, "error", group.kind, group.example, group=group.id))
-    for _, rel, kind, reason, _seen in journal.skipped(root.id):
-        out.append(Issue(base, rel, "skipped", kind, reason))
+    for item in journal.skipped(root.id):
+        out.append(Issue(base, item.relpath, "skipped", item.kind, item.reason))
     return out
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from sync.journal import Journal, Root, VersionedRow
+from sync.journal import HubVersion, Journal, Root
 from sync.remotes.base import FolderManifest, Remote
 
 
@@ -26,8 +26,8 @@ async def reattach(journal: Journal, remote: Remote, root: Root) -> tuple[Root, 
     old_id = entries[-1].root_id
     if old_id == root.id:
         return root, 0
-    rows: list[VersionedRow] = [
-        (
+    rows = [
+        HubVersion(
             e.relpath,
             e.version,
             e.sha256,
@@ -40,7 +40,7 @@ async def reattach(journal: Journal, remote: Remote, root: Root) -> tuple[Root, 
         for e in entries
         if e.root_id == old_id
     ]
-    files = Counter(r[0] for r in rows)
+    files = Counter(r.relpath for r in rows)
     return journal.reattach(root, old_id, root.hub, rows), len(files)
 
 

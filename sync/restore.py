@@ -25,7 +25,8 @@ from sync import safe_paths
 from sync.cache import BlobCache
 from sync.errors import IntegrityError, PermanentError, SyncError
 from sync.hashing import hash_file
-from sync.journal import DELETED, Journal, Root, VersionRow
+from sync.journal import DiskStat, Journal, Root, SyncedFile, VersionRow
+from sync.journal.states import GONE
 from sync.remotes.base import ManifestEntry, Remote, guess_content_type
 from sync.sparse import copy_file
 
@@ -322,8 +323,8 @@ async def _known_again(
     if row is None:
         return
     st = os.stat(path)
-    stat = (st.st_size, st.st_mtime_ns, st.st_ino)
-    if row.state != DELETED and row.sha256 == chosen.sha256:
+    stat = DiskStat(st.st_size, st.st_mtime_ns, st.st_ino)
+    if row.state not in GONE and row.sha256 == chosen.sha256:
         with journal.transaction():
             journal.mark_restored(root.id, relpath, stat, row.version)
         return
@@ -347,7 +348,7 @@ async def _known_again(
     with journal.transaction():
         journal.mark_synced(
             root.id,
-            [(relpath, *stat, chosen.sha256, version, chosen.remote_key)],
+            [SyncedFile(relpath, *stat, chosen.sha256, version, chosen.remote_key)],
             time.time(),
         )
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sync.ignore import IGNORE_FILE, IgnoreRules, is_default_ignored, root_rules
-from sync.journal import DELETED, HELD, SYNCED
-from sync.stat_index import SYNCED_MARK, Folder, StatIndex, StatRow
+from sync.journal.stat_index import Folder, StatIndex, StatRow
+from sync.journal.states import GONE, IN_HUB, WAITING, FileState
+from sync.renames import pair_by_inode
 
 Stat = tuple[int, int, int]  # size, mtime_ns, inode
 
@@ -216,7 +217,7 @@ def _compare_files(
             continue
         files[rel] = current
         if row is not None:
-            result.leftover[rel] = (rel, *row, SYNCED_MARK)
+            result.leftover[rel] = (rel, *row, FileState.SYNCED)
     _leave(result, prefix, ((name, *row) for name, row in rows.items()))
     return unchanged
 
@@ -225,7 +226,7 @@ def _leave(result: WalkResult, prefix: str, rows: Iterable[tuple[str, int, int, 
     """Put index rows (name, size, mtime_ns, inode) of one folder in ``result.leftover``."""
     for name, size, mtime_ns, inode in rows:
         rel = prefix + name
-        result.leftover[rel] = (rel, size, mtime_ns, inode, SYNCED_MARK)
+        result.leftover[rel] = (rel, size, mtime_ns, inode, FileState.SYNCED)
 
 
 def _classify(result: WalkResult, rel: str, name: str, st: os.stat_result) -> None:
@@ -310,31 +311,23 @@ def diff(
     to_hash = d.to_hash
     for rel, st in current.items():
         row = known.get(rel)
-        if row is None or row[4] == DELETED:
+        if row is None or row[4] in GONE:
             to_hash[rel] = st
             continue
-        state = SYNCED if row[4] == SYNCED_MARK else row[4]
+        state = row[4]
         same = row[1] == st[0] and row[2] == st[1] and row[3] == st[2]
-        if same and state in (SYNCED, HELD):
+        if same and state in IN_HUB:
             d.unchanged += 1
-            if state == HELD:
+            if state == FileState.HELD:
                 d.revived.append(rel)
             continue
-        if same and rel not in retry_due and state != "seen":
+        if same and rel not in retry_due and state not in WAITING:
             d.unchanged += 1
             continue
         to_hash[rel] = st
     for rel, row in known.items():
-        if row[4] != DELETED and rel not in current:  # SYNCED_MARK rows included
+        if row[4] not in GONE and rel not in current:
             d.deleted.append(rel)
     if d.deleted and to_hash:
-        by_inode: dict[tuple[int, int, int], str] = {}
-        for rel in d.deleted:
-            row = known[rel]
-            if row[4] in (SYNCED, SYNCED_MARK):
-                by_inode[(row[3], row[1], row[2])] = rel
-        for rel, st in to_hash.items():
-            old = by_inode.pop((st[2], st[0], st[1]), None)
-            if old is not None:
-                d.renamed[rel] = old
+        d.renamed = pair_by_inode(d.deleted, to_hash, known)
     return d

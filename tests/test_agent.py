@@ -18,7 +18,7 @@ import pytest
 
 from agent.control.client import ControlClient
 from agent.control.protocol import ControlError
-from sync import stat_snapshot
+from sync.journal import stat_snapshot
 from tests.fixtures.agent import FAST, LiveAgent, live_agent, start_agent_process
 from tests.fixtures.engine import assert_hub_mirrors, blob_files, sha_of
 

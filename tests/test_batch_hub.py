@@ -14,8 +14,8 @@ from typing import Any
 import psutil
 import pytest
 
-import sync.engine
-import sync.remotes.local
+import sync.passes.items
+import sync.remotes.local.copying
 from sync.engine import SyncEngine
 from sync.errors import (
     AuthError,
@@ -181,7 +181,7 @@ class HubLosingItsSession(LocalHub):
 async def test_a_failed_upload_still_lets_the_chunk_before_it_be_recorded(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sync.engine, "CHUNK_FILES", 4)
+    monkeypatch.setattr(sync.passes.items, "CHUNK_FILES", 4)
     docs = rig.folder()
     for i in range(8):
         write(docs / f"f{i}.txt", f"content {i}".encode())
@@ -264,7 +264,7 @@ async def test_operations_log_in_the_order_it_was_written(tmp_path: Path) -> Non
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
 def test_a_forked_process_makes_its_own_operation_ids() -> None:
-    from sync.remotes.local import _operation_id
+    from sync.remotes.local.schema import _operation_id
 
     def process_bits(op_id: str) -> int:
         return (int(op_id, 16) >> 24) & ((1 << 38) - 1)
@@ -296,7 +296,7 @@ async def test_a_read_error_on_the_local_file_is_not_blamed_on_the_hub(
     big = write(tmp_path / "big.bin", os.urandom(CHUNK + 10))  # copied in blocks
     upload = upload_of(big)
     hub = LocalHub(tmp_path / "hub")
-    monkeypatch.setattr(sync.remotes.local.io, "FileIO", FailingDisk)
+    monkeypatch.setattr(sync.remotes.local.copying.io, "FileIO", FailingDisk)
     try:
         [result] = await hub.put_blobs([upload])
     finally:

@@ -12,7 +12,7 @@ import pytest
 from sync.compaction import compact
 from sync.history_store import packed_history
 from sync.remotes.supabase import SupabaseRemote
-from sync.remotes.supabase_session import SupabaseSettings
+from sync.remotes.supabase.session import SupabaseSettings
 from tests.fixtures.supabase import make_user
 from tests.fixtures.supabase_remote import MemoryKeyring, sign_in
 from tests.history_helpers import read_back, save, text_version

@@ -17,8 +17,8 @@ from sync.compaction import Candidate, compact, packed_key
 from sync.history_store import packed_history
 from sync.remotes.base import ManifestEntry
 from sync.remotes.supabase import SupabaseRemote
-from sync.remotes.supabase_history import download_stored
-from sync.remotes.supabase_session import SupabaseSettings
+from sync.remotes.supabase.history import download_stored
+from sync.remotes.supabase.session import SupabaseSettings
 from tests.fixtures.real_storage import RealStorage, start_real_gateway
 from tests.fixtures.supabase import make_user
 from tests.fixtures.supabase_remote import MemoryKeyring, sign_in

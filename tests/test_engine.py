@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-import sync.engine
+import sync.passes.discover
+import sync.passes.transfer
 import sync.scan
 from sync.engine import SyncEngine
 from sync.errors import PermanentError, TransientError
@@ -328,7 +329,7 @@ async def test_confirming_while_the_hub_is_away_reports_it(rig: Rig) -> None:
         report = await rig.engine.apply_held(root, shown)
     finally:
         rig.engine.remotes["local"] = hub
-    assert report.auth_needed and "not available" in report.errors["."][1]
+    assert report.auth_needed and "not available" in report.failure.reason
     assert rig.journal.count_states(root.id) == {"held": 12}
 
 
@@ -443,9 +444,9 @@ async def test_a_new_file_on_a_reused_inode_is_not_taken_for_a_rename(rig: Rig) 
     new = write(docs / "app.9b1c.js", b"B" * 5000)
     os.utime(new, ns=(pinned, pinned))
     # The file system may or may not hand the freed inode out again: make it so.
-    rig.journal.conn.execute(
-        "UPDATE files SET inode=? WHERE relpath='app.3f2a.js'", (new.stat().st_ino,)
-    )
+    behind = sqlite3.connect(rig.journal.path, isolation_level=None)
+    behind.execute("UPDATE files SET inode=? WHERE relpath='app.3f2a.js'", (new.stat().st_ino,))
+    behind.close()
     report = await rig.engine.sync_root(root)
     assert report.renamed == 0 and report.uploaded == 1
     assert_hub_mirrors(rig.hub.root, root.id, docs)
@@ -464,7 +465,7 @@ async def test_a_file_that_keeps_failing_is_tried_less_and_less_often(
     def unreadable(path: Path, *args: object) -> object:
         raise LocalFileError("cannot read: I/O error")
 
-    monkeypatch.setattr(sync.engine, "hash_file", unreadable)
+    monkeypatch.setattr(sync.passes.transfer, "hash_file", unreadable)
     now = [1000.0]
     journal = Journal(tmp_path / "j.sqlite3")
     hub = LocalHub(tmp_path / "hub")
@@ -504,7 +505,7 @@ async def test_deleted_files_that_flash_back_and_vanish_stay_deleted(
     assert (await rig.engine.sync_root(root, confirm_deletes=True)).deleted == 12
     for i, f in enumerate(flashing):
         write(f, f"new {i}")  # e.g. a build step, gone before they are read
-    real_walk = sync.engine.walk
+    real_walk = sync.passes.discover.walk
 
     def walk_then_vanish(*args: Any) -> Any:
         walked = real_walk(*args)
@@ -512,7 +513,7 @@ async def test_deleted_files_that_flash_back_and_vanish_stay_deleted(
             f.unlink()
         return walked
 
-    monkeypatch.setattr(sync.engine, "walk", walk_then_vanish)
+    monkeypatch.setattr(sync.passes.discover, "walk", walk_then_vanish)
     await rig.engine.sync_root(root)
     monkeypatch.undo()
     report = await rig.engine.sync_root(root)
@@ -538,7 +539,7 @@ async def test_a_hub_database_locked_by_another_writer_ends_the_pass_not_the_age
     finally:
         other.execute("ROLLBACK")
         other.close()
-    assert report.errors["."][0] == "transient" and "locked" in report.errors["."][1]
+    assert report.failure.kind == "transient" and "locked" in report.failure.reason
     assert rig.journal.count_states(root.id) == {"seen": 3}
     report = await rig.engine.sync_root(root)
     assert report.complete and report.uploaded == 0  # the blobs were there already
@@ -590,7 +591,7 @@ async def test_a_file_recorded_by_the_hub_but_not_the_journal_still_gets_a_tombs
     engine = SyncEngine(rig.journal, {"local": hub}, retry=FAST_RETRY)
     root = rig.add_root(docs)
     try:
-        assert (await engine.sync_root(root)).errors["."][0] == "transient"
+        assert (await engine.sync_root(root)).failure.kind == "transient"
         hub.lose_answer = False
         report_doc.unlink()
         report = await engine.sync_root(root)

@@ -4,7 +4,7 @@ Three projects (issue #13): (a) empty, (b) with EXAI's ``file_metadata`` /
 ``file_operations`` (tests/exai_tables.sql) whose ``file_id`` is a uuid
 referencing ``storage.objects``, and (b) with ``file_id`` as text; both (b)
 hold rows EXAI's uploader wrote, dedup copies included. Rows are shaped by the
-product's code (:mod:`sync.remotes.supabase_rows`) from what the migrations'
+product's code (:mod:`sync.remotes.supabase.rows`) from what the migrations'
 views report, and inserted the way PostgREST inserts a JSON body
 (``json_populate_recordset`` as the ``authenticated`` role with the caller's
 JWT claims), so every type, NOT NULL, CHECK, foreign key and RLS policy of the
@@ -29,14 +29,14 @@ from psycopg.rows import dict_row
 
 from sync.keys import object_key
 from sync.remotes.base import BUCKET_FILES, ManifestEntry, Operation
-from sync.remotes.supabase_rows import (
+from sync.remotes.supabase.rows import (
     HubSchema,
     manifest_row,
     metadata_row,
     operation_row,
     with_file_id,
 )
-from sync.remotes.supabase_schema import migration_files
+from sync.remotes.supabase.schema import migration_files
 from tests.test_migrations_postgres import schema_snapshot
 
 if TYPE_CHECKING:
@@ -313,7 +313,7 @@ def test_an_earlier_hubsync_unique_index_on_file_id_is_dropped(
 
 def hubsync_sync(project: Project, uid: str, count: int = SYNCED_FILES) -> list[str]:
     """What a sync of ``count`` files writes: objects, then file_metadata, the
-    manifest and upload operations, each row built by sync.remotes.supabase_rows
+    manifest and upload operations, each row built by sync.remotes.supabase.rows
     from the schema and object ids the views report. Returns the keys."""
     entries = []
     for i in range(count):

@@ -24,7 +24,7 @@ from sync.engine import SyncEngine
 from sync.journal import Journal, JournalResumeStore
 from sync.remotes.base import BUCKET_FILES
 from sync.remotes.supabase import SupabaseRemote
-from sync.remotes.supabase_session import SupabaseSettings
+from sync.remotes.supabase.session import SupabaseSettings
 from tests.fixtures.engine import FAST_RETRY
 from tests.fixtures.supabase import SupabaseUser, make_user
 from tests.fixtures.supabase_remote import MemoryKeyring, sign_in

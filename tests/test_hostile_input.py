@@ -15,8 +15,8 @@ from typing import TypeVar
 
 import pytest
 
-import sync.engine
-import sync.remotes.local
+import sync.passes.transfer
+import sync.remotes.local.hub
 from sync.hashing import Hashed, hash_file, read_small
 from sync.keys import ascii_safe_name
 from tests.fixtures.engine import Rig, assert_hub_mirrors, hub_latest, sha_of
@@ -109,8 +109,8 @@ async def test_file_deleted_between_scan_and_hash(
 
     # Small files are read once by the local hub (hashed and stored), big ones hashed
     # by the engine and copied later: the file vanishes right before either read.
-    monkeypatch.setattr(sync.engine, "hash_file", deleting_first(hash_file))
-    monkeypatch.setattr(sync.remotes.local, "read_small", deleting_first(read_small))
+    monkeypatch.setattr(sync.passes.transfer, "hash_file", deleting_first(hash_file))
+    monkeypatch.setattr(sync.remotes.local.hub, "read_small", deleting_first(read_small))
     report = await rig.engine.sync_root(root)
     assert report.complete and report.recorded == 1
     assert not victim.exists()
@@ -170,7 +170,7 @@ async def test_file_changing_between_hash_and_upload_is_not_stored_wrongly(
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # even hide it from stat
         return result
 
-    monkeypatch.setattr(sync.engine, "hash_file", hash_then_edit)
+    monkeypatch.setattr(sync.passes.transfer, "hash_file", hash_then_edit)
     report = await rig.engine.sync_root(root)
     assert report.errors["edited.bin"][0] == "changed"
     assert not any(p.is_file() for p in (rig.hub.root / "user-files").rglob("*"))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
-from sync.engine import SyncEngine
+from sync.engine import PassFailure, SyncEngine
 from sync.hub_identity import HubChanged, open_local_hub
 from sync.journal import Journal
 from sync.remotes.local import HubMissing, LocalHub
@@ -135,7 +136,9 @@ async def test_a_journal_from_before_hub_ids_adopts_its_hub(
     _docs, rid = folder_with_files(tmp_path, journal)
     async with synced(journal, tmp_path / "hub"):
         pass
-    journal.conn.execute("DELETE FROM meta WHERE key LIKE 'hub.%'")  # as an older HubSync left it
+    sqlite3.connect(journal.path, isolation_level=None).execute(
+        "DELETE FROM meta WHERE key LIKE 'hub.%'"
+    )  # as an older HubSync left it
     if not hub_there:
         shutil.rmtree(tmp_path / "hub")
         with pytest.raises(HubMissing):
@@ -181,8 +184,10 @@ async def test_a_journal_without_blob_rows_still_knows_its_hub_is_in_use(
     drive.mkdir()
     async with synced(journal, drive / "hub"):
         pass
-    journal.conn.execute("DELETE FROM blobs")
-    journal.conn.execute("DELETE FROM meta WHERE key LIKE 'hub.%'")
+    sqlite3.connect(journal.path, isolation_level=None).execute("DELETE FROM blobs")
+    sqlite3.connect(journal.path, isolation_level=None).execute(
+        "DELETE FROM meta WHERE key LIKE 'hub.%'"
+    )
     shutil.rmtree(drive / "hub")
     with pytest.raises(HubMissing):
         await open_local_hub(journal, drive / "hub", make)
@@ -196,7 +201,9 @@ async def test_a_new_own_hub_is_filled_even_if_the_first_opening_is_killed(
     docs, rid = folder_with_files(tmp_path, journal)
     async with synced(journal, tmp_path / "hub", own_folder=True):
         pass
-    journal.conn.execute("DELETE FROM meta WHERE key LIKE 'hub.%'")  # as an older HubSync
+    sqlite3.connect(journal.path, isolation_level=None).execute(
+        "DELETE FROM meta WHERE key LIKE 'hub.%'"
+    )  # as an older HubSync
     shutil.rmtree(tmp_path / "hub")
 
     async def make_then_die(folder: Path, create: bool) -> LocalHub:
@@ -251,7 +258,7 @@ async def test_a_pass_whose_hub_is_switched_midway_does_not_call_its_files_synce
     finally:
         engine.close()
         await opened.hub.close()
-    assert report.errors["."] == ("transient", "the local hub was switched during the pass")
+    assert report.failure == PassFailure("transient", "the local hub was switched during the pass")
     assert journal.count_states(rid) == {"seen": 2}  # uploaded to the new hub next time
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import sync.engine
+import sync.passes.transfer
 from agent.control.issues_api import API_GROUPS, API_ISSUES, issues_report
 from agent.control.protocol import MAX_FRAME_BYTES
 from sync.engine import SyncEngine
@@ -83,7 +83,7 @@ async def test_1000_failures_of_3_kinds_become_3_groups_that_resolve_when_the_fi
             raise LocalFileError(f"{path}: cannot be read: [Errno 13] Permission denied")
         return hash_file(path)
 
-    monkeypatch.setattr(sync.engine, "hash_file", unreadable)
+    monkeypatch.setattr(sync.passes.transfer, "hash_file", unreadable)
     hub = FailingHub(rig.tmp / "failing-hub")
     engine = SyncEngine(rig.journal, {"local": hub}, retry=FAST_RETRY)
     root = rig.add_root(docs)
@@ -173,7 +173,7 @@ async def test_group_rows_survive_a_crash_between_failure_and_commit(tmp_path: P
         journal.mark_seen(root.id, [("a.txt", 1, 1, 1)])
     from sync.journal import Failure
 
-    journal.conn.execute("BEGIN IMMEDIATE")
+    journal._conn.execute("BEGIN IMMEDIATE")
     journal._in_tx = True
     journal.mark_error(root.id, "a.txt", "local", "a.txt: nope", 10, 1.0)
     journal.record_failures(root.id, [Failure("a.txt", "local", "a.txt: nope", "read")], 1.0)
@@ -181,7 +181,7 @@ async def test_group_rows_survive_a_crash_between_failure_and_commit(tmp_path: P
     other = sqlite3.connect(path)
     assert other.execute("SELECT count(*) FROM error_groups").fetchone()[0] == 0
     other.close()
-    journal.conn.close()
+    journal._conn.close()
     reopened = Journal(path)
     assert reopened.error_groups() == []
     assert reopened.file(root.id, "a.txt").state == "seen"  # type: ignore[union-attr]
@@ -353,7 +353,7 @@ async def test_a_failure_of_the_whole_pass_is_a_group_that_the_next_good_pass_re
     finally:
         other.execute("ROLLBACK")
         other.close()
-    assert report.errors["."][0] == "transient"
+    assert report.failure.kind == "transient"
     (group,) = rig.journal.error_groups()
     assert (group.operation, group.state, group.paths) == ("sync", OPEN, ["."])
     (issue,) = [i for i in list_issues(rig.journal) if i.path == "."]

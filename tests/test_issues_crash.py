@@ -55,15 +55,9 @@ def test_sigkill_while_grouping_failures_keeps_counts_and_members_whole(tmp_path
             done = int(check.get_meta("iterations") or 0)
             (group,) = check.error_groups()
             assert group.count == done * 25  # every committed batch counted, none half
-            members = {
-                r[0]
-                for r in check.conn.execute(
-                    "SELECT relpath FROM error_members WHERE group_id=?", (group.id,)
-                )
-            }
-            failing = {
-                r[0] for r in check.conn.execute("SELECT relpath FROM files WHERE state='error'")
-            }
+            root_id = check.roots()[0].id
+            members = {r for r, g in check.groups_of(root_id).items() if g == group.id}
+            failing = set(check.error_rows(root_id))
             assert members == failing and group.open_files == len(failing)
             assert check.integrity_check() == "ok"
         finally:

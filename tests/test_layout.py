@@ -220,10 +220,5 @@ def test_no_module_over_500_lines(package: str) -> None:
     assert _long_modules(package) == []
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="sync/ is split into a journal package, a pass object and remote packages "
-    "on the engine branch (issue #19); until it lands, engine, journal and remotes are long",
-)
 def test_no_sync_module_over_500_lines() -> None:
     assert _long_modules("sync") == []

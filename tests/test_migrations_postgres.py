@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from sync.remotes.supabase_schema import migration_files, schema_sql
+from sync.remotes.supabase.schema import migration_files, schema_sql
 
 if TYPE_CHECKING:
     from tests.fixtures.postgres import PostgresCluster
@@ -195,7 +195,7 @@ def test_migration_files_follow_supabase_cli_naming() -> None:
 
 def test_schema_loader_does_not_import_supabase_py() -> None:
     code = (
-        "import sys; from sync.remotes.supabase_schema import schema_sql; schema_sql(); "
+        "import sys; from sync.remotes.supabase.schema import schema_sql; schema_sql(); "
         "sys.exit(int(any(m.split('.')[0] in ('supabase', 'storage3', 'postgrest')"
         " for m in sys.modules)))"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -11,7 +12,6 @@ from pathlib import Path
 
 from agent.platform.paths import resolve_paths
 from sync.journal import Journal
-from sync.journal_rollups import JournalRollups
 from tests.fixtures.busy_journal import fill
 
 
@@ -43,7 +43,7 @@ def test_report_on_a_busy_journal_compares_with_the_period_before(tmp_path: Path
     journal = Journal(paths.journal)
     now = time.time()
     fill(journal, now)
-    period = JournalRollups(journal.conn).report(now - 7 * 86400, now)
+    period = journal.rollups().report(now - 7 * 86400, now)
     journal.close()
     page = _report(tmp_path, "--since", "7d")
     _self_contained(page)
@@ -59,9 +59,9 @@ def test_old_metrics_are_folded_and_totals_kept(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.db")
     now = time.time()
     fill(journal, now, days=20)
-    conn = journal.conn
+    conn = sqlite3.connect(journal.path, isolation_level=None)
     total = conn.execute("SELECT sum(value) FROM metrics WHERE name='files_uploaded'").fetchone()[0]
-    JournalRollups(conn).roll_up(now)
+    journal.rollups().roll_up(now)
     old = now - 8 * 86400
     per_hour = conn.execute(
         "SELECT count(*), count(DISTINCT ts || name) FROM metrics WHERE ts < ?", (old - 3600,)
@@ -72,4 +72,5 @@ def test_old_metrics_are_folded_and_totals_kept(tmp_path: Path) -> None:
     ).fetchone()
     again = conn.execute("SELECT sum(value) FROM metrics WHERE name='files_uploaded'").fetchone()[0]
     assert again == total
+    conn.close()
     journal.close()

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 import sync.scan
-from sync.journal import ERROR, Journal
+from sync.journal import FileState, Journal
+from sync.journal.stat_index import StatIndex, StatRow
 from sync.scan import diff, walk, walk_paths
-from sync.stat_index import SYNCED_MARK, StatIndex, StatRow
 
 
 def touch(path: Path, text: str = "x") -> None:
@@ -54,15 +54,21 @@ def test_pruning_walk_lists_only_what_changed(tmp_path: Path) -> None:
     st_same = (tmp_path / "same.txt").stat()
     st_edit = (tmp_path / "edited.txt").stat()
     known = {
-        "same.txt": ("same.txt", st_same.st_size, st_same.st_mtime_ns, st_same.st_ino, SYNCED_MARK),
+        "same.txt": (
+            "same.txt",
+            st_same.st_size,
+            st_same.st_mtime_ns,
+            st_same.st_ino,
+            FileState.SYNCED,
+        ),
         "edited.txt": (
             "edited.txt",
             st_edit.st_size,
             st_edit.st_mtime_ns,
             st_edit.st_ino,
-            SYNCED_MARK,
+            FileState.SYNCED,
         ),
-        "gone.txt": ("gone.txt", 3, 1, 999999, SYNCED_MARK),
+        "gone.txt": ("gone.txt", 3, 1, 999999, FileState.SYNCED),
     }
     touch(tmp_path / "edited.txt", "after, longer")
     walked = walk(tmp_path, StatIndex.from_rows(sorted(known.values())))
@@ -75,7 +81,9 @@ def test_pruning_walk_lists_only_what_changed(tmp_path: Path) -> None:
 def test_rename_is_matched_by_inode(tmp_path: Path) -> None:
     touch(tmp_path / "new-name.txt", "content")
     st = (tmp_path / "new-name.txt").stat()
-    known = {"old-name.txt": ("old-name.txt", st.st_size, st.st_mtime_ns, st.st_ino, SYNCED_MARK)}
+    known = {
+        "old-name.txt": ("old-name.txt", st.st_size, st.st_mtime_ns, st.st_ino, FileState.SYNCED)
+    }
     walked = walk(tmp_path, StatIndex.from_rows(known.values()))
     d = diff(walked.files, walked.leftover)
     assert d.renamed == {"new-name.txt": "old-name.txt"} and d.deleted == ["old-name.txt"]
@@ -109,7 +117,7 @@ def synced_rows(top: Path, rels: list[str]) -> list[StatRow]:
     rows: list[StatRow] = []
     for rel in rels:
         st = (top / rel).stat()
-        rows.append((rel, st.st_size, st.st_mtime_ns, st.st_ino, SYNCED_MARK))
+        rows.append((rel, st.st_size, st.st_mtime_ns, st.st_ino, FileState.SYNCED))
     return rows
 
 
@@ -151,7 +159,7 @@ def test_rows_in_any_order_and_other_states_give_the_same_answer(tmp_path: Path)
     for rel in rels:
         touch(tmp_path / rel)
     rows = synced_rows(tmp_path, rels)
-    failed = (*rows[0][:4], ERROR)  # unchanged on disk, but its last upload failed
+    failed = (*rows[0][:4], FileState.ERROR)  # unchanged on disk, but its last upload failed
     index = StatIndex.from_rows([failed, *rows[1:]])  # not in relpath order
     walked = walk(tmp_path, index)
     assert walked.unchanged == len(rels) - 1 and set(walked.files) == {rows[0][0]}

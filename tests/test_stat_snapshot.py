@@ -7,16 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from sync import stat_snapshot
-from sync.journal import DELETED, ERROR, Journal
-from sync.stat_index import SYNCED_MARK, StatIndex, StatRow
+from sync.journal import SCHEMA_VERSION, FileState, Journal, stat_snapshot
+from sync.journal.stat_index import StatIndex, StatRow
 
 ROWS: list[StatRow] = [
-    ("a.txt", 1, 2, 3, SYNCED_MARK),
-    ("broken.bin", 10, 20, 30, ERROR),
-    ("dir/sub/z.txt", 7, 8, 9, SYNCED_MARK),
-    ("dir/ünïcødé 📄.txt", 0, -5_000_000_000, 2**63 + 7, SYNCED_MARK),
-    ("gone.txt", 4, 5, 6, DELETED),
+    ("a.txt", 1, 2, 3, FileState.SYNCED),
+    ("broken.bin", 10, 20, 30, FileState.ERROR),
+    ("dir/sub/z.txt", 7, 8, 9, FileState.SYNCED),
+    ("dir/ünïcødé 📄.txt", 0, -5_000_000_000, 2**63 + 7, FileState.SYNCED),
+    ("gone.txt", 4, 5, 6, FileState.DELETED),
 ]
 
 
@@ -38,8 +37,10 @@ def synced_journal(tmp_path: Path, count: int = 3) -> tuple[Journal, str]:
 
 def test_snapshot_round_trip_keeps_every_row_exactly() -> None:
     index = StatIndex.from_rows(ROWS)
-    only_root = StatIndex.from_rows([("x", 1, 1, 1, SYNCED_MARK)])
-    only_others = StatIndex.from_rows([("y", 1, 1, 1, ERROR), ("z/w", 2, 2, 2, DELETED)])
+    only_root = StatIndex.from_rows([("x", 1, 1, 1, FileState.SYNCED)])
+    only_others = StatIndex.from_rows(
+        [("y", 1, 1, 1, FileState.ERROR), ("z/w", 2, 2, 2, FileState.DELETED)]
+    )
     indexes = {"r1": index, "r2": only_root, "r3": StatIndex(), "r4": only_others}
     data = _saved(indexes, generation=42)
     loaded = stat_snapshot.load(data, 42)
@@ -67,8 +68,10 @@ def test_first_rescan_after_reopening_reads_the_snapshot(tmp_path: Path) -> None
     again = Journal(tmp_path / "j.sqlite3")
     # Prove the rows come from the snapshot: make SQLite's copy differ without a
     # generation change (triggers off), which no real writer can do.
-    again.conn.execute("DROP TRIGGER files_update_generation")
-    again.conn.execute("UPDATE files SET size = 999")
+    behind = sqlite3.connect(again.path, isolation_level=None)
+    behind.execute("DROP TRIGGER files_update_generation")
+    behind.execute("UPDATE files SET size = 999")
+    behind.close()
     assert rows_of(again, root_id) == expected
     again.close()
 
@@ -123,7 +126,7 @@ def test_an_index_read_inside_a_transaction_is_not_kept(tmp_path: Path) -> None:
     except RuntimeError:
         pass
     with journal.transaction():
-        journal.conn.execute("UPDATE files SET size = 5 WHERE relpath = 'f1.txt'")
+        journal._conn.execute("UPDATE files SET size = 5 WHERE relpath = 'f1.txt'")
     index = rows_of(journal, root_id)
     assert set(index) == {"f0.txt", "f1.txt", "f2.txt"} and index["f1.txt"][1] == 5
     journal.close()
@@ -139,12 +142,17 @@ def test_journal_of_schema_1_gains_the_generation_on_upgrade(tmp_path: Path) -> 
     v1.execute("ALTER TABLE files DROP COLUMN held_at")
     for table in ("skipped", "error_groups", "error_members"):  # schema 4
         v1.execute(f"DROP TABLE {table}")
+    for table in ("rollup_hourly", "rollup_files", "rollup_state"):  # schema 5
+        v1.execute(f"DROP TABLE {table}")
+    for trigger in ("files_state_insert", "files_state_update"):  # schema 6
+        v1.execute(f"DROP TRIGGER {trigger}")
+    v1.execute("DROP TABLE file_transitions")
     v1.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     v1.commit()
     v1.close()
     upgraded = Journal(tmp_path / "j.sqlite3")
-    assert upgraded.get_meta("schema_version") == "4"
-    columns = {r[1] for r in upgraded.conn.execute("PRAGMA table_info(files)")}
+    assert upgraded.get_meta("schema_version") == str(SCHEMA_VERSION)
+    columns = {r[1] for r in sqlite3.connect(upgraded.path).execute("PRAGMA table_info(files)")}
     assert "held_at" in columns
     before = rows_of(upgraded, root_id)
     with upgraded.transaction():
@@ -174,8 +182,10 @@ def test_every_root_comes_back_from_one_snapshot(tmp_path: Path) -> None:
     expected = {first: journal.stat_index(first), second: journal.stat_index(second)}
     journal.close()
     again = Journal(tmp_path / "j.sqlite3")
-    again.conn.execute("DROP TRIGGER files_delete_generation")
-    again.conn.execute("DELETE FROM files")  # only the snapshot still has the rows
+    behind = sqlite3.connect(again.path, isolation_level=None)
+    behind.execute("DROP TRIGGER files_delete_generation")
+    behind.execute("DELETE FROM files")  # only the snapshot still has the rows
+    behind.close()
     assert {first: again.stat_index(first), second: again.stat_index(second)} == expected
     again.close()
 
@@ -183,10 +193,12 @@ def test_every_root_comes_back_from_one_snapshot(tmp_path: Path) -> None:
 def test_close_closes_even_when_the_snapshot_cannot_be_made(tmp_path: Path) -> None:
     journal, root_id = synced_journal(tmp_path)
     journal.stat_index(root_id)
-    journal.conn.execute("DROP TABLE files_generation")  # a journal damaged behind our back
+    behind = sqlite3.connect(journal.path, isolation_level=None)
+    behind.execute("DROP TABLE files_generation")  # a journal damaged behind our back
+    behind.close()
     journal.close()
     with pytest.raises(sqlite3.ProgrammingError):
-        journal.conn.execute("SELECT 1")  # closed
+        journal._conn.execute("SELECT 1")  # closed
     assert not (tmp_path / "j.sqlite3.stat").exists()
 
 

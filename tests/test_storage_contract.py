@@ -30,8 +30,8 @@ from sync.errors import IntegrityError, TransientError
 from sync.keys import object_key
 from sync.remotes.base import BUCKET_FILES
 from sync.remotes.supabase import MemoryResumeStore, SupabaseRemote
-from sync.remotes.supabase_session import TUS_CHUNK, SupabaseSettings
-from sync.remotes.supabase_tus import resume_fingerprint
+from sync.remotes.supabase.session import TUS_CHUNK, SupabaseSettings
+from sync.remotes.supabase.tus import resume_fingerprint
 from tests.fixtures.real_storage import start_real_gateway
 from tests.fixtures.supabase import SupabaseUser, make_user
 from tests.fixtures.supabase_remote import MemoryKeyring, sign_in, urandom_file, write_file

@@ -33,8 +33,8 @@ from agent.platform.secrets import (
 from sync.errors import AuthError
 from sync.remotes.base import BUCKET_FILES
 from sync.remotes.supabase import SupabaseRemote
-from sync.remotes.supabase_errors import is_jwt_failure, map_error
-from sync.remotes.supabase_session import SupabaseSession, SupabaseSettings
+from sync.remotes.supabase.errors import is_jwt_failure, map_error
+from sync.remotes.supabase.session import SupabaseSession, SupabaseSettings
 from tests.fixtures.supabase import SupabaseUser
 from tests.fixtures.supabase_remote import (
     MemoryKeyring,

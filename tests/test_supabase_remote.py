@@ -20,7 +20,7 @@ from sync.errors import AuthError, FileChangedError, PermanentError, QuotaError,
 from sync.keys import sha_from_key
 from sync.remotes.base import BUCKET_FILES, ManifestEntry, Operation, Remote
 from sync.remotes.supabase import MemoryResumeStore, SupabaseRemote
-from sync.remotes.supabase_session import REQUEST_RETRY, SupabaseSettings
+from sync.remotes.supabase.session import REQUEST_RETRY, SupabaseSettings
 from tests.fixtures.supabase import SupabaseUser
 from tests.fixtures.supabase_remote import MemoryKeyring, sign_in, urandom_file, write_file
 from tests.supabase_server import SupabaseTestServer
@@ -619,7 +619,7 @@ from pathlib import Path
 from supabase_auth import AsyncMemoryStorage
 from sync.journal import Journal, JournalResumeStore
 from sync.remotes.supabase import SupabaseRemote
-from sync.remotes.supabase_session import SupabaseSession, SupabaseSettings
+from sync.remotes.supabase.session import SupabaseSession, SupabaseSettings
 
 url, anon, email, password, journal, source, sha, size = sys.argv[1:]
 

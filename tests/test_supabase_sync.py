@@ -21,7 +21,7 @@ from sync.engine import SyncEngine
 from sync.journal import Journal, JournalResumeStore
 from sync.remotes.base import BUCKET_FILES
 from sync.remotes.supabase import SupabaseRemote
-from sync.remotes.supabase_session import SupabaseSettings
+from sync.remotes.supabase.session import SupabaseSettings
 from tests.fixtures.engine import FAST_RETRY
 from tests.fixtures.supabase import SupabaseUser
 from tests.fixtures.supabase_remote import MemoryKeyring, sign_in
@@ -257,7 +257,7 @@ async def test_revoked_session_pauses_with_sign_in_again_and_loses_nothing(
     (docs / "during.txt").write_text("written while signed out")
     report = await engine.sync_root(root)
     assert report.auth_needed and not report.complete
-    assert "sign in" in report.errors["."][1].lower()
+    assert "sign in" in report.failure.reason.lower()
     assert journal.count_states(root.id).get("synced") == 1  # nothing marked done that is not
     settings = SupabaseSettings(
         url=supabase_server.url, anon_key=supabase_server.anon_key, requests_per_second=0

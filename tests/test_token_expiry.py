@@ -30,9 +30,9 @@ from sync.engine import PassReport, SyncEngine
 from sync.find import FindQuery
 from sync.journal import Journal, JournalResumeStore
 from sync.remotes.supabase import SupabaseRemote
-from sync.remotes.supabase_errors import NotFound, is_jwt_failure, may_hide_a_refused_token
-from sync.remotes.supabase_session import TUS_CHUNK, SupabaseSession, SupabaseSettings
-from sync.remotes.supabase_token import token_times
+from sync.remotes.supabase.errors import NotFound, is_jwt_failure, may_hide_a_refused_token
+from sync.remotes.supabase.session import TUS_CHUNK, SupabaseSession, SupabaseSettings
+from sync.remotes.supabase.token import token_times
 from tests.fixtures.engine import FAST_RETRY
 from tests.fixtures.real_storage import start_real_gateway
 from tests.fixtures.supabase import SupabaseUser, make_user
@@ -304,7 +304,7 @@ async def test_revoked_session_pauses_with_sign_in_again_and_fails_no_file(
     root = journal.add_root(docs, "supabase")
     try:
         report = await rig.engine.sync_root(root)
-        assert report.auth_needed and "sign in again" in report.errors["."][1]
+        assert report.auth_needed and "sign in again" in report.failure.reason
         assert journal.error_rows(root.id) == {}  # nothing is marked failed for it
     finally:
         await rig.close()

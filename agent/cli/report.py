@@ -18,7 +18,6 @@ from agent.platform.paths import resolve_paths
 from sync.analytics_charts import Chart, all_charts
 from sync.cache import BlobCache
 from sync.journal import Journal
-from sync.journal_rollups import JournalRollups
 
 _SPAN = re.compile(r"^(\d+)\s*([hdw])$")
 _UNIT = {"h": 3600, "d": 86400, "w": 7 * 86400}
@@ -51,7 +50,7 @@ def collect(
     journal: Journal, cache: BlobCache | None, since: float, until: float
 ) -> dict[str, Any]:
     """Roll up what the journal has and return the report's figures."""
-    rollups = JournalRollups(journal.conn)
+    rollups = journal.rollups()
     rollups.roll_up(until, None if cache is None else cache.stats())
     return rollups.report(since, until, utc_offset())
 

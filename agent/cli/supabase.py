@@ -16,7 +16,6 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.markup import escape
-from supabase_auth.constants import STORAGE_KEY
 
 from agent.cli.output import emit_json, err, out
 from agent.config import Config, ConfigError, load_config
@@ -36,8 +35,9 @@ from agent.platform.secrets import (
 )
 from sync.errors import SyncError
 from sync.remotes.supabase import SupabaseRemote
-from sync.remotes.supabase_schema import schema_sql
-from sync.remotes.supabase_session import (
+from sync.remotes.supabase.auth import SESSION_KEY as STORAGE_KEY
+from sync.remotes.supabase.schema import schema_sql
+from sync.remotes.supabase.session import (
     SERVICE_ROLE_WARNING,
     Identity,
     SupabaseSession,

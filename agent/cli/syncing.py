@@ -155,16 +155,16 @@ def _unavailable_report(root: Root, why: str) -> PassReport:
     report = PassReport(root)
     why = why or f"the {root.hub} hub is not available"
     if root.hub == "local":  # missing or unreadable: waited for, not signed in to
-        report.errors["."] = ("transient", why)
+        report.fail("transient", why)
     else:
-        report.errors["."] = ("auth", why)
+        report.fail("auth", why)
         report.auth_needed = True
     return report
 
 
 def _print_report(r: PassReport) -> None:
-    if not r.scanned and "." in r.errors:  # nothing was looked at: no counts to show
-        kind, reason = r.errors["."]
+    if not r.scanned and r.failure is not None:  # nothing was looked at: no counts to show
+        kind, reason = r.failure.kind, r.failure.reason
         out.print(f"[bold]{escape(str(r.root.path))}[/] → {r.root.hub} hub:")
         out.print(f"  [red]not synced[/]: {escape(reason)} ({kind})")
         return
@@ -182,7 +182,7 @@ def _print_report(r: PassReport) -> None:
             "nothing was deleted in the hub. Run `hubsync sync --once --confirm-deletes` to apply "
             f"them, or `hubsync restore {escape(shlex.quote(str(r.root.path)))}` to bring the files back."
         )
-    for rel, (kind, reason) in sorted(r.errors.items()):
+    for rel, (kind, reason) in sorted(r.shown_errors().items()):
         if rel == ".":
             out.print(f"  [red]not synced[/]: {escape(reason)} ({kind})")
         else:
@@ -210,7 +210,7 @@ def status(json_out: JsonOpt = False) -> None:
             problems = [
                 {
                     "path": row.relpath,
-                    "state": row.state,
+                    "state": row.state.shown_as,
                     "kind": row.error_kind,
                     "reason": row.last_error,
                 }

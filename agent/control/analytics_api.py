@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from agent.control.service_api import AgentApi
-from sync.journal_rollups import JournalRollups
 
 
 def utc_offset() -> float:
@@ -20,7 +19,7 @@ def register_analytics(agent: AgentApi) -> None:
     async def analytics(params: dict[str, Any]) -> dict[str, Any]:
         now = time.time()
         days = float(params.get("days") or 7)
-        rollups = JournalRollups(agent.ctx.journal.conn)
+        rollups = agent.ctx.journal.rollups()
         if not agent.pass_lock.locked():
             rollups.roll_up(now, agent.ctx.cache.stats())
         report = rollups.report(now - days * 86400, now, utc_offset())

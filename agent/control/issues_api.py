@@ -73,13 +73,7 @@ def group_or_fail(journal: Journal, group_id: object) -> ErrorGroup:
 
 def retry_group(journal: Journal, group_id: int) -> int:
     """Files of the group are tried again on the next pass, at once."""
-    with journal.transaction():
-        return journal.conn.execute(
-            """UPDATE files SET next_retry=NULL WHERE state='error' AND EXISTS
-                 (SELECT 1 FROM error_members m WHERE m.group_id=? AND m.root_id=files.root_id
-                   AND m.relpath=files.relpath)""",
-            (group_id,),
-        ).rowcount
+    return journal.retry_group(group_id)
 
 
 def ignore_path(root: Root, relpath: str) -> str:

@@ -29,7 +29,7 @@ def report_json(report: PassReport) -> dict[str, Any]:
         "complete": report.complete,
         **{name: getattr(report, name) for name in _COUNTS},
         "held_deletes": report.held_deletes,
-        "errors": {k: {"kind": v[0], "reason": v[1]} for k, v in report.errors.items()},
+        "errors": {k: {"kind": v[0], "reason": v[1]} for k, v in report.shown_errors().items()},
         "skipped": report.skipped,
         "ignored": report.ignored,
     }
@@ -37,12 +37,12 @@ def report_json(report: PassReport) -> dict[str, Any]:
 
 def report_from_json(data: dict[str, Any]) -> PassReport:
     """What the agent answered, to be printed like a pass of this process."""
-    report = PassReport(Root("", Path(data["root"]), data["hub"], False, None))
+    errors = {k: (v["kind"], v["reason"]) for k, v in data["errors"].items()}
+    report = PassReport.shown(Root("", Path(data["root"]), data["hub"], False, None), errors)
     for name in _COUNTS:
         setattr(report, name, int(data[name]))
     report.held_deletes = list(data["held_deletes"])
-    report.errors = {k: (v["kind"], v["reason"]) for k, v in data["errors"].items()}
-    report.auth_needed = any(kind == "auth" for kind, _ in report.errors.values())
+    report.auth_needed = any(kind == "auth" for kind, _ in errors.values())
     report.skipped = dict(data["skipped"])
     report.ignored = int(data["ignored"])
     return report

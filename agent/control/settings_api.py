@@ -157,7 +157,7 @@ def register_settings(agent: AgentApi) -> None:
         if not ctx.config.supabase_configured:
             raise ControlError("unavailable", "set the Supabase URL and anon key first")
         from agent.hub.supabase import session_storage, settings_from
-        from sync.remotes.supabase_session import SupabaseSession
+        from sync.remotes.supabase.session import SupabaseSession
 
         try:
             settings = settings_from(ctx.config)
@@ -181,10 +181,9 @@ def register_settings(agent: AgentApi) -> None:
             except SyncError as exc:
                 log.info("server-side sign-out failed (%s); the local session is removed", exc.kind)
         if ctx.config.supabase_configured:
-            from supabase_auth.constants import STORAGE_KEY
-
             from agent.hub.supabase import settings_from
             from agent.platform.secrets import session_namespace
+            from sync.remotes.supabase.auth import SESSION_KEY as STORAGE_KEY
 
             base_url = settings_from(ctx.config).public_url
             store().delete(f"{session_namespace(base_url)}:{STORAGE_KEY}")

@@ -12,7 +12,8 @@ from agent.control.payloads import ActivityItem
 from agent.daemon.metrics import Metrics
 from agent.daemon.runtime import RootRuntime
 from sync.engine import PassReport
-from sync.journal import Journal
+from sync.journal import FileState, Journal
+from sync.journal.states import WAITING
 
 log = logging.getLogger("hubsync.agent")
 
@@ -41,7 +42,7 @@ def account_pass(
     if report.deduplicated:
         m.count("dedup_hits", report.deduplicated)
         m.count("dedup_bytes_saved", report.dedup_bytes)
-    for kind, _ in report.errors.values():
+    for kind, _ in report.shown_errors().values():
         m.error(kind)
     now = time.time()
     batch = None if paths is None else set(paths)
@@ -49,13 +50,14 @@ def account_pass(
         if batch is not None and key[1] not in batch:
             continue
         row = journal.file(rt.root.id, key[1])
-        if row is not None and row.state in ("seen", "error"):
+        if row is not None and row.state in (*WAITING, FileState.ERROR):
             continue  # not in the hub yet: measured when it gets there
         first = first_seen.pop(key)
         if row is not None:
             m.observe_latency(max(0.0, now - first))
     changes = report.recorded + report.deleted
-    if changes or report.errors or report.held_deletes:
+    errors = report.shown_errors()
+    if changes or errors or report.held_deletes:
         item: ActivityItem = {
             "ts": now,
             "root": str(rt.root.path),
@@ -66,17 +68,17 @@ def account_pass(
             "deduplicated": report.deduplicated,
             "deleted": report.deleted,
             "held_deletes": len(report.held_deletes),
-            "errors": len(report.errors),
+            "errors": len(errors),
             "duration": round(now - started, 3),
         }
         activity.appendleft(item)
         publish("activity", item)
     new_problems = {
         k: v
-        for k, v in report.errors.items()
+        for k, v in errors.items()
         if rt.problems.get(k) != v and (k, v[0]) != (".", "transient")  # logged with its wait
     }
-    rt.problems = dict(report.errors)
+    rt.problems = errors
     for rel, (kind, reason) in list(new_problems.items())[:PROBLEMS_LOGGED]:
         log.warning("%s: %s: %s (%s)", rt.root.path, rel, reason, kind)
         publish("error", {"root": str(rt.root.path), "path": rel, "kind": kind, "reason": reason})

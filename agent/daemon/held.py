@@ -108,7 +108,8 @@ class HeldDeletions:
 
     async def _apply(self, rt: RootRuntime, held: list[str]) -> None:
         report = await self.agent.ctx.engine.apply_held(rt.root, held)
-        for kind, reason in report.errors.values():
+        errors = report.shown_errors()
+        for kind, reason in errors.values():
             self.agent.server.publish(
                 "error", {"root": str(rt.root.path), "kind": kind, "reason": reason}
             )
@@ -118,7 +119,7 @@ class HeldDeletions:
                 "root": str(rt.root.path),
                 "kind": "sync",
                 "deleted": report.deleted,
-                "errors": len(report.errors),
+                "errors": len(errors),
             }
         )
 

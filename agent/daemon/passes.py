@@ -8,7 +8,7 @@ import time
 
 from agent.context import Context
 from agent.daemon.runtime import RootRuntime
-from sync.engine import PassReport
+from sync.engine import PassFailure, PassReport
 from sync.errors import DiskFull
 
 log = logging.getLogger("hubsync.agent")
@@ -20,7 +20,8 @@ BACKOFF_MAX = 300.0
 def after_pass(rt: RootRuntime, report: PassReport, deletion_settle: float) -> bool:
     """Back off after a pass the hub cut short (True: it was), else clear the backoff;
     deletions the engine deferred are judged once the folder is quiet."""
-    root_error, root_reason = report.errors.get(".", ("", ""))
+    failure = report.failure or PassFailure("", "")
+    root_error, root_reason = failure.kind, failure.reason
     cut_short = report.auth_needed or root_error == "transient"
     if cut_short:
         rt.needs_full_scan = True  # what the pass could not finish is picked up again
@@ -41,12 +42,12 @@ def unsyncable(rt: RootRuntime, ctx: Context) -> PassReport | None:
     root = rt.root
     if rt.missing or not root.path.is_dir():
         report = PassReport(root)
-        report.errors["."] = ("local", f"folder {root.path} is not reachable")
+        report.fail("local", f"folder {root.path} is not reachable")
         return report
     if root.hub not in ctx.remotes:
         report = PassReport(root)
         why = ctx.unavailable.get(root.hub) or f"the {root.hub} hub is not available"
-        report.errors["."] = ("transient" if root.hub == "local" else "auth", why)
+        report.fail("transient" if root.hub == "local" else "auth", why)
         report.auth_needed = root.hub != "local"
         return report
     return None
@@ -55,9 +56,8 @@ def unsyncable(rt: RootRuntime, ctx: Context) -> PassReport | None:
 def failed_pass(rt: RootRuntime, disk_full: DiskFull | None) -> PassReport:
     """The report of a pass that did not end (a full disk, or an internal error)."""
     report = PassReport(rt.root)
-    report.errors["."] = (
-        ("transient", disk_full.message)
-        if disk_full is not None
-        else ("internal", "the pass failed; see `hubsync logs`")
-    )
+    if disk_full is not None:
+        report.fail("transient", disk_full.message)
+    else:
+        report.fail("internal", "the pass failed; see `hubsync logs`")
     return report

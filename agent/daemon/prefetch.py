@@ -17,7 +17,6 @@ from agent.control.payloads import PrefetchStatus
 from agent.platform.link_state import machine_busy, metered
 from sync.access_log import ReadLogSource, to_access
 from sync.errors import SyncError
-from sync.journal_rollups import JournalRollups
 from sync.prefetch import DAY, Access, Budget, Predictor, plan
 from sync.remotes.base import LocalBlobs
 
@@ -87,7 +86,7 @@ class PrefetchTask:
             new += ((a, name) for a in map(to_access, rows) if a is not None)
         new.sort(key=lambda pair: pair[0].at)
         self.predictor.learn(a for a, _ in new)
-        rollups = JournalRollups(self.ctx.journal.conn)
+        rollups = self.ctx.journal.rollups()
         if not self.pass_lock.locked():  # the journal's writer is the pass's
             rollups.record_reads(a for a, _ in new)
             rollups.roll_up(time.time(), self.ctx.cache.stats())

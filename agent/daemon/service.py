@@ -83,7 +83,7 @@ class AgentService:
             server_info={"version": dist_version("hubsync"), "pid": os.getpid()},
         )
         self.metrics = Metrics()
-        self.metrics_store = MetricsStore(ctx.journal.conn)
+        self.metrics_store = MetricsStore(ctx.journal.metrics_connection())
         self.totals_before = self.metrics_store.totals(ALL_TIME)
         """Stored counter totals of earlier runs (this run's rows are added as it goes)."""
         self.roots = Roots(
@@ -307,13 +307,7 @@ class AgentService:
         return work
 
     def _retries_due(self, rt: RootRuntime) -> list[str]:
-        cur = self.ctx.journal.conn.execute(
-            # (no retry time: the user asked to retry now)
-            "SELECT relpath FROM files WHERE root_id=? AND state='error'"
-            " AND (next_retry IS NULL OR next_retry <= ?)",
-            (rt.root.id, time.time()),
-        )
-        return [r[0] for r in cur]
+        return self.ctx.journal.retries_due(rt.root.id, time.time())
 
     def _next_wake(self) -> float:
         """Seconds until something may be due. Roots that cannot run now (paused, hub
@@ -340,12 +334,9 @@ class AgentService:
                 delays.append(max(0.05, rt.deletions_due - now))
             if not rt.needs_full_scan:
                 delays.append(max(0.05, rt.last_full_scan + self.timings.scan_interval(rt) - now))
-            row = self.ctx.journal.conn.execute(
-                "SELECT min(next_retry) FROM files WHERE root_id=? AND state='error'",
-                (rt.root.id,),
-            ).fetchone()
-            if row[0] is not None:
-                delays.append(max(0.05, row[0] - now_wall))
+            retry_at = self.ctx.journal.next_retry(rt.root.id)
+            if retry_at is not None:
+                delays.append(max(0.05, retry_at - now_wall))
         return max(0.01, min(delays))
 
     async def _schedule(self) -> None:
@@ -425,7 +416,7 @@ class AgentService:
             self._wake.set()
         if paths is None and rt.watcher is not None and not rt.degraded:
             self.roots.set_degraded(rt, coverage_shortfall(report.folders, rt.watcher.watches))
-        if report.errors.get(".", ("", ""))[0] == "local":
+        if report.failure is not None and report.failure.kind == "local":
             self.roots.lose(rt)
         if after_pass(rt, report, self.timings.deletion_settle):
             self.monitors.poke(root.hub)

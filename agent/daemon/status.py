@@ -34,7 +34,7 @@ from agent.daemon.prefetch import PrefetchTask
 from agent.daemon.runtime import RootRuntime
 from agent.daemon.watcher import Debouncer
 from sync.errors import DiskFull
-from sync.journal import DELETED
+from sync.journal.states import GONE
 
 WAITING_SHOWN = 50
 """Waiting files named per folder in ``status`` (all are counted)."""
@@ -105,7 +105,7 @@ def waiting(agent: StatusHost) -> dict[str, tuple[int, list[WaitingFile]]]:
                     continue
             except OSError:
                 row = agent.ctx.journal.file(rid, rel)
-                if row is None or row.state == DELETED:
+                if row is None or row.state in GONE:
                     continue
                 size = None  # gone: its deletion waits
             count += 1

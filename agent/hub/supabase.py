@@ -23,7 +23,7 @@ from agent.platform.secrets import (
 from sync.errors import AuthError, SyncError
 from sync.remotes.base import ResumeStore
 from sync.remotes.supabase import SupabaseRemote
-from sync.remotes.supabase_session import SupabaseSession, SupabaseSettings
+from sync.remotes.supabase.session import SupabaseSession, SupabaseSettings
 
 SERVICE_ROLE_ENV = "SUPABASE_SERVICE_ROLE_KEY"
 log = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ import keyring
 import keyring.errors
 from keyring.backend import KeyringBackend
 from keyring.backends import chainer, fail, null
-from supabase_auth import AsyncSupportedStorage
 
 from agent.platform.paths import Paths, resolve_paths
+from sync.remotes.supabase.auth import SessionStorage
 
 SERVICE = "hubsync"
 FILE_SECRETS_ENV = "HUBSYNC_ALLOW_FILE_SECRETS"
@@ -205,7 +205,7 @@ def session_namespace(supabase_url: str) -> str:
     return f"supabase-session:{supabase_url.rstrip('/')}"
 
 
-class KeyringSessionStorage(AsyncSupportedStorage):
+class KeyringSessionStorage(SessionStorage):
     """supabase_auth's session storage backed by a :class:`SecretStore`.
 
     Keyring calls may block (D-Bus, Keychain prompts), so they run in a thread.

@@ -15,7 +15,6 @@ from agent.control.analytics_api import utc_offset
 from gui.agent_link import AgentLink
 from gui.analytics_window import AnalyticsWindow
 from sync.journal import Journal
-from sync.journal_rollups import JournalRollups
 from tests.fixtures.busy_journal import fill
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "analytics.png"
@@ -27,7 +26,7 @@ def main() -> None:
         journal = Journal(Path(d) / "journal.db")
         now = time.time()
         fill(journal, now)
-        report = JournalRollups(journal.conn).report(now - 7 * 86400, now, utc_offset())
+        report = journal.rollups().report(now - 7 * 86400, now, utc_offset())
         journal.close()
         window = AnalyticsWindow(AgentLink(Path(d) / "none.sock", agent_command=None))
         window.show_report(report)  # what the agent's ``analytics`` method answers

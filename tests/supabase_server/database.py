@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 
-from sync.remotes.supabase_schema import migration_files
+from sync.remotes.supabase.schema import migration_files
 from tests.fixtures.postgres import BOOTSTRAP_SQL, PostgresCluster, find_bindir
 
 

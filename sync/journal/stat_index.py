@@ -16,12 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-SYNCED_MARK = 0
-"""Stands for "synced" in :data:`StatRow`: rows of synced files (nearly all) carry this
-small int instead of a state string each."""
+from sync.journal.states import FileState
 
-StatRow = tuple[str, int, int, int, str | int]
-"""(relpath, size, mtime_ns, inode, state or SYNCED_MARK) of a tracked file."""
+StatRow = tuple[str, int, int, int, FileState]
+"""(relpath, size, mtime_ns, inode, state) of a tracked file."""
 
 Folder = tuple[list[str], list[int], list[int], list[int]]
 """The synced files of one folder: names (sorted), sizes, mtimes (ns), inodes."""
@@ -37,14 +35,16 @@ class StatIndex:
     """Relpath → row, for files in any state but synced."""
 
     @classmethod
-    def from_rows(cls, rows: Iterable[StatRow]) -> StatIndex:
+    def from_rows(cls, rows: Iterable[tuple[str, int, int, int, str]]) -> StatIndex:
         """Rows in relpath order (the journal's key order) give folders in name order, which
-        makes unchanged folders match whole; any other order only makes rescans slower."""
+        makes unchanged folders match whole; any other order only makes rescans slower.
+        A state may come as the text the journal stores."""
         index = cls()
         folders, others = index.folders, index.others
+        synced = FileState.SYNCED.value  # a plain str: compared once per row
         for rel, size, mtime_ns, inode, state in rows:
-            if state != SYNCED_MARK:
-                others[rel] = (rel, size, mtime_ns, inode, state)
+            if state != synced:
+                others[rel] = (rel, size, mtime_ns, inode, FileState(state))
                 continue
             folder, _, name = rel.rpartition("/")
             columns = folders.get(folder)
@@ -60,5 +60,5 @@ class StatIndex:
         for folder, (names, sizes, mtimes, inodes) in self.folders.items():
             prefix = folder + "/" if folder else ""
             for name, size, mtime_ns, inode in zip(names, sizes, mtimes, inodes, strict=True):
-                yield (prefix + name, size, mtime_ns, inode, SYNCED_MARK)
+                yield (prefix + name, size, mtime_ns, inode, FileState.SYNCED)
         yield from self.others.values()

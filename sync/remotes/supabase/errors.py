@@ -27,7 +27,7 @@ from sync.errors import (
     SyncError,
     TransientError,
 )
-from sync.remotes.supabase_http import last_response, parse_retry_after
+from sync.remotes.supabase.http import last_response, parse_retry_after
 
 SIGN_IN_AGAIN = "the Supabase session expired or was revoked: sign in again (hubsync login)"
 

@@ -25,12 +25,12 @@ from sync.compaction import Candidate, HistoryStats, packed_key
 from sync.compression import SUFFIX, decode_file
 from sync.errors import PermanentError
 from sync.remotes.base import BUCKET_FILES, ProgressFn
-from sync.remotes.supabase_errors import NotFound
-from sync.remotes.supabase_rows import metadata_row_id
-from sync.remotes.supabase_tus import upload_resumable
+from sync.remotes.supabase.errors import NotFound
+from sync.remotes.supabase.rows import metadata_row_id
+from sync.remotes.supabase.tus import upload_resumable
 
 if TYPE_CHECKING:
-    from sync.remotes.supabase import SupabaseRemote
+    from sync.remotes.supabase.remote import SupabaseRemote
 
 _BLOCK = 1024 * 1024
 

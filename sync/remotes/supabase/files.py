@@ -1,7 +1,7 @@
 """``file_metadata`` and ``file_operations``: the tables HubSync shares with EXAI.
 
 A project that runs the EXAI server already has them, in its own shape
-(:class:`~sync.remotes.supabase_rows.HubSchema`): no unique key on ``file_id``
+(:class:`~sync.remotes.supabase.rows.HubSchema`): no unique key on ``file_id``
 (EXAI adds a row per dedup hit), ``file_id`` a uuid referencing
 ``storage.objects`` or a text path, fewer ``file_operations`` columns. So
 HubSync never updates their rows: it inserts rows shaped to what the
@@ -24,14 +24,14 @@ from postgrest.exceptions import APIError
 from postgrest.types import ReturnMethod
 
 from sync.remotes.base import BUCKET_FILES, Operation
-from sync.remotes.supabase_rows import (
+from sync.remotes.supabase.rows import (
     LEGACY_SCHEMA,
     HubSchema,
     chunks,
     operation_row,
     with_file_id,
 )
-from sync.remotes.supabase_session import SupabaseSession
+from sync.remotes.supabase.session import SupabaseSession
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,8 @@ from array import array
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from sync.stat_index import StatIndex, StatRow
+from sync.journal.stat_index import StatIndex, StatRow
+from sync.journal.states import FileState
 
 _MAGIC = b"HSSTAT03"
 _HEADER = struct.Struct("<8sqII")  # magic, generation, CRC-32 of what follows, roots
@@ -143,7 +144,8 @@ def _read_root(parts: list[bytes]) -> StatIndex:
         at = end
     other_columns = [_numbers("q", parts[7]), _numbers("q", parts[8]), _numbers("Q", parts[9])]
     others = len(other_columns[0])
-    rels, states = _split(parts[6], others), _split(parts[10], others)
+    rels = _split(parts[6], others)
+    states = [FileState(s) for s in _split(parts[10], others)]
     rows: list[StatRow] = list(zip(rels, *other_columns, states, strict=True))
     index.others = {r[0]: r for r in rows}
     return index

@@ -1,12 +1,12 @@
 """The Supabase hub: Storage for blobs, PostgREST tables for what they mean.
 
 Implements :class:`sync.remotes.base.Remote` on one signed-in
-:class:`~sync.remotes.supabase_session.SupabaseSession`. Blobs live under
+:class:`~sync.remotes.supabase.session.SupabaseSession`. Blobs live under
 ``{uid}/{sha[:2]}/{sha}/{ascii_name}``; small ones go up in one request,
-large ones through resumable TUS uploads (:mod:`.supabase_tus`). Every write is
+large ones through resumable TUS uploads (:mod:`.tus`). Every write is
 idempotent (uploads use ``x-upsert``, HubSync's own rows are upserts on their
 natural keys, rows of the tables shared with EXAI are added only when missing:
-:mod:`.supabase_files`), so a step repeated after a crash does no harm. Each
+:mod:`.files`), so a step repeated after a crash does no harm. Each
 request is retried a few times in place when it fails transiently, and once
 after a token refresh (:meth:`SupabaseSession.call`); beyond that failures
 leave as :mod:`sync.errors` kinds and the engine decides when to try the file
@@ -16,27 +16,22 @@ again.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections.abc import Callable, Collection, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
 from postgrest.types import ReturnMethod
 from storage3.types import FileOptions
 from yarl import URL
 
-from sync.devices import DeviceInfo, default_device_name, summarize
+from sync.devices import default_device_name
 from sync.errors import (
-    FileChangedError,
     IntegrityError,
-    LocalFileError,
     PermanentError,
     TransientError,
 )
-from sync.find import FindQuery
 from sync.keys import is_sha256, object_key
 from sync.policy import BucketLimits
 from sync.remotes.base import (
@@ -47,25 +42,34 @@ from sync.remotes.base import (
     ProgressFn,
     ResumeStore,
 )
-from sync.remotes.supabase_batch import GroupWriter
-from sync.remotes.supabase_errors import NotFound
-from sync.remotes.supabase_files import HASH_BATCH, ROW_BATCH, SharedTables
-from sync.remotes.supabase_history import read_packed_copy
-from sync.remotes.supabase_rows import (
+from sync.remotes.supabase.batch import GroupWriter
+from sync.remotes.supabase.blobs import (
+    DOWNLOAD_BLOCK,
+    append_body,
+    forget_partial,
+    info_size,
+    range_start,
+    read_verified,
+    sha256_of,
+    size_on_disk,
+    total_size,
+    write_small,
+)
+from sync.remotes.supabase.errors import NotFound
+from sync.remotes.supabase.files import ROW_BATCH, SharedTables
+from sync.remotes.supabase.history import read_packed_copy
+from sync.remotes.supabase.manifest import ManifestReads
+from sync.remotes.supabase.rows import (
     DEVICES_CONFLICT,
-    MANIFEST_COLUMNS,
     MANIFEST_CONFLICT,
     chunks,
-    manifest_entry,
     manifest_row,
     metadata_row,
     metadata_rows_for,
     now_iso,
 )
-from sync.remotes.supabase_session import SupabaseSession
-from sync.remotes.supabase_tus import upload_resumable
-
-DOWNLOAD_BLOCK = 1024 * 1024
+from sync.remotes.supabase.session import SupabaseSession
+from sync.remotes.supabase.tus import upload_resumable
 
 
 class MemoryResumeStore:
@@ -88,7 +92,7 @@ ERRORS_CONFLICT = "user_id,device_id,fingerprint"
 LIMITS_TTL = 300.0
 
 
-class SupabaseRemote:
+class SupabaseRemote(ManifestReads):
     """A Supabase project as a HubSync hub."""
 
     kind = "supabase"
@@ -187,7 +191,7 @@ class SupabaseRemote:
             )
             await self._verify_size(bucket, key, size)
         else:
-            data = await asyncio.to_thread(_read_verified, source, sha256, size)
+            data = await asyncio.to_thread(read_verified, source, sha256, size)
             options: FileOptions = {
                 "content-type": content_type,
                 "cache-control": "3600",
@@ -208,7 +212,7 @@ class SupabaseRemote:
         info = await self.session.call(
             "checking an upload", lambda: self.session.client.storage.from_(bucket).info(key)
         )
-        stored = _info_size(info)
+        stored = info_size(info)
         if stored != size:
             raise IntegrityError(f"the hub stored {stored} bytes of {size} for {key}")
 
@@ -221,7 +225,7 @@ class SupabaseRemote:
         bucket: str = BUCKET_FILES,
     ) -> None:
         try:
-            await self.resume_blob(key, sha256, dest, None, _forget, progress, bucket)
+            await self.resume_blob(key, sha256, dest, None, forget_partial, progress, bucket)
         except BaseException:
             await asyncio.to_thread(dest.unlink, missing_ok=True)
             raise
@@ -245,7 +249,7 @@ class SupabaseRemote:
 
         async def download() -> None:
             digest = ""  # known already when a small body was written in one go
-            have = await asyncio.to_thread(_size_on_disk, dest) if state["known"] else 0
+            have = await asyncio.to_thread(size_on_disk, dest) if state["known"] else 0
             headers = self.session.headers()
             if have:
                 headers["Range"] = f"bytes={have}-"
@@ -258,7 +262,7 @@ class SupabaseRemote:
                     r.raise_for_status()
                 else:
                     etag = r.headers.get("etag", "")
-                    start = _range_start(r.headers.get("content-range"))
+                    start = range_start(r.headers.get("content-range"))
                     previous = state["known"]
                     if (
                         r.status_code != 206
@@ -269,15 +273,15 @@ class SupabaseRemote:
                             state["known"] = None
                             raise TransientError(f"the hub sent another range of {key}")
                         have = 0
-                    size = _total_size(r, have)
+                    size = total_size(r, have)
                     partial = PartialBlob(key, sha256, etag, size)
                     state["known"] = partial
                     remember(partial)
                     if have == 0 and 0 <= size < DOWNLOAD_BLOCK:
-                        digest = await _write_small(r, dest, progress)
+                        digest = await write_small(r, dest, progress)
                     else:
-                        await _append(r, dest, have, progress)
-            if (digest or await asyncio.to_thread(_sha256_of, dest)) != sha256:
+                        await append_body(r, dest, have, progress)
+            if (digest or await asyncio.to_thread(sha256_of, dest)) != sha256:
                 await asyncio.to_thread(dest.unlink, missing_ok=True)
                 state["known"] = None
                 raise IntegrityError(f"downloaded bytes of {key} do not match their SHA-256")
@@ -392,138 +396,6 @@ class SupabaseRemote:
         self._limits[bucket] = (now, limits)
         return limits
 
-    async def history(self, device: str, root_id: str, relpath: str) -> list[ManifestEntry]:
-        response = await self.session.call(
-            "reading history",
-            lambda: (
-                self.session.client.table("hubsync_manifest")
-                .select(MANIFEST_COLUMNS)
-                .eq("user_id", self.user_id)
-                .eq("device_id", device)
-                .eq("root_id", root_id)
-                .eq("rel_path", relpath)
-                .order("version")
-                .execute()
-            ),
-        )
-        return [manifest_entry(row) for row in response.data or [] if isinstance(row, dict)]
-
-    async def devices(self) -> list[DeviceInfo]:
-        devices = await self._select_all(
-            "listing devices", "hubsync_devices", "device_id,name,last_seen", "device_id"
-        )
-        rows = await self._select_all(
-            "listing devices",
-            "hubsync_manifest",
-            "device_id,root_id,root_path,rel_path,version,size,deleted",
-            "device_id,root_id,rel_path,version",
-        )
-        latest: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for row in rows:  # ordered by version: the last one of each path wins
-            latest[(row["device_id"], row["root_id"], row["rel_path"])] = row
-        current = [
-            (r["device_id"], r["root_id"], r["root_path"], int(r["size"]))
-            for r in latest.values()
-            if not r["deleted"]
-        ]
-        return summarize(
-            ((d["device_id"], d.get("name") or "", str(d.get("last_seen") or "")) for d in devices),
-            current,
-        )
-
-    async def find(self, query: FindQuery) -> list[ManifestEntry]:
-        """Matching rows are filtered by PostgREST (paged); of those, only paths whose
-        newest version is the matching one are kept (asked in batches of paths)."""
-
-        def narrow(q: Any) -> Any:
-            if query.device:
-                q = q.eq("device_id", query.device)
-            if query.folder:
-                q = q.eq("root_path", query.folder)
-            if (like := query.like()) is not None:
-                q = q.like("rel_path", like)
-            if query.suffix:
-                q = q.ilike("rel_path", f"%{query.suffix}")
-            if query.sha256:
-                q = q.eq("sha256", query.sha256.lower())
-            if query.larger is not None:
-                q = q.gt("size", query.larger)
-            if query.smaller is not None:
-                q = q.lt("size", query.smaller)
-            if query.since_ns is not None:
-                q = q.gte("mtime_ns", query.since_ns)
-            if query.until_ns is not None:
-                q = q.lte("mtime_ns", query.until_ns)
-            if query.at:
-                q = q.lte("recorded_at", query.at)
-            return q.eq("deleted", query.deleted)
-
-        rows = await self._select_all(
-            "finding files",
-            "hubsync_manifest",
-            MANIFEST_COLUMNS,
-            "device_id,root_id,rel_path,version",
-            narrow,
-        )
-        candidates: dict[tuple[str, str, str], ManifestEntry] = {}
-        for entry in map(manifest_entry, rows):
-            if query.matches(entry):
-                candidates[(entry.device, entry.root_id, entry.relpath)] = entry
-        newest = await self._newest_versions(list(candidates), query.at)
-        found = [e for k, e in candidates.items() if newest.get(k, e.version) == e.version]
-        return sorted(found, key=lambda e: (e.device, e.root_path, e.relpath))
-
-    async def _newest_versions(
-        self, paths: Sequence[tuple[str, str, str]], at: str
-    ) -> dict[tuple[str, str, str], int]:
-        """The newest version of each path (recorded up to ``at``, when given)."""
-        by_root: dict[tuple[str, str], list[str]] = {}
-        for device, root_id, rel in paths:
-            by_root.setdefault((device, root_id), []).append(rel)
-        newest: dict[tuple[str, str, str], int] = {}
-        for (device, root_id), rels in by_root.items():
-            for batch in chunks(rels, HASH_BATCH):
-
-                def narrow(
-                    q: Any, device: str = device, root_id: str = root_id, batch: Any = batch
-                ) -> Any:
-                    q = q.eq("device_id", device).eq("root_id", root_id).in_("rel_path", batch)
-                    return q.lte("recorded_at", at) if at else q
-
-                for row in await self._select_all(
-                    "finding files", "hubsync_manifest", "rel_path,version", "version", narrow
-                ):
-                    key = (device, root_id, str(row["rel_path"]))
-                    newest[key] = max(newest.get(key, 0), int(row["version"]))
-        return newest
-
-    async def _select_all(
-        self,
-        what: str,
-        table: str,
-        columns: str,
-        order: str,
-        narrow: Callable[[Any], Any] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Every row of ``table`` for this user, read in pages of ROW_BATCH."""
-        out: list[dict[str, Any]] = []
-        while True:
-            start = len(out)
-
-            def page(start: int = start) -> Any:
-                query = self.session.client.table(table).select(columns).eq("user_id", self.user_id)
-                if narrow is not None:
-                    query = narrow(query)
-                for column in order.split(","):
-                    query = query.order(column)
-                return query.range(start, start + ROW_BATCH - 1).execute()
-
-            response = await self.session.call(what, page)
-            batch = [row for row in response.data or [] if isinstance(row, dict)]
-            out.extend(batch)
-            if len(batch) < ROW_BATCH:
-                return out
-
     async def _upsert(
         self, table: str, rows: Sequence[dict[str, Any]], conflict: str, what: str
     ) -> None:
@@ -549,101 +421,6 @@ class SupabaseRemote:
 def session_description(session: SupabaseSession) -> str:
     mode = " (service role)" if session.identity.service_role else ""
     return f"{session.settings.public_url}{mode}"
-
-
-def _forget(_partial: PartialBlob) -> None:
-    """A one-shot download keeps nothing across restarts."""
-
-
-def _size_on_disk(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _range_start(content_range: str | None) -> int:
-    """The first byte of ``bytes A-B/N``; 0 without one (a whole-object answer)."""
-    if not content_range or not content_range.startswith("bytes "):
-        return 0
-    first = content_range[len("bytes ") :].split("-", 1)[0]
-    return int(first) if first.isdigit() else -1
-
-
-def _total_size(response: httpx.Response, have: int) -> int:
-    total = (response.headers.get("content-range") or "").rpartition("/")[2]
-    if total.isdigit():
-        return int(total)
-    length = response.headers.get("content-length", "")
-    return have + int(length) if length.isdigit() else -1
-
-
-async def _append(
-    response: httpx.Response, dest: Path, offset: int, progress: ProgressFn | None
-) -> None:
-    """The body after the ``offset`` bytes ``dest`` keeps (all of it replaced at 0)."""
-    handle = await asyncio.to_thread(open, dest, "r+b" if offset else "wb")
-    try:
-        await asyncio.to_thread(handle.truncate, offset)
-        await asyncio.to_thread(handle.seek, offset)
-        async for block in response.aiter_bytes(DOWNLOAD_BLOCK):
-            await asyncio.to_thread(handle.write, block)
-            if progress is not None:
-                progress(len(block))
-    finally:
-        await asyncio.to_thread(handle.close)
-
-
-async def _write_small(response: httpx.Response, dest: Path, progress: ProgressFn | None) -> str:
-    """A body smaller than a block: gathered in memory, then written and hashed in one
-    trip to a thread (a thread hop per open, write and close cost more than the bytes);
-    returns its SHA-256."""
-    blocks = []
-    async for block in response.aiter_bytes(DOWNLOAD_BLOCK):
-        blocks.append(block)
-        if progress is not None:
-            progress(len(block))
-    return await asyncio.to_thread(_write_hashed, dest, b"".join(blocks))
-
-
-def _write_hashed(dest: Path, data: bytes) -> str:
-    with open(dest, "wb") as f:
-        f.write(data)
-    return hashlib.sha256(data).hexdigest()
-
-
-def _sha256_of(path: Path) -> str:
-    """The whole file's hash, prefix from before a restart included."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(DOWNLOAD_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _info_size(info: Any) -> int | None:
-    if not isinstance(info, dict):
-        return None
-    for holder in (info, info.get("metadata") or {}):
-        for name in ("size", "contentLength", "content_length"):
-            value = holder.get(name)
-            if isinstance(value, int):
-                return value
-    return None
-
-
-def _read_verified(source: Path, sha256: str, size: int) -> bytes:
-    """The file's bytes, provided they are still the ones that were hashed."""
-    try:
-        with open(source, "rb") as handle:
-            data = handle.read(size + 1)
-    except FileNotFoundError:
-        raise FileChangedError("the file vanished before it was uploaded") from None
-    except OSError as exc:
-        raise LocalFileError(f"cannot read the file: {exc.strerror or exc}") from None
-    if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
-        raise FileChangedError("the file changed since it was hashed")
-    return data
 
 
 __all__ = ["MemoryResumeStore", "PermanentError", "SupabaseRemote"]

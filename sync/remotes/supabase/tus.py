@@ -42,8 +42,8 @@ from tusclient.uploader import uploader as tus_uploader
 
 from sync.errors import FileChangedError, LocalFileError, SyncError, TransientError
 from sync.remotes.base import ProgressFn, ResumeStore
-from sync.remotes.supabase_errors import UploadGone
-from sync.remotes.supabase_session import TUS_CHUNK, SupabaseSession
+from sync.remotes.supabase.errors import UploadGone
+from sync.remotes.supabase.session import TUS_CHUNK, SupabaseSession
 
 
 def resume_fingerprint(bucket: str, key: str, size: int) -> str:

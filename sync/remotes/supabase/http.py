@@ -5,7 +5,7 @@ downloads and TUS requests all share one ``httpx.AsyncClient``. Its event hooks
 do two jobs for all of them at once: a token bucket paces requests to the
 configured rate, and the status and ``Retry-After`` of every response are noted
 in a context variable, because storage3 and postgrest drop both when they turn
-a response into an exception (see :mod:`sync.remotes.supabase_errors`).
+a response into an exception (see :mod:`sync.remotes.supabase.errors`).
 """
 
 from __future__ import annotations

@@ -66,42 +66,43 @@ def _hour(ts: float) -> float:
 
 
 class JournalRollups:
-    """Over the journal's connection (``Journal.conn``); every write is one transaction."""
+    """Over the journal's connection (made by :meth:`Journal.rollups`); every write is one
+    transaction, or joins the journal's open one."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+        self._conn = conn
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[None]:
-        if self.conn.in_transaction:  # inside the journal's own transaction
+        if self._conn.in_transaction:  # inside the journal's own transaction
             yield
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self._conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        self._conn.execute("COMMIT")
 
     def _state(self, key: str, default: str) -> str:
-        row = self.conn.execute("SELECT value FROM rollup_state WHERE key=?", (key,)).fetchone()
+        row = self._conn.execute("SELECT value FROM rollup_state WHERE key=?", (key,)).fetchone()
         return default if row is None else str(row[0])
 
     def _set_state(self, key: str, value: str) -> None:
-        self.conn.execute(
+        self._conn.execute(
             "INSERT OR REPLACE INTO rollup_state(key, value) VALUES(?, ?)", (key, value)
         )
 
     def _add(self, hour: float, name: str, value: float) -> None:
-        self.conn.execute(
+        self._conn.execute(
             "INSERT INTO rollup_hourly(hour, name, value) VALUES(?, ?, ?)"
             " ON CONFLICT DO UPDATE SET value = value + excluded.value",
             (hour, name, value),
         )
 
     def _put(self, hour: float, name: str, value: float) -> None:
-        self.conn.execute(
+        self._conn.execute(
             "INSERT OR REPLACE INTO rollup_hourly(hour, name, value) VALUES(?, ?, ?)",
             (hour, name, value),
         )
@@ -112,7 +113,7 @@ class JournalRollups:
         with self._tx():
             done = float(self._state("metrics_until", "0"))
             start = _hour(done)
-            rows = self.conn.execute(
+            rows = self._conn.execute(
                 "SELECT ts, name, value FROM metrics WHERE ts >= ? AND ts < ? ORDER BY ts",
                 (start, now),
             ).fetchall()
@@ -137,7 +138,7 @@ class JournalRollups:
             if cache is not None:
                 self._cache_delta(_hour(now), cache)
             self._fold(now - RAW_DAYS * DAY)
-            self.conn.execute("DELETE FROM rollup_hourly WHERE hour < ?", (now - KEEP_DAYS * DAY,))
+            self._conn.execute("DELETE FROM rollup_hourly WHERE hour < ?", (now - KEEP_DAYS * DAY,))
 
     def _cache_delta(self, hour: float, cache: CacheStats) -> None:
         seen = json.loads(self._state("cache_seen", "{}"))
@@ -151,16 +152,16 @@ class JournalRollups:
     def _fold(self, before: float) -> None:
         """Old raw metrics rows: one row per hour and counter; latency rows go (rolled up)."""
         cutoff = _hour(before)
-        old = self.conn.execute(
+        old = self._conn.execute(
             "SELECT ts - ts % 3600, name, sum(value), count(*) FROM metrics WHERE ts < ?"
             " AND name NOT LIKE 'latency%' AND name != 'queue_length' GROUP BY 1, 2",
             (cutoff,),
         ).fetchall()
-        raw = self.conn.execute("SELECT count(*) FROM metrics WHERE ts < ?", (cutoff,)).fetchone()
+        raw = self._conn.execute("SELECT count(*) FROM metrics WHERE ts < ?", (cutoff,)).fetchone()
         if raw[0] == len(old):
             return  # folded already
-        self.conn.execute("DELETE FROM metrics WHERE ts < ?", (cutoff,))
-        self.conn.executemany(
+        self._conn.execute("DELETE FROM metrics WHERE ts < ?", (cutoff,))
+        self._conn.executemany(
             "INSERT INTO metrics(ts, name, value) VALUES(?, ?, ?)",
             ((h, n, v) for h, n, v, _ in old),
         )
@@ -183,12 +184,12 @@ class JournalRollups:
                 last[path] = max(last.get(path, 0.0), a.at)
             for h, n in per_hour.items():
                 self._add(h, READS, n)
-            self.conn.executemany(
+            self._conn.executemany(
                 "INSERT INTO rollup_files(path, reads, last) VALUES(?, ?, ?) ON CONFLICT"
                 " DO UPDATE SET reads = reads + excluded.reads, last = max(last, excluded.last)",
                 ((p, n, last[p]) for p, n in per_file.items()),
             )
-            self.conn.execute(
+            self._conn.execute(
                 "DELETE FROM rollup_files WHERE path NOT IN"
                 " (SELECT path FROM rollup_files ORDER BY reads DESC, last DESC LIMIT ?)",
                 (FILES_KEPT,),
@@ -201,7 +202,7 @@ class JournalRollups:
     def period(self, since: float, until: float, utc_offset: float = 0.0) -> dict[str, Any]:
         """The figures of ``[since, until)``: hours, days (local), totals, reads by hour
         of the day, cache hit rates with and without prefetch."""
-        rows = self.conn.execute(
+        rows = self._conn.execute(
             "SELECT hour, name, value FROM rollup_hourly WHERE hour >= ? AND hour < ?"
             " ORDER BY hour",
             (_hour(since), until),
@@ -247,7 +248,7 @@ class JournalRollups:
         }
 
     def top_files(self, limit: int = 15) -> list[dict[str, Any]]:
-        cur = self.conn.execute(
+        cur = self._conn.execute(
             "SELECT path, reads, last FROM rollup_files ORDER BY reads DESC, last DESC LIMIT ?",
             (limit,),
         )
@@ -256,7 +257,7 @@ class JournalRollups:
     def hub_makeup(self) -> dict[str, Any]:
         """Hub size by folder and by file type, and what dedup saves, from the versions
         this device recorded (every version the hub keeps of its folders)."""
-        rows = self.conn.execute(
+        rows = self._conn.execute(
             "SELECT r.path, v.relpath, v.sha256, v.size FROM versions v"
             " JOIN roots r ON r.id = v.root_id WHERE v.deleted = 0"
         ).fetchall()

@@ -3,7 +3,7 @@
 The session (access + refresh token) lives in the storage object handed in
 (the agent passes a keyring-backed one). Every refresh goes through one lock
 here: a background task refreshes shortly before the token expires (by the
-server's clock, see :mod:`.supabase_token`), and supabase_auth's own timer is
+server's clock, see :mod:`.token`), and supabase_auth's own timer is
 off, since two refreshes racing with one refresh token get the session ended
 by GoTrue's reuse check. A token about to expire is refreshed before it is
 sent. A request that still fails because its token was refused (a laptop that
@@ -34,15 +34,15 @@ from supabase_auth.errors import AuthError as GoTrueError
 from supabase_auth.types import AuthChangeEvent, Session
 
 from sync.errors import AuthError, SyncError
-from sync.remotes.supabase_errors import (
+from sync.remotes.supabase.errors import (
     SIGN_IN_AGAIN,
     auth_error,
     is_jwt_failure,
     map_error,
     may_hide_a_refused_token,
 )
-from sync.remotes.supabase_http import TokenBucket, forget_response, make_http_client
-from sync.remotes.supabase_token import TokenClock
+from sync.remotes.supabase.http import TokenBucket, forget_response, make_http_client
+from sync.remotes.supabase.token import TokenClock
 from sync.transfer import RetryPolicy, with_retries
 
 log = logging.getLogger(__name__)

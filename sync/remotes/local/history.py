@@ -24,7 +24,7 @@ from sync.errors import IntegrityError
 from sync.remotes.base import BUCKET_FILES, ProgressFn
 
 if TYPE_CHECKING:
-    from sync.remotes.local import LocalHub
+    from sync.remotes.local.hub import LocalHub
 
 _CURRENT = """SELECT DISTINCT m.sha256 FROM hubsync_manifest m JOIN (
     SELECT device_id, root_id, rel_path, MAX(version) AS version FROM hubsync_manifest
