@@ -182,8 +182,8 @@ def test_search_open_save_link_and_exai_on_the_local_hub(
         opened = Path(desktop.opened[0].toLocalFile())
         assert sha(opened.read_bytes()) == sha(final)
         assert opened.is_relative_to(paths.cache_dir)
-        # A reachable local hub is read where its blobs lie, not through the cache.
-        assert wait_message(qtbot, window, "Opened plan.md (from the local hub)")
+        # The first Open linked the local hub's blob into the cache: the second is a hit.
+        assert wait_message(qtbot, window, "Opened plan.md (from the download cache)")
 
         window.versions.setCurrentItem(versions[1])  # the first draft
         saved = short_home / "Saved"
