@@ -8,16 +8,18 @@ import re
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from agent.cli.output import out
 from agent.control.analytics_api import utc_offset
 from agent.platform.paths import resolve_paths
-from sync.analytics_charts import Chart, all_charts
 from sync.cache import BlobCache
 from sync.journal import Journal
+
+if TYPE_CHECKING:
+    from sync.analytics_charts import Chart
 
 _SPAN = re.compile(r"^(\d+)\s*([hdw])$")
 _UNIT = {"h": 3600, "d": 86400, "w": 7 * 86400}
@@ -92,6 +94,8 @@ def _summary(report: dict[str, Any]) -> str:
 
 
 def render_html(report: dict[str, Any]) -> str:
+    from sync.analytics_charts import all_charts  # matplotlib: only when a report is made
+
     def day(ts: float) -> str:
         return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
