@@ -74,3 +74,14 @@ def test_old_metrics_are_folded_and_totals_kept(tmp_path: Path) -> None:
     assert again == total
     conn.close()
     journal.close()
+
+
+def test_a_report_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "report", "--out", str(tmp_path / "no" / "r.html")],
+        env={**os.environ, "HUBSYNC_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "cannot write the report to" in done.stderr and "No such file" in done.stderr

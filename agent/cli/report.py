@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from agent.cli.output import out
+from agent.cli.output import err, out
 from agent.control.analytics_api import utc_offset
 from agent.platform.paths import resolve_paths
 from sync.cache import BlobCache
@@ -145,5 +146,9 @@ def register(app: typer.Typer) -> None:
             data = collect(journal, None, start, now)
         finally:
             journal.close()
-        out_file.write_text(render_html(data), encoding="utf-8")
-        out.print(f"Report written to {out_file}")
+        try:
+            out_file.write_text(render_html(data), encoding="utf-8")
+        except OSError as exc:
+            err.print(f"cannot write the report to {escape(str(out_file))}: {exc.strerror}")
+            raise typer.Exit(1) from None
+        out.print(f"Report written to {escape(str(out_file))}")
