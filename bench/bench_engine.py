@@ -65,16 +65,19 @@ def make_big(path: Path, mib: int) -> None:
             f.write(os.urandom(1024 * 1024))
 
 
-def make_tree(folder: Path, count: int) -> None:
+def make_tree(folder: Path, count: int, state: Path) -> None:
+    """The tree of ``count`` files, kept between runs with the journal (``state``) that
+    tracks it; both are made again when the count differs."""
     marker = folder / ".complete"
-    if marker.exists():
+    if marker.exists() and marker.read_text() == str(count):
         return
     shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(state, ignore_errors=True)
     for i in range(count):
         d = folder / f"a{i % 50:02d}" / f"b{(i // 50) % 40:02d}"
         d.mkdir(parents=True, exist_ok=True)
         (d / f"n{i:06d}.txt").write_text(f"{i}\n")
-    marker.write_text("")
+    marker.write_text(str(count))
 
 
 def bench_hashing(files: list[Path]) -> dict[str, float]:
@@ -343,7 +346,7 @@ def main() -> None:
     print(f"corpus in {corpus} (kept between runs)")
     make_small(small, args.small, rng)
     make_big(big, args.big_mib)
-    make_tree(tree, args.tree)
+    make_tree(tree, args.tree, corpus / "tree-state")
     work = Path(tempfile.mkdtemp(prefix="hubsync-bench-", dir=corpus))
     try:
         small_files = sorted(small.rglob("*.bin"))
