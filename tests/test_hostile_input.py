@@ -69,6 +69,21 @@ def test_ascii_safe_names_stay_readable() -> None:
     assert long.endswith(".pdf") and len(long) <= 120
 
 
+def test_names_already_safe_are_kept_exactly_as_transliteration_would() -> None:
+    """The shortcut for names already in the key alphabet never disagrees with the
+    full transliteration (a disagreement would give one content two keys)."""
+    import random
+
+    from sync.keys import _transliterate
+
+    rng = random.Random(5)
+    alphabet = "aZ09_ .-()'+é#~"
+    names = ["".join(rng.choices(alphabet, k=rng.randint(1, 9))) for _ in range(20_000)]
+    names += ["a" * 118 + ".x", "a" * 121, "_.txt", "._", "x.", " x", "a__b", "Makefile"]
+    for name in names:
+        assert ascii_safe_name(name) == _transliterate(name, 120), name
+
+
 async def test_links_fifos_and_loops_are_reported_not_followed(rig: Rig) -> None:
     docs = rig.folder()
     write(docs / "real.txt", "real")
@@ -224,3 +239,24 @@ def test_hash_matches_sha256_of_bytes(tmp_path: Path) -> None:
     path = write(tmp_path / "f", data)
     assert hash_file(path).sha256 == sha_of(path)
     assert hash_file(path, chunk=4096).sha256 == sha_of(path)
+
+
+def test_content_types_are_the_ones_mimetypes_gives() -> None:
+    """Content types are cached by suffix; the cache never answers differently from
+    ``mimetypes`` itself, hidden files, double suffixes and URL-like names included."""
+    import mimetypes
+    import random
+
+    from sync.remotes.base import guess_content_type
+
+    suffixes = [*mimetypes.types_map, *mimetypes.encodings_map, *mimetypes.suffix_map]
+    suffixes += [".TXT", ".Md", "", ".x", ".tar", "."]
+    rng = random.Random(3)
+    names = [
+        rng.choice(["f", ".", "..", "data:", "a:b", ""])
+        + "".join(rng.choices(suffixes, k=rng.randint(0, 3)))
+        for _ in range(20_000)
+    ]
+    for name in names:
+        kind, _ = mimetypes.guess_type(name, strict=False)
+        assert guess_content_type(name) == (kind or "application/octet-stream"), name

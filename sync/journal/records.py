@@ -47,6 +47,11 @@ FILE_COLUMNS = (
 """The columns of :class:`FileRow`, in its order."""
 
 
+_STATES: dict[str, FileState] = {s.value: s for s in FileState}
+"""State by its stored word: a dict look-up, where ``FileState(word)`` costs a call of
+the enum's metaclass (measured: a tenth of reading 10k rows)."""
+
+
 def file_row(r: Sequence[Any]) -> FileRow:
     """A :class:`FileRow` from the columns :data:`FILE_COLUMNS` names."""
     rel, size, mtime_ns, inode, sha, state, version, key, kind, error, attempts, retry = r
@@ -56,7 +61,7 @@ def file_row(r: Sequence[Any]) -> FileRow:
         mtime_ns,
         inode,
         sha,
-        FileState(state),
+        _STATES[state],
         version,
         key,
         kind,

@@ -115,14 +115,17 @@ def operation(
     """A row of the hub's operations log."""
     finished = time.time()
     begun = started or finished
+    finished_at = datetime.fromtimestamp(finished, UTC).isoformat()
     return Operation(
         operation=kind,
         status="failed" if error else "completed",
         key=key,
         sha256=sha256,
         bytes=size,
-        started_at=datetime.fromtimestamp(begun, UTC).isoformat(),
-        finished_at=datetime.fromtimestamp(finished, UTC).isoformat(),
+        started_at=finished_at
+        if begun == finished
+        else datetime.fromtimestamp(begun, UTC).isoformat(),
+        finished_at=finished_at,
         duration_ms=int((finished - begun) * 1000),
         error=f"{error.kind}: {error.message}" if error else None,
         metadata={"path": relpath},

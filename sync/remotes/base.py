@@ -9,6 +9,7 @@ rows, then the journal).
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,17 @@ BatchProgressFn = Callable[[int, int], None]
 
 
 def guess_content_type(filename: str) -> str:
+    # mimetypes looks only at the last suffix and at most one encoding suffix before
+    # it (".tar.gz"), so names that share their last two suffixes share an answer.
+    # Leading dots start no suffix there; a ":" may read as a URL scheme ("data:").
+    _, dot, suffixes = filename.lstrip(".").partition(".")
+    if not dot or ":" in filename:
+        return _content_type(filename)
+    return _content_type("x." + ".".join(suffixes.rsplit(".", 2)[-2:]))
+
+
+@functools.lru_cache(maxsize=1024)
+def _content_type(filename: str) -> str:
     kind, _ = mimetypes.guess_type(filename, strict=False)
     return kind or "application/octet-stream"
 
