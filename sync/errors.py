@@ -21,6 +21,18 @@ class SyncError(Exception):
         self.message = message
         self.retry_after = retry_after
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Intact across processes whatever the subclass's __init__ takes (the local
+        # hub's ingest workers hand theirs back): args and attributes as they are.
+        return (_rebuilt, (type(self), self.args, self.__dict__))
+
+
+def _rebuilt(cls: type[SyncError], args: tuple[object, ...], state: dict[str, object]) -> SyncError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class TransientError(SyncError):
     """Network trouble, 5xx, 429, timeouts: retry with backoff."""

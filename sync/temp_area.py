@@ -46,6 +46,12 @@ class TempArea:
         with contextlib.suppress(OSError):  # best effort: it never stops a hub opening
             remove_abandoned(folder, keep=self._owner)
 
+    @property
+    def prefix(self) -> str:
+        """What this writer's temp file names start with (its worker processes name
+        theirs with it too: they are cleared with the writer's own)."""
+        return self._prefix
+
     def new_path(self) -> str:
         """A fresh temp file name (str: the hot path of blob writes)."""
         return f"{self._prefix}{next(self._ids)}.part"

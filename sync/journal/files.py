@@ -266,7 +266,8 @@ class FilesJournal(IssuesJournal):
         )
 
     def mark_synced(self, root_id: str, items: Sequence[SyncedFile], now: float) -> None:
-        """Files whose version the hub recorded."""
+        """Files whose version the hub recorded (plain tuples in that order do too)."""
+        items = [i if type(i) is SyncedFile else SyncedFile._make(i) for i in items]
         self._change_states(
             """INSERT INTO files(root_id, relpath, size, mtime_ns, inode, sha256, state,
                  version, remote_key, synced_at)
@@ -276,17 +277,14 @@ class FilesJournal(IssuesJournal):
                  state=excluded.state, version=excluded.version, remote_key=excluded.remote_key,
                  synced_at=excluded.synced_at, error_kind=NULL, last_error=NULL, attempts=0,
                  next_retry=NULL""",
-            (
-                (root_id, *i[:5], _S.SYNCED, i.version, i.key, now)
-                for i in map(SyncedFile._make, items)
-            ),
+            ((root_id, *i[:5], _S.SYNCED, i.version, i.key, now) for i in items),
         )
         self._conn.executemany(
             """INSERT OR REPLACE INTO versions(root_id, relpath, version, sha256, size, mtime_ns,
                  deleted, remote_key, recorded_at) VALUES(?, ?, ?, ?, ?, ?, 0, ?, ?)""",
             (
                 (root_id, i.relpath, i.version, i.sha256, i.size, i.mtime_ns, i.key, now)
-                for i in map(SyncedFile._make, items)
+                for i in items
             ),
         )
         self.settle_failures(root_id, (i[0] for i in items), now)

@@ -88,11 +88,12 @@ class Transfer:
             *(ctx.off_loop(_hash_all, [ctx.path / i.relpath for i in batch]) for batch in batches)
         )
         ingested: Sequence[Ingested | SyncError] = []
+        base = str(ctx.path)  # (paths as text: a Path per file would cost more than its write)
         if ingesting:
             assert isinstance(remote, Ingest)
             try:
                 ingested = await remote.ingest(
-                    [(ctx.path / i.relpath, *names(i.relpath)) for i in ingesting],
+                    [(f"{base}/{i.relpath}", *names(i.relpath)) for i in ingesting],
                     self._batch_meter(ingesting),
                 )
             except BaseException:
@@ -124,6 +125,9 @@ class Transfer:
         uploads: dict[str, Item] = {}
         operations: list[Operation] = []
         new_blobs: list[Blob] = []
+        # Content this chunk's ingest stored, counted as uploaded once: files of equal
+        # content ingested side by side may each have stored it, or found the other's.
+        stored = {i.hashed.sha256 for i in hashed if i.stored and i.hashed is not None}
         for item in hashed:
             assert item.hashed is not None
             sha = item.hashed.sha256
@@ -132,7 +136,8 @@ class Transfer:
             if item.ingested:
                 assert item.key is not None
                 hub_keys.setdefault(sha, item.key)
-                if item.stored:
+                if sha in stored:
+                    stored.discard(sha)
                     new_blobs.append(Blob(sha, item.hashed.size, item.key))
                     operations.append(
                         operation(

@@ -241,7 +241,7 @@ class Ingest(Protocol):
 
     async def ingest(
         self,
-        sources: Sequence[tuple[Path, str, str]],
+        sources: Sequence[tuple[str | Path, str, str]],
         progress: BatchProgressFn | None = None,
     ) -> list[Ingested | SyncError]:
         """Store each (path, filename, content type); one result or error per source."""

@@ -12,7 +12,9 @@ read once, hashed and written from memory (:meth:`LocalHub.ingest`), which
 saves reading and hashing them twice. Blobs are made durable in one batch right
 before the rows that point at them are committed (see :mod:`sync.durable`).
 Blob I/O and the SQLite file have a thread each, so rows of one batch are
-written while the blobs of the next one are.
+written while the blobs of the next one are; a big batch of small files goes to
+worker processes instead (:mod:`.ingest_pool`), which the interpreter lock of this
+process does not slow down.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from sync.errors import (
 )
 from sync.find import FindQuery
 from sync.hashing import read_small
-from sync.keys import is_sha256, object_key
+from sync.keys import is_sha256
 from sync.remotes.base import (
     BUCKET_FILES,
     BUCKET_GENERATED,
@@ -48,15 +50,10 @@ from sync.remotes.base import (
     ManifestEntry,
     ProgressFn,
 )
-from sync.remotes.local.copying import (
-    _O_BINARY,
-    CHUNK,
-    _copy_verified,
-    _new_dir,
-    _unlink_quiet,
-    _write_all,
-)
+from sync.remotes.local.copying import CHUNK, _copy_verified
 from sync.remotes.local.history import read_packed_copy
+from sync.remotes.local.ingest_pool import IngestProcesses
+from sync.remotes.local.ingest_worker import Outcome
 from sync.remotes.local.reads import HubReads
 from sync.remotes.local.rows import HubRows
 from sync.remotes.local.schema import (
@@ -66,6 +63,7 @@ from sync.remotes.local.schema import (
     _file_identity,
     _open_hub_db,
 )
+from sync.remotes.local.writer import BlobWriter, IngestedFile, Placed, ingest_file
 from sync.temp_area import TempArea
 
 T = TypeVar("T")
@@ -73,6 +71,8 @@ A = TypeVar("A")
 R = TypeVar("R")
 BUCKETS = (BUCKET_FILES, BUCKET_RESULTS, BUCKET_GENERATED)
 _PUT_BATCH = 32
+IN_PROCESSES_FROM = 256
+"""Small files ingested at once from which worker processes do it (see ``ingest``)."""
 
 
 def _call(fn: Callable[[], T]) -> T:
@@ -123,11 +123,15 @@ class LocalHub(HubReads, HubRows):
         *,
         user_id: str = LOCAL_USER,
         io_threads: int = 1,
+        ingest_processes: int = 2,
         create: bool = True,
     ) -> None:
         """``io_threads``: one is fastest for local disks (measured: 3,000 small files took
         127 µs each with one thread, 345 µs with four, which fight over the GIL); more
         may help a network share with high latency.
+
+        ``ingest_processes``: worker processes for big batches of small files
+        (:mod:`.ingest_pool`); 0 keeps every write in ``io_threads``.
 
         ``create``: make a new hub when there is none at ``root`` (in an existing
         folder); without it a missing hub raises :class:`HubMissing`.
@@ -166,6 +170,10 @@ class LocalHub(HubReads, HubRows):
             _call, self._pool, lanes=io_threads
         )
         self._root_str = os.fspath(root)
+        self._writer = BlobWriter(self._root_str, user_id, self._temps.prefix, self._db_file)
+        self._processes = (
+            IngestProcesses(ingest_processes, self._writer) if ingest_processes > 0 else None
+        )
         self._unflushed: list[str] = []
         self._unflushed_lock = threading.Lock()
         self._new_blobs: list[tuple[str, str, str, int, str, str]] = []
@@ -180,18 +188,6 @@ class LocalHub(HubReads, HubRows):
     async def _run(self, fn: Callable[[], T]) -> T:
         return await self._io.run(fn)  # type: ignore[return-value]
 
-    def _blob_dir(self, bucket: str, sha256: str) -> str:
-        return f"{self._root_str}/{bucket}/{self.user_id}/{sha256[:2]}/{sha256}"
-
-    def _existing_key(self, bucket: str, sha256: str) -> str | None:
-        try:
-            names = [n for n in os.listdir(self._blob_dir(bucket, sha256)) if not n.startswith(".")]
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        if not names:
-            return None
-        return f"{self.user_id}/{sha256[:2]}/{sha256}/{min(names)}"
-
     def _store(self, bucket: str, upload: BlobUpload, progress: ProgressFn | None) -> str:
         """Put one blob in place (runs in an I/O thread); returns its key."""
 
@@ -205,52 +201,30 @@ class LocalHub(HubReads, HubRows):
         self, bucket: str, upload: BlobUpload, fill: Callable[[str], None]
     ) -> tuple[str, bool]:
         """(key, stored): the blob's key, and whether ``fill`` had to write it."""
-        sha256 = upload.sha256
-        blob_dir = self._blob_dir(bucket, sha256)
-        key = object_key(self.user_id, sha256, upload.filename)
-        final = f"{blob_dir}/{key.rsplit('/', 1)[1]}"
-        tmp = self._temps.new_path()
-        try:
-            # Creating the blob's folder first tells whether it is new, for the price
-            # of the mkdir a new blob needs anyway; only an existing one is listed.
-            if not _new_dir(blob_dir):
-                existing = self._existing_key(bucket, sha256)
-                if existing is not None:
-                    return existing, False
-            fill(tmp)
-            os.replace(tmp, final)
-        except FileNotFoundError as exc:
-            _unlink_quiet(tmp)
-            if not os.path.isdir(self._temps.folder) or self.went_away():
-                raise HubMissing(f"the local hub {self.root} went away") from None
-            raise TransientError(f"cannot write to the hub: {exc.strerror or exc}") from None
-        except OSError as exc:
-            _unlink_quiet(tmp)
-            raise self._write_failed(exc) from None
+        placed = self._writer.place(bucket, upload.sha256, upload.filename, fill)
+        if placed.final is not None:
+            self._stored(bucket, upload.filename, upload.content_type, upload.size, placed)
+        return placed.key, placed.stored
+
+    def _stored(self, bucket: str, filename: str, ctype: str, size: int, placed: Placed) -> None:
+        """A blob this hub wrote: durable before the next rows, then a row of its own."""
+        assert placed.final is not None
+        sha256 = placed.key.split("/", 3)[2]
         with self._unflushed_lock:
-            self._unflushed.append(final)
-            self._new_blobs.append(
-                (key, bucket, upload.filename, upload.size, upload.content_type, sha256)
-            )
-        return key, True
+            self._unflushed.append(placed.final)
+            self._new_blobs.append((placed.key, bucket, filename, size, ctype, sha256))
 
     def _ingest_one(
-        self, source: Path, filename: str, content_type: str, progress: ProgressFn | None
+        self, source: str | Path, filename: str, content_type: str, progress: ProgressFn | None
     ) -> Ingested:
-        data, hashed = read_small(source, self.ingest_limit)
-
-        def fill(tmp: str) -> None:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o644)
-            try:
-                _write_all(fd, data)
-            finally:
-                os.close(fd)
-
-        upload = BlobUpload(source, hashed.sha256, hashed.size, filename, content_type)
-        key, stored = self._place(BUCKET_FILES, upload, fill)
-        if progress is not None and data:
-            progress(len(data))
-        return Ingested(hashed, key, stored)
+        done = ingest_file(
+            self._writer, BUCKET_FILES, source, filename, self.ingest_limit, read_small
+        )
+        if done.placed.final is not None:
+            self._stored(BUCKET_FILES, filename, content_type, done.hashed.size, done.placed)
+        if progress is not None and done.hashed.size:
+            progress(done.hashed.size)
+        return Ingested(done.hashed, done.placed.key, done.placed.stored)
 
     def _path_of(self, bucket: str, key: str) -> Path:
         parts = key.split("/")
@@ -289,7 +263,7 @@ class LocalHub(HubReads, HubRows):
         def lookup() -> dict[str, str]:
             found = {}
             for sha in hashes:
-                key = self._existing_key(bucket, sha)
+                key = self._writer.existing_key(bucket, sha)
                 if key is not None:
                     found[sha] = key
             return found
@@ -332,15 +306,44 @@ class LocalHub(HubReads, HubRows):
 
     async def ingest(
         self,
-        sources: Sequence[tuple[Path, str, str]],
+        sources: Sequence[tuple[str | Path, str, str]],
         progress: BatchProgressFn | None = None,
     ) -> list[Ingested | SyncError]:
         """Read, hash and store small files, each read once (see :class:`Ingest`)."""
+        if self._processes is not None and len(sources) >= IN_PROCESSES_FROM:
+            return await self._ingest_in_processes(self._processes, sources, progress)
 
-        def ingest_one(source: tuple[Path, str, str], moved: ProgressFn | None) -> Ingested:
+        def ingest_one(source: tuple[str | Path, str, str], moved: ProgressFn | None) -> Ingested:
             return self._ingest_one(*source, moved)
 
         return await self._in_batches(ingest_one, list(enumerate(sources)), progress)
+
+    async def _ingest_in_processes(
+        self,
+        processes: IngestProcesses,
+        sources: Sequence[tuple[str | Path, str, str]],
+        progress: BatchProgressFn | None,
+    ) -> list[Ingested | SyncError]:
+        def placed(
+            start: int, part: Sequence[tuple[str, str, str]], out: Sequence[Outcome]
+        ) -> None:
+            for index, ((_, filename, ctype), outcome) in enumerate(
+                zip(part, out, strict=True), start
+            ):
+                if isinstance(outcome, IngestedFile):
+                    if outcome.placed.final is not None:
+                        self._stored(
+                            BUCKET_FILES, filename, ctype, outcome.hashed.size, outcome.placed
+                        )
+                    if progress is not None and outcome.hashed.size:
+                        progress(index, outcome.hashed.size)
+
+        named = [(os.fspath(path), name, ctype) for path, name, ctype in sources]
+        outcomes = await processes.ingest(BUCKET_FILES, self.ingest_limit, named, placed)
+        return [
+            Ingested(o.hashed, o.placed.key, o.placed.stored) if isinstance(o, IngestedFile) else o
+            for o in outcomes
+        ]
 
     async def _in_batches(
         self,
@@ -412,6 +415,8 @@ class LocalHub(HubReads, HubRows):
     def _release(self) -> None:
         try:
             self._pool.shutdown(wait=True)
+            if self._processes is not None:
+                self._processes.close()
             self._db_pool.shutdown(wait=True)
             self._temps.close()
         finally:

@@ -8,12 +8,12 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from sync.disk_space import disk_full
 from sync.durable import make_durable
 from sync.errors import TransientError
 from sync.remotes.base import ManifestEntry, Operation
 from sync.remotes.local.database import HubDatabase
 from sync.remotes.local.schema import _ERROR_COLUMNS, _entry_blobs, _now_iso, _operation_id
+from sync.remotes.local.writer import write_failed
 
 
 class HubRows(HubDatabase):
@@ -33,10 +33,7 @@ class HubRows(HubDatabase):
             raise self._write_failed(exc) from None
 
     def _write_failed(self, exc: OSError) -> TransientError:
-        """A blob write that failed: the hub's disk is full (wait for space), or a
-        transient trouble of the hub's folder (retried)."""
-        full = disk_full(exc, self.root, whose="hub")
-        return full or TransientError(f"cannot write to the hub: {exc.strerror or exc}")
+        return write_failed(exc, self.root)
 
     async def record(self, entries: Sequence[ManifestEntry]) -> None:
         def write() -> None:

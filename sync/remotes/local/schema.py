@@ -14,7 +14,6 @@ from pathlib import Path
 
 from sync.errors import TransientError
 from sync.remotes.base import BUCKET_FILES, ManifestEntry
-from sync.remotes.local.history import add_columns
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS file_metadata (
@@ -111,6 +110,8 @@ def _open_hub_db(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA busy_timeout=10000")
         db.execute("PRAGMA temp_store=MEMORY")
         db.executescript(_SCHEMA)
+        from sync.remotes.local.history import add_columns  # (heavy: compression)
+
         add_columns(db)
         db.execute(  # one statement: two processes creating a hub agree on its id
             "INSERT INTO hubsync_hub(id, created_at) SELECT ?, ?"
