@@ -161,3 +161,18 @@ def test_the_watcher_reports_a_close_after_writing_only(tmp_path: Path) -> None:
     assert not [c for c in got if c[0] == "read.txt"]
     assert ("written.txt", Change.EDITED) in got  # created and written: debounced
     assert ("written.txt", Change.STRUCTURAL) in got
+
+
+def test_a_file_closed_again_and_again_is_still_released_after_max_delay(
+    tmp_path: Path,
+) -> None:
+    clock = _Clock()
+    d = Debouncer(30.0, 2.0, clock)
+    log_file = tmp_path / "app.log"
+    log_file.write_text("line\n")
+    released = []
+    for _ in range(300):  # a logger that opens, appends and closes every 10 ms, for 3 s
+        d.closed("r", "app.log", log_file)
+        released.append(d.ready())
+        clock.now += CLOSE_SETTLE / 5
+    assert {"r": {"app.log"}} in released  # looked at within max_delay, not starved

@@ -122,7 +122,10 @@ class Debouncer:
     released then, without the debounce. Any later event for it — a write (a
     second writer still has it open), a rename or a deletion within the settle
     — or a changed stat sends it back to the debounce; editors' temp files and
-    ignored names never take the fast path. So an atomic save (temp written,
+    ignored names never take the fast path. (A second writer that stays open but
+    idle through the settle is not seen: the file is synced as it is then, the
+    engine's read guard keeps that copy consistent, and its next write and close
+    sync it again.) So an atomic save (temp written,
     closed, renamed over the file) still reaches the engine once, as the file
     it replaced, after the debounce. A burst of closes (``cp -r``) is not one
     pass per file: the scheduler takes everything due at once, so what arrives
@@ -176,7 +179,7 @@ class Debouncer:
         self._last_event[root_id] = now
         self.first_seen.setdefault(key, time.time())
         first = self._pending[key][0] if key in self._pending else now
-        due = now + self.settle
+        due = min(now + self.settle, first + self.max_delay)  # closed again and again: a log
         self._pending[key] = (first, due)
         self._closed[key] = (path, fingerprint)
         heapq.heappush(self._heap, (due, root_id, relpath))
