@@ -38,7 +38,7 @@ async def test_a_closed_file_reaches_the_hub_without_waiting_for_the_debounce(
     async with live_agent(short_home, [docs], timings=HUGE) as agent:
         await agent.idle()
         (docs / "note.md").write_text("saved and closed")
-        await agent.wait_for(lambda: bool(_hub_shas(agent, "note.md")), timeout=10)
+        await agent.wait_for(lambda: bool(_hub_shas(agent, "note.md")), timeout=60)
         assert _hub_shas(agent, "note.md") == [sha_of(docs / "note.md")]
         assert_hub_mirrors(agent.ctx.config.local_hub_path(agent.paths), _root_id(agent), docs)
 
@@ -52,10 +52,10 @@ async def test_a_file_kept_open_is_not_uploaded_half_written(short_home: Path) -
             for step in range(4):
                 f.write(f"part {step}\n" * 100)
                 f.flush()
-                await agent.wait_for(lambda: agent.service.debouncer.queued == 1)
+                await agent.wait_for(lambda: agent.service.debouncer.queued == 1, timeout=60)
                 await asyncio.sleep(4 * CLOSE_SETTLE)  # past the settle, still open
                 assert not _hub_shas(agent, "log.txt"), "uploaded while still being written"
-        await agent.wait_for(lambda: bool(_hub_shas(agent, "log.txt")), timeout=10)
+        await agent.wait_for(lambda: bool(_hub_shas(agent, "log.txt")), timeout=60)
         assert _hub_shas(agent, "log.txt") == [sha_of(docs / "log.txt")]
 
 
@@ -70,7 +70,7 @@ async def test_an_atomic_save_uploads_only_the_final_content(short_home: Path) -
         temp.write_text("draft 2, final")
         await asyncio.sleep(10 * CLOSE_SETTLE)  # a fast path on the temp would fire
         os.replace(temp, docs / "essay.md")
-        await agent.wait_for(lambda: len(_hub_shas(agent, "essay.md")) == 2, timeout=15)
+        await agent.wait_for(lambda: len(_hub_shas(agent, "essay.md")) == 2, timeout=60)
         await agent.idle()
         assert _hub_shas(agent, "essay.md") == [*before, sha_of(docs / "essay.md")]
         assert not _hub_shas(agent, temp.name), "the editor's temp file reached the hub"
