@@ -125,9 +125,9 @@ class Debouncer:
     ignored names never take the fast path. (A second writer that stays open but
     idle through the settle is not seen: the file is synced as it is then, the
     engine's read guard keeps that copy consistent, and its next write and close
-    sync it again.) So an atomic save (temp written,
-    closed, renamed over the file) still reaches the engine once, as the file
-    it replaced, after the debounce. A burst of closes (``cp -r``) is not one
+    sync it again.) So an atomic save (temp written, closed, renamed over the
+    file) still reaches the engine once, as the file it replaced, after the
+    debounce. A burst of closes (``cp -r``) is not one
     pass per file: the scheduler takes everything due at once, so what arrives
     while a pass runs becomes the next pass.
     """
