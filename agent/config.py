@@ -57,6 +57,8 @@ class CacheConfig:
 @dataclass
 class AgentConfig:
     debounce_seconds: float = 0.6
+    """Quiet time before a changed path is synced; a file closed after writing skips it
+    where the watcher reports closes (inotify), renames and deletions always wait."""
     rescan_interval_seconds: float = 4 * 3600
     health_interval_seconds: float = 30.0
     upload_limit_kbps: int = 0

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.daemon.runtime import RootRuntime
-from agent.daemon.watcher import Debouncer, ObserverFactory, RootWatcher
+from agent.daemon.watcher import Change, Debouncer, ObserverFactory, RootWatcher
 from sync.journal import Journal, Root
 
 log = logging.getLogger("hubsync.agent")
@@ -48,8 +48,8 @@ class Roots:
             return rt
         loop = asyncio.get_running_loop()
 
-        def on_path(rel: str, structural: bool, rid: str = root.id) -> None:
-            loop.call_soon_threadsafe(self._changed, rid, rel, structural)
+        def on_path(rel: str, change: Change, rid: str = root.id) -> None:
+            loop.call_soon_threadsafe(self._changed, rid, rel, change)
 
         def on_trouble(reason: str, rid: str = root.id) -> None:
             loop.call_soon_threadsafe(self._trouble, rid, reason)
@@ -113,10 +113,15 @@ class Roots:
             if rt.watcher is not None:
                 rt.watcher.stop()
 
-    def _changed(self, root_id: str, rel: str, structural: bool) -> None:
-        if root_id in self.runtimes:
-            self._debouncer.add(root_id, rel, structural=structural)
-            self._wake()
+    def _changed(self, root_id: str, rel: str, change: Change) -> None:
+        rt = self.runtimes.get(root_id)
+        if rt is None:
+            return
+        if change is Change.CLOSED:
+            self._debouncer.closed(root_id, rel, rt.root.path / rel)
+        else:
+            self._debouncer.add(root_id, rel, structural=change is Change.STRUCTURAL)
+        self._wake()
 
     def _trouble(self, root_id: str, reason: str) -> None:
         rt = self.runtimes.get(root_id)

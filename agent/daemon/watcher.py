@@ -7,6 +7,12 @@ seconds (so an editor's temp-file-and-rename save, or a ``git checkout`` of
 thousands of files, becomes one pass), or when the oldest change waited
 ``max_delay`` (so a file that never stops changing is still looked at).
 
+A file whose writer has closed it (inotify's close-after-write, watchdog's
+``closed`` event; not a close after only reading) skips the debounce: it is
+released once its size, mtime and inode held for ``settle`` (tens of ms), so
+a saved file reaches the hub at once. Where close events do not exist (the
+macOS and Windows observers, the polling observer) every change is debounced.
+
 Watchdog 7 silently skips sub-folders it cannot watch when the inotify watch
 limit is reached, so after start-up the watcher compares the kernel's own
 count of watches (``/proc/self/fdinfo``) with the folders it should cover;
@@ -25,11 +31,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+
+from sync.ignore import is_default_ignored
 
 log = logging.getLogger("hubsync.watcher")
 
@@ -52,6 +61,42 @@ ObserverFactory = Callable[[], ObserverLike]
 STRUCTURAL_DELAY_FACTOR = 10
 """Deletions wait for a quiet root up to this many ``max_delay``s (a long ``rm -rf``)."""
 
+CLOSE_SETTLE = 0.05
+"""Seconds a closed file's size, mtime and inode must hold before it is released."""
+
+EDITOR_TEMP_NAMES = (".goutputstream-", "4913")
+"""Names (prefixes) of editors' temp files that ``sync.ignore`` does not ignore:
+gedit's save stream, vim's write-permission probe. They always take the debounce,
+so only the file they are renamed over is synced."""
+
+
+class Change(Enum):
+    """What a watcher event says about a path."""
+
+    EDITED = "edited"
+    """Created or written: debounced."""
+    CLOSED = "closed"
+    """Closed after writing: released once it holds still (see :class:`Debouncer`)."""
+    STRUCTURAL = "structural"
+    """Deleted or moved: waits for the whole root to be quiet."""
+
+
+Fingerprint = tuple[int, int, int]
+"""(size, mtime_ns, inode) of a closed file."""
+
+
+def _fingerprint(path: Path) -> Fingerprint | None:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _fast_path_allowed(relpath: str) -> bool:
+    name = relpath.rsplit("/", 1)[-1]
+    return not name.startswith(EDITOR_TEMP_NAMES) and not is_default_ignored(name)
+
 
 @dataclass
 class _RootQuiet:
@@ -71,16 +116,38 @@ class Debouncer:
     O(log n) each. Deletions and moves wait until the *whole root* is quiet, so
     an ``rm -rf`` or a folder move reaches the engine as one batch (renames stay
     paired; a mass deletion is seen whole and held). Event-loop thread only.
+
+    The fast path (:meth:`closed`): a file closed after writing is stat'ed at
+    the close and again ``settle`` later; if size, mtime and inode held it is
+    released then, without the debounce. Any later event for it — a write (a
+    second writer still has it open), a rename or a deletion within the settle
+    — or a changed stat sends it back to the debounce; editors' temp files and
+    ignored names never take the fast path. (A second writer that stays open but
+    idle through the settle is not seen: the file is synced as it is then, the
+    engine's read guard keeps that copy consistent, and its next write and close
+    sync it again.) So an atomic save (temp written, closed, renamed over the
+    file) still reaches the engine once, as the file it replaced, after the
+    debounce. A burst of closes (``cp -r``) is not one
+    pass per file: the scheduler takes everything due at once, so what arrives
+    while a pass runs becomes the next pass.
     """
 
     def __init__(
-        self, debounce: float, max_delay: float, clock: Callable[[], float] = time.monotonic
+        self,
+        debounce: float,
+        max_delay: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        settle: float = CLOSE_SETTLE,
     ) -> None:
         self.debounce = debounce
         self.max_delay = max_delay
+        self.settle = settle
         self._clock = clock
         self._pending: dict[tuple[str, str], tuple[float, float]] = {}
         """(root_id, relpath) → (first change, due time)."""
+        self._closed: dict[tuple[str, str], tuple[Path, Fingerprint]] = {}
+        """Pending paths on the fast path: where the file is and its stat at the close."""
         self._heap: list[tuple[float, str, str]] = []
         self._structural: dict[str, _RootQuiet] = {}
         self._last_event: dict[str, float] = {}
@@ -96,12 +163,33 @@ class Debouncer:
             if quiet is None:
                 quiet = self._structural[root_id] = _RootQuiet(first=now)
             quiet.paths.add(relpath)
+            if (root_id, relpath) in self._closed:
+                self._debounce((root_id, relpath), now)
             return
+        self._debounce((root_id, relpath), now)
+
+    def closed(self, root_id: str, relpath: str, path: Path) -> None:
+        """``relpath`` (at ``path``) was closed after writing: release it once it holds."""
         key = (root_id, relpath)
+        fingerprint = _fingerprint(path) if _fast_path_allowed(relpath) else None
+        if fingerprint is None:
+            self.add(root_id, relpath)
+            return
+        now = self._clock()
+        self._last_event[root_id] = now
+        self.first_seen.setdefault(key, time.time())
+        first = self._pending[key][0] if key in self._pending else now
+        due = min(now + self.settle, first + self.max_delay)  # closed again and again: a log
+        self._pending[key] = (first, due)
+        self._closed[key] = (path, fingerprint)
+        heapq.heappush(self._heap, (due, root_id, relpath))
+
+    def _debounce(self, key: tuple[str, str], now: float) -> None:
+        self._closed.pop(key, None)
         first = self._pending[key][0] if key in self._pending else now
         due = min(now + self.debounce, first + self.max_delay)
         self._pending[key] = (first, due)
-        heapq.heappush(self._heap, (due, root_id, relpath))
+        heapq.heappush(self._heap, (due, *key))
 
     def _quiet_due(self, root_id: str, quiet: _RootQuiet) -> float:
         cap = quiet.first + STRUCTURAL_DELAY_FACTOR * self.max_delay
@@ -117,7 +205,12 @@ class Debouncer:
             entry = self._pending.get((root_id, relpath))
             if entry is None or entry[1] != due:
                 continue  # superseded by a later change of the same path
-            del self._pending[(root_id, relpath)]
+            key = (root_id, relpath)
+            closed = self._closed.pop(key, None)
+            if closed is not None and _fingerprint(closed[0]) != closed[1]:
+                self._debounce(key, now)  # changed, renamed or gone within the settle
+                continue
+            del self._pending[key]
             out.setdefault(root_id, set()).add(relpath)
         for root_id, quiet in list(self._structural.items()):
             if self._quiet_due(root_id, quiet) <= now:
@@ -136,6 +229,7 @@ class Debouncer:
 
     def drop(self, root_id: str) -> None:
         self._pending = {k: v for k, v in self._pending.items() if k[0] != root_id}
+        self._closed = {k: v for k, v in self._closed.items() if k[0] != root_id}
         self._heap = [e for e in self._heap if e[1] != root_id]
         heapq.heapify(self._heap)
         self._structural.pop(root_id, None)
@@ -157,7 +251,7 @@ class Debouncer:
 
 class _Handler(FileSystemEventHandler):
     def __init__(
-        self, root: Path, on_path: Callable[[str, bool], None], on_root: Callable[[str], None]
+        self, root: Path, on_path: Callable[[str, Change], None], on_root: Callable[[str], None]
     ) -> None:
         self._root = os.fspath(root).rstrip(os.sep)
         self._prefix = self._root + os.sep
@@ -176,6 +270,12 @@ class _Handler(FileSystemEventHandler):
             return
         if event.is_directory and event.event_type == "modified":
             return  # a folder's mtime moves with its entries, whose own events say more
+        if event.event_type in ("deleted", "moved"):
+            change = Change.STRUCTURAL
+        elif event.event_type == "closed" and not event.is_directory:
+            change = Change.CLOSED
+        else:
+            change = Change.EDITED
         for path in (event.src_path, getattr(event, "dest_path", "")):
             if not path:
                 continue
@@ -185,7 +285,7 @@ class _Handler(FileSystemEventHandler):
                 continue
             rel = self._rel(path)
             if rel:
-                self._on_path(rel, event.event_type in ("deleted", "moved"))
+                self._on_path(rel, change)
 
 
 class _OverflowSpotter(logging.Handler):
@@ -241,7 +341,7 @@ class RootWatcher:
     def __init__(
         self,
         root: Path,
-        on_path: Callable[[str, bool], None],
+        on_path: Callable[[str, Change], None],
         on_trouble: Callable[[str], None],
         observer_factory: ObserverFactory = Observer,
     ) -> None:
