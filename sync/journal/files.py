@@ -190,6 +190,10 @@ class FilesJournal(IssuesJournal):
             else:
                 indexes[root_id] = self._load_stat_index(root_id)
         write_snapshot(self._snapshot_path, generation, indexes)
+        if not self._conn.in_transaction:  # a rollback would give its generation back
+            # Current now: an idle agent's next housekeeping neither reads nor writes again.
+            self._snapshot_generation = generation
+            self._stat_cache.update((rid, (generation, i)) for rid, i in indexes.items())
 
     def stat_index(self, root_id: str) -> StatIndex:
         """What a rescan compares the tree with (see :class:`StatIndex`); do not change it.
