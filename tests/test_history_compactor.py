@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-from agent.daemon.history_compactor import HistoryCompactor
+from agent.daemon.history_compactor import IDLE_INTERVAL, HistoryCompactor
 from sync.remotes.local import LocalHub
 from tests.history_helpers import read_back, save, text_version
 
@@ -71,5 +71,39 @@ async def test_content_recorded_again_is_raw_again_right_after_the_pass(tmp_path
         await _settle(compactor)
         assert hub.blob_file(old.key).read_bytes() == text_version("a", 1)
         assert compactor.rounds == 1  # revivals are not compression rounds
+    finally:
+        await hub.close()
+
+
+async def test_rounds_that_find_nothing_space_out_until_a_pass_changes_something(
+    tmp_path: Path,
+) -> None:
+    """A round reads the whole manifest: an idle agent must not pay it every interval."""
+    hub = LocalHub(tmp_path / "hub")
+    try:
+        first = await save(hub, tmp_path, "a.txt", text_version("a", 1), 1)  # current: no history
+        compactor = HistoryCompactor(interval=600.0, work_dir=tmp_path / "work")
+        remotes = {"local": hub}
+
+        async def round_after(seconds: float) -> bool:
+            """Whether a poke ``seconds`` after the last round starts one."""
+            before = compactor.rounds
+            compactor._last -= seconds
+            compactor.poke(remotes)
+            await _settle(compactor)
+            return compactor.rounds > before
+
+        assert await round_after(600.0)  # the first round comes after the interval
+        assert not await round_after(601.0)  # it found nothing: the next waits twice as long
+        assert await round_after(600.0)  # 1201 s after
+        assert compactor.wait() == 2400.0
+        for _ in range(10):
+            await round_after(compactor.wait())
+        assert compactor.wait() == IDLE_INTERVAL  # at most 6 h between rounds
+        await save(hub, tmp_path, "a.txt", text_version("a", 2), 2)
+        compactor.changed()  # a pass recorded a new version: version 1 is history
+        assert await round_after(600.0)
+        assert not hub.blob_file(first.key).exists()  # compressed
+        assert compactor.compressed == 1 and compactor.wait() == 600.0
     finally:
         await hub.close()

@@ -431,6 +431,8 @@ class AgentService:
             activity=self.activity,
             publish=self.server.publish,
         )
+        if report.recorded or report.deleted:  # new history to compress, maybe
+            self.compactor.changed()
         if report.recorded > report.uploaded:  # some content the hub had: raw again if packed
             self.compactor.revive_soon(self.ctx.remotes)
         self.progress_feed.current = None
