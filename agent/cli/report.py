@@ -14,7 +14,6 @@ import typer
 from rich.markup import escape
 
 from agent.cli.output import err, out
-from agent.control.analytics_api import utc_offset
 from agent.platform.paths import resolve_paths
 from sync.cache import BlobCache
 from sync.journal import Journal
@@ -53,6 +52,9 @@ def collect(
     journal: Journal, cache: BlobCache | None, since: float, until: float
 ) -> dict[str, Any]:
     """Roll up what the journal has and return the report's figures."""
+    # Not at module level: agent.control's service pulls in the EXAI jobs and httpx.
+    from agent.control.analytics_api import utc_offset
+
     rollups = journal.rollups()
     rollups.roll_up(until, None if cache is None else cache.stats())
     return rollups.report(since, until, utc_offset())
