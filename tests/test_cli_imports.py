@@ -17,6 +17,8 @@ from pathlib import Path
 SUPABASE = {"supabase", "supabase_auth", "tusclient", "postgrest", "storage3", "realtime"}
 CLIENTS = {"websockets", "httpx"}
 """The EXAI WebSocket client and the HTTP client: only commands that talk to a server."""
+CHARTS = {"numpy", "matplotlib"}
+"""Only ``hubsync report`` draws charts (sqlite_utils would load numpy: sync.journal.sqlite_db)."""
 
 PROBE = """
 import json, sys
@@ -62,6 +64,7 @@ def test_local_hub_commands_load_no_supabase_nor_network_clients(tmp_path: Path)
         assert code == 0, argv
         assert loaded & SUPABASE == set(), argv
         assert loaded & CLIENTS == set(), argv
+        assert loaded & CHARTS == set(), argv
     # The probe does see a Supabase command load it: whoami (not configured here)
     # fails with a message, having loaded supabase-py to try.
     code, loaded = whoami
