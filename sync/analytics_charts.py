@@ -86,17 +86,19 @@ def _savings(report: dict[str, Any]) -> Chart:
         ("saved by dedup", hub["dedup_saved_bytes"]),
         ("saved by compression", hub["compression_saved_bytes"]),
     ]
+    # None: a hub could not be asked (signed out, unreachable); drawn as no bar.
 
     def draw(ax: Axes) -> None:
         ax.bar(
             [k for k, _ in items],
-            [v / 1e6 for _, v in items],
+            [(v or 0) / 1e6 for _, v in items],
             color=[NOW_COLOUR, SECOND_COLOUR, "#5aa469"],
         )
         ax.set_ylabel("MB")
         ax.set_title("Storage: stored and saved")
 
-    rows = [(k, _mb(v)) for k, v in items] + [("versions", f"{hub['versions']:,}")]
+    rows = [(k, "unknown" if v is None else _mb(v)) for k, v in items]
+    rows.append(("versions", f"{hub['versions']:,}"))
     return Chart("Dedup and compression savings", _svg(draw), ("", "bytes"), rows)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -12,6 +13,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import keyring
+from keyring.core import load_keyring
+from typer.testing import CliRunner
+
+from agent.cli.main import app
 from sync.find import FindQuery
 from sync.remotes.base import ManifestEntry
 from sync.remotes.local import LocalHub
@@ -45,10 +51,14 @@ def _paths(out: str, hub: str) -> set[str]:
 
 
 def _check_find(b: Cli, hub: str, docs: Path, files: dict[str, bytes], a_name: str) -> None:
-    def find(*args: str) -> set[str]:
-        return _paths(b("find", *args, "--json"), hub)
+    """The filters, each through the real command line; all but the first in this process
+    (``_in_process``): a process start per filter is most of these tests' time."""
+    in_b = _in_process(b)
 
-    assert find() == set(files)
+    def find(*args: str, cli: Cli = in_b) -> set[str]:
+        return _paths(cli("find", *args, "--json"), hub)
+
+    assert find(cli=b) == set(files)
     assert find("*.md") == {"notes/plan.md", "notes/old.md"}
     assert find("notes/p*") == {"notes/plan.md"}
     assert find("a,b (1).txt") == {"a,b (1).txt"}
@@ -62,7 +72,7 @@ def _check_find(b: Cli, hub: str, docs: Path, files: dict[str, bytes], a_name: s
     assert find("--sha", sha) == {"notes/plan.md"}
     assert find("--device", a_name, "--folder", docs.name, "plan.md") == {"notes/plan.md"}
     assert find("--device", a_name, "--folder", str(docs.resolve()), "*.pdf") == {"report.pdf"}
-    rows = [r for r in json.loads(b("find", "report.pdf", "--json")) if r["hub"] == hub]
+    rows = [r for r in json.loads(in_b("find", "report.pdf", "--json")) if r["hub"] == hub]
     assert rows[0]["device"] == a_name and rows[0]["size"] == len(files["report.pdf"])
 
 
@@ -145,7 +155,9 @@ def test_find_on_the_supabase_hub(
 
 
 def _runner(env: dict[str, str]) -> Cli:
-    def cli(*args: str, stdin: str | None = None) -> str:
+    def cli(*args: str, stdin: str | None = None, in_process: bool = False) -> str:
+        if in_process:
+            return _invoke(env, args)
         done = subprocess.run(
             [sys.executable, "-m", "agent", *args],
             env=env,
@@ -158,6 +170,26 @@ def _runner(env: dict[str, str]) -> Cli:
         return done.stdout
 
     return cli
+
+
+def _in_process(cli: Cli) -> Cli:
+    return functools.partial(cli, in_process=True)
+
+
+def _invoke(env: dict[str, str], args: tuple[str, ...]) -> str:
+    """``hubsync ARGS`` run by the CLI's own app in this process, with ``env`` as the
+    environment and, like a fresh process with that env, its keyring backend."""
+    previous = keyring.get_keyring()
+    keyring.set_keyring(
+        load_keyring(env["PYTHON_KEYRING_BACKEND"]) if "PYTHON_KEYRING_BACKEND" in env else previous
+    )
+    try:
+        unset: dict[str, str | None] = {k: None for k in os.environ if k not in env}
+        done = CliRunner().invoke(app, list(args), env={**unset, **env}, catch_exceptions=False)
+    finally:
+        keyring.set_keyring(previous)
+    assert done.exit_code == 0, f"{args}: {done.output}"
+    return done.stdout
 
 
 def _entry(relpath: str, version: int = 1, size: int = 3) -> ManifestEntry:

@@ -221,3 +221,11 @@ def test_get_of_this_devices_file_while_supabase_is_down_is_an_offline_copy(
     nowhere = _failing(a_env, "get", f"laptop:{docs.name}/notes/plan.md", "--to", str(out))
     errors = [line for line in nowhere.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and "cannot be reached" in errors[0], nowhere.stderr
+
+
+def test_a_refused_get_or_pull_prints_its_error_alone(tmp_path: Path) -> None:
+    """The progress bar (none when stderr is not a terminal) leaves no blank line first."""
+    env = {**os.environ, "HUBSYNC_HOME": str(tmp_path / "home")}
+    for args in (["get", "nope"], ["pull", "nope", str(tmp_path / "to")]):
+        done = _failing(env, *args)
+        assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr

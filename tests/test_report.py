@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -13,6 +14,7 @@ from pathlib import Path
 from agent.platform.paths import resolve_paths
 from sync.journal import Journal
 from tests.fixtures.busy_journal import fill
+from tests.history_helpers import text_version
 
 
 def _report(home: Path, *args: str) -> str:
@@ -85,3 +87,26 @@ def test_a_report_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path: P
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "cannot write the report to" in done.stderr and "No such file" in done.stderr
+
+
+def test_report_without_an_agent_shows_what_compression_saves(tmp_path: Path) -> None:
+    """The saving is the hub's own figure (as ``hubsync stats`` gives it), not 0."""
+    home, docs = tmp_path / "home", tmp_path / "docs"
+    docs.mkdir()
+
+    def cli(*args: str) -> str:
+        env = {**os.environ, "HUBSYNC_HOME": str(home)}
+        done = subprocess.run(
+            [sys.executable, "-m", "agent", *args], env=env, check=True, capture_output=True
+        )
+        return done.stdout.decode()
+
+    cli("add", str(docs))
+    for n in (1, 2):
+        (docs / "notes.txt").write_bytes(text_version("notes", n, lines=6000))
+        cli("sync", "--once")
+    (hub,) = json.loads(cli("stats", "--compact", "--json"))
+    assert hub["compressed_now"] == 1 and hub["saved_bytes"] > 300_000
+    page = _report(home)
+    shown = f"<td>saved by compression</td><td>{hub['saved_bytes'] / 1e6:,.1f} MB</td>"
+    assert shown in page

@@ -10,7 +10,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from rich.markup import escape
@@ -19,15 +19,19 @@ from rich.table import Table
 from agent.cli.output import JsonOpt, emit_json, err, out
 from agent.config import ConfigError, load_config
 from agent.context import Context
-from agent.exai.client import ExaiClient
-from agent.exai.flow import ProcessOutcome, process_file
-from agent.exai.health import ExaiHealth, check_health
 from agent.exai.results import default_results_dir
 from agent.exai.settings import JWT_SECRET, TOKEN_SECRET, ExaiSettings, read_jwt, read_token
-from agent.exai.tools import ToolInfo
 from agent.platform.paths import resolve_paths
 from sync.errors import SyncError
 from sync.remotes.base import BUCKET_FILES
+
+if TYPE_CHECKING:
+    from agent.exai.flow import ProcessOutcome
+    from agent.exai.health import ExaiHealth
+    from agent.exai.tools import ToolInfo
+
+# The client (websockets) and the health check (httpx) load in the commands that
+# use them: every other ``hubsync`` command starts without them.
 
 T = TypeVar("T")
 
@@ -71,6 +75,8 @@ def _settings() -> ExaiSettings:
 @exai_app.command()
 def tools(json_out: JsonOpt = False) -> None:
     """List the tools the EXAI server offers, with their arguments."""
+    from agent.exai.client import ExaiClient
+
     settings = _settings()
 
     async def body() -> list[ToolInfo]:
@@ -108,6 +114,9 @@ def ask(
     json_out: JsonOpt = False,
 ) -> None:
     """Send FILE to EXAI with QUESTION; save the answer and print its path."""
+    from agent.exai.client import ExaiClient
+    from agent.exai.flow import process_file
+
     if not file.startswith(BUCKET_FILES + "/") and not Path(file).expanduser().is_file():
         _fail(f"{file}: no such file")
 
@@ -167,6 +176,8 @@ def ask(
 @exai_app.command()
 def status(json_out: JsonOpt = False) -> None:
     """Check the EXAI endpoint: hello round-trip with the token, and its /health port."""
+    from agent.exai.health import check_health
+
     settings = _settings()
     _, token_source = read_token()
     _, jwt_source = read_jwt()

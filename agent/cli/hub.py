@@ -50,6 +50,12 @@ def _advance(bar: Progress, task: TaskID, step: object) -> None:
     bar.advance(task, step if isinstance(step, int) else 1)
 
 
+def _no_bar() -> bool:
+    """No progress bar when stderr is not a terminal: rich would still end it with a
+    newline, a blank line before any error message."""
+    return not err.is_terminal
+
+
 def _utc(at: str) -> str:
     return datetime.fromtimestamp(parse_time_ns(at) / 1e9, UTC).isoformat() if at else ""
 
@@ -127,7 +133,7 @@ def register(app: typer.Typer) -> None:
         at_utc = _utc(at)
 
         async def body(ctx: Context) -> dict[str, Any]:
-            with Progress(transient=True, console=err) as bar:
+            with Progress(transient=True, console=err, disable=_no_bar()) as bar:
                 task = bar.add_task(f"pulling {escape(source)}", total=None)
                 return await _reading(
                     pull_folder(
@@ -170,7 +176,11 @@ def register(app: typer.Typer) -> None:
 
         async def body(ctx: Context) -> dict[str, Any]:
             with Progress(
-                *Progress.get_default_columns(), DownloadColumn(), transient=True, console=err
+                *Progress.get_default_columns(),
+                DownloadColumn(),
+                transient=True,
+                console=err,
+                disable=_no_bar(),
             ) as bar:
                 task = bar.add_task(f"getting {escape(source)}", total=None)
                 return await _reading(

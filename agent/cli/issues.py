@@ -24,7 +24,6 @@ from agent.control.issues_api import (
     issues_report,
     retry_group,
 )
-from agent.exai.client import ExaiClient
 from agent.exai.settings import ExaiSettings
 from sync.errors import SyncError
 from sync.remotes.base import ErrorMirror
@@ -135,6 +134,7 @@ def diagnose_command(group: GroupArg, json_out: JsonOpt = False) -> None:
 
     data = agent_call("issues.diagnose", {"group": group}, timeout=DIAGNOSIS_TIMEOUT + 15)
     if data is NO_AGENT:
+        from agent.exai.client import ExaiClient
 
         async def body(ctx: Context) -> dict[str, Any]:
             try:

@@ -13,13 +13,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
+from agent.cli.common import run_async
 from agent.cli.output import err, out
-from agent.control.analytics_api import utc_offset
 from agent.platform.paths import resolve_paths
 from sync.cache import BlobCache
+from sync.errors import SyncError
+from sync.history_store import packed_history
 from sync.journal import Journal
 
 if TYPE_CHECKING:
+    from agent.context import Context
     from sync.analytics_charts import Chart
 
 _SPAN = re.compile(r"^(\d+)\s*([hdw])$")
@@ -53,9 +56,30 @@ def collect(
     journal: Journal, cache: BlobCache | None, since: float, until: float
 ) -> dict[str, Any]:
     """Roll up what the journal has and return the report's figures."""
+    # Not at module level: agent.control's service pulls in the EXAI jobs and httpx.
+    from agent.control.analytics_api import utc_offset
+
     rollups = journal.rollups()
     rollups.roll_up(until, None if cache is None else cache.stats())
     return rollups.report(since, until, utc_offset())
+
+
+async def compression_saved(ctx: Context) -> int | None:
+    """What compressed history saves in the hubs this device's folders use, asked of
+    the hubs themselves; None when one of them cannot be asked now."""
+    saved = 0
+    for hub in sorted({root.hub for root in ctx.journal.roots()}):
+        remote = ctx.remotes.get(hub)
+        if remote is None:
+            return None
+        history = packed_history(remote)
+        if history is None:
+            continue
+        try:
+            saved += (await history.stats()).saved
+        except SyncError:
+            return None
+    return saved
 
 
 def _table(chart: Chart) -> str:
@@ -114,7 +138,8 @@ def render_html(report: dict[str, Any]) -> str:
         f" {day(prev['since'])} to {day(prev['until'])}.</p>"
         f"{_summary(report)}<div class='grid'>{sections}</div>"
         "<p><small>Charts drawn with matplotlib (SVG). Hub make-up from the versions this"
-        " device recorded; compression savings are 0 until history is compressed.</small></p>"
+        " device recorded; compression savings as the hubs count them (unknown when a hub"
+        " could not be asked).</small></p>"
         "</body></html>"
     )
 
@@ -140,12 +165,14 @@ def register(app: typer.Typer) -> None:
         start = parse_since(since, now)
         if start >= now:
             raise typer.BadParameter("--since must be in the past")
-        paths = resolve_paths().ensure()
-        journal = Journal(paths.journal)  # the cache's counts are rolled up by the agent
-        try:
-            data = collect(journal, None, start, now)
-        finally:
-            journal.close()
+        resolve_paths().ensure()
+
+        async def body(ctx: Context) -> dict[str, Any]:
+            data = collect(ctx.journal, None, start, now)  # the agent rolls up the cache's
+            data["hub"]["compression_saved_bytes"] = await compression_saved(ctx)
+            return data
+
+        data = run_async(body)
         try:
             out_file.write_text(render_html(data), encoding="utf-8")
         except OSError as exc:

@@ -12,21 +12,16 @@ import os
 import sys
 from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.markup import escape
 
 from agent.cli.output import emit_json, err, out
 from agent.config import Config, ConfigError, load_config
-from agent.hub.supabase import (
-    SERVICE_ROLE_ENV,
-    open_session,
-    session_storage,
-    settings_from,
-)
 from agent.platform.paths import Paths, resolve_paths
 from agent.platform.secrets import (
+    SERVICE_ROLE_ENV,
     SERVICE_ROLE_SECRET,
     SecretStore,
     SecretStoreError,
@@ -34,15 +29,14 @@ from agent.platform.secrets import (
     session_namespace,
 )
 from sync.errors import SyncError
-from sync.remotes.supabase import SupabaseRemote
-from sync.remotes.supabase.auth import SESSION_KEY as STORAGE_KEY
-from sync.remotes.supabase.schema import schema_sql
-from sync.remotes.supabase.session import (
-    SERVICE_ROLE_WARNING,
-    Identity,
-    SupabaseSession,
-    SupabaseSettings,
-)
+from sync.remotes.supabase.names import SERVICE_ROLE_WARNING
+from sync.remotes.supabase.names import SESSION_KEY as STORAGE_KEY
+
+if TYPE_CHECKING:
+    from sync.remotes.supabase.session import Identity, SupabaseSettings
+
+# agent.hub.supabase (and with it supabase-py, ~0.35 s) is imported by the commands
+# that talk to the hub, not when the CLI starts.
 
 T = TypeVar("T")
 
@@ -112,6 +106,9 @@ def login(
     user_id: UserIdOpt = None,
 ) -> None:
     """Sign in to the Supabase hub; the session is kept in the OS keyring."""
+    from agent.hub.supabase import session_storage, settings_from
+    from sync.remotes.supabase.session import SupabaseSession
+
     paths, config = _context()
     try:
         settings = settings_from(config)
@@ -154,6 +151,9 @@ def login(
 
 async def _check_service_role(settings: SupabaseSettings, key: str, user_id: str) -> None:
     """One authenticated request, so a wrong key is reported now rather than at sync time."""
+    from sync.remotes.supabase.remote import SupabaseRemote
+    from sync.remotes.supabase.session import SupabaseSession
+
     remote = SupabaseRemote(await SupabaseSession.service_role(settings, key, user_id))
     try:
         await remote.ping()
@@ -163,6 +163,8 @@ async def _check_service_role(settings: SupabaseSettings, key: str, user_id: str
 
 def logout() -> None:
     """Sign out: revoke the session on the server and remove it from the keyring."""
+    from agent.hub.supabase import open_session, settings_from
+
     paths, config = _context()
     try:
         settings = settings_from(config)
@@ -193,6 +195,8 @@ def whoami(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show who HubSync is signed in as, and where."""
+    from agent.hub.supabase import open_session
+
     paths, config = _context()
     if service_role and user_id:
         warn_service_role(user_id)
@@ -226,6 +230,8 @@ supabase_app = typer.Typer(help="Supabase hub setup.", no_args_is_help=True)
 @supabase_app.command("schema")
 def schema() -> None:
     """Print the SQL that sets up the hub (paste into the SQL editor, or use supabase db push)."""
+    from sync.remotes.supabase.schema import schema_sql
+
     sys.stdout.write(schema_sql())
 
 

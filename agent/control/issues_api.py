@@ -15,15 +15,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from importlib.metadata import version as dist_version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.exai.client import ExaiClient
 from agent.exai.errors import ExaiError, ExaiTimeout
 from agent.exai.tools import ToolInfo
 from agent.platform.logs import REDACTED, redact, tail
 from sync.ignore import IGNORE_FILE
 from sync.issues import group_json, list_issues
 from sync.journal import ErrorGroup, Journal, Root
+
+if TYPE_CHECKING:
+    from agent.exai.client import ExaiClient
 
 DIAGNOSIS_TIMEOUT = 30.0
 """The seed's bound: a diagnosis within 30 s, or the user is told it timed out."""

@@ -1,20 +1,22 @@
 """Open the Supabase hub for the agent and the CLI: settings, secrets, session, remote.
 
-Used by :class:`agent.context.Context` (``open_supabase``) and by the
-``login``/``logout``/``whoami`` commands. The session lives in the keyring (see
+Loaded (with supabase-py) only when a Supabase hub is used: by
+:class:`agent.context.Context` (``open_supabase``) and by the ``login``/``logout``/
+``whoami`` commands. The session lives in the keyring (see
 :mod:`agent.platform.secrets`); service-role mode is opt-in per call and loud.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
 from agent.config import Config
 from agent.platform.paths import Paths
 from agent.platform.secrets import (
+    SERVICE_ROLE_ENV,
     SERVICE_ROLE_SECRET,
-    KeyringSessionStorage,
     SecretStore,
     SecretStoreError,
     open_secret_store,
@@ -23,10 +25,33 @@ from agent.platform.secrets import (
 from sync.errors import AuthError, SyncError
 from sync.remotes.base import ResumeStore
 from sync.remotes.supabase import SupabaseRemote
+from sync.remotes.supabase.auth import SessionStorage
 from sync.remotes.supabase.session import SupabaseSession, SupabaseSettings
 
-SERVICE_ROLE_ENV = "SUPABASE_SERVICE_ROLE_KEY"
 log = logging.getLogger(__name__)
+
+
+class KeyringSessionStorage(SessionStorage):
+    """supabase_auth's session storage backed by a :class:`SecretStore`.
+
+    Keyring calls may block (D-Bus, Keychain prompts), so they run in a thread.
+    """
+
+    def __init__(self, store: SecretStore, namespace: str) -> None:
+        self.store = store
+        self.namespace = namespace
+
+    def _name(self, key: str) -> str:
+        return f"{self.namespace}:{key}"
+
+    async def get_item(self, key: str) -> str | None:
+        return await asyncio.to_thread(self.store.get, self._name(key))
+
+    async def set_item(self, key: str, value: str) -> None:
+        await asyncio.to_thread(self.store.set, self._name(key), value)
+
+    async def remove_item(self, key: str) -> None:
+        await asyncio.to_thread(self.store.delete, self._name(key))
 
 
 def settings_from(config: Config) -> SupabaseSettings:

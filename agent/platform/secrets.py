@@ -10,24 +10,25 @@ plain text, with a warning every time it is opened. Never silently.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
-
-import keyring
-import keyring.errors
-from keyring.backend import KeyringBackend
-from keyring.backends import chainer, fail, null
+from typing import TYPE_CHECKING, Protocol
 
 from agent.platform.paths import Paths, resolve_paths
-from sync.remotes.supabase.auth import SessionStorage
+
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
+
+# keyring (and its backends, found through entry points) loads when a secret is
+# first needed: most commands never touch one and should not pay for it at start.
 
 SERVICE = "hubsync"
 FILE_SECRETS_ENV = "HUBSYNC_ALLOW_FILE_SECRETS"
 SERVICE_ROLE_SECRET = "supabase_service_role_key"
+SERVICE_ROLE_ENV = "SUPABASE_SERVICE_ROLE_KEY"
+"""Where the service-role key may come from instead of the keyring."""
 
 
 class SecretStoreError(RuntimeError):
@@ -62,18 +63,24 @@ class KeyringSecrets:
         self.backend = backend
 
     def _get(self, name: str) -> str | None:
+        import keyring.errors
+
         try:
             return self.backend.get_password(SERVICE, name)
         except keyring.errors.KeyringError as exc:
             raise SecretStoreError(f"the keyring refused to read a secret: {exc}") from None
 
     def _set(self, name: str, value: str) -> None:
+        import keyring.errors
+
         try:
             self.backend.set_password(SERVICE, name, value)
         except keyring.errors.KeyringError as exc:
             raise SecretStoreError(f"the keyring refused to store a secret: {exc}") from None
 
     def _delete(self, name: str) -> None:
+        import keyring.errors
+
         try:
             self.backend.delete_password(SERVICE, name)
         except keyring.errors.PasswordDeleteError:
@@ -162,6 +169,8 @@ class FileSecrets:
 
 
 def keyring_usable(backend: KeyringBackend) -> bool:
+    from keyring.backends import chainer, fail, null
+
     if isinstance(backend, (fail.Keyring, null.Keyring)):
         return False
     return not (isinstance(backend, chainer.ChainerBackend) and not backend.backends)
@@ -171,6 +180,8 @@ def open_secret_store(
     paths: Paths | None = None, env: Mapping[str, str] | None = None
 ) -> SecretStore:
     """The keyring when one works, else the opted-in file, else a clear error."""
+    import keyring
+
     env = os.environ if env is None else env
     backend = keyring.get_keyring()
     if keyring_usable(backend):
@@ -203,26 +214,3 @@ def delete_secret(name: str, store: SecretStore | None = None) -> None:
 def session_namespace(supabase_url: str) -> str:
     """Secrets of one Supabase project: sessions of two projects never mix."""
     return f"supabase-session:{supabase_url.rstrip('/')}"
-
-
-class KeyringSessionStorage(SessionStorage):
-    """supabase_auth's session storage backed by a :class:`SecretStore`.
-
-    Keyring calls may block (D-Bus, Keychain prompts), so they run in a thread.
-    """
-
-    def __init__(self, store: SecretStore, namespace: str) -> None:
-        self.store = store
-        self.namespace = namespace
-
-    def _name(self, key: str) -> str:
-        return f"{self.namespace}:{key}"
-
-    async def get_item(self, key: str) -> str | None:
-        return await asyncio.to_thread(self.store.get, self._name(key))
-
-    async def set_item(self, key: str, value: str) -> None:
-        await asyncio.to_thread(self.store.set, self._name(key), value)
-
-    async def remove_item(self, key: str) -> None:
-        await asyncio.to_thread(self.store.delete, self._name(key))

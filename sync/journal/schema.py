@@ -7,11 +7,13 @@ Each migration runs once, in order, inside the transaction that opens the journa
 from __future__ import annotations
 
 import sqlite3
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from sync.journal.rollups import create_schema as create_rollups
 from sync.journal.states import NEW, FileState, transition_rows
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 SCHEMA_VERSION = 6
 

@@ -11,9 +11,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import sqlite_utils
-
 from sync.journal.schema import ILLEGAL_TRANSITION, MIGRATIONS, SCHEMA_VERSION, install_transitions
+from sync.journal.sqlite_db import Database
 from sync.journal.stat_index import StatIndex
 from sync.journal.stat_snapshot import read as read_snapshot
 from sync.journal.states import IllegalTransition
@@ -28,7 +27,7 @@ class JournalStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db = sqlite_utils.Database(conn)
+        self._db = Database(conn)
         self._conn = conn
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")

@@ -2,6 +2,7 @@
 session through, and the key it writes it under."""
 
 from supabase_auth import AsyncSupportedStorage as SessionStorage
-from supabase_auth.constants import STORAGE_KEY as SESSION_KEY
+
+from sync.remotes.supabase.names import SESSION_KEY
 
 __all__ = ["SESSION_KEY", "SessionStorage"]

@@ -116,8 +116,14 @@ class ManifestReads:
                     q = q.eq("device_id", device).eq("root_id", root_id).in_("rel_path", batch)
                     return q.lte("recorded_at", at) if at else q
 
+                # Pages need a unique order, or equal versions of two paths may swap
+                # between pages: one read twice, the other (maybe a newest) never.
                 for row in await self._select_all(
-                    "finding files", "hubsync_manifest", "rel_path,version", "version", narrow
+                    "finding files",
+                    "hubsync_manifest",
+                    "rel_path,version",
+                    "rel_path,version",
+                    narrow,
                 ):
                     key = (device, root_id, str(row["rel_path"]))
                     newest[key] = max(newest.get(key, 0), int(row["version"]))
@@ -131,7 +137,8 @@ class ManifestReads:
         order: str,
         narrow: Callable[[Any], Any] | None = None,
     ) -> list[dict[str, Any]]:
-        """Every row of ``table`` for this user, read in pages of ROW_BATCH."""
+        """Every row of ``table`` for this user, read in pages of ROW_BATCH (LIMIT/OFFSET:
+        ``order`` must place each row uniquely, or rows may be skipped between pages)."""
         out: list[dict[str, Any]] = []
         while True:
             start = len(out)

@@ -42,6 +42,7 @@ from sync.remotes.supabase.errors import (
     may_hide_a_refused_token,
 )
 from sync.remotes.supabase.http import TokenBucket, forget_response, make_http_client
+from sync.remotes.supabase.names import SERVICE_ROLE_WARNING
 from sync.remotes.supabase.token import TokenClock
 from sync.transfer import RetryPolicy, with_retries
 
@@ -54,12 +55,6 @@ KEEP_FRESH_RETRY = 30.0
 """Seconds before a background refresh that failed transiently is tried again."""
 TUS_CHUNK = 6 * 1024 * 1024
 """Supabase requires exactly 6 MiB chunks (the last may be shorter)."""
-
-SERVICE_ROLE_WARNING = (
-    "SERVICE-ROLE MODE: HubSync is using the Supabase service_role key, which bypasses "
-    "row level security for the whole project. Every file is recorded under the fixed "
-    "user id {user_id}. Use this only on a trusted headless server."
-)
 
 
 @dataclass(frozen=True, slots=True)
