@@ -233,7 +233,7 @@ class BlobCache:
         with self._lock:
             self._bump(hits=hits, misses=misses, bytes_served=bytes_served)
 
-    def link_in(self, source: Path, sha256: str) -> bool:
+    def link_in(self, source: str | Path, sha256: str) -> bool:
         """Make the cache entry for ``sha256`` a hard link to ``source``, a local hub's
         blob known to hold that content: it costs no space, and a later read of the
         same content is served from here. False when the cache already has a file for
@@ -249,7 +249,7 @@ class BlobCache:
             return False
         return True
 
-    def admit_linked(self, linked: list[tuple[str, int, Path]]) -> None:
+    def admit_linked(self, linked: list[tuple[str, int, str | Path]]) -> None:
         """Record the entries :meth:`link_in` made, (sha256, size, source) each, in one
         transaction. Linked entries are outside the size limit (the bytes are the hub's)
         and are dropped, never written into, when their source changes."""

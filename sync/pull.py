@@ -120,9 +120,13 @@ async def pull_entries(
     except OSError as exc:
         raise PullError(f"cannot write {dest}: {exc.strerror or exc}") from None
     finally:
-        await reads.flush()
-        if written:
-            await _make_durable(dest, written, run)
+        # The bookkeeping (two databases) is CPU while the sync of the files mostly waits
+        # for the disk: they overlap.
+        await asyncio.gather(
+            reads.flush(),
+            asyncio.to_thread(cache.admit_linked, run.linked),
+            _make_durable(dest, written, run),
+        )
     if run.failed:
         raise run.failed[0]
     return [p for p in out if p is not None]
@@ -137,14 +141,22 @@ class _Run:
     reads: ReadRecorder
     progress: Callable[[ManifestEntry], None] | None
     failed: list[BaseException] = field(default_factory=list)
+    linked: list[tuple[str, int, str | Path]] = field(default_factory=list)
+    """Cache entries made as links to a local hub's blobs (sync.cache.BlobCache.admit_linked)."""
 
     def done(
-        self, job: _Job, pulled: Pulled, served: Served, started: float, finished: float = 0.0
+        self,
+        job: _Job,
+        pulled: Pulled,
+        hub: Remote | None,
+        started: float,
+        finished: float = 0.0,
     ) -> None:
+        """``hub``: the one that served the read (sync.reads)."""
         self.out[job.index] = pulled
         if not pulled.identical:
             self.written.append(pulled.path)
-        self.reads.add(served, job.entry, started, finished)
+        self.reads.add(hub, pulled.source, pulled.offline, job.entry, started, finished)
         if self.progress is not None:
             self.progress(job.entry)
 
@@ -181,7 +193,7 @@ class _InPlace:
     """Cache entries are made as hard links to the hub's blobs until one cannot be."""
 
 
-_Landed = tuple[Pulled, Path, bool]
+_Landed = tuple[Pulled, str | Path, bool]
 """A file placed: what the pull reports, the blob it was copied from, and whether the
 cache got a new entry linked to it."""
 
@@ -213,7 +225,7 @@ async def _pull_in_place(
         threading.Event(),
     )
     unreadable: list[_Job] = []
-    linked: list[tuple[str, int, Path]] = []
+    linked = run.linked
     hits = misses = served_bytes = 0
     loop = asyncio.get_running_loop()
     with ThreadPoolExecutor(THREADS, thread_name_prefix="hubsync-pull") as pool:
@@ -239,13 +251,11 @@ async def _pull_in_place(
                             misses += 1
                         if new_link:
                             linked.append((job.entry.sha256, job.entry.size, blob))
-                        served = Served(blob, pulled.source, False, remote)
-                        run.done(job, pulled, served, started, finished)
+                        run.done(job, pulled, remote, started, finished)
         finally:
             shared.stop.set()
             await asyncio.gather(*batches, return_exceptions=True)
             cache.count(hits=hits, misses=misses, bytes_served=served_bytes)
-            await asyncio.to_thread(cache.admit_linked, linked)
     return unreadable
 
 
@@ -292,11 +302,11 @@ def _land_one(
 ) -> _Landed | BaseException:
     entry = job.entry
     name = job.name.rpartition("/")[2]
-    blob = shared.cached.get(entry.sha256)
+    blob: str | Path | None = shared.cached.get(entry.sha256)
     source = CACHE if blob is not None else shared.kind
     try:
         if blob is None:
-            blob = shared.hub.blob_file(entry.key)
+            blob = shared.hub.blob_path(entry.key)
         item = Placing(blob, entry.sha256, entry.mtime_ns, entry.version)
         path, identical, kept_both = place_in(
             dir_fd,
@@ -349,7 +359,7 @@ async def _pull_routed(
                 pulled = await asyncio.to_thread(_in_place_already, dest, job)
                 if pulled is not None:  # nothing to read: a hit, as if the cache had it
                     cache.count(hits=1, bytes_served=job.entry.size)
-                    run.done(job, pulled, Served(pulled.path, CACHE, False, remote), started)
+                    run.done(job, pulled, remote, started)
                     continue
                 served = await fetch_routed(
                     cache, remote, job.entry, fallbacks, moved, offline=offline
@@ -361,7 +371,7 @@ async def _pull_routed(
             except Exception as exc:
                 run.failed.append(exc)
                 return
-            run.done(job, pulled, served, started)
+            run.done(job, pulled, served.remote, started)
 
     await asyncio.gather(*(worker() for _ in range(max(1, min(in_flight, len(jobs))))))
 
@@ -411,6 +421,8 @@ def _land(served: Served, dest: Path, job: _Job) -> Pulled:
 async def _make_durable(dest: Path, written: list[Path], run: _Run) -> None:
     """The files written, on disk before the pull says it is done: one ``syncfs`` of
     their file system (an fsync each where there is none)."""
+    if not written:
+        return
     try:
         await asyncio.to_thread(make_durable, dest, written)
     except OSError as exc:

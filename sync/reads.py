@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 
 from sync.errors import SyncError
 from sync.remotes.base import ManifestEntry, Operation, ReadLog, Remote
-from sync.routing import Served
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +40,18 @@ class ReadRecorder:
         return text
 
     def add(
-        self, served: Served, entry: ManifestEntry, started: float, finished: float = 0.0
+        self,
+        hub: Remote | None,
+        source: str,
+        offline: bool,
+        entry: ManifestEntry,
+        started: float,
+        finished: float = 0.0,
     ) -> None:
-        """One read; ``finished`` (when it ended) defaults to now."""
-        if served.remote is None:
+        """One read of ``entry`` from ``hub``, served from ``source`` (sync.routing.Served:
+        the cache or a kind of hub; ``offline``: not the folder's hub); ``finished``
+        (when it ended) defaults to now."""
+        if hub is None:
             return  # the folder's hub is not connected and nothing else was asked
         finished = finished or time.time()
         operation = Operation(
@@ -57,15 +64,15 @@ class ReadRecorder:
             finished_at=self._iso(finished),
             duration_ms=int((finished - started) * 1000),
             metadata={
-                "source": served.source,
-                "offline_copy": str(served.offline).lower(),
+                "source": source,
+                "offline_copy": "true" if offline else "false",
                 "device_id": entry.device,
                 "root_path": entry.root_path,
                 "rel_path": entry.relpath,
                 "version": str(entry.version),
             },
         )
-        self._pending.setdefault(id(served.remote), (served.remote, []))[1].append(operation)
+        self._pending.setdefault(id(hub), (hub, []))[1].append(operation)
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, {}

@@ -141,7 +141,8 @@ def place(
 class Placing:
     """One file to put in a folder: where its bytes are and what they must be."""
 
-    blob: Path
+    blob: str | Path
+    """(A pull from a local hub names its blobs by string: no path object per file.)"""
     sha256: str
     mtime_ns: int
     version: int

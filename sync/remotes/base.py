@@ -281,6 +281,11 @@ class LocalBlobs(Protocol):
         key that is not one of this hub's."""
         ...
 
+    def blob_path(self, key: str) -> str:
+        """:meth:`blob_file` of a file blob as a string: a pull asks it once per file,
+        where a ``Path`` object each would cost more than the rest of the lookup."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class PartialBlob:

@@ -227,14 +227,20 @@ class LocalHub(HubReads, HubRows):
         return Ingested(done.hashed, done.placed.key, done.placed.stored)
 
     def _path_of(self, bucket: str, key: str) -> Path:
-        parts = key.split("/")
-        if bucket not in BUCKETS or any(p in ("", ".", "..") for p in parts):
+        return Path(self._checked_path(bucket, key))
+
+    def _checked_path(self, bucket: str, key: str) -> str:
+        if bucket not in BUCKETS or any(p in ("", ".", "..") for p in key.split("/")):
             raise PermanentError(f"not a hub key: {key!r}")
-        return self.root.joinpath(bucket, *parts)
+        return f"{self._root_str}/{bucket}/{key}"
 
     def blob_file(self, key: str, bucket: str = BUCKET_FILES) -> Path:
         """Where the blob of ``key`` lies (see ``LocalBlobs``)."""
         return self._path_of(bucket, key)
+
+    def blob_path(self, key: str) -> str:
+        """:meth:`blob_file` as a string (see ``LocalBlobs``)."""
+        return self._checked_path(BUCKET_FILES, key)
 
     def went_away(self) -> bool:
         """Whether the hub database open here is no longer the one at the hub's folder
