@@ -44,6 +44,28 @@ def is_default_ignored(name: str) -> bool:
     return _DEFAULT_NAME_RE.match(name) is not None
 
 
+def _hint(pattern: str) -> str:
+    """A part of NUL-framed names that every name matching ``pattern`` shows: its fixed
+    start (``\\0~$``), else its fixed end (``.tmp\\0``), else only the frame (all do)."""
+    if any(c in pattern for c in "?[\\"):
+        return "\0"
+    first, star, _ = pattern.partition("*")
+    if not star:
+        return f"\0{pattern}\0"
+    if first:
+        return f"\0{first}"
+    return f"{pattern.rpartition('*')[2]}\0"
+
+
+_DEFAULT_HINTS = tuple(_hint(p) for p in DEFAULT_PATTERNS)
+
+
+def may_hold_default_ignored(framed: str) -> bool:
+    """False when no name in ``framed`` ("\\0" + names joined by "\\0" + "\\0") can match
+    a built-in pattern: a few substring searches per folder instead of a regex per file."""
+    return any(hint in framed for hint in _DEFAULT_HINTS)
+
+
 @dataclass(frozen=True, slots=True)
 class _Scoped:
     base: str  # relpath of the folder holding the .hubignore ("" for the root)
