@@ -277,6 +277,7 @@ def bench_rescan(work: Path, tree: Path) -> dict[str, float]:
         "crash_rescan_s": child["crash_rescan_s"],
         "crash_ratio": child["crash_rescan_s"] / t_walk,
         "rss_above_baseline_mib": (child["peak_kib"] - child["baseline_kib"]) / 1024,
+        "peak_rss_mib": child["peak_kib"] / 1024,
         "bytes_per_tracked_file": (child["peak_kib"] - child["baseline_kib"])
         * 1024
         / child["tracked"],
@@ -428,7 +429,9 @@ def main() -> None:
         )
         print(
             f"memory tracking {r['files']:.0f} files: {r['rss_above_baseline_mib']:.1f} MiB above "
-            f"baseline ({r['bytes_per_tracked_file']:.0f} bytes per file; target < 100 MB)"
+            f"baseline ({r['bytes_per_tracked_file']:.0f} bytes per file; target < 100 MB); "
+            f"peak RSS {r['peak_rss_mib']:.1f} MiB (the baseline moves with what the process "
+            "freed before it: compare peaks too)"
         )
         s = bench_initial_sync(work, small)
         if "ratio" in s:
