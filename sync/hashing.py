@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import queue
 import stat
 import threading
 from collections.abc import Callable
@@ -23,6 +24,11 @@ from pathlib import Path
 from sync.errors import FileChangedError, FileVanished, LocalFileError
 
 CHUNK = 1024 * 1024
+READ_AHEAD_MIN = 16 * 1024 * 1024
+"""Files this large are read by a second thread while this one digests: one thread
+alone copies from the page cache and digests by turns (the copy is ~20% of a big file's
+time, measured on 1 GiB; 1, 4 and 8 MiB reads cost the same)."""
+READ_AHEAD_BLOCK = 4 * 1024 * 1024
 
 
 _buffers = threading.local()
@@ -89,13 +95,62 @@ def _read_whole(fd: int, st: os.stat_result) -> tuple[str, int, bytes]:
     return hashlib.sha256(data).hexdigest(), len(data), data
 
 
+def _read_ahead(fd: int) -> tuple[str, int]:
+    """(hex SHA-256, bytes read) of ``fd`` to its end, read a block ahead in a thread.
+
+    Two buffers go round: the reader fills one while this thread digests the other
+    (both calls release the GIL). The reader is joined before returning, so ``fd`` is
+    never read after its owner closes it.
+    """
+    hasher = hashlib.sha256()
+    free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
+    filled: queue.SimpleQueue[tuple[bytearray, int] | OSError] = queue.SimpleQueue()
+    for _ in range(2):
+        free.put(bytearray(READ_AHEAD_BLOCK))
+
+    def read() -> None:
+        while (buf := free.get()) is not None:
+            try:
+                n = os.readv(fd, (buf,))
+            except OSError as exc:
+                filled.put(exc)
+                return
+            filled.put((buf, n))
+            if not n:
+                return
+
+    reader = threading.Thread(target=read, name="hubsync-read-ahead", daemon=True)
+    reader.start()
+    total = 0
+    try:
+        while True:
+            got = filled.get()
+            if isinstance(got, OSError):
+                raise got
+            buf, n = got
+            if not n:
+                return hasher.hexdigest(), total
+            with memoryview(buf) as view:
+                hasher.update(view[:n])
+            total += n
+            free.put(buf)
+    finally:
+        free.put(None)
+        reader.join()
+
+
 def hash_file(path: Path, chunk: int = CHUNK) -> Hashed:
     """Hash ``path``; raises LocalFileError or FileChangedError with a clear reason."""
 
     def read(fd: int, st: os.stat_result) -> tuple[str, int, bytes]:
-        if st.st_size < chunk:  # most files
-            digest, total, _ = _read_whole(fd, st)
-            return digest, total, b""
+        if st.st_size < chunk:  # most files: one read into this thread's buffer
+            buf = reusable_buffer(max(chunk, CHUNK))
+            # Up to the buffer's size: more than st_size shows a file that grew.
+            n = os.readv(fd, (buf,))
+            with memoryview(buf) as view:
+                return hashlib.sha256(view[:n]).hexdigest(), n, b""
+        if st.st_size >= READ_AHEAD_MIN:
+            return (*_read_ahead(fd), b"")
         hasher = hashlib.sha256()
         buf = reusable_buffer(chunk)
         view = memoryview(buf)

@@ -44,6 +44,42 @@ def is_default_ignored(name: str) -> bool:
     return _DEFAULT_NAME_RE.match(name) is not None
 
 
+def _hints(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]] | None:
+    """Two searches that find, in NUL-framed names, every name a pattern may match: one
+    for fixed starts (``\\0~$``, whole names ``\\0Thumbs.db\\0``), one, in the names
+    reversed, for fixed ends (``.tmp`` is ``\\0pmt.``). None when a pattern has neither."""
+    starts: list[str] = []
+    ends: list[str] = []
+    for pattern in patterns:
+        first, star, _ = pattern.partition("*")
+        if any(c in pattern for c in "?[\\") or pattern == "*":
+            return None
+        if not star:
+            starts.append(pattern + "\0")
+        elif first:
+            starts.append(first)
+        else:
+            ends.append(pattern.rpartition("*")[2][::-1])
+
+    def search(fixed: list[str]) -> re.Pattern[str]:
+        # An empty list must match nothing: "(?!)" never does.
+        return re.compile("\0(?:" + ("|".join(map(re.escape, fixed)) or "(?!)") + ")")
+
+    return search(starts), search(ends)
+
+
+_DEFAULT_HINTS = _hints(DEFAULT_PATTERNS)
+
+
+def may_hold_default_ignored(framed: str) -> bool:
+    """False when no name in ``framed`` ("\\0" + names joined by "\\0" + "\\0") can match
+    a built-in pattern: two regex searches per folder instead of one per file."""
+    if _DEFAULT_HINTS is None:
+        return True
+    starts, ends = _DEFAULT_HINTS
+    return starts.search(framed) is not None or ends.search(framed[::-1]) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class _Scoped:
     base: str  # relpath of the folder holding the .hubignore ("" for the root)

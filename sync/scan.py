@@ -15,7 +15,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sync.ignore import IGNORE_FILE, IgnoreRules, is_default_ignored, root_rules
+from sync.ignore import (
+    IGNORE_FILE,
+    IgnoreRules,
+    is_default_ignored,
+    may_hold_default_ignored,
+    root_rules,
+)
 from sync.journal.stat_index import Folder, StatIndex, StatRow
 from sync.journal.states import GONE, IN_HUB, WAITING, FileState
 from sync.renames import pair_by_inode
@@ -123,7 +129,8 @@ def _walk_into(
 ) -> None:
     # The hot loop of every rescan: one lstat per file, local names, no calls for the
     # common case (a regular file with an ASCII name and no .hubignore in force), and
-    # each folder compared with the index as a whole.
+    # each folder compared with the index as a whole. The built-in patterns are tried
+    # on each name only in folders where a name may match them (rare).
     folders = index.folders if index is not None else {}
     unchanged = 0
     default_ignored = is_default_ignored
@@ -141,9 +148,11 @@ def _walk_into(
             continue
         # A folder's own .hubignore applies to it: seen in its listing, so folders
         # without one cost no extra open().
-        if any(e.name == IGNORE_FILE for e in entries):
+        listing = [e.name for e in entries]
+        if IGNORE_FILE in listing:
             rules = rules.enter(Path(dir_path), dir_rel)
         scoped = rules.has_patterns
+        defaults = may_hold_default_ignored("\0" + "\0".join(listing) + "\0")
         names: list[str] = []
         sizes: list[int] = []
         mtimes: list[int] = []
@@ -161,7 +170,9 @@ def _walk_into(
                         result.folders += 1
                         stack.append((entry.path, rel, rules))
                     continue
-                if default_ignored(name) or (scoped and rules.ignored(name, prefix + name, False)):
+                if (defaults and default_ignored(name)) or (
+                    scoped and rules.ignored(name, prefix + name, False)
+                ):
                     result.ignored += 1
                     continue
                 st = entry.stat(follow_symlinks=False)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import sync.scan
+from sync.ignore import DEFAULT_PATTERNS
 from sync.journal import FileState, Journal
 from sync.journal.stat_index import StatIndex, StatRow
 from sync.scan import diff, walk, walk_paths
@@ -213,3 +214,33 @@ def test_what_cannot_be_read_is_neither_changed_nor_deleted(
     walked = walk(tmp_path, index)
     assert walked.unreadable == {""} and len(walked.leftover) == len(rels)
     assert not diff(walked.files, walked.without_unreadable(walked.leftover)).deleted
+
+
+def test_every_builtin_pattern_is_ignored_among_ordinary_names(tmp_path: Path) -> None:
+    # A folder is tried against the built-in patterns only when one of its names may
+    # match: each pattern alone among ordinary files must still be caught.
+    for i, pattern in enumerate(DEFAULT_PATTERNS):
+        folder = tmp_path / f"f{i:02d}"
+        for name in ["a.txt", pattern.replace("*", "x1"), "z.txt"]:
+            touch(folder / name)
+    walked = walk(tmp_path)
+    expected = [f"f{i:02d}/{n}" for i in range(len(DEFAULT_PATTERNS)) for n in ("a.txt", "z.txt")]
+    assert sorted(walked.files) == expected
+    assert walked.ignored == len(DEFAULT_PATTERNS)
+
+
+def test_a_rescan_of_many_folders_finds_exactly_what_changed(tmp_path: Path) -> None:
+    rels = [f"top{t}/sub{s}/n{n}.txt" for t in range(5) for s in range(3) for n in range(4)]
+    for rel in [*rels, "root.txt", "top0/skip.tmp", "top4/.hubsync-x"]:
+        touch(tmp_path / rel)
+    (tmp_path / "top2" / "link").symlink_to("nowhere")
+    index = StatIndex.from_rows(sorted(synced_rows(tmp_path, [*rels, "root.txt"])))
+    touch(tmp_path / "top1/sub2/n0.txt", "edited, longer")
+    touch(tmp_path / "top3/new.txt")
+    (tmp_path / "top4/sub0/n3.txt").unlink()
+    walked = walk(tmp_path, index)
+    assert set(walked.files) == {"top1/sub2/n0.txt", "top3/new.txt"}
+    assert walked.unchanged == len(rels) + 1 - 2
+    assert set(walked.leftover) == {"top1/sub2/n0.txt", "top4/sub0/n3.txt"}
+    assert walked.folders == 1 + 5 + 5 * 3 and walked.ignored == 2
+    assert walked.skipped == {"top2/link": sync.scan.SYMLINK}

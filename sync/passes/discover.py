@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sync.errors import SyncError
 from sync.journal import FileRow
 from sync.journal.issues import WHOLE_FOLDER
+from sync.journal.states import FileState
 from sync.passes.context import PassContext
 from sync.policy import BucketLimits, FolderRules, UploadPolicy, read_head
 from sync.remotes.base import Remote, UploadLimits
@@ -36,8 +37,12 @@ async def survey(
 ) -> Discovery:
     journal, root, report = ctx.journal, ctx.root, ctx.report
     wanted: list[str] | None = None
+    may_have_errors = True
     if paths is None:
         index = journal.stat_index(root.id)
+        # The index holds every file's state: without an error among them, the query
+        # for error rows (a scan of the whole table) is not needed.
+        may_have_errors = any(row[4] == FileState.ERROR for row in index.others.values())
         walked = await ctx.off_loop(walk, root.path, index)
         known = walked.leftover
     else:
@@ -56,7 +61,8 @@ async def survey(
     report.ignored = walked.ignored
     report.folders = walked.folders
     now = ctx.clock()
-    failed = journal.error_rows(root.id) if known or walked.unchanged else {}
+    looked_at = known or walked.unchanged
+    failed = journal.error_rows(root.id) if may_have_errors and looked_at else {}
     retry_due = {rel for rel, row in failed.items() if retry_errors or (row.next_retry or 0) <= now}
     # What could not be read is neither changed nor deleted: kept as it was.
     d = diff(walked.files, walked.without_unreadable(known), retry_due, unchanged=walked.unchanged)
