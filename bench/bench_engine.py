@@ -2,7 +2,7 @@
 
     python bench/bench_engine.py [--dir DIR] [--small 10000] [--big-mib 1024] [--tree 100000]
 
-- hashing: the engine's hashing (``_hash_all`` in batches on its 2 hash threads) vs
+- hashing: the engine's hashing (``hash_paths``: 2 worker processes for many files) vs
   ``sha256sum`` over the same files (10k files of 1-64 KiB and one 1 GiB file), page
   cache warm for both, and vs the CPU's own limit: ``openssl speed -evp sha256`` per
   core times the cores used (2 for many files, 1 for one file);
@@ -36,10 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sync.engine import SyncEngine  # noqa: E402
-from sync.hashing import CHUNK, read_small  # noqa: E402
 from sync.journal import Journal  # noqa: E402
-from sync.passes.transfer import HASH_BATCH, _hash_all  # noqa: E402
+from sync.passes.items import CHUNK_FILES  # noqa: E402
+from sync.passes.transfer import hash_paths  # noqa: E402
 from sync.remotes.local import LocalHub  # noqa: E402
+from sync.workers import WorkerProcesses  # noqa: E402
 
 
 def timed(fn: Callable[[], object], repeat: int = 3) -> float:
@@ -100,45 +101,38 @@ def cpu_sha256_rate() -> float | None:
     return None if match is None else float(match.group(1)) * 1000
 
 
-def bench_hashing(files: list[Path], hash_threads: int = 2) -> dict[str, float]:
+def bench_hashing(files: list[Path], workers: int = 2) -> dict[str, float]:
     """The engine's hashing of ``files`` against ``sha256sum``, page cache warm for both.
 
-    ``hubsync_s`` is the path of a hub without ingest (Supabase): ``_hash_all`` in
-    batches of ``HASH_BATCH`` on the pass's pool of ``hash_threads``, gathered as the
-    transfer does. ``ingest_read_s`` is the local hub's read of small files
-    (``read_small``: one read serves hashing and storing), in the same batches.
+    ``hubsync_s`` is the path of a hub without ingest (Supabase): the transfer's
+    ``hash_paths`` on each chunk of ``CHUNK_FILES`` files in turn, with ``workers``
+    hash threads and worker processes as the engine has (many files go to the
+    processes, started within the timing).
     """
     total = sum(p.stat().st_size for p in files)
     listing = "\0".join(str(p) for p in files).encode()
+    paths = [str(p) for p in files]
 
     def peer() -> None:
         subprocess.run(
             ["xargs", "-0", "sha256sum"], input=listing, check=True, stdout=subprocess.DEVNULL
         )
 
-    def engine_path(fn: Callable[[list[Path]], object]) -> Callable[[], None]:
-        def run_all() -> None:
-            async def run() -> None:
-                loop = asyncio.get_running_loop()
-                with ThreadPoolExecutor(hash_threads) as pool:
-                    batches = [
-                        files[at : at + HASH_BATCH] for at in range(0, len(files), HASH_BATCH)
-                    ]
-                    await asyncio.gather(*(loop.run_in_executor(pool, fn, b) for b in batches))
+    def engine_path() -> None:
+        async def run() -> None:
+            processes = WorkerProcesses(workers)
+            try:
+                with ThreadPoolExecutor(workers) as pool:
+                    for at in range(0, len(paths), CHUNK_FILES):
+                        await hash_paths(processes, pool, paths[at : at + CHUNK_FILES])
+            finally:
+                processes.close()
 
-            asyncio.run(run())
-
-        return run_all
-
-    def read_all(paths: list[Path]) -> None:
-        for path in paths:
-            read_small(path)
+        asyncio.run(run())
 
     peer()  # warm the page cache
-    t_peer, t_ours = timed(peer), timed(engine_path(_hash_all))
+    t_peer, t_ours = timed(peer), timed(engine_path)
     result = {"bytes": total, "sha256sum_s": t_peer, "hubsync_s": t_ours, "ratio": t_ours / t_peer}
-    if all(p.stat().st_size < CHUNK for p in files):
-        result["ingest_read_s"] = timed(engine_path(read_all))
     return result
 
 
@@ -151,8 +145,6 @@ def hashing_line(
         f"hashing {what}: sha256sum {h['sha256sum_s']:.2f} s, hubsync {h['hubsync_s']:.2f} s "
         f"({how}), ratio to sha256sum {h['ratio']:.2f}"
     )
-    if "ingest_read_s" in h:
-        line += f"; local hub's ingest read (read_small) {h['ingest_read_s']:.2f} s"
     if rate is None:
         return line + "; CPU limit not measured (openssl absent)"
     limit = h["bytes"] / (rate * cores)
@@ -409,7 +401,7 @@ def main() -> None:
         h_small = bench_hashing(small_files)
         h_big = bench_hashing([big])
         mib = h_small["bytes"] / 2**20
-        many = f"_hash_all in batches of {HASH_BATCH} on 2 hash threads"
+        many = f"hash_paths per chunk of {CHUNK_FILES}: 2 worker processes, started in the timing"
         print(
             hashing_line(
                 f"{len(small_files)} small files ({mib:.0f} MiB)", many, h_small, 2, rate, 3
@@ -417,7 +409,7 @@ def main() -> None:
         )
         # One digest cannot be split: one core's rate is the limit (a second thread only
         # reads ahead).
-        one = "_hash_all: one thread digests, another reads 4 MiB ahead"
+        one = "hash_paths: one thread digests, another reads 4 MiB ahead"
         print(hashing_line(f"one {args.big_mib} MiB file", one, h_big, 1, rate, 1.15))
         r = bench_rescan(corpus / "tree-state", tree)  # kept: the first sync of 100k files is slow
         print(

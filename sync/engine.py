@@ -25,6 +25,7 @@ from sync.progress import Progress, ProgressSink, ThreadedProgress
 from sync.remotes.base import ErrorMirror, Remote
 from sync.throttle import Bandwidth
 from sync.transfer import RetryPolicy
+from sync.workers import WorkerProcesses
 
 __all__ = [
     "MassDeletePolicy",
@@ -45,6 +46,7 @@ class SyncEngine:
         remotes: Mapping[str, Remote],
         *,
         hash_threads: int = 2,
+        hash_processes: int = 2,
         workers: int = 4,
         mass_delete: MassDeletePolicy | None = None,
         retry: RetryPolicy | None = None,
@@ -62,11 +64,18 @@ class SyncEngine:
         """The user's allow/deny lists of a folder (see sync/policy.py)."""
         self.clock = clock
         self._hash_pool = ThreadPoolExecutor(hash_threads, thread_name_prefix="hubsync-hash")
+        self._hash_processes = (
+            WorkerProcesses(hash_processes, name="hubsync-hash-workers")
+            if hash_processes > 0
+            else None
+        )
         self._waiting_deletes = DeletionQueue()
         """Deletions seen but not judged yet (``MassDeletePolicy.settle``)."""
 
     def close(self) -> None:
         self._hash_pool.shutdown(wait=True, cancel_futures=True)
+        if self._hash_processes is not None:
+            self._hash_processes.close()
 
     def remote_for(self, root: Root) -> Remote:
         try:
@@ -87,6 +96,7 @@ class SyncEngine:
                 Progress("syncing", str(root.path)), asyncio.get_running_loop()
             ),
             pool=self._hash_pool,
+            processes=self._hash_processes,
             retry=self.retry,
             upload_limit=self.upload_limit,
             workers=self.workers,

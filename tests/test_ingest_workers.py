@@ -1,4 +1,4 @@
-"""The local hub's ingest workers (sync/remotes/local/ingest_pool.py): separate
+"""The local hub's ingest workers (sync/workers.py running writer.ingest_part): separate
 processes write exactly what the hub's own threads would, errors come back intact,
 a dead worker costs one retry, and no worker outlives its hub or its parent."""
 

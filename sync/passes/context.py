@@ -15,6 +15,7 @@ from sync.progress import Progress, ProgressSink, ThreadedProgress
 from sync.remotes.base import Remote
 from sync.throttle import Bandwidth
 from sync.transfer import RetryPolicy
+from sync.workers import WorkerProcesses
 
 T = TypeVar("T")
 
@@ -30,6 +31,8 @@ class PassContext:
     """The pass's :class:`Progress`, and its way in from transfer threads."""
     pool: ThreadPoolExecutor
     """Threads for the pass's blocking work on local files (walks, hashing, stats)."""
+    processes: WorkerProcesses | None
+    """Worker processes for hashing many files at once (None: all in ``pool``)."""
     retry: RetryPolicy
     upload_limit: Bandwidth
     workers: int

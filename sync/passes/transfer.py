@@ -7,10 +7,11 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, Awaitable, Iterable, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 
 from sync.errors import AuthError, DiskFull, SyncError, TransientError
-from sync.hashing import Hashed, hash_file
+from sync.hashing import Hashed, hash_file, hash_many
 from sync.journal import Blob
 from sync.passes.context import PassContext
 from sync.passes.items import Chunk, Item, Sent, names, operation
@@ -25,9 +26,12 @@ from sync.remotes.base import (
 )
 from sync.renames import is_rename
 from sync.transfer import bounded_map, with_retries
+from sync.workers import WorkerProcesses
 
 FIND_BATCH = 1000
 HASH_BATCH = 32
+HASH_IN_PROCESSES_FROM = 256
+"""Files in one chunk from which hashing goes to worker processes (a save never starts one)."""
 WATCHED_SIZE = 4 * 1024 * 1024
 """Files from this size on get a live meter while a batch upload moves them."""
 
@@ -83,12 +87,11 @@ class Transfer:
         if isinstance(remote, Ingest):
             ingesting = [i for i in to_hash if i.size < remote.ingest_limit]
             to_hash = [i for i in to_hash if i.size >= remote.ingest_limit]
-        batches = [to_hash[at : at + HASH_BATCH] for at in range(0, len(to_hash), HASH_BATCH)]
-        hashing = asyncio.gather(
-            *(ctx.off_loop(_hash_all, [ctx.path / i.relpath for i in batch]) for batch in batches)
+        base = str(ctx.path)  # (paths as text: a Path per file would cost more than its write)
+        hashing = asyncio.ensure_future(
+            hash_paths(ctx.processes, ctx.pool, [f"{base}/{i.relpath}" for i in to_hash])
         )
         ingested: Sequence[Ingested | SyncError] = []
-        base = str(ctx.path)  # (paths as text: a Path per file would cost more than its write)
         if ingesting:
             assert isinstance(remote, Ingest)
             try:
@@ -101,7 +104,7 @@ class Transfer:
                 await asyncio.gather(hashing, return_exceptions=True)
                 raise
         outcomes: list[Hashed | Ingested | SyncError] = [
-            *(r for part in await hashing for r in part),
+            *await hashing,
             *ingested,
         ]
         for item, outcome in zip([*to_hash, *ingesting], outcomes, strict=True):
@@ -315,12 +318,18 @@ class Transfer:
             state.active.pop(item.relpath, None)
 
 
-def _hash_all(paths: Sequence[Path]) -> list[Hashed | SyncError]:
-    """Hash several files in one trip to a hash thread; each gets its hash or its error."""
-    out: list[Hashed | SyncError] = []
-    for path in paths:
-        try:
-            out.append(hash_file(path))
-        except SyncError as exc:
-            out.append(exc)
-    return out
+async def hash_paths(
+    processes: WorkerProcesses | None, pool: Executor, paths: Sequence[str]
+) -> list[Hashed | SyncError]:
+    """Each file's hash or error: many files go to the worker processes (which the
+    interpreter lock of the agent does not slow down), a few to the pass's threads
+    in small batches (not one future each: the hops would cost more than the hashing)."""
+    if processes is not None and len(paths) >= HASH_IN_PROCESSES_FROM:
+        return await processes.map_parts(hash_many, (), paths)
+    loop = asyncio.get_running_loop()
+    few = [Path(p) for p in paths]  # (the hash function's own type; cheap for a few)
+    batches = [few[at : at + HASH_BATCH] for at in range(0, len(few), HASH_BATCH)]
+    done = await asyncio.gather(
+        *(loop.run_in_executor(pool, hash_many, b, hash_file) for b in batches)
+    )
+    return [outcome for batch in done for outcome in batch]

@@ -13,7 +13,7 @@ saves reading and hashing them twice. Blobs are made durable in one batch right
 before the rows that point at them are committed (see :mod:`sync.durable`).
 Blob I/O and the SQLite file have a thread each, so rows of one batch are
 written while the blobs of the next one are; a big batch of small files goes to
-worker processes instead (:mod:`.ingest_pool`), which the interpreter lock of this
+worker processes instead (:mod:`sync.workers`), which the interpreter lock of this
 process does not slow down.
 """
 
@@ -52,8 +52,6 @@ from sync.remotes.base import (
 )
 from sync.remotes.local.copying import CHUNK, _copy_verified
 from sync.remotes.local.history import read_packed_copy
-from sync.remotes.local.ingest_pool import IngestProcesses
-from sync.remotes.local.ingest_worker import Outcome
 from sync.remotes.local.reads import HubReads
 from sync.remotes.local.rows import HubRows
 from sync.remotes.local.schema import (
@@ -63,8 +61,16 @@ from sync.remotes.local.schema import (
     _file_identity,
     _open_hub_db,
 )
-from sync.remotes.local.writer import BlobWriter, IngestedFile, Placed, ingest_file
+from sync.remotes.local.writer import (
+    BlobWriter,
+    IngestedFile,
+    Placed,
+    Source,
+    ingest_file,
+    ingest_part,
+)
 from sync.temp_area import TempArea
+from sync.workers import WorkerProcesses
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -131,7 +137,7 @@ class LocalHub(HubReads, HubRows):
         may help a network share with high latency.
 
         ``ingest_processes``: worker processes for big batches of small files
-        (:mod:`.ingest_pool`); 0 keeps every write in ``io_threads``.
+        (:mod:`sync.workers`); 0 keeps every write in ``io_threads``.
 
         ``create``: make a new hub when there is none at ``root`` (in an existing
         folder); without it a missing hub raises :class:`HubMissing`.
@@ -172,7 +178,9 @@ class LocalHub(HubReads, HubRows):
         self._root_str = os.fspath(root)
         self._writer = BlobWriter(self._root_str, user_id, self._temps.prefix, self._db_file)
         self._processes = (
-            IngestProcesses(ingest_processes, self._writer) if ingest_processes > 0 else None
+            WorkerProcesses(ingest_processes, name="hubsync-ingest")
+            if ingest_processes > 0
+            else None
         )
         self._unflushed: list[str] = []
         self._unflushed_lock = threading.Lock()
@@ -326,12 +334,12 @@ class LocalHub(HubReads, HubRows):
 
     async def _ingest_in_processes(
         self,
-        processes: IngestProcesses,
+        processes: WorkerProcesses,
         sources: Sequence[tuple[str | Path, str, str]],
         progress: BatchProgressFn | None,
     ) -> list[Ingested | SyncError]:
         def placed(
-            start: int, part: Sequence[tuple[str, str, str]], out: Sequence[Outcome]
+            start: int, part: Sequence[Source], out: Sequence[IngestedFile | SyncError]
         ) -> None:
             for index, ((_, filename, ctype), outcome) in enumerate(
                 zip(part, out, strict=True), start
@@ -345,7 +353,9 @@ class LocalHub(HubReads, HubRows):
                         progress(index, outcome.hashed.size)
 
         named = [(os.fspath(path), name, ctype) for path, name, ctype in sources]
-        outcomes = await processes.ingest(BUCKET_FILES, self.ingest_limit, named, placed)
+        outcomes = await processes.map_parts(
+            ingest_part, (self._writer, BUCKET_FILES, self.ingest_limit), named, placed
+        )
         return [
             Ingested(o.hashed, o.placed.key, o.placed.stored) if isinstance(o, IngestedFile) else o
             for o in outcomes

@@ -1,7 +1,7 @@
 """Putting one blob in the hub's folders, with no state of the hub object.
 
 What a blob write needs is only where the hub is, whose blobs they are and how
-temp files are named, so worker processes (:mod:`.ingest_pool`) can write blobs
+temp files are named, so worker processes (:mod:`sync.workers`) can write blobs
 as the hub's own threads do, the same way: bytes into a temp file of the hub's
 temp area, then a rename into ``<bucket>/<user>/<sha[:2]>/<sha>/<name>``. Making
 them durable and recording them stays with the hub (see ``LocalHub._place``).
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sync.disk_space import disk_full
-from sync.errors import TransientError
+from sync.errors import SyncError, TransientError
 from sync.hashing import Hashed, read_small
 from sync.keys import object_key
 from sync.remotes.local.copying import _O_BINARY, _new_dir, _unlink_quiet, _write_all
@@ -123,3 +123,20 @@ def ingest_file(
             os.close(fd)
 
     return IngestedFile(hashed, writer.place(bucket, hashed.sha256, filename, fill))
+
+
+Source = tuple[str, str, str]
+"""(path, filename, content type) of a file to ingest."""
+
+
+def ingest_part(
+    writer: BlobWriter, bucket: str, limit: int, sources: Sequence[Source]
+) -> list[IngestedFile | SyncError]:
+    """Each source ingested, or the SyncError it raised (a job of the hub's workers)."""
+    out: list[IngestedFile | SyncError] = []
+    for source, filename, _ in sources:
+        try:
+            out.append(ingest_file(writer, bucket, source, filename, limit))
+        except SyncError as exc:
+            out.append(exc)
+    return out
