@@ -21,9 +21,14 @@ WORKER_ARG = "--hubsync-worker-process"
 """The bundle's programs serve as a worker when this is their only argument."""
 
 
-def write_message(stream: IO[bytes], message: object) -> None:
+def frame(message: object) -> bytes:
+    """``message`` as it goes down a pipe: its pickle, after the pickle's length."""
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEAD.pack(len(data)) + data)
+    return _HEAD.pack(len(data)) + data
+
+
+def write_message(stream: IO[bytes], message: object) -> None:
+    stream.write(frame(message))
     stream.flush()
 
 

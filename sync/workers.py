@@ -27,13 +27,14 @@ import os
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sync.errors import TransientError
-from sync.worker_main import WORKER_ARG, read_message, write_message
+from sync.worker_main import WORKER_ARG, frame, read_message
 
 I = TypeVar("I")  # noqa: E741 (an item of a batch)
 R = TypeVar("R")
@@ -43,6 +44,28 @@ IDLE_END = 30.0
 PART = 64
 """Items per trip to a worker: enough to make the trip cheap, few enough to keep
 both workers busy to the end of a batch."""
+AHEAD = 2
+"""Parts in a worker's pipe at once: the one it works on and the next. Requests
+are a few KiB (paths), far below a pipe's buffer, so the two sides never wait for
+each other to read."""
+
+
+class _Parts(Generic[I]):
+    """The parts of a batch not yet given to a worker, shared by the pool's threads."""
+
+    def __init__(self, parts: list[tuple[int, Sequence[I]]]) -> None:
+        self.left = deque(parts)
+
+    def take(self) -> tuple[int, Sequence[I]] | None:
+        try:
+            return self.left.popleft()  # (atomic: no lock needed)
+        except IndexError:
+            return None
+
+    def stop(self) -> None:
+        """No part starts after this (the caller was cancelled)."""
+        self.left.clear()
+
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
 """The folder that holds the ``sync`` package, for the workers' import path."""
@@ -70,9 +93,13 @@ class _Worker:
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
         )
 
-    def call(self, job: Callable[..., Any], args: tuple[object, ...]) -> Any:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        write_message(self.proc.stdin, (job.__module__, job.__name__, args))
+    def send(self, request: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(request)
+        self.proc.stdin.flush()
+
+    def receive(self) -> Any:
+        assert self.proc.stdout is not None
         answer = read_message(self.proc.stdout)
         if answer is None:
             raise EOFError("the worker ended")
@@ -113,43 +140,69 @@ class WorkerProcesses:
         """``job(*fixed, part)`` in the workers for each part of ``PART`` items, one
         outcome per item; ``done`` hears of every part's outcomes as soon as they are
         known (index of its first item, its items, outcomes; in a pool thread), even
-        when the caller was cancelled meanwhile."""
+        when the caller was cancelled meanwhile (no part starts after that)."""
+        parts = _Parts([(at, items[at : at + PART]) for at in range(0, len(items), PART)])
         loop = asyncio.get_running_loop()
-        parts = [
-            loop.run_in_executor(
-                self._threads, self._run_part, job, fixed, at, items[at : at + PART], done
-            )
-            for at in range(0, len(items), PART)
+        drivers = [
+            loop.run_in_executor(self._threads, self._drive, job, fixed, parts, done)
+            for _ in range(min(self.workers, len(parts.left)))
         ]
         try:
-            answers = await asyncio.gather(*parts)
+            answers = await asyncio.gather(*drivers)
+        except BaseException:
+            parts.stop()
+            raise
         finally:
             self._end_when_idle()
-        return [outcome for part in answers for outcome in part]
+        by_start = {at: outcomes for answer in answers for at, outcomes in answer.items()}
+        return [o for at in range(0, len(items), PART) for o in by_start[at]]
 
-    def _run_part(
+    def _drive(
         self,
         job: Callable[..., list[R]],
         fixed: tuple[object, ...],
-        at: int,
-        part: Sequence[I],
+        parts: _Parts[I],
         done: Callable[[int, Sequence[I], Sequence[R]], None] | None,
-    ) -> list[R | TransientError]:
-        worker = self._take()
+    ) -> dict[int, list[R | TransientError]]:
+        """Feed one worker parts until none are left, the next part already in its
+        pipe while it works on one: it never waits for this process (whose threads
+        wait for the interpreter lock) between parts. A worker that dies fails the
+        parts it had, transiently (done again next pass), and is replaced."""
+        results: dict[int, list[R | TransientError]] = {}
+        worker: _Worker | None = None
+        queued: deque[tuple[int, Sequence[I]]] = deque()
         try:
-            outcomes: list[R] = worker.call(job, (*fixed, list(part)))
-        except (OSError, EOFError, ValueError) as exc:
-            # Each item of the part fails transiently (done again next pass).
-            worker.end(kill=True)
-            failed = TransientError(f"a worker process of HubSync failed: {exc}")
-            return [failed] * len(part)
+            while queued or parts.left:
+                if worker is None:
+                    worker = self._take()
+                try:
+                    while len(queued) < AHEAD and (part := parts.take()) is not None:
+                        queued.append(part)  # (before sending: a dead worker fails it too)
+                        worker.send(frame((job.__module__, job.__name__, (*fixed, list(part[1])))))
+                    if not queued:
+                        break
+                    outcomes: list[R] = worker.receive()
+                except (OSError, EOFError, ValueError) as exc:
+                    worker.end(kill=True)
+                    worker = None
+                    failed = TransientError(f"a worker process of HubSync failed: {exc}")
+                    for at, part_items in queued:
+                        results[at] = [failed] * len(part_items)
+                    queued.clear()
+                    continue
+                at, part_items = queued.popleft()
+                results[at] = list(outcomes)
+                if done is not None:
+                    done(at, part_items, outcomes)
         except BaseException:
-            worker.end(kill=True)
+            if worker is not None:
+                worker.end(kill=True)
+                worker = None
             raise
-        self._give_back(worker)
-        if done is not None:
-            done(at, part, outcomes)
-        return list(outcomes)
+        finally:
+            if worker is not None:
+                self._give_back(worker)
+        return results
 
     @property
     def running(self) -> list[int]:

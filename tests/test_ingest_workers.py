@@ -4,6 +4,7 @@ a dead worker costs one retry, and no worker outlives its hub or its parent."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import pickle
@@ -27,8 +28,8 @@ from sync.errors import (
     UndecodableName,
 )
 from sync.journal import Journal
-from sync.remotes.base import Ingested
-from sync.remotes.local import LocalHub
+from sync.remotes.base import BUCKET_FILES, Ingested
+from sync.remotes.local import LocalHub, writer
 from sync.remotes.local.hub import IN_PROCESSES_FROM
 from tests.fixtures.engine import assert_hub_mirrors, sha_of
 
@@ -159,7 +160,7 @@ def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
         f"""
         import asyncio, os, signal, sys
         from pathlib import Path
-        from sync.remotes.local import LocalHub
+        from sync.remotes.local import LocalHub, writer
 
         async def main():
             hub = LocalHub(Path({str(tmp_path / "hub")!r}))
@@ -222,3 +223,37 @@ async def test_many_big_batches_leak_no_process_thread_or_descriptor(tmp_path: P
         assert sha_of(paths[0])  # the sources are untouched
     finally:
         await hub.close()
+
+
+async def test_small_blobs_appear_only_complete_and_without_unnamed_files_get_temp_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unnamed files (O_TMPFILE) where the kernel makes them; a file system that
+    refuses them (a network share, FAT) gets named temp files, and the same blobs."""
+    paths = _files(tmp_path / "in", 40)
+    refused: list[int] = []
+    real_open = os.open
+
+    def refusing_open(path: object, flags: int, *args: object, **kwargs: object) -> int:
+        if flags & getattr(os, "O_TMPFILE", 0) == getattr(os, "O_TMPFILE", -1):
+            refused.append(flags)
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    hub = LocalHub(tmp_path / "hub", ingest_processes=0)
+    try:
+        first = await hub.ingest(_sources(paths[:20]))
+        assert writer._unnamed == [True] and not refused
+        monkeypatch.setattr(writer.os, "open", refusing_open)
+        second = await hub.ingest(_sources(paths[20:]))
+        assert len(refused) == 1 and writer._unnamed == [False]  # asked once, then named
+        assert all(isinstance(o, Ingested) and o.stored for o in [*first, *second])
+        assert list((tmp_path / "hub" / ".tmp").glob("*.part")) == []
+    finally:
+        monkeypatch.undo()
+        writer._unnamed[0] = True
+        await hub.close()
+    for path, outcome in zip(paths, [*first, *second], strict=True):
+        assert isinstance(outcome, Ingested)
+        blob = tmp_path / "hub" / BUCKET_FILES / outcome.key
+        assert blob.read_bytes() == path.read_bytes()

@@ -13,7 +13,12 @@ from sync.hashing import Hashed
 from sync.remotes.base import Operation, guess_content_type
 from sync.scan import Stat
 
-CHUNK_FILES = 512
+CHUNK_FILES = 2048
+"""Files per chunk (hashed, uploaded, recorded and committed together). Each chunk
+pays a fixed price (a durability step of the hub, a journal transaction, a round of
+the worker processes): 2048 small files took 1.85 s where 512 took 2.1 s (10k
+files, local hub); a crash costs at most one chunk's journal rows, whose blobs
+the next pass finds in the hub."""
 CHUNK_BYTES = 256 * 1024 * 1024
 
 

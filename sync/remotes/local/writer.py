@@ -9,6 +9,8 @@ them durable and recording them stays with the hub (see ``LocalHub._place``).
 
 from __future__ import annotations
 
+import errno
+import functools
 import itertools
 import os
 from collections.abc import Callable, Sequence
@@ -34,6 +36,11 @@ class Placed:
     stored: bool
     final: str | None
 
+    def __reduce__(self) -> tuple[type[Placed], tuple[str, bool, str | None]]:
+        # Thousands cross from the worker processes: a plain constructor call
+        # unpickles several times faster than a frozen dataclass's generic path.
+        return Placed, (self.key, self.stored, self.final)
+
 
 @dataclass(frozen=True)
 class IngestedFile:
@@ -41,6 +48,9 @@ class IngestedFile:
 
     hashed: Hashed
     placed: Placed
+
+    def __reduce__(self) -> tuple[type[IngestedFile], tuple[Hashed, Placed]]:
+        return IngestedFile, (self.hashed, self.placed)
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,70 @@ class BlobWriter:
             raise write_failed(exc, self.root) from None
         return Placed(key, True, final)
 
+    def place_bytes(self, bucket: str, sha256: str, filename: str, data: bytes) -> Placed:
+        """The blob ``sha256`` of ``data`` in place. Where the kernel can, its file is
+        written unnamed in the blob's new folder and named when complete (``O_TMPFILE``,
+        then ``linkat``): no temp name, no rename between folders (measured: a quarter
+        less kernel time per small file), and a crash leaves nothing behind."""
+        if not _unnamed[0]:
+            return self.place(bucket, sha256, filename, functools.partial(_write_new, data))
+        blob_dir = self.blob_dir(bucket, sha256)
+        key = object_key(self.user_id, sha256, filename)
+        name = key.rsplit("/", 1)[1]
+        try:
+            if not _new_dir(blob_dir):
+                existing = self.existing_key(bucket, sha256)
+                if existing is not None:
+                    return Placed(existing, False, None)
+            if not _write_unnamed(blob_dir, name, data):
+                return self.place(bucket, sha256, filename, functools.partial(_write_new, data))
+        except FileExistsError:
+            # A writer beside this one (another worker) named the same blob first.
+            return Placed(key, False, None)
+        except FileNotFoundError as exc:
+            if self.went_away():
+                raise HubMissing(f"the local hub {self.root} went away") from None
+            raise TransientError(f"cannot write to the hub: {exc.strerror or exc}") from None
+        except OSError as exc:
+            raise write_failed(exc, self.root) from None
+        return Placed(key, True, f"{blob_dir}/{name}")
+
+
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+_unnamed = [bool(_O_TMPFILE) and os.path.isdir("/proc/self/fd")]
+"""Whether unnamed files can be made here; cleared on the first file system that
+refuses them (a network share, FAT), which then gets named temp files."""
+
+
+def _write_unnamed(folder: str, name: str, data: bytes) -> bool:
+    """``data`` as ``folder/name``, written unnamed and then linked; False (and
+    nothing written) when the file system cannot make unnamed files."""
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fd = os.open(".", _O_TMPFILE | os.O_WRONLY, 0o644, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
+            _unnamed[0] = False
+            return False
+        try:
+            _write_all(fd, data)
+            os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
+        finally:
+            os.close(fd)  # unnamed, the file is gone with it
+    finally:
+        os.close(dir_fd)
+    return True
+
+
+def _write_new(data: bytes, path: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o644)
+    try:
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
+
 
 def write_failed(exc: OSError, root: str | Path) -> TransientError:
     """A blob write that failed: the hub's disk is full (wait for space), or a
@@ -114,15 +188,7 @@ def ingest_file(
 ) -> IngestedFile:
     """Read a file smaller than ``limit`` once (with ``read``), hash it and put it in place."""
     data, hashed = read(Path(source), limit)
-
-    def fill(tmp: str) -> None:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o644)
-        try:
-            _write_all(fd, data)
-        finally:
-            os.close(fd)
-
-    return IngestedFile(hashed, writer.place(bucket, hashed.sha256, filename, fill))
+    return IngestedFile(hashed, writer.place_bytes(bucket, hashed.sha256, filename, data))
 
 
 Source = tuple[str, str, str]
